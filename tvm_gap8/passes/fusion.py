@@ -1,0 +1,278 @@
+"""Fuse depthwise-separable conv pairs into composite functions.
+
+``FuseDepthwisePointwise``: DW kxk -> [bias] -> [act] -> PW 1x1 -> [bias] -> [act]  => ``gap8.dw_pw``
+``FusePointwiseDepthwise``: PW 1x1 -> [bias] -> [act] -> DW kxk -> [bias] -> [act]  => ``gap8.pw_dw``
+
+Both are ``FuseOpsByPattern`` with a check callback holding the rules (``patterns.py``). The
+composite functions carry ``gap8.kind``, ``gap8.layouts`` and ``gap8.onnx_nodes``; a match the
+rules refuse is recorded with its reason in the module attribute ``gap8.fusion_refused``.
+
+A DW belongs to at most one group: once fused it sits inside a composite function and no later
+pattern sees it. Pairing rule when a DW could pair either way (inverted residuals): the pass that
+runs first wins; the ``gap8`` pipeline runs ``FuseDepthwisePointwise`` first (the paper's
+primary ``dw_pw`` kernel, and the only choice for t=1 blocks), then ``FusePointwiseDepthwise``
+for DWs left over.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import tvm
+from tvm import relax
+from tvm.relax.transform import FusionPattern, PatternCheckContext
+
+from ..frontend import node_name_of
+from ..schedules.epilogue import SUPPORTED_OPS
+from ..schedules.fused import LAYOUTS
+from . import patterns
+
+REFUSED_ATTR = "gap8.fusion_refused"
+
+
+def _node(expr) -> str:
+    return node_name_of(expr) or "<unnamed>"
+
+
+def _const_value(expr):
+    # relax tensor constants are GenericConst; FloatImm/IntImm are Constants too (scalars)
+    if isinstance(expr, tvm.ir.expr.GenericConst):
+        return expr.value.numpy()
+    return None
+
+
+def epilogue_problem(values, channels: dict) -> str | None:
+    """Every constant operand of the elementwise ops must be a scalar or per-channel."""
+    for value in values:
+        if not isinstance(value, relax.Call) or not isinstance(value.op, tvm.ir.Op):
+            continue
+        if value.op.name not in SUPPORTED_OPS:
+            continue
+        c = int(value.ty.shape.values[1])
+        for arg in value.args:
+            arr = _const_value(arg)
+            if arr is None or arr.size == 1:
+                continue
+            if arr.size != c or (arr.ndim == 4 and arr.shape != (1, c, 1, 1)) or arr.ndim not in (3, 4):
+                return (f"{value.op.name} by a constant of shape {list(arr.shape)} is not a "
+                        f"per-channel or scalar operand (node {_node(value)})")
+    return None
+
+
+def _escape_problem(ctx: PatternCheckContext) -> str | None:
+    """An intermediate of the match used outside it would be recomputed or lost: refuse."""
+    root_var = ctx.value_to_bound_var.get(ctx.matched_expr)
+    inside = set(ctx.matched_bindings.keys())
+    for var, value in ctx.matched_bindings.items():
+        if root_var is not None and var.same_as(root_var):
+            continue
+        users = list(ctx.var_usages.get(var, []))
+        outside = [u for u in users if u not in inside]
+        if outside or not isinstance(var, relax.DataflowVar):
+            others = ", ".join(_node(ctx.matched_bindings.get(u, u)) for u in outside) or \
+                "the function's output"
+            return (f"the intermediate {_node(value)} has another consumer outside the pair "
+                    f"({others})")
+    return None
+
+
+def pair_problem(kind: str, dw, pw) -> str | None:
+    """The fusion rules for one (DW, PW) pair, in the order a reader would check them."""
+    return (patterns.dtype_problem(dw) or patterns.dtype_problem(pw)
+            or patterns.depthwise_problem(dw) or patterns.pointwise_problem(pw))
+
+
+class _DepthwiseSeparableFusion:
+    kind = ""
+
+    def __init__(self):
+        self.refused: list[dict] = []
+
+    def _check(self, ctx: PatternCheckContext) -> bool:
+        dw, pw = ctx.annotated_expr["dw"], ctx.annotated_expr["pw"]
+        if not patterns.is_depthwise_like(dw):
+            return False  # two ordinary convs: not a candidate, nothing to record
+        reason = (pair_problem(self.kind, dw, pw) or _escape_problem(ctx)
+                  or epilogue_problem(ctx.matched_bindings.values(), {}))
+        if reason:
+            first, second = (dw, pw) if self.kind == "dw_pw" else (pw, dw)
+            self.refused.append({"kind": self.kind, "onnx_nodes": [_node(first), _node(second)],
+                                 "reason": reason})
+            return False
+        return True
+
+    def transform_module(self, mod: tvm.IRModule, _ctx) -> tvm.IRModule:
+        self.refused = []
+        pattern, annotations = (patterns.dw_pw_pattern() if self.kind == "dw_pw"
+                                else patterns.pw_dw_pattern())
+        fused = relax.transform.FuseOpsByPattern(
+            [FusionPattern(f"gap8.{self.kind}", pattern, annotations, self._check)],
+            bind_constants=False)(mod)
+        fused = _annotate_composites(fused, self.kind)
+        return _record_refusals(fused, self.refused)
+
+
+@tvm.transform.module_pass(opt_level=0, name="FuseDepthwisePointwise")
+class FuseDepthwisePointwise(_DepthwiseSeparableFusion):
+    """DW -> (elementwise) -> PW into one ``gap8.dw_pw`` composite function."""
+
+    kind = "dw_pw"
+
+
+@tvm.transform.module_pass(opt_level=0, name="FusePointwiseDepthwise")
+class FusePointwiseDepthwise(_DepthwiseSeparableFusion):
+    """PW -> (elementwise) -> DW into one ``gap8.pw_dw`` composite function."""
+
+    kind = "pw_dw"
+
+
+def _annotate_composites(mod, kind):
+    for gv, func in list(mod.functions_items()):
+        if not isinstance(func, relax.Function) or func.attrs is None:
+            continue
+        if func.attrs.get("Composite") != f"gap8.{kind}" or "gap8.kind" in func.attrs:
+            continue
+        nodes = []
+        for block in func.body.blocks:
+            for b in block.bindings:
+                name = node_name_of(b.value)
+                if name and name not in nodes:
+                    nodes.append(name)
+        func = func.with_attr("gap8.kind", kind)
+        func = func.with_attr("gap8.layouts", dict(LAYOUTS[kind]))
+        func = func.with_attr("gap8.onnx_nodes", nodes)
+        mod[gv] = func
+    return mod
+
+
+def _record_refusals(mod, refused):
+    seen = {(r["kind"], tuple(r["onnx_nodes"])) for r in refusals_of(mod)}
+    records = list(mod.attrs[REFUSED_ATTR]) if mod.attrs and REFUSED_ATTR in mod.attrs else []
+    for r in refused:
+        key = (r["kind"], tuple(r["onnx_nodes"]))
+        if key not in seen:
+            seen.add(key)
+            records.append(r)
+    if not records:
+        return mod
+    return mod.with_attr(REFUSED_ATTR, records)
+
+
+def refusals_of(mod) -> list[dict]:
+    if mod.attrs is None or REFUSED_ATTR not in mod.attrs:
+        return []
+    return [{"kind": str(r["kind"]), "onnx_nodes": [str(n) for n in r["onnx_nodes"]],
+             "reason": str(r["reason"])} for r in mod.attrs[REFUSED_ATTR]]
+
+
+# -- explaining the DWs no pattern took ------------------------------------------------------
+
+def _bindings(func):
+    for block in func.body.blocks:
+        yield from block.bindings
+
+
+def _users(func):
+    users: dict = {}
+    for b in _bindings(func):
+        for v in relax.analysis.free_vars(b.value) if not isinstance(b.value, relax.Var) else [b.value]:
+            users.setdefault(v, []).append(b)
+    return users
+
+
+def _is_epilogue_op(value) -> bool:
+    return isinstance(value, relax.Call) and isinstance(value.op, tvm.ir.Op) \
+        and value.op.name in SUPPORTED_OPS
+
+
+def _describe(value) -> str:
+    if isinstance(value, relax.Call):
+        if isinstance(value.op, tvm.ir.Op):
+            op = value.op.name.replace("relax.", "")
+        elif isinstance(value.op, relax.GlobalVar):
+            op = value.op.name_hint
+        else:
+            op = "call"
+        return f"{op} ({_node(value)})"
+    return type(value).__name__
+
+
+def explain_unfused(mod) -> list[dict]:
+    """For every depthwise conv left outside a fused group in ``main``, say why."""
+    func = mod["main"]
+    users = _users(func)
+    recorded = {tuple(r["onnx_nodes"]): r for r in refusals_of(mod)}
+    out = []
+    for b in _bindings(func):
+        v = b.value
+        if not (isinstance(v, relax.Call) and isinstance(v.op, tvm.ir.Op)
+                and v.op.name == "relax.nn.conv2d" and patterns.is_depthwise_like(v)):
+            continue
+        dw = _node(v)
+        reasons = [r["reason"] for key, r in recorded.items() if dw in key]
+        if not reasons:
+            reasons = [_explain_forward(b, users), _explain_backward(v, func)]
+            reasons = [r for r in reasons if r]
+        out.append({"onnx_nodes": [dw], "reason": "; ".join(dict.fromkeys(reasons)) or
+                    "no fusable neighbour"})
+    return out
+
+
+def _epilogue_closure(binding, users):
+    """The elementwise ops fed (only) by the DW output and constants: its epilogue."""
+    closure = {binding.var}
+    frontier = []
+    changed = True
+    seen_bindings = set()
+    while changed:
+        changed = False
+        for var in list(closure):
+            for u in users.get(var, []):
+                if u.var in closure or id(u) in seen_bindings:
+                    continue
+                args_ok = all(a in closure or not isinstance(a, relax.Var) for a in u.value.args) \
+                    if isinstance(u.value, relax.Call) else False
+                if _is_epilogue_op(u.value) and args_ok:
+                    closure.add(u.var)
+                    changed = True
+    for var in closure:
+        for u in users.get(var, []):
+            if u.var not in closure and u not in frontier:
+                frontier.append(u)
+    return closure, frontier
+
+
+def _explain_forward(binding, users) -> str | None:
+    problem = patterns.depthwise_problem(binding.value) or patterns.dtype_problem(binding.value)
+    if problem:
+        return problem
+    _, frontier = _epilogue_closure(binding, users)
+    convs = [u for u in frontier if isinstance(u.value, relax.Call)
+             and isinstance(u.value.op, tvm.ir.Op) and u.value.op.name == "relax.nn.conv2d"]
+    others = [u for u in frontier if u not in convs]
+    non_elementwise = [u for u in others if not _is_epilogue_op(u.value)]
+    if non_elementwise:
+        return (f"a non-elementwise op, {_describe(non_elementwise[0].value)}, sits between the "
+                f"DW and the next PW (the DW output feeds "
+                f"{', '.join(_describe(u.value) for u in frontier)}; e.g. squeeze-excite)")
+    if others or len(convs) > 1:
+        return (f"the DW output has {len(frontier)} consumers "
+                f"({', '.join(_describe(u.value) for u in frontier)}), DW->PW needs exactly one")
+    if not convs:
+        return "the DW output is a graph output"
+    return patterns.pointwise_problem(convs[0].value) or "the following PW is already fused"
+
+
+def _explain_backward(dw, func) -> str | None:
+    lookup = {b.var: b.value for b in _bindings(func)}
+    cur = dw.args[0]
+    while isinstance(cur, relax.Var) and cur in lookup:
+        val = lookup[cur]
+        if _is_epilogue_op(val):
+            cur = val.args[0]
+            continue
+        if isinstance(val, relax.Call) and isinstance(val.op, tvm.ir.Op) \
+                and val.op.name == "relax.nn.conv2d":
+            p = patterns.pointwise_problem(val)
+            return f"producer: {p}" if p else None
+        return None
+    return None

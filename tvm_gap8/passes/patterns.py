@@ -1,0 +1,123 @@
+"""Dataflow patterns for depthwise-separable pairs, and the checks that decide if a match fuses.
+
+A conv "stage" is ``conv2d -> [bias add] -> [activation]``; the activations are the forms the
+frontend produces: ``relu``, ``clip`` (ReLU6 and any constant Clip), and HardSwish as the Relax
+importer writes it (``x * clip(x + 3, 0, 6) / 6``) or as older exporters decompose it
+(``(x * clip(x + 3, 0, 6)) / 6``). Relax's pattern language has no optional nodes, so a stage is
+an alternation ordered longest first (the matcher takes the first alternative that matches).
+
+The checks here are the one place the fusion rules live; the refusal analysis reuses them so
+the report's reasons are the rules' own words.
+"""
+
+from __future__ import annotations
+
+from tvm.relax.dpl import is_const, is_op, wildcard
+
+
+def _activations(z):
+    """Alternatives for ``act(z)`` (without the no-activation case), longest first."""
+    c3, c6 = is_const(), is_const()
+    clip3 = is_op("relax.clip")(is_op("relax.add")(z, c3), wildcard(), wildcard())
+    # HardSigmoid as imported: clip(alpha * z + beta, 0, 1); onnxruntime rewrites HardSwish
+    # into z * HardSigmoid(z)
+    scaled = is_op("relax.multiply")(is_const(), z) | is_op("relax.multiply")(z, is_const())
+    hsig = is_op("relax.clip")(is_op("relax.add")(scaled, is_const()), wildcard(), wildcard())
+    return [
+        is_op("relax.multiply")(z, is_op("relax.divide")(clip3, c6)),  # importer's HardSwish
+        is_op("relax.divide")(is_op("relax.multiply")(z, clip3), c6),  # exporter-decomposed
+        is_op("relax.divide")(is_op("relax.multiply")(clip3, z), c6),
+        is_op("relax.multiply")(z, hsig),  # x * HardSigmoid(x)
+        is_op("relax.multiply")(hsig, z),
+        is_op("relax.nn.relu")(z),
+        is_op("relax.clip")(z, wildcard(), wildcard()),
+    ]
+
+
+def stage(conv):
+    """``conv -> [bias] -> [activation]`` as one alternation, longest alternatives first."""
+    biased = is_op("relax.add")(conv, is_const())
+    alts = _activations(biased) + [biased] + _activations(conv) + [conv]
+    pat = alts[0]
+    for alt in alts[1:]:
+        pat = pat | alt
+    return pat
+
+
+def conv2d(data=None):
+    return is_op("relax.nn.conv2d")(data if data is not None else wildcard(), wildcard())
+
+
+def dw_pw_pattern():
+    dw = conv2d()
+    pw = conv2d(stage(dw))
+    return stage(pw), {"dw": dw, "pw": pw}
+
+
+def pw_dw_pattern():
+    pw = conv2d()
+    dw = conv2d(stage(pw))
+    return stage(dw), {"pw": pw, "dw": dw}
+
+
+# -- rules -------------------------------------------------------------------------------------
+
+def _ints(arr):
+    return [int(v) for v in arr]
+
+
+def _shape(expr):
+    return [int(v) for v in expr.ty.shape.values]
+
+
+def depthwise_problem(call) -> str | None:
+    """Why ``call`` is not a depthwise conv we can fuse (None if it is)."""
+    a = call.attrs
+    x_shape, w_shape = _shape(call.args[0]), _shape(call.args[1])
+    cin, cout, groups = x_shape[1], w_shape[0], int(a.groups)
+    if a.data_layout != "NCHW" or a.kernel_layout != "OIHW":
+        return f"layout {a.data_layout}/{a.kernel_layout} (expected NCHW/OIHW)"
+    if groups != cin or groups == 1 and cin != 1:
+        return f"not depthwise (groups={groups}, in channels={cin})"
+    if cout != cin:
+        return f"channel multiplier {cout // max(cin, 1)} != 1 (in {cin}, out {cout} channels)"
+    kh, kw = w_shape[2], w_shape[3]
+    if kh != kw or kh % 2 == 0:
+        return f"kernel {kh}x{kw} (supported: odd k x k)"
+    strides, dil = _ints(a.strides), _ints(a.dilation)
+    if strides[0] != strides[1] or strides[0] not in (1, 2):
+        return f"stride {strides} (supported: 1 or 2)"
+    if dil != [1, 1]:
+        return f"dilation {dil} != 1"
+    return None
+
+
+def is_depthwise_like(call) -> bool:
+    """groups == in channels > 1: a depthwise conv, fusable or not."""
+    x_shape = _shape(call.args[0])
+    return int(call.attrs.groups) == x_shape[1] and x_shape[1] > 1
+
+
+def pointwise_problem(call) -> str | None:
+    a = call.attrs
+    w_shape = _shape(call.args[1])
+    if a.data_layout != "NCHW" or a.kernel_layout != "OIHW":
+        return f"PW layout {a.data_layout}/{a.kernel_layout} (expected NCHW/OIHW)"
+    if w_shape[2:] != [1, 1]:
+        return f"the following conv is {w_shape[2]}x{w_shape[3]}, not a 1x1 pointwise"
+    if int(a.groups) != 1:
+        return f"the PW conv is grouped (groups={int(a.groups)})"
+    if _ints(a.strides) != [1, 1]:
+        return f"the PW conv has stride {_ints(a.strides)}, not 1"
+    if any(_ints(a.padding)):
+        return f"the PW conv has padding {_ints(a.padding)}"
+    if _ints(a.dilation) != [1, 1]:
+        return f"the PW conv has dilation {_ints(a.dilation)}"
+    return None
+
+
+def dtype_problem(call) -> str | None:
+    dts = {str(call.args[0].ty.dtype), str(call.args[1].ty.dtype), str(call.ty.dtype)}
+    if dts != {"float32"}:
+        return f"element types {sorted(dts)} (the fused kernels take float32)"
+    return None

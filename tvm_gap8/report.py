@@ -1,0 +1,145 @@
+"""What a compile produced, as data (``report.json``) and as a table for people.
+
+Everything is read off the lowered module (after our passes, before TVM's build passes): fused
+kernels from their PrimFunc's ``gap8.*`` attributes, the remaining layers from the Relax ops and
+the ONNX node names the frontend put in their spans.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import tvm
+from tvm import relax
+
+from .frontend import node_name_of
+from .passes import explain_unfused
+
+
+def _shape(e):
+    return [int(v) for v in e.ty.shape.values]
+
+
+def _op_kind_and_macs(call) -> tuple[str, int]:
+    op = call.op.name
+    if op == "relax.nn.conv2d":
+        x, w, y = _shape(call.args[0]), _shape(call.args[1]), _shape(call)
+        groups = int(call.attrs.groups)
+        macs = math.prod(y) * w[1] * w[2] * w[3]
+        if groups > 1 and groups == x[1]:
+            return "dw", macs
+        if w[2:] == [1, 1] and groups == 1:
+            return "pw", macs
+        return "conv", macs
+    if op in ("relax.matmul", "relax.linear"):
+        a = _shape(call.args[0])
+        return "dense", math.prod(_shape(call)) * a[-1]
+    if op in ("relax.mean", "relax.nn.avg_pool2d", "relax.nn.max_pool2d",
+              "relax.nn.adaptive_avg_pool2d"):
+        return "pool", 0
+    if op in ("relax.add", "relax.multiply", "relax.subtract", "relax.divide"):
+        return "eltwise", 0
+    if op in ("relax.nn.relu", "relax.clip", "relax.sigmoid", "relax.maximum", "relax.minimum"):
+        return "activation", 0
+    if op in ("relax.reshape", "relax.permute_dims", "relax.flatten", "relax.squeeze",
+              "relax.expand_dims"):
+        return "reshape", 0
+    return op.replace("relax.", "").replace("nn.", ""), 0
+
+
+# order of precedence when several ops of one ONNX node form a layer
+_KIND_RANK = ["conv", "dw", "pw", "dense", "pool", "eltwise", "activation", "reshape"]
+
+
+def layers_of(mod: tvm.IRModule) -> list[dict]:
+    """Layers of ``main`` in execution order: one per fused kernel, one per other ONNX node."""
+    layers: list[dict] = []
+    call_tir = tvm.ir.Op.get("relax.call_tir")
+    for block in mod["main"].body.blocks:
+        for b in block.bindings:
+            v = b.value
+            if not isinstance(v, relax.Call):
+                continue
+            if v.op.same_as(call_tir):
+                gv = v.args[0]
+                prim = mod[gv]
+                attrs = prim.attrs or {}
+                if "gap8.kind" in attrs:
+                    layers.append({
+                        "name": gv.name_hint,
+                        "kind": str(attrs["gap8.kind"]),
+                        "onnx_nodes": [str(n) for n in attrs["gap8.onnx_nodes"]],
+                        "macs": int(attrs["gap8.macs"]),
+                        "fused": True,
+                        "epilogues": [str(e) for e in attrs["gap8.epilogues"]],
+                        "tile": json.loads(str(attrs["gap8.plan"])),
+                    })
+                    continue
+                kind, macs, node = gv.name_hint, 0, node_name_of(v)
+            elif isinstance(v.op, tvm.ir.Op):
+                kind, macs = _op_kind_and_macs(v)
+                node = node_name_of(v)
+            else:
+                continue
+            node = node or f"{kind}_{len(layers)}"
+            last = layers[-1] if layers else None
+            if last is not None and not last.get("fused") and last["onnx_nodes"] == [node]:
+                last["macs"] += macs  # e.g. a conv and its bias add, both from one Conv node
+                if _KIND_RANK.index(kind) < _KIND_RANK.index(last["kind"]) \
+                        if kind in _KIND_RANK and last["kind"] in _KIND_RANK else False:
+                    last["kind"] = kind
+                continue
+            layers.append({"name": node, "kind": kind, "onnx_nodes": [node], "macs": macs,
+                           "fused": False})
+    return layers
+
+
+def fusion_of(mod: tvm.IRModule, layers: list[dict], fuse: bool = True) -> dict:
+    if not fuse:
+        return {"fused": [], "refused": [
+            {"onnx_nodes": layer["onnx_nodes"], "reason": "fusion disabled (--no-fuse)"}
+            for layer in layers if layer["kind"] == "dw"]}
+    fused = [{"kind": layer["kind"], "onnx_nodes": layer["onnx_nodes"],
+              "layouts": _layouts(mod, layer["name"]), "epilogues": layer["epilogues"]}
+             for layer in layers if layer.get("fused")]
+    return {"fused": fused, "refused": explain_unfused(mod)}
+
+
+def _layouts(mod, name):
+    prim = mod[name]
+    return {str(k): str(v) for k, v in prim.attrs["gap8.layouts"].items()}
+
+
+def format_table(report: dict) -> str:
+    """The per-layer table the CLI prints."""
+    rows = [("#", "layer", "kind", "MACs", "tile", "ONNX nodes")]
+    for i, layer in enumerate(report["layers"]):
+        tile = layer.get("tile")
+        tile_s = f"{tile['rows']}r x {tile['channels']}c ({tile['row_tiles']}x{tile['channel_tiles']})" \
+            if tile else "-"
+        nodes = ",".join(layer["onnx_nodes"])
+        if len(nodes) > 48:
+            nodes = nodes[:45] + "..."
+        rows.append((str(i), layer["name"][:34], layer["kind"], f"{layer['macs']:,}", tile_s,
+                     nodes))
+    widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
+    lines = ["  ".join(cell.ljust(w) if c != 3 else cell.rjust(w)
+                       for c, (cell, w) in enumerate(zip(r, widths))).rstrip() for r in rows]
+    lines.insert(1, "-" * len(lines[0]))
+    fusion = report["fusion"]
+    total = sum(layer["macs"] for layer in report["layers"])
+    lines.append("-" * len(lines[0]))
+    lines.append(f"{len(report['layers'])} layers, {total:,} MACs; fused groups: "
+                 f"{len(fusion['fused'])} "
+                 f"(dw_pw {sum(f['kind'] == 'dw_pw' for f in fusion['fused'])}, "
+                 f"pw_dw {sum(f['kind'] == 'pw_dw' for f in fusion['fused'])}); "
+                 f"unfused DW: {len(fusion['refused'])}")
+    for r in fusion["refused"]:
+        lines.append(f"  not fused: {','.join(r['onnx_nodes'])}: {r['reason']}")
+    check = report.get("check")
+    if check:
+        lines.append(f"check vs {check['reference']}: max abs err {check['max_abs_err']:.3g}, "
+                     f"max rel err {check['max_rel_err']:.3g} -> "
+                     f"{'PASSED' if check['passed'] else 'FAILED'}")
+    return "\n".join(lines)

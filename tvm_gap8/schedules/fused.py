@@ -1,0 +1,272 @@
+"""Fused depthwise-separable kernels as one scheduled TIR PrimFunc each.
+
+``dw_pw``: depthwise kxk (+epilogue) -> pointwise 1x1 (+epilogue), tiled over output rows (the
+paper's ``dw_pw_CHW_CHW_HWC_rows``): per row tile, the input rows it needs (halo included) are
+copied L2->L1, the DW writes an HWC intermediate tile that lives only in L1, the PW reduces it
+over channels into an L1 output tile, which is copied L1->L2.
+
+``pw_dw``: pointwise (+epilogue) -> depthwise (+epilogue), tiled over output rows and channels
+(the paper's ``pw_dw_*_rows`` / ``*_channels`` variants): per tile, the PW computes the channels
+and input rows (halo included) the DW tile needs into a CHW intermediate in L1.
+
+Both are built with TE and scheduled with ``tvm.s_tir``: every L2<->L1 copy is a ``cache_read`` /
+``cache_write`` stage in the L1 scope, annotated ``gap8.copy`` with its direction so the IR
+inspection (``tvm_gap8.cost.ir``) and the tests can find it; accumulators are scalars.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..target import L1_SCOPE
+from .epilogue import Epilogue
+
+COPY_ANN = "gap8.copy"  # annotation on every L2<->L1 copy block: "l2_to_l1" | "l1_to_l2"
+ROLE_ANN = "gap8.role"  # annotation naming a block's role: "input", "weight", "intermediate", ...
+
+
+@dataclass(frozen=True)
+class ConvGeom:
+    """A 2-D conv's geometry in NCHW / OIHW."""
+
+    in_channels: int
+    out_channels: int
+    kernel: int
+    stride: int = 1
+    padding: tuple = (0, 0, 0, 0)  # top, left, bottom, right
+
+    def out_hw(self, h: int, w: int) -> tuple[int, int]:
+        t, l, b, r = self.padding
+        return ((h + t + b - self.kernel) // self.stride + 1,
+                (w + l + r - self.kernel) // self.stride + 1)
+
+
+@dataclass(frozen=True)
+class FusedKernelSpec:
+    """Everything needed to build one fused kernel; produced by the lowering pass."""
+
+    kind: str  # "dw_pw" | "pw_dw"
+    in_shape: tuple  # (1, C, H, W)
+    first: ConvGeom
+    second: ConvGeom
+    first_epilogue: Epilogue = Epilogue()
+    second_epilogue: Epilogue = Epilogue()
+    channel_shapes: tuple = ()  # shapes of the per-channel tensors the epilogues use
+    dtype: str = "float32"
+    layouts: dict = field(default_factory=dict, compare=False, hash=False)
+
+    @property
+    def dw(self) -> ConvGeom:
+        return self.first if self.kind == "dw_pw" else self.second
+
+    @property
+    def out_shape(self) -> tuple:
+        _, _, h, w = self.in_shape
+        oh, ow = self.dw.out_hw(h, w)
+        return (1, self.second.out_channels, oh, ow)
+
+    def macs(self) -> int:
+        _, c, h, w = self.in_shape
+        _, o, oh, ow = self.out_shape
+        if self.kind == "dw_pw":
+            k = self.first.kernel
+            return c * oh * ow * k * k + o * c * oh * ow
+        k = self.second.kernel
+        hid = self.first.out_channels
+        return hid * c * h * w + hid * oh * ow * k * k
+
+
+LAYOUTS = {
+    # input, intermediate, output: the intermediate layout is the one its consumer reads best:
+    # the PW reduces over channels per pixel (HWC), the DW slides over a channel's plane (CHW).
+    "dw_pw": {"input": "CHW", "intermediate": "HWC", "output": "CHW"},
+    "pw_dw": {"input": "CHW", "intermediate": "CHW", "output": "CHW"},
+}
+
+
+def _inb(y, x, t, l, h, w):
+    from tvm import tirx
+
+    return tirx.all(y >= t, y < h + t, x >= l, x < w + l)
+
+
+def dw_pw_compute(spec: FusedKernelSpec):
+    """TE graph of DW -> epilogue -> PW -> epilogue with an HWC intermediate."""
+    from tvm import te, tirx
+
+    dt = spec.dtype
+    _, c, h, w = spec.in_shape
+    dw, pw = spec.first, spec.second
+    k, s = dw.kernel, dw.stride
+    t, l, _, _ = dw.padding
+    _, o, oh, ow = spec.out_shape
+    x = te.placeholder(spec.in_shape, dt, name="x")
+    w_dw = te.placeholder((c, 1, k, k), dt, name="w_dw")
+    w_pw = te.placeholder((o, c, 1, 1), dt, name="w_pw")
+    chans = [te.placeholder(shape, dt, name=f"p{i}") for i, shape in enumerate(spec.channel_shapes)]
+    zero = tirx.const(0, dt)
+    rk = te.reduce_axis((0, k), name="rk")
+    rl = te.reduce_axis((0, k), name="rl")
+
+    def x_at(ci, yy, xx):  # zero padding folded into the read
+        return tirx.if_then_else(_inb(yy, xx, t, l, h, w), x[0, ci, yy - t, xx - l], zero)
+
+    dw_acc = te.compute(
+        (oh, ow, c),
+        lambda i, j, ci: te.sum(x_at(ci, i * s + rk, j * s + rl) * w_dw[ci, 0, rk, rl],
+                                axis=[rk, rl]),
+        name="dw_acc")
+    mid = te.compute((oh, ow, c),
+                     lambda i, j, ci: spec.first_epilogue.apply(dw_acc[i, j, ci], ci, chans),
+                     name="dw_out")
+    rc = te.reduce_axis((0, c), name="rc")
+    pw_acc = te.compute((1, o, oh, ow),
+                        lambda n, oc, i, j: te.sum(mid[i, j, rc] * w_pw[oc, rc, 0, 0], axis=rc),
+                        name="pw_acc")
+    y = te.compute((1, o, oh, ow),
+                   lambda n, oc, i, j: spec.second_epilogue.apply(pw_acc[n, oc, i, j], oc, chans),
+                   name="pw_out")
+    return [x, w_dw, w_pw, *chans, y]
+
+
+def pw_dw_compute(spec: FusedKernelSpec):
+    """TE graph of PW -> epilogue -> DW -> epilogue with a CHW intermediate."""
+    from tvm import te, tirx
+
+    dt = spec.dtype
+    _, c, h, w = spec.in_shape
+    pw, dw = spec.first, spec.second
+    hid = pw.out_channels
+    k, s = dw.kernel, dw.stride
+    t, l, _, _ = dw.padding
+    _, _, oh, ow = spec.out_shape
+    x = te.placeholder(spec.in_shape, dt, name="x")
+    w_pw = te.placeholder((hid, c, 1, 1), dt, name="w_pw")
+    w_dw = te.placeholder((hid, 1, k, k), dt, name="w_dw")
+    chans = [te.placeholder(shape, dt, name=f"p{i}") for i, shape in enumerate(spec.channel_shapes)]
+    zero = tirx.const(0, dt)
+    rc = te.reduce_axis((0, c), name="rc")
+    pw_acc = te.compute((hid, h, w),
+                        lambda hc, i, j: te.sum(x[0, rc, i, j] * w_pw[hc, rc, 0, 0], axis=rc),
+                        name="pw_acc")
+    mid = te.compute((hid, h, w),
+                     lambda hc, i, j: spec.first_epilogue.apply(pw_acc[hc, i, j], hc, chans),
+                     name="pw_out")
+    rk = te.reduce_axis((0, k), name="rk")
+    rl = te.reduce_axis((0, k), name="rl")
+
+    def mid_at(hc, yy, xx):
+        return tirx.if_then_else(_inb(yy, xx, t, l, h, w), mid[hc, yy - t, xx - l], zero)
+
+    dw_acc = te.compute(
+        (1, hid, oh, ow),
+        lambda n, hc, i, j: te.sum(mid_at(hc, i * s + rk, j * s + rl) * w_dw[hc, 0, rk, rl],
+                                   axis=[rk, rl]),
+        name="dw_acc")
+    y = te.compute((1, hid, oh, ow),
+                   lambda n, hc, i, j: spec.second_epilogue.apply(dw_acc[n, hc, i, j], hc, chans),
+                   name="dw_out")
+    return [x, w_pw, w_dw, *chans, y]
+
+
+def _stage(sch, block, name, role, loop=None):
+    """Copy read buffer ``name`` of ``block`` L2->L1: at ``loop`` (per tile) or at the root."""
+    cb = sch.cache_read(block, name, L1_SCOPE)
+    if loop is not None:
+        sch.compute_at(cb, loop)
+    sch.annotate(cb, COPY_ANN, "l2_to_l1")
+    sch.annotate(cb, ROLE_ANN, role)
+    return cb
+
+
+def _stage_params(sch, blocks, n_params):
+    names = {f"p{i}" for i in range(n_params)}
+    for block in blocks:
+        for region in sch.get(block).reads:
+            if region.source.name in names:
+                names.discard(region.source.name)
+                _stage(sch, block, region.source.name, "weight")
+
+
+def _stage_output(sch, block, loop):
+    """The output tile is computed in L1 and copied L1->L2 once per tile."""
+    copy = sch.cache_write(block, 0, L1_SCOPE)
+    sch.reverse_compute_at(copy, loop)
+    sch.annotate(copy, COPY_ANN, "l1_to_l2")
+    sch.annotate(copy, ROLE_ANN, "output")
+    return copy
+
+
+def schedule_dw_pw(spec: FusedKernelSpec, plan):
+    """DW->PW tiled over output rows (``plan.rows``) and PW output channels (``plan.channels``).
+
+    Loop nest: row tile { input rows+halo L2->L1; DW -> HWC intermediate (L1, all channels);
+    channel tile { [PW weight slice L2->L1]; PW -> output tile (L1); output tile L1->L2 } }.
+    """
+    from tvm import s_tir, te
+
+    func = te.create_prim_func(dw_pw_compute(spec))
+    sch = s_tir.Schedule(func)
+    out = sch.get_sblock("pw_out")
+    _, o, i, j = sch.get_loops(out)
+    it, ii = sch.split(i, [None, plan.rows])
+    ot, oi = sch.split(o, [None, plan.channels])
+    sch.reorder(it, ot, oi, ii, j)
+    _stage_output(sch, out, ot)
+    pw_acc = sch.get_sblock("pw_acc")  # one scalar accumulator per output element
+    sch.compute_at(pw_acc, j)
+    sch.set_scope(pw_acc, 0, "local")
+    mid = sch.get_sblock("dw_out")  # the intermediate: this row tile, all channels, L1 only
+    sch.compute_at(mid, it)
+    sch.set_scope(mid, 0, L1_SCOPE)
+    sch.annotate(mid, ROLE_ANN, "intermediate")
+    dw_acc = sch.get_sblock("dw_acc")
+    sch.compute_at(dw_acc, sch.get_loops(mid)[-1])
+    sch.set_scope(dw_acc, 0, "local")
+    _stage(sch, dw_acc, "x", "input", it)
+    _stage(sch, dw_acc, "w_dw", "weight")
+    _stage(sch, pw_acc, "w_pw", "weight", ot if plan.channel_tiles > 1 else None)
+    _stage_params(sch, [mid, out], len(spec.channel_shapes))
+    return sch.mod["main"]
+
+
+def schedule_pw_dw(spec: FusedKernelSpec, plan):
+    """PW->DW tiled over output rows (``plan.rows``) and channels (``plan.channels``).
+
+    Loop nest: row tile { input rows+halo, all input channels, L2->L1; channel tile {
+    [weight slices L2->L1]; PW -> CHW intermediate (L1, halo rows recomputed); DW -> output tile
+    (L1); output tile L1->L2 } }.
+    """
+    from tvm import s_tir, te
+
+    func = te.create_prim_func(pw_dw_compute(spec))
+    sch = s_tir.Schedule(func)
+    out = sch.get_sblock("dw_out")
+    _, c, i, j = sch.get_loops(out)
+    it, ii = sch.split(i, [None, plan.rows])
+    ct, ci = sch.split(c, [None, plan.channels])
+    sch.reorder(it, ct, ci, ii, j)
+    _stage_output(sch, out, ct)
+    dw_acc = sch.get_sblock("dw_acc")
+    sch.compute_at(dw_acc, j)
+    sch.set_scope(dw_acc, 0, "local")
+    mid = sch.get_sblock("pw_out")
+    sch.compute_at(mid, ct)
+    sch.set_scope(mid, 0, L1_SCOPE)
+    sch.annotate(mid, ROLE_ANN, "intermediate")
+    pw_acc = sch.get_sblock("pw_acc")
+    sch.compute_at(pw_acc, sch.get_loops(mid)[-1])
+    sch.set_scope(pw_acc, 0, "local")
+    _stage(sch, pw_acc, "x", "input", it)
+    per_tile = ct if plan.channel_tiles > 1 else None
+    _stage(sch, pw_acc, "w_pw", "weight", per_tile)
+    _stage(sch, dw_acc, "w_dw", "weight", per_tile)
+    _stage_params(sch, [mid, out], len(spec.channel_shapes))
+    return sch.mod["main"]
+
+
+def build_fused(spec: FusedKernelSpec, plan):
+    """The scheduled PrimFunc of a fused kernel under ``plan``."""
+    func = schedule_dw_pw(spec, plan) if spec.kind == "dw_pw" else schedule_pw_dw(spec, plan)
+    # the schedule's module names its function "main"; the caller picks the real name
+    return func.without_attr("global_symbol")

@@ -1,0 +1,164 @@
+"""L1 tile plans for the fused kernels: what lives in L1, how big, how much moves.
+
+A ``TilePlan`` is produced by ``plan_fused`` (the tiler), consumed by the schedules
+(``fused.py``) and checked against the lowered IR by the tests. The footprint formulas mirror
+exactly the buffers the schedule creates (after TVM's buffer compaction): the input tile with
+its halo, the intermediate, the output tile, and the weight tiles. Input and output tiles are
+counted twice when the target double-buffers (the DMA fills one while the cores use the other).
+
+Objective: minimum modelled cycles = MACs / throughput + DMA bytes / bandwidth + per-transfer
+overhead, over the tiles that fit the L1 budget; ties go to the bigger tile. Deterministic.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from ..errors import TilingError
+from ..target import Gap8Target
+
+
+def _dtype_bytes(dtype: str) -> int:
+    return {"float32": 4, "int32": 4, "int8": 1, "uint8": 1, "int16": 2, "float16": 2}[dtype]
+
+
+@dataclass(frozen=True)
+class L1Buffer:
+    name: str
+    role: str  # input | intermediate | output | weight
+    elements: int
+    dtype: str
+    copies: int = 1  # 2 when double-buffered
+
+    @property
+    def bytes(self) -> int:
+        return self.elements * _dtype_bytes(self.dtype) * self.copies
+
+
+@dataclass(frozen=True)
+class TilePlan:
+    kind: str
+    rows: int  # output rows per tile
+    channels: int  # output channels per tile (dw_pw: PW outputs; pw_dw: DW channels)
+    row_tiles: int
+    channel_tiles: int
+    buffers: tuple
+    l2_to_l1_act: int
+    l1_to_l2_act: int
+    l2_to_l1_wgt: int
+    dma_transfers: int
+    macs: int
+    cycles: float
+
+    @property
+    def l1_bytes(self) -> int:
+        return sum(b.bytes for b in self.buffers)
+
+    def to_dict(self) -> dict:
+        return {"rows": self.rows, "channels": self.channels, "row_tiles": self.row_tiles,
+                "channel_tiles": self.channel_tiles}
+
+
+def _candidates(n: int):
+    """Tile sizes worth trying for an extent ``n``: every distinct ceil(n / k)."""
+    return sorted({math.ceil(n / k) for k in range(1, n + 1)}, reverse=True)
+
+
+def _in_rows(rows, stride, k, h):
+    return min(h, (rows - 1) * stride + k)
+
+
+def plan_dw_pw(spec, hw: Gap8Target, rows: int, channels: int) -> TilePlan:
+    _, c, h, w = spec.in_shape
+    _, o, oh, ow = spec.out_shape
+    k, s = spec.first.kernel, spec.first.stride
+    dt = spec.dtype
+    rt, ct = math.ceil(oh / rows), math.ceil(o / channels)
+    db = 2 if hw.double_buffering else 1
+    in_rows = _in_rows(rows, s, k, h)
+    nparams = sum(math.prod(sh) for sh in spec.channel_shapes)
+    pw_w_copies = db if ct > 1 else 1
+    bufs = (
+        L1Buffer("x", "input", c * in_rows * w, dt, db),
+        L1Buffer("dw_out", "intermediate", rows * ow * c, dt),
+        L1Buffer("pw_out", "output", channels * rows * ow, dt, db),
+        L1Buffer("w_dw", "weight", c * k * k, dt),
+        L1Buffer("w_pw", "weight", channels * c, dt, pw_w_copies),
+        L1Buffer("params", "weight", nparams, dt),
+    )
+    e = _dtype_bytes(dt)
+    # bytes actually moved: input rows with halo per row tile (clamped at the borders)
+    act_in = sum(c * w * e * (min(h, r0 * s + (min(rows, oh - r0) - 1) * s + k - spec.first.padding[0])
+                              - max(0, r0 * s - spec.first.padding[0]))
+                 for r0 in range(0, oh, rows))
+    act_out = o * oh * ow * e
+    wgt = (c * k * k + nparams) * e + (o * c * e) * (rt if ct > 1 else 1)
+    transfers = rt + rt * ct + (2 + len(spec.channel_shapes)) + (rt * ct if ct > 1 else 0)
+    return _finish(spec, hw, rows, channels, rt, ct, bufs, act_in, act_out, wgt, transfers)
+
+
+def plan_pw_dw(spec, hw: Gap8Target, rows: int, channels: int) -> TilePlan:
+    _, c, h, w = spec.in_shape
+    _, hid, oh, ow = spec.out_shape
+    k, s = spec.second.kernel, spec.second.stride
+    dt = spec.dtype
+    rt, ct = math.ceil(oh / rows), math.ceil(hid / channels)
+    db = 2 if hw.double_buffering else 1
+    in_rows = _in_rows(rows, s, k, h)
+    nparams = sum(math.prod(sh) for sh in spec.channel_shapes)
+    wcopies = db if ct > 1 else 1
+    bufs = (
+        L1Buffer("x", "input", c * in_rows * w, dt, db),
+        L1Buffer("pw_out", "intermediate", channels * in_rows * w, dt),
+        L1Buffer("dw_out", "output", channels * rows * ow, dt, db),
+        L1Buffer("w_pw", "weight", channels * c, dt, wcopies),
+        L1Buffer("w_dw", "weight", channels * k * k, dt, wcopies),
+        L1Buffer("params", "weight", nparams, dt),
+    )
+    e = _dtype_bytes(dt)
+    pad_t = spec.second.padding[0]
+    act_in = sum(c * w * e * (min(h, r0 * s + (min(rows, oh - r0) - 1) * s + k - pad_t)
+                              - max(0, r0 * s - pad_t))
+                 for r0 in range(0, oh, rows))
+    act_out = hid * oh * ow * e
+    wgt = nparams * e + (hid * c + hid * k * k) * e * (rt if ct > 1 else 1)
+    transfers = rt + rt * ct + len(spec.channel_shapes) + (2 * rt * ct if ct > 1 else 2)
+    return _finish(spec, hw, rows, channels, rt, ct, bufs, act_in, act_out, wgt, transfers)
+
+
+def _finish(spec, hw, rows, channels, rt, ct, bufs, act_in, act_out, wgt, transfers):
+    macs = spec.macs()
+    if spec.kind == "pw_dw":  # the PW recomputes the halo rows of every row tile
+        _, c, h, w = spec.in_shape
+        k, s = spec.second.kernel, spec.second.stride
+        recomputed = rt * _in_rows(rows, s, k, h) - h
+        macs += max(0, recomputed) * w * c * spec.first.out_channels
+    moved = act_in + act_out + wgt
+    cycles = (macs / hw.conv_int8_macs_per_cycle + moved / hw.dma_bytes_per_cycle
+              + transfers * hw.dma_setup_cycles)
+    return TilePlan(spec.kind, rows, channels, rt, ct, bufs, act_in, act_out, wgt, transfers,
+                    macs, cycles)
+
+
+def plan_fused(spec, hw: Gap8Target, layer: str = "?") -> TilePlan:
+    """The cheapest plan that fits ``hw.l1_budget``; TilingError naming the layer if none does."""
+    _, _, oh, _ = spec.out_shape
+    chan_extent = spec.out_shape[1]
+    make = plan_dw_pw if spec.kind == "dw_pw" else plan_pw_dw
+    best, smallest = None, None
+    for rows in _candidates(oh):
+        for channels in _candidates(chan_extent):
+            p = make(spec, hw, rows, channels)
+            if smallest is None or p.l1_bytes < smallest.l1_bytes:
+                smallest = p
+            if p.l1_bytes > hw.l1_budget:
+                continue
+            key = (p.cycles, -p.rows * p.channels)
+            if best is None or key < (best.cycles, -best.rows * best.channels):
+                best = p
+    if best is None:
+        raise TilingError(f"layer {layer} ({spec.kind}) cannot fit L1: its smallest tile "
+                          f"({smallest.rows} row(s) x {smallest.channels} channel(s)) needs "
+                          f"{smallest.l1_bytes} B, the L1 budget is {hw.l1_budget} B")
+    return best

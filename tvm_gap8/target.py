@@ -1,0 +1,117 @@
+"""GAP8 as data: the one place hardware facts live.
+
+Every figure cites where it comes from (see also ``shared/notes/gap8-and-prior-art.md``).
+Schedules, the tiler and the cost model read this object; none of them hard-codes a size.
+A description can be overridden field by field (``--l1-kb``, or a JSON file) to study other
+parts, e.g. GAP9's larger L1.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+
+from .errors import UsageError
+
+#: Storage scope of GAP8's cluster L1 (TCDM) in the lowered TIR. Lowering accepts the
+#: ``global.<tag>`` form for both the llvm and c targets (checked on apache-tvm 0.27).
+L1_SCOPE = "global.l1"
+#: Scope of L2 tensors: plain global memory.
+L2_SCOPE = "global"
+
+
+@dataclass(frozen=True)
+class Gap8Target:
+    """Memory hierarchy, DMA and compute figures of a GAP8-class PULP cluster."""
+
+    name: str = "gap8"
+    # pulp-platform/dory dory/Hardware_targets/PULP/GAP8/HW_description.json: "L1": 64000
+    l1_bytes: int = 64000
+    # same file: "L2": 512000
+    l2_bytes: int = 512000
+    # same file: "L3": 8000000 (off-chip HyperRAM)
+    l3_bytes: int = 8000000
+    # same file: 8 cluster cores
+    cores: int = 8
+    # same file / DORY README: runs at 100 MHz
+    clock_hz: int = 100_000_000
+    # eml-eda/match match/cost_model/examples/pulp_cluster.py: L2<->L1 cluster DMA 8 B/cycle
+    dma_bytes_per_cycle: float = 8.0
+    # same file: ~550 cycles of API + ~370 of setup per transfer
+    dma_setup_cycles: int = 920
+    # same file: +1 cycle per row of a 2-D transfer
+    dma_cycles_per_row: int = 1
+    # DORY HW_description.json: double buffering supported
+    double_buffering: bool = True
+    # DORY HW_description.json: 32 int8 MAC/cycle peak (8 cores x 4-way sdotp); the sustained
+    # figure PULP-NN reports for convolutions is 15.5 MAC/cycle (PULP-NN paper abstract)
+    peak_int8_macs_per_cycle: float = 32.0
+    conv_int8_macs_per_cycle: float = 15.5
+    #: Fraction of L1 kept free for the runtime's stacks and the kernel's scalars (our choice,
+    #: not a hardware figure: DORY also leaves headroom below 64000 B).
+    l1_reserved_bytes: int = 0
+    extra: dict = field(default_factory=dict, compare=False)
+
+    @property
+    def l1_budget(self) -> int:
+        """Bytes of L1 the tiler may fill."""
+        return self.l1_bytes - self.l1_reserved_bytes
+
+    def replace(self, **changes) -> "Gap8Target":
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d.pop("extra")
+        return d
+
+    @classmethod
+    def from_json(cls, path: str) -> "Gap8Target":
+        try:
+            with open(path, encoding="utf-8") as f:
+                data = json.load(f)
+        except OSError as exc:
+            raise UsageError(f"--hw {path}: cannot read ({exc.strerror})") from None
+        except json.JSONDecodeError as exc:
+            raise UsageError(f"--hw {path}: not valid JSON ({exc.msg} at line {exc.lineno})") \
+                from None
+        known = {f.name for f in dataclasses.fields(cls)} - {"extra"}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise UsageError(f"--hw {path}: unknown field(s) {', '.join(unknown)}; known: "
+                             f"{', '.join(sorted(known))}")
+        return cls().replace(**data)
+
+
+GAP8 = Gap8Target()
+
+TARGET_TAG = "greenwaves/gap8"
+
+
+def tvm_target(host: bool = True):
+    """The TVM Target for GAP8 code.
+
+    A new target *kind* cannot be registered from Python, so GAP8 is a ``c`` (or, for the host
+    check, ``llvm``) target whose ``keys`` include ``gap8``; passes dispatch on that key.
+    """
+    import tvm
+
+    if host:
+        return tvm.target.Target({"kind": "llvm", "keys": ["gap8", "cpu"]})
+    _register_tag()
+    return tvm.target.Target({"tag": TARGET_TAG})
+
+
+def _register_tag():
+    import tvm
+
+    try:
+        tvm.target.Target({"tag": TARGET_TAG})
+    except Exception:  # not registered yet in this process
+        tvm.target.register_tag(TARGET_TAG, {"kind": "c", "keys": ["gap8", "cpu"],
+                                             "mcpu": "gap8", "model": "gap8"})
+
+
+def is_gap8(target) -> bool:
+    return target is not None and "gap8" in list(target.keys)
