@@ -265,33 +265,20 @@ def _to_relax(model: onnx.ModelProto, shapes, dtypes):
 def _apply_origin_spans(mod, origin):
     """Rebuild ``main`` so that every call bound to a claimed var carries its node's span."""
     from tvm import relax
-    import tvm
 
-    func = mod["main"]
-    blocks = []
-    for block in func.body.blocks:
-        bindings = []
-        for b in block.bindings:
-            value = b.value
-            if isinstance(b, relax.VarBinding) and isinstance(value, relax.Call) \
-                    and value.span is None and b.var in origin:
-                span = tvm.ir.Span(tvm.ir.SourceName(origin[b.var]), 0, 0, 0, 0)
-                value = relax.Call(value.op, value.args, value.attrs, value.ty_args, span=span,
-                                   ret_ty=value.ty)
-                b = relax.VarBinding(b.var, value)
-            bindings.append(b)
-        cls = relax.DataflowBlock if isinstance(block, relax.DataflowBlock) else relax.BindingBlock
-        blocks.append(cls(bindings))
-    body = relax.SeqExpr(blocks, func.body.body)
-    new = relax.Function(func.params, body, func.ret_ty, func.is_pure, func.attrs)
-    mod = mod.copy() if hasattr(mod, "copy") else mod
-    mod["main"] = new
+    from .irutil import ONNX_TAG, map_bindings, span_named, with_span
+
+    def tag(b):
+        if isinstance(b.value, relax.Call) and b.value.span is None and b.var in origin:
+            return with_span(b.value, span_named(ONNX_TAG + origin[b.var]))
+        return None
+
+    mod["main"] = map_bindings(mod["main"], tag)
     return mod
 
 
 def node_name_of(expr) -> str | None:
     """The ONNX node name a Relax call was imported from (None if unknown)."""
-    span = getattr(expr, "span", None)
-    if span is None:
-        return None
-    return span.source_name.name
+    from .irutil import node_name_of as _impl
+
+    return _impl(expr)

@@ -13,7 +13,7 @@ import math
 import tvm
 from tvm import relax
 
-from .frontend import node_name_of
+from .irutil import group_info, node_name_of
 from .passes import explain_unfused
 
 
@@ -66,12 +66,14 @@ def layers_of(mod: tvm.IRModule) -> list[dict]:
                 prim = mod[gv]
                 attrs = prim.attrs or {}
                 if "gap8.kind" in attrs:
+                    info = group_info(v)  # set by the fusion passes, kept by lowering
                     layers.append({
-                        "name": gv.name_hint,
+                        "name": info["layer"],
                         "kind": str(attrs["gap8.kind"]),
-                        "onnx_nodes": [str(n) for n in attrs["gap8.onnx_nodes"]],
+                        "onnx_nodes": info["onnx_nodes"],
                         "macs": int(attrs["gap8.macs"]),
                         "fused": True,
+                        "kernel": gv.name_hint,
                         "epilogues": [str(e) for e in attrs["gap8.epilogues"]],
                         "tile": json.loads(str(attrs["gap8.plan"])),
                     })
@@ -101,7 +103,7 @@ def fusion_of(mod: tvm.IRModule, layers: list[dict], fuse: bool = True) -> dict:
             {"onnx_nodes": layer["onnx_nodes"], "reason": "fusion disabled (--no-fuse)"}
             for layer in layers if layer["kind"] == "dw"]}
     fused = [{"kind": layer["kind"], "onnx_nodes": layer["onnx_nodes"],
-              "layouts": _layouts(mod, layer["name"]), "epilogues": layer["epilogues"]}
+              "layouts": _layouts(mod, layer["kernel"]), "epilogues": layer["epilogues"]}
              for layer in layers if layer.get("fused")]
     return {"fused": fused, "refused": explain_unfused(mod)}
 

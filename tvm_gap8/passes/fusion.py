@@ -16,12 +16,11 @@ for DWs left over.
 
 from __future__ import annotations
 
-import numpy as np
 import tvm
 from tvm import relax
 from tvm.relax.transform import FusionPattern, PatternCheckContext
 
-from ..frontend import node_name_of
+from ..irutil import bindings, group_info, group_span, map_bindings, node_name_of, with_span
 from ..schedules.epilogue import SUPPORTED_OPS
 from ..schedules.fused import LAYOUTS
 from . import patterns
@@ -86,6 +85,8 @@ class _DepthwiseSeparableFusion:
 
     def __init__(self):
         self.refused: list[dict] = []
+        self.matched: dict = {}  # (first weight, second weight) -> ONNX nodes of the match
+        self._order: dict = {}
 
     def _check(self, ctx: PatternCheckContext) -> bool:
         dw, pw = ctx.annotated_expr["dw"], ctx.annotated_expr["pw"]
@@ -98,16 +99,23 @@ class _DepthwiseSeparableFusion:
             self.refused.append({"kind": self.kind, "onnx_nodes": [_node(first), _node(second)],
                                  "reason": reason})
             return False
+        first, second = (dw, pw) if self.kind == "dw_pw" else (pw, dw)
+        values = sorted(ctx.matched_bindings.items(), key=lambda kv: self._order.get(kv[0], 0))
+        nodes = list(dict.fromkeys(n for n in (node_name_of(v) for _, v in values) if n))
+        self.matched[(first.args[1], second.args[1])] = {
+            "layer": f"{_node(first)}+{_node(second)}", "onnx_nodes": nodes}
         return True
 
     def transform_module(self, mod: tvm.IRModule, _ctx) -> tvm.IRModule:
-        self.refused = []
+        self.refused, self.matched = [], {}
+        self._order = {b.var: i for i, b in enumerate(bindings(mod["main"]))}
         pattern, annotations = (patterns.dw_pw_pattern() if self.kind == "dw_pw"
                                 else patterns.pw_dw_pattern())
         fused = relax.transform.FuseOpsByPattern(
             [FusionPattern(f"gap8.{self.kind}", pattern, annotations, self._check)],
             bind_constants=False)(mod)
         fused = _annotate_composites(fused, self.kind)
+        fused["main"] = _tag_group_calls(fused, self.matched)
         return _record_refusals(fused, self.refused)
 
 
@@ -144,6 +152,27 @@ def _annotate_composites(mod, kind):
     return mod
 
 
+def _tag_group_calls(mod, matched):
+    """Name each group call's ONNX nodes in its span.
+
+    FuseOpsByPattern shares one composite function between structurally equal groups (e.g.
+    MobileNet's five identical 512-channel blocks), so which nodes a *call* stands for must
+    live on the call. The call's weight constants identify the match recorded by the check.
+    """
+
+    def tag(b):
+        v = b.value
+        if not (isinstance(v, relax.Call) and isinstance(v.op, relax.GlobalVar)):
+            return None
+        consts = [a for a in v.args if isinstance(a, tvm.ir.expr.GenericConst)]
+        for key, info in matched.items():
+            if any(c.same_as(key[0]) for c in consts) and any(c.same_as(key[1]) for c in consts):
+                return with_span(v, group_span(info))
+        return None
+
+    return map_bindings(mod["main"], tag)
+
+
 def _record_refusals(mod, refused):
     seen = {(r["kind"], tuple(r["onnx_nodes"])) for r in refusals_of(mod)}
     records = list(mod.attrs[REFUSED_ATTR]) if mod.attrs and REFUSED_ATTR in mod.attrs else []
@@ -166,14 +195,9 @@ def refusals_of(mod) -> list[dict]:
 
 # -- explaining the DWs no pattern took ------------------------------------------------------
 
-def _bindings(func):
-    for block in func.body.blocks:
-        yield from block.bindings
-
-
 def _users(func):
     users: dict = {}
-    for b in _bindings(func):
+    for b in bindings(func):
         for v in relax.analysis.free_vars(b.value) if not isinstance(b.value, relax.Var) else [b.value]:
             users.setdefault(v, []).append(b)
     return users
@@ -202,7 +226,7 @@ def explain_unfused(mod) -> list[dict]:
     users = _users(func)
     recorded = {tuple(r["onnx_nodes"]): r for r in refusals_of(mod)}
     out = []
-    for b in _bindings(func):
+    for b in bindings(func):
         v = b.value
         if not (isinstance(v, relax.Call) and isinstance(v.op, tvm.ir.Op)
                 and v.op.name == "relax.nn.conv2d" and patterns.is_depthwise_like(v)):
@@ -263,7 +287,7 @@ def _explain_forward(binding, users) -> str | None:
 
 
 def _explain_backward(dw, func) -> str | None:
-    lookup = {b.var: b.value for b in _bindings(func)}
+    lookup = {b.var: b.value for b in bindings(func)}
     cur = dw.args[0]
     while isinstance(cur, relax.Var) and cur in lookup:
         val = lookup[cur]

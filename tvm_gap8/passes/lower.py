@@ -7,20 +7,22 @@ with ``tvm.s_tir`` (``schedules/fused.py``) under a tile plan for the target's L
 geometry, and the elementwise ops between and after the convs as ``Epilogue`` programs, so the
 kernel computes exactly what the Relax ops did.
 
-The PrimFunc carries ``gap8.*`` attributes (kind, ONNX nodes, layouts, tile plan) for the
+The PrimFunc carries ``gap8.*`` attributes (kind, layouts, tile plan, epilogues) for the
 report and the IR tests, and ``op_pattern = kOpaque`` so that no later fusion touches it.
+Identical layers share one PrimFunc (as they would share code on the device); the ``call_tir``
+of each layer carries, in its span, the layer name and ONNX nodes it stands for.
 """
 
 from __future__ import annotations
 
 import json
 
-import numpy as np
 import tvm
 from tvm import relax
 from tvm.relax.expr_functor import PyExprMutator, mutator
 
 from ..errors import UnsupportedError
+from ..irutil import group_info, group_span, with_span
 from ..schedules.epilogue import SUPPORTED_OPS, Epilogue
 from ..schedules.fused import LAYOUTS, ConvGeom, FusedKernelSpec, build_fused
 from ..schedules.plan import plan_fused
@@ -138,8 +140,10 @@ class _FusedLowerer(PyExprMutator):  # pylint: disable=abstract-method
     def _lower(self, call, func):
         args = [self.visit_expr(a) for a in call.args]
         spec, tensors = spec_from_composite(func, args)
-        nodes = [str(n) for n in func.attrs["gap8.onnx_nodes"]]
-        layer = "+".join(nodes) or spec.kind
+        info = group_info(call) or {"layer": spec.kind,
+                                    "onnx_nodes": [str(n) for n in func.attrs["gap8.onnx_nodes"]]}
+        nodes = info["onnx_nodes"]
+        layer = info["layer"]
         if min(spec.out_shape) < 1:
             raise UnsupportedError(f"layer {layer}: output shape {spec.out_shape} is empty")
         plan = plan_fused(spec, self.hw, layer)
@@ -148,16 +152,18 @@ class _FusedLowerer(PyExprMutator):  # pylint: disable=abstract-method
             "op_pattern": OPAQUE,
             "tir.is_scheduled": True,
             "gap8.kind": spec.kind,
-            "gap8.onnx_nodes": nodes,
             "gap8.layouts": dict(spec.layouts),
             "gap8.macs": spec.macs(),
             "gap8.plan": json.dumps(plan.to_dict(), sort_keys=True),
             "gap8.epilogues": [spec.first_epilogue.describe(), spec.second_epilogue.describe()],
         })
+        # identical layers (same shapes, epilogues and plan) share one kernel, as on the
+        # device; which layer a call is stays on the call: its span names the ONNX nodes
         name = f"gap8_{spec.kind}_{_sanitize(nodes[0] if nodes else 'k')}"
         gv = self.builder_.add_func(prim, name)
         out_ty = relax.TensorType(spec.out_shape, spec.dtype)
-        return relax.call_tir(gv, tensors, out_ty)
+        call_tir = self.builder_.normalize(relax.call_tir(gv, tensors, out_ty))
+        return with_span(call_tir, group_span(info))
 
 
 def _sanitize(name: str) -> str:

@@ -1,0 +1,32 @@
+# Two commands do everything: `make demo` (compile the bundled example for GAP8) and `make test`.
+# Both create .venv if missing and install the package (editable) with its test extras.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.tvm-gap8-installed
+OUT    ?= out
+PYTEST_ARGS ?=
+
+.PHONY: install demo test test-all clean
+
+$(STAMP): setup.cfg pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install
+	$(BIN)/python examples/build_models.py $(OUT)/models
+	$(BIN)/tvm-gap8 compile $(OUT)/models/mobilenet_v1_025_96.onnx --check -o $(OUT)/mobilenet_v1_025_96
+
+# CI's command. Slow model-scale checks are marked `slow` and run with `make test-all`.
+test: install
+	$(BIN)/python -m pytest -q -m "not slow" $(PYTEST_ARGS)
+
+test-all: install
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(OUT) .pytest_cache .hypothesis

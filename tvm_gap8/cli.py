@@ -1,0 +1,164 @@
+"""``tvm-gap8``: the command line (tvmc's conventions; tvmc itself left TVM in 0.20).
+
+    tvm-gap8 compile MODEL.onnx [--input-shape NAME:D0,D1,...] [--no-fuse] [--check] [-o OUT]
+
+Exit status: 0 success, 1 compile error, 2 usage error. Errors are one ``error: ...`` line on
+stderr (``--verbose`` adds the traceback). Artifacts are written to a temporary directory next
+to OUT and renamed into place at the end, so a failed run leaves nothing half-written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import traceback
+
+EXAMPLES = """examples:
+  tvm-gap8 compile examples/mobilenet_v1_025_96.onnx --check -o out/mbv1
+  tvm-gap8 compile model.onnx --input-shape input:1,3,96,96 --l1-kb 32
+  tvm-gap8 compile model.onnx --no-fuse --check      # the unfused baseline
+"""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, exit 2, like every other usage error
+        print(f"error: {message} (see {self.prog} --help)", file=sys.stderr)
+        sys.exit(2)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="tvm-gap8", description="Compile depthwise-separable CNNs for GAP8 with "
+                "fused DW/PW kernels (Apache TVM Relax plugin).",
+                epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    from . import __version__
+
+    p.add_argument("--version", action="version", version=f"tvm-gap8 {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    c = sub.add_parser("compile", help="compile an ONNX model for GAP8",
+                       description="Compile an ONNX model for GAP8: fuse DW/PW pairs, tile every "
+                       "fused kernel for L1, write report.json and lowered.py.",
+                       epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    c.add_argument("model", help="path to the .onnx model")
+    c.add_argument("--target", default="gap8", choices=["gap8"],
+                   help="target to compile for (default: gap8)")
+    c.add_argument("--input-shape", action="append", default=[], metavar="NAME:D0,D1,...",
+                   help="pin an input's shape (repeat for several inputs)")
+    c.add_argument("--no-fuse", action="store_true", help="do not fuse DW/PW pairs (baseline)")
+    c.add_argument("--check", action="store_true",
+                   help="build for the host and compare with onnxruntime on a seeded input")
+    c.add_argument("--seed", type=int, default=0, help="seed of the --check input (default 0)")
+    c.add_argument("-o", "--output", default=None,
+                   help="output directory (default: ./<model name>.gap8)")
+    c.add_argument("--l1-kb", type=float, default=None,
+                   help="L1 size in kB (1 kB = 1000 B, as GAP8's 64 kB = 64000 B)")
+    c.add_argument("--hw", default=None, metavar="JSON",
+                   help="JSON file overriding fields of the GAP8 description")
+    c.add_argument("-q", "--quiet", action="store_true", help="no progress, no table")
+    c.add_argument("-v", "--verbose", action="store_true", help="tracebacks on errors")
+    return p
+
+
+def _hardware(args):
+    from .errors import UsageError
+    from .target import GAP8, Gap8Target
+
+    hw = Gap8Target.from_json(args.hw) if args.hw else GAP8
+    if args.l1_kb is not None:
+        if args.l1_kb <= 0:
+            raise UsageError(f"--l1-kb {args.l1_kb:g}: must be > 0")
+        hw = hw.replace(l1_bytes=int(round(args.l1_kb * 1000)))
+    return hw
+
+
+def _output_dir(args) -> str:
+    if args.output:
+        return args.output
+    stem = os.path.splitext(os.path.basename(args.model))[0] or "model"
+    return f"{stem}.gap8"
+
+
+def _prepare_output(out: str) -> str:
+    """A fresh temporary directory beside ``out`` (same file system, so rename is atomic)."""
+    from .errors import UsageError
+
+    parent = os.path.dirname(os.path.abspath(out)) or "."
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise UsageError(f"-o {out}: exists and is not a directory")
+    if not os.path.isdir(parent):
+        try:
+            os.makedirs(parent, exist_ok=True)
+        except OSError as exc:
+            raise UsageError(f"-o {out}: cannot create {parent} ({exc.strerror})") from None
+    try:
+        return tempfile.mkdtemp(prefix=".tvm-gap8-", dir=parent)
+    except OSError as exc:
+        raise UsageError(f"-o {out}: cannot write in {parent} ({exc.strerror})") from None
+
+
+def cmd_compile(args) -> int:
+    from .compiler import compile_model
+    from .frontend import parse_input_shape
+    from .report import format_table
+
+    shapes = dict(parse_input_shape(s) for s in args.input_shape)
+    hw = _hardware(args)
+    out = _output_dir(args)
+    tmp = _prepare_output(out)
+    try:
+        result = compile_model(args.model, shapes, hw=hw, fuse=not args.no_fuse,
+                               check=args.check, seed=args.seed, quiet=args.quiet)
+        write_artifacts(result, tmp)
+        if os.path.isdir(out):
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+    finally:
+        if os.path.isdir(tmp):
+            shutil.rmtree(tmp, ignore_errors=True)
+    if not args.quiet:
+        print(format_table(result.report))
+        print(f"wrote {os.path.join(out, 'report.json')} and {os.path.join(out, 'lowered.py')}")
+    check = result.report.get("check")
+    return 1 if check is not None and not check["passed"] else 0
+
+
+def write_artifacts(result, directory: str) -> None:
+    with open(os.path.join(directory, "report.json"), "w", encoding="utf-8") as f:
+        json.dump(result.report, f, indent=2, sort_keys=True)
+        f.write("\n")
+    with open(os.path.join(directory, "lowered.py"), "w", encoding="utf-8") as f:
+        f.write(result.lowered.script())
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return 2
+    from .errors import Gap8Error
+
+    try:
+        return cmd_compile(args)
+    except Gap8Error as exc:
+        if args.verbose:
+            traceback.print_exc()
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # a bug of ours: still one line unless --verbose
+        if args.verbose:
+            traceback.print_exc()
+        first = str(exc).strip().splitlines()
+        print(f"error: internal error: {type(exc).__name__}: {first[-1] if first else ''} "
+              "(re-run with --verbose and report it)", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
