@@ -25,3 +25,17 @@ class UnsupportedError(Gap8Error):
 
 class TilingError(Gap8Error):
     """A layer does not fit the target's L1 budget even at its smallest tile."""
+
+
+def _register_with_ffi():
+    """Let our errors cross TVM's FFI (a pass raising TilingError reaches the caller as a
+    TilingError, not a RuntimeError)."""
+    try:
+        import tvm_ffi
+    except ImportError:  # pragma: no cover - tvm_ffi ships with apache-tvm
+        return
+    for cls in (Gap8Error, UsageError, ModelError, UnsupportedError, TilingError):
+        tvm_ffi.register_error(cls.__name__, cls)
+
+
+_register_with_ffi()

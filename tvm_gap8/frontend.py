@@ -164,6 +164,7 @@ def import_onnx(path_or_model, input_shapes=None) -> ImportedModel:
     model = onnx.ModelProto()
     model.CopyFrom(load_onnx(path_or_model))
     _name_nodes(model)
+    _check_supported_ops(model)  # before onnxruntime, whose messages name no remedy
     shapes, dtypes = pin_input_shapes(model, input_shapes)
     optimized = optimize_with_onnxruntime(model)
     _name_nodes(optimized)

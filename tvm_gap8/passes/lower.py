@@ -22,7 +22,7 @@ from tvm import relax
 from tvm.relax.expr_functor import PyExprMutator, mutator
 
 from ..errors import UnsupportedError
-from ..irutil import group_info, group_span, with_span
+from ..irutil import bindings, group_info, group_span, with_span
 from ..schedules.epilogue import SUPPORTED_OPS, Epilogue
 from ..schedules.fused import LAYOUTS, ConvGeom, FusedKernelSpec, build_fused
 from ..schedules.plan import plan_fused
@@ -114,7 +114,19 @@ class LowerFusedKernels:
         self.hw = hw
 
     def transform_module(self, mod: tvm.IRModule, _ctx) -> tvm.IRModule:
-        lowerer = _FusedLowerer(mod, self.hw)
+        # plan every group first: a layer that cannot be tiled fails here, cleanly, before
+        # the mutator has opened any block
+        kernels = []
+        for gv, func in mod.functions_items():
+            if isinstance(func, relax.Function) and not (func.attrs and "Composite" in func.attrs):
+                for b in bindings(func):
+                    call = b.value
+                    if isinstance(call, relax.Call) and isinstance(call.op, relax.GlobalVar):
+                        callee = mod[call.op]
+                        if isinstance(callee, relax.Function) and callee.attrs is not None \
+                                and "gap8.kind" in callee.attrs:
+                            kernels.append((call, _plan_group(call, callee, self.hw)))
+        lowerer = _FusedLowerer(mod, kernels)
         for gv, func in mod.functions_items():
             if isinstance(func, relax.Function) and not (func.attrs and "Composite" in func.attrs):
                 lowerer.builder_.update_func(gv, lowerer.visit_expr(func))
@@ -124,29 +136,19 @@ class LowerFusedKernels:
 
 @mutator
 class _FusedLowerer(PyExprMutator):  # pylint: disable=abstract-method
-    def __init__(self, mod, hw):
+    def __init__(self, mod, kernels):
         super().__init__(mod)
-        self.mod = mod
-        self.hw = hw
+        self.kernels = kernels  # [(group call, (spec, tensors, plan, info))]
 
     def visit_call_(self, call: relax.Call) -> relax.Expr:  # pylint: disable=arguments-renamed
-        if isinstance(call.op, relax.GlobalVar):
-            func = self.mod[call.op]
-            if isinstance(func, relax.Function) and func.attrs is not None \
-                    and "gap8.kind" in func.attrs:
-                return self._lower(call, func)
+        for group_call, planned in self.kernels:
+            if call.same_as(group_call):
+                return self._lower(*planned)
         return super().visit_call_(call)
 
-    def _lower(self, call, func):
-        args = [self.visit_expr(a) for a in call.args]
-        spec, tensors = spec_from_composite(func, args)
-        info = group_info(call) or {"layer": spec.kind,
-                                    "onnx_nodes": [str(n) for n in func.attrs["gap8.onnx_nodes"]]}
+    def _lower(self, spec, tensors, plan, info):
+        tensors = [self.visit_expr(a) for a in tensors]
         nodes = info["onnx_nodes"]
-        layer = info["layer"]
-        if min(spec.out_shape) < 1:
-            raise UnsupportedError(f"layer {layer}: output shape {spec.out_shape} is empty")
-        plan = plan_fused(spec, self.hw, layer)
         prim = build_fused(spec, plan)
         prim = prim.with_attrs({
             "op_pattern": OPAQUE,
@@ -164,6 +166,15 @@ class _FusedLowerer(PyExprMutator):  # pylint: disable=abstract-method
         out_ty = relax.TensorType(spec.out_shape, spec.dtype)
         call_tir = self.builder_.normalize(relax.call_tir(gv, tensors, out_ty))
         return with_span(call_tir, group_span(info))
+
+
+def _plan_group(call, func, hw):
+    spec, tensors = spec_from_composite(func, list(call.args))
+    info = group_info(call) or {"layer": spec.kind,
+                                "onnx_nodes": [str(n) for n in func.attrs["gap8.onnx_nodes"]]}
+    if min(spec.out_shape) < 1:
+        raise UnsupportedError(f"layer {info['layer']}: output shape {spec.out_shape} is empty")
+    return spec, tensors, plan_fused(spec, hw, info["layer"]), info
 
 
 def _sanitize(name: str) -> str:

@@ -1,0 +1,102 @@
+"""``tvm-gap8`` end to end, as a user runs it."""
+
+import json
+import os
+import subprocess
+import sys
+
+import onnx
+import pytest
+
+from tvm_gap8.testing import onnx_models as M
+
+
+def run_cli(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "tvm_gap8.cli", *map(str, args)],
+                          capture_output=True, text=True, cwd=cwd, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def example(tmp_path_factory):
+    path = tmp_path_factory.mktemp("models") / "mobilenet_v1_025_96.onnx"
+    onnx.save(M.mobilenet_v1(alpha=0.25, resolution=96), path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def compiled(example, tmp_path_factory):
+    out = tmp_path_factory.mktemp("out") / "mbv1"
+    proc = run_cli("compile", example, "--check", "-o", out)
+    return proc, out
+
+
+def test_compile_example_writes_report_and_lowered_ir(compiled):
+    proc, out = compiled
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads((out / "report.json").read_text())
+    assert report["check"]["passed"] and report["check"]["reference"] == "onnxruntime"
+    assert {"max_abs_err", "max_rel_err"} <= set(report["check"])
+    assert len(report["fusion"]["fused"]) == 13
+    first = report["fusion"]["fused"][0]
+    assert first["kind"] == "dw_pw" and first["onnx_nodes"][0] == "b0_dw_0"
+    assert first["layouts"] == {"input": "CHW", "intermediate": "HWC", "output": "CHW"}
+    for layer in report["layers"]:
+        assert {"name", "kind", "onnx_nodes", "macs"} <= set(layer)
+    lowered = (out / "lowered.py").read_text()
+    assert "global.l1" in lowered and "gap8.copy" in lowered
+    # the printed table: a row per layer and the check verdict
+    assert "b0_dw_0+b0_pw_0" in proc.stdout and "PASSED" in proc.stdout
+    assert "Traceback" not in proc.stderr
+
+
+def test_two_compiles_are_byte_identical(example, compiled, tmp_path):
+    _, first = compiled
+    proc = run_cli("compile", example, "--check", "-o", tmp_path / "again", "-q")
+    assert proc.returncode == 0, proc.stderr
+    for name in ("report.json", "lowered.py"):
+        assert (first / name).read_bytes() == (tmp_path / "again" / name).read_bytes(), name
+
+
+def test_no_fuse(example, tmp_path):
+    proc = run_cli("compile", example, "--no-fuse", "--check", "-o", tmp_path / "o", "-q")
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads((tmp_path / "o" / "report.json").read_text())
+    assert report["fusion"]["fused"] == [] and report["check"]["passed"]
+
+
+def test_help_has_examples():
+    proc = run_cli("compile", "--help")
+    assert proc.returncode == 0
+    assert "--input-shape" in proc.stdout and "examples:" in proc.stdout
+
+
+def _assert_one_line_error(proc, code, pattern):
+    assert proc.returncode == code, (proc.returncode, proc.stderr)
+    lines = [ln for ln in proc.stderr.splitlines() if not ln.startswith("[tvm-gap8]")]
+    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
+    assert pattern in lines[0], lines[0]
+    assert "Traceback" not in proc.stderr
+
+
+def test_bad_inputs(tmp_path, example):
+    out = tmp_path / "out"
+    _assert_one_line_error(run_cli("compile", tmp_path / "nope.onnx", "-o", out), 1,
+                           "no such file")
+    garbage = tmp_path / "garbage.onnx"
+    garbage.write_bytes(b"not a model at all")
+    _assert_one_line_error(run_cli("compile", garbage, "-o", out), 1, "garbage.onnx")
+    _assert_one_line_error(run_cli("compile", example, "--input-shape", "bogus:1,3", "-o", out),
+                           2, "unknown input 'bogus'")
+    _assert_one_line_error(run_cli("compile", example, "--input-shape", "input:1,3,96", "-o",
+                                   out), 2, "rank 3 given")
+    _assert_one_line_error(run_cli("compile", example, "--bogus-flag"), 2, "unrecognized")
+    _assert_one_line_error(run_cli("compile", example, "--l1-kb", "1", "-o", out), 1,
+                           "cannot fit L1")
+    assert not out.exists()
+    assert not [p for p in os.listdir(tmp_path) if p.startswith(".tvm-gap8-")]
+
+
+def test_unwritable_output(tmp_path, example):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    _assert_one_line_error(run_cli("compile", example, "-o", blocker / "sub"), 2, "cannot")

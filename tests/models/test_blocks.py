@@ -1,0 +1,53 @@
+"""Whole ONNX blocks through the full flow (frontend, fusion, lowering, host build) against
+onnxruntime, fused and unfused."""
+
+import pytest
+
+from tests.conftest import compile_checked
+from tvm_gap8.testing import onnx_models as M
+
+
+def _fused_kinds(result):
+    return [f["kind"] for f in result.report["fusion"]["fused"]]
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+@pytest.mark.parametrize("k", [3, 5])
+@pytest.mark.parametrize("act", ["relu", "relu6", "hardswish"])
+def test_mobilenet_v1_block(stride, k, act):
+    model = M.dw_pw_block(cin=8, cout=16, h=13, w=11, k=k, stride=stride, act=act,
+                          act_after_pw=act)
+    fused = compile_checked(model)
+    assert _fused_kinds(fused) == ["dw_pw"]
+    unfused = compile_checked(model, fuse=False)
+    assert _fused_kinds(unfused) == []
+
+
+@pytest.mark.parametrize("act", ["hardswish_decomposed", None])
+def test_exporter_forms_of_activations_fuse(act):
+    model = M.dw_pw_block(cin=8, cout=8, h=9, w=9, act=act, batchnorm=False)
+    result = compile_checked(model)
+    assert _fused_kinds(result) == ["dw_pw"]
+    if act:
+        assert result.report["fusion"]["fused"][0]["epilogues"][0] == "bias+hardswish"
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_pw_dw_block(stride):
+    result = compile_checked(M.pw_dw_block(cin=8, hidden=48, h=12, w=12, stride=stride))
+    assert _fused_kinds(result) == ["pw_dw"]
+    compile_checked(M.pw_dw_block(cin=8, hidden=48, h=12, w=12, stride=stride), fuse=False)
+
+
+def test_inverted_residual_with_add():
+    model = M.inverted_residual_block(cin=16, h=12, w=12, t=6)
+    result = compile_checked(model)
+    assert _fused_kinds(result) == ["dw_pw"]
+    kinds = [layer["kind"] for layer in result.report["layers"]]
+    assert kinds == ["pw", "activation", "dw_pw", "eltwise"]  # expand, relu6, fused, add
+    compile_checked(model, fuse=False)
+
+
+def test_asymmetric_padding_block():
+    model = M.dw_pw_block(cin=4, cout=8, h=7, w=10, k=3, stride=2, pads=[0, 0, 1, 1])
+    assert _fused_kinds(compile_checked(model)) == ["dw_pw"]

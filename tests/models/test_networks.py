@@ -1,0 +1,44 @@
+"""The networks the vertical slice must handle (issue 2's "must show")."""
+
+import pytest
+
+from tests.conftest import compile_checked
+from tvm_gap8.testing import onnx_models as M
+
+
+@pytest.fixture(scope="module")
+def mbv1():
+    return M.mobilenet_v1(alpha=0.25, resolution=96)
+
+
+def test_mobilenet_v1_025_96_all_13_pairs_fused(mbv1):
+    result = compile_checked(mbv1)
+    fused = result.report["fusion"]["fused"]
+    assert len(fused) == 13 and all(f["kind"] == "dw_pw" for f in fused)
+    assert result.report["fusion"]["refused"] == []
+    assert result.report["check"]["max_rel_err"] <= 1e-4
+    # every DW->PW pair is one kernel: no depthwise conv is left as its own layer
+    kinds = [layer["kind"] for layer in result.report["layers"]]
+    assert "dw" not in kinds and kinds.count("dw_pw") == 13
+
+
+def test_mobilenet_v1_025_96_unfused(mbv1):
+    result = compile_checked(mbv1, fuse=False)
+    kinds = [layer["kind"] for layer in result.report["layers"]]
+    assert kinds.count("dw") == 13 and "dw_pw" not in kinds
+
+
+def test_mobilenet_v2_every_dw_fused():
+    result = compile_checked(M.mobilenet_v2(alpha=0.35, resolution=96))
+    kinds = [layer["kind"] for layer in result.report["layers"]]
+    assert "dw" not in kinds
+    assert kinds.count("dw_pw") + kinds.count("pw_dw") == 9
+    assert kinds.count("eltwise") == 4  # the residual Adds stay (and are correct)
+
+
+def test_mobilenet_v3_squeeze_excite_is_refused_with_reason():
+    result = compile_checked(M.squeeze_excite_block())
+    assert result.report["fusion"]["fused"] == []
+    (refused,) = result.report["fusion"]["refused"]
+    assert refused["onnx_nodes"] == ["dw_0"]
+    assert "non-elementwise op, mean (se_pool_0)" in refused["reason"]
