@@ -8,6 +8,10 @@ as Relax would (no activation is re-derived from a name).
 Operands: ``("acc",)`` the conv result; ``("val", i)`` the result of op ``i``; ``("scalar", v)``
 a constant; ``("channel", k)`` element ``[channel]`` of the k-th per-channel tensor (a
 ``[1, C, 1, 1]`` constant such as a bias).
+
+Integer kernels end with ``gap8.requant``: int32 accumulator + int32 bias, times a per-channel
+int32 multiplier, rounding right shift, plus the output zero point, clamped (the activation
+folded into the clamp bounds) and cast to int8. See ``requant.py``.
 """
 
 from __future__ import annotations
@@ -47,6 +51,13 @@ class Epilogue:
 
         for op, operands, extra in self.ops:
             a = [operand(o) for o in operands]
+            if op == "gap8.requant":
+                from .requant import requant_expr
+
+                acc_plus_bias, mult, shift = a[0] + a[1], a[2], a[3]
+                zp, lo, hi, out_dtype = extra
+                vals.append(requant_expr(acc_plus_bias, mult, shift, zp, lo, hi, out_dtype))
+                continue
             if op == "relax.add":
                 v = a[0] + a[1]
             elif op == "relax.subtract":
@@ -69,8 +80,15 @@ class Epilogue:
             vals.append(v)
         return vals[-1] if vals else acc
 
+    @property
+    def is_integer(self) -> bool:
+        return any(op == "gap8.requant" for op, _, _ in self.ops)
+
     def describe(self) -> str:
         """A human name for the epilogue, e.g. ``bias+relu6``."""
+        if self.is_integer:
+            (_, _, (zp, lo, hi, dt)) = [o for o in self.ops if o[0] == "gap8.requant"][0]
+            return f"bias+requant[{dt} zp={zp} clamp={lo}..{hi}]"
         names = [op for op, _, _ in self.ops]
         parts = []
         if names and names[0] == "relax.add" and self.ops[0][1][1][0] == "channel":

@@ -19,10 +19,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..target import L1_SCOPE
+from .common import (COPY_ANN, ROLE_ANN, Operand, finish, inside, scalar_accumulator,
+                     stage_in, stage_out, stage_params)
 from .epilogue import Epilogue
 
-COPY_ANN = "gap8.copy"  # annotation on every L2<->L1 copy block: "l2_to_l1" | "l1_to_l2"
-ROLE_ANN = "gap8.role"  # annotation naming a block's role: "input", "weight", "intermediate", ...
+__all__ = ["COPY_ANN", "ROLE_ANN", "ConvGeom", "FusedKernelSpec", "build_fused"]
 
 
 @dataclass(frozen=True)
@@ -52,8 +53,27 @@ class FusedKernelSpec:
     first_epilogue: Epilogue = Epilogue()
     second_epilogue: Epilogue = Epilogue()
     channel_shapes: tuple = ()  # shapes of the per-channel tensors the epilogues use
-    dtype: str = "float32"
+    dtype: str = "float32"  # element type of the input (and, float kernels, of everything)
     layouts: dict = field(default_factory=dict, compare=False, hash=False)
+    channel_dtypes: tuple = ()  # element types of the per-channel tensors (default: dtype)
+    in_zp: int = 0  # integer kernels: zero point of the input
+    mid_zp: int = 0  # zero point of the intermediate (requantized output of the first conv)
+    w_dtype: str = ""  # weights' element type (default: dtype)
+
+    @property
+    def weight_dtype(self) -> str:
+        return self.w_dtype or self.dtype
+
+    @property
+    def out_dtype(self) -> str:
+        return "int8" if self.second_epilogue.is_integer else self.dtype
+
+    @property
+    def mid_dtype(self) -> str:
+        return "int8" if self.first_epilogue.is_integer else self.dtype
+
+    def channel_dtype(self, i: int) -> str:
+        return self.channel_dtypes[i] if self.channel_dtypes else self.dtype
 
     @property
     def dw(self) -> ConvGeom:
@@ -84,45 +104,50 @@ LAYOUTS = {
 }
 
 
-def _inb(y, x, t, l, h, w):
-    from tvm import tirx
+def _params(spec):
+    from tvm import te
 
-    return tirx.all(y >= t, y < h + t, x >= l, x < w + l)
+    return [te.placeholder(shape, spec.channel_dtype(i), name=f"p{i}")
+            for i, shape in enumerate(spec.channel_shapes)]
 
 
 def dw_pw_compute(spec: FusedKernelSpec):
     """TE graph of DW -> epilogue -> PW -> epilogue with an HWC intermediate."""
     from tvm import te, tirx
 
-    dt = spec.dtype
     _, c, h, w = spec.in_shape
-    dw, pw = spec.first, spec.second
+    dw = spec.first
     k, s = dw.kernel, dw.stride
     t, l, _, _ = dw.padding
     _, o, oh, ow = spec.out_shape
-    x = te.placeholder(spec.in_shape, dt, name="x")
-    w_dw = te.placeholder((c, 1, k, k), dt, name="w_dw")
-    w_pw = te.placeholder((o, c, 1, 1), dt, name="w_pw")
-    chans = [te.placeholder(shape, dt, name=f"p{i}") for i, shape in enumerate(spec.channel_shapes)]
-    zero = tirx.const(0, dt)
+    xin = Operand(spec.dtype, spec.in_zp)
+    mid_in = Operand(spec.mid_dtype, spec.mid_zp)
+    wop = Operand(spec.weight_dtype)
+    x = te.placeholder(spec.in_shape, spec.dtype, name="x")
+    w_dw = te.placeholder((c, 1, k, k), spec.weight_dtype, name="w_dw")
+    w_pw = te.placeholder((o, c, 1, 1), spec.weight_dtype, name="w_pw")
+    chans = _params(spec)
     rk = te.reduce_axis((0, k), name="rk")
     rl = te.reduce_axis((0, k), name="rl")
 
-    def x_at(ci, yy, xx):  # zero padding folded into the read
-        return tirx.if_then_else(_inb(yy, xx, t, l, h, w), x[0, ci, yy - t, xx - l], zero)
+    def x_at(ci, yy, xx):  # zero padding (the real value 0) folded into the read
+        return tirx.if_then_else(inside(yy, xx, t, l, h, w), xin.load(x[0, ci, yy - t, xx - l]),
+                                 xin.zero())
 
     dw_acc = te.compute(
         (oh, ow, c),
-        lambda i, j, ci: te.sum(x_at(ci, i * s + rk, j * s + rl) * w_dw[ci, 0, rk, rl],
+        lambda i, j, ci: te.sum(x_at(ci, i * s + rk, j * s + rl) * wop.load(w_dw[ci, 0, rk, rl]),
                                 axis=[rk, rl]),
         name="dw_acc")
     mid = te.compute((oh, ow, c),
                      lambda i, j, ci: spec.first_epilogue.apply(dw_acc[i, j, ci], ci, chans),
                      name="dw_out")
     rc = te.reduce_axis((0, c), name="rc")
-    pw_acc = te.compute((1, o, oh, ow),
-                        lambda n, oc, i, j: te.sum(mid[i, j, rc] * w_pw[oc, rc, 0, 0], axis=rc),
-                        name="pw_acc")
+    pw_acc = te.compute(
+        (1, o, oh, ow),
+        lambda n, oc, i, j: te.sum(mid_in.load(mid[i, j, rc]) * wop.load(w_pw[oc, rc, 0, 0]),
+                                   axis=rc),
+        name="pw_acc")
     y = te.compute((1, o, oh, ow),
                    lambda n, oc, i, j: spec.second_epilogue.apply(pw_acc[n, oc, i, j], oc, chans),
                    name="pw_out")
@@ -133,22 +158,24 @@ def pw_dw_compute(spec: FusedKernelSpec):
     """TE graph of PW -> epilogue -> DW -> epilogue with a CHW intermediate."""
     from tvm import te, tirx
 
-    dt = spec.dtype
     _, c, h, w = spec.in_shape
     pw, dw = spec.first, spec.second
     hid = pw.out_channels
     k, s = dw.kernel, dw.stride
     t, l, _, _ = dw.padding
     _, _, oh, ow = spec.out_shape
-    x = te.placeholder(spec.in_shape, dt, name="x")
-    w_pw = te.placeholder((hid, c, 1, 1), dt, name="w_pw")
-    w_dw = te.placeholder((hid, 1, k, k), dt, name="w_dw")
-    chans = [te.placeholder(shape, dt, name=f"p{i}") for i, shape in enumerate(spec.channel_shapes)]
-    zero = tirx.const(0, dt)
+    xin = Operand(spec.dtype, spec.in_zp)
+    mid_in = Operand(spec.mid_dtype, spec.mid_zp)
+    wop = Operand(spec.weight_dtype)
+    x = te.placeholder(spec.in_shape, spec.dtype, name="x")
+    w_pw = te.placeholder((hid, c, 1, 1), spec.weight_dtype, name="w_pw")
+    w_dw = te.placeholder((hid, 1, k, k), spec.weight_dtype, name="w_dw")
+    chans = _params(spec)
     rc = te.reduce_axis((0, c), name="rc")
-    pw_acc = te.compute((hid, h, w),
-                        lambda hc, i, j: te.sum(x[0, rc, i, j] * w_pw[hc, rc, 0, 0], axis=rc),
-                        name="pw_acc")
+    pw_acc = te.compute(
+        (hid, h, w),
+        lambda hc, i, j: te.sum(xin.load(x[0, rc, i, j]) * wop.load(w_pw[hc, rc, 0, 0]), axis=rc),
+        name="pw_acc")
     mid = te.compute((hid, h, w),
                      lambda hc, i, j: spec.first_epilogue.apply(pw_acc[hc, i, j], hc, chans),
                      name="pw_out")
@@ -156,12 +183,13 @@ def pw_dw_compute(spec: FusedKernelSpec):
     rl = te.reduce_axis((0, k), name="rl")
 
     def mid_at(hc, yy, xx):
-        return tirx.if_then_else(_inb(yy, xx, t, l, h, w), mid[hc, yy - t, xx - l], zero)
+        return tirx.if_then_else(inside(yy, xx, t, l, h, w), mid_in.load(mid[hc, yy - t, xx - l]),
+                                 mid_in.zero())
 
     dw_acc = te.compute(
         (1, hid, oh, ow),
-        lambda n, hc, i, j: te.sum(mid_at(hc, i * s + rk, j * s + rl) * w_dw[hc, 0, rk, rl],
-                                   axis=[rk, rl]),
+        lambda n, hc, i, j: te.sum(
+            mid_at(hc, i * s + rk, j * s + rl) * wop.load(w_dw[hc, 0, rk, rl]), axis=[rk, rl]),
         name="dw_acc")
     y = te.compute((1, hid, oh, ow),
                    lambda n, hc, i, j: spec.second_epilogue.apply(dw_acc[n, hc, i, j], hc, chans),
@@ -169,32 +197,8 @@ def pw_dw_compute(spec: FusedKernelSpec):
     return [x, w_pw, w_dw, *chans, y]
 
 
-def _stage(sch, block, name, role, loop=None):
-    """Copy read buffer ``name`` of ``block`` L2->L1: at ``loop`` (per tile) or at the root."""
-    cb = sch.cache_read(block, name, L1_SCOPE)
-    if loop is not None:
-        sch.compute_at(cb, loop)
-    sch.annotate(cb, COPY_ANN, "l2_to_l1")
-    sch.annotate(cb, ROLE_ANN, role)
-    return cb
-
-
-def _stage_params(sch, blocks, n_params):
-    names = {f"p{i}" for i in range(n_params)}
-    for block in blocks:
-        for region in sch.get(block).reads:
-            if region.source.name in names:
-                names.discard(region.source.name)
-                _stage(sch, block, region.source.name, "weight")
-
-
-def _stage_output(sch, block, loop):
-    """The output tile is computed in L1 and copied L1->L2 once per tile."""
-    copy = sch.cache_write(block, 0, L1_SCOPE)
-    sch.reverse_compute_at(copy, loop)
-    sch.annotate(copy, COPY_ANN, "l1_to_l2")
-    sch.annotate(copy, ROLE_ANN, "output")
-    return copy
+def _param_names(spec):
+    return [f"p{i}" for i in range(len(spec.channel_shapes))]
 
 
 def schedule_dw_pw(spec: FusedKernelSpec, plan):
@@ -205,29 +209,26 @@ def schedule_dw_pw(spec: FusedKernelSpec, plan):
     """
     from tvm import s_tir, te
 
-    func = te.create_prim_func(dw_pw_compute(spec))
-    sch = s_tir.Schedule(func)
+    sch = s_tir.Schedule(te.create_prim_func(dw_pw_compute(spec)))
     out = sch.get_sblock("pw_out")
     _, o, i, j = sch.get_loops(out)
     it, ii = sch.split(i, [None, plan.rows])
     ot, oi = sch.split(o, [None, plan.channels])
     sch.reorder(it, ot, oi, ii, j)
-    _stage_output(sch, out, ot)
+    stage_out(sch, out, ot)
     pw_acc = sch.get_sblock("pw_acc")  # one scalar accumulator per output element
-    sch.compute_at(pw_acc, j)
-    sch.set_scope(pw_acc, 0, "local")
+    scalar_accumulator(sch, pw_acc, j)
     mid = sch.get_sblock("dw_out")  # the intermediate: this row tile, all channels, L1 only
     sch.compute_at(mid, it)
     sch.set_scope(mid, 0, L1_SCOPE)
     sch.annotate(mid, ROLE_ANN, "intermediate")
     dw_acc = sch.get_sblock("dw_acc")
-    sch.compute_at(dw_acc, sch.get_loops(mid)[-1])
-    sch.set_scope(dw_acc, 0, "local")
-    _stage(sch, dw_acc, "x", "input", it)
-    _stage(sch, dw_acc, "w_dw", "weight")
-    _stage(sch, pw_acc, "w_pw", "weight", ot if plan.channel_tiles > 1 else None)
-    _stage_params(sch, [mid, out], len(spec.channel_shapes))
-    return sch.mod["main"]
+    scalar_accumulator(sch, dw_acc, sch.get_loops(mid)[-1])
+    stage_in(sch, dw_acc, "x", "input", it)
+    stage_in(sch, dw_acc, "w_dw", "weight")
+    stage_in(sch, pw_acc, "w_pw", "weight", ot if plan.channel_tiles > 1 else None)
+    stage_params(sch, [mid, out], _param_names(spec))
+    return finish(sch)
 
 
 def schedule_pw_dw(spec: FusedKernelSpec, plan):
@@ -239,34 +240,29 @@ def schedule_pw_dw(spec: FusedKernelSpec, plan):
     """
     from tvm import s_tir, te
 
-    func = te.create_prim_func(pw_dw_compute(spec))
-    sch = s_tir.Schedule(func)
+    sch = s_tir.Schedule(te.create_prim_func(pw_dw_compute(spec)))
     out = sch.get_sblock("dw_out")
     _, c, i, j = sch.get_loops(out)
     it, ii = sch.split(i, [None, plan.rows])
     ct, ci = sch.split(c, [None, plan.channels])
     sch.reorder(it, ct, ci, ii, j)
-    _stage_output(sch, out, ct)
+    stage_out(sch, out, ct)
     dw_acc = sch.get_sblock("dw_acc")
-    sch.compute_at(dw_acc, j)
-    sch.set_scope(dw_acc, 0, "local")
+    scalar_accumulator(sch, dw_acc, j)
     mid = sch.get_sblock("pw_out")
     sch.compute_at(mid, ct)
     sch.set_scope(mid, 0, L1_SCOPE)
     sch.annotate(mid, ROLE_ANN, "intermediate")
     pw_acc = sch.get_sblock("pw_acc")
-    sch.compute_at(pw_acc, sch.get_loops(mid)[-1])
-    sch.set_scope(pw_acc, 0, "local")
-    _stage(sch, pw_acc, "x", "input", it)
+    scalar_accumulator(sch, pw_acc, sch.get_loops(mid)[-1])
+    stage_in(sch, pw_acc, "x", "input", it)
     per_tile = ct if plan.channel_tiles > 1 else None
-    _stage(sch, pw_acc, "w_pw", "weight", per_tile)
-    _stage(sch, dw_acc, "w_dw", "weight", per_tile)
-    _stage_params(sch, [mid, out], len(spec.channel_shapes))
-    return sch.mod["main"]
+    stage_in(sch, pw_acc, "w_pw", "weight", per_tile)
+    stage_in(sch, dw_acc, "w_dw", "weight", per_tile)
+    stage_params(sch, [mid, out], _param_names(spec))
+    return finish(sch)
 
 
 def build_fused(spec: FusedKernelSpec, plan):
     """The scheduled PrimFunc of a fused kernel under ``plan``."""
-    func = schedule_dw_pw(spec, plan) if spec.kind == "dw_pw" else schedule_pw_dw(spec, plan)
-    # the schedule's module names its function "main"; the caller picks the real name
-    return func.without_attr("global_symbol")
+    return schedule_dw_pw(spec, plan) if spec.kind == "dw_pw" else schedule_pw_dw(spec, plan)

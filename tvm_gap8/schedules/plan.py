@@ -20,7 +20,13 @@ from ..target import Gap8Target
 
 
 def _dtype_bytes(dtype: str) -> int:
-    return {"float32": 4, "int32": 4, "int8": 1, "uint8": 1, "int16": 2, "float16": 2}[dtype]
+    return {"float32": 4, "int32": 4, "int64": 8, "int8": 1, "uint8": 1, "int16": 2,
+            "float16": 2}[dtype]
+
+
+def _param_bytes(spec) -> int:
+    return sum(math.prod(sh) * _dtype_bytes(spec.channel_dtype(i))
+               for i, sh in enumerate(spec.channel_shapes))
 
 
 @dataclass(frozen=True)
@@ -73,27 +79,26 @@ def plan_dw_pw(spec, hw: Gap8Target, rows: int, channels: int) -> TilePlan:
     _, c, h, w = spec.in_shape
     _, o, oh, ow = spec.out_shape
     k, s = spec.first.kernel, spec.first.stride
-    dt = spec.dtype
+    wt = spec.weight_dtype
     rt, ct = math.ceil(oh / rows), math.ceil(o / channels)
     db = 2 if hw.double_buffering else 1
     in_rows = _in_rows(rows, s, k, h)
-    nparams = sum(math.prod(sh) for sh in spec.channel_shapes)
     pw_w_copies = db if ct > 1 else 1
     bufs = (
-        L1Buffer("x", "input", c * in_rows * w, dt, db),
-        L1Buffer("dw_out", "intermediate", rows * ow * c, dt),
-        L1Buffer("pw_out", "output", channels * rows * ow, dt, db),
-        L1Buffer("w_dw", "weight", c * k * k, dt),
-        L1Buffer("w_pw", "weight", channels * c, dt, pw_w_copies),
-        L1Buffer("params", "weight", nparams, dt),
+        L1Buffer("x", "input", c * in_rows * w, spec.dtype, db),
+        L1Buffer("dw_out", "intermediate", rows * ow * c, spec.mid_dtype),
+        L1Buffer("pw_out", "output", channels * rows * ow, spec.out_dtype, db),
+        L1Buffer("w_dw", "weight", c * k * k, wt),
+        L1Buffer("w_pw", "weight", channels * c, wt, pw_w_copies),
+        L1Buffer("params", "weight", _param_bytes(spec), "uint8"),
     )
-    e = _dtype_bytes(dt)
+    e, we = _dtype_bytes(spec.dtype), _dtype_bytes(wt)
     # bytes actually moved: input rows with halo per row tile (clamped at the borders)
     act_in = sum(c * w * e * (min(h, r0 * s + (min(rows, oh - r0) - 1) * s + k - spec.first.padding[0])
                               - max(0, r0 * s - spec.first.padding[0]))
                  for r0 in range(0, oh, rows))
-    act_out = o * oh * ow * e
-    wgt = (c * k * k + nparams) * e + (o * c * e) * (rt if ct > 1 else 1)
+    act_out = o * oh * ow * _dtype_bytes(spec.out_dtype)
+    wgt = c * k * k * we + _param_bytes(spec) + (o * c * we) * (rt if ct > 1 else 1)
     transfers = rt + rt * ct + (2 + len(spec.channel_shapes)) + (rt * ct if ct > 1 else 0)
     return _finish(spec, hw, rows, channels, rt, ct, bufs, act_in, act_out, wgt, transfers)
 
@@ -102,27 +107,26 @@ def plan_pw_dw(spec, hw: Gap8Target, rows: int, channels: int) -> TilePlan:
     _, c, h, w = spec.in_shape
     _, hid, oh, ow = spec.out_shape
     k, s = spec.second.kernel, spec.second.stride
-    dt = spec.dtype
+    wt = spec.weight_dtype
     rt, ct = math.ceil(oh / rows), math.ceil(hid / channels)
     db = 2 if hw.double_buffering else 1
     in_rows = _in_rows(rows, s, k, h)
-    nparams = sum(math.prod(sh) for sh in spec.channel_shapes)
     wcopies = db if ct > 1 else 1
     bufs = (
-        L1Buffer("x", "input", c * in_rows * w, dt, db),
-        L1Buffer("pw_out", "intermediate", channels * in_rows * w, dt),
-        L1Buffer("dw_out", "output", channels * rows * ow, dt, db),
-        L1Buffer("w_pw", "weight", channels * c, dt, wcopies),
-        L1Buffer("w_dw", "weight", channels * k * k, dt, wcopies),
-        L1Buffer("params", "weight", nparams, dt),
+        L1Buffer("x", "input", c * in_rows * w, spec.dtype, db),
+        L1Buffer("pw_out", "intermediate", channels * in_rows * w, spec.mid_dtype),
+        L1Buffer("dw_out", "output", channels * rows * ow, spec.out_dtype, db),
+        L1Buffer("w_pw", "weight", channels * c, wt, wcopies),
+        L1Buffer("w_dw", "weight", channels * k * k, wt, wcopies),
+        L1Buffer("params", "weight", _param_bytes(spec), "uint8"),
     )
-    e = _dtype_bytes(dt)
+    e, we = _dtype_bytes(spec.dtype), _dtype_bytes(wt)
     pad_t = spec.second.padding[0]
     act_in = sum(c * w * e * (min(h, r0 * s + (min(rows, oh - r0) - 1) * s + k - pad_t)
                               - max(0, r0 * s - pad_t))
                  for r0 in range(0, oh, rows))
-    act_out = hid * oh * ow * e
-    wgt = nparams * e + (hid * c + hid * k * k) * e * (rt if ct > 1 else 1)
+    act_out = hid * oh * ow * _dtype_bytes(spec.out_dtype)
+    wgt = _param_bytes(spec) + (hid * c + hid * k * k) * we * (rt if ct > 1 else 1)
     transfers = rt + rt * ct + len(spec.channel_shapes) + (2 * rt * ct if ct > 1 else 2)
     return _finish(spec, hw, rows, channels, rt, ct, bufs, act_in, act_out, wgt, transfers)
 
