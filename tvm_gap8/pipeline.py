@@ -10,19 +10,44 @@ from __future__ import annotations
 import tvm
 from tvm import relax
 
-from .passes import FuseDepthwisePointwise, FusePointwiseDepthwise, LowerFusedKernels
+from .passes import (FormConvKernels, FuseDepthwisePointwise, FusePointwiseDepthwise,
+                     LowerFusedKernels, record_unfused_depthwise)
 from .target import GAP8, Gap8Target
+
+
+@tvm.transform.module_pass(opt_level=0, name="FoldConstantKeepQuantized")
+def fold_constants(mod: tvm.IRModule, _ctx) -> tvm.IRModule:
+    """FoldConstant, except on QDQ models: there it would fold ``dequantize(int8 weights)`` into
+    float weights, and the patterns need the integers (they match the dequantize itself, and
+    tolerate the unfolded ``reshape`` of a bias). Constants left over are folded after lowering.
+    """
+    if _has_quantize(mod):
+        return mod
+    return relax.transform.FoldConstant()(mod)
+
+
+def _has_quantize(mod) -> bool:
+    from .irutil import bindings
+
+    q = tvm.ir.Op.get("relax.quantize")
+    for _, func in mod.functions_items():
+        if isinstance(func, relax.Function):
+            for b in bindings(func):
+                if isinstance(b.value, relax.Call) and b.value.op.same_as(q):
+                    return True
+    return False
 
 
 def gap8_passes(hw: Gap8Target = GAP8, fuse: bool = True) -> list:
     """Our passes, in order, without TVM's final build passes."""
     passes = [
-        relax.transform.FoldConstant(),
+        fold_constants,
         relax.transform.DecomposeOpsForInference(),  # any BN onnxruntime did not fold
-        relax.transform.FoldConstant(),
+        fold_constants,
     ]
     if fuse:
-        passes += [FuseDepthwisePointwise(), FusePointwiseDepthwise(), LowerFusedKernels(hw)]
+        passes += [FuseDepthwisePointwise(), FusePointwiseDepthwise(), record_unfused_depthwise]
+    passes += [FormConvKernels(), LowerFusedKernels(hw), relax.transform.FoldConstant()]
     return passes
 
 

@@ -14,7 +14,7 @@ import tvm
 from tvm import relax
 
 from .irutil import group_info, node_name_of
-from .passes import explain_unfused
+from .passes import unfused_of
 
 
 def _shape(e):
@@ -72,7 +72,8 @@ def layers_of(mod: tvm.IRModule) -> list[dict]:
                         "kind": str(attrs["gap8.kind"]),
                         "onnx_nodes": info["onnx_nodes"],
                         "macs": int(attrs["gap8.macs"]),
-                        "fused": True,
+                        "fused": str(attrs["gap8.kind"]) in ("dw_pw", "pw_dw"),
+                        "tiled": True,
                         "kernel": gv.name_hint,
                         "epilogues": [str(e) for e in attrs["gap8.epilogues"]],
                         "tile": json.loads(str(attrs["gap8.plan"])),
@@ -86,14 +87,14 @@ def layers_of(mod: tvm.IRModule) -> list[dict]:
                 continue
             node = node or f"{kind}_{len(layers)}"
             last = layers[-1] if layers else None
-            if last is not None and not last.get("fused") and last["onnx_nodes"] == [node]:
+            if last is not None and not last["tiled"] and last["onnx_nodes"] == [node]:
                 last["macs"] += macs  # e.g. a conv and its bias add, both from one Conv node
                 if _KIND_RANK.index(kind) < _KIND_RANK.index(last["kind"]) \
                         if kind in _KIND_RANK and last["kind"] in _KIND_RANK else False:
                     last["kind"] = kind
                 continue
             layers.append({"name": node, "kind": kind, "onnx_nodes": [node], "macs": macs,
-                           "fused": False})
+                           "fused": False, "tiled": False})
     return layers
 
 
@@ -105,7 +106,7 @@ def fusion_of(mod: tvm.IRModule, layers: list[dict], fuse: bool = True) -> dict:
     fused = [{"kind": layer["kind"], "onnx_nodes": layer["onnx_nodes"],
               "layouts": _layouts(mod, layer["kernel"]), "epilogues": layer["epilogues"]}
              for layer in layers if layer.get("fused")]
-    return {"fused": fused, "refused": explain_unfused(mod)}
+    return {"fused": fused, "refused": unfused_of(mod)}
 
 
 def _layouts(mod, name):

@@ -1,7 +1,9 @@
 """Relax passes of the GAP8 flow; each is usable alone in a ``tvm.transform.Sequential``."""
 
-from .fusion import FuseDepthwisePointwise, FusePointwiseDepthwise, explain_unfused, refusals_of
+from .fusion import (FormConvKernels, FuseDepthwisePointwise, FusePointwiseDepthwise,
+                     explain_unfused, record_unfused_depthwise, refusals_of, unfused_of)
 from .lower import LowerFusedKernels
 
-__all__ = ["FuseDepthwisePointwise", "FusePointwiseDepthwise", "LowerFusedKernels",
-           "explain_unfused", "refusals_of"]
+__all__ = ["FormConvKernels", "FuseDepthwisePointwise", "FusePointwiseDepthwise", "LowerFusedKernels",
+           "explain_unfused", "record_unfused_depthwise", "refusals_of",
+           "unfused_of"]

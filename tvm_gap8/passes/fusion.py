@@ -80,43 +80,63 @@ def pair_problem(kind: str, dw, pw) -> str | None:
             or patterns.depthwise_problem(dw) or patterns.pointwise_problem(pw))
 
 
-class _DepthwiseSeparableFusion:
+class _GroupFormation:
+    """FuseOpsByPattern over a float and a QDQ pattern of one kind, with the rule check."""
+
     kind = ""
+    patterns: tuple = ()  # pattern factories: () -> (pattern, annotations)
 
     def __init__(self):
         self.refused: list[dict] = []
-        self.matched: dict = {}  # (first weight, second weight) -> ONNX nodes of the match
+        self.matched: dict = {}  # weights of the match -> {"layer", "onnx_nodes"}
         self._order: dict = {}
 
+    def _convs(self, ctx):
+        raise NotImplementedError
+
+    def _problem(self, ctx) -> str | None:
+        raise NotImplementedError
+
     def _check(self, ctx: PatternCheckContext) -> bool:
-        dw, pw = ctx.annotated_expr["dw"], ctx.annotated_expr["pw"]
-        if not patterns.is_depthwise_like(dw):
-            return False  # two ordinary convs: not a candidate, nothing to record
-        reason = (pair_problem(self.kind, dw, pw) or _escape_problem(ctx)
-                  or epilogue_problem(ctx.matched_bindings.values(), {}))
+        convs = self._convs(ctx)
+        if convs is None:
+            return False
+        reason = self._problem(ctx)
         if reason:
-            first, second = (dw, pw) if self.kind == "dw_pw" else (pw, dw)
-            self.refused.append({"kind": self.kind, "onnx_nodes": [_node(first), _node(second)],
+            self.refused.append({"kind": self.kind, "onnx_nodes": [_node(c) for c in convs],
                                  "reason": reason})
             return False
-        first, second = (dw, pw) if self.kind == "dw_pw" else (pw, dw)
         values = sorted(ctx.matched_bindings.items(), key=lambda kv: self._order.get(kv[0], 0))
         nodes = list(dict.fromkeys(n for n in (node_name_of(v) for _, v in values) if n))
-        self.matched[(first.args[1], second.args[1])] = {
-            "layer": f"{_node(first)}+{_node(second)}", "onnx_nodes": nodes}
+        self.matched[tuple(_weight_key(c, ctx) for c in convs)] = {
+            "layer": "+".join(_node(c) for c in convs), "onnx_nodes": nodes}
         return True
 
     def transform_module(self, mod: tvm.IRModule, _ctx) -> tvm.IRModule:
         self.refused, self.matched = [], {}
         self._order = {b.var: i for i, b in enumerate(bindings(mod["main"]))}
-        pattern, annotations = (patterns.dw_pw_pattern() if self.kind == "dw_pw"
-                                else patterns.pw_dw_pattern())
-        fused = relax.transform.FuseOpsByPattern(
-            [FusionPattern(f"gap8.{self.kind}", pattern, annotations, self._check)],
-            bind_constants=False)(mod)
+        fusion_patterns = []
+        for factory in self.patterns:
+            pattern, annotations = factory()
+            fusion_patterns.append(FusionPattern(f"gap8.{self.kind}", pattern, annotations,
+                                                 self._check))
+        fused = relax.transform.FuseOpsByPattern(fusion_patterns, bind_constants=False)(mod)
         fused = _annotate_composites(fused, self.kind)
         fused["main"] = _tag_group_calls(fused, self.matched)
         return _record_refusals(fused, self.refused)
+
+
+class _DepthwiseSeparableFusion(_GroupFormation):
+    def _convs(self, ctx):
+        dw, pw = ctx.annotated_expr["dw"], ctx.annotated_expr["pw"]
+        if not patterns.is_depthwise_like(dw):
+            return None  # two ordinary convs: not a candidate, nothing to record
+        return (dw, pw) if self.kind == "dw_pw" else (pw, dw)
+
+    def _problem(self, ctx):
+        dw, pw = ctx.annotated_expr["dw"], ctx.annotated_expr["pw"]
+        return (pair_problem(self.kind, dw, pw) or _escape_problem(ctx)
+                or epilogue_problem(ctx.matched_bindings.values(), {}))
 
 
 @tvm.transform.module_pass(opt_level=0, name="FuseDepthwisePointwise")
@@ -124,6 +144,7 @@ class FuseDepthwisePointwise(_DepthwiseSeparableFusion):
     """DW -> (elementwise) -> PW into one ``gap8.dw_pw`` composite function."""
 
     kind = "dw_pw"
+    patterns = (patterns.q_dw_pw_pattern, patterns.dw_pw_pattern)
 
 
 @tvm.transform.module_pass(opt_level=0, name="FusePointwiseDepthwise")
@@ -131,6 +152,33 @@ class FusePointwiseDepthwise(_DepthwiseSeparableFusion):
     """PW -> (elementwise) -> DW into one ``gap8.pw_dw`` composite function."""
 
     kind = "pw_dw"
+    patterns = (patterns.q_pw_dw_pattern, patterns.pw_dw_pattern)
+
+
+@tvm.transform.module_pass(opt_level=0, name="FormConvKernels")
+class FormConvKernels(_GroupFormation):
+    """Every conv left over (stem, head, expansion PW, refused DW) -> ``gap8.conv``, with its
+    bias and activation, so that it too becomes one tiled L1 kernel."""
+
+    kind = "conv"
+    patterns = (patterns.q_conv_pattern, patterns.conv_pattern)
+
+    def _convs(self, ctx):
+        return (ctx.annotated_expr["conv"],)
+
+    def _problem(self, ctx):
+        conv = ctx.annotated_expr["conv"]
+        return (patterns.dtype_problem(conv) or patterns.conv_problem(conv)
+                or _escape_problem(ctx) or epilogue_problem(ctx.matched_bindings.values(), {}))
+
+
+def _weight_key(conv, ctx):
+    """The object identifying a conv across passes: its weight constant (behind a dequantize
+    in a QDQ model)."""
+    w = conv.args[1]
+    while isinstance(w, relax.Var) and w in ctx.matched_bindings:
+        w = ctx.matched_bindings[w].args[0]
+    return w
 
 
 def _annotate_composites(mod, kind):
@@ -166,7 +214,7 @@ def _tag_group_calls(mod, matched):
             return None
         consts = [a for a in v.args if isinstance(a, tvm.ir.expr.GenericConst)]
         for key, info in matched.items():
-            if any(c.same_as(key[0]) for c in consts) and any(c.same_as(key[1]) for c in consts):
+            if all(any(c.same_as(k) for c in consts) for k in key):
                 return with_span(v, group_span(info))
         return None
 
@@ -218,6 +266,23 @@ def _describe(value) -> str:
             op = "call"
         return f"{op} ({_node(value)})"
     return type(value).__name__
+
+
+UNFUSED_ATTR = "gap8.unfused_dw"
+
+
+@tvm.transform.module_pass(opt_level=0, name="RecordUnfusedDepthwise")
+def record_unfused_depthwise(mod: tvm.IRModule, _ctx) -> tvm.IRModule:
+    """After the fusion passes: store, in the module attribute ``gap8.unfused_dw``, every DW
+    left outside a group and why (later passes turn the DW into a kernel of its own)."""
+    return mod.with_attr(UNFUSED_ATTR, explain_unfused(mod))
+
+
+def unfused_of(mod) -> list[dict]:
+    if mod.attrs is None or UNFUSED_ATTR not in mod.attrs:
+        return []
+    return [{"onnx_nodes": [str(n) for n in r["onnx_nodes"]], "reason": str(r["reason"])}
+            for r in mod.attrs[UNFUSED_ATTR]]
 
 
 def explain_unfused(mod) -> list[dict]:

@@ -1,14 +1,13 @@
-"""Lower each ``gap8.dw_pw`` / ``gap8.pw_dw`` composite to ONE scheduled TIR PrimFunc.
+"""Lower each gap8 composite (``dw_pw``, ``pw_dw``, ``conv``) to ONE scheduled TIR PrimFunc.
 
 Shaped like ``tvm/relax/transform/fuse_transpose_matmul.py``: a ``PyExprMutator`` replaces
 every call of a composite function by a ``call_tir`` of a PrimFunc built with TE and scheduled
-with ``tvm.s_tir`` (``schedules/fused.py``) under a tile plan for the target's L1
-(``schedules/plan.py``). The composite's body is read into a ``FusedKernelSpec``: conv
-geometry, and the elementwise ops between and after the convs as ``Epilogue`` programs, so the
-kernel computes exactly what the Relax ops did.
+with ``tvm.s_tir`` under a tile plan for the target's L1. The composite's body is read into conv
+stages (``extract.py``): float epilogues are computed exactly as the Relax ops wrote them, QDQ
+stages become integer arithmetic with requantization.
 
-The PrimFunc carries ``gap8.*`` attributes (kind, layouts, tile plan, epilogues) for the
-report and the IR tests, and ``op_pattern = kOpaque`` so that no later fusion touches it.
+The PrimFunc carries ``gap8.*`` attributes (kind, layouts, tile plan, L1 buffers, epilogues) for
+the report and the IR tests, and ``op_pattern = kOpaque`` so that no later fusion touches it.
 Identical layers share one PrimFunc (as they would share code on the device); the ``call_tir``
 of each layer carries, in its span, the layer name and ONNX nodes it stands for.
 """
@@ -23,87 +22,65 @@ from tvm.relax.expr_functor import PyExprMutator, mutator
 
 from ..errors import UnsupportedError
 from ..irutil import bindings, group_info, group_span, with_span
-from ..schedules.epilogue import SUPPORTED_OPS, Epilogue
-from ..schedules.fused import LAYOUTS, ConvGeom, FusedKernelSpec, build_fused
-from ..schedules.plan import plan_fused
+from ..schedules.conv import ConvKernelSpec, schedule_conv
+from ..schedules.fused import LAYOUTS, FusedKernelSpec, build_fused
+from ..schedules.plan import choose_plan, plan_conv, plan_fused
 from ..target import GAP8, Gap8Target
+from .extract import conv_geom, read_composite
 
 OPAQUE = 8  # tvm::relax::OpPatternKind::kOpaque
 
 
-def _ints(a):
-    return [int(v) for v in a]
+def _common(kernel):
+    first = kernel.stages[0]
+    return dict(
+        channel_shapes=tuple(kernel.channel_shapes),
+        channel_dtypes=tuple(kernel.channel_dtypes),
+        dtype=str(kernel.x.ty.dtype),
+        in_zp=first.in_zp,
+        w_dtype=str(first.weight.dtype))
 
 
-def _geom(call) -> ConvGeom:
-    w = [int(v) for v in call.args[1].ty.shape.values]
-    a = call.attrs
-    return ConvGeom(in_channels=int(call.args[0].ty.shape.values[1]), out_channels=w[0],
-                    kernel=w[2], stride=_ints(a.strides)[0], padding=tuple(_ints(a.padding)))
-
-
-def spec_from_composite(func: relax.Function, args) -> tuple[FusedKernelSpec, list]:
-    """Read a composite's body. Returns the spec and the call_tir tensor arguments."""
+def spec_from_composite(func: relax.Function, args):
+    """(spec, call_tir tensor arguments) of a gap8 composite called with ``args``."""
     kind = str(func.attrs["gap8.kind"])
-    env = {p: a for p, a in zip(func.params, args)}
+    kernel = read_composite(func, args)
+    stages = kernel.stages
+    if kind in ("dw_pw", "pw_dw"):
+        if len(stages) != 2:
+            raise UnsupportedError(f"{kind} group with {len(stages)} convs")
+        if stages[0].integer != stages[1].integer:
+            raise UnsupportedError(f"{kind} group mixing integer and float stages")
+        spec = FusedKernelSpec(
+            kind=kind, in_shape=tuple(int(v) for v in kernel.x.ty.shape.values),
+            first=conv_geom(stages[0].conv), second=conv_geom(stages[1].conv),
+            first_epilogue=kernel.epilogues[0], second_epilogue=kernel.epilogues[1],
+            layouts=dict(LAYOUTS[kind]), mid_zp=stages[1].in_zp, **_common(kernel))
+        weights = [stages[0].weight, stages[1].weight]
+    else:
+        (stage,) = stages
+        geom = conv_geom(stage.conv)
+        groups = stage.groups
+        x_shape = tuple(int(v) for v in kernel.x.ty.shape.values)
+        sub = "dw" if groups > 1 and groups == x_shape[1] else \
+            "pw" if geom.kernel == 1 and groups == 1 else "conv"
+        spec = ConvKernelSpec(in_shape=x_shape, geom=geom, groups=groups,
+                              epilogue=kernel.epilogues[0], kind=sub, **_common(kernel))
+    tensors = [kernel.x, *[relax.const(w) for w in weights]] if kind != "conv" else \
+        [kernel.x, relax.const(stages[0].weight)]
+    return spec, tensors + kernel.channel_tensors
 
-    def resolve(e):
-        while isinstance(e, relax.Var) and e in env:
-            e = env[e]
-        return e
 
-    convs, weights, epilogues, channel_tensors, channel_shapes = [], [], [[], []], [], []
-    value_index = {}  # var -> ("acc",) | ("val", i) within the current stage
-    stage = -1
-    for block in func.body.blocks:
-        for b in block.bindings:
-            call = b.value
-            op = call.op.name
-            if op == "relax.nn.conv2d":
-                stage += 1
-                convs.append(call)
-                weights.append(resolve(call.args[1]))
-                value_index = {b.var: ("acc",)}
-                continue
-            if op not in SUPPORTED_OPS or stage < 0:
-                raise UnsupportedError(f"fused group contains unsupported op {op}")
-            operands = []
-            for a in call.args:
-                if isinstance(a, relax.Var) and a in value_index:
-                    operands.append(value_index[a])
-                    continue
-                const = resolve(a)
-                if isinstance(const, tvm.ir.expr.GenericConst):
-                    arr = const.value.numpy()
-                    if arr.size == 1:
-                        operands.append(("scalar", float(arr.reshape(()))))
-                    else:
-                        c = arr.size
-                        channel_tensors.append(relax.const(arr.reshape(1, c, 1, 1)))
-                        channel_shapes.append((1, c, 1, 1))
-                        operands.append(("channel", len(channel_tensors) - 1))
-                elif isinstance(a, (tvm.tirx.FloatImm, tvm.tirx.IntImm)) or op == "relax.clip":
-                    continue  # clip bounds: carried in `extra`
-                else:
-                    raise UnsupportedError(f"fused group: operand {a} of {op} is not a constant")
-            extra = None
-            if op == "relax.clip":
-                extra = (float(call.args[1].value), float(call.args[2].value))
-            epilogues[stage].append((op, tuple(operands), extra))
-            value_index[b.var] = ("val", len(epilogues[stage]) - 1)
-    if len(convs) != 2:
-        raise UnsupportedError(f"fused group of kind {kind} has {len(convs)} convs, expected 2")
-    x = args[0]
-    spec = FusedKernelSpec(
-        kind=kind,
-        in_shape=tuple(int(v) for v in x.ty.shape.values),
-        first=_geom(convs[0]), second=_geom(convs[1]),
-        first_epilogue=Epilogue(tuple(epilogues[0])),
-        second_epilogue=Epilogue(tuple(epilogues[1])),
-        channel_shapes=tuple(channel_shapes),
-        dtype=str(x.ty.dtype),
-        layouts=dict(LAYOUTS[kind]))
-    return spec, [x, weights[0], weights[1], *channel_tensors]
+def _plan(spec, hw, layer):
+    if isinstance(spec, FusedKernelSpec):
+        return plan_fused(spec, hw, layer)
+    return choose_plan(spec, hw, layer, plan_conv)
+
+
+def _build(spec, plan):
+    if isinstance(spec, FusedKernelSpec):
+        return build_fused(spec, plan)
+    return schedule_conv(spec, plan)
 
 
 @tvm.transform.module_pass(opt_level=0, name="LowerFusedKernels")
@@ -117,7 +94,7 @@ class LowerFusedKernels:
         # plan every group first: a layer that cannot be tiled fails here, cleanly, before
         # the mutator has opened any block
         kernels = []
-        for gv, func in mod.functions_items():
+        for _, func in mod.functions_items():
             if isinstance(func, relax.Function) and not (func.attrs and "Composite" in func.attrs):
                 for b in bindings(func):
                     call = b.value
@@ -131,7 +108,19 @@ class LowerFusedKernels:
             if isinstance(func, relax.Function) and not (func.attrs and "Composite" in func.attrs):
                 lowerer.builder_.update_func(gv, lowerer.visit_expr(func))
         out = lowerer.builder_.get()
+        if mod.attrs is not None:  # keep the fusion record for the report
+            for key, value in mod.attrs.items():
+                out = out.with_attr(key, value)
         return relax.transform.DeadCodeElimination()(out)
+
+
+def _plan_group(call, func, hw):
+    spec, tensors = spec_from_composite(func, list(call.args))
+    info = group_info(call) or {"layer": str(func.attrs["gap8.kind"]),
+                                "onnx_nodes": [str(n) for n in func.attrs["gap8.onnx_nodes"]]}
+    if min(spec.out_shape) < 1:
+        raise UnsupportedError(f"layer {info['layer']}: output shape {spec.out_shape} is empty")
+    return spec, tensors, _plan(spec, hw, info["layer"]), info
 
 
 @mutator
@@ -149,32 +138,25 @@ class _FusedLowerer(PyExprMutator):  # pylint: disable=abstract-method
     def _lower(self, spec, tensors, plan, info):
         tensors = [self.visit_expr(a) for a in tensors]
         nodes = info["onnx_nodes"]
-        prim = build_fused(spec, plan)
+        prim = _build(spec, plan)
+        epilogues = [spec.first_epilogue, spec.second_epilogue] \
+            if isinstance(spec, FusedKernelSpec) else [spec.epilogue]
         prim = prim.with_attrs({
             "op_pattern": OPAQUE,
             "tir.is_scheduled": True,
             "gap8.kind": spec.kind,
-            "gap8.layouts": dict(spec.layouts),
+            "gap8.layouts": dict(getattr(spec, "layouts", None) or
+                                 {"input": "CHW", "output": "CHW"}),
             "gap8.macs": spec.macs(),
             "gap8.plan": json.dumps(plan.to_dict(), sort_keys=True),
-            "gap8.epilogues": [spec.first_epilogue.describe(), spec.second_epilogue.describe()],
+            "gap8.l1_buffers": json.dumps([[b.name, b.role, b.bytes] for b in plan.buffers]),
+            "gap8.epilogues": [e.describe() for e in epilogues],
         })
-        # identical layers (same shapes, epilogues and plan) share one kernel, as on the
-        # device; which layer a call is stays on the call: its span names the ONNX nodes
         name = f"gap8_{spec.kind}_{_sanitize(nodes[0] if nodes else 'k')}"
         gv = self.builder_.add_func(prim, name)
-        out_ty = relax.TensorType(spec.out_shape, spec.dtype)
+        out_ty = relax.TensorType(spec.out_shape, spec.out_dtype)
         call_tir = self.builder_.normalize(relax.call_tir(gv, tensors, out_ty))
         return with_span(call_tir, group_span(info))
-
-
-def _plan_group(call, func, hw):
-    spec, tensors = spec_from_composite(func, list(call.args))
-    info = group_info(call) or {"layer": spec.kind,
-                                "onnx_nodes": [str(n) for n in func.attrs["gap8.onnx_nodes"]]}
-    if min(spec.out_shape) < 1:
-        raise UnsupportedError(f"layer {info['layer']}: output shape {spec.out_shape} is empty")
-    return spec, tensors, plan_fused(spec, hw, info["layer"]), info
 
 
 def _sanitize(name: str) -> str:

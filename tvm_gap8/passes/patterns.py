@@ -60,6 +60,59 @@ def pw_dw_pattern():
     return stage(dw), {"pw": pw, "dw": dw}
 
 
+def conv_pattern():
+    conv = conv2d()
+    return stage(conv), {"conv": conv}
+
+
+# -- QDQ (int8) forms --------------------------------------------------------------------------
+# dequantize(x) -> conv2d(., dequantize(int8 const)) -> [+ reshape(dequantize(int32 const))]
+# -> [ReLU | Clip] -> quantize. onnxruntime's quantizer usually drops the ReLU/Clip (the output
+# range already clamps), but keeps it when it does not.
+
+def _dq(x):
+    return is_op("relax.dequantize")(x, is_const(), is_const())
+
+
+def _const_operand():
+    c = _dq(is_const()) | is_const()
+    return is_op("relax.reshape")(c, wildcard()) | c
+
+
+def qconv2d(data):
+    """conv2d on a dequantized activation with dequantized constant weights."""
+    return is_op("relax.nn.conv2d")(_dq(data), _const_operand())
+
+
+def qstage(conv):
+    biased = is_op("relax.add")(conv, _const_operand())
+    alts = []
+    for base in (biased, conv):
+        alts += [is_op("relax.nn.relu")(base), is_op("relax.clip")(base, wildcard(), wildcard()),
+                 base]
+    pat = alts[0]
+    for alt in alts[1:]:
+        pat = pat | alt
+    return is_op("relax.quantize")(pat, is_const(), is_const())
+
+
+def q_dw_pw_pattern():
+    dw = qconv2d(wildcard())
+    pw = qconv2d(qstage(dw))
+    return qstage(pw), {"dw": dw, "pw": pw}
+
+
+def q_pw_dw_pattern():
+    pw = qconv2d(wildcard())
+    dw = qconv2d(qstage(pw))
+    return qstage(dw), {"pw": pw, "dw": dw}
+
+
+def q_conv_pattern():
+    conv = qconv2d(wildcard())
+    return qstage(conv), {"conv": conv}
+
+
 # -- rules -------------------------------------------------------------------------------------
 
 def _ints(arr):
@@ -92,6 +145,22 @@ def depthwise_problem(call) -> str | None:
     return None
 
 
+def conv_problem(call) -> str | None:
+    """Why a conv cannot become a tiled gap8 conv kernel (None if it can)."""
+    a = call.attrs
+    w_shape = _shape(call.args[1])
+    if a.data_layout != "NCHW" or a.kernel_layout != "OIHW":
+        return f"layout {a.data_layout}/{a.kernel_layout}"
+    if w_shape[2] != w_shape[3]:
+        return f"non-square kernel {w_shape[2]}x{w_shape[3]}"
+    strides = _ints(a.strides)
+    if strides[0] != strides[1]:
+        return f"unequal strides {strides}"
+    if _ints(a.dilation) != [1, 1]:
+        return f"dilation {_ints(a.dilation)}"
+    return None
+
+
 def is_depthwise_like(call) -> bool:
     """groups == in channels > 1: a depthwise conv, fusable or not."""
     x_shape = _shape(call.args[0])
@@ -118,6 +187,8 @@ def pointwise_problem(call) -> str | None:
 
 def dtype_problem(call) -> str | None:
     dts = {str(call.args[0].ty.dtype), str(call.args[1].ty.dtype), str(call.ty.dtype)}
-    if dts != {"float32"}:
-        return f"element types {sorted(dts)} (the fused kernels take float32)"
+    if dts != {"float32"}:  # QDQ convs compute in float on dequantized operands, too
+        return f"element types {sorted(dts)} (expected float32 or a QDQ int8 conv)"
+    if call.args[0].ty.ndim != 4:
+        return f"a {call.args[0].ty.ndim}-D convolution"
     return None

@@ -101,6 +101,7 @@ LAYOUTS = {
     # the PW reduces over channels per pixel (HWC), the DW slides over a channel's plane (CHW).
     "dw_pw": {"input": "CHW", "intermediate": "HWC", "output": "CHW"},
     "pw_dw": {"input": "CHW", "intermediate": "CHW", "output": "CHW"},
+    "conv": {"input": "CHW", "output": "CHW"},
 }
 
 

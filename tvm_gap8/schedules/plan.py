@@ -131,6 +131,40 @@ def plan_pw_dw(spec, hw: Gap8Target, rows: int, channels: int) -> TilePlan:
     return _finish(spec, hw, rows, channels, rt, ct, bufs, act_in, act_out, wgt, transfers)
 
 
+def _rows_moved(c, w, e, rows, oh, h, s, k, pad_t):
+    """Bytes of input rows (halo included, clamped at the borders) over all row tiles."""
+    return sum(c * w * e * (min(h, r0 * s + (min(rows, oh - r0) - 1) * s + k - pad_t)
+                            - max(0, r0 * s - pad_t))
+               for r0 in range(0, oh, rows))
+
+
+def plan_conv(spec, hw: Gap8Target, rows: int, channels: int) -> TilePlan:
+    """A single conv: rows x output channels per tile."""
+    _, c, h, w = spec.in_shape
+    _, o, oh, ow = spec.out_shape
+    k, s = spec.geom.kernel, spec.geom.stride
+    rt, ct = math.ceil(oh / rows), math.ceil(o / channels)
+    db = 2 if hw.double_buffering else 1
+    in_rows = _in_rows(rows, s, k, h)
+    cg = c // spec.groups
+    in_ch = channels if spec.depthwise else c
+    wcopies = db if ct > 1 else 1
+    bufs = (
+        L1Buffer("x", "input", in_ch * in_rows * w, spec.dtype, db),
+        L1Buffer("conv_out", "output", channels * rows * ow, spec.out_dtype, db),
+        L1Buffer("w", "weight", channels * cg * k * k, spec.weight_dtype, wcopies),
+        L1Buffer("params", "weight", _param_bytes(spec), "uint8"),
+    )
+    e, we = _dtype_bytes(spec.dtype), _dtype_bytes(spec.weight_dtype)
+    moved = _rows_moved(c, w, e, rows, oh, h, s, k, spec.geom.padding[0])
+    act_in = moved if spec.depthwise else moved * 1  # standard conv: once per row tile
+    act_out = o * oh * ow * _dtype_bytes(spec.out_dtype)
+    wgt = _param_bytes(spec) + o * cg * k * k * we * (rt if ct > 1 else 1)
+    x_copies = rt * ct if spec.depthwise else rt
+    transfers = x_copies + rt * ct + (rt * ct if ct > 1 else 1) + len(spec.channel_shapes)
+    return _finish(spec, hw, rows, channels, rt, ct, bufs, act_in, act_out, wgt, transfers)
+
+
 def _finish(spec, hw, rows, channels, rt, ct, bufs, act_in, act_out, wgt, transfers):
     macs = spec.macs()
     if spec.kind == "pw_dw":  # the PW recomputes the halo rows of every row tile
@@ -146,10 +180,15 @@ def _finish(spec, hw, rows, channels, rt, ct, bufs, act_in, act_out, wgt, transf
 
 
 def plan_fused(spec, hw: Gap8Target, layer: str = "?") -> TilePlan:
-    """The cheapest plan that fits ``hw.l1_budget``; TilingError naming the layer if none does."""
-    _, _, oh, _ = spec.out_shape
-    chan_extent = spec.out_shape[1]
+    """The cheapest plan for a fused kernel that fits ``hw.l1_budget``."""
     make = plan_dw_pw if spec.kind == "dw_pw" else plan_pw_dw
+    return choose_plan(spec, hw, layer, make)
+
+
+def choose_plan(spec, hw: Gap8Target, layer, make) -> TilePlan:
+    """Search rows x channels tiles: minimum modelled cycles among the plans that fit the L1
+    budget (ties: the bigger tile). TilingError naming the layer if none fits."""
+    _, chan_extent, oh, _ = spec.out_shape
     best, smallest = None, None
     for rows in _candidates(oh):
         for channels in _candidates(chan_extent):

@@ -1,0 +1,259 @@
+"""Read a gap8 composite function's body into conv stages the schedules can build.
+
+A stage is ``conv2d -> elementwise ops`` (float) or, in a QDQ model,
+``dequantize -> conv2d(dequantize(int8 weights)) -> [+ dequantize(int32 bias)] -> [ReLU/Clip]
+-> quantize`` which becomes integer arithmetic: int8 operands with zero points, an int32
+accumulator and bias, and requantization by integer multiply and shift with the activation
+folded into the clamp (``schedules/requant.py``). Nothing of the float graph is left inside an
+integer stage.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import tvm
+from tvm import relax
+
+from ..errors import UnsupportedError
+from ..schedules.epilogue import SUPPORTED_OPS, Epilogue
+from ..schedules.fused import ConvGeom
+from ..schedules.requant import activation_bounds, quantize_multiplier
+
+
+def _ints(a):
+    return [int(v) for v in a]
+
+
+def conv_geom(call) -> ConvGeom:
+    w = [int(v) for v in call.args[1].ty.shape.values]
+    a = call.attrs
+    return ConvGeom(in_channels=int(call.args[0].ty.shape.values[1]), out_channels=w[0],
+                    kernel=w[2], stride=_ints(a.strides)[0], padding=tuple(_ints(a.padding)))
+
+
+@dataclass
+class Stage:
+    conv: relax.Call
+    weight: np.ndarray  # float32, or int8 for an integer stage
+    groups: int
+    in_zp: int = 0
+    in_scale: float | None = None  # set for an integer stage
+    ops: list = field(default_factory=list)  # float epilogue program
+    requant: tuple | None = None  # (zp, lo, hi, bias int32[C], mult int32[C], shift int32[C])
+    w_scale: np.ndarray | None = None  # per output channel, integer stages
+    out_scale: float | None = None
+
+    @property
+    def integer(self) -> bool:
+        return self.requant is not None
+
+
+@dataclass
+class Kernel:
+    """Everything a schedule needs, plus the call_tir arguments."""
+
+    stages: list
+    x: relax.Expr  # the activation input (float, or int8 for an integer kernel)
+    channel_tensors: list = field(default_factory=list)  # relax constants
+    channel_shapes: list = field(default_factory=list)
+    channel_dtypes: list = field(default_factory=list)
+    epilogues: list = field(default_factory=list)
+
+    def add_channel(self, arr: np.ndarray) -> int:
+        c = arr.size
+        self.channel_tensors.append(relax.const(arr.reshape(1, c, 1, 1)))
+        self.channel_shapes.append((1, c, 1, 1))
+        self.channel_dtypes.append(str(arr.dtype))
+        return len(self.channel_tensors) - 1
+
+
+def _const_array(e):
+    if isinstance(e, tvm.ir.expr.GenericConst):
+        return e.value.numpy()
+    return None
+
+
+def read_composite(func: relax.Function, args) -> Kernel:
+    env = {p: a for p, a in zip(func.params, args)}
+    values: dict = {}  # var -> description
+
+    def resolve(e):
+        while isinstance(e, relax.Var):
+            if e in env:
+                e = env[e]
+            elif e in values and values[e][0] == "alias":
+                e = values[e][1]
+            else:
+                break
+        return e
+
+    def const_of(e):
+        """A constant array for e: a literal, a dequantized literal, or a reshape of one."""
+        e = resolve(e)
+        arr = _const_array(e)
+        if arr is not None:
+            return ("float", arr)
+        if isinstance(e, relax.Var) and e in values and values[e][0] == "const":
+            return values[e][1]
+        return None
+
+    stages: list[Stage] = []
+    kernel_x = None
+    cur = None  # var -> operand within the current stage
+    for block in func.body.blocks:
+        for b in block.bindings:
+            call = b.value
+            op = call.op.name
+            if op == "relax.dequantize":
+                src = resolve(call.args[0])
+                scale, zp = _const_array(resolve(call.args[1])), _const_array(resolve(call.args[2]))
+                if scale is None or zp is None:
+                    raise UnsupportedError("dequantize with non-constant scale/zero point")
+                q = _const_array(src)
+                if q is not None:  # constant weights / bias
+                    values[b.var] = ("const", ("q", q, scale.astype(np.float64),
+                                               zp.astype(np.int64), int(call.attrs.axis)))
+                else:  # an activation entering a stage
+                    if scale.size != 1 or zp.size != 1:
+                        raise UnsupportedError("per-channel activation quantization")
+                    values[b.var] = ("dq_act", src, float(scale.reshape(())),
+                                     int(zp.reshape(())))
+                continue
+            if op in ("relax.reshape", "relax.permute_dims") and const_of(call.args[0]):
+                kind, *rest = const_of(call.args[0])
+                values[b.var] = ("const", (kind, *rest))  # per-channel data: shape irrelevant
+                continue
+            if op == "relax.nn.conv2d":
+                src = call.args[0]
+                wdesc = const_of(call.args[1])
+                if wdesc is None:
+                    raise UnsupportedError("conv2d with non-constant weights")
+                stage = Stage(conv=call, weight=None, groups=int(call.attrs.groups))
+                if src in values and values[src][0] == "dq_act":
+                    _, act_src, scale, zp = values[src]
+                    if wdesc[0] != "q":
+                        raise UnsupportedError("a quantized activation with float weights")
+                    _, q, wscale, wzp, _axis = wdesc
+                    if np.any(wzp != 0):
+                        raise UnsupportedError("weights with a non-zero zero point")
+                    stage.weight, stage.in_zp, stage.in_scale = q, zp, scale
+                    stage.w_scale = np.broadcast_to(wscale.reshape(-1), (q.shape[0],)).copy()
+                    if kernel_x is None:
+                        kernel_x = act_src
+                else:
+                    if wdesc[0] == "q":
+                        raise UnsupportedError("float activation with quantized weights")
+                    stage.weight = wdesc[1].astype(np.float32)
+                    if kernel_x is None:
+                        kernel_x = resolve(src)
+                stages.append(stage)
+                cur = {b.var: ("acc",)}
+                continue
+            if not stages:
+                raise UnsupportedError(f"{op} before the first conv of a group")
+            stage = stages[-1]
+            if op == "relax.quantize":
+                _finish_integer_stage(stage, call, resolve, cur, b.var, values)
+                continue
+            if op not in SUPPORTED_OPS:
+                raise UnsupportedError(f"{op} inside a fused group")
+            operands = []
+            for a in call.args:
+                if isinstance(a, relax.Var) and a in cur:
+                    operands.append(cur[a])
+                    continue
+                c = const_of(a)
+                if c is None:
+                    if op == "relax.clip":
+                        continue  # the bounds: PrimValues, carried in `extra`
+                    raise UnsupportedError(f"operand of {op} is not a constant")
+                operands.append(("constant", c))
+            extra = (float(call.args[1].value), float(call.args[2].value)) \
+                if op == "relax.clip" else None
+            stage.ops.append((op, tuple(operands), extra))
+            cur[b.var] = ("val", len(stage.ops) - 1)
+    kernel = Kernel(stages=stages, x=kernel_x)
+    for stage in stages:
+        kernel.epilogues.append(_epilogue(kernel, stage))
+    return kernel
+
+
+def _finish_integer_stage(stage, qcall, resolve, cur, var, values):
+    """quantize(act(conv + bias)) -> requant parameters. Only bias add and ReLU/Clip may sit
+    between the conv and the quantize of an integer stage."""
+    if stage.in_scale is None:
+        raise UnsupportedError("quantize after a float conv")
+    sy = _const_array(resolve(qcall.args[1]))
+    zy = _const_array(resolve(qcall.args[2]))
+    if sy is None or zy is None or sy.size != 1 or zy.size != 1:
+        raise UnsupportedError("quantize needs a constant per-tensor scale and zero point")
+    sy, zy = float(sy.reshape(())), int(zy.reshape(()))
+    out_dtype = str(qcall.ty.dtype)
+    if out_dtype != "int8":
+        raise UnsupportedError(f"activations of type {out_dtype} (only int8 is supported)")
+    cout = stage.weight.shape[0]
+    acc_scale = stage.in_scale * stage.w_scale  # per output channel
+    bias = np.zeros(cout, np.int64)
+    lo_real, hi_real = None, None
+    for op, operands, extra in stage.ops:
+        if op == "relax.add" and operands[0] == ("acc",) and operands[1][0] == "constant" \
+                and not bias.any():
+            desc = operands[1][1]
+            real = _dequantized(desc).reshape(-1)
+            real = np.broadcast_to(real, (cout,))
+            bias = np.round(real / acc_scale).astype(np.int64)
+        elif op == "relax.nn.relu":
+            lo_real = 0.0 if lo_real is None else max(lo_real, 0.0)
+        elif op == "relax.clip":
+            lo, hi = extra
+            lo_real = lo if lo_real is None else max(lo_real, lo)
+            hi_real = hi if hi_real is None else min(hi_real, hi)
+        else:
+            raise UnsupportedError(f"{op} inside an integer conv stage (supported: bias add, "
+                                   "ReLU, Clip)")
+    if np.abs(bias).max(initial=0) >= 2 ** 31:
+        raise UnsupportedError("int32 bias overflow")
+    mult, shift = zip(*(quantize_multiplier(float(m)) for m in acc_scale / sy))
+    lo, hi = activation_bounds("clip", lo_real, hi_real, sy, zy)
+    stage.requant = (zy, lo, hi, bias.astype(np.int32), np.array(mult, np.int32),
+                     np.array(shift, np.int32))
+    stage.out_scale = sy
+    # a consumer stage reads this output through dequantize(quantize(...)): alias it
+    values[var] = ("int8_out", stage)
+
+
+def _dequantized(desc):
+    if desc[0] == "float":
+        return desc[1].astype(np.float64)
+    _, q, scale, zp, axis = desc
+    q = q.astype(np.int64)
+    if scale.size == 1:
+        return (q - zp.reshape(())) * float(scale.reshape(()))
+    shape = [1] * q.ndim
+    shape[axis] = -1
+    return (q - zp.reshape(shape)) * scale.reshape(shape)
+
+
+def _epilogue(kernel: Kernel, stage: Stage) -> Epilogue:
+    if stage.integer:
+        zy, lo, hi, bias, mult, shift = stage.requant
+        ops = (("gap8.requant", (("acc",), ("channel", kernel.add_channel(bias)),
+                                 ("channel", kernel.add_channel(mult)),
+                                 ("channel", kernel.add_channel(shift))), (zy, lo, hi, "int8")),)
+        return Epilogue(ops)
+    ops = []
+    for op, operands, extra in stage.ops:
+        new = []
+        for o in operands:
+            if o[0] != "constant":
+                new.append(o)
+                continue
+            arr = _dequantized(o[1]).astype(np.float32)
+            if arr.size == 1:
+                new.append(("scalar", float(arr.reshape(()))))
+            else:
+                new.append(("channel", kernel.add_channel(arr)))
+        ops.append((op, tuple(new), extra))
+    return Epilogue(tuple(ops))

@@ -1,0 +1,109 @@
+"""One convolution (standard, depthwise or pointwise) with its epilogue, as one tiled kernel.
+
+Used for every conv the fusion passes leave alone (stems, heads, expansion PWs, refused DWs):
+tiled over output rows and output channels; per tile the input rows it needs (halo included;
+for a depthwise conv only the tile's channels) are copied L2->L1, weights per channel tile (or
+once, when one tile holds all channels), and the output tile is copied L1->L2.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from .common import Operand, finish, inside, scalar_accumulator, stage_in, stage_out, stage_params
+from .epilogue import Epilogue
+from .fused import ConvGeom
+
+
+@dataclass(frozen=True)
+class ConvKernelSpec:
+    in_shape: tuple  # (1, C, H, W)
+    geom: ConvGeom
+    groups: int = 1
+    epilogue: Epilogue = Epilogue()
+    channel_shapes: tuple = ()
+    channel_dtypes: tuple = ()
+    dtype: str = "float32"
+    in_zp: int = 0
+    w_dtype: str = ""
+    kind: str = "conv"  # conv | dw | pw (for reports)
+
+    @property
+    def weight_dtype(self) -> str:
+        return self.w_dtype or self.dtype
+
+    @property
+    def out_dtype(self) -> str:
+        return "int8" if self.epilogue.is_integer else self.dtype
+
+    @property
+    def depthwise(self) -> bool:
+        return self.groups > 1 and self.groups == self.in_shape[1]
+
+    @property
+    def out_shape(self) -> tuple:
+        _, _, h, w = self.in_shape
+        oh, ow = self.geom.out_hw(h, w)
+        return (1, self.geom.out_channels, oh, ow)
+
+    def channel_dtype(self, i: int) -> str:
+        return self.channel_dtypes[i] if self.channel_dtypes else self.dtype
+
+    def macs(self) -> int:
+        cg = self.in_shape[1] // self.groups
+        return math.prod(self.out_shape) * cg * self.geom.kernel ** 2
+
+
+def conv_compute(spec: ConvKernelSpec):
+    from tvm import te, tirx
+
+    _, c, h, w = spec.in_shape
+    g = spec.geom
+    k, s = g.kernel, g.stride
+    t, l, _, _ = g.padding
+    _, o, oh, ow = spec.out_shape
+    cg, og = c // spec.groups, o // spec.groups
+    xin, wop = Operand(spec.dtype, spec.in_zp), Operand(spec.weight_dtype)
+    x = te.placeholder(spec.in_shape, spec.dtype, name="x")
+    wt = te.placeholder((o, cg, k, k), spec.weight_dtype, name="w")
+    chans = [te.placeholder(sh, spec.channel_dtype(i), name=f"p{i}")
+             for i, sh in enumerate(spec.channel_shapes)]
+    rc = te.reduce_axis((0, cg), name="rc")
+    rk = te.reduce_axis((0, k), name="rk")
+    rl = te.reduce_axis((0, k), name="rl")
+
+    def x_at(ci, yy, xx):
+        return tirx.if_then_else(inside(yy, xx, t, l, h, w), xin.load(x[0, ci, yy - t, xx - l]),
+                                 xin.zero())
+
+    acc = te.compute(
+        (1, o, oh, ow),
+        lambda n, oc, i, j: te.sum(
+            x_at((oc // og) * cg + rc, i * s + rk, j * s + rl) * wop.load(wt[oc, rc, rk, rl]),
+            axis=[rc, rk, rl]),
+        name="conv_acc")
+    y = te.compute((1, o, oh, ow),
+                   lambda n, oc, i, j: spec.epilogue.apply(acc[n, oc, i, j], oc, chans),
+                   name="conv_out")
+    return [x, wt, *chans, y]
+
+
+def schedule_conv(spec: ConvKernelSpec, plan):
+    from tvm import s_tir, te
+
+    sch = s_tir.Schedule(te.create_prim_func(conv_compute(spec)))
+    out = sch.get_sblock("conv_out")
+    _, o, i, j = sch.get_loops(out)
+    it, ii = sch.split(i, [None, plan.rows])
+    ot, oi = sch.split(o, [None, plan.channels])
+    sch.reorder(it, ot, oi, ii, j)
+    stage_out(sch, out, ot)
+    acc = sch.get_sblock("conv_acc")
+    scalar_accumulator(sch, acc, j)
+    # a depthwise tile needs only its own channels; a standard conv needs them all, once per
+    # row tile
+    stage_in(sch, acc, "x", "input", ot if spec.groups > 1 else it)
+    stage_in(sch, acc, "w", "weight", ot if plan.channel_tiles > 1 else None)
+    stage_params(sch, [out], [f"p{i}" for i in range(len(spec.channel_shapes))])
+    return finish(sch)
