@@ -10,8 +10,9 @@ from __future__ import annotations
 import tvm
 from tvm import relax
 
-from .passes import (FormConvKernels, FuseDepthwisePointwise, FusePointwiseDepthwise,
-                     LowerFusedKernels, record_unfused_depthwise)
+from .passes import (FormAddKernels, FormConvKernels, FormDenseKernels, FormPoolKernels,
+                     FuseDepthwisePointwise, FusePointwiseDepthwise, LowerFusedKernels,
+                     SimplifyQDQ, record_unfused_depthwise)
 from .target import GAP8, Gap8Target
 
 
@@ -47,7 +48,8 @@ def gap8_passes(hw: Gap8Target = GAP8, fuse: bool = True) -> list:
     ]
     if fuse:
         passes += [FuseDepthwisePointwise(), FusePointwiseDepthwise(), record_unfused_depthwise]
-    passes += [FormConvKernels(), LowerFusedKernels(hw), relax.transform.FoldConstant()]
+    passes += [FormConvKernels(), FormAddKernels(), FormPoolKernels(), FormDenseKernels(),
+               LowerFusedKernels(hw), SimplifyQDQ(), relax.transform.FoldConstant()]
     return passes
 
 

@@ -44,7 +44,7 @@ def test_inverted_residual_with_add():
     result = compile_checked(model)
     assert _fused_kinds(result) == ["dw_pw"]
     kinds = [layer["kind"] for layer in result.report["layers"]]
-    assert kinds == ["pw", "dw_pw", "eltwise"]  # expand PW+ReLU6 kernel, fused DW->PW, add
+    assert kinds == ["pw", "dw_pw", "add"]  # expand PW+ReLU6 kernel, fused DW->PW, residual add
     compile_checked(model, fuse=False)
 
 

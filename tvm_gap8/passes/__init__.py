@@ -1,9 +1,12 @@
 """Relax passes of the GAP8 flow; each is usable alone in a ``tvm.transform.Sequential``."""
 
-from .fusion import (FormConvKernels, FuseDepthwisePointwise, FusePointwiseDepthwise,
+from .fusion import (FormAddKernels, FormConvKernels, FormDenseKernels, FormPoolKernels,
+                     FuseDepthwisePointwise, FusePointwiseDepthwise,
                      explain_unfused, record_unfused_depthwise, refusals_of, unfused_of)
 from .lower import LowerFusedKernels
+from .qdq import SimplifyQDQ
 
-__all__ = ["FormConvKernels", "FuseDepthwisePointwise", "FusePointwiseDepthwise", "LowerFusedKernels",
+__all__ = ["FormAddKernels", "FormConvKernels", "FormDenseKernels", "FormPoolKernels",
+           "FuseDepthwisePointwise", "FusePointwiseDepthwise", "LowerFusedKernels", "SimplifyQDQ",
            "explain_unfused", "record_unfused_depthwise", "refusals_of",
            "unfused_of"]

@@ -257,3 +257,125 @@ def _epilogue(kernel: Kernel, stage: Stage) -> Epilogue:
                 new.append(("channel", kernel.add_channel(arr)))
         ops.append((op, tuple(new), extra))
     return Epilogue(tuple(ops))
+
+
+def read_layer(kind: str, func: relax.Function, args):
+    """(spec, call_tir arguments) of a ``gap8.add`` / ``gap8.pool`` / ``gap8.dense`` group."""
+    from ..schedules.dense import DenseKernelSpec
+    from ..schedules.eltwise import AddKernelSpec, add_multipliers
+    from ..schedules.pool import PoolKernelSpec
+
+    env = {p: a for p, a in zip(func.params, args)}
+    values = {}
+
+    def resolve(e):
+        while isinstance(e, relax.Var) and e in env:
+            e = env[e]
+        return e
+
+    def scalar(e):
+        arr = _const_array(resolve(e))
+        if arr is None or arr.size != 1:
+            raise UnsupportedError(f"{kind}: quantization parameters must be per-tensor constants")
+        return arr.reshape(())
+
+    dq_inputs = []  # (source, scale, zp) of every dequantized activation
+    anchor, quant, acts = None, None, []
+    for b in bindings_of(func):
+        call = b.value
+        op = call.op.name
+        if op == "relax.dequantize":
+            src = resolve(call.args[0])
+            arr = _const_array(src)
+            if arr is not None:
+                scale = _const_array(resolve(call.args[1])).astype(np.float64)
+                zp = _const_array(resolve(call.args[2])).astype(np.int64)
+                values[b.var] = ("const", ("q", arr, scale, zp, int(call.attrs.axis)))
+            else:
+                values[b.var] = ("dq", src, float(scalar(call.args[1])), int(scalar(call.args[2])))
+                dq_inputs.append(values[b.var][1:])
+        elif op == "relax.permute_dims":
+            values[b.var] = values.get(call.args[0])
+        elif op in ("relax.add", "relax.mean", "relax.matmul") and anchor is None:
+            anchor = call
+        elif op == "relax.add" and kind == "dense":
+            values["bias"] = call.args[1]
+        elif op in ("relax.nn.relu", "relax.clip"):
+            acts.append((op, (float(call.args[1].value), float(call.args[2].value))
+                         if op == "relax.clip" else None))
+        elif op == "relax.quantize":
+            quant = (float(scalar(call.args[1])), int(scalar(call.args[2])))
+        else:
+            raise UnsupportedError(f"{op} inside a {kind} group")
+    integer = quant is not None
+    lo_real = hi_real = None
+    for op, extra in acts:
+        lo_real = 0.0 if op == "relax.nn.relu" else extra[0] if lo_real is None else \
+            max(lo_real, extra[0])
+        if op == "relax.clip":
+            hi_real = extra[1] if hi_real is None else min(hi_real, extra[1])
+
+    if kind == "add":
+        if integer:
+            (src_a, sa, za), (src_b, sb, zb) = dq_inputs
+            sy, zy = quant
+            ma, mb, n = add_multipliers(sa, sb, sy)
+            lo, hi = activation_bounds("clip", lo_real, hi_real, sy, zy)
+            shape = tuple(int(v) for v in src_a.ty.shape.values)
+            return AddKernelSpec(shape, "int8", za, zb, ma, mb, n, zy, lo, hi), [src_a, src_b]
+        a, b = (resolve(x) for x in anchor.args)
+        shape = tuple(int(v) for v in a.ty.shape.values)
+        return AddKernelSpec(shape, str(a.ty.dtype),
+                             lo=lo_real if lo_real is not None else -np.inf,
+                             hi=hi_real if hi_real is not None else np.inf), [a, b]
+    if kind == "pool":
+        if integer:
+            ((src, sx, zx),) = dq_inputs
+            sy, zy = quant
+            shape = tuple(int(v) for v in src.ty.shape.values)
+            m, n = quantize_multiplier(sx / (sy * shape[2] * shape[3]))
+            return PoolKernelSpec(shape, "int8", zx, m, n, zy), [src]
+        x = resolve(anchor.args[0])
+        return PoolKernelSpec(tuple(int(v) for v in x.ty.shape.values), str(x.ty.dtype)), [x]
+    # dense
+    kernel = Kernel(stages=[], x=None)
+    if integer:
+        ((src, sx, zx),) = dq_inputs
+        wdesc = values[anchor.args[1]][1]
+        _, wq, wscale, wzp, _axis = wdesc
+        if np.any(wzp != 0):
+            raise UnsupportedError("dense weights with a non-zero zero point")
+        o = wq.shape[0]
+        w_scale = np.broadcast_to(wscale.reshape(-1), (o,))
+        sy, zy = quant
+        bias = np.zeros(o, np.int64)
+        if "bias" in values:
+            bdesc = values[values["bias"]][1]
+            bias = np.round(_dequantized(bdesc).reshape(-1) / (sx * w_scale)).astype(np.int64)
+        mult, shift = zip(*(quantize_multiplier(float(m)) for m in sx * w_scale / sy))
+        lo, hi = activation_bounds("clip", lo_real, hi_real, sy, zy)
+        ops = (("gap8.requant", (("acc",), ("channel", kernel.add_channel(bias.astype(np.int32))),
+                                 ("channel", kernel.add_channel(np.array(mult, np.int32))),
+                                 ("channel", kernel.add_channel(np.array(shift, np.int32)))),
+                (zy, lo, hi, "int8")),)
+        x_shape = tuple(int(v) for v in src.ty.shape.values)
+        spec = DenseKernelSpec(x_shape, o, Epilogue(ops), tuple(kernel.channel_shapes),
+                               tuple(kernel.channel_dtypes), "int8", zx, "int8")
+        return spec, [src, relax.const(wq)] + kernel.channel_tensors
+    x = resolve(anchor.args[0])
+    wt = _const_array(resolve(anchor.args[1]))  # [K, O]
+    ops = []
+    if "bias" in values:
+        bias = _const_array(resolve(values["bias"]))
+        ops.append(("relax.add", (("acc",), ("channel", kernel.add_channel(
+            bias.reshape(-1).astype(np.float32)))), None))
+    x_shape = tuple(int(v) for v in x.ty.shape.values)
+    spec = DenseKernelSpec(x_shape, wt.shape[1], Epilogue(tuple(ops)),
+                           tuple(kernel.channel_shapes), tuple(kernel.channel_dtypes),
+                           str(x.ty.dtype))
+    return spec, [x, relax.const(np.ascontiguousarray(wt.T))] + kernel.channel_tensors
+
+
+def bindings_of(func):
+    for block in func.body.blocks:
+        yield from block.bindings

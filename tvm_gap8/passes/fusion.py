@@ -108,7 +108,7 @@ class _GroupFormation:
             return False
         values = sorted(ctx.matched_bindings.items(), key=lambda kv: self._order.get(kv[0], 0))
         nodes = list(dict.fromkeys(n for n in (node_name_of(v) for _, v in values) if n))
-        self.matched[tuple(_weight_key(c, ctx) for c in convs)] = {
+        self.matched[_group_key(ctx, convs)] = {
             "layer": "+".join(_node(c) for c in convs), "onnx_nodes": nodes}
         return True
 
@@ -172,6 +172,57 @@ class FormConvKernels(_GroupFormation):
                 or _escape_problem(ctx) or epilogue_problem(ctx.matched_bindings.values(), {}))
 
 
+class _LayerKernelFormation(_GroupFormation):
+    problem = staticmethod(lambda call: None)
+
+    def _convs(self, ctx):
+        return (ctx.annotated_expr["anchor"],)
+
+    def _problem(self, ctx):
+        anchor = ctx.annotated_expr["anchor"]
+        return self.problem(anchor) or _escape_problem(ctx)
+
+
+@tvm.transform.module_pass(opt_level=0, name="FormAddKernels")
+class FormAddKernels(_LayerKernelFormation):
+    """Residual Adds (with an optional ReLU/Clip) -> ``gap8.add``."""
+
+    kind = "add"
+    problem = staticmethod(patterns.add_problem)  # (before `patterns` is shadowed)
+    patterns = (patterns.q_add_pattern, patterns.add_pattern)
+
+
+@tvm.transform.module_pass(opt_level=0, name="FormPoolKernels")
+class FormPoolKernels(_LayerKernelFormation):
+    """Global average pooling -> ``gap8.pool``."""
+
+    kind = "pool"
+    problem = staticmethod(patterns.pool_problem)  # (before `patterns` is shadowed)
+    patterns = (patterns.q_pool_pattern, patterns.pool_pattern)
+
+
+@tvm.transform.module_pass(opt_level=0, name="FormDenseKernels")
+class FormDenseKernels(_LayerKernelFormation):
+    """Fully connected layers (matmul by constant weights + bias) -> ``gap8.dense``."""
+
+    kind = "dense"
+    problem = staticmethod(patterns.dense_problem)  # (before `patterns` is shadowed)
+    patterns = (patterns.q_dense_pattern, patterns.dense_pattern)
+
+
+def _group_key(ctx, anchors):
+    """Objects that become arguments of this group's call and identify it: the group's input
+    vars and, for convs, the weight constants."""
+    inside = set(ctx.matched_bindings.keys())
+    inputs = []
+    for value in ctx.matched_bindings.values():
+        for a in getattr(value, "args", []):
+            if isinstance(a, relax.Var) and a not in inside and not any(a.same_as(i) for i in inputs):
+                inputs.append(a)
+    weights = [_weight_key(c, ctx) for c in anchors if c.op.name == "relax.nn.conv2d"]
+    return tuple(inputs + weights)
+
+
 def _weight_key(conv, ctx):
     """The object identifying a conv across passes: its weight constant (behind a dequantize
     in a QDQ model)."""
@@ -182,6 +233,7 @@ def _weight_key(conv, ctx):
 
 
 def _annotate_composites(mod, kind):
+    layouts = LAYOUTS.get(kind, {"input": "CHW", "output": "CHW"})
     for gv, func in list(mod.functions_items()):
         if not isinstance(func, relax.Function) or func.attrs is None:
             continue
@@ -194,7 +246,7 @@ def _annotate_composites(mod, kind):
                 if name and name not in nodes:
                     nodes.append(name)
         func = func.with_attr("gap8.kind", kind)
-        func = func.with_attr("gap8.layouts", dict(LAYOUTS[kind]))
+        func = func.with_attr("gap8.layouts", dict(layouts))
         func = func.with_attr("gap8.onnx_nodes", nodes)
         mod[gv] = func
     return mod
@@ -212,9 +264,8 @@ def _tag_group_calls(mod, matched):
         v = b.value
         if not (isinstance(v, relax.Call) and isinstance(v.op, relax.GlobalVar)):
             return None
-        consts = [a for a in v.args if isinstance(a, tvm.ir.expr.GenericConst)]
         for key, info in matched.items():
-            if all(any(c.same_as(k) for c in consts) for k in key):
+            if all(any(a.same_as(k) for a in v.args) for k in key):
                 return with_span(v, group_span(info))
         return None
 

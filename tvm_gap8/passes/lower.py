@@ -26,7 +26,10 @@ from ..schedules.conv import ConvKernelSpec, schedule_conv
 from ..schedules.fused import LAYOUTS, FusedKernelSpec, build_fused
 from ..schedules.plan import choose_plan, plan_conv, plan_fused
 from ..target import GAP8, Gap8Target
-from .extract import conv_geom, read_composite
+from ..schedules.dense import DenseKernelSpec, plan_dense, schedule_dense
+from ..schedules.eltwise import AddKernelSpec, plan_add, schedule_add
+from ..schedules.pool import PoolKernelSpec, plan_pool, schedule_pool
+from .extract import conv_geom, read_composite, read_layer
 
 OPAQUE = 8  # tvm::relax::OpPatternKind::kOpaque
 
@@ -44,6 +47,8 @@ def _common(kernel):
 def spec_from_composite(func: relax.Function, args):
     """(spec, call_tir tensor arguments) of a gap8 composite called with ``args``."""
     kind = str(func.attrs["gap8.kind"])
+    if kind in ("add", "pool", "dense"):
+        return read_layer(kind, func, args)
     kernel = read_composite(func, args)
     stages = kernel.stages
     if kind in ("dw_pw", "pw_dw"):
@@ -71,16 +76,24 @@ def spec_from_composite(func: relax.Function, args):
     return spec, tensors + kernel.channel_tensors
 
 
+_KERNELS = {  # spec type -> (tile plan maker, schedule)
+    ConvKernelSpec: (plan_conv, schedule_conv),
+    AddKernelSpec: (plan_add, schedule_add),
+    PoolKernelSpec: (plan_pool, schedule_pool),
+    DenseKernelSpec: (plan_dense, schedule_dense),
+}
+
+
 def _plan(spec, hw, layer):
     if isinstance(spec, FusedKernelSpec):
         return plan_fused(spec, hw, layer)
-    return choose_plan(spec, hw, layer, plan_conv)
+    return choose_plan(spec, hw, layer, _KERNELS[type(spec)][0])
 
 
 def _build(spec, plan):
     if isinstance(spec, FusedKernelSpec):
         return build_fused(spec, plan)
-    return schedule_conv(spec, plan)
+    return _KERNELS[type(spec)][1](spec, plan)
 
 
 @tvm.transform.module_pass(opt_level=0, name="LowerFusedKernels")
@@ -140,8 +153,10 @@ class _FusedLowerer(PyExprMutator):  # pylint: disable=abstract-method
         nodes = info["onnx_nodes"]
         prim = _build(spec, plan)
         epilogues = [spec.first_epilogue, spec.second_epilogue] \
-            if isinstance(spec, FusedKernelSpec) else [spec.epilogue]
+            if isinstance(spec, FusedKernelSpec) else \
+            [spec.epilogue] if hasattr(spec, "epilogue") else []
         prim = prim.with_attrs({
+            "gap8.integer": _is_integer(spec),
             "op_pattern": OPAQUE,
             "tir.is_scheduled": True,
             "gap8.kind": spec.kind,
@@ -157,6 +172,10 @@ class _FusedLowerer(PyExprMutator):  # pylint: disable=abstract-method
         out_ty = relax.TensorType(spec.out_shape, spec.out_dtype)
         call_tir = self.builder_.normalize(relax.call_tir(gv, tensors, out_ty))
         return with_span(call_tir, group_span(info))
+
+
+def _is_integer(spec) -> bool:
+    return not str(spec.out_dtype).startswith("float")
 
 
 def _sanitize(name: str) -> str:

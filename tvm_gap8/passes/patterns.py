@@ -192,3 +192,79 @@ def dtype_problem(call) -> str | None:
     if call.args[0].ty.ndim != 4:
         return f"a {call.args[0].ty.ndim}-D convolution"
     return None
+
+
+# -- the ops that remain: residual Add, global average pool, fully connected ---------------
+
+def _act_alternatives(base):
+    return [is_op("relax.nn.relu")(base), is_op("relax.clip")(base, wildcard(), wildcard()), base]
+
+
+def _alternation(alts):
+    pat = alts[0]
+    for alt in alts[1:]:
+        pat = pat | alt
+    return pat
+
+
+def add_pattern():
+    add = is_op("relax.add")(wildcard(), wildcard())
+    return _alternation(_act_alternatives(add)), {"anchor": add}
+
+
+def q_add_pattern():
+    add = is_op("relax.add")(_dq(wildcard()), _dq(wildcard()))
+    return is_op("relax.quantize")(_alternation(_act_alternatives(add)), is_const(),
+                                   is_const()), {"anchor": add}
+
+
+def pool_pattern():
+    mean = is_op("relax.mean")(wildcard())
+    return mean, {"anchor": mean}
+
+
+def q_pool_pattern():
+    mean = is_op("relax.mean")(_dq(wildcard()))
+    return is_op("relax.quantize")(mean, is_const(), is_const()), {"anchor": mean}
+
+
+def dense_pattern():
+    mm = is_op("relax.matmul")(wildcard(), is_const())
+    return is_op("relax.add")(mm, is_const()) | mm, {"anchor": mm}
+
+
+def q_dense_pattern():
+    w = is_op("relax.permute_dims")(_dq(is_const()))
+    mm = is_op("relax.matmul")(_dq(wildcard()), w)
+    biased = is_op("relax.add")(mm, _dq(is_const())) | mm
+    return is_op("relax.quantize")(biased, is_const(), is_const()), {"anchor": mm}
+
+
+def add_problem(call) -> str | None:
+    a, b = call.args
+    if not (isinstance(a, relax_Var()) and isinstance(b, relax_Var())):
+        return "an add with a constant operand"
+    sa, sb = _shape(a), _shape(b)
+    if sa != sb or len(sa) != 4:
+        return f"an add of shapes {sa} and {sb} (needs two equal 4-D tensors)"
+    return None
+
+
+def pool_problem(call) -> str | None:
+    axes = sorted(int(v) for v in call.attrs.axis) if call.attrs.axis is not None else None
+    if axes != [2, 3] or not call.attrs.keepdims or call.args[0].ty.ndim != 4:
+        return f"mean over axes {axes} (only global average pooling over H, W)"
+    return None
+
+
+def dense_problem(call) -> str | None:
+    x = call.args[0]
+    if x.ty.ndim != 2:
+        return f"a {x.ty.ndim}-D matmul (only [N, K] x [K, O])"
+    return None
+
+
+def relax_Var():  # noqa: N802 - late import keeps this module free of relax at import time
+    from tvm import relax
+
+    return relax.Var

@@ -188,7 +188,8 @@ def plan_fused(spec, hw: Gap8Target, layer: str = "?") -> TilePlan:
 def choose_plan(spec, hw: Gap8Target, layer, make) -> TilePlan:
     """Search rows x channels tiles: minimum modelled cycles among the plans that fit the L1
     budget (ties: the bigger tile). TilingError naming the layer if none fits."""
-    _, chan_extent, oh, _ = spec.out_shape
+    shape = spec.out_shape
+    chan_extent, oh = (shape[1], shape[2]) if len(shape) == 4 else (shape[-1], 1)
     best, smallest = None, None
     for rows in _candidates(oh):
         for channels in _candidates(chan_extent):

@@ -1,0 +1,109 @@
+"""Float ONNX -> int8 QDQ ONNX through onnxruntime's static quantization.
+
+The float model is first pinned and optimised the way the compiler's frontend does it
+(BatchNorm folded into Conv), so the quantizer sees the graph we compile. Calibration data is a
+directory of ``.npy`` files (one array per sample, or a dict-like ``.npz`` per sample for
+multi-input models), or seeded random samples, with a warning that accuracy needs real data.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import sys
+import warnings
+
+import numpy as np
+import onnx
+
+from .errors import UsageError
+from .frontend import _name_nodes, load_onnx, optimize_with_onnxruntime, pin_input_shapes
+
+
+class _Reader:
+    """onnxruntime CalibrationDataReader over a list of feeds."""
+
+    def __init__(self, feeds):
+        self._it = iter(feeds)
+
+    def get_next(self):
+        return next(self._it, None)
+
+    def rewind(self):  # pragma: no cover - only some ORT versions call it
+        pass
+
+
+def _random_feeds(shapes, dtypes, n, seed):
+    rng = np.random.default_rng(seed)
+    return [{name: rng.standard_normal(shape).astype(dtypes[name])
+             for name, shape in shapes.items()} for _ in range(n)]
+
+
+def _npy_feeds(directory, shapes, dtypes):
+    if not os.path.isdir(directory):
+        raise UsageError(f"--calibration {directory}: not a directory")
+    files = sorted(glob.glob(os.path.join(directory, "*.npy")) +
+                   glob.glob(os.path.join(directory, "*.npz")))
+    if not files:
+        raise UsageError(f"--calibration {directory}: no .npy or .npz files")
+    feeds = []
+    (only,) = shapes if len(shapes) == 1 else (None,)
+    for path in files:
+        data = np.load(path)
+        if isinstance(data, np.ndarray):
+            if only is None:
+                raise UsageError(f"{path}: the model has several inputs; use .npz with one "
+                                 "array per input name")
+            data = {only: data}
+        feed = {}
+        for name, shape in shapes.items():
+            if name not in data:
+                raise UsageError(f"{path}: no array for input {name!r}")
+            arr = np.asarray(data[name]).astype(dtypes[name])
+            if arr.shape != tuple(shape):
+                if arr.shape == tuple(shape[1:]):
+                    arr = arr[None]
+                else:
+                    raise UsageError(f"{path}: input {name!r} has shape {arr.shape}, the model "
+                                     f"takes {tuple(shape)}")
+            feed[name] = arr
+        feeds.append(feed)
+    return feeds
+
+
+def quantize_model(model, output: str, input_shapes=None, calibration: str | None = None,
+                   samples: int = 16, seed: int = 0, per_channel: bool = True) -> dict:
+    """Write the int8 QDQ model to ``output``; return a summary."""
+    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
+
+    m = onnx.ModelProto()
+    m.CopyFrom(load_onnx(model))
+    _name_nodes(m)
+    shapes, dtypes = pin_input_shapes(m, input_shapes)
+    optimized = optimize_with_onnxruntime(m)
+    if calibration:
+        feeds = _npy_feeds(calibration, shapes, dtypes)
+        source = f"{len(feeds)} samples from {calibration}"
+    else:
+        if samples < 1:
+            raise UsageError(f"--calibration-samples {samples}: must be >= 1")
+        feeds = _random_feeds(shapes, dtypes, samples, seed)
+        source = f"{samples} seeded random samples"
+        print("warning: calibrating on random data; accuracy needs representative inputs "
+              "(--calibration DIR of .npy files)", file=sys.stderr)
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="tvm_gap8_q_") as tmp:
+        src = os.path.join(tmp, "float.onnx")
+        onnx.save(optimized, src)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            import logging
+
+            logging.getLogger().setLevel(logging.ERROR)
+            quantize_static(src, output, _Reader(feeds), quant_format=QuantFormat.QDQ,
+                            per_channel=per_channel, activation_type=QuantType.QInt8,
+                            weight_type=QuantType.QInt8,
+                            extra_options={"ActivationSymmetric": False,
+                                           "WeightSymmetric": True})
+    return {"output": output, "calibration": source, "per_channel": per_channel}

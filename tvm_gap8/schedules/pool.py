@@ -1,0 +1,91 @@
+"""Global average pooling (``mean`` over H, W) as a channel-tiled L1 kernel, float or int8
+(int8: the int32 sum requantized with ``M = s_x / (s_y * H * W)``)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from .common import Operand, finish, scalar_accumulator, stage_in, stage_out
+from .requant import requant_expr
+
+
+@dataclass(frozen=True)
+class PoolKernelSpec:
+    in_shape: tuple  # (1, C, H, W)
+    dtype: str = "float32"
+    zx: int = 0
+    mult: int = 0
+    shift: int = 0
+    zy: int = 0
+    kind: str = "pool"
+
+    @property
+    def out_shape(self):
+        n, c, _, _ = self.in_shape
+        return (n, c, 1, 1)
+
+    @property
+    def out_dtype(self):
+        return self.dtype
+
+    @property
+    def integer(self):
+        return not self.dtype.startswith("float")
+
+    def macs(self) -> int:
+        return 0
+
+
+def pool_compute(spec: PoolKernelSpec):
+    from tvm import te, tirx
+
+    _, c, h, w = spec.in_shape
+    x = te.placeholder(spec.in_shape, spec.dtype, name="x")
+    op = Operand(spec.dtype, spec.zx)
+    ri = te.reduce_axis((0, h), name="ri")
+    rj = te.reduce_axis((0, w), name="rj")
+    acc = te.compute(spec.out_shape,
+                     lambda n, ch, i, j: te.sum(op.load(x[n, ch, ri, rj]), axis=[ri, rj]),
+                     name="pool_acc")
+    if spec.integer:
+        i32 = "int32"
+
+        def body(n, ch, i, j):
+            return requant_expr(acc[n, ch, i, j], tirx.const(spec.mult, i32),
+                                tirx.const(spec.shift, i32), spec.zy, -128, 127, spec.dtype)
+    else:
+        def body(n, ch, i, j):
+            return acc[n, ch, i, j] / tirx.const(h * w, spec.dtype)
+    y = te.compute(spec.out_shape, body, name="pool_out")
+    return [x, y]
+
+
+def schedule_pool(spec: PoolKernelSpec, plan):
+    from tvm import s_tir, te
+
+    sch = s_tir.Schedule(te.create_prim_func(pool_compute(spec)))
+    out = sch.get_sblock("pool_out")
+    _, c, i, j = sch.get_loops(out)
+    ct, ci = sch.split(c, [None, plan.channels])
+    stage_out(sch, out, ct)
+    acc = sch.get_sblock("pool_acc")
+    scalar_accumulator(sch, acc, sch.get_loops(out)[-1])
+    stage_in(sch, acc, "x", "input", ct)
+    return finish(sch)
+
+
+def plan_pool(spec: PoolKernelSpec, hw, rows: int, channels: int):
+    from .plan import L1Buffer, TilePlan, _dtype_bytes
+
+    _, c, h, w = spec.in_shape
+    ct = math.ceil(c / channels)
+    db = 2 if hw.double_buffering else 1
+    e = _dtype_bytes(spec.dtype)
+    bufs = (L1Buffer("x", "input", channels * h * w, spec.dtype, db),
+            L1Buffer("pool_out", "output", channels, spec.dtype, db))
+    transfers = 2 * ct
+    cycles = c * h * w * e / hw.dma_bytes_per_cycle + transfers * hw.dma_setup_cycles + \
+        c * h * w / hw.cores
+    return TilePlan("pool", 1, channels, 1, ct, bufs, c * h * w * e, c * e, 0, transfers, 0,
+                    cycles)
