@@ -19,7 +19,8 @@ install: $(STAMP)
 
 demo: install
 	$(BIN)/python examples/build_models.py $(OUT)/models
-	$(BIN)/tvm-gap8 compile $(OUT)/models/mobilenet_v1_025_96.onnx --check -o $(OUT)/mobilenet_v1_025_96
+	$(BIN)/tvm-gap8 quantize $(OUT)/models/mobilenet_v1_025_96.onnx -o $(OUT)/models/mobilenet_v1_025_96_int8.onnx --calibration-samples 16
+	$(BIN)/tvm-gap8 compile $(OUT)/models/mobilenet_v1_025_96_int8.onnx --check -o $(OUT)/mobilenet_v1_025_96_int8
 
 # CI's command. Slow model-scale checks are marked `slow` and run with `make test-all`.
 test: install

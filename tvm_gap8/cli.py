@@ -18,9 +18,11 @@ import tempfile
 import traceback
 
 EXAMPLES = """examples:
-  tvm-gap8 compile examples/mobilenet_v1_025_96.onnx --check -o out/mbv1
+  tvm-gap8 compile out/models/mobilenet_v1_025_96.onnx --check -o out/mbv1
   tvm-gap8 compile model.onnx --input-shape input:1,3,96,96 --l1-kb 32
   tvm-gap8 compile model.onnx --no-fuse --check      # the unfused baseline
+  tvm-gap8 quantize model.onnx -o model_int8.onnx --calibration calib_npy/
+  tvm-gap8 compile model_int8.onnx --check           # integer kernels, checked in LSB
 """
 
 
@@ -59,6 +61,25 @@ def build_parser() -> argparse.ArgumentParser:
                    help="JSON file overriding fields of the GAP8 description")
     c.add_argument("-q", "--quiet", action="store_true", help="no progress, no table")
     c.add_argument("-v", "--verbose", action="store_true", help="tracebacks on errors")
+
+    q = sub.add_parser("quantize", help="quantize a float ONNX model to int8 (QDQ)",
+                       description="Quantize a float ONNX model to int8 QDQ with onnxruntime's "
+                       "static quantization (BatchNorm folded first; int8 activations and "
+                       "symmetric per-channel int8 weights).",
+                       epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    q.add_argument("model", help="path to the float .onnx model")
+    q.add_argument("-o", "--output", required=True, help="path of the int8 .onnx model to write")
+    q.add_argument("--input-shape", action="append", default=[], metavar="NAME:D0,D1,...",
+                   help="pin an input's shape (repeat for several inputs)")
+    src = q.add_mutually_exclusive_group()
+    src.add_argument("--calibration", metavar="DIR",
+                     help="directory of .npy (one sample each) or .npz (one array per input)")
+    src.add_argument("--calibration-samples", type=int, default=16, metavar="N",
+                     help="seeded random samples when no --calibration (default 16)")
+    q.add_argument("--per-tensor", action="store_true",
+                   help="one weight scale per tensor instead of per output channel")
+    q.add_argument("--seed", type=int, default=0, help="seed of the random samples")
+    q.add_argument("-v", "--verbose", action="store_true", help="tracebacks on errors")
     return p
 
 
@@ -125,6 +146,29 @@ def cmd_compile(args) -> int:
     return 1 if check is not None and not check["passed"] else 0
 
 
+def cmd_quantize(args) -> int:
+    from .errors import UsageError
+    from .frontend import parse_input_shape
+    from .quantize import quantize_model
+
+    shapes = dict(parse_input_shape(s) for s in args.input_shape)
+    parent = os.path.dirname(os.path.abspath(args.output))
+    if not os.path.isdir(parent) or not os.access(parent, os.W_OK):
+        raise UsageError(f"-o {args.output}: cannot write in {parent}")
+    fd, tmp = tempfile.mkstemp(prefix=".tvm-gap8-", suffix=".onnx", dir=parent)
+    os.close(fd)
+    try:
+        summary = quantize_model(args.model, tmp, shapes, args.calibration,
+                                 args.calibration_samples, args.seed, not args.per_tensor)
+        os.replace(tmp, args.output)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    print(f"wrote {args.output} (int8 QDQ, {'per-tensor' if args.per_tensor else 'per-channel'}"
+          f" weights, calibrated on {summary['calibration']})")
+    return 0
+
+
 def write_artifacts(result, directory: str) -> None:
     with open(os.path.join(directory, "report.json"), "w", encoding="utf-8") as f:
         json.dump(result.report, f, indent=2, sort_keys=True)
@@ -142,7 +186,7 @@ def main(argv=None) -> int:
     from .errors import Gap8Error
 
     try:
-        return cmd_compile(args)
+        return cmd_quantize(args) if args.command == "quantize" else cmd_compile(args)
     except Gap8Error as exc:
         if args.verbose:
             traceback.print_exc()

@@ -77,6 +77,7 @@ def layers_of(mod: tvm.IRModule) -> list[dict]:
                         "kernel": gv.name_hint,
                         "epilogues": [str(e) for e in attrs["gap8.epilogues"]],
                         "tile": json.loads(str(attrs["gap8.plan"])),
+                        "integer": bool(attrs.get("gap8.integer", False)),
                     })
                     continue
                 kind, macs, node = gv.name_hint, 0, node_name_of(v)
@@ -96,6 +97,19 @@ def layers_of(mod: tvm.IRModule) -> list[dict]:
             layers.append({"name": node, "kind": kind, "onnx_nodes": [node], "macs": macs,
                            "fused": False, "tiled": False})
     return layers
+
+
+def float_layers(mod: tvm.IRModule, layers: list[dict]) -> list[str]:
+    """Layers of an int8 model that still compute in float (not counting the quantize of the
+    input and the dequantize of the outputs, which are float by definition)."""
+    if not any(layer.get("integer") for layer in layers):
+        return []
+    out = []
+    for layer in layers:
+        if layer.get("integer") or layer["kind"] in ("quantize", "dequantize", "reshape"):
+            continue
+        out.append(layer["name"])
+    return out
 
 
 def fusion_of(mod: tvm.IRModule, layers: list[dict], fuse: bool = True) -> dict:
@@ -140,9 +154,14 @@ def format_table(report: dict) -> str:
                  f"unfused DW: {len(fusion['refused'])}")
     for r in fusion["refused"]:
         lines.append(f"  not fused: {','.join(r['onnx_nodes'])}: {r['reason']}")
+    if report.get("float_layers"):
+        lines.append(f"  still float: {', '.join(report['float_layers'])}")
     check = report.get("check")
     if check:
-        lines.append(f"check vs {check['reference']}: max abs err {check['max_abs_err']:.3g}, "
-                     f"max rel err {check['max_rel_err']:.3g} -> "
+        detail = f"max abs err {check['max_abs_err']:.3g}, max rel err {check['max_rel_err']:.3g}"
+        for o in check.get("outputs", []):
+            detail += (f"; int8 output: {o['within_1_lsb_fraction']:.4%} within 1 LSB, "
+                       f"max {o['max_lsb_err']:g} LSB")
+        lines.append(f"check vs {check['reference']}: {detail} -> "
                      f"{'PASSED' if check['passed'] else 'FAILED'}")
     return "\n".join(lines)

@@ -100,3 +100,33 @@ def test_unwritable_output(tmp_path, example):
     blocker = tmp_path / "file"
     blocker.write_text("x")
     _assert_one_line_error(run_cli("compile", example, "-o", blocker / "sub"), 2, "cannot")
+
+
+def test_quantize_then_compile(example, tmp_path):
+    int8 = tmp_path / "int8.onnx"
+    proc = run_cli("quantize", example, "-o", int8, "--calibration-samples", "4")
+    assert proc.returncode == 0, proc.stderr
+    assert "random data" in proc.stderr  # the accuracy warning
+    proc = run_cli("compile", int8, "--check", "-o", tmp_path / "o", "-q")
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads((tmp_path / "o" / "report.json").read_text())
+    assert report["check"]["passed"] and report["check"]["outputs"][0]["max_lsb_err"] <= 2
+    assert len(report["fusion"]["fused"]) == 13
+
+
+def test_quantize_with_calibration_directory(example, tmp_path):
+    import numpy as np
+
+    calib = tmp_path / "calib"
+    calib.mkdir()
+    for i in range(3):
+        np.save(calib / f"{i}.npy", np.random.default_rng(i).standard_normal((1, 3, 96, 96))
+                .astype("float32"))
+    proc = run_cli("quantize", example, "-o", tmp_path / "q.onnx", "--calibration", calib)
+    assert proc.returncode == 0, proc.stderr
+    assert "3 samples from" in proc.stdout and "random data" not in proc.stderr
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    np.save(bad / "0.npy", np.zeros((1, 3, 8, 8), "float32"))
+    _assert_one_line_error(run_cli("quantize", example, "-o", tmp_path / "q2.onnx",
+                                   "--calibration", bad), 2, "has shape (1, 3, 8, 8)")

@@ -42,3 +42,25 @@ def test_mobilenet_v3_squeeze_excite_is_refused_with_reason():
     (refused,) = result.report["fusion"]["refused"]
     assert refused["onnx_nodes"] == ["dw_0"]
     assert "non-elementwise op, mean (se_pool_0)" in refused["reason"]
+
+
+def _fused_groups(result):
+    return [(f["kind"], [n for n in f["onnx_nodes"] if "Conv" in n or "_dw_" in n or "_pw_" in n
+                         or "project" in n or "expand" in n])
+            for f in result.report["fusion"]["fused"]]
+
+
+@pytest.mark.parametrize("build", [lambda: M.mobilenet_v1(alpha=0.25, resolution=96),
+                                   lambda: M.mobilenet_v2(alpha=0.35, resolution=96)],
+                         ids=["mobilenet_v1", "mobilenet_v2"])
+def test_int8_network_same_groups_as_float(build):
+    from tvm_gap8.testing.quant import quantized
+
+    float_result = compile_checked(build())
+    int8_result = compile_checked(quantized(build()))
+    layer_names = lambda r: [lay["name"] for lay in r.report["layers"]  # noqa: E731
+                             if lay["kind"] in ("dw_pw", "pw_dw")]
+    assert layer_names(int8_result) == layer_names(float_result)
+    assert int8_result.report["float_layers"] == []
+    (out,) = int8_result.report["check"]["outputs"]
+    assert out["within_1_lsb_fraction"] >= 0.999 and out["max_lsb_err"] <= 2

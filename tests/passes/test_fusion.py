@@ -40,7 +40,7 @@ class DwPwExpected:
             wp: R.Tensor((16, 8, 1, 1), "float32")) -> R.Tensor((1, 16, 10, 10), "float32"):
         R.func_attr({"Composite": "gap8.dw_pw", "Primitive": True, "gap8.kind": "dw_pw",
                      "gap8.layouts": {"input": "CHW", "intermediate": "HWC", "output": "CHW"},
-                     "gap8.onnx_nodes": []})
+                     "gap8.onnx_nodes": [], "gap8.layer": "<unnamed>+<unnamed>"})
         with R.dataflow():
             a = R.nn.conv2d(x, wd, padding=[1, 1, 1, 1], groups=8)
             b = R.nn.relu(a)

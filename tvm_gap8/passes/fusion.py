@@ -20,7 +20,7 @@ import tvm
 from tvm import relax
 from tvm.relax.transform import FusionPattern, PatternCheckContext
 
-from ..irutil import bindings, group_info, group_span, map_bindings, node_name_of, with_span
+from ..irutil import bindings, node_name_of
 from ..schedules.epilogue import SUPPORTED_OPS
 from ..schedules.fused import LAYOUTS
 from . import patterns
@@ -88,8 +88,6 @@ class _GroupFormation:
 
     def __init__(self):
         self.refused: list[dict] = []
-        self.matched: dict = {}  # weights of the match -> {"layer", "onnx_nodes"}
-        self._order: dict = {}
 
     def _convs(self, ctx):
         raise NotImplementedError
@@ -106,23 +104,26 @@ class _GroupFormation:
             self.refused.append({"kind": self.kind, "onnx_nodes": [_node(c) for c in convs],
                                  "reason": reason})
             return False
-        values = sorted(ctx.matched_bindings.items(), key=lambda kv: self._order.get(kv[0], 0))
-        nodes = list(dict.fromkeys(n for n in (node_name_of(v) for _, v in values) if n))
-        self.matched[_group_key(ctx, convs)] = {
-            "layer": "+".join(_node(c) for c in convs), "onnx_nodes": nodes}
         return True
 
+    def _attrs(self, annotated) -> dict:
+        """Name the layer on the composite function. Besides naming it, this keeps
+        FuseOpsByPattern from sharing one function between structurally equal groups (e.g.
+        MobileNet's five identical 512-channel blocks), so each group keeps its own ONNX
+        nodes."""
+        keys = ("dw", "pw") if self.kind == "dw_pw" else ("pw", "dw") \
+            if self.kind == "pw_dw" else ("conv",) if self.kind == "conv" else ("anchor",)
+        return {"gap8.layer": "+".join(_node(annotated[k]) for k in keys)}
+
     def transform_module(self, mod: tvm.IRModule, _ctx) -> tvm.IRModule:
-        self.refused, self.matched = [], {}
-        self._order = {b.var: i for i, b in enumerate(bindings(mod["main"]))}
+        self.refused = []
         fusion_patterns = []
         for factory in self.patterns:
             pattern, annotations = factory()
             fusion_patterns.append(FusionPattern(f"gap8.{self.kind}", pattern, annotations,
-                                                 self._check))
+                                                 self._check, self._attrs))
         fused = relax.transform.FuseOpsByPattern(fusion_patterns, bind_constants=False)(mod)
         fused = _annotate_composites(fused, self.kind)
-        fused["main"] = _tag_group_calls(fused, self.matched)
         return _record_refusals(fused, self.refused)
 
 
@@ -210,28 +211,6 @@ class FormDenseKernels(_LayerKernelFormation):
     patterns = (patterns.q_dense_pattern, patterns.dense_pattern)
 
 
-def _group_key(ctx, anchors):
-    """Objects that become arguments of this group's call and identify it: the group's input
-    vars and, for convs, the weight constants."""
-    inside = set(ctx.matched_bindings.keys())
-    inputs = []
-    for value in ctx.matched_bindings.values():
-        for a in getattr(value, "args", []):
-            if isinstance(a, relax.Var) and a not in inside and not any(a.same_as(i) for i in inputs):
-                inputs.append(a)
-    weights = [_weight_key(c, ctx) for c in anchors if c.op.name == "relax.nn.conv2d"]
-    return tuple(inputs + weights)
-
-
-def _weight_key(conv, ctx):
-    """The object identifying a conv across passes: its weight constant (behind a dequantize
-    in a QDQ model)."""
-    w = conv.args[1]
-    while isinstance(w, relax.Var) and w in ctx.matched_bindings:
-        w = ctx.matched_bindings[w].args[0]
-    return w
-
-
 def _annotate_composites(mod, kind):
     layouts = LAYOUTS.get(kind, {"input": "CHW", "output": "CHW"})
     for gv, func in list(mod.functions_items()):
@@ -250,26 +229,6 @@ def _annotate_composites(mod, kind):
         func = func.with_attr("gap8.onnx_nodes", nodes)
         mod[gv] = func
     return mod
-
-
-def _tag_group_calls(mod, matched):
-    """Name each group call's ONNX nodes in its span.
-
-    FuseOpsByPattern shares one composite function between structurally equal groups (e.g.
-    MobileNet's five identical 512-channel blocks), so which nodes a *call* stands for must
-    live on the call. The call's weight constants identify the match recorded by the check.
-    """
-
-    def tag(b):
-        v = b.value
-        if not (isinstance(v, relax.Call) and isinstance(v.op, relax.GlobalVar)):
-            return None
-        for key, info in matched.items():
-            if all(any(a.same_as(k) for a in v.args) for k in key):
-                return with_span(v, group_span(info))
-        return None
-
-    return map_bindings(mod["main"], tag)
 
 
 def _record_refusals(mod, refused):

@@ -21,7 +21,7 @@ from tvm import relax
 from tvm.relax.expr_functor import PyExprMutator, mutator
 
 from ..errors import UnsupportedError
-from ..irutil import bindings, group_info, group_span, with_span
+from ..irutil import bindings, group_span, with_span
 from ..schedules.conv import ConvKernelSpec, schedule_conv
 from ..schedules.fused import LAYOUTS, FusedKernelSpec, build_fused
 from ..schedules.plan import choose_plan, plan_conv, plan_fused
@@ -129,8 +129,8 @@ class LowerFusedKernels:
 
 def _plan_group(call, func, hw):
     spec, tensors = spec_from_composite(func, list(call.args))
-    info = group_info(call) or {"layer": str(func.attrs["gap8.kind"]),
-                                "onnx_nodes": [str(n) for n in func.attrs["gap8.onnx_nodes"]]}
+    info = {"layer": str(func.attrs.get("gap8.layer", func.attrs["gap8.kind"])),
+            "onnx_nodes": [str(n) for n in func.attrs["gap8.onnx_nodes"]]}
     if min(spec.out_shape) < 1:
         raise UnsupportedError(f"layer {info['layer']}: output shape {spec.out_shape} is empty")
     return spec, tensors, _plan(spec, hw, info["layer"]), info
@@ -167,7 +167,7 @@ class _FusedLowerer(PyExprMutator):  # pylint: disable=abstract-method
             "gap8.l1_buffers": json.dumps([[b.name, b.role, b.bytes] for b in plan.buffers]),
             "gap8.epilogues": [e.describe() for e in epilogues],
         })
-        name = f"gap8_{spec.kind}_{_sanitize(nodes[0] if nodes else 'k')}"
+        name = f"gap8_{spec.kind}_{_sanitize(info['layer'].split('+')[0])}"
         gv = self.builder_.add_func(prim, name)
         out_ty = relax.TensorType(spec.out_shape, spec.out_dtype)
         call_tir = self.builder_.normalize(relax.call_tir(gv, tensors, out_ty))

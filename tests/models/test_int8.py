@@ -1,0 +1,66 @@
+"""Int8 QDQ models: integer kernels end to end, checked against onnxruntime running the same
+QDQ model, in LSB of the output scale."""
+
+import pytest
+
+from tests.conftest import compile_checked
+from tvm_gap8.irutil import bindings
+from tvm_gap8.testing import onnx_models as M
+from tvm_gap8.testing.quant import quantized
+
+
+def _kinds(result):
+    return [layer["kind"] for layer in result.report["layers"]]
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+@pytest.mark.parametrize("act", ["relu", "relu6"])
+@pytest.mark.parametrize("per_channel", [True, False])
+def test_int8_dw_pw_block(stride, act, per_channel):
+    model = quantized(M.dw_pw_block(cin=16, cout=32, h=15, w=13, k=3, stride=stride, act=act,
+                                    act_after_pw=act), per_channel=per_channel)
+    result = compile_checked(model)
+    assert [f["kind"] for f in result.report["fusion"]["fused"]] == ["dw_pw"]
+    (out,) = result.report["check"]["outputs"]
+    assert out["within_1_lsb_fraction"] >= 0.999 and out["max_lsb_err"] <= 2
+    assert result.report["float_layers"] == []
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_int8_pw_dw_block(stride):
+    model = quantized(M.pw_dw_block(cin=8, hidden=32, h=12, w=12, k=5, stride=stride))
+    result = compile_checked(model)
+    assert [f["kind"] for f in result.report["fusion"]["fused"]] == ["pw_dw"]
+
+
+def test_int8_inverted_residual_add_is_integer():
+    result = compile_checked(quantized(M.inverted_residual_block(cin=16, h=10, w=10, t=4)))
+    assert [k for k in _kinds(result) if k not in ("quantize", "dequantize")] == \
+        ["pw", "dw_pw", "add"]
+    assert result.report["float_layers"] == []
+    assert all(layer["integer"] for layer in result.report["layers"] if layer.get("tiled"))
+
+
+def test_fused_kernels_are_integer_only_in_the_ir():
+    import tvm
+
+    result = compile_checked(quantized(M.dw_pw_block(cin=8, cout=16, h=10, w=10)))
+    prims = {gv.name_hint: f for gv, f in result.lowered.functions_items()
+             if isinstance(f, tvm.tirx.PrimFunc) and f.attrs and "gap8.kind" in f.attrs}
+    fused = [f for f in prims.values() if str(f.attrs["gap8.kind"]) == "dw_pw"]
+    assert len(fused) == 1
+    text = fused[0].script()
+    assert "float" not in text  # no float buffer, cast or constant anywhere in the kernel
+    from tvm_gap8.cost.ir import allocations
+
+    allocs = {b.name: (str(b.dtype), b.scope()) for b, _ in allocations(fused[0])}
+    assert allocs["dw_out_global.l1"] == ("int8", "global.l1")  # the intermediate
+    assert allocs["x_global.l1"] == ("int8", "global.l1")
+    assert allocs["pw_out_global.l1"] == ("int8", "global.l1")
+    assert allocs["dw_acc_local"] == ("int32", "local")
+    assert allocs["pw_acc_local"] == ("int32", "local")
+    # and the main function moves int8 tensors between the kernels
+    call_tir = tvm.ir.Op.get("relax.call_tir")
+    for b in bindings(result.lowered["main"]):
+        if hasattr(b.value, "op") and b.value.op.same_as(call_tir):
+            assert str(b.value.ty.dtype) == "int8"
