@@ -62,10 +62,11 @@ def compile_model(model, input_shapes=None, hw: Gap8Target = GAP8, fuse: bool = 
         raise UnsupportedError(f"lowering failed: {type(exc).__name__}: "
                                f"{msg[-1] if msg else ''}") from exc
     timings["lower_s"] = time.perf_counter() - t0
-    layers = layers_of(lowered)
+    _progress("reading tiles and traffic off the lowered IR", quiet)
+    layers = layers_of(lowered, hw)
     report = {
         "model": imported.onnx_model.graph.name,
-        "target": {"name": hw.name, "l1_bytes": hw.l1_bytes, "l2_bytes": hw.l2_bytes},
+        "target": hw.to_dict(),
         "inputs": {k: list(v) for k, v in imported.input_shapes.items()},
         "fuse": fuse,
         "fusion": fusion_of(lowered, layers, fuse),

@@ -52,9 +52,32 @@ def _op_kind_and_macs(call) -> tuple[str, int]:
 _KIND_RANK = ["conv", "dw", "pw", "dense", "pool", "eltwise", "activation", "reshape"]
 
 
-def layers_of(mod: tvm.IRModule) -> list[dict]:
-    """Layers of ``main`` in execution order: one per fused kernel, one per other ONNX node."""
+def _kernel_entry(prim, counts_cache, name, hw):
+    """Tile, L1 peak and traffic of a kernel: read off its IR (the truth the tests compare
+    with the planner's own figures)."""
+    from .cost.ir import kernel_counts
+
+    if name not in counts_cache:
+        counts_cache[name] = kernel_counts(prim)
+    counts = counts_cache[name]
+    attrs = prim.attrs
+    traffic = dict(counts["traffic"])
+    wgt = traffic["l2_to_l1_wgt"]
+    # weights that do not fit L2 beside the layer's activations stream from L3 through L2
+    act = traffic["l2_to_l1_act"] + traffic["l1_to_l2_act"]
+    in_l3 = hw is not None and act + wgt > hw.l2_bytes
+    traffic["l3_to_l2"] = wgt if in_l3 else 0
+    return {"l1_peak_bytes": counts["l1_peak_bytes"], "traffic": traffic,
+            "weights_in": "L3" if in_l3 else "L2",
+            "plan": {"l1_bytes": int(attrs["gap8.plan_l1_bytes"]),
+                     "cycles": int(attrs["gap8.plan_cycles"]),
+                     **json.loads(str(attrs["gap8.plan_traffic"]))}}
+
+
+def layers_of(mod: tvm.IRModule, hw=None) -> list[dict]:
+    """Layers of ``main`` in execution order: one per gap8 kernel, one per other ONNX node."""
     layers: list[dict] = []
+    counts_cache: dict = {}
     call_tir = tvm.ir.Op.get("relax.call_tir")
     for block in mod["main"].body.blocks:
         for b in block.bindings:
@@ -78,6 +101,7 @@ def layers_of(mod: tvm.IRModule) -> list[dict]:
                         "epilogues": [str(e) for e in attrs["gap8.epilogues"]],
                         "tile": json.loads(str(attrs["gap8.plan"])),
                         "integer": bool(attrs.get("gap8.integer", False)),
+                        **_kernel_entry(prim, counts_cache, gv.name_hint, hw),
                     })
                     continue
                 kind, macs, node = gv.name_hint, 0, node_name_of(v)
@@ -95,7 +119,9 @@ def layers_of(mod: tvm.IRModule) -> list[dict]:
                     last["kind"] = kind
                 continue
             layers.append({"name": node, "kind": kind, "onnx_nodes": [node], "macs": macs,
-                           "fused": False, "tiled": False})
+                           "fused": False, "tiled": False,
+                           "fallback": f"no GAP8 kernel for {kind}: TVM's legalized op, "
+                                       "not tiled for L1"})
     return layers
 
 
@@ -130,30 +156,40 @@ def _layouts(mod, name):
 
 def format_table(report: dict) -> str:
     """The per-layer table the CLI prints."""
-    rows = [("#", "layer", "kind", "MACs", "tile", "ONNX nodes")]
+    rows = [("#", "layer", "kind", "MACs", "tile", "L1 B", "L2->L1 B", "L1->L2 B", "DMAs")]
     for i, layer in enumerate(report["layers"]):
         tile = layer.get("tile")
         tile_s = f"{tile['rows']}r x {tile['channels']}c ({tile['row_tiles']}x{tile['channel_tiles']})" \
             if tile else "-"
-        nodes = ",".join(layer["onnx_nodes"])
-        if len(nodes) > 48:
-            nodes = nodes[:45] + "..."
+        t = layer.get("traffic")
         rows.append((str(i), layer["name"][:34], layer["kind"], f"{layer['macs']:,}", tile_s,
-                     nodes))
+                     f"{layer['l1_peak_bytes']:,}" if t else "-",
+                     f"{t['l2_to_l1_act'] + t['l2_to_l1_wgt']:,}" if t else "-",
+                     f"{t['l1_to_l2_act']:,}" if t else "-",
+                     str(t["dma_transfers"]) if t else "-"))
     widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
-    lines = ["  ".join(cell.ljust(w) if c != 3 else cell.rjust(w)
+    numeric = {3, 5, 6, 7, 8}
+    lines = ["  ".join(cell.rjust(w) if c in numeric else cell.ljust(w)
                        for c, (cell, w) in enumerate(zip(r, widths))).rstrip() for r in rows]
     lines.insert(1, "-" * len(lines[0]))
     fusion = report["fusion"]
     total = sum(layer["macs"] for layer in report["layers"])
     lines.append("-" * len(lines[0]))
-    lines.append(f"{len(report['layers'])} layers, {total:,} MACs; fused groups: "
+    moved = sum(layer["traffic"]["l2_to_l1_act"] + layer["traffic"]["l1_to_l2_act"]
+                for layer in report["layers"] if layer.get("traffic"))
+    lines.append(f"{len(report['layers'])} layers, {total:,} MACs, L2<->L1 activation traffic "
+                 f"{moved:,} B; fused groups: "
                  f"{len(fusion['fused'])} "
                  f"(dw_pw {sum(f['kind'] == 'dw_pw' for f in fusion['fused'])}, "
                  f"pw_dw {sum(f['kind'] == 'pw_dw' for f in fusion['fused'])}); "
                  f"unfused DW: {len(fusion['refused'])}")
     for r in fusion["refused"]:
         lines.append(f"  not fused: {','.join(r['onnx_nodes'])}: {r['reason']}")
+    fallbacks = [layer["name"] for layer in report["layers"]
+                 if layer.get("fallback") and layer["kind"] not in ("quantize", "dequantize",
+                                                                     "reshape")]
+    if fallbacks:
+        lines.append(f"  not tiled (TVM fallback): {', '.join(fallbacks)}")
     if report.get("float_layers"):
         lines.append(f"  still float: {', '.join(report['float_layers'])}")
     check = report.get("check")

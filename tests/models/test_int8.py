@@ -55,7 +55,7 @@ def test_fused_kernels_are_integer_only_in_the_ir():
 
     allocs = {b.name: (str(b.dtype), b.scope()) for b, _ in allocations(fused[0])}
     assert allocs["dw_out_global.l1"] == ("int8", "global.l1")  # the intermediate
-    assert allocs["x_global.l1"] == ("int8", "global.l1")
+    assert allocs["x_pad_global.l1"] == ("int8", "global.l1")
     assert allocs["pw_out_global.l1"] == ("int8", "global.l1")
     assert allocs["dw_acc_local"] == ("int32", "local")
     assert allocs["pw_acc_local"] == ("int32", "local")

@@ -1,8 +1,6 @@
-"""The requantization arithmetic on its own: multiplier encoding, the integer formula against
-exact rational arithmetic (ties at .5 and saturation included), and the TIR expression the
-kernels use against the numpy reference, bit for bit."""
-
-from fractions import Fraction
+"""The requantization arithmetic on its own: the integer algorithm against onnxruntime's float32
+formula (round half to even included) and saturation, the multiplier encoding, and the TIR
+expression the kernels use against the numpy reference, bit for bit."""
 
 import numpy as np
 import pytest
@@ -10,46 +8,40 @@ import tvm
 from tvm import te
 
 from tvm_gap8.schedules.eltwise import add_multipliers
-from tvm_gap8.schedules.requant import (activation_bounds, quantize_multiplier, requant_expr,
-                                        requant_reference)
+from tvm_gap8.schedules.requant import (activation_bounds, float32_scale, quantize_multiplier,
+                                        requant_expr, requant_reference)
 
 
-@pytest.mark.parametrize("real", [1e-6, 0.0003, 0.01234, 0.5, 0.75, 0.999999, 1.0, 3.7, 1000.0])
-def test_multiplier_encoding(real):
+def _float32_rne(acc, scale, zp, lo, hi):
+    """onnxruntime/MLAS: rne(fl32(fl32(acc) * scale)) + zp, saturated."""
+    prod = np.asarray(acc, np.float32) * np.asarray(scale, np.float32)
+    return np.clip(np.rint(prod) + zp, lo, hi).astype(np.int8)
+
+
+@pytest.mark.parametrize("real", [1e-6, 0.0003, 0.01234, 0.5, 0.75, 0.999999, 1.0, 3.7])
+def test_multiplier_is_the_float32_mantissa(real):
     m, n = quantize_multiplier(real)
-    assert 2 ** 30 <= m < 2 ** 31
-    assert abs(m / 2 ** n - real) <= real * 2 ** -30
+    assert 2 ** 23 <= m < 2 ** 24
+    assert m / 2 ** n == float(np.float32(real))  # exact
 
 
-def _exact(acc, m, n, zp, lo, hi):
-    """round-half-up(acc * m / 2^n) + zp, saturated, with exact rationals."""
-    out = []
-    for a in acc:
-        v = Fraction(int(a) * m, 2 ** n)
-        r = (v + Fraction(1, 2)).__floor__()
-        out.append(min(max(r + zp, lo), hi))
-    return np.array(out, np.int8)
-
-
-def test_reference_rounds_half_up_and_saturates():
-    m, n = 1 << 30, 31  # multiplier exactly 0.5: every odd acc is a .5 tie
+def test_ties_round_half_to_even_and_saturate():
+    m, n = quantize_multiplier(0.5)  # every odd accumulator is a .5 tie
     acc = np.array([-5, -3, -1, 0, 1, 3, 5, 1000, -1000, 255, 256, -257], np.int64)
     got = requant_reference(acc, m, n, zp=3, lo=-128, hi=127)
-    np.testing.assert_array_equal(got, _exact(acc, m, n, 3, -128, 127))
-    # ties: 1*0.5 = 0.5 -> 1, -1*0.5 = -0.5 -> 0 (half up), then + zp
-    assert got[4] == 1 + 3 and got[2] == 0 + 3
+    np.testing.assert_array_equal(got, _float32_rne(acc, 0.5, 3, -128, 127))
+    assert list(got[:7]) == [-2 + 3, -2 + 3, 0 + 3, 3, 0 + 3, 2 + 3, 2 + 3]  # to even
     assert got[7] == 127 and got[8] == -128  # saturation
 
 
-def test_reference_matches_exact_on_random_values():
+def test_integer_algorithm_equals_float32_formula():
     rng = np.random.default_rng(0)
-    for _ in range(20):
-        m, n = quantize_multiplier(float(rng.uniform(1e-4, 2.0)))
-        acc = rng.integers(-2 ** 20, 2 ** 20, 200)
-        zp = int(rng.integers(-128, 128))
-        lo, hi = sorted(int(v) for v in rng.integers(-128, 128, 2))
-        np.testing.assert_array_equal(requant_reference(acc, m, n, zp, lo, hi),
-                                      _exact(acc, m, n, zp, lo, hi))
+    acc = rng.integers(-2 ** 23, 2 ** 23, 50000)
+    scale = float32_scale(0.02, rng.uniform(1e-4, 0.05, 50000), 0.03)
+    mn = [quantize_multiplier(s) for s in scale]
+    m, n = np.array([a for a, _ in mn]), np.array([b for _, b in mn])
+    np.testing.assert_array_equal(requant_reference(acc, m, n, -5, -128, 127),
+                                  _float32_rne(acc, scale, -5, -128, 127))
 
 
 def test_tir_expression_is_bit_exact():
@@ -57,8 +49,9 @@ def test_tir_expression_is_bit_exact():
     size = 4096
     acc = np.concatenate([rng.integers(-2 ** 24, 2 ** 24, size - 8),
                           [2 ** 31 - 1, -2 ** 31, 0, 1, -1, 2, -2, 3]]).astype(np.int32)
-    mult = rng.integers(2 ** 30, 2 ** 31, size).astype(np.int32)
-    shift = rng.integers(20, 45, size).astype(np.int32)
+    mn = [quantize_multiplier(s) for s in rng.uniform(1e-6, 0.9, size)]
+    mult = np.array([a for a, _ in mn], np.int32)
+    shift = np.array([b for _, b in mn], np.int32)
     a = te.placeholder((size,), "int32", name="a")
     mt = te.placeholder((size,), "int32", name="m")
     st = te.placeholder((size,), "int32", name="s")

@@ -56,3 +56,134 @@ def buffer_bytes(buf) -> int:
     for d in buf.shape:
         n *= int(d)
     return n * tvm.runtime.DataType(str(buf.dtype)).bits // 8
+
+
+# -- what the tests and the report read off a kernel ---------------------------------------
+
+def lower_for_inspection(func):
+    """Run TVM's s_tir lowering up to software pipelining: buffers are compacted to their tile
+    shapes and double-buffered copies have their two versions, blocks still carry our
+    annotations. This is the IR whose L1 footprint we report."""
+    from tvm import s_tir
+
+    mod = tvm.IRModule({"main": func.with_attr("global_symbol", "main")})
+    seq = tvm.transform.Sequential([
+        s_tir.transform.CanonicalizeLoop(),
+        s_tir.transform.LowerInitBlock(),
+        s_tir.transform.PlanAndUpdateBufferAllocationLocation(),
+        s_tir.transform.ConvertBlocksToOpaque(),
+        s_tir.transform.CompactBufferAllocation(),
+        s_tir.transform.LowerMatchBuffer(),
+        s_tir.transform.StmtSimplify(),
+        s_tir.transform.InjectSoftwarePipeline(),
+    ])
+    return seq(mod)["main"]
+
+
+def l1_buffers(func, scope: str) -> dict:
+    """{buffer name: bytes} of the allocations in ``scope`` of a lowered kernel."""
+    return {b.name: buffer_bytes(b) for b, _ in allocations(func) if b.scope() == scope}
+
+
+def _evaluate(expr, env):
+    """Evaluate an integer/boolean TIR expression over numpy arrays (loop vars -> arrays)."""
+    import numpy as np
+
+    e = expr
+    if isinstance(e, (tirx.IntImm,)):
+        return np.int64(e.value)
+    if isinstance(e, tvm.ir.expr.Call) and getattr(e.op, "name", "") == "prim.likely":
+        return _evaluate(e.args[0], env)
+    if isinstance(e, tirx.Var):
+        return env[e.name]
+    if isinstance(e, tirx.Cast):
+        return _evaluate(e.value, env)
+    binary = {
+        "Add": lambda a, b: a + b, "Sub": lambda a, b: a - b, "Mul": lambda a, b: a * b,
+        "FloorDiv": lambda a, b: np.floor_divide(a, b), "FloorMod": lambda a, b: np.mod(a, b),
+        "Min": np.minimum, "Max": np.maximum, "LT": lambda a, b: a < b,
+        "LE": lambda a, b: a <= b, "GT": lambda a, b: a > b, "GE": lambda a, b: a >= b,
+        "EQ": lambda a, b: a == b, "NE": lambda a, b: a != b,
+        "And": np.logical_and, "Or": np.logical_or,
+    }
+    name = type(e).__name__
+    if name in binary:
+        return binary[name](_evaluate(e.a, env), _evaluate(e.b, env))
+    if name == "Not":
+        return np.logical_not(_evaluate(e.a, env))
+    raise NotImplementedError(f"cannot evaluate {name}: {e}")
+
+
+def _is_if_then_else(e) -> bool:
+    return isinstance(e, tvm.ir.expr.Call) and \
+        getattr(e.op, "name", "") in ("prim.if_then_else", "tirx.if_then_else")
+
+
+def copy_traffic(func) -> dict:
+    """Bytes moved and transfers issued by every annotated copy of a *scheduled* kernel,
+    counted exactly: every point of the copy's loop nest where its predicate holds moves one
+    element. Returns {(direction, role): {"bytes": b, "transfers": t}}."""
+    import numpy as np
+
+    from ..schedules.common import COPY_ANN, ROLE_ANN
+
+    out: dict = {}
+    for stmt, loops in walk(func.body):
+        if not isinstance(stmt, s_tir.SBlockRealize):
+            continue
+        block = stmt.block
+        direction = block.annotations.get(COPY_ANN)
+        if direction is None:
+            continue
+        role = str(block.annotations[ROLE_ANN])
+        # loops of the copy itself are those created for it (named ax*); the rest are tiles
+        inner = [lp for lp in loops if lp.loop_var.name.startswith("ax")]
+        outer = [lp for lp in loops if not lp.loop_var.name.startswith("ax")]
+        grids = np.meshgrid(*[np.arange(int(lp.min), int(lp.min) + int(lp.extent))
+                              for lp in loops], indexing="ij") if loops else []
+        env = {lp.loop_var.name: g for lp, g in zip(loops, grids)}
+        valid = _evaluate(stmt.predicate, env) if not isinstance(stmt.predicate, tirx.IntImm) \
+            else np.bool_(bool(stmt.predicate.value))
+        valid = np.broadcast_to(valid, tuple(int(lp.extent) for lp in loops) or ())
+        # a padded input copy moves only the interior; its ring is filled in L1
+        store = block.body
+        if isinstance(store, tirx.BufferStore) and _is_if_then_else(store.value):
+            iters = {iv.var.name: _evaluate(v, env)
+                     for iv, v in zip(block.iter_vars, stmt.iter_values)}
+            valid = np.logical_and(valid, _evaluate(store.value.args[0], iters))
+        elem_bytes = tvm.runtime.DataType(str(block.writes[0].source.dtype)).bits // 8
+        elements = int(np.count_nonzero(valid))
+        # a transfer: one execution of the copy nest that moves something
+        axes = tuple(range(len(outer), len(loops)))
+        issued = np.any(valid, axis=axes) if axes else valid
+        transfers = int(np.count_nonzero(issued))
+        key = (str(direction), role)
+        acc = out.setdefault(key, {"bytes": 0, "transfers": 0})
+        acc["bytes"] += elements * elem_bytes
+        acc["transfers"] += transfers
+        del inner
+    return out
+
+
+def kernel_counts(func) -> dict:
+    """What a scheduled gap8 kernel does, read off its IR: peak L1 bytes (all L1 buffers of the
+    kernel are live together, double-buffered ones with both versions) and the traffic of its
+    copy stages, in the report's terms."""
+    from ..target import L1_SCOPE
+
+    lowered = lower_for_inspection(func)
+    traffic = copy_traffic(func)
+
+    def get(direction, role, what="bytes"):
+        return traffic.get((direction, role), {}).get(what, 0)
+
+    transfers = sum(v["transfers"] for v in traffic.values())
+    return {
+        "l1_peak_bytes": sum(l1_buffers(lowered, L1_SCOPE).values()),
+        "traffic": {
+            "l2_to_l1_act": get("l2_to_l1", "input"),
+            "l1_to_l2_act": get("l1_to_l2", "output"),
+            "l2_to_l1_wgt": get("l2_to_l1", "weight"),
+            "dma_transfers": transfers,
+        },
+    }

@@ -19,7 +19,7 @@ from tvm import relax
 from ..errors import UnsupportedError
 from ..schedules.epilogue import SUPPORTED_OPS, Epilogue
 from ..schedules.fused import ConvGeom
-from ..schedules.requant import activation_bounds, quantize_multiplier
+from ..schedules.requant import activation_bounds, float32_scale, quantize_multiplier
 
 
 def _ints(a):
@@ -215,7 +215,8 @@ def _finish_integer_stage(stage, qcall, resolve, cur, var, values):
                                    "ReLU, Clip)")
     if np.abs(bias).max(initial=0) >= 2 ** 31:
         raise UnsupportedError("int32 bias overflow")
-    mult, shift = zip(*(quantize_multiplier(float(m)) for m in acc_scale / sy))
+    scales = float32_scale(stage.in_scale, stage.w_scale, sy)
+    mult, shift = zip(*(quantize_multiplier(m) for m in scales))
     lo, hi = activation_bounds("clip", lo_real, hi_real, sy, zy)
     stage.requant = (zy, lo, hi, bias.astype(np.int32), np.array(mult, np.int32),
                      np.array(shift, np.int32))
@@ -352,7 +353,7 @@ def read_layer(kind: str, func: relax.Function, args):
         if "bias" in values:
             bdesc = values[values["bias"]][1]
             bias = np.round(_dequantized(bdesc).reshape(-1) / (sx * w_scale)).astype(np.int64)
-        mult, shift = zip(*(quantize_multiplier(float(m)) for m in sx * w_scale / sy))
+        mult, shift = zip(*(quantize_multiplier(m) for m in float32_scale(sx, w_scale, sy)))
         lo, hi = activation_bounds("clip", lo_real, hi_real, sy, zy)
         ops = (("gap8.requant", (("acc",), ("channel", kernel.add_channel(bias.astype(np.int32))),
                                  ("channel", kernel.add_channel(np.array(mult, np.int32))),

@@ -165,6 +165,12 @@ class _FusedLowerer(PyExprMutator):  # pylint: disable=abstract-method
             "gap8.macs": spec.macs(),
             "gap8.plan": json.dumps(plan.to_dict(), sort_keys=True),
             "gap8.l1_buffers": json.dumps([[b.name, b.role, b.bytes] for b in plan.buffers]),
+            "gap8.plan_l1_bytes": plan.l1_bytes,
+            "gap8.plan_traffic": json.dumps({
+                "l2_to_l1_act": plan.l2_to_l1_act, "l1_to_l2_act": plan.l1_to_l2_act,
+                "l2_to_l1_wgt": plan.l2_to_l1_wgt, "dma_transfers": plan.dma_transfers},
+                sort_keys=True),
+            "gap8.plan_cycles": int(round(plan.cycles)),
             "gap8.epilogues": [e.describe() for e in epilogues],
         })
         name = f"gap8_{spec.kind}_{_sanitize(info['layer'].split('+')[0])}"

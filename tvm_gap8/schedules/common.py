@@ -44,6 +44,37 @@ class Operand:
         return tirx.const(0, self.acc_dtype())
 
 
+def padded_input(x, operand: Operand, padding):
+    """The input in padded coordinates, as the stage that copies it L2->L1.
+
+    The ring is filled with the zero point (the real value 0), the interior is copied. Kernels
+    read it without bounds checks, and every row tile needs the same number of its rows, so
+    TVM compacts the L1 buffer to exactly one tile (halo included)."""
+    from tvm import te, tirx
+
+    t, l, b, r = padding
+    n, c, h, w = (int(v) for v in x.shape)
+    dtype = str(x.dtype)
+    fill = tirx.const(operand.zero_point if not dtype.startswith("float") else 0, dtype)
+    if not any(padding):
+        return te.compute((n, c, h, w), lambda *i: x(*i), name="x_pad")
+    return te.compute(
+        (n, c, h + t + b, w + l + r),
+        lambda nn, cc, yy, xx: tirx.if_then_else(inside(yy, xx, t, l, h, w),
+                                                 x[nn, cc, yy - t, xx - l], fill),
+        name="x_pad")
+
+
+def stage_padded_input(sch, loop):
+    """Place the ``x_pad`` stage in L1 at ``loop``: the kernel's input copy."""
+    block = sch.get_sblock("x_pad")
+    sch.compute_at(block, loop)
+    sch.set_scope(block, 0, L1_SCOPE)
+    sch.annotate(block, COPY_ANN, "l2_to_l1")
+    sch.annotate(block, ROLE_ANN, "input")
+    return block
+
+
 def inside(y, x, t, l, h, w):
     from tvm import tirx
 
@@ -60,14 +91,17 @@ def stage_in(sch, block, name, role, loop=None):
     return cb
 
 
-def stage_params(sch, blocks, names):
-    """Per-channel parameters (bias, requant multipliers): copied once, at the root."""
+def stage_params(sch, blocks, names, loop=None, tiled=()):
+    """Per-channel parameters (bias, requantization): copied once at the root, or, for the
+    ones in ``tiled``, per iteration of ``loop`` (the channel tile)."""
     names = set(names)
     for block in blocks:
         for region in sch.get(block).reads:
-            if region.source.name in names:
-                names.discard(region.source.name)
-                stage_in(sch, block, region.source.name, "weight")
+            name = region.source.name
+            if name in names:
+                names.discard(name)
+                per_tile = loop is not None and name in tiled
+                stage_in(sch, block, name, "weight", loop if per_tile else None)
 
 
 def stage_out(sch, block, loop):
@@ -83,6 +117,42 @@ def scalar_accumulator(sch, block, loop):
     """Compute a reduction block per output element into a register."""
     sch.compute_at(block, loop)
     sch.set_scope(block, 0, "local")
+
+
+def double_buffer(sch, loop):
+    """Overlap the L2->L1 input copies of iteration i+1 with the compute of iteration i.
+
+    The children of ``loop`` that contain an ``l2_to_l1`` copy of the input become pipeline
+    stage 0, the rest stage 1; TVM's InjectSoftwarePipeline then gives the copied buffer two
+    versions (a leading dimension of 2) and issues the next tile's copy before this tile's
+    compute: GAP8's double-buffered DMA, expressed in the IR.
+    """
+    from tvm import s_tir
+
+    body = sch.get(loop).body
+    children = list(body.seq) if hasattr(body, "seq") else [body]
+    if len(children) < 2:
+        return False
+    stages = []
+    for child in children:
+        is_copy = False
+        for stmt in _walk(child):
+            if isinstance(stmt, s_tir.SBlock) and stmt.annotations.get(ROLE_ANN) == "input" \
+                    and stmt.annotations.get(COPY_ANN) == "l2_to_l1":
+                is_copy = True
+        stages.append(0 if is_copy else 1)
+    if 0 not in stages or 1 not in stages:
+        return False
+    sch.annotate(loop, "software_pipeline_stage", stages)
+    sch.annotate(loop, "software_pipeline_order", list(range(len(stages))))
+    return True
+
+
+def _walk(stmt):
+    from ..cost.ir import walk
+
+    for s, _ in walk(stmt):
+        yield s
 
 
 def finish(sch):

@@ -11,7 +11,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from .common import Operand, finish, inside, scalar_accumulator, stage_in, stage_out, stage_params
+from .common import (Operand, double_buffer, finish, padded_input, scalar_accumulator,
+                     stage_in, stage_out, stage_padded_input, stage_params)
 from .epilogue import Epilogue
 from .fused import ConvGeom
 
@@ -72,16 +73,12 @@ def conv_compute(spec: ConvKernelSpec):
     rc = te.reduce_axis((0, cg), name="rc")
     rk = te.reduce_axis((0, k), name="rk")
     rl = te.reduce_axis((0, k), name="rl")
-
-    def x_at(ci, yy, xx):
-        return tirx.if_then_else(inside(yy, xx, t, l, h, w), xin.load(x[0, ci, yy - t, xx - l]),
-                                 xin.zero())
-
+    xp = padded_input(x, xin, g.padding)
     acc = te.compute(
         (1, o, oh, ow),
         lambda n, oc, i, j: te.sum(
-            x_at((oc // og) * cg + rc, i * s + rk, j * s + rl) * wop.load(wt[oc, rc, rk, rl]),
-            axis=[rc, rk, rl]),
+            xin.load(xp[0, (oc // og) * cg + rc, i * s + rk, j * s + rl])
+            * wop.load(wt[oc, rc, rk, rl]), axis=[rc, rk, rl]),
         name="conv_acc")
     y = te.compute((1, o, oh, ow),
                    lambda n, oc, i, j: spec.epilogue.apply(acc[n, oc, i, j], oc, chans),
@@ -103,7 +100,11 @@ def schedule_conv(spec: ConvKernelSpec, plan):
     scalar_accumulator(sch, acc, j)
     # a depthwise tile needs only its own channels; a standard conv needs them all, once per
     # row tile
-    stage_in(sch, acc, "x", "input", ot if spec.groups > 1 else it)
+    x_loop = ot if spec.groups > 1 else it
+    stage_padded_input(sch, x_loop)
     stage_in(sch, acc, "w", "weight", ot if plan.channel_tiles > 1 else None)
-    stage_params(sch, [out], [f"p{i}" for i in range(len(spec.channel_shapes))])
+    names = [f"p{i}" for i in range(len(spec.channel_shapes))]
+    stage_params(sch, [out], names, ot if plan.channel_tiles > 1 else None, set(names))
+    if plan.double_buffered:
+        double_buffer(sch, x_loop)
     return finish(sch)

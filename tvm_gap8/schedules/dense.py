@@ -81,11 +81,10 @@ def plan_dense(spec: DenseKernelSpec, hw, rows: int, channels: int):
     n, k = spec.in_shape
     o = spec.out_features
     ct = math.ceil(o / channels)
-    db = 2 if hw.double_buffering else 1
     e, we = _dtype_bytes(spec.dtype), _dtype_bytes(spec.weight_dtype)
     bufs = (L1Buffer("x", "input", n * k, spec.dtype),
-            L1Buffer("dense_out", "output", n * channels, spec.out_dtype, db),
-            L1Buffer("w", "weight", channels * k, spec.weight_dtype, db if ct > 1 else 1),
+            L1Buffer("dense_out", "output", n * channels, spec.out_dtype),
+            L1Buffer("w", "weight", channels * k, spec.weight_dtype),
             L1Buffer("params", "weight", _param_bytes(spec), "uint8"))
     transfers = 1 + 2 * ct + len(spec.channel_shapes)
     wgt = o * k * we + _param_bytes(spec)

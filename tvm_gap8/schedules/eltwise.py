@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from .common import Operand, finish, stage_in, stage_out
+from .common import Operand, double_buffer, finish, stage_in, stage_out
 
 
 @dataclass(frozen=True)
@@ -91,21 +91,23 @@ def schedule_add(spec: AddKernelSpec, plan):
     stage_out(sch, out, ct)
     stage_in(sch, out, "a", "input", ct)
     stage_in(sch, out, "b", "input", ct)
+    if plan.double_buffered:
+        double_buffer(sch, ct)
     return finish(sch)
 
 
 def plan_add(spec: AddKernelSpec, hw, rows: int, channels: int):
-    from .plan import L1Buffer, TilePlan, _dtype_bytes
+    from .plan import L1Buffer, TilePlan, _dtype_bytes, input_copies
 
     _, c, h, w = spec.shape
     rt, ct = math.ceil(h / rows), math.ceil(c / channels)
-    db = 2 if hw.double_buffering else 1
+    db = input_copies(hw, ct)
     tile = channels * rows * w
     bufs = (L1Buffer("a", "input", tile, spec.dtype, db), L1Buffer("b", "input", tile, spec.dtype, db),
-            L1Buffer("add_out", "output", tile, spec.dtype, db))
+            L1Buffer("add_out", "output", tile, spec.dtype))
     total = c * h * w * _dtype_bytes(spec.dtype)
     transfers = 3 * rt * ct
     cycles = total * 3 / hw.dma_bytes_per_cycle + transfers * hw.dma_setup_cycles + \
         c * h * w / hw.cores
     return TilePlan("add", rows, channels, rt, ct, bufs, 2 * total, total, 0, transfers, 0,
-                    cycles)
+                    cycles, db == 2)

@@ -80,6 +80,10 @@ class Epilogue:
             vals.append(v)
         return vals[-1] if vals else acc
 
+    def channels(self) -> set:
+        """Indices of the per-channel tensors this epilogue reads."""
+        return {o[1] for _, operands, _ in self.ops for o in operands if o[0] == "channel"}
+
     @property
     def is_integer(self) -> bool:
         return any(op == "gap8.requant" for op, _, _ in self.ops)

@@ -19,7 +19,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..target import L1_SCOPE
-from .common import (COPY_ANN, ROLE_ANN, Operand, finish, inside, scalar_accumulator,
+from .common import (COPY_ANN, ROLE_ANN, Operand, double_buffer, finish, inside,
+                     padded_input, scalar_accumulator, stage_padded_input,
                      stage_in, stage_out, stage_params)
 from .epilogue import Epilogue
 
@@ -130,15 +131,11 @@ def dw_pw_compute(spec: FusedKernelSpec):
     chans = _params(spec)
     rk = te.reduce_axis((0, k), name="rk")
     rl = te.reduce_axis((0, k), name="rl")
-
-    def x_at(ci, yy, xx):  # zero padding (the real value 0) folded into the read
-        return tirx.if_then_else(inside(yy, xx, t, l, h, w), xin.load(x[0, ci, yy - t, xx - l]),
-                                 xin.zero())
-
+    xp = padded_input(x, xin, dw.padding)
     dw_acc = te.compute(
         (oh, ow, c),
-        lambda i, j, ci: te.sum(x_at(ci, i * s + rk, j * s + rl) * wop.load(w_dw[ci, 0, rk, rl]),
-                                axis=[rk, rl]),
+        lambda i, j, ci: te.sum(xin.load(xp[0, ci, i * s + rk, j * s + rl])
+                                * wop.load(w_dw[ci, 0, rk, rl]), axis=[rk, rl]),
         name="dw_acc")
     mid = te.compute((oh, ow, c),
                      lambda i, j, ci: spec.first_epilogue.apply(dw_acc[i, j, ci], ci, chans),
@@ -172,25 +169,32 @@ def pw_dw_compute(spec: FusedKernelSpec):
     w_pw = te.placeholder((hid, c, 1, 1), spec.weight_dtype, name="w_pw")
     w_dw = te.placeholder((hid, 1, k, k), spec.weight_dtype, name="w_dw")
     chans = _params(spec)
+    hp, wp = h + t + spec.second.padding[2], w + l + spec.second.padding[3]
     rc = te.reduce_axis((0, c), name="rc")
+    # The PW runs in the DW's *padded* coordinates (input padded with its zero point), so the
+    # intermediate needs a fixed number of rows per tile (TVM compacts its L1 buffer to exactly
+    # the tile) and the DW reads it without bounds checks. Its padding ring holds the real
+    # value 0 (the intermediate's zero point in an int8 kernel).
+    xp = padded_input(x, xin, dw.padding)
     pw_acc = te.compute(
-        (hid, h, w),
-        lambda hc, i, j: te.sum(xin.load(x[0, rc, i, j]) * wop.load(w_pw[hc, rc, 0, 0]), axis=rc),
+        (hid, hp, wp),
+        lambda hc, i, j: te.sum(xin.load(xp[0, rc, i, j]) * wop.load(w_pw[hc, rc, 0, 0]),
+                                axis=rc),
         name="pw_acc")
-    mid = te.compute((hid, h, w),
-                     lambda hc, i, j: spec.first_epilogue.apply(pw_acc[hc, i, j], hc, chans),
-                     name="pw_out")
+    pad_value = tirx.const(spec.mid_zp if spec.first_epilogue.is_integer else 0, spec.mid_dtype)
+    mid = te.compute(
+        (hid, hp, wp),
+        lambda hc, i, j: tirx.if_then_else(
+            inside(i, j, t, l, h, w), spec.first_epilogue.apply(pw_acc[hc, i, j], hc, chans),
+            pad_value),
+        name="pw_out")
     rk = te.reduce_axis((0, k), name="rk")
     rl = te.reduce_axis((0, k), name="rl")
-
-    def mid_at(hc, yy, xx):
-        return tirx.if_then_else(inside(yy, xx, t, l, h, w), mid_in.load(mid[hc, yy - t, xx - l]),
-                                 mid_in.zero())
-
     dw_acc = te.compute(
         (1, hid, oh, ow),
         lambda n, hc, i, j: te.sum(
-            mid_at(hc, i * s + rk, j * s + rl) * wop.load(w_dw[hc, 0, rk, rl]), axis=[rk, rl]),
+            mid_in.load(mid[hc, i * s + rk, j * s + rl]) * wop.load(w_dw[hc, 0, rk, rl]),
+            axis=[rk, rl]),
         name="dw_acc")
     y = te.compute((1, hid, oh, ow),
                    lambda n, hc, i, j: spec.second_epilogue.apply(dw_acc[n, hc, i, j], hc, chans),
@@ -200,6 +204,12 @@ def pw_dw_compute(spec: FusedKernelSpec):
 
 def _param_names(spec):
     return [f"p{i}" for i in range(len(spec.channel_shapes))]
+
+
+def _tiled_names(spec):
+    from .plan import tiled_params
+
+    return {f"p{i}" for i in tiled_params(spec)}
 
 
 def schedule_dw_pw(spec: FusedKernelSpec, plan):
@@ -225,10 +235,13 @@ def schedule_dw_pw(spec: FusedKernelSpec, plan):
     sch.annotate(mid, ROLE_ANN, "intermediate")
     dw_acc = sch.get_sblock("dw_acc")
     scalar_accumulator(sch, dw_acc, sch.get_loops(mid)[-1])
-    stage_in(sch, dw_acc, "x", "input", it)
+    stage_padded_input(sch, it)
     stage_in(sch, dw_acc, "w_dw", "weight")
     stage_in(sch, pw_acc, "w_pw", "weight", ot if plan.channel_tiles > 1 else None)
-    stage_params(sch, [mid, out], _param_names(spec))
+    stage_params(sch, [mid, out], _param_names(spec), ot if plan.channel_tiles > 1 else None,
+                 _tiled_names(spec))
+    if plan.double_buffered:
+        double_buffer(sch, it)
     return finish(sch)
 
 
@@ -256,11 +269,13 @@ def schedule_pw_dw(spec: FusedKernelSpec, plan):
     sch.annotate(mid, ROLE_ANN, "intermediate")
     pw_acc = sch.get_sblock("pw_acc")
     scalar_accumulator(sch, pw_acc, sch.get_loops(mid)[-1])
-    stage_in(sch, pw_acc, "x", "input", it)
+    stage_padded_input(sch, it)
     per_tile = ct if plan.channel_tiles > 1 else None
     stage_in(sch, pw_acc, "w_pw", "weight", per_tile)
     stage_in(sch, dw_acc, "w_dw", "weight", per_tile)
-    stage_params(sch, [mid, out], _param_names(spec))
+    stage_params(sch, [mid, out], _param_names(spec), per_tile, _tiled_names(spec))
+    if plan.double_buffered:
+        double_buffer(sch, it)
     return finish(sch)
 
 

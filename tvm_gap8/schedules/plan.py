@@ -24,9 +24,28 @@ def _dtype_bytes(dtype: str) -> int:
             "float16": 2}[dtype]
 
 
-def _param_bytes(spec) -> int:
+def _param_bytes(spec, which=None) -> int:
     return sum(math.prod(sh) * _dtype_bytes(spec.channel_dtype(i))
-               for i, sh in enumerate(spec.channel_shapes))
+               for i, sh in enumerate(spec.channel_shapes) if which is None or i in which)
+
+
+def tiled_params(spec) -> set:
+    """Per-channel tensors (bias, requantization) indexed by the tiled output channel: copied
+    per channel tile, like the weights, when there is more than one."""
+    if spec.kind == "dw_pw":
+        return spec.second_epilogue.channels()
+    return set(range(len(spec.channel_shapes)))
+
+
+def _params(spec, channels, extent, rt, ct):
+    """(L1 bytes, bytes moved, transfers) of the per-channel tensors."""
+    tiled = tiled_params(spec) if ct > 1 else set()
+    root = _param_bytes(spec) - _param_bytes(spec, tiled)
+    per_tile = _param_bytes(spec, tiled)
+    l1 = root + per_tile * channels // extent
+    moved = root + per_tile * rt
+    n_root = len(spec.channel_shapes) - len(tiled)
+    return l1, moved, n_root + len(tiled) * rt * ct
 
 
 @dataclass(frozen=True)
@@ -56,6 +75,7 @@ class TilePlan:
     dma_transfers: int
     macs: int
     cycles: float
+    double_buffered: bool = False  # the input copy of tile i+1 overlaps the compute of tile i
 
     @property
     def l1_bytes(self) -> int:
@@ -63,16 +83,36 @@ class TilePlan:
 
     def to_dict(self) -> dict:
         return {"rows": self.rows, "channels": self.channels, "row_tiles": self.row_tiles,
-                "channel_tiles": self.channel_tiles}
+                "channel_tiles": self.channel_tiles, "double_buffered": self.double_buffered}
+
+
+def input_copies(hw: Gap8Target, trips: int) -> int:
+    """Versions of the input tile in L1: two when the DMA can fill the next while the cores
+    use this one (and there is a next)."""
+    return 2 if hw.double_buffering and trips > 1 else 1
 
 
 def _candidates(n: int):
-    """Tile sizes worth trying for an extent ``n``: every distinct ceil(n / k)."""
-    return sorted({math.ceil(n / k) for k in range(1, n + 1)}, reverse=True)
+    """Tile sizes for an extent ``n``: its divisors, largest first. Equal tiles keep every
+    buffer region of the IR fixed, so TVM compacts each L1 buffer to exactly one tile and the
+    IR has no edge-tile predicates (a ragged last tile would make the compaction give up and
+    allocate the whole tensor)."""
+    return [d for d in range(n, 0, -1) if n % d == 0]
 
 
 def _in_rows(rows, stride, k, h):
+    """Rows of the (padded) input one tile of ``rows`` output rows reads, halo included."""
     return min(h, (rows - 1) * stride + k)
+
+
+def _padded(spec_hw, padding, out_w=None, stride=1, k=1):
+    """(rows, columns) of the padded input; columns limited to those the output reads."""
+    h, w = spec_hw
+    t, l, b, r = padding
+    wp = w + l + r
+    if out_w is not None:
+        wp = min(wp, (out_w - 1) * stride + k)
+    return h + t + b, wp
 
 
 def plan_dw_pw(spec, hw: Gap8Target, rows: int, channels: int) -> TilePlan:
@@ -81,16 +121,16 @@ def plan_dw_pw(spec, hw: Gap8Target, rows: int, channels: int) -> TilePlan:
     k, s = spec.first.kernel, spec.first.stride
     wt = spec.weight_dtype
     rt, ct = math.ceil(oh / rows), math.ceil(o / channels)
-    db = 2 if hw.double_buffering else 1
-    in_rows = _in_rows(rows, s, k, h)
-    pw_w_copies = db if ct > 1 else 1
+    db = input_copies(hw, rt)
+    hp, wp = _padded((h, w), spec.first.padding, ow, s, k)
+    in_rows = _in_rows(rows, s, k, hp)
     bufs = (
-        L1Buffer("x", "input", c * in_rows * w, spec.dtype, db),
+        L1Buffer("x", "input", c * in_rows * wp, spec.dtype, db),
         L1Buffer("dw_out", "intermediate", rows * ow * c, spec.mid_dtype),
-        L1Buffer("pw_out", "output", channels * rows * ow, spec.out_dtype, db),
+        L1Buffer("pw_out", "output", channels * rows * ow, spec.out_dtype),
         L1Buffer("w_dw", "weight", c * k * k, wt),
-        L1Buffer("w_pw", "weight", channels * c, wt, pw_w_copies),
-        L1Buffer("params", "weight", _param_bytes(spec), "uint8"),
+        L1Buffer("w_pw", "weight", channels * c, wt),
+        L1Buffer("params", "weight", _params(spec, channels, o, rt, ct)[0], "uint8"),
     )
     e, we = _dtype_bytes(spec.dtype), _dtype_bytes(wt)
     # bytes actually moved: input rows with halo per row tile (clamped at the borders)
@@ -98,9 +138,12 @@ def plan_dw_pw(spec, hw: Gap8Target, rows: int, channels: int) -> TilePlan:
                               - max(0, r0 * s - spec.first.padding[0]))
                  for r0 in range(0, oh, rows))
     act_out = o * oh * ow * _dtype_bytes(spec.out_dtype)
-    wgt = c * k * k * we + _param_bytes(spec) + (o * c * we) * (rt if ct > 1 else 1)
-    transfers = rt + rt * ct + (2 + len(spec.channel_shapes)) + (rt * ct if ct > 1 else 0)
-    return _finish(spec, hw, rows, channels, rt, ct, bufs, act_in, act_out, wgt, transfers)
+    _, pmoved, ptransfers = _params(spec, channels, o, rt, ct)
+    wgt = c * k * k * we + pmoved + (o * c * we) * (rt if ct > 1 else 1)
+    # input per row tile, output per tile, w_dw once, w_pw once or per tile, params
+    transfers = rt + rt * ct + 1 + (rt * ct if ct > 1 else 1) + ptransfers
+    return _finish(spec, hw, rows, channels, rt, ct, bufs, act_in, act_out, wgt, transfers,
+                   db == 2)
 
 
 def plan_pw_dw(spec, hw: Gap8Target, rows: int, channels: int) -> TilePlan:
@@ -109,16 +152,16 @@ def plan_pw_dw(spec, hw: Gap8Target, rows: int, channels: int) -> TilePlan:
     k, s = spec.second.kernel, spec.second.stride
     wt = spec.weight_dtype
     rt, ct = math.ceil(oh / rows), math.ceil(hid / channels)
-    db = 2 if hw.double_buffering else 1
-    in_rows = _in_rows(rows, s, k, h)
-    wcopies = db if ct > 1 else 1
+    db = input_copies(hw, rt)
+    hp, wp = _padded((h, w), spec.second.padding, ow, s, k)
+    in_rows = _in_rows(rows, s, k, hp)
     bufs = (
-        L1Buffer("x", "input", c * in_rows * w, spec.dtype, db),
-        L1Buffer("pw_out", "intermediate", channels * in_rows * w, spec.mid_dtype),
-        L1Buffer("dw_out", "output", channels * rows * ow, spec.out_dtype, db),
-        L1Buffer("w_pw", "weight", channels * c, wt, wcopies),
-        L1Buffer("w_dw", "weight", channels * k * k, wt, wcopies),
-        L1Buffer("params", "weight", _param_bytes(spec), "uint8"),
+        L1Buffer("x", "input", c * in_rows * wp, spec.dtype, db),
+        L1Buffer("pw_out", "intermediate", channels * in_rows * wp, spec.mid_dtype),
+        L1Buffer("dw_out", "output", channels * rows * ow, spec.out_dtype),
+        L1Buffer("w_pw", "weight", channels * c, wt),
+        L1Buffer("w_dw", "weight", channels * k * k, wt),
+        L1Buffer("params", "weight", _params(spec, channels, hid, rt, ct)[0], "uint8"),
     )
     e, we = _dtype_bytes(spec.dtype), _dtype_bytes(wt)
     pad_t = spec.second.padding[0]
@@ -126,9 +169,11 @@ def plan_pw_dw(spec, hw: Gap8Target, rows: int, channels: int) -> TilePlan:
                               - max(0, r0 * s - pad_t))
                  for r0 in range(0, oh, rows))
     act_out = hid * oh * ow * _dtype_bytes(spec.out_dtype)
-    wgt = _param_bytes(spec) + (hid * c + hid * k * k) * we * (rt if ct > 1 else 1)
-    transfers = rt + rt * ct + len(spec.channel_shapes) + (2 * rt * ct if ct > 1 else 2)
-    return _finish(spec, hw, rows, channels, rt, ct, bufs, act_in, act_out, wgt, transfers)
+    _, pmoved, ptransfers = _params(spec, channels, hid, rt, ct)
+    wgt = pmoved + (hid * c + hid * k * k) * we * (rt if ct > 1 else 1)
+    transfers = rt + rt * ct + ptransfers + (2 * rt * ct if ct > 1 else 2)
+    return _finish(spec, hw, rows, channels, rt, ct, bufs, act_in, act_out, wgt, transfers,
+                   db == 2)
 
 
 def _rows_moved(c, w, e, rows, oh, h, s, k, pad_t):
@@ -144,39 +189,49 @@ def plan_conv(spec, hw: Gap8Target, rows: int, channels: int) -> TilePlan:
     _, o, oh, ow = spec.out_shape
     k, s = spec.geom.kernel, spec.geom.stride
     rt, ct = math.ceil(oh / rows), math.ceil(o / channels)
-    db = 2 if hw.double_buffering else 1
-    in_rows = _in_rows(rows, s, k, h)
+    # a depthwise tile's input is copied per channel tile, a standard conv's per row tile
+    db = input_copies(hw, ct if spec.groups > 1 else rt)
+    hp, wp = _padded((h, w), spec.geom.padding, ow, s, k)
+    in_rows = _in_rows(rows, s, k, hp)
     cg = c // spec.groups
     in_ch = channels if spec.depthwise else c
-    wcopies = db if ct > 1 else 1
     bufs = (
-        L1Buffer("x", "input", in_ch * in_rows * w, spec.dtype, db),
-        L1Buffer("conv_out", "output", channels * rows * ow, spec.out_dtype, db),
-        L1Buffer("w", "weight", channels * cg * k * k, spec.weight_dtype, wcopies),
-        L1Buffer("params", "weight", _param_bytes(spec), "uint8"),
+        L1Buffer("x", "input", in_ch * in_rows * wp, spec.dtype, db),
+        L1Buffer("conv_out", "output", channels * rows * ow, spec.out_dtype),
+        L1Buffer("w", "weight", channels * cg * k * k, spec.weight_dtype),
+        L1Buffer("params", "weight", _params(spec, channels, o, rt, ct)[0], "uint8"),
     )
     e, we = _dtype_bytes(spec.dtype), _dtype_bytes(spec.weight_dtype)
     moved = _rows_moved(c, w, e, rows, oh, h, s, k, spec.geom.padding[0])
     act_in = moved if spec.depthwise else moved * 1  # standard conv: once per row tile
     act_out = o * oh * ow * _dtype_bytes(spec.out_dtype)
-    wgt = _param_bytes(spec) + o * cg * k * k * we * (rt if ct > 1 else 1)
+    _, pmoved, ptransfers = _params(spec, channels, o, rt, ct)
+    wgt = pmoved + o * cg * k * k * we * (rt if ct > 1 else 1)
     x_copies = rt * ct if spec.depthwise else rt
-    transfers = x_copies + rt * ct + (rt * ct if ct > 1 else 1) + len(spec.channel_shapes)
-    return _finish(spec, hw, rows, channels, rt, ct, bufs, act_in, act_out, wgt, transfers)
+    transfers = x_copies + rt * ct + (rt * ct if ct > 1 else 1) + ptransfers
+    return _finish(spec, hw, rows, channels, rt, ct, bufs, act_in, act_out, wgt, transfers,
+                   db == 2)
 
 
-def _finish(spec, hw, rows, channels, rt, ct, bufs, act_in, act_out, wgt, transfers):
+def _finish(spec, hw, rows, channels, rt, ct, bufs, act_in, act_out, wgt, transfers,
+            double_buffered=False):
     macs = spec.macs()
     if spec.kind == "pw_dw":  # the PW recomputes the halo rows of every row tile
         _, c, h, w = spec.in_shape
         k, s = spec.second.kernel, spec.second.stride
-        recomputed = rt * _in_rows(rows, s, k, h) - h
-        macs += max(0, recomputed) * w * c * spec.first.out_channels
-    moved = act_in + act_out + wgt
-    cycles = (macs / hw.conv_int8_macs_per_cycle + moved / hw.dma_bytes_per_cycle
-              + transfers * hw.dma_setup_cycles)
+        ow = spec.out_shape[3]
+        hp, wp = _padded((h, w), spec.second.padding, ow, s, k)
+        # the PW runs over the padded tile: halo rows recomputed, padding ring included
+        macs += (rt * _in_rows(rows, s, k, hp) * wp - h * w) * c * spec.first.out_channels
+    compute = macs / hw.conv_int8_macs_per_cycle
+    dma = (act_in + act_out + wgt) / hw.dma_bytes_per_cycle
+    if double_buffered:  # input copies after the first hide behind compute
+        tiles = max(1, rt * ct)
+        hidden = min(act_in / hw.dma_bytes_per_cycle * (tiles - 1) / tiles, compute)
+        dma -= hidden
+    cycles = compute + dma + transfers * hw.dma_setup_cycles
     return TilePlan(spec.kind, rows, channels, rt, ct, bufs, act_in, act_out, wgt, transfers,
-                    macs, cycles)
+                    macs, cycles, double_buffered)
 
 
 def plan_fused(spec, hw: Gap8Target, layer: str = "?") -> TilePlan:
@@ -191,16 +246,21 @@ def choose_plan(spec, hw: Gap8Target, layer, make) -> TilePlan:
     shape = spec.out_shape
     chan_extent, oh = (shape[1], shape[2]) if len(shape) == 4 else (shape[-1], 1)
     best, smallest = None, None
-    for rows in _candidates(oh):
-        for channels in _candidates(chan_extent):
-            p = make(spec, hw, rows, channels)
-            if smallest is None or p.l1_bytes < smallest.l1_bytes:
-                smallest = p
-            if p.l1_bytes > hw.l1_budget:
-                continue
-            key = (p.cycles, -p.rows * p.channels)
-            if best is None or key < (best.cycles, -best.rows * best.channels):
-                best = p
+    # double buffering is preferred by the cost model but optional: a tile that only fits
+    # single-buffered still beats no tile at all
+    variants = [hw, hw.replace(double_buffering=False)] if hw.double_buffering else [hw]
+    candidates = [(r, ch, v) for r in _candidates(oh) for ch in _candidates(chan_extent)
+                  for v in variants]
+    for rows, channels, variant in candidates:
+        p = make(spec, variant, rows, channels)
+        if smallest is None or p.l1_bytes < smallest.l1_bytes:
+            smallest = p
+        if p.l1_bytes > hw.l1_budget:
+            continue
+        key = (p.cycles, -p.rows * p.channels, not p.double_buffered)
+        if best is None or key < (best.cycles, -best.rows * best.channels,
+                                  not best.double_buffered):
+            best = p
     if best is None:
         raise TilingError(f"layer {layer} ({spec.kind}) cannot fit L1: its smallest tile "
                           f"({smallest.rows} row(s) x {smallest.channels} channel(s)) needs "

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from .common import Operand, finish, scalar_accumulator, stage_in, stage_out
+from .common import Operand, double_buffer, finish, scalar_accumulator, stage_in, stage_out
 from .requant import requant_expr
 
 
@@ -72,20 +72,22 @@ def schedule_pool(spec: PoolKernelSpec, plan):
     acc = sch.get_sblock("pool_acc")
     scalar_accumulator(sch, acc, sch.get_loops(out)[-1])
     stage_in(sch, acc, "x", "input", ct)
+    if plan.double_buffered:
+        double_buffer(sch, ct)
     return finish(sch)
 
 
 def plan_pool(spec: PoolKernelSpec, hw, rows: int, channels: int):
-    from .plan import L1Buffer, TilePlan, _dtype_bytes
+    from .plan import L1Buffer, TilePlan, _dtype_bytes, input_copies
 
     _, c, h, w = spec.in_shape
     ct = math.ceil(c / channels)
-    db = 2 if hw.double_buffering else 1
+    db = input_copies(hw, ct)
     e = _dtype_bytes(spec.dtype)
     bufs = (L1Buffer("x", "input", channels * h * w, spec.dtype, db),
-            L1Buffer("pool_out", "output", channels, spec.dtype, db))
+            L1Buffer("pool_out", "output", channels, spec.dtype))
     transfers = 2 * ct
     cycles = c * h * w * e / hw.dma_bytes_per_cycle + transfers * hw.dma_setup_cycles + \
         c * h * w / hw.cores
     return TilePlan("pool", 1, channels, 1, ct, bufs, c * h * w * e, c * e, 0, transfers, 0,
-                    cycles)
+                    cycles, db == 2)
