@@ -115,3 +115,13 @@ def _register_tag():
 
 def is_gap8(target) -> bool:
     return target is not None and "gap8" in list(target.keys)
+
+
+def gap8_enabled() -> bool:
+    """Passes of this package act when no target is set, or the current one is GAP8 (its
+    ``keys`` hold ``gap8``): under another target (say a plain ``llvm`` build) they do
+    nothing."""
+    import tvm
+
+    current = tvm.target.Target.current(allow_none=True)
+    return current is None or is_gap8(current)

@@ -91,7 +91,7 @@ def test_bad_inputs(tmp_path, example):
                                    out), 2, "rank 3 given")
     _assert_one_line_error(run_cli("compile", example, "--bogus-flag"), 2, "unrecognized")
     _assert_one_line_error(run_cli("compile", example, "--l1-kb", "1", "-o", out), 1,
-                           "cannot fit L1")
+                           "layer stem_0 (conv) cannot fit L1")
     assert not out.exists()
     assert not [p for p in os.listdir(tmp_path) if p.startswith(".tvm-gap8-")]
 
@@ -130,3 +130,23 @@ def test_quantize_with_calibration_directory(example, tmp_path):
     np.save(bad / "0.npy", np.zeros((1, 3, 8, 8), "float32"))
     _assert_one_line_error(run_cli("quantize", example, "-o", tmp_path / "q2.onnx",
                                    "--calibration", bad), 2, "has shape (1, 3, 8, 8)")
+
+
+def test_hardware_description_overrides(example, tmp_path):
+    hw = tmp_path / "gap9ish.json"
+    hw.write_text(json.dumps({"name": "bigger-l1", "l1_bytes": 128000}))
+    proc = run_cli("compile", example, "--hw", hw, "-o", tmp_path / "o", "-q")
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads((tmp_path / "o" / "report.json").read_text())
+    assert report["target"]["name"] == "bigger-l1" and report["target"]["l1_bytes"] == 128000
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"l1_size": 1}))
+    _assert_one_line_error(run_cli("compile", example, "--hw", bad, "-o", tmp_path / "p"), 2,
+                           "unknown field(s) l1_size")
+
+
+def test_target_tag_is_registered():
+    from tvm_gap8.target import TARGET_TAG, is_gap8, tvm_target
+
+    target = tvm_target(host=False)
+    assert str(target.tag) == TARGET_TAG and is_gap8(target) and target.kind.name == "c"

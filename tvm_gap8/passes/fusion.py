@@ -23,6 +23,7 @@ from tvm.relax.transform import FusionPattern, PatternCheckContext
 from ..irutil import bindings, node_name_of
 from ..schedules.epilogue import SUPPORTED_OPS
 from ..schedules.fused import LAYOUTS
+from ..target import gap8_enabled
 from . import patterns
 
 REFUSED_ATTR = "gap8.fusion_refused"
@@ -116,6 +117,8 @@ class _GroupFormation:
         return {"gap8.layer": "+".join(_node(annotated[k]) for k in keys)}
 
     def transform_module(self, mod: tvm.IRModule, _ctx) -> tvm.IRModule:
+        if not gap8_enabled():
+            return mod
         self.refused = []
         fusion_patterns = []
         for factory in self.patterns:

@@ -25,7 +25,7 @@ from ..irutil import bindings, group_span, with_span
 from ..schedules.conv import ConvKernelSpec, schedule_conv
 from ..schedules.fused import LAYOUTS, FusedKernelSpec, build_fused
 from ..schedules.plan import choose_plan, plan_conv, plan_fused
-from ..target import GAP8, Gap8Target
+from ..target import GAP8, Gap8Target, gap8_enabled
 from ..schedules.dense import DenseKernelSpec, plan_dense, schedule_dense
 from ..schedules.eltwise import AddKernelSpec, plan_add, schedule_add
 from ..schedules.pool import PoolKernelSpec, plan_pool, schedule_pool
@@ -104,6 +104,8 @@ class LowerFusedKernels:
         self.hw = hw
 
     def transform_module(self, mod: tvm.IRModule, _ctx) -> tvm.IRModule:
+        if not gap8_enabled():
+            return mod
         # plan every group first: a layer that cannot be tiled fails here, cleanly, before
         # the mutator has opened any block
         kernels = []

@@ -1,0 +1,106 @@
+"""The lowered IR against the tile planner: for every kernel family the IR's peak L1 bytes and
+the bytes and transfers of its copy stages (counted exactly off the loop nests) equal the
+plan's, within the L1 budget; double-buffered inputs have their two versions in the IR."""
+
+import numpy as np
+import pytest
+import tvm
+
+from tvm_gap8.cost.ir import allocations, kernel_counts, lower_for_inspection
+from tvm_gap8.schedules.conv import ConvKernelSpec, schedule_conv
+from tvm_gap8.schedules.dense import DenseKernelSpec, plan_dense, schedule_dense
+from tvm_gap8.schedules.eltwise import AddKernelSpec, plan_add, schedule_add
+from tvm_gap8.schedules.epilogue import Epilogue
+from tvm_gap8.schedules.fused import ConvGeom, FusedKernelSpec, build_fused
+from tvm_gap8.schedules.plan import choose_plan, plan_conv, plan_fused
+from tvm_gap8.schedules.pool import PoolKernelSpec, plan_pool, schedule_pool
+from tvm_gap8.schedules.requant import quantize_multiplier
+from tvm_gap8.target import GAP8, L1_SCOPE
+
+
+def _requant_epilogue(c, first_channel=0):
+    ops = (("gap8.requant", (("acc",), ("channel", first_channel),
+                             ("channel", first_channel + 1), ("channel", first_channel + 2)),
+            (-3, -128, 127, "int8")),)
+    return Epilogue(ops), [(1, c, 1, 1)] * 3, ["int32"] * 3
+
+
+def _specs():
+    bias = Epilogue((("relax.add", (("acc",), ("channel", 0)), None),
+                     ("relax.clip", (("val", 0),), (0.0, 6.0))))
+    yield "dw_pw float", FusedKernelSpec(
+        "dw_pw", (1, 32, 24, 24), ConvGeom(32, 32, 3, 1, (1, 1, 1, 1)), ConvGeom(32, 64, 1),
+        bias, Epilogue(), ((1, 32, 1, 1),)), None
+    e1, s1, d1 = _requant_epilogue(48)
+    e2, s2, d2 = _requant_epilogue(48, 3)
+    yield "pw_dw int8", FusedKernelSpec(
+        "pw_dw", (1, 8, 20, 20), ConvGeom(8, 48, 1), ConvGeom(48, 48, 5, 2, (2, 2, 2, 2)),
+        e1, e2, tuple(s1 + s2), "int8", channel_dtypes=tuple(d1 + d2), in_zp=5, mid_zp=-128), None
+    e1, s1, d1 = _requant_epilogue(64)
+    e2, s2, d2 = _requant_epilogue(128, 3)
+    yield "dw_pw int8", FusedKernelSpec(
+        "dw_pw", (1, 64, 16, 16), ConvGeom(64, 64, 3, 2, (0, 0, 1, 1)), ConvGeom(64, 128, 1),
+        e1, e2, tuple(s1 + s2), "int8", channel_dtypes=tuple(d1 + d2), in_zp=1, mid_zp=-128), None
+    yield "conv float", ConvKernelSpec((1, 3, 32, 32), ConvGeom(3, 16, 3, 2, (1, 1, 1, 1))), \
+        plan_conv
+    e, s, d = _requant_epilogue(32)
+    yield "dw int8", ConvKernelSpec((1, 32, 20, 20), ConvGeom(32, 32, 3, 1, (1, 1, 1, 1)),
+                                    groups=32, epilogue=e, channel_shapes=tuple(s),
+                                    channel_dtypes=tuple(d), dtype="int8", in_zp=3), plan_conv
+    yield "pw float", ConvKernelSpec((1, 24, 12, 12), ConvGeom(24, 96, 1)), plan_conv
+    m, n = quantize_multiplier(0.7)
+    yield "add int8", AddKernelSpec((1, 24, 12, 12), "int8", 1, -2, 3 << 20, 5 << 20, 22, 0,
+                                    -128, 127), plan_add
+    yield "pool int8", PoolKernelSpec((1, 96, 6, 6), "int8", 3, m, n, -1), plan_pool
+    yield "dense float", DenseKernelSpec((1, 256), 100), plan_dense
+
+
+SPECS = list(_specs())
+
+
+@pytest.mark.parametrize("l1", [64000, 16000])
+@pytest.mark.parametrize("name,spec,make", SPECS, ids=[s[0] for s in SPECS])
+def test_ir_matches_plan(name, spec, make, l1):
+    hw = GAP8.replace(l1_bytes=l1)
+    if make is None:
+        plan = plan_fused(spec, hw)
+        func = build_fused(spec, plan)
+    else:
+        plan = choose_plan(spec, hw, name, make)
+        build = {plan_conv: schedule_conv, plan_add: schedule_add, plan_pool: schedule_pool,
+                 plan_dense: schedule_dense}[make]
+        func = build(spec, plan)
+    counts = kernel_counts(func)
+    assert counts["l1_peak_bytes"] == plan.l1_bytes <= l1
+    assert counts["traffic"] == {"l2_to_l1_act": plan.l2_to_l1_act,
+                                 "l1_to_l2_act": plan.l1_to_l2_act,
+                                 "l2_to_l1_wgt": plan.l2_to_l1_wgt,
+                                 "dma_transfers": plan.dma_transfers}
+    # double buffering is in the IR: the input tile has two versions
+    lowered = lower_for_inspection(func)
+    inputs = [b for b, _ in allocations(lowered)
+              if b.scope() == L1_SCOPE and (b.name.startswith("x") or b.name[:2] in ("a_", "b_"))]
+    assert inputs
+    for buf in inputs:
+        assert (int(buf.shape[0]) == 2) == plan.double_buffered, (buf.name, buf.shape)
+    # every buffer of the kernel is in L1 or a register
+    assert {b.scope() for b, _ in allocations(lowered)} <= {L1_SCOPE, "local"}
+
+
+def test_smaller_l1_means_more_tiles_same_result():
+    spec = FusedKernelSpec("dw_pw", (1, 32, 24, 24), ConvGeom(32, 32, 3, 1, (1, 1, 1, 1)),
+                           ConvGeom(32, 64, 1))
+    big = plan_fused(spec, GAP8)
+    small = plan_fused(spec, GAP8.replace(l1_bytes=16000))
+    assert small.row_tiles * small.channel_tiles > big.row_tiles * big.channel_tiles
+    rng = np.random.default_rng(0)
+    args = [rng.standard_normal(s).astype("float32")
+            for s in [(1, 32, 24, 24), (32, 1, 3, 3), (64, 32, 1, 1)]]
+    outs = []
+    for plan in (big, small):
+        f = tvm.compile(tvm.IRModule({"main": build_fused(spec, plan).with_attr(
+            "global_symbol", "main")}), target="llvm")
+        out = tvm.runtime.tensor(np.zeros(spec.out_shape, "float32"))
+        f["main"](*[tvm.runtime.tensor(a) for a in args], out)
+        outs.append(out.numpy())
+    np.testing.assert_allclose(outs[0], outs[1], rtol=1e-5, atol=1e-5)
