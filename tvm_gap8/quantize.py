@@ -72,7 +72,8 @@ def _npy_feeds(directory, shapes, dtypes):
 
 
 def quantize_model(model, output: str, input_shapes=None, calibration: str | None = None,
-                   samples: int = 16, seed: int = 0, per_channel: bool = True) -> dict:
+                   samples: int = 16, seed: int = 0, per_channel: bool = True,
+                   warn: bool = True) -> dict:
     """Write the int8 QDQ model to ``output``; return a summary."""
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
 
@@ -89,8 +90,9 @@ def quantize_model(model, output: str, input_shapes=None, calibration: str | Non
             raise UsageError(f"--calibration-samples {samples}: must be >= 1")
         feeds = _random_feeds(shapes, dtypes, samples, seed)
         source = f"{samples} seeded random samples"
-        print("warning: calibrating on random data; accuracy needs representative inputs "
-              "(--calibration DIR of .npy files)", file=sys.stderr)
+        if warn:
+            print("warning: calibrating on random data; accuracy needs representative inputs "
+                  "(--calibration DIR of .npy files)", file=sys.stderr)
     import tempfile
 
     with tempfile.TemporaryDirectory(prefix="tvm_gap8_q_") as tmp:

@@ -64,3 +64,19 @@ def test_int8_network_same_groups_as_float(build):
     assert int8_result.report["float_layers"] == []
     (out,) = int8_result.report["check"]["outputs"]
     assert out["within_1_lsb_fraction"] >= 0.999 and out["max_lsb_err"] <= 2
+
+
+def test_ops_without_gap8_kernel_fall_back_and_are_reported():
+    b = M.GraphBuilder(0)
+    y = b.conv_bn_act("input", 3, 8, 3, stride=1, act="relu", base="stem")
+    y = b.node("MaxPool", [y], "maxpool", kernel_shape=[2, 2], strides=[2, 2])
+    y = b.node("Sigmoid", [y], "gate")
+    model = b.model("input", [1, 3, 16, 16], y, name="with_fallbacks")
+    result = compile_checked(model)
+    fallbacks = {layer["name"]: layer["fallback"] for layer in result.report["layers"]
+                 if layer.get("fallback")}
+    assert set(fallbacks) == {"maxpool_0", "gate_0"}
+    assert all("not tiled for L1" in why for why in fallbacks.values())
+    from tvm_gap8.report import format_table
+
+    assert "not tiled (TVM fallback): maxpool_0, gate_0" in format_table(result.report)

@@ -12,5 +12,6 @@ def quantized(model: onnx.ModelProto, per_channel: bool = True, samples: int = 8
               seed: int = 0) -> onnx.ModelProto:
     with tempfile.TemporaryDirectory(prefix="tvm_gap8_q_") as tmp:
         out = os.path.join(tmp, "int8.onnx")
-        quantize_model(model, out, samples=samples, seed=seed, per_channel=per_channel)
+        quantize_model(model, out, samples=samples, seed=seed, per_channel=per_channel,
+                       warn=False)
         return onnx.load(out)
