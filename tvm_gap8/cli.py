@@ -141,7 +141,8 @@ def cmd_compile(args) -> int:
             shutil.rmtree(tmp, ignore_errors=True)
     if not args.quiet:
         print(format_table(result.report))
-        print(f"wrote {os.path.join(out, 'report.json')} and {os.path.join(out, 'lowered.py')}")
+        print(f"wrote {os.path.join(out, 'report.json')}, {os.path.join(out, 'lowered.py')} and "
+              f"{os.path.join(out, 'layers.png')}")
     check = result.report.get("check")
     return 1 if check is not None and not check["passed"] else 0
 
@@ -175,6 +176,9 @@ def write_artifacts(result, directory: str) -> None:
         f.write("\n")
     with open(os.path.join(directory, "lowered.py"), "w", encoding="utf-8") as f:
         f.write(result.lowered.script())
+    from .plot import plot_layers
+
+    plot_layers(result.report, os.path.join(directory, "layers.png"))
 
 
 def main(argv=None) -> int:

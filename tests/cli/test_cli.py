@@ -53,7 +53,7 @@ def test_two_compiles_are_byte_identical(example, compiled, tmp_path):
     _, first = compiled
     proc = run_cli("compile", example, "--check", "-o", tmp_path / "again", "-q")
     assert proc.returncode == 0, proc.stderr
-    for name in ("report.json", "lowered.py"):
+    for name in ("report.json", "lowered.py", "layers.png"):
         assert (first / name).read_bytes() == (tmp_path / "again" / name).read_bytes(), name
 
 
