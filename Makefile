@@ -19,6 +19,8 @@ install: $(STAMP)
 
 demo: install
 	$(BIN)/python examples/build_models.py $(OUT)/models
+	$(BIN)/tvm-gap8 compile $(OUT)/models/mobilenet_v1_025_96.onnx --check -o $(OUT)/mobilenet_v1_025_96 -q
+	@echo "float MobileNetV1 x0.25: $(OUT)/mobilenet_v1_025_96/report.json"
 	$(BIN)/tvm-gap8 quantize $(OUT)/models/mobilenet_v1_025_96.onnx -o $(OUT)/models/mobilenet_v1_025_96_int8.onnx --calibration-samples 16
 	$(BIN)/tvm-gap8 compile $(OUT)/models/mobilenet_v1_025_96_int8.onnx --check -o $(OUT)/mobilenet_v1_025_96_int8
 

@@ -76,6 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="directory of .npy (one sample each) or .npz (one array per input)")
     src.add_argument("--calibration-samples", type=int, default=16, metavar="N",
                      help="seeded random samples when no --calibration (default 16)")
+    q.add_argument("--activation-type", choices=["int8", "uint8"], default="int8",
+                   help="element type of the quantized activations (default int8)")
     q.add_argument("--per-tensor", action="store_true",
                    help="one weight scale per tensor instead of per output channel")
     q.add_argument("--seed", type=int, default=0, help="seed of the random samples")
@@ -160,13 +162,15 @@ def cmd_quantize(args) -> int:
     os.close(fd)
     try:
         summary = quantize_model(args.model, tmp, shapes, args.calibration,
-                                 args.calibration_samples, args.seed, not args.per_tensor)
+                                 args.calibration_samples, args.seed, not args.per_tensor,
+                                 activation_type=args.activation_type)
         os.replace(tmp, args.output)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
-    print(f"wrote {args.output} (int8 QDQ, {'per-tensor' if args.per_tensor else 'per-channel'}"
-          f" weights, calibrated on {summary['calibration']})")
+    print(f"wrote {args.output} (QDQ, {args.activation_type} activations, int8 "
+          f"{'per-tensor' if args.per_tensor else 'per-channel'} weights, calibrated on "
+          f"{summary['calibration']})")
     return 0
 
 

@@ -73,7 +73,7 @@ def _npy_feeds(directory, shapes, dtypes):
 
 def quantize_model(model, output: str, input_shapes=None, calibration: str | None = None,
                    samples: int = 16, seed: int = 0, per_channel: bool = True,
-                   warn: bool = True) -> dict:
+                   warn: bool = True, activation_type: str = "int8") -> dict:
     """Write the int8 QDQ model to ``output``; return a summary."""
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
 
@@ -103,9 +103,13 @@ def quantize_model(model, output: str, input_shapes=None, calibration: str | Non
             import logging
 
             logging.getLogger().setLevel(logging.ERROR)
+            act = {"int8": QuantType.QInt8, "uint8": QuantType.QUInt8}.get(activation_type)
+            if act is None:
+                raise UsageError(f"activation type {activation_type!r}: int8 or uint8")
             quantize_static(src, output, _Reader(feeds), quant_format=QuantFormat.QDQ,
-                            per_channel=per_channel, activation_type=QuantType.QInt8,
+                            per_channel=per_channel, activation_type=act,
                             weight_type=QuantType.QInt8,
                             extra_options={"ActivationSymmetric": False,
                                            "WeightSymmetric": True})
-    return {"output": output, "calibration": source, "per_channel": per_channel}
+    return {"output": output, "calibration": source, "per_channel": per_channel,
+            "activation_type": activation_type}

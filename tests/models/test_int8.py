@@ -64,3 +64,16 @@ def test_fused_kernels_are_integer_only_in_the_ir():
     for b in bindings(result.lowered["main"]):
         if hasattr(b.value, "op") and b.value.op.same_as(call_tir):
             assert str(b.value.ty.dtype) == "int8"
+
+
+@pytest.mark.parametrize("build", [
+    lambda: M.dw_pw_block(cin=16, cout=24, h=12, w=12, stride=2),
+    lambda: M.inverted_residual_block(cin=8, h=10, w=10, t=3),
+    lambda: M.mobilenet_v1(alpha=0.25, resolution=64)], ids=["dw_pw", "inverted_residual",
+                                                            "mobilenet_v1"])
+def test_uint8_activations(build):
+    result = compile_checked(quantized(build(), activation_type="uint8"))
+    assert result.report["float_layers"] == []
+    assert any(layer["kind"] == "dw_pw" for layer in result.report["layers"])
+    (out,) = result.report["check"]["outputs"]
+    assert out["within_1_lsb_fraction"] >= 0.999 and out["max_lsb_err"] <= 2

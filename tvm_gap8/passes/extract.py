@@ -191,8 +191,8 @@ def _finish_integer_stage(stage, qcall, resolve, cur, var, values):
         raise UnsupportedError("quantize needs a constant per-tensor scale and zero point")
     sy, zy = float(sy.reshape(())), int(zy.reshape(()))
     out_dtype = str(qcall.ty.dtype)
-    if out_dtype != "int8":
-        raise UnsupportedError(f"activations of type {out_dtype} (only int8 is supported)")
+    if out_dtype not in ("int8", "uint8"):
+        raise UnsupportedError(f"activations of type {out_dtype} (int8 and uint8 are supported)")
     cout = stage.weight.shape[0]
     acc_scale = stage.in_scale * stage.w_scale  # per output channel
     bias = np.zeros(cout, np.int64)
@@ -217,9 +217,9 @@ def _finish_integer_stage(stage, qcall, resolve, cur, var, values):
         raise UnsupportedError("int32 bias overflow")
     scales = float32_scale(stage.in_scale, stage.w_scale, sy)
     mult, shift = zip(*(quantize_multiplier(m) for m in scales))
-    lo, hi = activation_bounds("clip", lo_real, hi_real, sy, zy)
+    lo, hi = activation_bounds("clip", lo_real, hi_real, sy, zy, out_dtype)
     stage.requant = (zy, lo, hi, bias.astype(np.int32), np.array(mult, np.int32),
-                     np.array(shift, np.int32))
+                     np.array(shift, np.int32), out_dtype)
     stage.out_scale = sy
     # a consumer stage reads this output through dequantize(quantize(...)): alias it
     values[var] = ("int8_out", stage)
@@ -239,10 +239,11 @@ def _dequantized(desc):
 
 def _epilogue(kernel: Kernel, stage: Stage) -> Epilogue:
     if stage.integer:
-        zy, lo, hi, bias, mult, shift = stage.requant
+        zy, lo, hi, bias, mult, shift, out_dtype = stage.requant
         ops = (("gap8.requant", (("acc",), ("channel", kernel.add_channel(bias)),
                                  ("channel", kernel.add_channel(mult)),
-                                 ("channel", kernel.add_channel(shift))), (zy, lo, hi, "int8")),)
+                                 ("channel", kernel.add_channel(shift))),
+                (zy, lo, hi, out_dtype)),)
         return Epilogue(ops)
     ops = []
     for op, operands, extra in stage.ops:
@@ -306,6 +307,9 @@ def read_layer(kind: str, func: relax.Function, args):
                          if op == "relax.clip" else None))
         elif op == "relax.quantize":
             quant = (float(scalar(call.args[1])), int(scalar(call.args[2])))
+            qdtype = str(call.ty.dtype)
+            if qdtype not in ("int8", "uint8"):
+                raise UnsupportedError(f"{kind}: activations of type {qdtype}")
         else:
             raise UnsupportedError(f"{op} inside a {kind} group")
     integer = quant is not None
@@ -321,9 +325,11 @@ def read_layer(kind: str, func: relax.Function, args):
             (src_a, sa, za), (src_b, sb, zb) = dq_inputs
             sy, zy = quant
             ma, mb, n = add_multipliers(sa, sb, sy)
-            lo, hi = activation_bounds("clip", lo_real, hi_real, sy, zy)
+            lo, hi = activation_bounds("clip", lo_real, hi_real, sy, zy, qdtype)
             shape = tuple(int(v) for v in src_a.ty.shape.values)
-            return AddKernelSpec(shape, "int8", za, zb, ma, mb, n, zy, lo, hi), [src_a, src_b]
+            if {str(src_a.ty.dtype), str(src_b.ty.dtype)} != {qdtype}:
+                raise UnsupportedError("add of tensors with different integer types")
+            return AddKernelSpec(shape, qdtype, za, zb, ma, mb, n, zy, lo, hi), [src_a, src_b]
         a, b = (resolve(x) for x in anchor.args)
         shape = tuple(int(v) for v in a.ty.shape.values)
         return AddKernelSpec(shape, str(a.ty.dtype),
@@ -335,7 +341,9 @@ def read_layer(kind: str, func: relax.Function, args):
             sy, zy = quant
             shape = tuple(int(v) for v in src.ty.shape.values)
             m, n = quantize_multiplier(sx / (sy * shape[2] * shape[3]))
-            return PoolKernelSpec(shape, "int8", zx, m, n, zy), [src]
+            if str(src.ty.dtype) != qdtype:
+                raise UnsupportedError("pooling that changes the integer type")
+            return PoolKernelSpec(shape, qdtype, zx, m, n, zy), [src]
         x = resolve(anchor.args[0])
         return PoolKernelSpec(tuple(int(v) for v in x.ty.shape.values), str(x.ty.dtype)), [x]
     # dense
@@ -354,14 +362,15 @@ def read_layer(kind: str, func: relax.Function, args):
             bdesc = values[values["bias"]][1]
             bias = np.round(_dequantized(bdesc).reshape(-1) / (sx * w_scale)).astype(np.int64)
         mult, shift = zip(*(quantize_multiplier(m) for m in float32_scale(sx, w_scale, sy)))
-        lo, hi = activation_bounds("clip", lo_real, hi_real, sy, zy)
+        lo, hi = activation_bounds("clip", lo_real, hi_real, sy, zy, qdtype)
         ops = (("gap8.requant", (("acc",), ("channel", kernel.add_channel(bias.astype(np.int32))),
                                  ("channel", kernel.add_channel(np.array(mult, np.int32))),
                                  ("channel", kernel.add_channel(np.array(shift, np.int32)))),
-                (zy, lo, hi, "int8")),)
+                (zy, lo, hi, qdtype)),)
         x_shape = tuple(int(v) for v in src.ty.shape.values)
         spec = DenseKernelSpec(x_shape, o, Epilogue(ops), tuple(kernel.channel_shapes),
-                               tuple(kernel.channel_dtypes), "int8", zx, "int8")
+                               tuple(kernel.channel_dtypes), str(src.ty.dtype), zx,
+                               str(wq.dtype))
         return spec, [src, relax.const(wq)] + kernel.channel_tensors
     x = resolve(anchor.args[0])
     wt = _const_array(resolve(anchor.args[1]))  # [K, O]

@@ -36,7 +36,7 @@ class ConvKernelSpec:
 
     @property
     def out_dtype(self) -> str:
-        return "int8" if self.epilogue.is_integer else self.dtype
+        return self.epilogue.out_dtype or self.dtype
 
     @property
     def depthwise(self) -> bool:

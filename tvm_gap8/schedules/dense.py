@@ -28,7 +28,7 @@ class DenseKernelSpec:
 
     @property
     def out_dtype(self):
-        return "int8" if self.epilogue.is_integer else self.dtype
+        return self.epilogue.out_dtype or self.dtype
 
     @property
     def weight_dtype(self):

@@ -85,6 +85,14 @@ class Epilogue:
         return {o[1] for _, operands, _ in self.ops for o in operands if o[0] == "channel"}
 
     @property
+    def out_dtype(self) -> str | None:
+        """The integer type a requantizing epilogue produces (None for float epilogues)."""
+        for op, _, extra in self.ops:
+            if op == "gap8.requant":
+                return extra[3]
+        return None
+
+    @property
     def is_integer(self) -> bool:
         return any(op == "gap8.requant" for op, _, _ in self.ops)
 

@@ -67,11 +67,11 @@ class FusedKernelSpec:
 
     @property
     def out_dtype(self) -> str:
-        return "int8" if self.second_epilogue.is_integer else self.dtype
+        return self.second_epilogue.out_dtype or self.dtype
 
     @property
     def mid_dtype(self) -> str:
-        return "int8" if self.first_epilogue.is_integer else self.dtype
+        return self.first_epilogue.out_dtype or self.dtype
 
     def channel_dtype(self, i: int) -> str:
         return self.channel_dtypes[i] if self.channel_dtypes else self.dtype

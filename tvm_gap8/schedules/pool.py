@@ -7,7 +7,7 @@ import math
 from dataclasses import dataclass
 
 from .common import Operand, double_buffer, finish, scalar_accumulator, stage_in, stage_out
-from .requant import requant_expr
+from .requant import dtype_range, requant_expr
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,8 @@ def pool_compute(spec: PoolKernelSpec):
 
         def body(n, ch, i, j):
             return requant_expr(acc[n, ch, i, j], tirx.const(spec.mult, i32),
-                                tirx.const(spec.shift, i32), spec.zy, -128, 127, spec.dtype)
+                                tirx.const(spec.shift, i32), spec.zy, *dtype_range(spec.dtype),
+                                spec.dtype)
     else:
         def body(n, ch, i, j):
             return acc[n, ch, i, j] / tirx.const(h * w, spec.dtype)

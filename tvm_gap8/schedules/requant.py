@@ -81,10 +81,14 @@ def requant_reference(acc, m, n, zp: int, lo: int, hi: int) -> np.ndarray:
     return np.clip(y, lo, hi).astype(np.int8)
 
 
+def dtype_range(dtype: str) -> tuple[int, int]:
+    return {"int8": (-128, 127), "uint8": (0, 255)}[dtype]
+
+
 def activation_bounds(kind: str, lo_real: float | None, hi_real: float | None, scale: float,
-                      zp: int) -> tuple[int, int]:
-    """Clamp bounds of the int8 output for an activation folded into requantization."""
-    lo, hi = INT8_MIN, INT8_MAX
+                      zp: int, dtype: str = "int8") -> tuple[int, int]:
+    """Clamp bounds of the 8-bit output for an activation folded into requantization."""
+    lo, hi = dtype_range(dtype)
     if lo_real is not None and math.isfinite(lo_real):
         lo = max(lo, zp + int(np.rint(lo_real / scale)))
     if hi_real is not None and math.isfinite(hi_real):
