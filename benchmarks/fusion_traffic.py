@@ -41,12 +41,14 @@ def main(argv=None):
         model = quantized(build())
         unfused = totals(compile_model(model, fuse=False).report)
         fused = totals(compile_model(model, fuse=True).report)
-        rows.append((name, unfused, fused))
-    print(f"{'network (int8)':<24}{'act. traffic unfused':>22}{'fused':>12}{'change':>9}"
-          f"{'cycles unfused':>17}{'fused':>12}{'change':>9}")
-    for name, (ua, uc), (fa, fc) in rows:
-        print(f"{name:<24}{ua:>22,}{fa:>12,}{(fa - ua) / ua:>9.1%}{uc:>17,}{fc:>12,}"
-              f"{(fc - uc) / uc:>9.1%}")
+        profitable = totals(compile_model(model, fuse=True, fusion="profitable").report)
+        rows.append((name, unfused, fused, profitable))
+    print(f"{'network (int8)':<22}{'traffic: unfused':>17}{'all fused':>11}{'change':>8}"
+          f"{'profitable':>12}{'change':>8}{'cycles: unfused':>17}{'all fused':>12}{'change':>8}"
+          f"{'profitable':>12}{'change':>8}")
+    for name, (ua, uc), (fa, fc), (pa, pc) in rows:
+        print(f"{name:<22}{ua:>17,}{fa:>11,}{(fa - ua) / ua:>8.1%}{pa:>12,}{(pa - ua) / ua:>8.1%}"
+              f"{uc:>17,}{fc:>12,}{(fc - uc) / uc:>8.1%}{pc:>12,}{(pc - uc) / uc:>8.1%}")
     if args.plot:
         import matplotlib
 

@@ -50,6 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--input-shape", action="append", default=[], metavar="NAME:D0,D1,...",
                    help="pin an input's shape (repeat for several inputs)")
     c.add_argument("--no-fuse", action="store_true", help="do not fuse DW/PW pairs (baseline)")
+    c.add_argument("--fusion", choices=["all", "profitable"], default="all",
+                   help="fuse every pair the rules allow (default), or only those the cycle "
+                        "model says are faster than two kernels")
     c.add_argument("--check", action="store_true",
                    help="build for the host and compare with onnxruntime on a seeded input")
     c.add_argument("--seed", type=int, default=0, help="seed of the --check input (default 0)")
@@ -133,7 +136,8 @@ def cmd_compile(args) -> int:
     tmp = _prepare_output(out)
     try:
         result = compile_model(args.model, shapes, hw=hw, fuse=not args.no_fuse,
-                               check=args.check, seed=args.seed, quiet=args.quiet)
+                               check=args.check, seed=args.seed, quiet=args.quiet,
+                               fusion=args.fusion)
         write_artifacts(result, tmp)
         if os.path.isdir(out):
             shutil.rmtree(out)

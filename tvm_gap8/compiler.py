@@ -33,10 +33,11 @@ def _progress(msg: str, quiet: bool):
         print(f"[tvm-gap8] {msg}", file=sys.stderr, flush=True)
 
 
-def lower(mod: tvm.IRModule, hw: Gap8Target = GAP8, fuse: bool = True) -> tvm.IRModule:
+def lower(mod: tvm.IRModule, hw: Gap8Target = GAP8, fuse: bool = True,
+          policy: str = "all") -> tvm.IRModule:
     """Apply our passes (under the GAP8 target, so passes can dispatch on its keys)."""
     with tvm_target(host=True):
-        return tvm.transform.Sequential(gap8_passes(hw, fuse))(mod)
+        return tvm.transform.Sequential(gap8_passes(hw, fuse, policy))(mod)
 
 
 def build_host(lowered: tvm.IRModule):
@@ -45,7 +46,8 @@ def build_host(lowered: tvm.IRModule):
 
 
 def compile_model(model, input_shapes=None, hw: Gap8Target = GAP8, fuse: bool = True,
-                  check: bool = False, seed: int = 0, quiet: bool = True) -> CompileResult:
+                  check: bool = False, seed: int = 0, quiet: bool = True,
+                  fusion: str = "all") -> CompileResult:
     timings = {}
     t0 = time.perf_counter()
     _progress("importing ONNX model", quiet)
@@ -54,7 +56,7 @@ def compile_model(model, input_shapes=None, hw: Gap8Target = GAP8, fuse: bool = 
     t0 = time.perf_counter()
     _progress("fusing and lowering for GAP8" if fuse else "lowering for GAP8 (no fusion)", quiet)
     try:
-        lowered = lower(imported.mod, hw, fuse)
+        lowered = lower(imported.mod, hw, fuse, fusion)
     except Gap8Error:
         raise
     except Exception as exc:  # a TVM failure is our bug or an unsupported case: say where
@@ -69,6 +71,7 @@ def compile_model(model, input_shapes=None, hw: Gap8Target = GAP8, fuse: bool = 
         "target": hw.to_dict(),
         "inputs": {k: list(v) for k, v in imported.input_shapes.items()},
         "fuse": fuse,
+        "fusion_policy": fusion if fuse else "none",
         "fusion": fusion_of(lowered, layers, fuse),
         "layers": layers,
         "float_layers": float_layers(lowered, layers),

@@ -39,23 +39,26 @@ def _has_quantize(mod) -> bool:
     return False
 
 
-def gap8_passes(hw: Gap8Target = GAP8, fuse: bool = True) -> list:
-    """Our passes, in order, without TVM's final build passes."""
+def gap8_passes(hw: Gap8Target = GAP8, fuse: bool = True, policy: str = "all") -> list:
+    """Our passes, in order, without TVM's final build passes. ``policy``: fuse ``all`` pairs
+    the rules allow, or only the ``profitable`` ones (by the tiler's cycle model)."""
     passes = [
         fold_constants,
         relax.transform.DecomposeOpsForInference(),  # any BN onnxruntime did not fold
         fold_constants,
     ]
     if fuse:
-        passes += [FuseDepthwisePointwise(), FusePointwiseDepthwise(), record_unfused_depthwise]
+        passes += [FuseDepthwisePointwise(hw, policy), FusePointwiseDepthwise(hw, policy),
+                   record_unfused_depthwise]
     passes += [FormConvKernels(), FormAddKernels(), FormPoolKernels(), FormDenseKernels(),
                LowerFusedKernels(hw), SimplifyQDQ(), relax.transform.FoldConstant()]
     return passes
 
 
-def gap8_pipeline(hw: Gap8Target = GAP8, fuse: bool = True) -> tvm.transform.Pass:
-    return tvm.transform.Sequential(gap8_passes(hw, fuse) + [relax.get_pipeline("default_build")],
-                                    name="gap8")
+def gap8_pipeline(hw: Gap8Target = GAP8, fuse: bool = True,
+                  policy: str = "all") -> tvm.transform.Pass:
+    return tvm.transform.Sequential(
+        gap8_passes(hw, fuse, policy) + [relax.get_pipeline("default_build")], name="gap8")
 
 
 def _register():

@@ -94,3 +94,21 @@ def test_report_json_carries_the_tile_and_traffic(tmp_path):
                                      "l3_to_l2", "dma_transfers"}
     assert layer["l1_peak_bytes"] > 0
     assert report["target"]["l1_bytes"] == 64000
+
+
+def test_profitable_fusion_policy_refuses_costly_pairs_and_wins():
+    from tvm_gap8.compiler import compile_model
+
+    model = quantized(M.mobilenet_v1(alpha=1.0, resolution=128))
+
+    def cycles(report):
+        return sum(layer["plan"]["cycles"] for layer in report["layers"] if layer.get("plan"))
+
+    none = compile_model(model, fuse=False).report
+    every = compile_model(model, fusion="all").report
+    profitable = compile_checked(model, fusion="profitable").report
+    reasons = [r["reason"] for r in profitable["fusion"]["refused"]]
+    assert reasons and all("fusion not profitable on gap8" in r for r in reasons)
+    assert 0 < len(profitable["fusion"]["fused"]) < len(every["fusion"]["fused"])
+    assert cycles(profitable) <= cycles(every) and cycles(profitable) <= cycles(none)
+    assert profitable["fusion_policy"] == "profitable"

@@ -130,7 +130,23 @@ class _GroupFormation:
         return _record_refusals(fused, self.refused)
 
 
+POLICIES = ("all", "profitable")
+
+
 class _DepthwiseSeparableFusion(_GroupFormation):
+    """``policy="all"`` fuses every pair the rules allow; ``"profitable"`` also asks the tiler
+    whether the fused kernel's modelled cycles beat the two separate kernels' on ``hw``, and
+    refuses the pair (saying so) when they do not."""
+
+    def __init__(self, hw=None, policy: str = "all"):
+        super().__init__()
+        if policy not in POLICIES:
+            raise ValueError(f"fusion policy {policy!r}: one of {', '.join(POLICIES)}")
+        from ..target import GAP8
+
+        self.hw = hw or GAP8
+        self.policy = policy
+
     def _convs(self, ctx):
         dw, pw = ctx.annotated_expr["dw"], ctx.annotated_expr["pw"]
         if not patterns.is_depthwise_like(dw):
@@ -139,8 +155,44 @@ class _DepthwiseSeparableFusion(_GroupFormation):
 
     def _problem(self, ctx):
         dw, pw = ctx.annotated_expr["dw"], ctx.annotated_expr["pw"]
-        return (pair_problem(self.kind, dw, pw) or _escape_problem(ctx)
-                or epilogue_problem(ctx.matched_bindings.values(), {}))
+        problem = (pair_problem(self.kind, dw, pw) or _escape_problem(ctx)
+                   or epilogue_problem(ctx.matched_bindings.values(), {}))
+        if problem is None and self.policy == "profitable":
+            problem = self._unprofitable(ctx, dw, pw)
+        return problem
+
+    def _unprofitable(self, ctx, dw, pw) -> str | None:
+        from ..errors import TilingError
+        from ..schedules.conv import ConvKernelSpec
+        from ..schedules.fused import FusedKernelSpec
+        from ..schedules.plan import choose_plan, plan_conv, plan_fused
+        from .extract import conv_geom
+
+        integer = any(getattr(v, "op", None) is not None and
+                      getattr(v.op, "name", "") == "relax.quantize"
+                      for v in ctx.matched_bindings.values())
+        dtype = "int8" if integer else "float32"
+        first, second = (dw, pw) if self.kind == "dw_pw" else (pw, dw)
+        shape = tuple(int(v) for v in first.args[0].ty.shape.values)
+        fused_spec = FusedKernelSpec(self.kind, shape, conv_geom(first), conv_geom(second),
+                                     dtype=dtype)
+        mid_shape = tuple(int(v) for v in second.args[0].ty.shape.values)
+        separate = [ConvKernelSpec(shape, conv_geom(first), int(first.attrs.groups),
+                                   dtype=dtype),
+                    ConvKernelSpec(mid_shape, conv_geom(second), int(second.attrs.groups),
+                                   dtype=dtype)]
+        try:
+            fused = plan_fused(fused_spec, self.hw).cycles
+        except TilingError:
+            return f"the fused kernel does not fit L1 on {self.hw.name} at any tile"
+        try:
+            apart = sum(choose_plan(s, self.hw, "?", plan_conv).cycles for s in separate)
+        except TilingError:
+            return None  # only the fused form fits
+        if fused >= apart:
+            return (f"fusion not profitable on {self.hw.name}: fused {fused:,.0f} modelled "
+                    f"cycles vs {apart:,.0f} as two kernels (--fusion profitable)")
+        return None
 
 
 @tvm.transform.module_pass(opt_level=0, name="FuseDepthwisePointwise")
