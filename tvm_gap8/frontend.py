@@ -36,7 +36,7 @@ MIN_OPSET, MAX_OPSET = 11, 21
 class ImportedModel:
     """A Relax module plus what we learnt about the ONNX graph on the way in."""
 
-    mod: "tvm.IRModule"
+    mod: object  # tvm.IRModule (tvm is imported lazily, to keep errors fast)
     onnx_model: onnx.ModelProto  # after pinning and onnxruntime's basic optimisation
     input_shapes: dict[str, tuple[int, ...]]
     input_dtypes: dict[str, str]

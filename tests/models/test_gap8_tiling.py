@@ -2,7 +2,6 @@
 
 import json
 
-import pytest
 import tvm
 
 from tests.conftest import compile_checked

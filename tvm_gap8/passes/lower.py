@@ -152,7 +152,6 @@ class _FusedLowerer(PyExprMutator):  # pylint: disable=abstract-method
 
     def _lower(self, spec, tensors, plan, info):
         tensors = [self.visit_expr(a) for a in tensors]
-        nodes = info["onnx_nodes"]
         prim = _build(spec, plan)
         epilogues = [spec.first_epilogue, spec.second_epilogue] \
             if isinstance(spec, FusedKernelSpec) else \

@@ -57,7 +57,7 @@ class ConvKernelSpec:
 
 
 def conv_compute(spec: ConvKernelSpec):
-    from tvm import te, tirx
+    from tvm import te
 
     _, c, h, w = spec.in_shape
     g = spec.geom

@@ -115,7 +115,7 @@ def _params(spec):
 
 def dw_pw_compute(spec: FusedKernelSpec):
     """TE graph of DW -> epilogue -> PW -> epilogue with an HWC intermediate."""
-    from tvm import te, tirx
+    from tvm import te
 
     _, c, h, w = spec.in_shape
     dw = spec.first
