@@ -80,3 +80,25 @@ def test_ops_without_gap8_kernel_fall_back_and_are_reported():
     from tvm_gap8.report import format_table
 
     assert "not tiled (TVM fallback): maxpool_0, gate_0" in format_table(result.report)
+
+
+def test_batch_above_one_falls_back_instead_of_miscompiling():
+    model = M.dw_pw_block(cin=8, cout=16, h=8, w=8)
+    for value in (model.graph.input[0], model.graph.output[0]):
+        value.type.tensor_type.shape.dim[0].dim_param = "N"
+    result = compile_checked(model, input_shapes={"input": (2, 8, 8, 8)})
+    (refused,) = result.report["fusion"]["refused"]
+    assert "batch 2" in refused["reason"]
+    assert not any(layer.get("tiled") for layer in result.report["layers"])
+
+
+@pytest.mark.parametrize("int8", [False, True])
+def test_grouped_conv_is_tiled_and_exact(int8):
+    from tvm_gap8.testing.quant import quantized
+
+    b = M.GraphBuilder(0)
+    y = b.act(b.conv("input", 8, 16, 3, groups=2, base="gconv"), "relu")
+    model = b.model("input", [1, 8, 10, 10], y)
+    result = compile_checked(quantized(model) if int8 else model)
+    (layer,) = [lay for lay in result.report["layers"] if lay.get("tiled")]
+    assert layer["kind"] == "conv" and layer["l1_peak_bytes"] == layer["plan"]["l1_bytes"]

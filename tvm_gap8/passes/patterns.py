@@ -191,6 +191,9 @@ def dtype_problem(call) -> str | None:
         return f"element types {sorted(dts)} (expected float32 or a QDQ int8 conv)"
     if call.args[0].ty.ndim != 4:
         return f"a {call.args[0].ty.ndim}-D convolution"
+    batch = int(call.args[0].ty.shape.values[0])
+    if batch != 1:
+        return f"batch {batch} (the GAP8 kernels take one image at a time)"
     return None
 
 

@@ -98,9 +98,9 @@ def schedule_conv(spec: ConvKernelSpec, plan):
     stage_out(sch, out, ot)
     acc = sch.get_sblock("conv_acc")
     scalar_accumulator(sch, acc, j)
-    # a depthwise tile needs only its own channels; a standard conv needs them all, once per
-    # row tile
-    x_loop = ot if spec.groups > 1 else it
+    # a depthwise tile reads only its own channels; any other conv reads all input channels,
+    # once per row tile
+    x_loop = ot if spec.depthwise else it
     stage_padded_input(sch, x_loop)
     stage_in(sch, acc, "w", "weight", ot if plan.channel_tiles > 1 else None)
     names = [f"p{i}" for i in range(len(spec.channel_shapes))]

@@ -190,7 +190,7 @@ def plan_conv(spec, hw: Gap8Target, rows: int, channels: int) -> TilePlan:
     k, s = spec.geom.kernel, spec.geom.stride
     rt, ct = math.ceil(oh / rows), math.ceil(o / channels)
     # a depthwise tile's input is copied per channel tile, a standard conv's per row tile
-    db = input_copies(hw, ct if spec.groups > 1 else rt)
+    db = input_copies(hw, ct if spec.depthwise else rt)
     hp, wp = _padded((h, w), spec.geom.padding, ow, s, k)
     in_rows = _in_rows(rows, s, k, hp)
     cg = c // spec.groups
