@@ -58,6 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--seed", type=int, default=0, help="seed of the --check input (default 0)")
     c.add_argument("-o", "--output", default=None,
                    help="output directory (default: ./<model name>.gap8)")
+    c.add_argument("--emit-c", action="store_true",
+                   help="also write kernels.c: the GAP8 kernels as C (target greenwaves/gap8)")
     c.add_argument("--l1-kb", type=float, default=None,
                    help="L1 size in kB (1 kB = 1000 B, as GAP8's 64 kB = 64000 B)")
     c.add_argument("--hw", default=None, metavar="JSON",
@@ -138,7 +140,7 @@ def cmd_compile(args) -> int:
         result = compile_model(args.model, shapes, hw=hw, fuse=not args.no_fuse,
                                check=args.check, seed=args.seed, quiet=args.quiet,
                                fusion=args.fusion)
-        write_artifacts(result, tmp)
+        write_artifacts(result, tmp, emit_c=args.emit_c)
         if os.path.isdir(out):
             shutil.rmtree(out)
         os.replace(tmp, out)
@@ -178,7 +180,7 @@ def cmd_quantize(args) -> int:
     return 0
 
 
-def write_artifacts(result, directory: str) -> None:
+def write_artifacts(result, directory: str, emit_c: bool = False) -> None:
     with open(os.path.join(directory, "report.json"), "w", encoding="utf-8") as f:
         json.dump(result.report, f, indent=2, sort_keys=True)
         f.write("\n")
@@ -187,6 +189,11 @@ def write_artifacts(result, directory: str) -> None:
     from .plot import plot_layers
 
     plot_layers(result.report, os.path.join(directory, "layers.png"))
+    if emit_c:
+        from .codegen import emit_c as c_source
+
+        with open(os.path.join(directory, "kernels.c"), "w", encoding="utf-8") as f:
+            f.write(c_source(result.lowered))
 
 
 def main(argv=None) -> int:

@@ -150,3 +150,27 @@ def test_target_tag_is_registered():
 
     target = tvm_target(host=False)
     assert str(target.tag) == TARGET_TAG and is_gap8(target) and target.kind.name == "c"
+
+
+@pytest.mark.parametrize("int8", [False, True], ids=["float", "int8"])
+def test_emit_c_compiles_with_a_c99_compiler(example, tmp_path, int8):
+    import shutil
+
+    from tvm_gap8.codegen import include_dirs
+    from tvm_gap8.testing.quant import quantized
+
+    model = example
+    if int8:
+        model = tmp_path / "int8.onnx"
+        onnx.save(quantized(onnx.load(example), samples=2), model)
+    proc = run_cli("compile", model, "--emit-c", "-o", tmp_path / "o", "-q")
+    assert proc.returncode == 0, proc.stderr
+    source = (tmp_path / "o" / "kernels.c").read_text()
+    assert "__tvm_ffi_gap8_dw_pw_b0_dw_0" in source
+    assert ("__builtin_clzll" in source) == int8  # the requantization's count-leading-zeros
+    cc = shutil.which("gcc") or shutil.which("cc")
+    assert cc, "a C compiler is part of the test environment"
+    build = subprocess.run([cc, "-std=c99", "-O2", "-c", str(tmp_path / "o" / "kernels.c"),
+                            "-o", str(tmp_path / "k.o")] + [f"-I{d}" for d in include_dirs()],
+                           capture_output=True, text=True)
+    assert build.returncode == 0, build.stderr[:2000]

@@ -127,3 +127,24 @@ def requant_expr(acc, mult, shift, zp: int, lo: int, hi: int, out_dtype: str = "
     v = tirx.Select(neg, zero - q, q) + tirx.const(zp, i64)
     v = tirx.max(tirx.min(v, tirx.const(hi, i64)), tirx.const(lo, i64))
     return v.astype(out_dtype)
+
+
+def _register_c_lowering():
+    """``clz`` for the C target (the GAP8 device code): the LLVM host lowers it natively, the C
+    codegen needs a function. GCC's ``__builtin_clzll`` maps to GAP8's ``p.fl1``; it is
+    undefined at 0, where ``clz`` is 64."""
+    from tvm import tirx
+
+    def lower_clz(op):
+        x = op.args[0]
+        n = tirx.call_pure_extern("int32", "__builtin_clzll", x.astype("uint64"))
+        return tirx.Select(x == tirx.const(0, "int64"), tirx.const(64, "int32"), n)
+
+    for name in ("prim.clz", "tirx.clz"):
+        try:
+            tirx.register_intrin_lowering(name, target="c", f=lower_clz, level=99)
+        except Exception:  # already registered (module reload) or unknown name in this build
+            pass
+
+
+_register_c_lowering()
