@@ -120,28 +120,26 @@ def scalar_accumulator(sch, block, loop):
 
 
 def double_buffer(sch, loop):
-    """Overlap the L2->L1 input copies of iteration i+1 with the compute of iteration i.
+    """Double-buffer the copies that are direct children of ``loop``.
 
-    The children of ``loop`` that contain an ``l2_to_l1`` copy of the input become pipeline
-    stage 0, the rest stage 1; TVM's InjectSoftwarePipeline then gives the copied buffer two
-    versions (a leading dimension of 2) and issues the next tile's copy before this tile's
-    compute: GAP8's double-buffered DMA, expressed in the IR.
+    Children that only copy L2->L1 become pipeline stage 0, children that only copy L1->L2
+    stage 2, the compute in between stage 1. TVM's InjectSoftwarePipeline then gives each of
+    those L1 buffers two versions (a leading dimension of 2): the DMA fills tile i+1 and drains
+    tile i-1 while the cores compute tile i — GAP8's double-buffered DMA, in the IR.
     """
     from tvm import s_tir
 
     body = sch.get(loop).body
     children = list(body.seq) if hasattr(body, "seq") else [body]
-    if len(children) < 2:
-        return False
     stages = []
     for child in children:
-        is_copy = False
+        directions = set()
         for stmt in _walk(child):
-            if isinstance(stmt, s_tir.SBlock) and stmt.annotations.get(ROLE_ANN) == "input" \
-                    and stmt.annotations.get(COPY_ANN) == "l2_to_l1":
-                is_copy = True
-        stages.append(0 if is_copy else 1)
-    if 0 not in stages or 1 not in stages:
+            if isinstance(stmt, s_tir.SBlock):
+                directions.add(str(stmt.annotations.get(COPY_ANN, "compute")))
+        stages.append(0 if directions == {"l2_to_l1"} else
+                      2 if directions == {"l1_to_l2"} else 1)
+    if 1 not in stages or len(set(stages)) < 2:
         return False
     sch.annotate(loop, "software_pipeline_stage", stages)
     sch.annotate(loop, "software_pipeline_order", list(range(len(stages))))

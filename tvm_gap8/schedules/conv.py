@@ -95,7 +95,9 @@ def schedule_conv(spec: ConvKernelSpec, plan):
     it, ii = sch.split(i, [None, plan.rows])
     ot, oi = sch.split(o, [None, plan.channels])
     sch.reorder(it, ot, oi, ii, j)
-    stage_out(sch, out, ot)
+    # the output tile is copied out at the pipelined loop when it can be: the channel loop for
+    # a depthwise conv, the row loop when one channel tile holds all outputs
+    stage_out(sch, out, ot if spec.depthwise or plan.channel_tiles > 1 else it)
     acc = sch.get_sblock("conv_acc")
     scalar_accumulator(sch, acc, j)
     # a depthwise tile reads only its own channels; any other conv reads all input channels,

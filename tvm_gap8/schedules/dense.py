@@ -6,7 +6,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from .common import Operand, finish, scalar_accumulator, stage_in, stage_out, stage_params
+from .common import (Operand, double_buffer, finish, scalar_accumulator, stage_in, stage_out,
+                     stage_params)
 from .epilogue import Epilogue
 
 
@@ -71,25 +72,32 @@ def schedule_dense(spec: DenseKernelSpec, plan):
     scalar_accumulator(sch, acc, oi)
     stage_in(sch, acc, "x", "input")
     stage_in(sch, acc, "w", "weight", ot if plan.channel_tiles > 1 else None)
-    stage_params(sch, [out], [f"p{i}" for i in range(len(spec.channel_shapes))])
+    names = [f"p{i}" for i in range(len(spec.channel_shapes))]
+    tiled = plan.channel_tiles > 1
+    stage_params(sch, [out], names, ot if tiled else None, set(names))
+    if plan.double_buffered:
+        double_buffer(sch, ot)
     return finish(sch)
 
 
 def plan_dense(spec: DenseKernelSpec, hw, rows: int, channels: int):
-    from .plan import L1Buffer, TilePlan, _dtype_bytes, _param_bytes
+    from .plan import L1Buffer, TilePlan, _dtype_bytes, _param_bytes, input_copies
 
     n, k = spec.in_shape
     o = spec.out_features
     ct = math.ceil(o / channels)
+    db = input_copies(hw, ct)  # pipelined loop: the output-feature tiles
     e, we = _dtype_bytes(spec.dtype), _dtype_bytes(spec.weight_dtype)
+    params = _param_bytes(spec) * channels // o if ct > 1 else _param_bytes(spec)
     bufs = (L1Buffer("x", "input", n * k, spec.dtype),
-            L1Buffer("dense_out", "output", n * channels, spec.out_dtype),
-            L1Buffer("w", "weight", channels * k, spec.weight_dtype),
-            L1Buffer("params", "weight", _param_bytes(spec), "uint8"))
-    transfers = 1 + 2 * ct + len(spec.channel_shapes)
+            L1Buffer("dense_out", "output", n * channels, spec.out_dtype, db),
+            L1Buffer("w", "weight", channels * k, spec.weight_dtype, db),
+            L1Buffer("params", "weight", params * db, "uint8"))
+    transfers = 1 + 2 * ct + len(spec.channel_shapes) * ct
     wgt = o * k * we + _param_bytes(spec)
     moved = n * k * e + n * o * _dtype_bytes(spec.out_dtype) + wgt
     cycles = spec.macs() / hw.conv_int8_macs_per_cycle + moved / hw.dma_bytes_per_cycle + \
         transfers * hw.dma_setup_cycles
     return TilePlan("dense", 1, channels, 1, ct, bufs, n * k * e,
-                    n * o * _dtype_bytes(spec.out_dtype), wgt, transfers, spec.macs(), cycles)
+                    n * o * _dtype_bytes(spec.out_dtype), wgt, transfers, spec.macs(), cycles,
+                    db == 2)

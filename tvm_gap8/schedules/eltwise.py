@@ -104,7 +104,7 @@ def plan_add(spec: AddKernelSpec, hw, rows: int, channels: int):
     db = input_copies(hw, ct)
     tile = channels * rows * w
     bufs = (L1Buffer("a", "input", tile, spec.dtype, db), L1Buffer("b", "input", tile, spec.dtype, db),
-            L1Buffer("add_out", "output", tile, spec.dtype))
+            L1Buffer("add_out", "output", tile, spec.dtype, db))
     total = c * h * w * _dtype_bytes(spec.dtype)
     transfers = 3 * rt * ct
     cycles = total * 3 / hw.dma_bytes_per_cycle + transfers * hw.dma_setup_cycles + \

@@ -226,7 +226,9 @@ def schedule_dw_pw(spec: FusedKernelSpec, plan):
     it, ii = sch.split(i, [None, plan.rows])
     ot, oi = sch.split(o, [None, plan.channels])
     sch.reorder(it, ot, oi, ii, j)
-    stage_out(sch, out, ot)
+    # with one channel tile the output tile is a child of the row loop, so it can be double
+    # buffered with the input
+    stage_out(sch, out, ot if plan.channel_tiles > 1 else it)
     pw_acc = sch.get_sblock("pw_acc")  # one scalar accumulator per output element
     scalar_accumulator(sch, pw_acc, j)
     mid = sch.get_sblock("dw_out")  # the intermediate: this row tile, all channels, L1 only
@@ -260,7 +262,7 @@ def schedule_pw_dw(spec: FusedKernelSpec, plan):
     it, ii = sch.split(i, [None, plan.rows])
     ct, ci = sch.split(c, [None, plan.channels])
     sch.reorder(it, ct, ci, ii, j)
-    stage_out(sch, out, ct)
+    stage_out(sch, out, ct if plan.channel_tiles > 1 else it)
     dw_acc = sch.get_sblock("dw_acc")
     scalar_accumulator(sch, dw_acc, j)
     mid = sch.get_sblock("pw_out")

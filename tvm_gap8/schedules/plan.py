@@ -37,12 +37,12 @@ def tiled_params(spec) -> set:
     return set(range(len(spec.channel_shapes)))
 
 
-def _params(spec, channels, extent, rt, ct):
+def _params(spec, channels, extent, rt, ct, tiled_copies=1):
     """(L1 bytes, bytes moved, transfers) of the per-channel tensors."""
     tiled = tiled_params(spec) if ct > 1 else set()
     root = _param_bytes(spec) - _param_bytes(spec, tiled)
     per_tile = _param_bytes(spec, tiled)
-    l1 = root + per_tile * channels // extent
+    l1 = root + per_tile * channels // extent * tiled_copies
     moved = root + per_tile * rt
     n_root = len(spec.channel_shapes) - len(tiled)
     return l1, moved, n_root + len(tiled) * rt * ct
@@ -121,13 +121,14 @@ def plan_dw_pw(spec, hw: Gap8Target, rows: int, channels: int) -> TilePlan:
     k, s = spec.first.kernel, spec.first.stride
     wt = spec.weight_dtype
     rt, ct = math.ceil(oh / rows), math.ceil(o / channels)
-    db = input_copies(hw, rt)
+    db = input_copies(hw, rt)  # pipelined loop: the row tiles
     hp, wp = _padded((h, w), spec.first.padding, ow, s, k)
     in_rows = _in_rows(rows, s, k, hp)
     bufs = (
         L1Buffer("x", "input", c * in_rows * wp, spec.dtype, db),
         L1Buffer("dw_out", "intermediate", rows * ow * c, spec.mid_dtype),
-        L1Buffer("pw_out", "output", channels * rows * ow, spec.out_dtype),
+        L1Buffer("pw_out", "output", channels * rows * ow, spec.out_dtype,
+                 db if ct == 1 else 1),
         L1Buffer("w_dw", "weight", c * k * k, wt),
         L1Buffer("w_pw", "weight", channels * c, wt),
         L1Buffer("params", "weight", _params(spec, channels, o, rt, ct)[0], "uint8"),
@@ -158,7 +159,7 @@ def plan_pw_dw(spec, hw: Gap8Target, rows: int, channels: int) -> TilePlan:
     bufs = (
         L1Buffer("x", "input", c * in_rows * wp, spec.dtype, db),
         L1Buffer("pw_out", "intermediate", channels * in_rows * wp, spec.mid_dtype),
-        L1Buffer("dw_out", "output", channels * rows * ow, spec.out_dtype),
+        L1Buffer("dw_out", "output", channels * rows * ow, spec.out_dtype, db if ct == 1 else 1),
         L1Buffer("w_pw", "weight", channels * c, wt),
         L1Buffer("w_dw", "weight", channels * k * k, wt),
         L1Buffer("params", "weight", _params(spec, channels, hid, rt, ct)[0], "uint8"),
@@ -190,16 +191,21 @@ def plan_conv(spec, hw: Gap8Target, rows: int, channels: int) -> TilePlan:
     k, s = spec.geom.kernel, spec.geom.stride
     rt, ct = math.ceil(oh / rows), math.ceil(o / channels)
     # a depthwise tile's input is copied per channel tile, a standard conv's per row tile
+    # pipelined loop: the channel tiles of a depthwise conv (each reads its own input
+    # channels), the row tiles of any other conv
     db = input_copies(hw, ct if spec.depthwise else rt)
     hp, wp = _padded((h, w), spec.geom.padding, ow, s, k)
     in_rows = _in_rows(rows, s, k, hp)
     cg = c // spec.groups
     in_ch = channels if spec.depthwise else c
+    out_db = db if spec.depthwise or ct == 1 else 1
+    tile_db = db if spec.depthwise else 1  # per-channel-tile weights, in the DW's pipeline
     bufs = (
         L1Buffer("x", "input", in_ch * in_rows * wp, spec.dtype, db),
-        L1Buffer("conv_out", "output", channels * rows * ow, spec.out_dtype),
-        L1Buffer("w", "weight", channels * cg * k * k, spec.weight_dtype),
-        L1Buffer("params", "weight", _params(spec, channels, o, rt, ct)[0], "uint8"),
+        L1Buffer("conv_out", "output", channels * rows * ow, spec.out_dtype, out_db),
+        L1Buffer("w", "weight", channels * cg * k * k, spec.weight_dtype,
+                 tile_db if ct > 1 else 1),
+        L1Buffer("params", "weight", _params(spec, channels, o, rt, ct, tile_db)[0], "uint8"),
     )
     e, we = _dtype_bytes(spec.dtype), _dtype_bytes(spec.weight_dtype)
     moved = _rows_moved(c, w, e, rows, oh, h, s, k, spec.geom.padding[0])
@@ -225,9 +231,10 @@ def _finish(spec, hw, rows, channels, rt, ct, bufs, act_in, act_out, wgt, transf
         macs += (rt * _in_rows(rows, s, k, hp) * wp - h * w) * c * spec.first.out_channels
     compute = macs / hw.conv_int8_macs_per_cycle
     dma = (act_in + act_out + wgt) / hw.dma_bytes_per_cycle
-    if double_buffered:  # input copies after the first hide behind compute
+    if double_buffered:  # all but the first load and the last store hide behind compute
         tiles = max(1, rt * ct)
-        hidden = min(act_in / hw.dma_bytes_per_cycle * (tiles - 1) / tiles, compute)
+        hidden = min((act_in + act_out) / hw.dma_bytes_per_cycle * (tiles - 1) / tiles,
+                     compute)
         dma -= hidden
     cycles = compute + dma + transfers * hw.dma_setup_cycles
     return TilePlan(spec.kind, rows, channels, rt, ct, bufs, act_in, act_out, wgt, transfers,

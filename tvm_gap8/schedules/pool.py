@@ -86,7 +86,7 @@ def plan_pool(spec: PoolKernelSpec, hw, rows: int, channels: int):
     db = input_copies(hw, ct)
     e = _dtype_bytes(spec.dtype)
     bufs = (L1Buffer("x", "input", channels * h * w, spec.dtype, db),
-            L1Buffer("pool_out", "output", channels, spec.dtype))
+            L1Buffer("pool_out", "output", channels, spec.dtype, db))
     transfers = 2 * ct
     cycles = c * h * w * e / hw.dma_bytes_per_cycle + transfers * hw.dma_setup_cycles + \
         c * h * w / hw.cores
