@@ -77,3 +77,11 @@ def test_uint8_activations(build):
     assert any(layer["kind"] == "dw_pw" for layer in result.report["layers"])
     (out,) = result.report["check"]["outputs"]
     assert out["within_1_lsb_fraction"] >= 0.999 and out["max_lsb_err"] <= 2
+
+
+def test_int8_squeeze_excite_refused_for_the_right_reason_and_float_listed():
+    result = compile_checked(quantized(M.squeeze_excite_block()))
+    (refused,) = result.report["fusion"]["refused"]
+    assert "non-elementwise op, mean (se_pool_0)" in refused["reason"]
+    # the SE gate and HardSwish have no integer kernel: computed in float, and listed
+    assert "se_scale_0" in result.report["float_layers"]

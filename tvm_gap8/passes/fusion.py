@@ -354,6 +354,7 @@ def explain_unfused(mod) -> list[dict]:
     """For every depthwise conv left outside a fused group in ``main``, say why."""
     func = mod["main"]
     users = _users(func)
+    lookup = {b.var: b.value for b in bindings(func)}
     recorded = {tuple(r["onnx_nodes"]): r for r in refusals_of(mod)}
     out = []
     for b in bindings(func):
@@ -364,28 +365,49 @@ def explain_unfused(mod) -> list[dict]:
         dw = _node(v)
         reasons = [r["reason"] for key, r in recorded.items() if dw in key]
         if not reasons:
-            reasons = [_explain_forward(b, users), _explain_backward(v, func)]
+            reasons = [_explain_forward(b, users, lookup), _explain_backward(v, func)]
             reasons = [r for r in reasons if r]
         out.append({"onnx_nodes": [dw], "reason": "; ".join(dict.fromkeys(reasons)) or
                     "no fusable neighbour"})
     return out
 
 
-def _epilogue_closure(binding, users):
+_PASS_THROUGH = {"relax.quantize", "relax.dequantize"}  # QDQ around an elementwise chain
+_CONSTANT_MAKERS = {"relax.reshape", "relax.dequantize", "relax.permute_dims"}
+
+
+def _constant_derived(e, lookup, depth=0) -> bool:
+    """A constant, or a reshape/dequantize of one (what a QDQ model's bias looks like)."""
+    if not isinstance(e, relax.Var):
+        return True
+    value = lookup.get(e)
+    if value is None or depth > 4:
+        return False
+    if isinstance(value, tvm.ir.expr.GenericConst):
+        return True
+    return isinstance(value, relax.Call) and isinstance(value.op, tvm.ir.Op) and \
+        value.op.name in _CONSTANT_MAKERS and \
+        all(_constant_derived(a, lookup, depth + 1) for a in value.args)
+
+
+def _epilogue_closure(binding, users, lookup=None):
     """The elementwise ops fed (only) by the DW output and constants: its epilogue."""
+    lookup = lookup or {}
     closure = {binding.var}
     frontier = []
     changed = True
-    seen_bindings = set()
     while changed:
         changed = False
         for var in list(closure):
             for u in users.get(var, []):
-                if u.var in closure or id(u) in seen_bindings:
+                if u.var in closure:
                     continue
-                args_ok = all(a in closure or not isinstance(a, relax.Var) for a in u.value.args) \
-                    if isinstance(u.value, relax.Call) else False
-                if _is_epilogue_op(u.value) and args_ok:
+                args_ok = all(a in closure or _constant_derived(a, lookup)
+                              for a in u.value.args) if isinstance(u.value, relax.Call) else False
+                elementwise = _is_epilogue_op(u.value) or (
+                    isinstance(u.value, relax.Call) and isinstance(u.value.op, tvm.ir.Op)
+                    and u.value.op.name in _PASS_THROUGH)
+                if elementwise and args_ok:
                     closure.add(u.var)
                     changed = True
     for var in closure:
@@ -395,11 +417,11 @@ def _epilogue_closure(binding, users):
     return closure, frontier
 
 
-def _explain_forward(binding, users) -> str | None:
+def _explain_forward(binding, users, lookup=None) -> str | None:
     problem = patterns.depthwise_problem(binding.value) or patterns.dtype_problem(binding.value)
     if problem:
         return problem
-    _, frontier = _epilogue_closure(binding, users)
+    _, frontier = _epilogue_closure(binding, users, lookup)
     convs = [u for u in frontier if isinstance(u.value, relax.Call)
              and isinstance(u.value.op, tvm.ir.Op) and u.value.op.name == "relax.nn.conv2d"]
     others = [u for u in frontier if u not in convs]

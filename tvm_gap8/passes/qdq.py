@@ -40,8 +40,11 @@ class SimplifyQDQ:
             if reshaped in matches:
                 old = matches[reshaped]
                 new = relax.op.reshape(matches[x], old.args[1])
-                # keep the ONNX node name (the flatten) on the integer reshape
-                return relax.Call(new.op, new.args, new.attrs, new.ty_args, span=old.span)
+                ty = relax.TensorType(old.ty.shape, str(matches[x].ty.dtype))
+                # keep the ONNX node name (the flatten) on the integer reshape; giving the type
+                # keeps the builder from rebuilding the call (and dropping the span)
+                return relax.Call(new.op, new.args, new.attrs, new.ty_args, span=old.span,
+                                  ret_ty=ty)
             return matches[x]
 
         for gv, func in list(mod.functions_items()):
