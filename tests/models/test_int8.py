@@ -44,21 +44,24 @@ def test_int8_inverted_residual_add_is_integer():
 def test_fused_kernels_are_integer_only_in_the_ir():
     import tvm
 
-    result = compile_checked(quantized(M.dw_pw_block(cin=8, cout=16, h=10, w=10)))
+    from tvm_gap8.cost.ir import allocations, sblocks
+    from tvm_gap8.schedules.common import ROLE_ANN
+
+    result = compile_checked(quantized(M.mobilenet_v2(alpha=0.35, resolution=64)))
+    text = result.lowered.script()  # what lowered.py holds
     prims = {gv.name_hint: f for gv, f in result.lowered.functions_items()
              if isinstance(f, tvm.tirx.PrimFunc) and f.attrs and "gap8.kind" in f.attrs}
-    fused = [f for f in prims.values() if str(f.attrs["gap8.kind"]) == "dw_pw"]
-    assert len(fused) == 1
-    text = fused[0].script()
-    assert "float" not in text  # no float buffer, cast or constant anywhere in the kernel
-    from tvm_gap8.cost.ir import allocations
-
-    allocs = {b.name: (str(b.dtype), b.scope()) for b, _ in allocations(fused[0])}
-    assert allocs["dw_out_global.l1"] == ("int8", "global.l1")  # the intermediate
-    assert allocs["x_pad_global.l1"] == ("int8", "global.l1")
-    assert allocs["pw_out_global.l1"] == ("int8", "global.l1")
-    assert allocs["dw_acc_local"] == ("int32", "local")
-    assert allocs["pw_acc_local"] == ("int32", "local")
+    fused = {n: f for n, f in prims.items() if str(f.attrs["gap8.kind"]) in ("dw_pw", "pw_dw")}
+    assert len(fused) >= 5
+    for name, prim in fused.items():
+        assert "float" not in prim.script(), name  # no float buffer, cast or constant at all
+        assert f"def {name}(" in text
+        allocs = {b.name: (str(b.dtype), b.scope()) for b, _ in allocations(prim)}
+        (mid,) = [blk for blk in sblocks(prim) if blk.annotations.get(ROLE_ANN) == "intermediate"]
+        assert allocs[mid.writes[0].source.name] == ("int8", "global.l1"), name
+        assert allocs["x_pad_global.l1"][0] == "int8"
+        accumulators = [v for k, v in allocs.items() if k.endswith("_acc_local")]
+        assert accumulators and all(v == ("int32", "local") for v in accumulators), name
     # and the main function moves int8 tensors between the kernels
     call_tir = tvm.ir.Op.get("relax.call_tir")
     for b in bindings(result.lowered["main"]):

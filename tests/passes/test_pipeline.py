@@ -34,3 +34,15 @@ def test_pipeline_registration_is_idempotent():
 
     importlib.reload(pipeline)  # must not raise "already registered"
     assert "gap8" in relax.pipeline.PIPELINE_MAP
+
+
+def test_tvm_compile_with_gap8_pipeline_int8():
+    from tvm_gap8.testing.quant import quantized
+
+    imported = import_onnx(quantized(M.dw_pw_block(cin=8, cout=16, h=10, w=10, act="relu6")))
+    exe = tvm.compile(imported.mod, target=tvm_target(host=True), relax_pipeline="gap8")
+    inputs = random_inputs(imported, 0)
+    vm = relax.VirtualMachine(exe, tvm.cpu())
+    got = vm["main"](tvm.runtime.tensor(inputs["input"])).numpy()
+    (want,) = run_onnxruntime(imported, inputs)
+    np.testing.assert_array_equal(got, want)  # bit-exact requantization
