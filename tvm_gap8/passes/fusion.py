@@ -40,7 +40,7 @@ def _const_value(expr):
     return None
 
 
-def epilogue_problem(values, channels: dict) -> str | None:
+def epilogue_problem(values) -> str | None:
     """Every constant operand of the elementwise ops must be a scalar or per-channel."""
     for value in values:
         if not isinstance(value, relax.Call) or not isinstance(value.op, tvm.ir.Op):
@@ -156,7 +156,7 @@ class _DepthwiseSeparableFusion(_GroupFormation):
     def _problem(self, ctx):
         dw, pw = ctx.annotated_expr["dw"], ctx.annotated_expr["pw"]
         problem = (pair_problem(self.kind, dw, pw) or _escape_problem(ctx)
-                   or epilogue_problem(ctx.matched_bindings.values(), {}))
+                   or epilogue_problem(ctx.matched_bindings.values()))
         if problem is None and self.policy == "profitable":
             problem = self._unprofitable(ctx, dw, pw)
         return problem
@@ -225,7 +225,7 @@ class FormConvKernels(_GroupFormation):
     def _problem(self, ctx):
         conv = ctx.annotated_expr["conv"]
         return (patterns.dtype_problem(conv) or patterns.conv_problem(conv)
-                or _escape_problem(ctx) or epilogue_problem(ctx.matched_bindings.values(), {}))
+                or _escape_problem(ctx) or epilogue_problem(ctx.matched_bindings.values()))
 
 
 class _LayerKernelFormation(_GroupFormation):
