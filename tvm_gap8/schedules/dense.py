@@ -96,7 +96,7 @@ def plan_dense(spec: DenseKernelSpec, hw, rows: int, channels: int):
     transfers = 1 + 2 * ct + len(spec.channel_shapes) * ct
     wgt = o * k * we + _param_bytes(spec)
     moved = n * k * e + n * o * _dtype_bytes(spec.out_dtype) + wgt
-    cycles = spec.macs() / hw.conv_int8_macs_per_cycle + moved / hw.dma_bytes_per_cycle + \
+    cycles = n * ct * hw.linear_cycles(k, channels) + moved / hw.dma_bytes_per_cycle + \
         transfers * hw.dma_setup_cycles
     return TilePlan("dense", 1, channels, 1, ct, bufs, n * k * e,
                     n * o * _dtype_bytes(spec.out_dtype), wgt, transfers, spec.macs(), cycles,

@@ -108,6 +108,6 @@ def plan_add(spec: AddKernelSpec, hw, rows: int, channels: int):
     total = c * h * w * _dtype_bytes(spec.dtype)
     transfers = 3 * rt * ct
     cycles = total * 3 / hw.dma_bytes_per_cycle + transfers * hw.dma_setup_cycles + \
-        c * h * w / hw.cores
+        rt * ct * hw.eltwise_cycles(tile)
     return TilePlan("add", rows, channels, rt, ct, bufs, 2 * total, total, 0, transfers, 0,
                     cycles, db == 2)

@@ -6,8 +6,10 @@ exactly the buffers the schedule creates (after TVM's buffer compaction): the in
 its halo, the intermediate, the output tile, and the weight tiles. Input and output tiles are
 counted twice when the target double-buffers (the DMA fills one while the cores use the other).
 
-Objective: minimum modelled cycles = MACs / throughput + DMA bytes / bandwidth + per-transfer
-overhead, over the tiles that fit the L1 budget; ties go to the bigger tile. Deterministic.
+Objective: minimum modelled cycles = compute (the target's per-kernel cycle models, evaluated
+per tile, so small tiles pay their loop overheads) + DMA not hidden by double buffering +
+per-transfer set-up, over the tiles that fit the L1 budget; ties go to the bigger tile.
+Deterministic.
 """
 
 from __future__ import annotations
@@ -143,8 +145,10 @@ def plan_dw_pw(spec, hw: Gap8Target, rows: int, channels: int) -> TilePlan:
     wgt = c * k * k * we + pmoved + (o * c * we) * (rt if ct > 1 else 1)
     # input per row tile, output per tile, w_dw once, w_pw once or per tile, params
     transfers = rt + rt * ct + 1 + (rt * ct if ct > 1 else 1) + ptransfers
+    compute = rt * (hw.conv_cycles(c, c, rows, ow, k, c)
+                    + ct * hw.conv_cycles(c, channels, rows, ow, 1))
     return _finish(spec, hw, rows, channels, rt, ct, bufs, act_in, act_out, wgt, transfers,
-                   db == 2)
+                   db == 2, compute)
 
 
 def plan_pw_dw(spec, hw: Gap8Target, rows: int, channels: int) -> TilePlan:
@@ -173,8 +177,11 @@ def plan_pw_dw(spec, hw: Gap8Target, rows: int, channels: int) -> TilePlan:
     _, pmoved, ptransfers = _params(spec, channels, hid, rt, ct)
     wgt = pmoved + (hid * c + hid * k * k) * we * (rt if ct > 1 else 1)
     transfers = rt + rt * ct + ptransfers + (2 * rt * ct if ct > 1 else 2)
+    # the PW runs over the padded tile (halo rows recomputed), then the DW
+    compute = rt * ct * (hw.conv_cycles(c, channels, in_rows, wp, 1)
+                         + hw.conv_cycles(channels, channels, rows, ow, k, channels))
     return _finish(spec, hw, rows, channels, rt, ct, bufs, act_in, act_out, wgt, transfers,
-                   db == 2)
+                   db == 2, compute)
 
 
 def _rows_moved(c, w, e, rows, oh, h, s, k, pad_t):
@@ -215,12 +222,17 @@ def plan_conv(spec, hw: Gap8Target, rows: int, channels: int) -> TilePlan:
     wgt = pmoved + o * cg * k * k * we * (rt if ct > 1 else 1)
     x_copies = rt * ct if spec.depthwise else rt
     transfers = x_copies + rt * ct + (rt * ct if ct > 1 else 1) + ptransfers
+    groups = channels if spec.depthwise else spec.groups
+    compute = rt * ct * hw.conv_cycles(channels if spec.depthwise else c, channels, rows, ow,
+                                       k, groups)
     return _finish(spec, hw, rows, channels, rt, ct, bufs, act_in, act_out, wgt, transfers,
-                   db == 2)
+                   db == 2, compute)
 
 
 def _finish(spec, hw, rows, channels, rt, ct, bufs, act_in, act_out, wgt, transfers,
-            double_buffered=False):
+            double_buffered, compute):
+    """``compute``: the kernel's compute cycles over all its tiles (the target's kernel
+    models, so small tiles pay their overheads)."""
     macs = spec.macs()
     if spec.kind == "pw_dw":  # the PW recomputes the halo rows of every row tile
         _, c, h, w = spec.in_shape
@@ -229,7 +241,6 @@ def _finish(spec, hw, rows, channels, rt, ct, bufs, act_in, act_out, wgt, transf
         hp, wp = _padded((h, w), spec.second.padding, ow, s, k)
         # the PW runs over the padded tile: halo rows recomputed, padding ring included
         macs += (rt * _in_rows(rows, s, k, hp) * wp - h * w) * c * spec.first.out_channels
-    compute = macs / hw.conv_int8_macs_per_cycle
     dma = (act_in + act_out + wgt) / hw.dma_bytes_per_cycle
     if double_buffered:  # all but the first load and the last store hide behind compute
         tiles = max(1, rt * ct)

@@ -89,6 +89,6 @@ def plan_pool(spec: PoolKernelSpec, hw, rows: int, channels: int):
             L1Buffer("pool_out", "output", channels, spec.dtype, db))
     transfers = 2 * ct
     cycles = c * h * w * e / hw.dma_bytes_per_cycle + transfers * hw.dma_setup_cycles + \
-        c * h * w / hw.cores
+        ct * hw.eltwise_cycles(channels * h * w)
     return TilePlan("pool", 1, channels, 1, ct, bufs, c * h * w * e, c * e, 0, transfers, 0,
                     cycles, db == 2)
