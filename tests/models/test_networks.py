@@ -102,3 +102,31 @@ def test_grouped_conv_is_tiled_and_exact(int8):
     result = compile_checked(quantized(model) if int8 else model)
     (layer,) = [lay for lay in result.report["layers"] if lay.get("tiled")]
     assert layer["kind"] == "conv" and layer["l1_peak_bytes"] == layer["plan"]["l1_bytes"]
+
+
+def test_exporter_reduce_mean_with_negative_axes_is_a_pool_kernel():
+    """torch.onnx's dynamo exporter writes global pooling as ReduceMean(axes=[-2, -1])."""
+    b = M.GraphBuilder(0)
+    y = b.conv_bn_act("input", 3, 8, 3, act="relu", base="stem")
+    y = b.node("ReduceMean", [y], "mean", axes=[-2, -1], keepdims=1)
+    result = compile_checked(b.model("input", [1, 3, 12, 12], y))
+    kinds = {layer["name"]: layer["kind"] for layer in result.report["layers"]}
+    assert kinds["mean_0"] == "pool"
+
+
+def test_unfused_dw_explains_both_directions():
+    """t=1 inverted residual with SE after a 3x3 stem (MobileNetV3's first block): the DW has
+    squeeze-excite after it and a 3x3 (not pointwise) conv before it."""
+    b = M.GraphBuilder(0)
+    y = b.conv_bn_act("input", 3, 16, 3, stride=2, act="hardswish", base="stem")
+    y = b.conv_bn_act(y, 16, 16, 3, stride=2, groups=16, act="relu", base="dw")
+    s = b.node("GlobalAveragePool", [y], "se_pool")
+    s = b.node("HardSigmoid", [b.conv(s, 16, 16, 1, base="se_fc")], "se_gate", alpha=1 / 6,
+               beta=0.5)
+    y = b.conv_bn_act(b.node("Mul", [y, s], "se_scale"), 16, 16, 1, act=None, base="pw")
+    result = compile_checked(b.model("input", [1, 3, 32, 32], y))
+    (refused,) = result.report["fusion"]["refused"]
+    assert refused["onnx_nodes"] == ["dw_0"]
+    reason = refused["reason"]
+    assert reason.startswith("a non-elementwise op, mean (se_pool_0)")
+    assert "producer: the paired conv is 3x3, not a 1x1 pointwise" in reason

@@ -363,10 +363,15 @@ def explain_unfused(mod) -> list[dict]:
                 and v.op.name == "relax.nn.conv2d" and patterns.is_depthwise_like(v)):
             continue
         dw = _node(v)
-        reasons = [r["reason"] for key, r in recorded.items() if dw in key]
-        if not reasons:
-            reasons = [_explain_forward(b, users, lookup), _explain_backward(v, func)]
-            reasons = [r for r in reasons if r]
+        # the DW is the first node of a refused dw_pw pair, the second of a pw_dw pair
+        mine = {r["kind"]: r["reason"] for key, r in recorded.items()
+                if key[0 if r["kind"] == "dw_pw" else -1] == dw}
+        # each direction: the rule that refused a matched pair, or what the graph shows
+        forward = mine.get("dw_pw") or _explain_forward(b, users, lookup)
+        backward = mine.get("pw_dw") or _explain_backward(v, func)
+        if backward and backward != forward:
+            backward = backward if backward.startswith("producer") else f"producer: {backward}"
+        reasons = [r for r in (forward, backward) if r]
         out.append({"onnx_nodes": [dw], "reason": "; ".join(dict.fromkeys(reasons)) or
                     "no fusable neighbour"})
     return out

@@ -173,7 +173,7 @@ def pointwise_problem(call) -> str | None:
     if a.data_layout != "NCHW" or a.kernel_layout != "OIHW":
         return f"PW layout {a.data_layout}/{a.kernel_layout} (expected NCHW/OIHW)"
     if w_shape[2:] != [1, 1]:
-        return f"the following conv is {w_shape[2]}x{w_shape[3]}, not a 1x1 pointwise"
+        return f"the paired conv is {w_shape[2]}x{w_shape[3]}, not a 1x1 pointwise"
     if int(a.groups) != 1:
         return f"the PW conv is grouped (groups={int(a.groups)})"
     if _ints(a.strides) != [1, 1]:
@@ -254,7 +254,8 @@ def add_problem(call) -> str | None:
 
 
 def pool_problem(call) -> str | None:
-    axes = sorted(int(v) for v in call.attrs.axis) if call.attrs.axis is not None else None
+    ndim = call.args[0].ty.ndim
+    axes = sorted(int(v) % ndim for v in call.attrs.axis) if call.attrs.axis is not None else None
     if axes != [2, 3] or not call.attrs.keepdims or call.args[0].ty.ndim != 4:
         return f"mean over axes {axes} (only global average pooling over H, W)"
     return None
