@@ -10,7 +10,8 @@ from __future__ import annotations
 import tvm
 from tvm import relax
 
-from .passes import (FormAddKernels, FormConvKernels, FormDenseKernels, FormPoolKernels,
+from .passes import (FormAddKernels, FormConvKernels, FormDenseKernels, FormLutKernels,
+                     FormMulKernels, FormPoolKernels,
                      FuseDepthwisePointwise, FusePointwiseDepthwise, LowerFusedKernels,
                      SimplifyQDQ, record_unfused_depthwise)
 from .target import GAP8, Gap8Target
@@ -51,6 +52,7 @@ def gap8_passes(hw: Gap8Target = GAP8, fuse: bool = True, policy: str = "all") -
         passes += [FuseDepthwisePointwise(hw, policy), FusePointwiseDepthwise(hw, policy),
                    record_unfused_depthwise]
     passes += [FormConvKernels(), FormAddKernels(), FormPoolKernels(), FormDenseKernels(),
+               FormMulKernels(), FormLutKernels(),
                LowerFusedKernels(hw), SimplifyQDQ(), relax.transform.FoldConstant()]
     return passes
 

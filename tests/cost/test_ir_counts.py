@@ -12,6 +12,8 @@ from tvm_gap8.schedules.dense import DenseKernelSpec, plan_dense, schedule_dense
 from tvm_gap8.schedules.eltwise import AddKernelSpec, plan_add, schedule_add
 from tvm_gap8.schedules.epilogue import Epilogue
 from tvm_gap8.schedules.fused import ConvGeom, FusedKernelSpec, build_fused
+from tvm_gap8.schedules.lut import (LutKernelSpec, MulKernelSpec, plan_lut, plan_mul,
+                                    schedule_lut, schedule_mul)
 from tvm_gap8.schedules.plan import choose_plan, plan_conv, plan_fused
 from tvm_gap8.schedules.pool import PoolKernelSpec, plan_pool, schedule_pool
 from tvm_gap8.schedules.requant import quantize_multiplier
@@ -53,6 +55,11 @@ def _specs():
                                     -128, 127), plan_add
     yield "pool int8", PoolKernelSpec((1, 96, 6, 6), "int8", 3, m, n, -1), plan_pool
     yield "dense float", DenseKernelSpec((1, 256), 100), plan_dense
+    yield "lut int8", LutKernelSpec((1, 24, 12, 12), "int8", "int8"), plan_lut
+    yield "mul int8 per-channel", MulKernelSpec((1, 24, 12, 12), (1, 24, 1, 1), "int8", 3, -128,
+                                                m, n, 5, "int8"), plan_mul
+    yield "mul uint8", MulKernelSpec((1, 16, 10, 10), (1, 16, 10, 10), "uint8", 3, 128, m, n,
+                                     5, "uint8"), plan_mul
 
 
 SPECS = list(_specs())
@@ -68,7 +75,7 @@ def test_ir_matches_plan(name, spec, make, l1):
     else:
         plan = choose_plan(spec, hw, name, make)
         build = {plan_conv: schedule_conv, plan_add: schedule_add, plan_pool: schedule_pool,
-                 plan_dense: schedule_dense}[make]
+                 plan_dense: schedule_dense, plan_lut: schedule_lut, plan_mul: schedule_mul}[make]
         func = build(spec, plan)
     counts = kernel_counts(func)
     assert counts["l1_peak_bytes"] == plan.l1_bytes <= l1

@@ -82,9 +82,19 @@ def test_uint8_activations(build):
     assert out["within_1_lsb_fraction"] >= 0.999 and out["max_lsb_err"] <= 2
 
 
-def test_int8_squeeze_excite_refused_for_the_right_reason_and_float_listed():
+def test_int8_squeeze_excite_refused_for_the_right_reason_and_integer():
     result = compile_checked(quantized(M.squeeze_excite_block()))
     (refused,) = result.report["fusion"]["refused"]
     assert "non-elementwise op, mean (se_pool_0)" in refused["reason"]
-    # the SE gate and HardSwish have no integer kernel: computed in float, and listed
-    assert "se_scale_0" in result.report["float_layers"]
+    # HardSwish, the SE gate (HardSigmoid) and the SE scale run as integer kernels
+    assert result.report["float_layers"] == []
+    kinds = [layer["kind"] for layer in result.report["layers"]]
+    assert "lut" in kinds and "mul" in kinds
+
+
+@pytest.mark.parametrize("act", ["hardswish", "hardswish_decomposed"])
+def test_int8_hardswish_between_dw_and_pw_is_integer(act):
+    result = compile_checked(quantized(M.dw_pw_block(cin=8, cout=16, h=12, w=12, act=act)))
+    assert result.report["float_layers"] == []
+    (out,) = result.report["check"]["outputs"]
+    assert out["max_lsb_err"] <= 2 and out["within_1_lsb_fraction"] >= 0.999

@@ -389,3 +389,114 @@ def read_layer(kind: str, func: relax.Function, args):
 def bindings_of(func):
     for block in func.body.blocks:
         yield from block.bindings
+
+
+def _np_op(op, args, extra):
+    """onnxruntime's float32 arithmetic for the elementwise ops a table may hold."""
+    f32 = np.float32
+    if op == "relax.add":
+        return (args[0] + args[1]).astype(f32)
+    if op == "relax.subtract":
+        return (args[0] - args[1]).astype(f32)
+    if op == "relax.multiply":
+        return (args[0] * args[1]).astype(f32)
+    if op == "relax.divide":
+        return (args[0] / args[1]).astype(f32)
+    if op == "relax.maximum":
+        return np.maximum(args[0], args[1]).astype(f32)
+    if op == "relax.minimum":
+        return np.minimum(args[0], args[1]).astype(f32)
+    if op == "relax.nn.relu":
+        return np.maximum(args[0], f32(0))
+    if op == "relax.clip":
+        return np.clip(args[0], f32(extra[0]), f32(extra[1])).astype(f32)
+    if op == "relax.sigmoid":
+        return (f32(1) / (f32(1) + np.exp(-args[0]))).astype(f32)
+    raise UnsupportedError(f"{op} in an int8 table")
+
+
+def read_lut(func: relax.Function, args):
+    """``quantize(f(dequantize(x)))`` -> (LutKernelSpec, [x, table]). The table holds the int8
+    output for each of the 256 inputs, computed as onnxruntime would: dequantize, f in float32,
+    divide by the scale, round half to even, add the zero point, saturate."""
+    from ..schedules.lut import LutKernelSpec
+    from ..schedules.requant import dtype_range
+
+    env = {p: a for p, a in zip(func.params, args)}
+
+    def const(e):
+        while isinstance(e, relax.Var) and e in env:
+            e = env[e]
+        return _const_array(e)
+
+    values, x, out = {}, None, None
+    for b in bindings_of(func):
+        call = b.value
+        op = call.op.name
+        if op == "relax.dequantize":
+            src = call.args[0]
+            while isinstance(src, relax.Var) and src in env:
+                src = env[src]
+            scale, zp = np.float32(const(call.args[1]).reshape(())), int(const(call.args[2]))
+            if _const_array(src) is not None:  # a quantized constant operand
+                q = _const_array(src).astype(np.int64)
+            else:
+                x = src
+                lo, _ = dtype_range(str(x.ty.dtype))
+                q = np.arange(lo, lo + 256, dtype=np.int64)
+            values[b.var] = ((q - zp).astype(np.float32) * scale).astype(np.float32)
+        elif op == "relax.quantize":
+            scale, zp = np.float32(const(call.args[1]).reshape(())), int(const(call.args[2]))
+            out_dtype = str(call.ty.dtype)
+            lo, hi = dtype_range(out_dtype)
+            v = values[call.args[0]]
+            out = np.clip(np.rint((v / scale).astype(np.float32)) + zp, lo, hi).astype(out_dtype)
+        else:
+            operands = []
+            for a in call.args:
+                if isinstance(a, relax.Var) and a in values:
+                    operands.append(values[a])
+                elif const(a) is not None:
+                    operands.append(const(a).astype(np.float32).reshape(()))
+            extra = (float(call.args[1].value), float(call.args[2].value)) \
+                if op == "relax.clip" else None
+            values[b.var] = _np_op(op, operands, extra)
+    shape = tuple(int(v) for v in x.ty.shape.values)
+    spec = LutKernelSpec(shape, str(x.ty.dtype), str(out.dtype))
+    return spec, [x, relax.const(out)]
+
+
+def read_mul(func: relax.Function, args):
+    """``quantize(dequantize(a) * dequantize(b))`` -> (MulKernelSpec, [a, b])."""
+    from ..schedules.lut import MulKernelSpec
+
+    env = {p: a for p, a in zip(func.params, args)}
+
+    def resolve(e):
+        while isinstance(e, relax.Var) and e in env:
+            e = env[e]
+        return e
+
+    dq, quant, mul = {}, None, None
+    for b in bindings_of(func):
+        call = b.value
+        op = call.op.name
+        if op == "relax.dequantize":
+            dq[b.var] = (resolve(call.args[0]), float(_const_array(resolve(call.args[1]))
+                                                      .reshape(())),
+                         int(_const_array(resolve(call.args[2])).reshape(())))
+        elif op == "relax.multiply":
+            mul = call
+        elif op == "relax.quantize":
+            quant = (float(_const_array(resolve(call.args[1])).reshape(())),
+                     int(_const_array(resolve(call.args[2])).reshape(())), str(call.ty.dtype))
+    (a, sa, za), (bb, sb, zb) = dq[mul.args[0]], dq[mul.args[1]]
+    sy, zy, out_dtype = quant
+    if str(a.ty.dtype) != str(bb.ty.dtype):
+        raise UnsupportedError("multiply of tensors with different integer types")
+    scale = (np.float32(sa) * np.float32(sb)) / np.float32(sy)
+    m, n = quantize_multiplier(scale)
+    spec = MulKernelSpec(tuple(int(v) for v in a.ty.shape.values),
+                         tuple(int(v) for v in bb.ty.shape.values), str(a.ty.dtype), za, zb, m,
+                         n, zy, out_dtype)
+    return spec, [a, bb]

@@ -266,6 +266,41 @@ class FormDenseKernels(_LayerKernelFormation):
     patterns = (patterns.q_dense_pattern, patterns.dense_pattern)
 
 
+class _QuantizedElementwise(_LayerKernelFormation):
+    """Only integer forms: a float elementwise op stays on TVM's legalized op."""
+
+    def _problem(self, ctx):
+        for value in ctx.matched_bindings.values():
+            if isinstance(value, relax.Call) and getattr(value.op, "name", "") in (
+                    "relax.quantize", "relax.dequantize"):
+                for q in value.args[1:]:
+                    if isinstance(q, tvm.ir.expr.GenericConst) and q.value.numpy().size != 1:
+                        return "per-channel activation quantization"
+                dtype = str(value.ty.dtype if value.op.name == "relax.quantize"
+                            else value.args[0].ty.dtype)
+                if dtype not in ("int8", "uint8"):
+                    return f"{dtype} activations"
+        return super()._problem(ctx)
+
+
+@tvm.transform.module_pass(opt_level=0, name="FormLutKernels")
+class FormLutKernels(_QuantizedElementwise):
+    """quantize(f(dequantize(x))) for an elementwise f -> ``gap8.lut`` (a 256-entry table)."""
+
+    kind = "lut"
+    problem = staticmethod(patterns.lut_problem)  # (before `patterns` is shadowed)
+    patterns = (patterns.q_lut_pattern,)
+
+
+@tvm.transform.module_pass(opt_level=0, name="FormMulKernels")
+class FormMulKernels(_QuantizedElementwise):
+    """quantize(dequantize(a) * dequantize(b)) -> ``gap8.mul`` (integer product, requantized)."""
+
+    kind = "mul"
+    problem = staticmethod(patterns.mul_problem)  # (before `patterns` is shadowed)
+    patterns = (patterns.q_mul_pattern,)
+
+
 def _annotate_composites(mod, kind):
     layouts = LAYOUTS.get(kind, {"input": "CHW", "output": "CHW"})
     for gv, func in list(mod.functions_items()):

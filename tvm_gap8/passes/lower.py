@@ -29,7 +29,9 @@ from ..target import GAP8, Gap8Target, gap8_enabled
 from ..schedules.dense import DenseKernelSpec, plan_dense, schedule_dense
 from ..schedules.eltwise import AddKernelSpec, plan_add, schedule_add
 from ..schedules.pool import PoolKernelSpec, plan_pool, schedule_pool
-from .extract import conv_geom, read_composite, read_layer
+from ..schedules.lut import (LutKernelSpec, MulKernelSpec, plan_lut, plan_mul, schedule_lut,
+                             schedule_mul)
+from .extract import conv_geom, read_composite, read_layer, read_lut, read_mul
 
 OPAQUE = 8  # tvm::relax::OpPatternKind::kOpaque
 
@@ -49,6 +51,10 @@ def spec_from_composite(func: relax.Function, args):
     kind = str(func.attrs["gap8.kind"])
     if kind in ("add", "pool", "dense"):
         return read_layer(kind, func, args)
+    if kind == "lut":
+        return read_lut(func, args)
+    if kind == "mul":
+        return read_mul(func, args)
     kernel = read_composite(func, args)
     stages = kernel.stages
     if kind in ("dw_pw", "pw_dw"):
@@ -81,6 +87,8 @@ _KERNELS = {  # spec type -> (tile plan maker, schedule)
     AddKernelSpec: (plan_add, schedule_add),
     PoolKernelSpec: (plan_pool, schedule_pool),
     DenseKernelSpec: (plan_dense, schedule_dense),
+    LutKernelSpec: (plan_lut, schedule_lut),
+    MulKernelSpec: (plan_mul, schedule_mul),
 }
 
 

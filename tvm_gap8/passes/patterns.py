@@ -272,3 +272,45 @@ def relax_Var():  # noqa: N802 - late import keeps this module free of relax at 
     from tvm import relax
 
     return relax.Var
+
+
+# -- int8 elementwise ops left between quantize/dequantize ---------------------------------
+
+def _unary_chains(d):
+    c = is_const
+    scaled = is_op("relax.multiply")(c(), d) | is_op("relax.multiply")(d, c())
+    hsig = is_op("relax.clip")(is_op("relax.add")(scaled, c()), wildcard(), wildcard())
+    single = []
+    for op in ("relax.add", "relax.subtract", "relax.multiply", "relax.divide", "relax.maximum",
+               "relax.minimum"):
+        k = _dq(is_const()) | is_const()  # the quantizer quantizes constants too
+        single += [is_op(op)(d, k), is_op(op)(k, d)]
+    return [is_op("relax.multiply")(d, hsig), is_op("relax.multiply")(hsig, d), hsig,
+            is_op("relax.sigmoid")(d), is_op("relax.nn.relu")(d),
+            is_op("relax.clip")(d, wildcard(), wildcard())] + single
+
+
+def q_lut_pattern():
+    d = _dq(wildcard())
+    body = _alternation(_unary_chains(d))
+    return is_op("relax.quantize")(body, is_const(), is_const()), {"anchor": body}
+
+
+def q_mul_pattern():
+    mul = is_op("relax.multiply")(_dq(wildcard()), _dq(wildcard()))
+    return is_op("relax.quantize")(mul, is_const(), is_const()), {"anchor": mul}
+
+
+def lut_problem(call) -> str | None:
+    if call.ty.ndim != 4:
+        return f"a {call.ty.ndim}-D elementwise op (the table kernel takes NCHW)"
+    return None
+
+
+def mul_problem(call) -> str | None:
+    a, b = (_shape(x) for x in call.args)
+    if len(a) != 4 or not (b == a or b == [1, a[1], 1, 1]):
+        return f"a multiply of shapes {a} and {b} (needs equal shapes or one value per channel)"
+    if a[0] != 1:
+        return f"batch {a[0]}"
+    return None

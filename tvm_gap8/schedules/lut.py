@@ -1,0 +1,144 @@
+"""Integer elementwise kernels for the QDQ ops with no conv around them.
+
+``LutKernelSpec``: ``quantize(f(dequantize(x)))`` for any elementwise ``f`` of one tensor (the
+HardSigmoid/HardSwish, Sigmoid, Clip that exporters and the quantizer leave standing) is a
+256-entry table of the int8 input; the table is computed at compile time with onnxruntime's
+float32 arithmetic, so the kernel is one load per element, integer only.
+
+``MulKernelSpec``: ``quantize(dequantize(a) * dequantize(b))`` (squeeze-excite's gate, the
+product of HardSwish) with ``b`` either the same shape or one value per channel: the int32
+product of the zero-point-free operands, requantized like a conv accumulator.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from .common import Operand, double_buffer, finish, stage_in, stage_out
+from .requant import dtype_range, requant_expr
+
+
+@dataclass(frozen=True)
+class LutKernelSpec:
+    shape: tuple  # (1, C, H, W)
+    dtype: str  # input element type (int8 | uint8)
+    out_dtype: str
+    kind: str = "lut"
+
+    @property
+    def out_shape(self):
+        return self.shape
+
+    def macs(self) -> int:
+        return 0
+
+
+def lut_compute(spec: LutKernelSpec):
+    from tvm import te
+
+    x = te.placeholder(spec.shape, spec.dtype, name="x")
+    table = te.placeholder((256,), spec.out_dtype, name="table")
+    offset = 128 if spec.dtype == "int8" else 0
+    y = te.compute(spec.shape, lambda *i: table[x(*i).astype("int32") + offset], name="lut_out")
+    return [x, table, y]
+
+
+@dataclass(frozen=True)
+class MulKernelSpec:
+    shape: tuple  # (1, C, H, W) of the output and of ``a``
+    b_shape: tuple  # same, or (1, C, 1, 1)
+    dtype: str
+    za: int
+    zb: int
+    mult: int
+    shift: int
+    zy: int
+    out_dtype: str
+    kind: str = "mul"
+
+    @property
+    def out_shape(self):
+        return self.shape
+
+    def macs(self) -> int:
+        return math.prod(self.shape)
+
+
+def mul_compute(spec: MulKernelSpec):
+    from tvm import te, tirx
+
+    a = te.placeholder(spec.shape, spec.dtype, name="a")
+    b = te.placeholder(spec.b_shape, spec.dtype, name="b")
+    per_channel = spec.b_shape != spec.shape
+    oa, ob = Operand(spec.dtype, spec.za), Operand(spec.dtype, spec.zb)
+
+    def body(n, c, i, j):
+        bv = b[0, c, 0, 0] if per_channel else b[n, c, i, j]
+        prod = oa.load(a[n, c, i, j]) * ob.load(bv)
+        return requant_expr(prod, tirx.const(spec.mult, "int32"), tirx.const(spec.shift, "int32"),
+                            spec.zy, *dtype_range(spec.out_dtype), spec.out_dtype)
+
+    y = te.compute(spec.shape, body, name="mul_out")
+    return [a, b, y]
+
+
+def _schedule_rows(compute, spec, plan, inputs, out_name):
+    from tvm import s_tir, te
+
+    sch = s_tir.Schedule(te.create_prim_func(compute(spec)))
+    out = sch.get_sblock(out_name)
+    _, c, i, j = sch.get_loops(out)
+    it, ii = sch.split(i, [None, plan.rows])
+    ct, ci = sch.split(c, [None, plan.channels])
+    sch.reorder(it, ct, ci, ii, j)
+    stage_out(sch, out, ct)
+    for name, role in inputs:
+        stage_in(sch, out, name, role, ct if role == "input" else None)
+    if plan.double_buffered:
+        double_buffer(sch, ct)
+    return finish(sch)
+
+
+def schedule_lut(spec, plan):
+    return _schedule_rows(lut_compute, spec, plan, [("x", "input"), ("table", "weight")],
+                          "lut_out")
+
+
+def schedule_mul(spec, plan):
+    per_channel = spec.b_shape != spec.shape
+    return _schedule_rows(mul_compute, spec, plan,
+                          [("a", "input"), ("b", "weight" if per_channel else "input")],
+                          "mul_out")
+
+
+def _plan_rows(spec, hw, rows, channels, extra_in, extra_wgt, kind):
+    from .plan import L1Buffer, TilePlan, input_copies
+
+    _, c, h, w = spec.shape
+    rt, ct = math.ceil(h / rows), math.ceil(c / channels)
+    db = input_copies(hw, ct)
+    tile = channels * rows * w
+    bufs = [L1Buffer("x", "input", tile, spec.dtype, db)]
+    if extra_in:
+        bufs.append(L1Buffer("b", "input", tile, spec.dtype, db))
+    bufs.append(L1Buffer("out", "output", tile, spec.out_dtype, db))
+    if extra_wgt:
+        bufs.append(L1Buffer("w", "weight", extra_wgt, "uint8"))
+    total = c * h * w
+    act_in = total * (2 if extra_in else 1)
+    transfers = rt * ct * (3 if extra_in else 2) + (1 if extra_wgt else 0)
+    cycles = (act_in + total + extra_wgt) / hw.dma_bytes_per_cycle + \
+        transfers * hw.dma_setup_cycles + rt * ct * hw.eltwise_cycles(tile)
+    return TilePlan(kind, rows, channels, rt, ct, tuple(bufs), act_in, total, extra_wgt,
+                    transfers, 0, cycles, db == 2)
+
+
+def plan_lut(spec, hw, rows, channels):
+    return _plan_rows(spec, hw, rows, channels, False, 256, "lut")
+
+
+def plan_mul(spec, hw, rows, channels):
+    per_channel = spec.b_shape != spec.shape
+    return _plan_rows(spec, hw, rows, channels, not per_channel,
+                      spec.shape[1] if per_channel else 0, "mul")
