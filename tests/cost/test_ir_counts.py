@@ -58,6 +58,8 @@ def _specs():
     yield "lut int8", LutKernelSpec((1, 24, 12, 12), "int8", "int8"), plan_lut
     yield "mul int8 per-channel", MulKernelSpec((1, 24, 12, 12), (1, 24, 1, 1), "int8", 3, -128,
                                                 m, n, 5, "int8"), plan_mul
+    yield "lut 2-D", LutKernelSpec((1, 96), "int8", "int8"), plan_lut
+    yield "mul 2-D", MulKernelSpec((1, 64), (1, 64), "int8", 1, 2, m, n, 0, "int8"), plan_mul
     yield "mul uint8", MulKernelSpec((1, 16, 10, 10), (1, 16, 10, 10), "uint8", 3, 128, m, n,
                                      5, "uint8"), plan_mul
 

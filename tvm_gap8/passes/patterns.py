@@ -302,14 +302,14 @@ def q_mul_pattern():
 
 
 def lut_problem(call) -> str | None:
-    if call.ty.ndim != 4:
-        return f"a {call.ty.ndim}-D elementwise op (the table kernel takes NCHW)"
+    if call.ty.ndim not in (2, 4):
+        return f"a {call.ty.ndim}-D elementwise op (the table kernel takes NCHW or [N, F])"
     return None
 
 
 def mul_problem(call) -> str | None:
     a, b = (_shape(x) for x in call.args)
-    if len(a) != 4 or not (b == a or b == [1, a[1], 1, 1]):
+    if len(a) not in (2, 4) or not (b == a or (len(a) == 4 and b == [1, a[1], 1, 1])):
         return f"a multiply of shapes {a} and {b} (needs equal shapes or one value per channel)"
     if a[0] != 1:
         return f"batch {a[0]}"

@@ -41,6 +41,7 @@ def lut_compute(spec: LutKernelSpec):
     table = te.placeholder((256,), spec.out_dtype, name="table")
     offset = 128 if spec.dtype == "int8" else 0
     y = te.compute(spec.shape, lambda *i: table[x(*i).astype("int32") + offset], name="lut_out")
+    # (any rank: the schedule tiles NCHW by rows x channels and [N, F] by features)
     return [x, table, y]
 
 
@@ -73,9 +74,9 @@ def mul_compute(spec: MulKernelSpec):
     per_channel = spec.b_shape != spec.shape
     oa, ob = Operand(spec.dtype, spec.za), Operand(spec.dtype, spec.zb)
 
-    def body(n, c, i, j):
-        bv = b[0, c, 0, 0] if per_channel else b[n, c, i, j]
-        prod = oa.load(a[n, c, i, j]) * ob.load(bv)
+    def body(*idx):
+        bv = b[0, idx[1], 0, 0] if per_channel else b[idx]
+        prod = oa.load(a[idx]) * ob.load(bv)
         return requant_expr(prod, tirx.const(spec.mult, "int32"), tirx.const(spec.shift, "int32"),
                             spec.zy, *dtype_range(spec.out_dtype), spec.out_dtype)
 
@@ -88,10 +89,15 @@ def _schedule_rows(compute, spec, plan, inputs, out_name):
 
     sch = s_tir.Schedule(te.create_prim_func(compute(spec)))
     out = sch.get_sblock(out_name)
-    _, c, i, j = sch.get_loops(out)
-    it, ii = sch.split(i, [None, plan.rows])
-    ct, ci = sch.split(c, [None, plan.channels])
-    sch.reorder(it, ct, ci, ii, j)
+    loops = sch.get_loops(out)
+    if len(loops) == 4:  # NCHW: rows x channels tiles
+        _, c, i, j = loops
+        it, ii = sch.split(i, [None, plan.rows])
+        ct, ci = sch.split(c, [None, plan.channels])
+        sch.reorder(it, ct, ci, ii, j)
+    else:  # [N, F]: feature tiles
+        _, c = loops
+        ct, ci = sch.split(c, [None, plan.channels])
     stage_out(sch, out, ct)
     for name, role in inputs:
         stage_in(sch, out, name, role, ct if role == "input" else None)
@@ -115,7 +121,7 @@ def schedule_mul(spec, plan):
 def _plan_rows(spec, hw, rows, channels, extra_in, extra_wgt, kind):
     from .plan import L1Buffer, TilePlan, input_copies
 
-    _, c, h, w = spec.shape
+    _, c, h, w = spec.shape if len(spec.shape) == 4 else (*spec.shape, 1, 1)
     rt, ct = math.ceil(h / rows), math.ceil(c / channels)
     db = input_copies(hw, ct)
     tile = channels * rows * w
