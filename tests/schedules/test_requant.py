@@ -73,3 +73,17 @@ def test_add_multipliers_share_a_shift():
     ma, mb, n = add_multipliers(0.02, 0.05, 0.04)
     assert max(ma, mb) < 2 ** 31
     assert abs(ma / 2 ** n - 0.5) < 1e-8 and abs(mb / 2 ** n - 1.25) < 1e-8
+
+
+def test_fuzz_regression_rounds_like_qlinearconv_not_like_the_float_path():
+    """Found by benchmarks/fuzz.py (dw_pw 15->51, k7 s2, HardSwish after the PW, int8):
+    accumulator 25057 with these scales is 38.5000018 in exact arithmetic. MLAS's QLinearConv
+    (fl32(acc) * S, round half to even) and the integers give 39; onnxruntime had run that conv
+    as float DQ->Conv->Q and gave 38. We keep the correctly rounded 39."""
+    sx, sw, sy = 0.021686408668756485, 0.004205354023724794, 0.05935516580939293
+    acc = 25057
+    scale = float32_scale(sx, [sw], sy)[0]
+    m, n = quantize_multiplier(scale)
+    assert abs(acc * sx * sw / sy - 38.5000018) < 1e-6
+    assert requant_reference([acc], m, n, 0, -128, 127)[0] == 39
+    assert _float32_rne([acc], scale, 0, -128, 127)[0] == 39
