@@ -111,7 +111,7 @@ def _evaluate(expr, env):
         return binary[name](_evaluate(e.a, env), _evaluate(e.b, env))
     if name == "Not":
         return np.logical_not(_evaluate(e.a, env))
-    raise NotImplementedError(f"cannot evaluate {name}: {e}")
+    raise ValueError(f"copy_traffic cannot evaluate a {name} in a copy predicate: {e}")
 
 
 def _is_if_then_else(e) -> bool:

@@ -87,14 +87,11 @@ class _GroupFormation:
     kind = ""
     patterns: tuple = ()  # pattern factories: () -> (pattern, annotations)
 
+    # subclasses define _convs(ctx) -> the anchor calls (None: not a candidate) and
+    # _problem(ctx) -> why the match must not fuse (None: it may)
+
     def __init__(self):
         self.refused: list[dict] = []
-
-    def _convs(self, ctx):
-        raise NotImplementedError
-
-    def _problem(self, ctx) -> str | None:
-        raise NotImplementedError
 
     def _check(self, ctx: PatternCheckContext) -> bool:
         convs = self._convs(ctx)
