@@ -53,6 +53,7 @@ def _specs():
     m, n = quantize_multiplier(0.7)
     yield "add int8", AddKernelSpec((1, 24, 12, 12), "int8", 1, -2, 3 << 20, 5 << 20, 22, 0,
                                     -128, 127), plan_add
+    yield "add float relu", AddKernelSpec((1, 16, 10, 10), lo=0.0), plan_add
     yield "pool int8", PoolKernelSpec((1, 96, 6, 6), "int8", 3, m, n, -1), plan_pool
     yield "dense float", DenseKernelSpec((1, 256), 100), plan_dense
     yield "lut int8", LutKernelSpec((1, 24, 12, 12), "int8", "int8"), plan_lut

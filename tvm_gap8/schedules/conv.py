@@ -11,14 +11,15 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from .common import (Operand, double_buffer, finish, padded_input, scalar_accumulator,
+from .common import (Operand, TypedOperands, double_buffer, finish, padded_input,
+                     scalar_accumulator,
                      stage_in, stage_out, stage_padded_input, stage_params)
 from .epilogue import Epilogue
 from .fused import ConvGeom
 
 
 @dataclass(frozen=True)
-class ConvKernelSpec:
+class ConvKernelSpec(TypedOperands):
     in_shape: tuple  # (1, C, H, W)
     geom: ConvGeom
     groups: int = 1
@@ -29,10 +30,6 @@ class ConvKernelSpec:
     in_zp: int = 0
     w_dtype: str = ""
     kind: str = "conv"  # conv | dw | pw (for reports)
-
-    @property
-    def weight_dtype(self) -> str:
-        return self.w_dtype or self.dtype
 
     @property
     def out_dtype(self) -> str:
@@ -47,9 +44,6 @@ class ConvKernelSpec:
         _, _, h, w = self.in_shape
         oh, ow = self.geom.out_hw(h, w)
         return (1, self.geom.out_channels, oh, ow)
-
-    def channel_dtype(self, i: int) -> str:
-        return self.channel_dtypes[i] if self.channel_dtypes else self.dtype
 
     def macs(self) -> int:
         cg = self.in_shape[1] // self.groups

@@ -6,13 +6,14 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from .common import (Operand, double_buffer, finish, scalar_accumulator, stage_in, stage_out,
+from .common import (Operand, TypedOperands, double_buffer, finish, scalar_accumulator,
+                     stage_in, stage_out,
                      stage_params)
 from .epilogue import Epilogue
 
 
 @dataclass(frozen=True)
-class DenseKernelSpec:
+class DenseKernelSpec(TypedOperands):
     in_shape: tuple  # (N, K)
     out_features: int
     epilogue: Epilogue = Epilogue()
@@ -30,13 +31,6 @@ class DenseKernelSpec:
     @property
     def out_dtype(self):
         return self.epilogue.out_dtype or self.dtype
-
-    @property
-    def weight_dtype(self):
-        return self.w_dtype or self.dtype
-
-    def channel_dtype(self, i):
-        return self.channel_dtypes[i] if self.channel_dtypes else self.dtype
 
     def macs(self) -> int:
         return self.in_shape[0] * self.in_shape[1] * self.out_features

@@ -79,35 +79,58 @@ def add_compute(spec: AddKernelSpec):
     return [a, b, y]
 
 
-def schedule_add(spec: AddKernelSpec, plan):
+def schedule_elementwise(compute, spec, plan, inputs, out_name):
+    """Tile an elementwise kernel (NCHW: rows x channels; [N, F]: features): inputs staged per
+    tile (``role == "input"``) or once (``"weight"``), the channel-tile loop pipelined."""
     from tvm import s_tir, te
 
-    sch = s_tir.Schedule(te.create_prim_func(add_compute(spec)))
-    out = sch.get_sblock("add_out")
-    _, c, i, j = sch.get_loops(out)
-    it, ii = sch.split(i, [None, plan.rows])
-    ct, ci = sch.split(c, [None, plan.channels])
-    sch.reorder(it, ct, ci, ii, j)
+    sch = s_tir.Schedule(te.create_prim_func(compute(spec)))
+    out = sch.get_sblock(out_name)
+    loops = sch.get_loops(out)
+    if len(loops) == 4:  # NCHW: rows x channels tiles
+        _, c, i, j = loops
+        it, ii = sch.split(i, [None, plan.rows])
+        ct, ci = sch.split(c, [None, plan.channels])
+        sch.reorder(it, ct, ci, ii, j)
+    else:  # [N, F]: feature tiles
+        _, c = loops
+        ct, ci = sch.split(c, [None, plan.channels])
     stage_out(sch, out, ct)
-    stage_in(sch, out, "a", "input", ct)
-    stage_in(sch, out, "b", "input", ct)
+    for name, role in inputs:
+        stage_in(sch, out, name, role, ct if role == "input" else None)
     if plan.double_buffered:
         double_buffer(sch, ct)
     return finish(sch)
 
 
-def plan_add(spec: AddKernelSpec, hw, rows: int, channels: int):
+def schedule_add(spec: AddKernelSpec, plan):
+    return schedule_elementwise(add_compute, spec, plan, [("a", "input"), ("b", "input")],
+                                "add_out")
+
+
+def plan_elementwise(spec, hw, rows, channels, extra_in, extra_wgt, kind):
+    """Plan of ``schedule_elementwise``: one input (two with ``extra_in``), the output, and
+    ``extra_wgt`` bytes copied once."""
     from .plan import L1Buffer, TilePlan, _dtype_bytes, input_copies
 
-    _, c, h, w = spec.shape
+    _, c, h, w = spec.shape if len(spec.shape) == 4 else (*spec.shape, 1, 1)
     rt, ct = math.ceil(h / rows), math.ceil(c / channels)
     db = input_copies(hw, ct)
     tile = channels * rows * w
-    bufs = (L1Buffer("a", "input", tile, spec.dtype, db), L1Buffer("b", "input", tile, spec.dtype, db),
-            L1Buffer("add_out", "output", tile, spec.dtype, db))
-    total = c * h * w * _dtype_bytes(spec.dtype)
-    transfers = 3 * rt * ct
-    cycles = total * 3 / hw.dma_bytes_per_cycle + transfers * hw.dma_setup_cycles + \
-        rt * ct * hw.eltwise_cycles(tile)
-    return TilePlan("add", rows, channels, rt, ct, bufs, 2 * total, total, 0, transfers, 0,
-                    cycles, db == 2)
+    bufs = [L1Buffer("x", "input", tile, spec.dtype, db)]
+    if extra_in:
+        bufs.append(L1Buffer("b", "input", tile, spec.dtype, db))
+    bufs.append(L1Buffer("out", "output", tile, spec.out_dtype, db))
+    if extra_wgt:
+        bufs.append(L1Buffer("w", "weight", extra_wgt, "uint8"))
+    act_in = c * h * w * _dtype_bytes(spec.dtype) * (2 if extra_in else 1)
+    act_out = c * h * w * _dtype_bytes(spec.out_dtype)
+    transfers = rt * ct * (3 if extra_in else 2) + (1 if extra_wgt else 0)
+    cycles = (act_in + act_out + extra_wgt) / hw.dma_bytes_per_cycle + \
+        transfers * hw.dma_setup_cycles + rt * ct * hw.eltwise_cycles(tile)
+    return TilePlan(kind, rows, channels, rt, ct, tuple(bufs), act_in, act_out, extra_wgt,
+                    transfers, 0, cycles, db == 2)
+
+
+def plan_add(spec: AddKernelSpec, hw, rows: int, channels: int):
+    return plan_elementwise(spec, hw, rows, channels, True, 0, "add")

@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..target import L1_SCOPE
-from .common import (COPY_ANN, ROLE_ANN, Operand, double_buffer, finish, inside,
+from .common import (COPY_ANN, ROLE_ANN, Operand, TypedOperands, double_buffer, finish, inside,
                      padded_input, scalar_accumulator, stage_padded_input,
                      stage_in, stage_out, stage_params)
 from .epilogue import Epilogue
@@ -44,7 +44,7 @@ class ConvGeom:
 
 
 @dataclass(frozen=True)
-class FusedKernelSpec:
+class FusedKernelSpec(TypedOperands):
     """Everything needed to build one fused kernel; produced by the lowering pass."""
 
     kind: str  # "dw_pw" | "pw_dw"
@@ -62,19 +62,12 @@ class FusedKernelSpec:
     w_dtype: str = ""  # weights' element type (default: dtype)
 
     @property
-    def weight_dtype(self) -> str:
-        return self.w_dtype or self.dtype
-
-    @property
     def out_dtype(self) -> str:
         return self.second_epilogue.out_dtype or self.dtype
 
     @property
     def mid_dtype(self) -> str:
         return self.first_epilogue.out_dtype or self.dtype
-
-    def channel_dtype(self, i: int) -> str:
-        return self.channel_dtypes[i] if self.channel_dtypes else self.dtype
 
     @property
     def dw(self) -> ConvGeom:

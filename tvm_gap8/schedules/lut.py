@@ -15,7 +15,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from .common import Operand, double_buffer, finish, stage_in, stage_out
+from .common import Operand
+from .eltwise import plan_elementwise, schedule_elementwise
 from .requant import dtype_range, requant_expr
 
 
@@ -84,67 +85,23 @@ def mul_compute(spec: MulKernelSpec):
     return [a, b, y]
 
 
-def _schedule_rows(compute, spec, plan, inputs, out_name):
-    from tvm import s_tir, te
-
-    sch = s_tir.Schedule(te.create_prim_func(compute(spec)))
-    out = sch.get_sblock(out_name)
-    loops = sch.get_loops(out)
-    if len(loops) == 4:  # NCHW: rows x channels tiles
-        _, c, i, j = loops
-        it, ii = sch.split(i, [None, plan.rows])
-        ct, ci = sch.split(c, [None, plan.channels])
-        sch.reorder(it, ct, ci, ii, j)
-    else:  # [N, F]: feature tiles
-        _, c = loops
-        ct, ci = sch.split(c, [None, plan.channels])
-    stage_out(sch, out, ct)
-    for name, role in inputs:
-        stage_in(sch, out, name, role, ct if role == "input" else None)
-    if plan.double_buffered:
-        double_buffer(sch, ct)
-    return finish(sch)
-
-
 def schedule_lut(spec, plan):
-    return _schedule_rows(lut_compute, spec, plan, [("x", "input"), ("table", "weight")],
+    return schedule_elementwise(lut_compute, spec, plan, [("x", "input"), ("table", "weight")],
                           "lut_out")
 
 
 def schedule_mul(spec, plan):
     per_channel = spec.b_shape != spec.shape
-    return _schedule_rows(mul_compute, spec, plan,
+    return schedule_elementwise(mul_compute, spec, plan,
                           [("a", "input"), ("b", "weight" if per_channel else "input")],
                           "mul_out")
 
 
-def _plan_rows(spec, hw, rows, channels, extra_in, extra_wgt, kind):
-    from .plan import L1Buffer, TilePlan, input_copies
-
-    _, c, h, w = spec.shape if len(spec.shape) == 4 else (*spec.shape, 1, 1)
-    rt, ct = math.ceil(h / rows), math.ceil(c / channels)
-    db = input_copies(hw, ct)
-    tile = channels * rows * w
-    bufs = [L1Buffer("x", "input", tile, spec.dtype, db)]
-    if extra_in:
-        bufs.append(L1Buffer("b", "input", tile, spec.dtype, db))
-    bufs.append(L1Buffer("out", "output", tile, spec.out_dtype, db))
-    if extra_wgt:
-        bufs.append(L1Buffer("w", "weight", extra_wgt, "uint8"))
-    total = c * h * w
-    act_in = total * (2 if extra_in else 1)
-    transfers = rt * ct * (3 if extra_in else 2) + (1 if extra_wgt else 0)
-    cycles = (act_in + total + extra_wgt) / hw.dma_bytes_per_cycle + \
-        transfers * hw.dma_setup_cycles + rt * ct * hw.eltwise_cycles(tile)
-    return TilePlan(kind, rows, channels, rt, ct, tuple(bufs), act_in, total, extra_wgt,
-                    transfers, 0, cycles, db == 2)
-
-
 def plan_lut(spec, hw, rows, channels):
-    return _plan_rows(spec, hw, rows, channels, False, 256, "lut")
+    return plan_elementwise(spec, hw, rows, channels, False, 256, "lut")
 
 
 def plan_mul(spec, hw, rows, channels):
     per_channel = spec.b_shape != spec.shape
-    return _plan_rows(spec, hw, rows, channels, not per_channel,
+    return plan_elementwise(spec, hw, rows, channels, not per_channel,
                       spec.shape[1] if per_channel else 0, "mul")
