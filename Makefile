@@ -1,5 +1,6 @@
 # Two commands do everything: `make demo` (compile the bundled example for GAP8) and `make test`.
-# Both create .venv if missing and install the package (editable) with its test extras.
+# Both create .venv if missing and install the package (editable) with its test extras, at the
+# exact versions of constraints.txt (the versions the suite was run with).
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
@@ -9,10 +10,10 @@ PYTEST_ARGS ?=
 
 .PHONY: install demo test test-all clean
 
-$(STAMP): setup.cfg pyproject.toml
+$(STAMP): setup.cfg pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test]'
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -100,6 +100,41 @@ def _graph_inputs(model: onnx.ModelProto) -> list:
     return [i for i in model.graph.input if i.name not in inits]
 
 
+def _static(dim) -> bool:
+    """A dimension with a positive ``dim_value``. Exporters write dynamic dims as a
+    ``dim_param``, as nothing, or (PaddlePaddle: ``-1``; some tools: ``0``) as a non-positive
+    ``dim_value``: all of these are dynamic, pinned by ``--input-shape``."""
+    return dim.HasField("dim_value") and dim.dim_value > 0
+
+
+def _pin(inp, want: tuple[int, ...]) -> None:
+    """Write ``--input-shape``'s dims into a graph input, after checking them."""
+    dims = inp.type.tensor_type.shape.dim
+    if len(want) != len(dims):
+        raise UsageError(f"--input-shape {inp.name}: rank {len(want)} given, the model's "
+                         f"input has rank {len(dims)}")
+    if any(v <= 0 for v in want):
+        raise UsageError(f"--input-shape {inp.name}: zero-size or negative dimension "
+                         f"{tuple(want)}; every dimension must be >= 1")
+    for d, v in zip(dims, want):
+        if _static(d) and d.dim_value != v:
+            raise UsageError(f"--input-shape {inp.name}: dimension {v} conflicts with the "
+                             f"model's static {d.dim_value}")
+        d.Clear()
+        d.dim_value = v
+
+
+def _static_shape(inp) -> tuple[int, ...]:
+    shape = []
+    for axis, d in enumerate(inp.type.tensor_type.shape.dim):
+        if not _static(d):
+            label = d.dim_param or (str(d.dim_value) if d.HasField("dim_value") else "?")
+            raise UsageError(f"input {inp.name!r} has a dynamic dimension {axis} ({label}); "
+                             f"pin it with --input-shape {inp.name}:D0,D1,...")
+        shape.append(d.dim_value)
+    return tuple(shape)
+
+
 def pin_input_shapes(model: onnx.ModelProto, input_shapes: dict[str, tuple[int, ...]] | None):
     """Write static shapes into the graph inputs; return {name: shape} and {name: dtype}."""
     input_shapes = dict(input_shapes or {})
@@ -115,27 +150,8 @@ def pin_input_shapes(model: onnx.ModelProto, input_shapes: dict[str, tuple[int, 
         dims = tt.shape.dim
         dtypes[inp.name] = onnx.helper.tensor_dtype_to_np_dtype(tt.elem_type).name
         if inp.name in input_shapes:
-            want = input_shapes[inp.name]
-            if len(want) != len(dims):
-                raise UsageError(f"--input-shape {inp.name}: rank {len(want)} given, the model's "
-                                 f"input has rank {len(dims)}")
-            for d, v in zip(dims, want):
-                if d.HasField("dim_value") and d.dim_value != v:
-                    raise UsageError(f"--input-shape {inp.name}: dimension {v} conflicts with the "
-                                     f"model's static {d.dim_value}")
-                d.Clear()
-                d.dim_value = v
-        shape = []
-        for axis, d in enumerate(dims):
-            if not d.HasField("dim_value"):
-                label = d.dim_param or "?"
-                raise UsageError(f"input {inp.name!r} has a dynamic dimension {axis} ({label}); "
-                                 f"pin it with --input-shape {inp.name}:D0,D1,...")
-            shape.append(d.dim_value)
-        if any(v <= 0 for v in shape):
-            raise UsageError(f"input {inp.name!r} has a zero-size or negative dimension "
-                             f"{tuple(shape)}; every dimension must be >= 1")
-        shapes[inp.name] = tuple(shape)
+            _pin(inp, input_shapes[inp.name])
+        shapes[inp.name] = _static_shape(inp)
     return shapes, dtypes
 
 

@@ -53,6 +53,26 @@ def test_unpinned_dynamic_dim_names_the_input():
         import_onnx(_dynamic_model())
 
 
+def _paddle_style(model, dim_value):
+    """The exporter's dynamic batch as PaddlePaddle writes it: ``dim_value: -1`` (or 0), on the
+    input and the output."""
+    for vi in list(model.graph.input) + list(model.graph.output):
+        d = vi.type.tensor_type.shape.dim[0]
+        d.Clear()
+        d.dim_value = dim_value
+    return model
+
+
+@pytest.mark.parametrize("dim_value", [-1, 0])
+def test_non_positive_dim_value_is_dynamic(dim_value):
+    model = _paddle_style(_dynamic_model(), dim_value)
+    label = str(dim_value)
+    with pytest.raises(UsageError, match=rf"input 'x' has a dynamic dimension 0 \({label}\)"):
+        import_onnx(model)
+    result = compile_checked(model, input_shapes={"x": (1, 3, 8, 8)})
+    assert result.report["inputs"] == {"x": [1, 3, 8, 8]}
+
+
 def test_input_shape_errors():
     model = _dynamic_model()
     with pytest.raises(UsageError, match="unknown input 'nope'.*inputs are x"):

@@ -5,7 +5,7 @@ import tvm
 from tvm import relax
 
 import tvm_gap8  # noqa: F401  (registers the pipeline)
-from tvm_gap8.compiler import random_inputs, run_onnxruntime
+from tvm_gap8.check import random_inputs, run_onnxruntime
 from tvm_gap8.frontend import import_onnx
 from tvm_gap8.target import tvm_target
 from tvm_gap8.testing import onnx_models as M
