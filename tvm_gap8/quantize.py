@@ -10,14 +10,53 @@ from __future__ import annotations
 
 import glob
 import os
+import shutil
 import sys
+import tempfile
 import warnings
 
 import numpy as np
 import onnx
 
-from .errors import UsageError
-from .frontend import _name_nodes, load_onnx, optimize_with_onnxruntime, pin_input_shapes
+from .errors import Gap8Error, ModelError, UsageError
+from .frontend import (_name_nodes, import_onnx, load_onnx, optimize_with_onnxruntime,
+                       pin_input_shapes)
+
+#: DequantizeLinear/QuantizeLinear take a per-axis scale (``axis``) from opset 13 on.
+PER_AXIS_OPSET = 13
+
+
+def _opset(model: onnx.ModelProto) -> int:
+    return next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
+
+
+def _at_least_opset(model: onnx.ModelProto, version: int, warn: bool) -> onnx.ModelProto:
+    """The model converted to ``version`` with onnx's version converter when it is older (the
+    QDQ nodes the quantizer writes need opset 13 for per-channel scales)."""
+    old = _opset(model)
+    if old >= version:
+        return model
+    from onnx import version_converter
+
+    try:
+        converted = version_converter.convert_version(model, version)
+        onnx.checker.check_model(converted)
+    except Exception as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelError(f"cannot convert the model from opset {old} to {version} for "
+                         f"quantization: {first}") from None
+    if warn:
+        print(f"warning: model converted from opset {old} to {version} (per-channel "
+              "QuantizeLinear/DequantizeLinear need opset 13)", file=sys.stderr)
+    return converted
+
+
+def _validate(path: str, shapes) -> None:
+    """The quantized model must pass the ONNX checker and our importer before it is written."""
+    try:
+        import_onnx(path, shapes)
+    except Gap8Error as exc:
+        raise ModelError(f"the quantized model does not import: {exc}") from None
 
 
 class _Reader:
@@ -81,7 +120,7 @@ def quantize_model(model, output: str, input_shapes=None, calibration: str | Non
     m.CopyFrom(load_onnx(model))
     _name_nodes(m)
     shapes, dtypes = pin_input_shapes(m, input_shapes)
-    optimized = optimize_with_onnxruntime(m)
+    optimized = optimize_with_onnxruntime(_at_least_opset(m, PER_AXIS_OPSET, warn))
     if calibration:
         feeds = _npy_feeds(calibration, shapes, dtypes)
         source = f"{len(feeds)} samples from {calibration}"
@@ -93,10 +132,8 @@ def quantize_model(model, output: str, input_shapes=None, calibration: str | Non
         if warn:
             print("warning: calibrating on random data; accuracy needs representative inputs "
                   "(--calibration DIR of .npy files)", file=sys.stderr)
-    import tempfile
-
     with tempfile.TemporaryDirectory(prefix="tvm_gap8_q_") as tmp:
-        src = os.path.join(tmp, "float.onnx")
+        src, dst = os.path.join(tmp, "float.onnx"), os.path.join(tmp, "int8.onnx")
         onnx.save(optimized, src)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -106,10 +143,12 @@ def quantize_model(model, output: str, input_shapes=None, calibration: str | Non
             act = {"int8": QuantType.QInt8, "uint8": QuantType.QUInt8}.get(activation_type)
             if act is None:
                 raise UsageError(f"activation type {activation_type!r}: int8 or uint8")
-            quantize_static(src, output, _Reader(feeds), quant_format=QuantFormat.QDQ,
+            quantize_static(src, dst, _Reader(feeds), quant_format=QuantFormat.QDQ,
                             per_channel=per_channel, activation_type=act,
                             weight_type=QuantType.QInt8,
                             extra_options={"ActivationSymmetric": False,
                                            "WeightSymmetric": True})
+        _validate(dst, shapes)
+        shutil.move(dst, output)
     return {"output": output, "calibration": source, "per_channel": per_channel,
             "activation_type": activation_type}
