@@ -14,11 +14,6 @@ from dataclasses import dataclass, field
 
 from .errors import UsageError
 
-#: Storage scope of GAP8's cluster L1 (TCDM) in the lowered TIR. Lowering accepts the
-#: ``global.<tag>`` form for both the llvm and c targets (checked on apache-tvm 0.27).
-L1_SCOPE = "global.l1"
-#: Scope of L2 tensors: plain global memory.
-L2_SCOPE = "global"
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import tvm
 
-from tvm_gap8.cost.ir import allocations, kernel_counts, lower_for_inspection
+from tvm_gap8.cost.ir import kernel_counts, lower_for_inspection
+from tvm_gap8.tirwalk import allocations
 from tvm_gap8.schedules.conv import ConvKernelSpec, schedule_conv
 from tvm_gap8.schedules.dense import DenseKernelSpec, plan_dense, schedule_dense
 from tvm_gap8.schedules.eltwise import AddKernelSpec, plan_add, schedule_add
@@ -17,7 +18,8 @@ from tvm_gap8.schedules.lut import (LutKernelSpec, MulKernelSpec, plan_lut, plan
 from tvm_gap8.schedules.plan import choose_plan, plan_conv, plan_fused
 from tvm_gap8.schedules.pool import PoolKernelSpec, plan_pool, schedule_pool
 from tvm_gap8.schedules.requant import quantize_multiplier
-from tvm_gap8.target import GAP8, L1_SCOPE
+from tvm_gap8.target import GAP8
+from tvm_gap8.vocab import L1_SCOPE
 
 
 def _requant_epilogue(c, first_channel=0):

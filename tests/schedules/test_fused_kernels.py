@@ -5,11 +5,12 @@ import numpy as np
 import pytest
 import tvm
 
-from tvm_gap8.cost.ir import sblocks
+from tvm_gap8.tirwalk import sblocks
 from tvm_gap8.schedules.epilogue import Epilogue
-from tvm_gap8.schedules.fused import COPY_ANN, ROLE_ANN, ConvGeom, FusedKernelSpec, build_fused
+from tvm_gap8.schedules.fused import ConvGeom, FusedKernelSpec, build_fused
+from tvm_gap8.vocab import COPY_ANN, L1_SCOPE, ROLE_ANN
 from tvm_gap8.schedules.plan import plan_dw_pw, plan_fused, plan_pw_dw
-from tvm_gap8.target import GAP8, L1_SCOPE
+from tvm_gap8.target import GAP8
 from tvm_gap8.testing.reference import conv2d_nchw
 
 BIAS_RELU = Epilogue((("relax.add", (("acc",), ("channel", 0)), None),

@@ -1,61 +1,15 @@
-"""Walking lowered TIR from Python.
-
-This TVM build has no Python statement visitor, so this module walks statements itself: the
-fields that hold child statements are few (``body``, ``seq``, ``then_case``/``else_case``,
-``block``, ``init``). Everything that inspects kernels (tests, the report, the cost model) goes
-through ``walk`` and ``sblocks`` here.
-"""
+"""Counts read off a lowered kernel's IR: the L1 peak and the bytes and transfers of every
+annotated copy stage, exactly. The report and the tests compare these with the tile plan."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
+import numpy as np
 import tvm
 from tvm import s_tir, tirx
 
-
-def _children(stmt):
-    if isinstance(stmt, tirx.SeqStmt):
-        return list(stmt.seq)
-    if isinstance(stmt, tirx.IfThenElse):
-        return [c for c in (stmt.then_case, stmt.else_case) if c is not None]
-    if isinstance(stmt, s_tir.SBlockRealize):
-        return [stmt.block]
-    if isinstance(stmt, s_tir.SBlock):
-        return [c for c in (stmt.init, stmt.body) if c is not None]
-    body = getattr(stmt, "body", None)
-    return [body] if isinstance(body, tirx.Stmt) else []
-
-
-def walk(stmt, loops=()) -> Iterator[tuple[object, tuple]]:
-    """Pre-order (statement, enclosing For loops outermost first)."""
-    yield stmt, loops
-    inner = loops + (stmt,) if isinstance(stmt, tirx.For) else loops
-    for child in _children(stmt):
-        yield from walk(child, inner)
-
-
-def sblocks(func) -> list:
-    """Every SBlock of a scheduled PrimFunc (root block included)."""
-    return [s for s, _ in walk(func.body) if isinstance(s, s_tir.SBlock)]
-
-
-def allocations(func) -> list:
-    """(buffer, enclosing loops) of every allocation: SBlock alloc_buffers and AllocBuffer."""
-    out = []
-    for s, loops in walk(func.body):
-        if isinstance(s, s_tir.SBlock):
-            out.extend((b, loops) for b in s.alloc_buffers)
-        elif isinstance(s, tirx.AllocBuffer):
-            out.append((s.buffer, loops))
-    return out
-
-
-def buffer_bytes(buf) -> int:
-    n = 1
-    for d in buf.shape:
-        n *= int(d)
-    return n * tvm.runtime.DataType(str(buf.dtype)).bits // 8
+from ..tirwalk import allocations, buffer_bytes, walk
+from ..vocab import (COPY_ANN, DMA_TRANSFERS, INPUT, L1_SCOPE, L1_TO_L2, L1_TO_L2_ACT,
+                     L2_TO_L1, L2_TO_L1_ACT, L2_TO_L1_WGT, OUTPUT, ROLE_ANN, WEIGHT)
 
 
 # -- what the tests and the report read off a kernel ---------------------------------------
@@ -64,8 +18,6 @@ def lower_for_inspection(func):
     """Run TVM's s_tir lowering up to software pipelining: buffers are compacted to their tile
     shapes and double-buffered copies have their two versions, blocks still carry our
     annotations. This is the IR whose L1 footprint we report."""
-    from tvm import s_tir
-
     mod = tvm.IRModule({"main": func.with_attr("global_symbol", "main")})
     seq = tvm.transform.Sequential([
         s_tir.transform.CanonicalizeLoop(),
@@ -87,8 +39,6 @@ def l1_buffers(func, scope: str) -> dict:
 
 def _evaluate(expr, env):
     """Evaluate an integer/boolean TIR expression over numpy arrays (loop vars -> arrays)."""
-    import numpy as np
-
     e = expr
     if isinstance(e, (tirx.IntImm,)):
         return np.int64(e.value)
@@ -123,10 +73,6 @@ def copy_traffic(func) -> dict:
     """Bytes moved and transfers issued by every annotated copy of a *scheduled* kernel,
     counted exactly: every point of the copy's loop nest where its predicate holds moves one
     element. Returns {(direction, role): {"bytes": b, "transfers": t}}."""
-    import numpy as np
-
-    from ..schedules.common import COPY_ANN, ROLE_ANN
-
     out: dict = {}
     for stmt, loops in walk(func.body):
         if not isinstance(stmt, s_tir.SBlockRealize):
@@ -137,7 +83,6 @@ def copy_traffic(func) -> dict:
             continue
         role = str(block.annotations[ROLE_ANN])
         # loops of the copy itself are those created for it (named ax*); the rest are tiles
-        inner = [lp for lp in loops if lp.loop_var.name.startswith("ax")]
         outer = [lp for lp in loops if not lp.loop_var.name.startswith("ax")]
         grids = np.meshgrid(*[np.arange(int(lp.min), int(lp.min) + int(lp.extent))
                               for lp in loops], indexing="ij") if loops else []
@@ -161,7 +106,6 @@ def copy_traffic(func) -> dict:
         acc = out.setdefault(key, {"bytes": 0, "transfers": 0})
         acc["bytes"] += elements * elem_bytes
         acc["transfers"] += transfers
-        del inner
     return out
 
 
@@ -169,8 +113,6 @@ def kernel_counts(func) -> dict:
     """What a scheduled gap8 kernel does, read off its IR: peak L1 bytes (all L1 buffers of the
     kernel are live together, double-buffered ones with both versions) and the traffic of its
     copy stages, in the report's terms."""
-    from ..target import L1_SCOPE
-
     lowered = lower_for_inspection(func)
     traffic = copy_traffic(func)
 
@@ -181,9 +123,9 @@ def kernel_counts(func) -> dict:
     return {
         "l1_peak_bytes": sum(l1_buffers(lowered, L1_SCOPE).values()),
         "traffic": {
-            "l2_to_l1_act": get("l2_to_l1", "input"),
-            "l1_to_l2_act": get("l1_to_l2", "output"),
-            "l2_to_l1_wgt": get("l2_to_l1", "weight"),
-            "dma_transfers": transfers,
+            L2_TO_L1_ACT: get(L2_TO_L1, INPUT),
+            L1_TO_L2_ACT: get(L1_TO_L2, OUTPUT),
+            L2_TO_L1_WGT: get(L2_TO_L1, WEIGHT),
+            DMA_TRANSFERS: transfers,
         },
     }

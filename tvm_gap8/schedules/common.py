@@ -12,10 +12,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..target import L1_SCOPE
-
-COPY_ANN = "gap8.copy"
-ROLE_ANN = "gap8.role"
+from ..tirwalk import walk
+from ..vocab import (COPY_ANN, INPUT, L1_SCOPE, L1_TO_L2, L2_TO_L1, OUTPUT, ROLE_ANN,
+                     WEIGHT)
 
 
 @dataclass(frozen=True)
@@ -82,8 +81,8 @@ def stage_padded_input(sch, loop):
     block = sch.get_sblock("x_pad")
     sch.compute_at(block, loop)
     sch.set_scope(block, 0, L1_SCOPE)
-    sch.annotate(block, COPY_ANN, "l2_to_l1")
-    sch.annotate(block, ROLE_ANN, "input")
+    sch.annotate(block, COPY_ANN, L2_TO_L1)
+    sch.annotate(block, ROLE_ANN, INPUT)
     return block
 
 
@@ -98,7 +97,7 @@ def stage_in(sch, block, name, role, loop=None):
     cb = sch.cache_read(block, name, L1_SCOPE)
     if loop is not None:
         sch.compute_at(cb, loop)
-    sch.annotate(cb, COPY_ANN, "l2_to_l1")
+    sch.annotate(cb, COPY_ANN, L2_TO_L1)
     sch.annotate(cb, ROLE_ANN, role)
     return cb
 
@@ -113,15 +112,15 @@ def stage_params(sch, blocks, names, loop=None, tiled=()):
             if name in names:
                 names.discard(name)
                 per_tile = loop is not None and name in tiled
-                stage_in(sch, block, name, "weight", loop if per_tile else None)
+                stage_in(sch, block, name, WEIGHT, loop if per_tile else None)
 
 
 def stage_out(sch, block, loop):
     """The block computes into an L1 tile that is copied L1->L2 once per iteration of loop."""
     copy = sch.cache_write(block, 0, L1_SCOPE)
     sch.reverse_compute_at(copy, loop)
-    sch.annotate(copy, COPY_ANN, "l1_to_l2")
-    sch.annotate(copy, ROLE_ANN, "output")
+    sch.annotate(copy, COPY_ANN, L1_TO_L2)
+    sch.annotate(copy, ROLE_ANN, OUTPUT)
     return copy
 
 
@@ -146,23 +145,16 @@ def double_buffer(sch, loop):
     stages = []
     for child in children:
         directions = set()
-        for stmt in _walk(child):
+        for stmt, _ in walk(child):
             if isinstance(stmt, s_tir.SBlock):
                 directions.add(str(stmt.annotations.get(COPY_ANN, "compute")))
-        stages.append(0 if directions == {"l2_to_l1"} else
-                      2 if directions == {"l1_to_l2"} else 1)
+        stages.append(0 if directions == {L2_TO_L1} else
+                      2 if directions == {L1_TO_L2} else 1)
     if 1 not in stages or len(set(stages)) < 2:
         return False
     sch.annotate(loop, "software_pipeline_stage", stages)
     sch.annotate(loop, "software_pipeline_order", list(range(len(stages))))
     return True
-
-
-def _walk(stmt):
-    from ..cost.ir import walk
-
-    for s, _ in walk(stmt):
-        yield s
 
 
 def finish(sch):

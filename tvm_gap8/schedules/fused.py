@@ -18,14 +18,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..target import L1_SCOPE
-from .common import (COPY_ANN, ROLE_ANN, Operand, TypedOperands, double_buffer, finish, inside,
+from ..vocab import INTERMEDIATE, L1_SCOPE, ROLE_ANN, WEIGHT
+from .common import (Operand, TypedOperands, double_buffer, finish, inside,
                      padded_input, scalar_accumulator, stage_padded_input,
                      stage_in, stage_out, stage_params)
 from .epilogue import Epilogue
-
-__all__ = ["COPY_ANN", "ROLE_ANN", "ConvGeom", "FusedKernelSpec", "build_fused"]
-
 
 @dataclass(frozen=True)
 class ConvGeom:

@@ -1,0 +1,53 @@
+"""The words the passes, schedules, cost model and report share: attribute and annotation keys,
+buffer roles, copy directions, traffic keys, memory scopes. Defined once, here, on the bottom
+floor (this module imports nothing of ours), so that no two modules spell a key differently and
+no module imports another just for a name.
+"""
+
+# -- memory scopes of the lowered TIR ------------------------------------------------------------
+#: GAP8's cluster L1 (TCDM). Lowering accepts the ``global.<tag>`` form for both the llvm and c
+#: targets (checked on apache-tvm 0.27); a bare ``l1`` is rejected.
+L1_SCOPE = "global.l1"
+#: L2 tensors: plain global memory.
+L2_SCOPE = "global"
+
+# -- block annotations of a scheduled kernel (read by cost.ir and the tests) -------------------
+COPY_ANN = "gap8.copy"  # on a copy block: its direction
+ROLE_ANN = "gap8.role"  # on a copy block or the intermediate's producer: the buffer's role
+
+# copy directions
+L2_TO_L1 = "l2_to_l1"
+L1_TO_L2 = "l1_to_l2"
+
+# buffer roles
+INPUT = "input"
+WEIGHT = "weight"
+OUTPUT = "output"
+INTERMEDIATE = "intermediate"
+
+# -- traffic keys (plans, the IR counts and report.json) --------------------------------------
+L2_TO_L1_ACT = "l2_to_l1_act"
+L1_TO_L2_ACT = "l1_to_l2_act"
+L2_TO_L1_WGT = "l2_to_l1_wgt"
+DMA_TRANSFERS = "dma_transfers"
+L3_TO_L2 = "l3_to_l2"
+TRAFFIC_KEYS = (L2_TO_L1_ACT, L1_TO_L2_ACT, L2_TO_L1_WGT, DMA_TRANSFERS)
+
+# -- attributes of a composite function (set by the fusion / formation passes) -----------------
+KIND_ATTR = "gap8.kind"  # also on the lowered PrimFunc
+LAYOUTS_ATTR = "gap8.layouts"  # also on the lowered PrimFunc
+ONNX_NODES_ATTR = "gap8.onnx_nodes"
+LAYER_ATTR = "gap8.layer"
+
+# -- attributes of a lowered kernel's PrimFunc ----------------------------------------------
+INTEGER_ATTR = "gap8.integer"
+MACS_ATTR = "gap8.macs"
+PLAN_ATTR = "gap8.plan"  # the tile: rows, channels, tile counts, double buffering
+PLAN_L1_ATTR = "gap8.plan_l1_bytes"
+PLAN_TRAFFIC_ATTR = "gap8.plan_traffic"
+PLAN_CYCLES_ATTR = "gap8.plan_cycles"
+EPILOGUES_ATTR = "gap8.epilogues"
+
+# -- module attributes: what the fusion passes decided ----------------------------------------
+REFUSED_ATTR = "gap8.fusion_refused"
+UNFUSED_ATTR = "gap8.unfused_dw"
