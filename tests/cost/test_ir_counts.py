@@ -11,7 +11,7 @@ from tvm_gap8.tirwalk import allocations
 from tvm_gap8.schedules.conv import ConvKernelSpec, schedule_conv
 from tvm_gap8.schedules.dense import DenseKernelSpec, plan_dense, schedule_dense
 from tvm_gap8.schedules.eltwise import AddKernelSpec, plan_add, schedule_add
-from tvm_gap8.schedules.epilogue import Epilogue
+from tvm_gap8.schedules.epilogue import ACC, Epilogue, EpilogueOp, Ref, Requant
 from tvm_gap8.schedules.fused import ConvGeom, FusedKernelSpec, build_fused
 from tvm_gap8.schedules.lut import (LutKernelSpec, MulKernelSpec, plan_lut, plan_mul,
                                     schedule_lut, schedule_mul)
@@ -23,15 +23,14 @@ from tvm_gap8.vocab import L1_SCOPE
 
 
 def _requant_epilogue(c, first_channel=0):
-    ops = (("gap8.requant", (("acc",), ("channel", first_channel),
-                             ("channel", first_channel + 1), ("channel", first_channel + 2)),
-            (-3, -128, 127, "int8")),)
-    return Epilogue(ops), [(1, c, 1, 1)] * 3, ["int32"] * 3
+    requant = Requant(-3, -128, 127, "int8", first_channel, first_channel + 1,
+                      first_channel + 2)
+    return Epilogue(requant=requant), [(1, c, 1, 1)] * 3, ["int32"] * 3
 
 
 def _specs():
-    bias = Epilogue((("relax.add", (("acc",), ("channel", 0)), None),
-                     ("relax.clip", (("val", 0),), (0.0, 6.0))))
+    bias = Epilogue((EpilogueOp("relax.add", (ACC, Ref("channel", 0))),
+                     EpilogueOp("relax.clip", (Ref("val", 0),), (0.0, 6.0))))
     yield "dw_pw float", FusedKernelSpec(
         "dw_pw", (1, 32, 24, 24), ConvGeom(32, 32, 3, 1, (1, 1, 1, 1)), ConvGeom(32, 64, 1),
         bias, Epilogue(), ((1, 32, 1, 1),)), None

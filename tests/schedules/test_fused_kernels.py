@@ -6,19 +6,19 @@ import pytest
 import tvm
 
 from tvm_gap8.tirwalk import sblocks
-from tvm_gap8.schedules.epilogue import Epilogue
+from tvm_gap8.schedules.epilogue import ACC, Epilogue, EpilogueOp, Ref
 from tvm_gap8.schedules.fused import ConvGeom, FusedKernelSpec, build_fused
 from tvm_gap8.vocab import COPY_ANN, L1_SCOPE, ROLE_ANN
 from tvm_gap8.schedules.plan import plan_dw_pw, plan_fused, plan_pw_dw
 from tvm_gap8.target import GAP8
 from tvm_gap8.testing.reference import conv2d_nchw
 
-BIAS_RELU = Epilogue((("relax.add", (("acc",), ("channel", 0)), None),
-                      ("relax.nn.relu", (("val", 0),), None)))
-HARDSWISH = Epilogue((("relax.add", (("acc",), ("scalar", 3.0)), None),
-                      ("relax.clip", (("val", 0),), (0.0, 6.0)),
-                      ("relax.divide", (("val", 1), ("scalar", 6.0)), None),
-                      ("relax.multiply", (("acc",), ("val", 2)), None)))
+BIAS_RELU = Epilogue((EpilogueOp("relax.add", (ACC, Ref("channel", 0))),
+                      EpilogueOp("relax.nn.relu", (Ref("val", 0),))))
+HARDSWISH = Epilogue((EpilogueOp("relax.add", (ACC, Ref("scalar", 3.0))),
+                      EpilogueOp("relax.clip", (Ref("val", 0),), (0.0, 6.0)),
+                      EpilogueOp("relax.divide", (Ref("val", 1), Ref("scalar", 6.0))),
+                      EpilogueOp("relax.multiply", (ACC, Ref("val", 2)))))
 
 
 def _hardswish(v):

@@ -5,11 +5,10 @@ tiny SSA program over one output element. Lowering evaluates it on the conv's ac
 the fused kernel, so whatever sequence of supported ops the pattern matched is computed exactly
 as Relax would (no activation is re-derived from a name).
 
-Operands: ``("acc",)`` the conv result; ``("val", i)`` the result of op ``i``; ``("scalar", v)``
-a constant; ``("channel", k)`` element ``[channel]`` of the k-th per-channel tensor (a
-``[1, C, 1, 1]`` constant such as a bias).
+Operands are ``Ref`` records: the conv result, the result of an earlier op, a constant, or an
+element of a per-channel tensor (a ``[1, C, 1, 1]`` constant such as a bias).
 
-Integer kernels end with ``gap8.requant``: int32 accumulator + int32 bias, times a per-channel
+Integer kernels have a ``Requant`` instead: int32 accumulator + int32 bias, times a per-channel
 int32 multiplier, rounding right shift, plus the output zero point, clamped (the activation
 folded into the clamp bounds) and cast to int8. See ``requant.py``.
 """
@@ -26,95 +25,134 @@ SUPPORTED_OPS = {
 
 
 @dataclass(frozen=True)
+class Ref:
+    """An operand of an epilogue op: ``acc`` (the accumulator), ``val`` (the result of op
+    ``value``), ``scalar`` (the constant ``value``), ``channel`` (element ``[channel]`` of the
+    per-channel tensor number ``value``)."""
+
+    kind: str
+    value: float = 0
+
+
+ACC = Ref("acc")
+
+
+@dataclass(frozen=True)
+class EpilogueOp:
+    op: str  # a Relax op name of SUPPORTED_OPS
+    operands: tuple  # of Ref
+    bounds: tuple | None = None  # clip's (lo, hi)
+
+
+@dataclass(frozen=True)
+class Requant:
+    """What follows an int32 accumulator: + the int32 bias, times ``mult / 2^shift`` per
+    channel, rounded (``requant.py``), + ``zero_point``, clamped to ``[lo, hi]`` (the
+    activation folded in), as ``out_dtype``. ``bias``, ``mult``, ``shift``: indices of the
+    kernel's per-channel tensors that hold them."""
+
+    zero_point: int
+    lo: int
+    hi: int
+    out_dtype: str
+    bias: int = -1
+    mult: int = -1
+    shift: int = -1
+
+
+_BINARY = {"relax.add": lambda a, b: a + b, "relax.subtract": lambda a, b: a - b,
+           "relax.multiply": lambda a, b: a * b, "relax.divide": lambda a, b: a / b}
+
+
+def _float_op(e: EpilogueOp, a, dtype):
+    from tvm import tirx
+
+    if e.op in _BINARY:
+        return _BINARY[e.op](a[0], a[1])
+    if e.op == "relax.maximum":
+        return tirx.max(a[0], a[1])
+    if e.op == "relax.minimum":
+        return tirx.min(a[0], a[1])
+    if e.op == "relax.nn.relu":
+        return tirx.max(a[0], tirx.const(0, dtype))
+    if e.op == "relax.clip":
+        lo, hi = e.bounds
+        return tirx.min(tirx.max(a[0], tirx.const(lo, dtype)), tirx.const(hi, dtype))
+    raise ValueError(f"unsupported epilogue op {e.op}")  # passes build only SUPPORTED_OPS
+
+
+@dataclass(frozen=True)
 class Epilogue:
-    ops: tuple = ()  # ((op_name, (operand, ...), extra), ...)
+    """Float: a program of ``EpilogueOp``; integer: ``requant`` (and no ops)."""
+
+    ops: tuple = ()
+    requant: Requant | None = None
 
     def apply(self, acc, channel, channel_tensors):
         """The TIR expression of the epilogue for one element."""
         from tvm import tirx
 
-        dtype = acc.dtype
+        def channel_value(k):
+            t = channel_tensors[k]
+            return t[(0, channel, 0, 0)] if len(t.shape) == 4 else t[channel]
+
+        if self.requant is not None:
+            from .requant import requant_expr
+
+            r = self.requant
+            return requant_expr(acc + channel_value(r.bias), channel_value(r.mult),
+                                channel_value(r.shift), r.zero_point, r.lo, r.hi, r.out_dtype)
         vals = []
 
-        def operand(o):
-            kind = o[0]
-            if kind == "acc":
-                return acc
-            if kind == "val":
-                return vals[o[1]]
-            if kind == "scalar":
-                return tirx.const(o[1], dtype)
-            if kind == "channel":
-                t = channel_tensors[o[1]]
-                return t[(0, channel, 0, 0)] if len(t.shape) == 4 else t[channel]
-            raise ValueError(o)
+        def operand(o: Ref):
+            return {"acc": lambda: acc, "val": lambda: vals[o.value],
+                    "scalar": lambda: tirx.const(o.value, acc.dtype),
+                    "channel": lambda: channel_value(o.value)}[o.kind]()
 
-        for op, operands, extra in self.ops:
-            a = [operand(o) for o in operands]
-            if op == "gap8.requant":
-                from .requant import requant_expr
-
-                acc_plus_bias, mult, shift = a[0] + a[1], a[2], a[3]
-                zp, lo, hi, out_dtype = extra
-                vals.append(requant_expr(acc_plus_bias, mult, shift, zp, lo, hi, out_dtype))
-                continue
-            if op == "relax.add":
-                v = a[0] + a[1]
-            elif op == "relax.subtract":
-                v = a[0] - a[1]
-            elif op == "relax.multiply":
-                v = a[0] * a[1]
-            elif op == "relax.divide":
-                v = a[0] / a[1]
-            elif op == "relax.maximum":
-                v = tirx.max(a[0], a[1])
-            elif op == "relax.minimum":
-                v = tirx.min(a[0], a[1])
-            elif op == "relax.nn.relu":
-                v = tirx.max(a[0], tirx.const(0, dtype))
-            elif op == "relax.clip":
-                lo, hi = extra
-                v = tirx.min(tirx.max(a[0], tirx.const(lo, dtype)), tirx.const(hi, dtype))
-            else:  # the pass only builds epilogues from SUPPORTED_OPS
-                raise ValueError(f"unsupported epilogue op {op}")
-            vals.append(v)
+        for e in self.ops:
+            vals.append(_float_op(e, [operand(o) for o in e.operands], acc.dtype))
         return vals[-1] if vals else acc
 
     def channels(self) -> set:
         """Indices of the per-channel tensors this epilogue reads."""
-        return {o[1] for _, operands, _ in self.ops for o in operands if o[0] == "channel"}
+        if self.requant is not None:
+            return {self.requant.bias, self.requant.mult, self.requant.shift}
+        return {o.value for e in self.ops for o in e.operands if o.kind == "channel"}
 
     @property
     def out_dtype(self) -> str | None:
         """The integer type a requantizing epilogue produces (None for float epilogues)."""
-        for op, _, extra in self.ops:
-            if op == "gap8.requant":
-                return extra[3]
-        return None
+        return self.requant.out_dtype if self.requant is not None else None
 
     @property
     def is_integer(self) -> bool:
-        return any(op == "gap8.requant" for op, _, _ in self.ops)
+        return self.requant is not None
 
     def describe(self) -> str:
         """A human name for the epilogue, e.g. ``bias+relu6``."""
-        if self.is_integer:
-            (_, _, (zp, lo, hi, dt)) = [o for o in self.ops if o[0] == "gap8.requant"][0]
-            return f"bias+requant[{dt} zp={zp} clamp={lo}..{hi}]"
-        names = [op for op, _, _ in self.ops]
+        if self.requant is not None:
+            r = self.requant
+            return f"bias+requant[{r.out_dtype} zp={r.zero_point} clamp={r.lo}..{r.hi}]"
+        ops = list(self.ops)
         parts = []
-        if names and names[0] == "relax.add" and self.ops[0][1][1][0] == "channel":
+        if ops and ops[0].op == "relax.add" and ops[0].operands[1].kind == "channel":
             parts.append("bias")
-            names = names[1:]
-        rest = [op for op, _, _ in self.ops[len(parts):]]
-        if rest == ["relax.nn.relu"]:
-            parts.append("relu")
-        elif rest == ["relax.clip"]:
-            lo, hi = self.ops[-1][2]
-            parts.append("relu6" if (lo, hi) == (0.0, 6.0) else f"clip[{lo:g},{hi:g}]")
-        elif rest in (["relax.add", "relax.clip", "relax.divide", "relax.multiply"],
-                      ["relax.add", "relax.clip", "relax.multiply", "relax.divide"]):
-            parts.append("hardswish")
-        elif rest:
-            parts.append("+".join(op.split(".")[-1] for op in rest))
+            ops = ops[1:]
+        parts += [_activation_name(ops)] if ops else []
         return "+".join(parts) or "none"
+
+
+_HARDSWISH = (["relax.add", "relax.clip", "relax.divide", "relax.multiply"],
+              ["relax.add", "relax.clip", "relax.multiply", "relax.divide"])
+
+
+def _activation_name(ops) -> str:
+    names = [e.op for e in ops]
+    if names == ["relax.nn.relu"]:
+        return "relu"
+    if names == ["relax.clip"]:
+        lo, hi = ops[-1].bounds
+        return "relu6" if (lo, hi) == (0.0, 6.0) else f"clip[{lo:g},{hi:g}]"
+    if names in _HARDSWISH:
+        return "hardswish"
+    return "+".join(op.split(".")[-1] for op in names)
