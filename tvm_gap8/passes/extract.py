@@ -392,7 +392,15 @@ def bindings_of(func):
 
 
 def _np_op(op, args, extra):
-    """onnxruntime's float32 arithmetic for the elementwise ops a table may hold."""
+    """onnxruntime's float32 arithmetic for the elementwise ops a table may hold.
+
+    Every op is one float32-rounded IEEE operation, so the table is the same on every CPU,
+    except for transcendentals, whose numpy float32 implementations are SIMD code that may
+    differ by CPU: Sigmoid's ``exp`` is evaluated in float64 and rounded to float32, then
+    ``1 / (1 + e)`` in float32. (float64 ``exp`` implementations differ by at most about an
+    ulp of float64; that changes the float32 rounding only for a value within ~2^-29 relative
+    of a float32 rounding boundary.) ``tvm_gap8.reference.ops.sigmoid`` uses the same
+    definition."""
     f32 = np.float32
     if op == "relax.add":
         return (args[0] + args[1]).astype(f32)
@@ -411,7 +419,8 @@ def _np_op(op, args, extra):
     if op == "relax.clip":
         return np.clip(args[0], f32(extra[0]), f32(extra[1])).astype(f32)
     if op == "relax.sigmoid":
-        return (f32(1) / (f32(1) + np.exp(-args[0]))).astype(f32)
+        e = np.exp(-np.asarray(args[0], np.float64)).astype(f32)
+        return (f32(1) / (f32(1) + e)).astype(f32)
     raise UnsupportedError(f"{op} in an int8 table")
 
 
