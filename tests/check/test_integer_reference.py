@@ -144,6 +144,21 @@ def test_maxpool_stays_float_and_is_exact():
     assert run.layer("mp_0").kind == "float"
 
 
+def test_broadcast_products_and_sums_stay_float_and_are_exact():
+    """A gate * tensor product and a tensor + per-channel sum have no integer kernel: the
+    compiler keeps them in float32, and the reference evaluates them so."""
+    b = M.GraphBuilder(0)
+    y = b.conv_bn_act("input", 8, 8, 3, 1, groups=8, act="relu", base="dw")
+    y = b.node("Mul", [b.node("Sigmoid", [b.node("GlobalAveragePool", [y], "gp")], "gate"), y],
+               "scale")
+    side = b.node("GlobalAveragePool", [b.conv_bn_act("input", 8, 8, 1, act=None, base="side")],
+                  "gp2")
+    y = b.conv_bn_act(b.node("Add", [y, side], "badd"), 8, 16, 1, act=None, base="pw")
+    result, run, _ = check_model(quantized(b.model("input", [1, 8, 12, 12], y, name="bcast")))
+    assert result.report["float_layers"] == ["scale_0", "badd_0"]
+    assert run.layer("scale_0").kind == run.layer("badd_0").kind == "float"
+
+
 def test_uint8_dw_pw_block():
     _, run, _ = check_model(quantized(M.dw_pw_block(cin=16, cout=24, h=12, w=12, stride=2),
                                       activation_type="uint8"))

@@ -158,7 +158,7 @@ def classify(graph: Graph, layer: Layer) -> str:
     ops = [n.op_type for n in nodes]
     acts = [graph.is_act_dq(t) for t in (nodes[0].input if nodes else ())]
     if _chain(nodes, "Conv") and acts[0] and graph.is_const_dq(nodes[0].input[1]) \
-            and list(graph.attr(nodes[0], "dilations", [1, 1])) == [1, 1]:
+            and _conv_kernel_ok(graph, nodes[0]):
         return "conv"
     if _chain(nodes, "Gemm") and acts[0] and graph.is_const_dq(nodes[0].input[1]) \
             and graph.attr(nodes[0], "transB", 0) == 1 and not graph.attr(nodes[0], "transA", 0) \
@@ -181,3 +181,12 @@ def classify(graph: Graph, layer: Layer) -> str:
         return "identity"
     return "float"
 
+
+
+def _conv_kernel_ok(graph: Graph, conv) -> bool:
+    """The convs our conv kernels take (``patterns.conv_problem``): square kernel, equal
+    strides, no dilation; any other QDQ conv stays float in our compiler."""
+    w = graph.inits[graph.producer[conv.input[1]].input[0]]
+    strides = list(graph.attr(conv, "strides", [1, 1]))
+    return w.ndim == 4 and w.shape[2] == w.shape[3] and strides[0] == strides[1] \
+        and list(graph.attr(conv, "dilations", [1, 1])) == [1, 1]

@@ -115,18 +115,24 @@ def mul_layer(graph: Graph, layer: Layer, acts):
     node = layer.nodes[0]
     (a, sa, za), (b, sb, zb) = acts[node.input[0]], acts[node.input[1]]
     sy, zy, dtype = graph.act_qparams(layer.quant)
-    per_channel = a.ndim == 4 and b.shape == (1, a.shape[1], 1, 1)
-    if a.ndim not in (2, 4) or a.shape[0] != 1 or not (b.shape == a.shape or per_channel):
-        # not our integer multiply: the compiler keeps this product in float32
-        prod = dequantize(a, np.float32(sa), za, 1, np.float32) * \
-            dequantize(b, np.float32(sb), zb, 1, np.float32)
-        return quantize(prod.astype(np.float32), np.float32(sy), zy, dtype, np.float32)
     m, n = quantize_multiplier((np.float32(sa) * np.float32(sb)) / np.float32(sy))
     prod = (a.astype(np.int64) - za) * (b.astype(np.int64) - zb)
     return requant(prod, m, n, zy, *dtype_range(dtype), dtype)
 
 
-def _const_f32(graph: Graph, layer: Layer, tensor):
+def float_path(graph: Graph, layer: Layer, acts):
+    """An elementwise layer our compiler leaves in float32 (a broadcast it has no integer
+    kernel for): TVM's dequantize, the ops in float32, TVM's quantize."""
+    vals = {t: dequantize(x, np.float32(s), z, 1, np.float32) for t, (x, s, z) in acts.items()}
+    for node in layer.nodes:
+        args = [vals[t] if t in vals else _const_f32(graph, layer, t, scalar=False)
+                for t in node.input if t]
+        vals[node.output[0]] = eval_node(graph, node, args, np.float32)
+    sy, zy, dtype = graph.act_qparams(layer.quant)
+    return quantize(vals[layer.quant.input[0]], np.float32(sy), zy, dtype, np.float32)
+
+
+def _const_f32(graph: Graph, layer: Layer, tensor, scalar=True):
     if graph.is_const_dq(tensor):
         q, scale, zp, axis = graph.const_dq(tensor)
         v = dequantize(q, scale, zp, axis, np.float32)
@@ -135,6 +141,8 @@ def _const_f32(graph: Graph, layer: Layer, tensor):
     else:
         raise ValueError(f"layer {layer.name!r}: operand {tensor!r} is neither the input nor a "
                          "constant")
+    if not scalar:
+        return v
     if v.size != 1:
         raise ValueError(f"layer {layer.name!r}: a non-scalar constant {tensor!r} in a table")
     return v.reshape(())
@@ -179,7 +187,23 @@ EVALUATORS = {"conv": conv_layer, "dense": dense_layer, "add": add_layer, "pool"
               "identity": identity_layer}
 
 
+def effective_kind(layer: Layer, acts) -> str:
+    """``layer.kind``, or ``float`` for an Add / Mul whose operand shapes our integer kernels
+    do not take (``patterns.add_problem`` / ``mul_problem``): the compiler keeps it float."""
+    if layer.kind not in ("add", "mul"):
+        return layer.kind
+    node = layer.nodes[0]
+    a, b = acts[node.input[0]][0].shape, acts[node.input[1]][0].shape
+    if layer.kind == "add":
+        return "add" if a == b and len(a) == 4 else "float"
+    ok = len(a) in (2, 4) and a[0] == 1 and (b == a or (len(a) == 4 and b == (1, a[1], 1, 1)))
+    return "mul" if ok else "float"
+
+
 def eval_layer(graph: Graph, layer: Layer, acts):
-    """The integer output of ``layer``; ``acts`` maps each activation DQ's output name to
+    """(kind, integer output) of ``layer``; ``acts`` maps each activation DQ's output name to
     (integer tensor, scale, zero point)."""
-    return EVALUATORS[layer.kind](graph, layer, acts)
+    kind = effective_kind(layer, acts)
+    if kind == "float":
+        return kind, float_path(graph, layer, acts)
+    return kind, EVALUATORS[kind](graph, layer, acts)

@@ -81,10 +81,10 @@ def _float_node(graph: Graph, node, values):
     return eval_node(graph, node, args, np.float32)
 
 
-def _record(graph: Graph, layer: Layer, values, output) -> LayerRecord:
+def _record(graph: Graph, layer: Layer, values, output, kind) -> LayerRecord:
     inputs = {dq.input[0]: values[dq.input[0]] for dq in layer.dqs}
     inputs.update({s: values[s] for s in layer.sources})
-    return LayerRecord(layer.name, layer.kind, layer.op, layer.main_node, output, inputs,
+    return LayerRecord(layer.name, kind, layer.op, layer.main_node, output, inputs,
                        [n.name for n in layer.nodes])
 
 
@@ -120,15 +120,15 @@ def integer_reference(model: onnx.ModelProto, inputs: dict) -> ReferenceRun:
         if layer is not None and layer.kind != "float":
             acts = {dq.output[0]: (values[dq.input[0]], *graph.act_qparams(dq)[:2])
                     for dq in layer.dqs}
-            out = eval_layer(graph, layer, acts)
+            kind, out = eval_layer(graph, layer, acts)
         else:
-            out = _float_node(graph, node, values)
+            kind, out = "float", _float_node(graph, node, values)
             if node.op_type in ORDER_DEPENDENT:
                 run.exact_applicable = False
                 run.reasons.append(f"node {node.name!r} ({node.op_type}) runs in float32 in our "
                                    "compiled code: its result depends on the summation order")
         values[node.output[0]] = out
         if layer is not None:
-            run.layers.append(_record(graph, layer, values, out))
+            run.layers.append(_record(graph, layer, values, out, kind))
     run.outputs = [values[o] for o in graph.outputs]
     return run
