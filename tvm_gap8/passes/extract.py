@@ -297,10 +297,15 @@ def read_layer(kind: str, func: relax.Function, args):
 # -- int8 elementwise: tables and products ---------------------------------------------------
 
 def _table_op(op, args, bounds):
-    """onnxruntime's float32 arithmetic for the elementwise ops a table may hold. Sigmoid's
-    ``exp`` is evaluated in float64 and rounded to float32: numpy's float32 ``exp`` is
-    vectorised differently per CPU, the float64 one rounds the same everywhere up to ties
-    that float32 rounding does not see."""
+    """onnxruntime's float32 arithmetic for the elementwise ops a table may hold.
+
+    Every op is one float32-rounded IEEE operation, so the table is the same on every CPU,
+    except for transcendentals, whose numpy float32 implementations are SIMD code that may
+    differ by CPU: Sigmoid's ``exp`` is evaluated in float64 and rounded to float32, then
+    ``1 / (1 + e)`` in float32. (float64 ``exp`` implementations differ by at most about an
+    ulp of float64; that changes the float32 rounding only for a value within ~2^-29 relative
+    of a float32 rounding boundary.) ``tvm_gap8.reference.ops.sigmoid`` uses the same
+    definition."""
     f32 = np.float32
     binary = {"relax.add": np.add, "relax.subtract": np.subtract, "relax.multiply": np.multiply,
               "relax.divide": np.divide, "relax.maximum": np.maximum,
@@ -312,7 +317,8 @@ def _table_op(op, args, bounds):
     if op == "relax.clip":
         return np.clip(args[0], f32(bounds[0]), f32(bounds[1])).astype(f32)
     if op == "relax.sigmoid":
-        return (1.0 / (1.0 + np.exp(-args[0].astype(np.float64)))).astype(f32)
+        e = np.exp(-np.asarray(args[0], np.float64)).astype(f32)
+        return (f32(1) / (f32(1) + e)).astype(f32)
     raise UnsupportedError(f"{op} in an int8 table")
 
 
