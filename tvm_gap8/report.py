@@ -198,6 +198,12 @@ def format_table(report: dict) -> str:
         for o in check.get("outputs", []):
             detail += (f"; int8 output: {o['within_1_lsb_fraction']:.4%} within 1 LSB, "
                        f"max {o['max_lsb_err']:g} LSB")
+        for o in check.get("float_outputs", []):  # check_float.py: final Sigmoid/Softmax
+            if o and o.get("activation"):
+                detail += (f"; {o['activation']} output vs exact {o['activation']} of the "
+                           f"reference pre-activation: max rel err "
+                           f"{o['max_elem_rel_err_vs_exact']:.3g}, "
+                           f"{o['max_err_over_bound']:.3g} x its bound")
         lines.append(f"check vs {check['reference']}: {detail} -> "
                      f"{'PASSED' if check['passed'] else 'FAILED'}")
     return "\n".join(lines)

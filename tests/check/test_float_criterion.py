@@ -115,3 +115,17 @@ def test_verdict_without_activation_is_the_plain_criterion(rng):
     assert not float_output_verdict(want * np.float32(1 + 1e-3), want)["passed"]
     assert not float_output_verdict(np.full_like(want, np.nan), want)["passed"]
     assert ACT_ABS_FLOOR < 1e-6
+
+
+def test_cli_user_command_passes(tmp_path):
+    """The user's command, on a model like theirs (outputs ~1e-6): exit status 0."""
+    import onnx
+
+    from tests.cli.test_cli import run_cli
+
+    path = tmp_path / "text_detector.onnx"
+    onnx.save(M.text_detector(32), path)
+    proc = run_cli("compile", path, "--check", "--input-shape", "input:1,3,32,32",
+                   "-o", tmp_path / "out")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "Sigmoid output vs exact Sigmoid" in proc.stdout and "-> PASSED" in proc.stdout
