@@ -9,6 +9,8 @@ def compile_checked(model, fuse=True, **kw):
     result = compile_model(model, fuse=fuse, check=True, **kw)
     check = result.report["check"]
     assert check["passed"], check
+    if "exact" in check and check["exact"]["applicable"]:  # int8: bit for bit
+        assert check["exact"]["equal"] and check["spec"]["passed"], check
     return result
 
 

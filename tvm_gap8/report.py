@@ -194,10 +194,33 @@ def format_table(report: dict) -> str:
         lines.append(f"  still float: {', '.join(report['float_layers'])}")
     check = report.get("check")
     if check:
-        detail = f"max abs err {check['max_abs_err']:.3g}, max rel err {check['max_rel_err']:.3g}"
-        for o in check.get("outputs", []):
-            detail += (f"; int8 output: {o['within_1_lsb_fraction']:.4%} within 1 LSB, "
-                       f"max {o['max_lsb_err']:g} LSB")
-        lines.append(f"check vs {check['reference']}: {detail} -> "
-                     f"{'PASSED' if check['passed'] else 'FAILED'}")
+        lines += check_lines(check)
     return "\n".join(lines)
+
+
+def check_lines(check: dict) -> list[str]:
+    """What ``--check`` found, for people (the figures are in report.json's ``check``)."""
+    verdict = "PASSED" if check["passed"] else "FAILED"
+    if "exact" in check:  # int8: the integer reference and the spec decide
+        exact = check["exact"]
+        same = ("bit for bit equal" if exact.get("equal") else "NOT equal") \
+            if exact["applicable"] else \
+            f"exact comparison not applicable ({'; '.join(exact['reasons'])})"
+        spec = check["spec"]
+        lines = [f"check vs the integer reference: {same}; QDQ spec: {spec['layers']} layers, "
+                 f"max {spec['max_step_diff']} step(s)"
+                 + (f", failing {', '.join(spec['failing'])}" if spec["failing"] else "")
+                 + f" -> {verdict}"]
+        for o in check["onnxruntime"]["outputs"]:
+            lines.append(f"  (information) vs {check['onnxruntime']['reference']}: "
+                         f"{o['equal_fraction']:.4%} equal, {o['within_1_lsb_fraction']:.4%} "
+                         f"within 1 LSB, max {o['max_lsb_err']} LSB")
+        return lines
+    detail = f"max abs err {check['max_abs_err']:.3g}, max rel err {check['max_rel_err']:.3g}"
+    for o in check.get("float_outputs", []):  # check/float_outputs.py: final Sigmoid/Softmax
+        if o and o.get("activation"):
+            detail += (f"; {o['activation']} output vs exact {o['activation']} of the "
+                       f"reference pre-activation: max rel err "
+                       f"{o['max_elem_rel_err_vs_exact']:.3g}, "
+                       f"{o['max_err_over_bound']:.3g} x its bound")
+    return [f"check vs {check['reference']}: {detail} -> {verdict}"]

@@ -115,7 +115,8 @@ def test_quantize_then_compile(example, tmp_path):
     proc = run_cli("compile", int8, "--check", "-o", tmp_path / "o", "-q")
     assert proc.returncode == 0, proc.stderr
     report = json.loads((tmp_path / "o" / "report.json").read_text())
-    assert report["check"]["passed"] and report["check"]["outputs"][0]["max_lsb_err"] <= 2
+    assert report["check"]["passed"] and report["check"]["exact"]["equal"]
+    assert report["check"]["outputs"][0]["max_lsb_err"] == 0 and report["check"]["spec"]["passed"]
     assert len(report["fusion"]["fused"]) == 13
 
 

@@ -1,6 +1,7 @@
 """Property-based: random DW->PW and PW->DW blocks (1..64 channels, 1..40 pixels, k 3/5/7,
 stride 1/2, symmetric and asymmetric padding, every activation, float and int8, random L1
-budgets) through the full GAP8 lowering, equal to onnxruntime. The CI profile runs 100
+budgets) through the full GAP8 lowering, passing --check (float: onnxruntime; int8: bit for bit
+the integer reference, every layer within one step of the QDQ spec). The CI profile runs 100
 examples; ``benchmarks/fuzz.py`` runs 1000+."""
 
 import os

@@ -23,7 +23,7 @@ def test_int8_dw_pw_block(stride, act, per_channel):
     result = compile_checked(model)
     assert [f["kind"] for f in result.report["fusion"]["fused"]] == ["dw_pw"]
     (out,) = result.report["check"]["outputs"]
-    assert out["within_1_lsb_fraction"] >= 0.999 and out["max_lsb_err"] <= 2
+    assert out["max_lsb_err"] == 0 and out["equal_fraction"] == 1.0  # the integer reference
     assert result.report["float_layers"] == []
 
 
@@ -80,7 +80,7 @@ def test_uint8_activations(build):
     assert result.report["float_layers"] == []
     assert any(layer["kind"] == "dw_pw" for layer in result.report["layers"])
     (out,) = result.report["check"]["outputs"]
-    assert out["within_1_lsb_fraction"] >= 0.999 and out["max_lsb_err"] <= 2
+    assert out["max_lsb_err"] == 0 and out["equal_fraction"] == 1.0  # the integer reference
 
 
 def test_int8_squeeze_excite_refused_for_the_right_reason_and_integer():
@@ -98,7 +98,7 @@ def test_int8_hardswish_between_dw_and_pw_is_integer(act):
     result = compile_checked(quantized(M.dw_pw_block(cin=8, cout=16, h=12, w=12, act=act)))
     assert result.report["float_layers"] == []
     (out,) = result.report["check"]["outputs"]
-    assert out["max_lsb_err"] <= 2 and out["within_1_lsb_fraction"] >= 0.999
+    assert out["max_lsb_err"] == 0 and out["equal_fraction"] == 1.0  # the integer reference
 
 
 def test_int8_classifier_hardswish_on_2d_tensors_is_integer():

@@ -223,3 +223,94 @@ def squeeze_excite_block(c=16, h=16, w=16, seed=0) -> onnx.ModelProto:
     y = b.node("Mul", [y, s], "se_scale")
     y = b.conv_bn_act(y, c, 24, 1, act=None, base="pw")
     return b.model("input", [1, c, h, w], y, name="mbv3_se_block")
+
+
+# -- a float text detector whose output Sigmoid is saturated ------------------------------------
+# The user report this reproduces: a MobileNetV3 + FPN text detector whose Sigmoid outputs are
+# ~3e-6 on random input. A pre-activation near -13 gives sigmoid(-13) = 2.3e-6.
+SATURATING_BIAS = -13.0
+
+
+def _resize_x2(b: GraphBuilder, x, mode: str):
+    """ONNX Resize by scales [1, 1, 2, 2] (the form PyTorch exports for nn.Upsample)."""
+    scales = b.const("up_scales", np.array([1.0, 1.0, 2.0, 2.0], np.float32))
+    attrs = {"mode": mode}
+    if mode == "nearest":
+        attrs.update(coordinate_transformation_mode="asymmetric", nearest_mode="floor")
+    else:
+        attrs.update(coordinate_transformation_mode="half_pixel")
+    return b.node("Resize", [x, "", scales], f"up_{mode}", **attrs)
+
+
+def _conv_transpose_x2(b: GraphBuilder, x, cin, cout, base="deconv"):
+    """ConvTranspose k2 s2 (He-scaled, with bias): the learned x2 upsampling of DB-style heads."""
+    w = (b.rng.standard_normal((cin, cout, 2, 2)) * np.sqrt(2.0 / cin)).astype(np.float32)
+    bias = (0.1 * b.rng.standard_normal(cout)).astype(np.float32)
+    return b.node("ConvTranspose", [x, b.const(base + "_w", w), b.const(base + "_b", bias)],
+                  base, kernel_shape=[2, 2], strides=[2, 2])
+
+
+def _se(b: GraphBuilder, x, c, base="se"):
+    s = b.node("GlobalAveragePool", [x], base + "_pool")
+    s = b.act(b.conv(s, c, max(c // 4, 8), 1, base=base + "_reduce"), "relu")
+    s = b.conv(s, max(c // 4, 8), c, 1, base=base + "_expand")
+    s = b.node("HardSigmoid", [s], base + "_gate", alpha=1.0 / 6, beta=0.5)
+    return b.node("Mul", [x, s], base + "_scale")
+
+
+def _mbv3_backbone(b: GraphBuilder):
+    """Stem (s2) + three DW/PW stages; returns the 1/2, 1/4 and 1/8 feature maps."""
+    y = b.conv_bn_act("input", 3, 16, 3, stride=2, act="hardswish", base="stem")
+    y = b.conv_bn_act(y, 16, 16, 3, groups=16, act="hardswish", base="b0_dw")
+    c1 = b.conv_bn_act(y, 16, 16, 1, act=None, base="b0_pw")  # 1/2
+    y = b.conv_bn_act(c1, 16, 48, 1, act="hardswish", base="b1_expand")
+    y = b.conv_bn_act(y, 48, 48, 3, stride=2, groups=48, act="hardswish", base="b1_dw")
+    y = _se(b, y, 48, base="b1_se")
+    c2 = b.conv_bn_act(y, 48, 24, 1, act=None, base="b1_pw")  # 1/4
+    y = b.conv_bn_act(c2, 24, 72, 1, act="hardswish", base="b2_expand")
+    y = b.conv_bn_act(y, 72, 72, 3, stride=2, groups=72, act="hardswish", base="b2_dw")
+    c3 = b.conv_bn_act(y, 72, 40, 1, act=None, base="b2_pw")  # 1/8
+    return c1, c2, c3
+
+
+def text_detector(resolution: int = 96, seed: int = 0,
+                  final_bias: float = SATURATING_BIAS) -> onnx.ModelProto:
+    """Small MobileNetV3 + FPN text detector (DB-net style) with a saturated Sigmoid output.
+
+    Backbone: conv stem s2, DW/PW blocks with HardSwish, one squeeze-excite, strides 2 down to
+    1/8. Decoder: 1x1 lateral convs, nearest Resize x2 -> Concat -> 3x3 conv, linear Resize x2
+    -> Concat -> 3x3 conv, ConvTranspose s2 back to full resolution, 1x1 conv with a large
+    negative bias (``final_bias``) and Sigmoid: outputs ~1e-6 like a model that sees no text.
+    ``resolution`` must be a multiple of 8.
+    """
+    b = GraphBuilder(seed)
+    c1, c2, c3 = _mbv3_backbone(b)
+    p3 = b.conv(c3, 40, 16, 1, base="lat3")
+    p2 = b.node("Concat", [_resize_x2(b, p3, "nearest"), b.conv(c2, 24, 16, 1, base="lat2")],
+                "cat2", axis=1)
+    p2 = b.act(b.conv(p2, 32, 16, 3, base="smooth2"), "hardswish")
+    p1 = b.node("Concat", [_resize_x2(b, p2, "linear"), b.conv(c1, 16, 16, 1, base="lat1")],
+                "cat1", axis=1)
+    p1 = b.act(b.conv(p1, 32, 16, 3, base="smooth1"), "relu")
+    y = b.act(_conv_transpose_x2(b, p1, 16, 8), "relu")
+    # Final 1x1: small weights (so the pre-activation spread is ~1) and the saturating bias.
+    w = (0.1 * b.rng.standard_normal((1, 8, 1, 1))).astype(np.float32)
+    y = b.node("Conv", [y, b.const("head_w", w),
+                        b.const("head_b", np.array([final_bias], np.float32))], "head",
+               kernel_shape=[1, 1])
+    y = b.node("Sigmoid", [y], "prob")
+    return b.model("input", [1, 3, resolution, resolution], y, name=f"text_detector_{resolution}")
+
+
+def saturated_sigmoid_block(cin=8, cout=4, h=16, w=16, seed=0,
+                            biases=(-14.0, 14.0)) -> onnx.ModelProto:
+    """Conv 3x3 -> Sigmoid with every output saturated: output channel c gets bias
+    ``biases[c % len(biases)]`` (|bias| >> the conv's spread of a few units, so
+    sigmoid is ~1e-6 near 0 or ~1 - 1e-6 near 1)."""
+    b = GraphBuilder(seed)
+    wt = (b.rng.standard_normal((cout, cin, 3, 3)) * np.sqrt(2.0 / (cin * 9))).astype(np.float32)
+    bias = np.array([biases[c % len(biases)] for c in range(cout)], np.float32)
+    y = b.node("Conv", ["input", b.const("conv_w", wt), b.const("conv_b", bias)], "conv",
+               kernel_shape=[3, 3], pads=[1, 1, 1, 1])
+    y = b.node("Sigmoid", [y], "sigmoid")
+    return b.model("input", [1, cin, h, w], y, name="saturated_sigmoid")
