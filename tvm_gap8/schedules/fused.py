@@ -233,7 +233,7 @@ def schedule_dw_pw(spec: FusedKernelSpec, plan):
     sch.compute_at(mid, it)
     sch.set_scope(mid, 0, L1_SCOPE)
     sch.annotate(mid, ROLE_ANN, "intermediate")
-    dw_loop = _dw_channel_tiles(sch, mid, plan.dw_channels) if staged else it
+    dw_loop = _dw_channel_tiles(sch, mid, it, plan.dw_channels) if staged else it
     dw_acc = sch.get_sblock("dw_acc")
     scalar_accumulator(sch, dw_acc, sch.get_loops(mid)[-1])
     stage_padded_input(sch, dw_loop)
@@ -246,12 +246,14 @@ def schedule_dw_pw(spec: FusedKernelSpec, plan):
     return finish(sch)
 
 
-def _dw_channel_tiles(sch, mid, dw_channels):
+def _dw_channel_tiles(sch, mid, row_loop, dw_channels):
     """Split the intermediate's channel loop (inside the row tile) into DW channel tiles of
     ``dw_channels``, outermost: the loop the DW input and weights are staged at."""
-    i, j, c = sch.get_loops(mid)[-3:]
+    loops = list(sch.get_loops(mid))
+    # below the row tile: rows, columns, channels (compute_at drops unit loops)
+    *pixels, c = loops[[sch.get(lp).same_as(sch.get(row_loop)) for lp in loops].index(True) + 1:]
     ct, ci = sch.split(c, [None, dw_channels])
-    sch.reorder(ct, i, j, ci)
+    sch.reorder(ct, *pixels, ci)
     return ct
 
 
