@@ -351,7 +351,19 @@ def _search(spec, hw: Gap8Target, layer, plans) -> TilePlan:
                     if p.l1_bytes <= hw.l1_budget and (best is None or key(p) < key(best)):
                         best = p
     if best is None:
-        raise TilingError(f"layer {layer} ({spec.kind}) cannot fit L1: its smallest tile "
-                          f"({smallest.describe()}) needs {smallest.l1_bytes} B, the L1 "
-                          f"budget is {hw.l1_budget} B")
+        reason = (f"its smallest tile ({smallest.describe()}) needs {smallest.l1_bytes} B, "
+                  f"the L1 budget is {hw.l1_budget} B")
+        err = TilingError(f"layer {layer} ({spec.kind}) cannot fit L1: {reason}")
+        err.reason = reason
+        raise err
     return best
+
+
+def fused_fit_problem(spec, hw: Gap8Target) -> str | None:
+    """Why a fused kernel fits no tile of L1 (the bytes its smallest tile needs and the
+    budget), or None when some tile fits: the fusion passes refuse such a pair."""
+    try:
+        plan_fused(spec, hw)
+    except TilingError as err:
+        return f"the fused kernel cannot fit L1 on {hw.name}: {err.reason}"
+    return None
