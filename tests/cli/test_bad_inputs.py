@@ -97,7 +97,7 @@ CASES = [
     ("unknown input", _good, ["--input-shape", "nope:1,4,8,8"], 2, "unknown input 'nope'"),
     ("wrong rank", _good, ["--input-shape", "input:1,4,8"], 2, "rank 3 given"),
     ("zero-size dims", _zero_dim, [], 2, "zero-size"),
-    ("layer cannot fit L1", _good, ["--l1-kb", "0.5"], 1, "cannot fit L1"),
+    ("layer cannot fit L1", _good, ["--l1-kb", "0.1"], 1, "cannot fit L1"),
     ("QOperator quantization", _qlinearconv, [], 1, "node 'qconv': QLinearConv (QOperator"),
     ("bad --l1-kb", _good, ["--l1-kb", "-3"], 2, "--l1-kb -3: must be > 0"),
 ]
