@@ -40,6 +40,17 @@ def test_pair_that_fits_no_tile_stays_unfused(dtype, budget):
     assert kinds == ["dw", "pw"]
 
 
+def test_pw_dw_pair_that_fits_no_tile_stays_unfused():
+    result = compile_checked(M.pw_dw_block(cin=8, hidden=48, h=16, w=16),
+                             hw=GAP8.replace(l1_bytes=1500))
+    assert result.report["fusion"]["fused"] == []
+    (refused,) = result.report["fusion"]["refused"]
+    assert "producer: the fused kernel cannot fit L1 on gap8" in refused["reason"]
+    needed, have = _refusal_bytes(refused["reason"])
+    assert have == 1500 < needed
+    assert [layer["kind"] for layer in _assert_tiled_within(result, 1500)] == ["pw", "dw"]
+
+
 def test_wide_block_fuses_channel_staged_under_a_small_l1():
     """In CI: at 10,000 B only the channel-staged variant fits the fused block (the row-tiled
     one stages all 64 input channels of a row tile: 9,276 B smallest is the staged one)."""
