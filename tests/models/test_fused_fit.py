@@ -53,7 +53,7 @@ def test_pw_dw_pair_that_fits_no_tile_stays_unfused():
 
 def test_wide_block_fuses_channel_staged_under_a_small_l1():
     """In CI: at 10,000 B only the channel-staged variant fits the fused block (the row-tiled
-    one stages all 64 input channels of a row tile: 9,276 B smallest is the staged one)."""
+    one stages 3 input rows of all 64 channels: over 26 kB at one row; staged: 9,276 B)."""
     result = compile_checked(M.dw_pw_block(**WIDE), hw=GAP8.replace(l1_bytes=10000))
     (layer,) = _assert_tiled_within(result, 10000)
     assert layer["kind"] == "dw_pw"
