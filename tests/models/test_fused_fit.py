@@ -61,28 +61,15 @@ def test_wide_block_fuses_channel_staged_under_a_small_l1():
     assert result.report["fusion"]["refused"] == []
 
 
-def _mobilenet_v1_10_128(int8):
-    model = M.mobilenet_v1(alpha=1.0, resolution=128)
-    return quantized(model) if int8 else model
-
-
-@pytest.mark.slow
+# about 5-13 s each on 2 cores here (under the 30 s the `slow` marker is for); the int8
+# version is tests/models/test_gap8_tiling.py::test_mobilenet_v1_10_128_int8_fits_64kB
 def test_mobilenet_v1_10_128_float_fuses_all_13_pairs_within_64kB():
     t0 = time.perf_counter()
-    result = compile_checked(_mobilenet_v1_10_128(int8=False))
+    result = compile_checked(M.mobilenet_v1(alpha=1.0, resolution=128))
     elapsed = time.perf_counter() - t0
     assert len(result.report["fusion"]["fused"]) == 13
     assert result.report["fusion"]["refused"] == []
     tiled = _assert_tiled_within(result, 64000)
     staged = [layer["name"] for layer in tiled if layer["tile"].get("dw_channels")]
-    assert staged  # the wide layers need the channel-staged variant
-    print(f"float MobileNetV1 x1.0 @128 compiled and checked in {elapsed:.1f} s; "
-          f"channel-staged: {staged}")
-
-
-@pytest.mark.slow
-def test_mobilenet_v1_10_128_int8_fuses_all_13_pairs_within_64kB():
-    result = compile_checked(_mobilenet_v1_10_128(int8=True))
-    assert len(result.report["fusion"]["fused"]) == 13
-    _assert_tiled_within(result, 64000)
-    assert result.report["float_layers"] == []
+    assert len(staged) == 13  # b2..b12 fit only channel-staged; b0, b1: fewer modelled cycles
+    print(f"float MobileNetV1 x1.0 @128 compiled and checked in {elapsed:.1f} s")
