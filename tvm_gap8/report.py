@@ -161,6 +161,8 @@ def format_table(report: dict) -> str:
         tile = layer.get("tile")
         tile_s = f"{tile['rows']}r x {tile['channels']}c ({tile['row_tiles']}x{tile['channel_tiles']})" \
             if tile else "-"
+        if tile and tile.get("dw_channels"):  # channel-staged DW->PW: DW channels per tile
+            tile_s += f" dw{tile['dw_channels']}"
         t = layer.get("traffic")
         rows.append((str(i), layer["name"][:34], layer["kind"], f"{layer['macs']:,}", tile_s,
                      f"{layer['l1_peak_bytes']:,}" if t else "-",

@@ -55,12 +55,16 @@ class Gap8Target:
     def conv_cycles(self, cin: int, cout: int, oh: int, ow: int, k: int, groups: int = 1) -> int:
         """Cycles of an int8 conv on the cluster (PLiNIO's GAP8 model; DW has its own)."""
         if groups > 1 and groups == cin == cout:
-            return 4 * _ceil(cout, 4) * oh * ow * k * k
+            return self.dw_cycles(cout, oh, ow, k)
         cin_g = cin // groups
         iterations = _ceil(oh, 2) * _ceil(ow, 8)
         im2col = k * k * cin_g * 2
         matmul = _ceil(cout, 4) * (5 + _ceil(k * k * cin_g, 4) * 14 + 10)
         return iterations * (im2col + matmul)
+
+    def dw_cycles(self, channels: int, oh: int, ow: int, k: int) -> int:
+        """Cycles of an int8 depthwise conv (same source), also for a tile of one channel."""
+        return 4 * _ceil(channels, 4) * oh * ow * k * k
 
     def linear_cycles(self, cin: int, cout: int) -> int:
         """Cycles of an int8 fully connected layer (same source)."""

@@ -15,7 +15,9 @@ from tvm_gap8.schedules.epilogue import ACC, Epilogue, EpilogueOp, Ref, Requant
 from tvm_gap8.schedules.fused import ConvGeom, FusedKernelSpec, build_fused
 from tvm_gap8.schedules.lut import (LutKernelSpec, MulKernelSpec, plan_lut, plan_mul,
                                     schedule_lut, schedule_mul)
-from tvm_gap8.schedules.plan import choose_plan, plan_conv, plan_fused
+from tvm_gap8.errors import TilingError
+from tvm_gap8.schedules.plan import (choose_plan, plan_conv, plan_dw_pw, plan_dw_pw_staged,
+                                     plan_fused)
 from tvm_gap8.schedules.pool import PoolKernelSpec, plan_pool, schedule_pool
 from tvm_gap8.schedules.requant import quantize_multiplier
 from tvm_gap8.target import GAP8
@@ -115,3 +117,84 @@ def test_smaller_l1_means_more_tiles_same_result():
         f["main"](*[tvm.runtime.tensor(a) for a in args], out)
         outs.append(out.numpy())
     np.testing.assert_allclose(outs[0], outs[1], rtol=1e-5, atol=1e-5)
+
+
+def _staged_specs():
+    """Wide-ish DW->PW blocks for the channel-staged variant (``plan_dw_pw_staged``)."""
+    bias = Epilogue((("relax.add", (("acc",), ("channel", 0)), None),
+                     ("relax.clip", (("val", 0),), (0.0, 6.0))))
+    yield "float", FusedKernelSpec(
+        "dw_pw", (1, 32, 12, 12), ConvGeom(32, 32, 3, 1, (1, 1, 1, 1)), ConvGeom(32, 64, 1),
+        bias, Epilogue(), ((1, 32, 1, 1),))
+    e1, s1, d1 = _requant_epilogue(64)
+    e2, s2, d2 = _requant_epilogue(96, 3)
+    yield "int8", FusedKernelSpec(
+        "dw_pw", (1, 64, 10, 10), ConvGeom(64, 64, 3, 2, (0, 0, 1, 1)), ConvGeom(64, 96, 1),
+        e1, e2, tuple(s1 + s2), "int8", channel_dtypes=tuple(d1 + d2), in_zp=1, mid_zp=-128)
+
+
+STAGED = list(_staged_specs())
+
+
+@pytest.mark.parametrize("double_buffering", [True, False])
+@pytest.mark.parametrize("rows,channels,dw_channels", [(4, 16, 8), (2, 32, 16), (1, 8, 1)])
+@pytest.mark.parametrize("name,spec", STAGED, ids=[s[0] for s in STAGED])
+def test_staged_dw_pw_ir_matches_plan(name, spec, rows, channels, dw_channels,
+                                      double_buffering):
+    """The channel-staged DW->PW kernel: L1 peak and every copy's bytes and transfers read off
+    the IR equal the plan's; the input tile (and the DW weight tile) is double-buffered along
+    the DW channel loop when the plan says so."""
+    hw = GAP8.replace(double_buffering=double_buffering)
+    plan = plan_dw_pw_staged(spec, hw, rows, channels, dw_channels)
+    assert plan.double_buffered == double_buffering
+    func = build_fused(spec, plan)
+    if spec.dtype == "int8":  # integer-only, like the other fused int8 kernels
+        assert "float" not in func.script()
+    counts = kernel_counts(func)
+    assert counts["l1_peak_bytes"] == plan.l1_bytes
+    assert counts["traffic"] == {"l2_to_l1_act": plan.l2_to_l1_act,
+                                 "l1_to_l2_act": plan.l1_to_l2_act,
+                                 "l2_to_l1_wgt": plan.l2_to_l1_wgt,
+                                 "dma_transfers": plan.dma_transfers}
+    lowered = lower_for_inspection(func)
+    staged = {b.name: b for b, _ in allocations(lowered) if b.scope() == L1_SCOPE}
+    for name_ in ("x_pad_global.l1", "w_dw_global.l1"):
+        buf = next(b for n, b in staged.items() if n.startswith(name_.split(".")[0]))
+        assert (int(buf.shape[0]) == 2) == double_buffering, (buf.name, buf.shape)
+    # the intermediate holds the whole row tile, all channels
+    mid = next(b for n, b in staged.items() if n.startswith("dw_out"))
+    assert [int(d) for d in mid.shape] == [rows, spec.out_shape[3], spec.in_shape[1]]
+
+
+def test_staged_dw_pw_is_what_fits_a_wide_layer():
+    """A 1024-channel float DW->PW at 4x4 (MobileNetV1 x1.0 @128's last block) fits 64 kB only
+    channel-staged; its PW weights are re-fetched for every row tile in both variants."""
+    spec = FusedKernelSpec("dw_pw", (1, 1024, 4, 4), ConvGeom(1024, 1024, 3, 1, (1, 1, 1, 1)),
+                           ConvGeom(1024, 1024, 1))
+    with pytest.raises(TilingError):
+        choose_plan(spec, GAP8, "wide", plan_dw_pw)
+    plan = plan_fused(spec, GAP8, "wide")
+    assert plan.dw_channels and plan.l1_bytes <= GAP8.l1_budget
+    w_pw = 1024 * 1024 * 4
+    assert plan.l2_to_l1_wgt >= w_pw * (plan.row_tiles if plan.channel_tiles > 1 else 1)
+    small = FusedKernelSpec("dw_pw", (1, 16, 8, 8), ConvGeom(16, 16, 3, 1, (1, 1, 1, 1)),
+                            ConvGeom(16, 32, 1))
+    for make in (lambda hw, r, ch: plan_dw_pw(small, hw, r, ch),
+                 lambda hw, r, ch: plan_dw_pw_staged(small, hw, r, ch, 4)):
+        one, many = make(GAP8, 4, 32), make(GAP8, 4, 8)
+        assert many.l2_to_l1_wgt - one.l2_to_l1_wgt == 16 * 32 * 4 * (2 - 1)
+
+
+def test_staged_dw_pw_matches_unstaged_numerically():
+    spec = STAGED[0][1]
+    rng = np.random.default_rng(1)
+    args = [rng.standard_normal(s).astype("float32")
+            for s in [spec.in_shape, (32, 1, 3, 3), (64, 32, 1, 1), (1, 32, 1, 1)]]
+    outs = []
+    for plan in (plan_dw_pw(spec, GAP8, 12, 64), plan_dw_pw_staged(spec, GAP8, 4, 16, 8)):
+        f = tvm.compile(tvm.IRModule({"main": build_fused(spec, plan).with_attr(
+            "global_symbol", "main")}), target="llvm")
+        out = tvm.runtime.tensor(np.zeros(spec.out_shape, "float32"))
+        f["main"](*[tvm.runtime.tensor(a) for a in args], out)
+        outs.append(out.numpy())
+    np.testing.assert_array_equal(outs[0], outs[1])

@@ -69,6 +69,17 @@ def _is_if_then_else(e) -> bool:
         getattr(e.op, "name", "") in ("prim.if_then_else", "tirx.if_then_else")
 
 
+def _copy_loops(loops, realize) -> tuple:
+    """The loops of a copy itself: the perfect nest of loops created for it (named ax*) right
+    around its block; the rest are tile loops (a tile loop may be named ax* too, e.g. a split
+    of a loop created by compute_at, but it holds more than this copy)."""
+    n, child = len(loops), realize
+    while n and loops[n - 1].loop_var.name.startswith("ax") and loops[n - 1].body.same_as(child):
+        n -= 1
+        child = loops[n]
+    return tuple(loops[n:])
+
+
 def copy_traffic(func) -> dict:
     """Bytes moved and transfers issued by every annotated copy of a *scheduled* kernel,
     counted exactly: every point of the copy's loop nest where its predicate holds moves one
@@ -82,8 +93,8 @@ def copy_traffic(func) -> dict:
         if direction is None:
             continue
         role = str(block.annotations[ROLE_ANN])
-        # loops of the copy itself are those created for it (named ax*); the rest are tiles
-        outer = [lp for lp in loops if not lp.loop_var.name.startswith("ax")]
+        inner = _copy_loops(loops, stmt)
+        outer = loops[:len(loops) - len(inner)]
         grids = np.meshgrid(*[np.arange(int(lp.min), int(lp.min) + int(lp.extent))
                               for lp in loops], indexing="ij") if loops else []
         env = {lp.loop_var.name: g for lp, g in zip(loops, grids)}

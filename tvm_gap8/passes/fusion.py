@@ -154,9 +154,25 @@ class _DepthwiseSeparableFusion(_GroupFormation):
         dw, pw = ctx.annotated_expr["dw"], ctx.annotated_expr["pw"]
         problem = (pair_problem(self.kind, dw, pw) or _escape_problem(ctx)
                    or epilogue_problem(ctx.matched_bindings.values()))
+        if problem is None:  # every policy: a fused kernel that fits no tile stays unfused
+            problem = self._unfit(ctx)
         if problem is None and self.policy == "profitable":
             problem = self._unprofitable(ctx, dw, pw)
         return problem
+
+    def _unfit(self, ctx) -> str | None:
+        """The bytes the fused kernel's smallest tile needs vs the L1 budget, when no tile of
+        it fits (the kernel read off the match as the lowering will read the composite)."""
+        from ..errors import Gap8Error
+        from ..schedules.plan import fused_fit_problem
+        from .extract import read_composite
+        from .lower import fused_spec
+
+        try:
+            spec = fused_spec(self.kind, read_composite(_matched_function(ctx), []))
+        except Gap8Error:
+            return None  # the lowering will say what it cannot read
+        return fused_fit_problem(spec, self.hw)
 
     def _unprofitable(self, ctx, dw, pw) -> str | None:
         from ..errors import TilingError
@@ -190,6 +206,24 @@ class _DepthwiseSeparableFusion(_GroupFormation):
             return (f"fusion not profitable on {self.hw.name}: fused {fused:,.0f} modelled "
                     f"cycles vs {apart:,.0f} as two kernels (--fusion profitable)")
         return None
+
+
+def _matched_function(ctx: PatternCheckContext):
+    """The match as ``read_composite`` reads a composite function: its bindings in dataflow
+    order (no parameters: values from outside stay free variables)."""
+    from types import SimpleNamespace
+
+    pending = dict(ctx.matched_bindings.items())
+    order = []
+    while pending:
+        ready = [v for v, value in pending.items()
+                 if not any(u in pending for u in relax.analysis.free_vars(value))]
+        if not ready:
+            raise RuntimeError("cyclic match")  # cannot happen in SSA dataflow
+        for v in ready:
+            order.append(SimpleNamespace(var=v, value=pending.pop(v)))
+    return SimpleNamespace(params=[], body=SimpleNamespace(
+        blocks=[SimpleNamespace(bindings=order)]))
 
 
 @tvm.transform.module_pass(opt_level=0, name="FuseDepthwisePointwise")

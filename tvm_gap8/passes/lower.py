@@ -58,15 +58,7 @@ def spec_from_composite(func: relax.Function, args):
     kernel = read_composite(func, args)
     stages = kernel.stages
     if kind in ("dw_pw", "pw_dw"):
-        if len(stages) != 2:
-            raise UnsupportedError(f"{kind} group with {len(stages)} convs")
-        if stages[0].integer != stages[1].integer:
-            raise UnsupportedError(f"{kind} group mixing integer and float stages")
-        spec = FusedKernelSpec(
-            kind=kind, in_shape=tuple(int(v) for v in kernel.x.ty.shape.values),
-            first=conv_geom(stages[0].conv), second=conv_geom(stages[1].conv),
-            first_epilogue=kernel.epilogues[0], second_epilogue=kernel.epilogues[1],
-            layouts=dict(LAYOUTS[kind]), mid_zp=stages[1].in_zp, **_common(kernel))
+        spec = fused_spec(kind, kernel)
         weights = [stages[0].weight, stages[1].weight]
     else:
         (stage,) = stages
@@ -80,6 +72,20 @@ def spec_from_composite(func: relax.Function, args):
     tensors = [kernel.x, *[relax.const(w) for w in weights]] if kind != "conv" else \
         [kernel.x, relax.const(stages[0].weight)]
     return spec, tensors + kernel.channel_tensors
+
+
+def fused_spec(kind: str, kernel) -> FusedKernelSpec:
+    """The spec of a ``dw_pw`` / ``pw_dw`` group read by ``read_composite``."""
+    stages = kernel.stages
+    if len(stages) != 2:
+        raise UnsupportedError(f"{kind} group with {len(stages)} convs")
+    if stages[0].integer != stages[1].integer:
+        raise UnsupportedError(f"{kind} group mixing integer and float stages")
+    return FusedKernelSpec(
+        kind=kind, in_shape=tuple(int(v) for v in kernel.x.ty.shape.values),
+        first=conv_geom(stages[0].conv), second=conv_geom(stages[1].conv),
+        first_epilogue=kernel.epilogues[0], second_epilogue=kernel.epilogues[1],
+        layouts=dict(LAYOUTS[kind]), mid_zp=stages[1].in_zp, **_common(kernel))
 
 
 _KERNELS = {  # spec type -> (tile plan maker, schedule)

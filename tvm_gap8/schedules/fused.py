@@ -207,6 +207,9 @@ def schedule_dw_pw(spec: FusedKernelSpec, plan):
 
     Loop nest: row tile { input rows+halo L2->L1; DW -> HWC intermediate (L1, all channels);
     channel tile { [PW weight slice L2->L1]; PW -> output tile (L1); output tile L1->L2 } }.
+    The channel-staged variant (``plan.dw_channels``, see ``plan.plan_dw_pw_staged``) replaces
+    the DW part by DW channel tile { input rows+halo of those channels and their DW weights
+    L2->L1; DW -> their slice of the intermediate }.
     """
     from tvm import s_tir, te
 
@@ -216,25 +219,39 @@ def schedule_dw_pw(spec: FusedKernelSpec, plan):
     it, ii = sch.split(i, [None, plan.rows])
     ot, oi = sch.split(o, [None, plan.channels])
     sch.reorder(it, ot, oi, ii, j)
+    staged = bool(plan.dw_channels)
     # with one channel tile the output tile is a child of the row loop, so it can be double
-    # buffered with the input
-    stage_out(sch, out, ot if plan.channel_tiles > 1 else it)
+    # buffered with the input (not in the staged variant: there the pipelined loop is the DW
+    # channel loop inside the row loop)
+    stage_out(sch, out, ot if plan.channel_tiles > 1 or staged else it)
     pw_acc = sch.get_sblock("pw_acc")  # one scalar accumulator per output element
     scalar_accumulator(sch, pw_acc, j)
     mid = sch.get_sblock("dw_out")  # the intermediate: this row tile, all channels, L1 only
     sch.compute_at(mid, it)
     sch.set_scope(mid, 0, L1_SCOPE)
     sch.annotate(mid, ROLE_ANN, "intermediate")
+    dw_loop = _dw_channel_tiles(sch, mid, it, plan.dw_channels) if staged else it
     dw_acc = sch.get_sblock("dw_acc")
     scalar_accumulator(sch, dw_acc, sch.get_loops(mid)[-1])
-    stage_padded_input(sch, it)
-    stage_in(sch, dw_acc, "w_dw", "weight")
+    stage_padded_input(sch, dw_loop)
+    stage_in(sch, dw_acc, "w_dw", "weight", dw_loop if staged else None)
     stage_in(sch, pw_acc, "w_pw", "weight", ot if plan.channel_tiles > 1 else None)
     stage_params(sch, [mid, out], _param_names(spec), ot if plan.channel_tiles > 1 else None,
                  _tiled_names(spec))
     if plan.double_buffered:
-        double_buffer(sch, it)
+        double_buffer(sch, dw_loop)
     return finish(sch)
+
+
+def _dw_channel_tiles(sch, mid, row_loop, dw_channels):
+    """Split the intermediate's channel loop (inside the row tile) into DW channel tiles of
+    ``dw_channels``, outermost: the loop the DW input and weights are staged at."""
+    loops = list(sch.get_loops(mid))
+    # below the row tile: rows, columns, channels (compute_at drops unit loops)
+    *pixels, c = loops[[sch.get(lp).same_as(sch.get(row_loop)) for lp in loops].index(True) + 1:]
+    ct, ci = sch.split(c, [None, dw_channels])
+    sch.reorder(ct, *pixels, ci)
+    return ct
 
 
 def schedule_pw_dw(spec: FusedKernelSpec, plan):

@@ -78,14 +78,25 @@ class TilePlan:
     macs: int
     cycles: float
     double_buffered: bool = False  # the input copy of tile i+1 overlaps the compute of tile i
+    # dw_pw only: DW channels per DW channel tile (the channel-staged variant, see
+    # ``plan_dw_pw_staged``); 0: the DW reads all its input channels of a row tile at once
+    dw_channels: int = 0
 
     @property
     def l1_bytes(self) -> int:
         return sum(b.bytes for b in self.buffers)
 
     def to_dict(self) -> dict:
-        return {"rows": self.rows, "channels": self.channels, "row_tiles": self.row_tiles,
-                "channel_tiles": self.channel_tiles, "double_buffered": self.double_buffered}
+        d = {"rows": self.rows, "channels": self.channels, "row_tiles": self.row_tiles,
+             "channel_tiles": self.channel_tiles, "double_buffered": self.double_buffered}
+        if self.dw_channels:  # only the channel-staged variant says so (other reports unchanged)
+            d["dw_channels"] = self.dw_channels
+        return d
+
+    def describe(self) -> str:
+        """The tile in words, for messages."""
+        dw = f", DW {self.dw_channels} channel(s) at a time" if self.dw_channels else ""
+        return f"{self.rows} row(s) x {self.channels} channel(s){dw}"
 
 
 def input_copies(hw: Gap8Target, trips: int) -> int:
@@ -149,6 +160,47 @@ def plan_dw_pw(spec, hw: Gap8Target, rows: int, channels: int) -> TilePlan:
                     + ct * hw.conv_cycles(c, channels, rows, ow, 1))
     return _finish(spec, hw, rows, channels, rt, ct, bufs, act_in, act_out, wgt, transfers,
                    db == 2, compute)
+
+
+def plan_dw_pw_staged(spec, hw: Gap8Target, rows: int, channels: int,
+                      dw_channels: int) -> TilePlan:
+    """The channel-staged DW->PW variant, for layers too wide for ``plan_dw_pw``: per row
+    tile, the DW runs over DW channel tiles of ``dw_channels`` (its input rows with halo and its
+    weights staged per channel tile, double-buffered along that loop) into the row tile's
+    full-channel intermediate in L1; then the PW runs over output-channel tiles of
+    ``channels`` reading the whole intermediate (its weights staged per output-channel tile,
+    so re-fetched for every row tile when there is more than one).
+
+    The output tile is single-buffered: double buffering it would need the row loop pipelined
+    around the already pipelined DW channel loop (see ``fused.schedule_dw_pw``)."""
+    _, c, h, w = spec.in_shape
+    _, o, oh, ow = spec.out_shape
+    k, s = spec.first.kernel, spec.first.stride
+    wt = spec.weight_dtype
+    rt, ct, dt = math.ceil(oh / rows), math.ceil(o / channels), math.ceil(c / dw_channels)
+    db = input_copies(hw, dt)  # pipelined loop: the DW channel tiles of a row tile
+    hp, wp = _padded((h, w), spec.first.padding, ow, s, k)
+    in_rows = _in_rows(rows, s, k, hp)
+    bufs = (
+        L1Buffer("x", "input", dw_channels * in_rows * wp, spec.dtype, db),
+        L1Buffer("dw_out", "intermediate", rows * ow * c, spec.mid_dtype),
+        L1Buffer("pw_out", "output", channels * rows * ow, spec.out_dtype),
+        L1Buffer("w_dw", "weight", dw_channels * k * k, wt, db),
+        L1Buffer("w_pw", "weight", channels * c, wt),
+        L1Buffer("params", "weight", _params(spec, channels, o, rt, ct)[0], "uint8"),
+    )
+    e, we = _dtype_bytes(spec.dtype), _dtype_bytes(wt)
+    act_in = _rows_moved(c, w, e, rows, oh, h, s, k, spec.first.padding[0])
+    act_out = o * oh * ow * _dtype_bytes(spec.out_dtype)
+    _, pmoved, ptransfers = _params(spec, channels, o, rt, ct)
+    # w_dw per (row tile, DW channel tile): all of it once per row tile; w_pw as plan_dw_pw
+    wgt = rt * c * k * k * we + pmoved + (o * c * we) * (rt if ct > 1 else 1)
+    # input and w_dw per (row, DW channel) tile, output per tile, w_pw once or per tile
+    transfers = 2 * rt * dt + rt * ct + (rt * ct if ct > 1 else 1) + ptransfers
+    compute = rt * (dt * hw.dw_cycles(dw_channels, rows, ow, k)
+                    + ct * hw.conv_cycles(c, channels, rows, ow, 1))
+    return _finish(spec, hw, rows, channels, rt, ct, bufs, act_in, act_out, wgt, transfers,
+                   db == 2, compute, overlap=(act_in, dt), dw_channels=dw_channels)
 
 
 def plan_pw_dw(spec, hw: Gap8Target, rows: int, channels: int) -> TilePlan:
@@ -230,9 +282,11 @@ def plan_conv(spec, hw: Gap8Target, rows: int, channels: int) -> TilePlan:
 
 
 def _finish(spec, hw, rows, channels, rt, ct, bufs, act_in, act_out, wgt, transfers,
-            double_buffered, compute):
+            double_buffered, compute, overlap=None, dw_channels=0):
     """``compute``: the kernel's compute cycles over all its tiles (the target's kernel
-    models, so small tiles pay their overheads)."""
+    models, so small tiles pay their overheads). ``overlap``: (bytes, trips) the pipelined
+    loop's copies move and its trip count; default: the activations in and out over all
+    tiles."""
     macs = spec.macs()
     if spec.kind == "pw_dw":  # the PW recomputes the halo rows of every row tile
         _, c, h, w = spec.in_shape
@@ -243,44 +297,73 @@ def _finish(spec, hw, rows, channels, rt, ct, bufs, act_in, act_out, wgt, transf
         macs += (rt * _in_rows(rows, s, k, hp) * wp - h * w) * c * spec.first.out_channels
     dma = (act_in + act_out + wgt) / hw.dma_bytes_per_cycle
     if double_buffered:  # all but the first load and the last store hide behind compute
-        tiles = max(1, rt * ct)
-        hidden = min((act_in + act_out) / hw.dma_bytes_per_cycle * (tiles - 1) / tiles,
-                     compute)
+        moved, tiles = overlap or (act_in + act_out, rt * ct)
+        tiles = max(1, tiles)
+        hidden = min(moved / hw.dma_bytes_per_cycle * (tiles - 1) / tiles, compute)
         dma -= hidden
     cycles = compute + dma + transfers * hw.dma_setup_cycles
     return TilePlan(spec.kind, rows, channels, rt, ct, bufs, act_in, act_out, wgt, transfers,
-                    macs, cycles, double_buffered)
+                    macs, cycles, double_buffered, dw_channels)
 
 
 def plan_fused(spec, hw: Gap8Target, layer: str = "?") -> TilePlan:
-    """The cheapest plan for a fused kernel that fits ``hw.l1_budget``."""
-    make = plan_dw_pw if spec.kind == "dw_pw" else plan_pw_dw
-    return choose_plan(spec, hw, layer, make)
+    """The cheapest plan for a fused kernel that fits ``hw.l1_budget``; a DW->PW kernel also
+    tries the channel-staged variant (``plan_dw_pw_staged``) at every DW channel tile that
+    divides the channels (all of them at once is ``plan_dw_pw``)."""
+    if spec.kind == "pw_dw":
+        return choose_plan(spec, hw, layer, plan_pw_dw)
+    dw_tiles = _candidates(spec.in_shape[1])[1:]
+
+    def plans(variant, rows, channels):
+        yield plan_dw_pw(spec, variant, rows, channels)
+        for dc in dw_tiles:
+            yield plan_dw_pw_staged(spec, variant, rows, channels, dc)
+
+    return _search(spec, hw, layer, plans)
 
 
 def choose_plan(spec, hw: Gap8Target, layer, make) -> TilePlan:
     """Search rows x channels tiles: minimum modelled cycles among the plans that fit the L1
     budget (ties: the bigger tile). TilingError naming the layer if none fits."""
+    return _search(spec, hw, layer,
+                   lambda variant, rows, channels: [make(spec, variant, rows, channels)])
+
+
+def _search(spec, hw: Gap8Target, layer, plans) -> TilePlan:
+    """``plans(hw variant, rows, channels)``: the plans of one rows x channels tile."""
     shape = spec.out_shape
     chan_extent, oh = (shape[1], shape[2]) if len(shape) == 4 else (shape[-1], 1)
     best, smallest = None, None
     # double buffering is preferred by the cost model but optional: a tile that only fits
     # single-buffered still beats no tile at all
     variants = [hw, hw.replace(double_buffering=False)] if hw.double_buffering else [hw]
-    candidates = [(r, ch, v) for r in _candidates(oh) for ch in _candidates(chan_extent)
-                  for v in variants]
-    for rows, channels, variant in candidates:
-        p = make(spec, variant, rows, channels)
-        if smallest is None or p.l1_bytes < smallest.l1_bytes:
-            smallest = p
-        if p.l1_bytes > hw.l1_budget:
-            continue
-        key = (p.cycles, -p.rows * p.channels, not p.double_buffered)
-        if best is None or key < (best.cycles, -best.rows * best.channels,
-                                  not best.double_buffered):
-            best = p
+
+    def key(p):  # ties: the bigger tile, double-buffered, all DW channels at once or fewer
+        return (p.cycles, -p.rows * p.channels, not p.double_buffered, bool(p.dw_channels),
+                -p.dw_channels)
+
+    for rows in _candidates(oh):
+        for channels in _candidates(chan_extent):
+            for variant in variants:
+                for p in plans(variant, rows, channels):
+                    if smallest is None or p.l1_bytes < smallest.l1_bytes:
+                        smallest = p
+                    if p.l1_bytes <= hw.l1_budget and (best is None or key(p) < key(best)):
+                        best = p
     if best is None:
-        raise TilingError(f"layer {layer} ({spec.kind}) cannot fit L1: its smallest tile "
-                          f"({smallest.rows} row(s) x {smallest.channels} channel(s)) needs "
-                          f"{smallest.l1_bytes} B, the L1 budget is {hw.l1_budget} B")
+        reason = (f"its smallest tile ({smallest.describe()}) needs {smallest.l1_bytes} B, "
+                  f"the L1 budget is {hw.l1_budget} B")
+        err = TilingError(f"layer {layer} ({spec.kind}) cannot fit L1: {reason}")
+        err.reason = reason
+        raise err
     return best
+
+
+def fused_fit_problem(spec, hw: Gap8Target) -> str | None:
+    """Why a fused kernel fits no tile of L1 (the bytes its smallest tile needs and the
+    budget), or None when some tile fits: the fusion passes refuse such a pair."""
+    try:
+        plan_fused(spec, hw)
+    except TilingError as err:
+        return f"the fused kernel cannot fit L1 on {hw.name}: {err.reason}"
+    return None
