@@ -121,8 +121,8 @@ def test_smaller_l1_means_more_tiles_same_result():
 
 def _staged_specs():
     """Wide-ish DW->PW blocks for the channel-staged variant (``plan_dw_pw_staged``)."""
-    bias = Epilogue((("relax.add", (("acc",), ("channel", 0)), None),
-                     ("relax.clip", (("val", 0),), (0.0, 6.0))))
+    bias = Epilogue((EpilogueOp("relax.add", (ACC, Ref("channel", 0))),
+                     EpilogueOp("relax.clip", (Ref("val", 0),), (0.0, 6.0))))
     yield "float", FusedKernelSpec(
         "dw_pw", (1, 32, 12, 12), ConvGeom(32, 32, 3, 1, (1, 1, 1, 1)), ConvGeom(32, 64, 1),
         bias, Epilogue(), ((1, 32, 1, 1),))
