@@ -8,18 +8,18 @@ import tvm
 
 from tvm_gap8.cost.ir import kernel_counts, lower_for_inspection
 from tvm_gap8.tirwalk import allocations
-from tvm_gap8.schedules.conv import ConvKernelSpec, schedule_conv
-from tvm_gap8.schedules.dense import DenseKernelSpec, plan_dense, schedule_dense
-from tvm_gap8.schedules.eltwise import AddKernelSpec, plan_add, schedule_add
-from tvm_gap8.schedules.epilogue import ACC, Epilogue, EpilogueOp, Ref, Requant
-from tvm_gap8.schedules.fused import ConvGeom, FusedKernelSpec, build_fused
-from tvm_gap8.schedules.lut import (LutKernelSpec, MulKernelSpec, plan_lut, plan_mul,
+from tvm_gap8.kernels.conv import ConvKernelSpec, schedule_conv
+from tvm_gap8.kernels.dense import DenseKernelSpec, plan_dense, schedule_dense
+from tvm_gap8.kernels.eltwise import AddKernelSpec, plan_add, schedule_add
+from tvm_gap8.kernels.epilogue import ACC, Epilogue, EpilogueOp, Ref, Requant
+from tvm_gap8.kernels.fused import ConvGeom, FusedKernelSpec, build_fused
+from tvm_gap8.kernels.lut import (LutKernelSpec, MulKernelSpec, plan_lut, plan_mul,
                                     schedule_lut, schedule_mul)
 from tvm_gap8.errors import TilingError
-from tvm_gap8.schedules.plan import (choose_plan, plan_conv, plan_dw_pw, plan_dw_pw_staged,
+from tvm_gap8.kernels.tiling import (choose_plan, plan_conv, plan_dw_pw, plan_dw_pw_staged,
                                      plan_fused)
-from tvm_gap8.schedules.pool import PoolKernelSpec, plan_pool, schedule_pool
-from tvm_gap8.schedules.requant import quantize_multiplier
+from tvm_gap8.kernels.pool import PoolKernelSpec, plan_pool, schedule_pool
+from tvm_gap8.kernels.requant import quantize_multiplier
 from tvm_gap8.target import GAP8
 from tvm_gap8.vocab import L1_SCOPE
 

@@ -17,10 +17,10 @@ import numpy as np
 from tvm import relax
 
 from ..errors import UnsupportedError
-from ..schedules.epilogue import ACC, SUPPORTED_OPS, Epilogue, EpilogueOp, Ref
-from ..schedules.fused import ConvGeom
-from ..schedules.requant import dtype_range, quantize_multiplier
-from .composite import (DEQUANTIZE, QUANTIZE, CompositeReader, QuantAct, QuantConst,
+from ..kernels.epilogue import ACC, SUPPORTED_OPS, Epilogue, EpilogueOp, Ref
+from ..kernels.fused import ConvGeom
+from ..kernels.requant import dtype_range, quantize_multiplier
+from ..kernels.composite import (DEQUANTIZE, QUANTIZE, CompositeReader, QuantAct, QuantConst,
                         activation_range, clip_bounds, output_dtype, real_value,
                         requantization, shape_of)
 
@@ -221,8 +221,8 @@ def _layer_parts(r: CompositeReader, kind: str) -> _LayerParts:
 
 
 def _read_add(r: CompositeReader, parts: _LayerParts):
-    from ..schedules.eltwise import AddKernelSpec, add_multipliers
-    from ..schedules.requant import activation_bounds
+    from ..kernels.eltwise import AddKernelSpec, add_multipliers
+    from ..kernels.requant import activation_bounds
 
     lo_real, hi_real = activation_range(parts.acts)
     if parts.out is None:
@@ -242,7 +242,7 @@ def _read_add(r: CompositeReader, parts: _LayerParts):
 
 
 def _read_pool(r: CompositeReader, parts: _LayerParts):
-    from ..schedules.pool import PoolKernelSpec
+    from ..kernels.pool import PoolKernelSpec
 
     if parts.out is None:
         x = r.resolve(parts.anchor.args[0])
@@ -257,7 +257,7 @@ def _read_pool(r: CompositeReader, parts: _LayerParts):
 
 
 def _read_dense(r: CompositeReader, parts: _LayerParts):
-    from ..schedules.dense import DenseKernelSpec
+    from ..kernels.dense import DenseKernelSpec
 
     kernel = Kernel(stages=[], x=None)
     if parts.out is None:
@@ -338,7 +338,7 @@ def read_lut(func: relax.Function, args):
     """``quantize(f(dequantize(x)))`` -> (LutKernelSpec, [x, table]). The table holds the 8-bit
     output for each of the 256 inputs, computed as onnxruntime would: dequantize, f in float32,
     divide by the scale, round half to even, add the zero point, saturate."""
-    from ..schedules.lut import LutKernelSpec
+    from ..kernels.lut import LutKernelSpec
 
     r = CompositeReader(func, args)
     values, x, out = {}, None, None
@@ -369,7 +369,7 @@ def read_lut(func: relax.Function, args):
 
 def read_mul(func: relax.Function, args):
     """``quantize(dequantize(a) * dequantize(b))`` -> (MulKernelSpec, [a, b])."""
-    from ..schedules.lut import MulKernelSpec
+    from ..kernels.lut import MulKernelSpec
 
     r = CompositeReader(func, args)
     mul, out = None, None

@@ -21,10 +21,10 @@ from tvm import relax
 from tvm.relax.transform import FusionPattern, PatternCheckContext
 
 from ..irutil import bindings, node_name_of
-from ..schedules.epilogue import SUPPORTED_OPS
-from ..schedules.fused import LAYOUTS
+from ..kernels.epilogue import SUPPORTED_OPS
+from ..kernels.fused import LAYOUTS
 from ..target import gap8_enabled
-from . import patterns
+from ..kernels import patterns
 
 REFUSED_ATTR = "gap8.fusion_refused"
 
@@ -164,7 +164,7 @@ class _DepthwiseSeparableFusion(_GroupFormation):
         """The bytes the fused kernel's smallest tile needs vs the L1 budget, when no tile of
         it fits (the kernel read off the match as the lowering will read the composite)."""
         from ..errors import Gap8Error
-        from ..schedules.plan import fused_fit_problem
+        from ..kernels.tiling import fused_fit_problem
         from .extract import read_composite
         from .lower import fused_spec
 
@@ -176,9 +176,9 @@ class _DepthwiseSeparableFusion(_GroupFormation):
 
     def _unprofitable(self, ctx, dw, pw) -> str | None:
         from ..errors import TilingError
-        from ..schedules.conv import ConvKernelSpec
-        from ..schedules.fused import FusedKernelSpec
-        from ..schedules.plan import choose_plan, plan_conv, plan_fused
+        from ..kernels.conv import ConvKernelSpec
+        from ..kernels.fused import FusedKernelSpec
+        from ..kernels.tiling import choose_plan, plan_conv, plan_fused
         from .extract import conv_geom
 
         integer = any(getattr(v, "op", None) is not None and

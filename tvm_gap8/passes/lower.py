@@ -22,14 +22,14 @@ from tvm.relax.expr_functor import PyExprMutator, mutator
 
 from ..errors import UnsupportedError
 from ..irutil import bindings, group_span, with_span
-from ..schedules.conv import ConvKernelSpec, schedule_conv
-from ..schedules.fused import LAYOUTS, FusedKernelSpec, build_fused
-from ..schedules.plan import choose_plan, plan_conv, plan_fused
+from ..kernels.conv import ConvKernelSpec, schedule_conv
+from ..kernels.fused import LAYOUTS, FusedKernelSpec, build_fused
+from ..kernels.tiling import choose_plan, plan_conv, plan_fused
 from ..target import GAP8, Gap8Target, gap8_enabled
-from ..schedules.dense import DenseKernelSpec, plan_dense, schedule_dense
-from ..schedules.eltwise import AddKernelSpec, plan_add, schedule_add
-from ..schedules.pool import PoolKernelSpec, plan_pool, schedule_pool
-from ..schedules.lut import (LutKernelSpec, MulKernelSpec, plan_lut, plan_mul, schedule_lut,
+from ..kernels.dense import DenseKernelSpec, plan_dense, schedule_dense
+from ..kernels.eltwise import AddKernelSpec, plan_add, schedule_add
+from ..kernels.pool import PoolKernelSpec, plan_pool, schedule_pool
+from ..kernels.lut import (LutKernelSpec, MulKernelSpec, plan_lut, plan_mul, schedule_lut,
                              schedule_mul)
 from .extract import conv_geom, read_composite, read_layer, read_lut, read_mul
 

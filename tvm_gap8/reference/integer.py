@@ -4,7 +4,7 @@ Operands are the integer tensors of the layer's activation DQs; nothing here rea
 Relax extraction. The requantization arithmetic (``float32_scale``, ``quantize_multiplier``,
 ``requant_reference``, ``activation_bounds``) and the Add multipliers (``add_multipliers``) are
 the numpy helpers the kernels' parameters are derived with; they are documented in
-``schedules/requant.py`` / ``schedules/eltwise.py``.
+``kernels/requant.py`` / ``kernels/eltwise.py``.
 
 * conv / dense: ``acc = sum((x - z_x) * w) + b`` exactly (int64 here, int32 on the device; an
   accumulator outside int32 is an error), with ``b = round(dequantized bias / (s_x * s_w[o]))``
@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..schedules.eltwise import add_multipliers
-from ..schedules.requant import (activation_bounds, dtype_range, float32_scale,
+from ..kernels.eltwise import add_multipliers
+from ..kernels.requant import (activation_bounds, dtype_range, float32_scale,
                                  quantize_multiplier, requant_reference)
 from .graph import Graph, Layer
 from .ops import activation_range, conv2d, conv_attrs, dequantize, eval_node, quantize

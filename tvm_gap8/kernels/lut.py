@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from .common import Operand
+from .staging import Operand
 from .eltwise import plan_elementwise, schedule_elementwise
 from .requant import dtype_range, requant_expr
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from .common import Operand, double_buffer, finish, scalar_accumulator, stage_in, stage_out
+from .staging import Operand, double_buffer, finish, scalar_accumulator, stage_in, stage_out
 from .requant import dtype_range, requant_expr
 
 
@@ -79,7 +79,7 @@ def schedule_pool(spec: PoolKernelSpec, plan):
 
 
 def plan_pool(spec: PoolKernelSpec, hw, rows: int, channels: int):
-    from .plan import L1Buffer, TilePlan, _dtype_bytes, input_copies
+    from .tiling import L1Buffer, TilePlan, _dtype_bytes, input_copies
 
     _, c, h, w = spec.in_shape
     ct = math.ceil(c / channels)

@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..vocab import INTERMEDIATE, L1_SCOPE, ROLE_ANN, WEIGHT
-from .common import (Operand, TypedOperands, double_buffer, finish, inside,
+from .staging import (Operand, TypedOperands, double_buffer, finish, inside,
                      padded_input, scalar_accumulator, stage_padded_input,
                      stage_in, stage_out, stage_params)
 from .epilogue import Epilogue
@@ -197,7 +197,7 @@ def _param_names(spec):
 
 
 def _tiled_names(spec):
-    from .plan import tiled_params
+    from .tiling import tiled_params
 
     return {f"p{i}" for i in tiled_params(spec)}
 

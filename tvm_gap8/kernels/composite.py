@@ -17,8 +17,8 @@ import tvm
 from tvm import relax
 
 from ..errors import UnsupportedError
-from ..schedules.epilogue import Requant
-from ..schedules.requant import activation_bounds, float32_scale, quantize_multiplier
+from .epilogue import Requant
+from .requant import activation_bounds, float32_scale, quantize_multiplier
 
 DEQUANTIZE, QUANTIZE = "relax.dequantize", "relax.quantize"
 

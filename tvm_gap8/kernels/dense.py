@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from .common import (Operand, TypedOperands, double_buffer, finish, scalar_accumulator,
+from .staging import (Operand, TypedOperands, double_buffer, finish, scalar_accumulator,
                      stage_in, stage_out,
                      stage_params)
 from .epilogue import Epilogue
@@ -75,7 +75,7 @@ def schedule_dense(spec: DenseKernelSpec, plan):
 
 
 def plan_dense(spec: DenseKernelSpec, hw, rows: int, channels: int):
-    from .plan import L1Buffer, TilePlan, _dtype_bytes, _param_bytes, input_copies
+    from .tiling import L1Buffer, TilePlan, _dtype_bytes, _param_bytes, input_copies
 
     n, k = spec.in_shape
     o = spec.out_features

@@ -6,10 +6,10 @@ import pytest
 import tvm
 
 from tvm_gap8.tirwalk import sblocks
-from tvm_gap8.schedules.epilogue import ACC, Epilogue, EpilogueOp, Ref
-from tvm_gap8.schedules.fused import ConvGeom, FusedKernelSpec, build_fused
+from tvm_gap8.kernels.epilogue import ACC, Epilogue, EpilogueOp, Ref
+from tvm_gap8.kernels.fused import ConvGeom, FusedKernelSpec, build_fused
 from tvm_gap8.vocab import COPY_ANN, L1_SCOPE, ROLE_ANN
-from tvm_gap8.schedules.plan import plan_dw_pw, plan_fused, plan_pw_dw
+from tvm_gap8.kernels.tiling import plan_dw_pw, plan_fused, plan_pw_dw
 from tvm_gap8.target import GAP8
 from tvm_gap8.testing.reference import conv2d_nchw
 

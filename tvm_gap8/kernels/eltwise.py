@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from .common import Operand, double_buffer, finish, stage_in, stage_out
+from .staging import Operand, double_buffer, finish, stage_in, stage_out
 
 
 @dataclass(frozen=True)
@@ -111,7 +111,7 @@ def schedule_add(spec: AddKernelSpec, plan):
 def plan_elementwise(spec, hw, rows, channels, extra_in, extra_wgt, kind):
     """Plan of ``schedule_elementwise``: one input (two with ``extra_in``), the output, and
     ``extra_wgt`` bytes copied once."""
-    from .plan import L1Buffer, TilePlan, _dtype_bytes, input_copies
+    from .tiling import L1Buffer, TilePlan, _dtype_bytes, input_copies
 
     _, c, h, w = spec.shape if len(spec.shape) == 4 else (*spec.shape, 1, 1)
     rt, ct = math.ceil(h / rows), math.ceil(c / channels)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from .common import (Operand, TypedOperands, double_buffer, finish, padded_input,
+from .staging import (Operand, TypedOperands, double_buffer, finish, padded_input,
                      scalar_accumulator,
                      stage_in, stage_out, stage_padded_input, stage_params)
 from .epilogue import Epilogue

@@ -7,8 +7,8 @@ import pytest
 import tvm
 from tvm import te
 
-from tvm_gap8.schedules.eltwise import add_multipliers
-from tvm_gap8.schedules.requant import (activation_bounds, float32_scale, quantize_multiplier,
+from tvm_gap8.kernels.eltwise import add_multipliers
+from tvm_gap8.kernels.requant import (activation_bounds, float32_scale, quantize_multiplier,
                                         requant_expr, requant_reference)
 
 
