@@ -80,7 +80,7 @@ def compile_model(model, input_shapes=None, hw: Gap8Target = GAP8, fuse: bool = 
         "inputs": {k: list(v) for k, v in imported.input_shapes.items()},
         "fuse": fuse,
         "fusion_policy": fusion if fuse else "none",
-        "fusion": fusion_of(lowered, layers, fuse),
+        "fusion": fusion_of(lowered, layers),
         "layers": layers,
         "float_layers": float_layers(lowered, layers),
     }

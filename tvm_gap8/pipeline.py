@@ -11,9 +11,10 @@ import tvm
 from tvm import relax
 
 from .passes import (FormAddKernels, FormConvKernels, FormDenseKernels, FormLutKernels,
-                     FormMulKernels, FormPoolKernels,
-                     FuseDepthwisePointwise, FusePointwiseDepthwise, LowerFusedKernels,
-                     SimplifyQDQ, record_unfused_depthwise)
+                     FormMulKernels, FormPoolKernels, FuseDepthwisePointwise,
+                     FusePointwiseDepthwise, LowerFusedKernels, SimplifyQDQ,
+                     record_fusion_disabled, record_unfused_depthwise)
+from .irutil import bindings
 from .target import GAP8, Gap8Target
 
 
@@ -29,8 +30,6 @@ def fold_constants(mod: tvm.IRModule, _ctx) -> tvm.IRModule:
 
 
 def _has_quantize(mod) -> bool:
-    from .irutil import bindings
-
     q = tvm.ir.Op.get("relax.quantize")
     for _, func in mod.functions_items():
         if isinstance(func, relax.Function):
@@ -52,8 +51,10 @@ def gap8_passes(hw: Gap8Target = GAP8, fuse: bool = True, policy: str = "all") -
         passes += [FuseDepthwisePointwise(hw, policy), FusePointwiseDepthwise(hw, policy),
                    record_unfused_depthwise]
     passes += [FormConvKernels(), FormAddKernels(), FormPoolKernels(), FormDenseKernels(),
-               FormMulKernels(), FormLutKernels(),
-               LowerFusedKernels(hw), SimplifyQDQ(), relax.transform.FoldConstant()]
+               FormMulKernels(), FormLutKernels()]
+    if not fuse:
+        passes.append(record_fusion_disabled)
+    passes += [LowerFusedKernels(hw), SimplifyQDQ(), relax.transform.FoldConstant()]
     return passes
 
 

@@ -7,14 +7,16 @@ the ONNX node names the frontend put in their spans.
 
 from __future__ import annotations
 
-import json
 import math
 
 import tvm
 from tvm import relax
 
 from .irutil import group_info, node_name_of
+from .kernels import family_of
 from .passes import unfused_of
+from .vocab import (EPILOGUES_ATTR, INTEGER_ATTR, KIND_ATTR, LAYOUTS_ATTR, MACS_ATTR, PLAN_ATTR,
+                    PLAN_FIGURES_ATTR)
 
 
 def _shape(e):
@@ -69,9 +71,12 @@ def _kernel_entry(prim, counts_cache, name, hw):
     traffic["l3_to_l2"] = wgt if in_l3 else 0
     return {"l1_peak_bytes": counts["l1_peak_bytes"], "traffic": traffic,
             "weights_in": "L3" if in_l3 else "L2",
-            "plan": {"l1_bytes": int(attrs["gap8.plan_l1_bytes"]),
-                     "cycles": int(attrs["gap8.plan_cycles"]),
-                     **json.loads(str(attrs["gap8.plan_traffic"]))}}
+            "plan": {str(k): int(v) for k, v in attrs[PLAN_FIGURES_ATTR].items()}}
+
+
+def _tile(attr) -> dict:
+    """The tile attribute of a lowered kernel as plain Python values."""
+    return {str(k): bool(v) if str(k) == "double_buffered" else int(v) for k, v in attr.items()}
 
 
 def layers_of(mod: tvm.IRModule, hw=None) -> list[dict]:
@@ -88,19 +93,19 @@ def layers_of(mod: tvm.IRModule, hw=None) -> list[dict]:
                 gv = v.args[0]
                 prim = mod[gv]
                 attrs = prim.attrs or {}
-                if "gap8.kind" in attrs:
+                if KIND_ATTR in attrs:
                     info = group_info(v)  # set by the fusion passes, kept by lowering
                     layers.append({
                         "name": info["layer"],
-                        "kind": str(attrs["gap8.kind"]),
+                        "kind": str(attrs[KIND_ATTR]),
                         "onnx_nodes": info["onnx_nodes"],
-                        "macs": int(attrs["gap8.macs"]),
-                        "fused": str(attrs["gap8.kind"]) in ("dw_pw", "pw_dw"),
+                        "macs": int(attrs[MACS_ATTR]),
+                        "fused": family_of(str(attrs[KIND_ATTR])).fused,
                         "tiled": True,
                         "kernel": gv.name_hint,
-                        "epilogues": [str(e) for e in attrs["gap8.epilogues"]],
-                        "tile": json.loads(str(attrs["gap8.plan"])),
-                        "integer": bool(attrs.get("gap8.integer", False)),
+                        "epilogues": [str(e) for e in attrs[EPILOGUES_ATTR]],
+                        "tile": _tile(attrs[PLAN_ATTR]),
+                        "integer": bool(attrs.get(INTEGER_ATTR, False)),
                         **_kernel_entry(prim, counts_cache, gv.name_hint, hw),
                     })
                     continue
@@ -138,11 +143,8 @@ def float_layers(mod: tvm.IRModule, layers: list[dict]) -> list[str]:
     return out
 
 
-def fusion_of(mod: tvm.IRModule, layers: list[dict], fuse: bool = True) -> dict:
-    if not fuse:
-        return {"fused": [], "refused": [
-            {"onnx_nodes": layer["onnx_nodes"], "reason": "fusion disabled (--no-fuse)"}
-            for layer in layers if layer["kind"] == "dw"]}
+def fusion_of(mod: tvm.IRModule, layers: list[dict]) -> dict:
+    """The fused groups (from the kernels) and the DWs left unfused with the passes' reasons."""
     fused = [{"kind": layer["kind"], "onnx_nodes": layer["onnx_nodes"],
               "layouts": _layouts(mod, layer["kernel"]), "epilogues": layer["epilogues"]}
              for layer in layers if layer.get("fused")]
@@ -151,7 +153,7 @@ def fusion_of(mod: tvm.IRModule, layers: list[dict], fuse: bool = True) -> dict:
 
 def _layouts(mod, name):
     prim = mod[name]
-    return {str(k): str(v) for k, v in prim.attrs["gap8.layouts"].items()}
+    return {str(k): str(v) for k, v in prim.attrs[LAYOUTS_ATTR].items()}
 
 
 def format_table(report: dict) -> str:

@@ -43,9 +43,7 @@ LAYER_ATTR = "gap8.layer"
 INTEGER_ATTR = "gap8.integer"
 MACS_ATTR = "gap8.macs"
 PLAN_ATTR = "gap8.plan"  # the tile: rows, channels, tile counts, double buffering
-PLAN_L1_ATTR = "gap8.plan_l1_bytes"
-PLAN_TRAFFIC_ATTR = "gap8.plan_traffic"
-PLAN_CYCLES_ATTR = "gap8.plan_cycles"
+PLAN_FIGURES_ATTR = "gap8.plan_figures"  # the plan's L1 bytes, traffic, transfers, cycles
 EPILOGUES_ATTR = "gap8.epilogues"
 
 # -- module attributes: what the fusion passes decided ----------------------------------------

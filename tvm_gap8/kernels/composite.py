@@ -10,7 +10,7 @@ parameters travel as small typed records (:class:`QuantParams`, :class:`QuantCon
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import tvm
@@ -177,3 +177,38 @@ def requantization(in_scale: float, w_scale: np.ndarray, out: QuantParams, out_d
     lo, hi = activation_bounds("clip", *act_range, out.scale, out.zero_point, out_dtype)
     arrays = [bias.astype(np.int32), np.array(mult, np.int32), np.array(shift, np.int32)]
     return Requant(out.zero_point, lo, hi, out_dtype), arrays
+
+
+@dataclass
+class LayerParts:
+    inputs: list = field(default_factory=list)  # QuantAct of each dequantized activation
+    anchor: relax.Call | None = None
+    bias: relax.Expr | None = None  # dense
+    acts: list = field(default_factory=list)  # (op, bounds)
+    out: tuple | None = None  # (QuantParams, dtype)
+
+
+def layer_parts(r: CompositeReader, kind: str) -> LayerParts:
+    """The parts of a single-op layer (add, pool, dense): its dequantized inputs, the anchor
+    op, a dense bias, ReLU/Clip, and the closing quantize."""
+    parts = LayerParts()
+    for b in r.bindings():
+        call = b.value
+        op = call.op.name
+        if op == DEQUANTIZE:
+            value = r.dequantize(b.var, call)
+            if isinstance(value, QuantAct):
+                parts.inputs.append(value)
+        elif op == "relax.permute_dims":
+            r.values[b.var] = r.values.get(call.args[0])
+        elif op in ("relax.add", "relax.mean", "relax.matmul") and parts.anchor is None:
+            parts.anchor = call
+        elif op == "relax.add" and kind == "dense":
+            parts.bias = call.args[1]
+        elif op in ("relax.nn.relu", "relax.clip"):
+            parts.acts.append((op, clip_bounds(call) if op == "relax.clip" else None))
+        elif op == QUANTIZE:
+            parts.out = (r.per_tensor(call, kind), output_dtype(call, kind))
+        else:
+            raise UnsupportedError(f"{op} inside a {kind} group")
+    return parts

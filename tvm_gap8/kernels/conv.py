@@ -11,11 +11,16 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from .staging import (Operand, TypedOperands, double_buffer, finish, padded_input,
+from .spec import TypedOperands
+from .staging import (Operand, double_buffer, finish, padded_input,
                      scalar_accumulator,
                      stage_in, stage_out, stage_padded_input, stage_params)
 from .epilogue import Epilogue
-from .fused import ConvGeom
+from . import patterns
+from .family import KernelFamily
+from .geometry import ConvGeom, conv_geom
+from .stages import read_composite, spec_fields
+from .tiling import choose_plan, plan_conv
 
 
 @dataclass(frozen=True)
@@ -30,6 +35,10 @@ class ConvKernelSpec(TypedOperands):
     in_zp: int = 0
     w_dtype: str = ""
     kind: str = "conv"  # conv | dw | pw (for reports)
+
+    @property
+    def epilogues(self) -> tuple:
+        return (self.epilogue,)
 
     @property
     def out_dtype(self) -> str:
@@ -104,3 +113,32 @@ def schedule_conv(spec: ConvKernelSpec, plan):
     if plan.double_buffered:
         double_buffer(sch, x_loop)
     return finish(sch)
+
+
+def read_conv(func, args):
+    """A ``gap8.conv`` composite -> (ConvKernelSpec, [x, w, per-channel tensors])."""
+    from tvm import relax
+
+    kernel = read_composite(func, args)
+    (stage,) = kernel.stages
+    geom = conv_geom(stage.conv)
+    x_shape = tuple(int(v) for v in kernel.x.ty.shape.values)
+    sub = "dw" if stage.groups > 1 and stage.groups == x_shape[1] else \
+        "pw" if geom.kernel == 1 and stage.groups == 1 else "conv"
+    spec = ConvKernelSpec(in_shape=x_shape, geom=geom, groups=stage.groups,
+                          epilogue=kernel.epilogues[0], kind=sub, **spec_fields(kernel))
+    return spec, [kernel.x, relax.const(stage.weight)] + kernel.channel_tensors
+
+
+def _problem(ctx):
+    conv = ctx.annotated_expr["conv"]
+    return (patterns.dtype_problem(conv) or patterns.conv_problem(conv)
+            or patterns.escape_problem(ctx)
+            or patterns.epilogue_problem(ctx.matched_bindings.values()))
+
+
+CONV = KernelFamily(
+    kind="conv", kernel_kinds=("conv", "dw", "pw"),
+    patterns=(patterns.q_conv_pattern, patterns.conv_pattern), layer_keys=("conv",),
+    read=read_conv, plan=lambda spec, hw, layer: choose_plan(spec, hw, layer, plan_conv),
+    schedule=schedule_conv, problem=_problem)

@@ -3,10 +3,21 @@ kernel, float or int8 (int8: requantized per output feature like a 1x1 conv)."""
 
 from __future__ import annotations
 
+import numpy as np
+from tvm import relax
+
+from ..errors import UnsupportedError
+from .composite import CompositeReader, activation_range, layer_parts, requantization, shape_of
+from .epilogue import ACC, EpilogueOp, Ref
+from . import patterns
+from .family import KernelFamily
+from .stages import Kernel
+from .tiling import choose_plan
 import math
 from dataclasses import dataclass
 
-from .staging import (Operand, TypedOperands, double_buffer, finish, scalar_accumulator,
+from .spec import TypedOperands
+from .staging import (Operand, double_buffer, finish, scalar_accumulator,
                      stage_in, stage_out,
                      stage_params)
 from .epilogue import Epilogue
@@ -27,6 +38,10 @@ class DenseKernelSpec(TypedOperands):
     @property
     def out_shape(self):
         return (self.in_shape[0], self.out_features)
+
+    @property
+    def epilogues(self) -> tuple:
+        return (self.epilogue,)
 
     @property
     def out_dtype(self):
@@ -95,3 +110,39 @@ def plan_dense(spec: DenseKernelSpec, hw, rows: int, channels: int):
     return TilePlan("dense", 1, channels, 1, ct, bufs, n * k * e,
                     n * o * _dtype_bytes(spec.out_dtype), wgt, transfers, spec.macs(), cycles,
                     db == 2)
+
+
+def read_dense(func, args):
+    """A ``gap8.dense`` composite -> (DenseKernelSpec, [x, w, per-channel tensors])."""
+    r = CompositeReader(func, args)
+    parts = layer_parts(r, "dense")
+    kernel = Kernel(stages=[], x=None)
+    if parts.out is None:
+        x, wt = r.resolve(parts.anchor.args[0]), r.constant(parts.anchor.args[1])  # [K, O]
+        ops = ()
+        if parts.bias is not None:
+            bias = r.constant(parts.bias).reshape(-1).astype(np.float32)
+            ops = (EpilogueOp("relax.add", (ACC, Ref("channel", kernel.add_channel(bias)))),)
+        spec = DenseKernelSpec(shape_of(x), wt.shape[1], Epilogue(ops),
+                               tuple(kernel.channel_shapes), tuple(kernel.channel_dtypes),
+                               str(x.ty.dtype))
+        return spec, [x, relax.const(np.ascontiguousarray(wt.T))] + kernel.channel_tensors
+    (q,) = parts.inputs
+    w = r.values[parts.anchor.args[1]]
+    if np.any(w.zero_point != 0):
+        raise UnsupportedError("dense weights with a non-zero zero point")
+    w_scale = np.broadcast_to(w.scale.reshape(-1), (w.q.shape[0],))
+    bias = r.values[parts.bias].real() if parts.bias is not None else None
+    requant, arrays = requantization(q.params.scale, w_scale, *parts.out,
+                                     activation_range(parts.acts), bias)
+    epilogue = kernel.requant_epilogue(requant, arrays)
+    spec = DenseKernelSpec(shape_of(q.source), w.q.shape[0], epilogue,
+                           tuple(kernel.channel_shapes), tuple(kernel.channel_dtypes),
+                           str(q.source.ty.dtype), q.params.zero_point, str(w.q.dtype))
+    return spec, [q.source, relax.const(w.q)] + kernel.channel_tensors
+
+
+DENSE = KernelFamily(kind="dense", patterns=(patterns.q_dense_pattern, patterns.dense_pattern),
+                     layer_keys=("anchor",), read=read_dense,
+                     plan=lambda spec, hw, layer: choose_plan(spec, hw, layer, plan_dense),
+                     schedule=schedule_dense, problem=patterns.anchored(patterns.dense_problem))

@@ -7,14 +7,23 @@ output scale with integer multipliers sharing one shift,
 
 from __future__ import annotations
 
+import numpy as np
+
+from ..errors import UnsupportedError
+from .composite import CompositeReader, activation_range, layer_parts, shape_of
+from . import patterns
+from .spec import KernelSpec
+from .family import KernelFamily
+from .requant import activation_bounds
 import math
 from dataclasses import dataclass
 
+from .tiling import choose_plan
 from .staging import Operand, double_buffer, finish, stage_in, stage_out
 
 
 @dataclass(frozen=True)
-class AddKernelSpec:
+class AddKernelSpec(KernelSpec):
     shape: tuple  # (1, C, H, W)
     dtype: str = "float32"
     # int8 only: zero points, multipliers and shift, output zero point and clamp
@@ -36,9 +45,6 @@ class AddKernelSpec:
     def out_dtype(self):
         return self.dtype
 
-    @property
-    def integer(self):
-        return not self.dtype.startswith("float")
 
     def macs(self) -> int:
         return 0
@@ -134,3 +140,30 @@ def plan_elementwise(spec, hw, rows, channels, extra_in, extra_wgt, kind):
 
 def plan_add(spec: AddKernelSpec, hw, rows: int, channels: int):
     return plan_elementwise(spec, hw, rows, channels, True, 0, "add")
+
+
+def read_add(func, args):
+    """A ``gap8.add`` composite -> (AddKernelSpec, [a, b])."""
+    r = CompositeReader(func, args)
+    parts = layer_parts(r, "add")
+    lo_real, hi_real = activation_range(parts.acts)
+    if parts.out is None:
+        a, b = (r.resolve(x) for x in parts.anchor.args)
+        return AddKernelSpec(shape_of(a), str(a.ty.dtype),
+                             lo=lo_real if lo_real is not None else -np.inf,
+                             hi=hi_real if hi_real is not None else np.inf), [a, b]
+    qa, qb = parts.inputs
+    (out, dtype) = parts.out
+    ma, mb, n = add_multipliers(qa.params.scale, qb.params.scale, out.scale)
+    lo, hi = activation_bounds("clip", lo_real, hi_real, out.scale, out.zero_point, dtype)
+    if {str(qa.source.ty.dtype), str(qb.source.ty.dtype)} != {dtype}:
+        raise UnsupportedError("add of tensors with different integer types")
+    return AddKernelSpec(shape_of(qa.source), dtype, qa.params.zero_point,
+                         qb.params.zero_point, ma, mb, n, out.zero_point, lo, hi), \
+        [qa.source, qb.source]
+
+
+ADD = KernelFamily(kind="add", patterns=(patterns.q_add_pattern, patterns.add_pattern),
+                   layer_keys=("anchor",), read=read_add,
+                   plan=lambda spec, hw, layer: choose_plan(spec, hw, layer, plan_add),
+                   schedule=schedule_add, problem=patterns.anchored(patterns.add_problem))

@@ -15,6 +15,7 @@ folded into the clamp bounds) and cast to int8. See ``requant.py``.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 #: Relax op -> number of tensor operands. These are the ops an epilogue may contain.
@@ -112,6 +113,19 @@ class Epilogue:
         for e in self.ops:
             vals.append(_float_op(e, [operand(o) for o in e.operands], acc.dtype))
         return vals[-1] if vals else acc
+
+    def reindexed(self, mapping: dict) -> "Epilogue":
+        """The same epilogue reading per-channel tensor ``mapping[k]`` where it read ``k``."""
+        if self.requant is not None:
+            r = self.requant
+            return Epilogue(requant=dataclasses.replace(
+                r, bias=mapping[r.bias], mult=mapping[r.mult], shift=mapping[r.shift]))
+
+        def ref(o):
+            return Ref("channel", mapping[o.value]) if o.kind == "channel" else o
+
+        return Epilogue(tuple(dataclasses.replace(e, operands=tuple(ref(o) for o in e.operands))
+                              for e in self.ops))
 
     def channels(self) -> set:
         """Indices of the per-channel tensors this epilogue reads."""

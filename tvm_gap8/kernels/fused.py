@@ -19,26 +19,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..vocab import INTERMEDIATE, L1_SCOPE, ROLE_ANN, WEIGHT
-from .staging import (Operand, TypedOperands, double_buffer, finish, inside,
+from .spec import TypedOperands
+from .staging import (Operand, double_buffer, finish, inside,
                      padded_input, scalar_accumulator, stage_padded_input,
                      stage_in, stage_out, stage_params)
+from . import patterns
 from .epilogue import Epilogue
-
-@dataclass(frozen=True)
-class ConvGeom:
-    """A 2-D conv's geometry in NCHW / OIHW."""
-
-    in_channels: int
-    out_channels: int
-    kernel: int
-    stride: int = 1
-    padding: tuple = (0, 0, 0, 0)  # top, left, bottom, right
-
-    def out_hw(self, h: int, w: int) -> tuple[int, int]:
-        t, l, b, r = self.padding
-        return ((h + t + b - self.kernel) // self.stride + 1,
-                (w + l + r - self.kernel) // self.stride + 1)
-
+from .family import KernelFamily
+from .geometry import ConvGeom, conv_geom
+from .stages import read_composite, spec_fields
+from .tiling import plan_fused
 
 @dataclass(frozen=True)
 class FusedKernelSpec(TypedOperands):
@@ -63,6 +53,10 @@ class FusedKernelSpec(TypedOperands):
         return self.second_epilogue.out_dtype or self.dtype
 
     @property
+    def epilogues(self) -> tuple:
+        return (self.first_epilogue, self.second_epilogue)
+
+    @property
     def mid_dtype(self) -> str:
         return self.first_epilogue.out_dtype or self.dtype
 
@@ -75,6 +69,27 @@ class FusedKernelSpec(TypedOperands):
         _, _, h, w = self.in_shape
         oh, ow = self.dw.out_hw(h, w)
         return (1, self.second.out_channels, oh, ow)
+
+    def split(self) -> tuple:
+        """The two conv kernels this pair is without fusion: same geometry, epilogues and
+        per-channel tensors, the intermediate in L2 (what the fusion policy compares with)."""
+        from .conv import ConvKernelSpec
+
+        _, c, h, w = self.in_shape
+        mid_hw = self.first.out_hw(h, w)
+        ins = [(self.in_shape, self.dtype, self.in_zp),
+               ((1, self.first.out_channels, *mid_hw), self.mid_dtype, self.mid_zp)]
+        convs = []
+        for geom, epilogue, (shape, dtype, zp) in zip((self.first, self.second),
+                                                      self.epilogues, ins):
+            used = sorted(epilogue.channels())
+            groups = shape[1] if geom is self.dw else 1
+            convs.append(ConvKernelSpec(
+                shape, geom, groups, epilogue.reindexed({k: i for i, k in enumerate(used)}),
+                tuple(self.channel_shapes[k] for k in used),
+                tuple(self.channel_dtype(k) for k in used), dtype, zp, self.w_dtype,
+                kind="dw" if geom is self.dw else "pw"))
+        return tuple(convs)
 
     def macs(self) -> int:
         _, c, h, w = self.in_shape
@@ -291,3 +306,52 @@ def schedule_pw_dw(spec: FusedKernelSpec, plan):
 def build_fused(spec: FusedKernelSpec, plan):
     """The scheduled PrimFunc of a fused kernel under ``plan``."""
     return schedule_dw_pw(spec, plan) if spec.kind == "dw_pw" else schedule_pw_dw(spec, plan)
+
+
+def fused_spec(kind: str, kernel) -> FusedKernelSpec:
+    """The spec of a ``dw_pw`` / ``pw_dw`` group read by ``read_composite``."""
+    from ..errors import UnsupportedError
+
+    stages = kernel.stages
+    if len(stages) != 2:
+        raise UnsupportedError(f"{kind} group with {len(stages)} convs")
+    if stages[0].integer != stages[1].integer:
+        raise UnsupportedError(f"{kind} group mixing integer and float stages")
+    return FusedKernelSpec(
+        kind=kind, in_shape=tuple(int(v) for v in kernel.x.ty.shape.values),
+        first=conv_geom(stages[0].conv), second=conv_geom(stages[1].conv),
+        first_epilogue=kernel.epilogues[0], second_epilogue=kernel.epilogues[1],
+        layouts=dict(LAYOUTS[kind]), mid_zp=stages[1].in_zp, **spec_fields(kernel))
+
+
+def fused_reader(kind: str):
+    """The reader of a ``kind`` composite -> (FusedKernelSpec, [x, w1, w2, per-channel])."""
+    def read(func, args):
+        from tvm import relax
+
+        kernel = read_composite(func, args)
+        spec = fused_spec(kind, kernel)
+        weights = [relax.const(stage.weight) for stage in kernel.stages]
+        return spec, [kernel.x, *weights] + kernel.channel_tensors
+
+    return read
+
+
+def _is_pair(ctx) -> bool:
+    return patterns.is_depthwise_like(ctx.annotated_expr["dw"])  # else: two ordinary convs
+
+
+def _pair_problem(ctx):
+    dw, pw = ctx.annotated_expr["dw"], ctx.annotated_expr["pw"]
+    return (patterns.pair_problem(dw, pw) or patterns.escape_problem(ctx)
+            or patterns.epilogue_problem(ctx.matched_bindings.values()))
+
+
+def _fused_family(kind, pats, keys):
+    return KernelFamily(kind=kind, patterns=pats, layer_keys=keys, read=fused_reader(kind),
+                        plan=plan_fused, schedule=build_fused, problem=_pair_problem,
+                        candidate=_is_pair, fused=True, layouts=LAYOUTS[kind])
+
+
+DW_PW = _fused_family("dw_pw", (patterns.q_dw_pw_pattern, patterns.dw_pw_pattern), ("dw", "pw"))
+PW_DW = _fused_family("pw_dw", (patterns.q_pw_dw_pattern, patterns.pw_dw_pattern), ("pw", "dw"))

@@ -12,7 +12,12 @@ the report's reasons are the rules' own words.
 
 from __future__ import annotations
 
+import tvm
+from tvm import relax
 from tvm.relax.dpl import is_const, is_op, wildcard
+
+from ..irutil import node_name_of
+from .epilogue import SUPPORTED_OPS
 
 
 def _activations(z):
@@ -245,7 +250,7 @@ def q_dense_pattern():
 
 def add_problem(call) -> str | None:
     a, b = call.args
-    if not (isinstance(a, relax_Var()) and isinstance(b, relax_Var())):
+    if not (isinstance(a, relax.Var) and isinstance(b, relax.Var)):
         return "an add with a constant operand"
     sa, sb = _shape(a), _shape(b)
     if sa != sb or len(sa) != 4:
@@ -266,12 +271,6 @@ def dense_problem(call) -> str | None:
     if x.ty.ndim != 2:
         return f"a {x.ty.ndim}-D matmul (only [N, K] x [K, O])"
     return None
-
-
-def relax_Var():  # noqa: N802 - late import keeps this module free of relax at import time
-    from tvm import relax
-
-    return relax.Var
 
 
 # -- int8 elementwise ops left between quantize/dequantize ---------------------------------
@@ -314,3 +313,80 @@ def mul_problem(call) -> str | None:
     if a[0] != 1:
         return f"batch {a[0]}"
     return None
+
+
+# -- rules on a whole match -----------------------------------------------------------------
+
+def node(expr) -> str:
+    return node_name_of(expr) or "<unnamed>"
+
+
+def _const_value(expr):
+    # relax tensor constants are GenericConst; FloatImm/IntImm are Constants too (scalars)
+    if isinstance(expr, tvm.ir.expr.GenericConst):
+        return expr.value.numpy()
+    return None
+
+
+def epilogue_problem(values) -> str | None:
+    """Every constant operand of the elementwise ops must be a scalar or per-channel."""
+    for value in values:
+        if not isinstance(value, relax.Call) or not isinstance(value.op, tvm.ir.Op):
+            continue
+        if value.op.name not in SUPPORTED_OPS:
+            continue
+        c = int(value.ty.shape.values[1])
+        for arg in value.args:
+            arr = _const_value(arg)
+            if arr is None or arr.size == 1:
+                continue
+            if arr.size != c or (arr.ndim == 4 and arr.shape != (1, c, 1, 1)) or arr.ndim not in (3, 4):
+                return (f"{value.op.name} by a constant of shape {list(arr.shape)} is not a "
+                        f"per-channel or scalar operand (node {node(value)})")
+    return None
+
+
+def escape_problem(ctx) -> str | None:
+    """An intermediate of the match used outside it would be recomputed or lost: refuse."""
+    root_var = ctx.value_to_bound_var.get(ctx.matched_expr)
+    inside = set(ctx.matched_bindings.keys())
+    for var, value in ctx.matched_bindings.items():
+        if root_var is not None and var.same_as(root_var):
+            continue
+        users = list(ctx.var_usages.get(var, []))
+        outside = [u for u in users if u not in inside]
+        if outside or not isinstance(var, relax.DataflowVar):
+            others = ", ".join(node(ctx.matched_bindings.get(u, u)) for u in outside) or \
+                "the function's output"
+            return (f"the intermediate {node(value)} has another consumer outside the pair "
+                    f"({others})")
+    return None
+
+
+def pair_problem(dw, pw) -> str | None:
+    """The fusion rules for one (DW, PW) pair, in the order a reader would check them."""
+    return (dtype_problem(dw) or dtype_problem(pw)
+            or depthwise_problem(dw) or pointwise_problem(pw))
+
+
+def activation_quantization_problem(ctx) -> str | None:
+    """Integer element-wise kernels take per-tensor int8/uint8 activations only."""
+    for value in ctx.matched_bindings.values():
+        if isinstance(value, relax.Call) and getattr(value.op, "name", "") in (
+                "relax.quantize", "relax.dequantize"):
+            for q in value.args[1:]:
+                if isinstance(q, tvm.ir.expr.GenericConst) and q.value.numpy().size != 1:
+                    return "per-channel activation quantization"
+            dtype = str(value.ty.dtype if value.op.name == "relax.quantize"
+                        else value.args[0].ty.dtype)
+            if dtype not in ("int8", "uint8"):
+                return f"{dtype} activations"
+    return None
+
+
+def anchored(rule):
+    """A match rule from a rule on its ``anchor`` call, plus the escape check."""
+    def problem(ctx):
+        return rule(ctx.annotated_expr["anchor"]) or escape_problem(ctx)
+
+    return problem

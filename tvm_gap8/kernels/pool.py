@@ -3,6 +3,13 @@
 
 from __future__ import annotations
 
+from ..errors import UnsupportedError
+from .composite import CompositeReader, layer_parts, shape_of
+from . import patterns
+from .spec import KernelSpec
+from .family import KernelFamily
+from .requant import quantize_multiplier
+from .tiling import choose_plan
 import math
 from dataclasses import dataclass
 
@@ -11,7 +18,7 @@ from .requant import dtype_range, requant_expr
 
 
 @dataclass(frozen=True)
-class PoolKernelSpec:
+class PoolKernelSpec(KernelSpec):
     in_shape: tuple  # (1, C, H, W)
     dtype: str = "float32"
     zx: int = 0
@@ -29,9 +36,6 @@ class PoolKernelSpec:
     def out_dtype(self):
         return self.dtype
 
-    @property
-    def integer(self):
-        return not self.dtype.startswith("float")
 
     def macs(self) -> int:
         return 0
@@ -92,3 +96,25 @@ def plan_pool(spec: PoolKernelSpec, hw, rows: int, channels: int):
         ct * hw.eltwise_cycles(channels * h * w)
     return TilePlan("pool", 1, channels, 1, ct, bufs, c * h * w * e, c * e, 0, transfers, 0,
                     cycles, db == 2)
+
+
+def read_pool(func, args):
+    """A ``gap8.pool`` composite -> (PoolKernelSpec, [x])."""
+    r = CompositeReader(func, args)
+    parts = layer_parts(r, "pool")
+    if parts.out is None:
+        x = r.resolve(parts.anchor.args[0])
+        return PoolKernelSpec(shape_of(x), str(x.ty.dtype)), [x]
+    (q,) = parts.inputs
+    out, dtype = parts.out
+    shape = shape_of(q.source)
+    m, n = quantize_multiplier(q.params.scale / (out.scale * shape[2] * shape[3]))
+    if str(q.source.ty.dtype) != dtype:
+        raise UnsupportedError("pooling that changes the integer type")
+    return PoolKernelSpec(shape, dtype, q.params.zero_point, m, n, out.zero_point), [q.source]
+
+
+POOL = KernelFamily(kind="pool", patterns=(patterns.q_pool_pattern, patterns.pool_pattern),
+                    layer_keys=("anchor",), read=read_pool,
+                    plan=lambda spec, hw, layer: choose_plan(spec, hw, layer, plan_pool),
+                    schedule=schedule_pool, problem=patterns.anchored(patterns.pool_problem))

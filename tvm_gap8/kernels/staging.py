@@ -43,18 +43,6 @@ class Operand:
         return tirx.const(0, self.acc_dtype())
 
 
-class TypedOperands:
-    """Element types of a kernel spec with ``dtype``, ``w_dtype`` and ``channel_dtypes``
-    fields: weights default to the input's type, as do per-channel tensors."""
-
-    @property
-    def weight_dtype(self) -> str:
-        return self.w_dtype or self.dtype
-
-    def channel_dtype(self, i: int) -> str:
-        return self.channel_dtypes[i] if self.channel_dtypes else self.dtype
-
-
 def padded_input(x, operand: Operand, padding):
     """The input in padded coordinates, as the stage that copies it L2->L1.
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from ..errors import TilingError
 from ..target import Gap8Target
+from ..vocab import DMA_TRANSFERS, L1_TO_L2_ACT, L2_TO_L1_ACT, L2_TO_L1_WGT
 
 
 def _dtype_bytes(dtype: str) -> int:
@@ -86,12 +87,20 @@ class TilePlan:
     def l1_bytes(self) -> int:
         return sum(b.bytes for b in self.buffers)
 
-    def to_dict(self) -> dict:
+    def tile(self) -> dict:
+        """The tile (report.json's ``tile``)."""
         d = {"rows": self.rows, "channels": self.channels, "row_tiles": self.row_tiles,
              "channel_tiles": self.channel_tiles, "double_buffered": self.double_buffered}
         if self.dw_channels:  # only the channel-staged variant says so (other reports unchanged)
             d["dw_channels"] = self.dw_channels
         return d
+
+    def figures(self) -> dict:
+        """The plan's own figures (report.json's ``plan``), which the IR tests compare with the
+        counts read off the lowered kernel."""
+        return {"l1_bytes": self.l1_bytes, "cycles": int(round(self.cycles)),
+                L2_TO_L1_ACT: self.l2_to_l1_act, L1_TO_L2_ACT: self.l1_to_l2_act,
+                L2_TO_L1_WGT: self.l2_to_l1_wgt, DMA_TRANSFERS: self.dma_transfers}
 
     def describe(self) -> str:
         """The tile in words, for messages."""

@@ -1,0 +1,29 @@
+"""A 2-D convolution's geometry (NCHW / OIHW), shared by every conv-like kernel family."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ConvGeom:
+    """A 2-D conv's geometry in NCHW / OIHW."""
+
+    in_channels: int
+    out_channels: int
+    kernel: int
+    stride: int = 1
+    padding: tuple = (0, 0, 0, 0)  # top, left, bottom, right
+
+    def out_hw(self, h: int, w: int) -> tuple[int, int]:
+        t, l, b, r = self.padding
+        return ((h + t + b - self.kernel) // self.stride + 1,
+                (w + l + r - self.kernel) // self.stride + 1)
+
+
+def conv_geom(call) -> ConvGeom:
+    w = [int(v) for v in call.args[1].ty.shape.values]
+    a = call.attrs
+    return ConvGeom(in_channels=int(call.args[0].ty.shape.values[1]), out_channels=w[0],
+                    kernel=w[2], stride=[int(v) for v in a.strides][0],
+                    padding=tuple(int(v) for v in a.padding))

@@ -1,0 +1,62 @@
+"""The fusion policy: may a DW/PW pair the rules allow be fused, on this target?
+
+Asked by the formation pass of a fused family for every match its rules allow. The fused
+kernel is read off the match exactly as the lowering will read the composite (the family's own
+reader, per-channel tensors included), and planned by the family's own tiler:
+
+* under every policy, a pair whose fused kernel fits no tile stays unfused (the reason gives
+  the bytes its smallest tile needs and the L1 budget);
+* ``profitable`` also refuses a pair whose fused kernel's modelled cycles do not beat the two
+  kernels it splits into (``FusedKernelSpec.split``, planned by the conv family's tiler).
+"""
+
+from __future__ import annotations
+
+from tvm import relax
+
+from ..errors import Gap8Error, TilingError
+from ..kernels.conv import CONV
+from ..kernels.tiling import fused_fit_problem
+
+POLICIES = ("all", "profitable")
+
+
+def policy_problem(family, ctx, hw, policy: str) -> str | None:
+    try:
+        spec, _ = family.read(_matched_function(ctx), [])
+    except Gap8Error:
+        return None  # the lowering will say what it cannot read
+    problem = fused_fit_problem(spec, hw)
+    if problem is None and policy == "profitable":
+        problem = _unprofitable(family, spec, hw)
+    return problem
+
+
+def _unprofitable(family, spec, hw) -> str | None:
+    fused = family.plan(spec, hw, "?").cycles
+    try:
+        apart = sum(CONV.plan(s, hw, "?").cycles for s in spec.split())
+    except TilingError:
+        return None  # only the fused form fits
+    if fused >= apart:
+        return (f"fusion not profitable on {hw.name}: fused {fused:,.0f} modelled "
+                f"cycles vs {apart:,.0f} as two kernels (--fusion profitable)")
+    return None
+
+
+def _matched_function(ctx):
+    """The match as ``read_composite`` reads a composite function: its bindings in dataflow
+    order (no parameters: values from outside stay free variables)."""
+    from types import SimpleNamespace
+
+    pending = dict(ctx.matched_bindings.items())
+    order = []
+    while pending:
+        ready = [v for v, value in pending.items()
+                 if not any(u in pending for u in relax.analysis.free_vars(value))]
+        if not ready:
+            raise RuntimeError("cyclic match")  # cannot happen in SSA dataflow
+        for v in ready:
+            order.append(SimpleNamespace(var=v, value=pending.pop(v)))
+    return SimpleNamespace(params=[], body=SimpleNamespace(
+        blocks=[SimpleNamespace(bindings=order)]))

@@ -1,0 +1,195 @@
+"""Why each depthwise conv left outside a fused group was not fused: the module attribute
+``gap8.unfused_dw`` the report reads. With fusion disabled (``--no-fuse``) every DW is recorded
+with that reason; otherwise the reason is the rule that refused a matched pair, or what the
+graph shows (the DW's consumers, its producer).
+"""
+
+from __future__ import annotations
+
+import tvm
+from tvm import relax
+
+from ..irutil import bindings
+from ..kernels import patterns
+from ..kernels.epilogue import SUPPORTED_OPS
+from ..kernels.patterns import node as _node
+from ..vocab import KIND_ATTR, ONNX_NODES_ATTR, UNFUSED_ATTR
+from .formation import refusals_of
+
+
+def _users(func):
+    users: dict = {}
+    for b in bindings(func):
+        for v in relax.analysis.free_vars(b.value) if not isinstance(b.value, relax.Var) else [b.value]:
+            users.setdefault(v, []).append(b)
+    return users
+
+
+def _is_epilogue_op(value) -> bool:
+    return isinstance(value, relax.Call) and isinstance(value.op, tvm.ir.Op) \
+        and value.op.name in SUPPORTED_OPS
+
+
+def _describe(value) -> str:
+    if isinstance(value, relax.Call):
+        if isinstance(value.op, tvm.ir.Op):
+            op = value.op.name.replace("relax.", "")
+        elif isinstance(value.op, relax.GlobalVar):
+            op = value.op.name_hint
+        else:
+            op = "call"
+        return f"{op} ({_node(value)})"
+    return type(value).__name__
+
+
+@tvm.transform.module_pass(opt_level=0, name="RecordUnfusedDepthwise")
+def record_unfused_depthwise(mod: tvm.IRModule, _ctx) -> tvm.IRModule:
+    """After the fusion passes: store, in the module attribute ``gap8.unfused_dw``, every DW
+    left outside a group and why (later passes turn the DW into a kernel of its own)."""
+    return mod.with_attr(UNFUSED_ATTR, explain_unfused(mod))
+
+
+FUSION_DISABLED = "fusion disabled (--no-fuse)"
+
+
+@tvm.transform.module_pass(opt_level=0, name="RecordFusionDisabled")
+def record_fusion_disabled(mod: tvm.IRModule, _ctx) -> tvm.IRModule:
+    """With fusion disabled (after the formation passes): every DW, as a conv kernel or left on
+    TVM's op, is unfused because fusion is disabled."""
+    return mod.with_attr(UNFUSED_ATTR, [{"onnx_nodes": nodes, "reason": FUSION_DISABLED}
+                                        for nodes in _depthwise_layers(mod)])
+
+
+def _is_dw_conv(v) -> bool:
+    return isinstance(v, relax.Call) and isinstance(v.op, tvm.ir.Op) \
+        and v.op.name == "relax.nn.conv2d" and patterns.is_depthwise_like(v)
+
+
+def _depthwise_layers(mod):
+    """The ONNX nodes of each depthwise layer of ``main``, in order: a ``gap8.conv`` composite
+    around a DW, or a DW conv no family took."""
+    for b in bindings(mod["main"]):
+        v = b.value
+        if _is_dw_conv(v):
+            yield [_node(v)]
+        elif isinstance(v, relax.Call) and isinstance(v.op, relax.GlobalVar):
+            callee = mod[v.op]
+            attrs = callee.attrs if isinstance(callee, relax.Function) else None
+            if attrs is not None and str(attrs.get(KIND_ATTR, "")) == "conv" and \
+                    any(_is_dw_conv(c.value) for c in bindings(callee)):
+                yield [str(n) for n in attrs[ONNX_NODES_ATTR]]
+
+
+def unfused_of(mod) -> list[dict]:
+    if mod.attrs is None or UNFUSED_ATTR not in mod.attrs:
+        return []
+    return [{"onnx_nodes": [str(n) for n in r["onnx_nodes"]], "reason": str(r["reason"])}
+            for r in mod.attrs[UNFUSED_ATTR]]
+
+
+def explain_unfused(mod) -> list[dict]:
+    """For every depthwise conv left outside a fused group in ``main``, say why."""
+    func = mod["main"]
+    users = _users(func)
+    lookup = {b.var: b.value for b in bindings(func)}
+    recorded = {tuple(r["onnx_nodes"]): r for r in refusals_of(mod)}
+    out = []
+    for b in bindings(func):
+        v = b.value
+        if not _is_dw_conv(v):
+            continue
+        dw = _node(v)
+        # the DW is the first node of a refused dw_pw pair, the second of a pw_dw pair
+        mine = {r["kind"]: r["reason"] for key, r in recorded.items()
+                if key[0 if r["kind"] == "dw_pw" else -1] == dw}
+        # each direction: the rule that refused a matched pair, or what the graph shows
+        forward = mine.get("dw_pw") or _explain_forward(b, users, lookup)
+        backward = mine.get("pw_dw") or _explain_backward(v, func)
+        if backward and backward != forward:
+            backward = backward if backward.startswith("producer") else f"producer: {backward}"
+        reasons = [r for r in (forward, backward) if r]
+        out.append({"onnx_nodes": [dw], "reason": "; ".join(dict.fromkeys(reasons)) or
+                    "no fusable neighbour"})
+    return out
+
+
+_PASS_THROUGH = {"relax.quantize", "relax.dequantize"}  # QDQ around an elementwise chain
+_CONSTANT_MAKERS = {"relax.reshape", "relax.dequantize", "relax.permute_dims"}
+
+
+def _constant_derived(e, lookup, depth=0) -> bool:
+    """A constant, or a reshape/dequantize of one (what a QDQ model's bias looks like)."""
+    if not isinstance(e, relax.Var):
+        return True
+    value = lookup.get(e)
+    if value is None or depth > 4:
+        return False
+    if isinstance(value, tvm.ir.expr.GenericConst):
+        return True
+    return isinstance(value, relax.Call) and isinstance(value.op, tvm.ir.Op) and \
+        value.op.name in _CONSTANT_MAKERS and \
+        all(_constant_derived(a, lookup, depth + 1) for a in value.args)
+
+
+def _is_elementwise_step(value, closure, lookup) -> bool:
+    if not isinstance(value, relax.Call):
+        return False
+    elementwise = _is_epilogue_op(value) or (isinstance(value.op, tvm.ir.Op)
+                                             and value.op.name in _PASS_THROUGH)
+    return elementwise and all(a in closure or _constant_derived(a, lookup)
+                               for a in value.args)
+
+
+def _epilogue_closure(binding, users, lookup=None):
+    """The elementwise ops fed (only) by the DW output and constants: its epilogue; and its
+    frontier, the other consumers, in the function's binding order (deterministic)."""
+    lookup = lookup or {}
+    closure = {binding.var: None}  # insertion-ordered
+    changed = True
+    while changed:
+        changed = False
+        for var in list(closure):
+            for u in users.get(var, []):
+                if u.var not in closure and _is_elementwise_step(u.value, closure, lookup):
+                    closure[u.var] = None
+                    changed = True
+    frontier = {u.var: u for var in closure for u in users.get(var, []) if u.var not in closure}
+    order = {v: i for i, v in enumerate(lookup)}
+    return closure, sorted(frontier.values(), key=lambda u: order.get(u.var, len(order)))
+
+
+def _explain_forward(binding, users, lookup=None) -> str | None:
+    problem = patterns.depthwise_problem(binding.value) or patterns.dtype_problem(binding.value)
+    if problem:
+        return problem
+    _, frontier = _epilogue_closure(binding, users, lookup)
+    convs = [u for u in frontier if isinstance(u.value, relax.Call)
+             and isinstance(u.value.op, tvm.ir.Op) and u.value.op.name == "relax.nn.conv2d"]
+    others = [u for u in frontier if u not in convs]
+    non_elementwise = [u for u in others if not _is_epilogue_op(u.value)]
+    if non_elementwise:
+        return (f"a non-elementwise op, {_describe(non_elementwise[0].value)}, sits between the "
+                f"DW and the next PW (the DW output feeds "
+                f"{', '.join(_describe(u.value) for u in frontier)}; e.g. squeeze-excite)")
+    if others or len(convs) > 1:
+        return (f"the DW output has {len(frontier)} consumers "
+                f"({', '.join(_describe(u.value) for u in frontier)}), DW->PW needs exactly one")
+    if not convs:
+        return "the DW output is a graph output"
+    return patterns.pointwise_problem(convs[0].value) or "the following PW is already fused"
+
+
+def _explain_backward(dw, func) -> str | None:
+    lookup = {b.var: b.value for b in bindings(func)}
+    cur = dw.args[0]
+    while isinstance(cur, relax.Var) and cur in lookup:
+        val = lookup[cur]
+        if _is_epilogue_op(val):
+            cur = val.args[0]
+            continue
+        if isinstance(val, relax.Call) and isinstance(val.op, tvm.ir.Op) \
+                and val.op.name == "relax.nn.conv2d":
+            p = patterns.pointwise_problem(val)
+            return f"producer: {p}" if p else None
+        return None
+    return None
