@@ -8,7 +8,7 @@ import tvm
 
 from tvm_gap8.cost.ir import kernel_counts, lower_for_inspection
 from tvm_gap8.tirwalk import allocations
-from tvm_gap8.kernels.conv import ConvKernelSpec, schedule_conv
+from tvm_gap8.kernels.conv import ConvKernelSpec, conv_tiling, schedule_conv
 from tvm_gap8.kernels.dense import DenseKernelSpec, plan_dense, schedule_dense
 from tvm_gap8.kernels.eltwise import AddKernelSpec, plan_add, schedule_add
 from tvm_gap8.kernels.epilogue import ACC, Epilogue, EpilogueOp, Ref, Requant
@@ -16,7 +16,7 @@ from tvm_gap8.kernels.fused import ConvGeom, FusedKernelSpec, build_fused
 from tvm_gap8.kernels.lut import (LutKernelSpec, MulKernelSpec, plan_lut, plan_mul,
                                     schedule_lut, schedule_mul)
 from tvm_gap8.errors import TilingError
-from tvm_gap8.kernels.tiling import (choose_plan, plan_conv, plan_dw_pw, plan_dw_pw_staged,
+from tvm_gap8.kernels.tiling import (choose_plan, plan_dw_pw, plan_dw_pw_staged,
                                      plan_fused)
 from tvm_gap8.kernels.pool import PoolKernelSpec, plan_pool, schedule_pool
 from tvm_gap8.kernels.requant import quantize_multiplier
@@ -47,12 +47,12 @@ def _specs():
         "dw_pw", (1, 64, 16, 16), ConvGeom(64, 64, 3, 2, (0, 0, 1, 1)), ConvGeom(64, 128, 1),
         e1, e2, tuple(s1 + s2), "int8", channel_dtypes=tuple(d1 + d2), in_zp=1, mid_zp=-128), None
     yield "conv float", ConvKernelSpec((1, 3, 32, 32), ConvGeom(3, 16, 3, 2, (1, 1, 1, 1))), \
-        plan_conv
+        conv_tiling
     e, s, d = _requant_epilogue(32)
     yield "dw int8", ConvKernelSpec((1, 32, 20, 20), ConvGeom(32, 32, 3, 1, (1, 1, 1, 1)),
                                     groups=32, epilogue=e, channel_shapes=tuple(s),
-                                    channel_dtypes=tuple(d), dtype="int8", in_zp=3), plan_conv
-    yield "pw float", ConvKernelSpec((1, 24, 12, 12), ConvGeom(24, 96, 1)), plan_conv
+                                    channel_dtypes=tuple(d), dtype="int8", in_zp=3), conv_tiling
+    yield "pw float", ConvKernelSpec((1, 24, 12, 12), ConvGeom(24, 96, 1)), conv_tiling
     m, n = quantize_multiplier(0.7)
     yield "add int8", AddKernelSpec((1, 24, 12, 12), "int8", 1, -2, 3 << 20, 5 << 20, 22, 0,
                                     -128, 127), plan_add
@@ -80,7 +80,7 @@ def test_ir_matches_plan(name, spec, make, l1):
         func = build_fused(spec, plan)
     else:
         plan = choose_plan(spec, hw, name, make)
-        build = {plan_conv: schedule_conv, plan_add: schedule_add, plan_pool: schedule_pool,
+        build = {conv_tiling: schedule_conv, plan_add: schedule_add, plan_pool: schedule_pool,
                  plan_dense: schedule_dense, plan_lut: schedule_lut, plan_mul: schedule_mul}[make]
         func = build(spec, plan)
     counts = kernel_counts(func)

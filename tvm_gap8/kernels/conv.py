@@ -11,16 +11,17 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from .spec import TypedOperands
-from .staging import (Operand, double_buffer, finish, padded_input,
-                     scalar_accumulator,
-                     stage_in, stage_out, stage_padded_input, stage_params)
-from .epilogue import Epilogue
+from ..cost import cycles
+from ..vocab import INPUT, OUTPUT, WEIGHT
 from . import patterns
+from .epilogue import Epilogue
 from .family import KernelFamily
 from .geometry import ConvGeom, conv_geom
+from .spec import TypedOperands
 from .stages import read_composite, spec_fields
-from .tiling import choose_plan, plan_conv
+from .staging import Operand, finish_staged, padded_input, scalar_accumulator
+from .tiling import (ROOT, L1Buffer, choose_plan, dtype_bytes, halo_rows, input_copies,
+                     padded, param_buffers, plan_from, rows_moved)
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,41 @@ def conv_compute(spec: ConvKernelSpec):
     return [x, wt, *chans, y]
 
 
+def conv_tiling(spec: ConvKernelSpec, hw, rows: int, channels: int):
+    """Rows x output channels per tile. A depthwise tile reads only its own input channels (its
+    input, weights and parameters staged per channel tile, the pipelined loop); any other conv
+    reads all input channels once per row tile (the pipelined loop), weights per channel tile
+    when there is more than one."""
+    _, c, h, w = spec.in_shape
+    _, o, oh, ow = spec.out_shape
+    k, s = spec.geom.kernel, spec.geom.stride
+    rt, ct = math.ceil(oh / rows), math.ceil(o / channels)
+    dw = spec.depthwise
+    pipelined = "channels" if dw else "rows"
+    db = input_copies(hw, ct if dw else rt)
+    tile_at, tile_db = ("channels", db if dw else 1) if ct > 1 else (ROOT, 1)
+    hp, wp = padded((h, w), spec.geom.padding, ow, s, k)
+    cg = c // spec.groups
+    bufs = [
+        L1Buffer("conv_out", OUTPUT, channels * rows * ow, spec.out_dtype,
+                 db if dw or ct == 1 else 1, "channels" if dw or ct > 1 else "rows"),
+        L1Buffer("x_pad", INPUT, (channels if dw else c) * halo_rows(rows, s, k, hp) * wp,
+                 spec.dtype, db, pipelined, moved=rows_moved(
+                     c, w, dtype_bytes(spec.dtype), rows, oh, h, s, k, spec.geom.padding[0])),
+        L1Buffer("w", WEIGHT, channels * cg * k * k, spec.weight_dtype, tile_db, tile_at),
+        *param_buffers(spec, channels, o, tile_at,
+                       set(range(len(spec.channel_shapes))) if ct > 1 else set(), tile_db)]
+    compute = rt * ct * cycles.conv(channels if dw else c, channels, rows, ow, k,
+                                    channels if dw else spec.groups)
+
+    def cost(act_in, act_out, wgt, transfers):
+        overlap = (act_in + act_out, rt * ct) if db == 2 else None
+        return cycles.tiled_kernel(hw, compute, act_in + act_out + wgt, transfers, overlap)
+
+    return plan_from(spec.kind, rows, channels, (("rows", rt), ("channels", ct)), bufs,
+                     spec.macs(), cost, pipelined if db == 2 else "")
+
+
 def schedule_conv(spec: ConvKernelSpec, plan):
     from tvm import s_tir, te
 
@@ -98,21 +134,8 @@ def schedule_conv(spec: ConvKernelSpec, plan):
     it, ii = sch.split(i, [None, plan.rows])
     ot, oi = sch.split(o, [None, plan.channels])
     sch.reorder(it, ot, oi, ii, j)
-    # the output tile is copied out at the pipelined loop when it can be: the channel loop for
-    # a depthwise conv, the row loop when one channel tile holds all outputs
-    stage_out(sch, out, ot if spec.depthwise or plan.channel_tiles > 1 else it)
-    acc = sch.get_sblock("conv_acc")
-    scalar_accumulator(sch, acc, j)
-    # a depthwise tile reads only its own channels; any other conv reads all input channels,
-    # once per row tile
-    x_loop = ot if spec.depthwise else it
-    stage_padded_input(sch, x_loop)
-    stage_in(sch, acc, "w", "weight", ot if plan.channel_tiles > 1 else None)
-    names = [f"p{i}" for i in range(len(spec.channel_shapes))]
-    stage_params(sch, [out], names, ot if plan.channel_tiles > 1 else None, set(names))
-    if plan.double_buffered:
-        double_buffer(sch, x_loop)
-    return finish(sch)
+    scalar_accumulator(sch, sch.get_sblock("conv_acc"), j)
+    return finish_staged(sch, plan, {"rows": it, "channels": ot})
 
 
 def read_conv(func, args):
@@ -140,5 +163,5 @@ def _problem(ctx):
 CONV = KernelFamily(
     kind="conv", kernel_kinds=("conv", "dw", "pw"),
     patterns=(patterns.q_conv_pattern, patterns.conv_pattern), layer_keys=("conv",),
-    read=read_conv, plan=lambda spec, hw, layer: choose_plan(spec, hw, layer, plan_conv),
+    read=read_conv, plan=lambda spec, hw, layer: choose_plan(spec, hw, layer, conv_tiling),
     schedule=schedule_conv, problem=_problem)

@@ -90,13 +90,13 @@ def schedule_dense(spec: DenseKernelSpec, plan):
 
 
 def plan_dense(spec: DenseKernelSpec, hw, rows: int, channels: int):
-    from .tiling import L1Buffer, TilePlan, _dtype_bytes, _param_bytes, input_copies
+    from .tiling import L1Buffer, TilePlan, dtype_bytes, _param_bytes, input_copies
 
     n, k = spec.in_shape
     o = spec.out_features
     ct = math.ceil(o / channels)
     db = input_copies(hw, ct)  # pipelined loop: the output-feature tiles
-    e, we = _dtype_bytes(spec.dtype), _dtype_bytes(spec.weight_dtype)
+    e, we = dtype_bytes(spec.dtype), dtype_bytes(spec.weight_dtype)
     params = _param_bytes(spec) * channels // o if ct > 1 else _param_bytes(spec)
     bufs = (L1Buffer("x", "input", n * k, spec.dtype),
             L1Buffer("dense_out", "output", n * channels, spec.out_dtype, db),
@@ -104,11 +104,11 @@ def plan_dense(spec: DenseKernelSpec, hw, rows: int, channels: int):
             L1Buffer("params", "weight", params * db, "uint8"))
     transfers = 1 + 2 * ct + len(spec.channel_shapes) * ct
     wgt = o * k * we + _param_bytes(spec)
-    moved = n * k * e + n * o * _dtype_bytes(spec.out_dtype) + wgt
+    moved = n * k * e + n * o * dtype_bytes(spec.out_dtype) + wgt
     cycles = n * ct * hw.linear_cycles(k, channels) + moved / hw.dma_bytes_per_cycle + \
         transfers * hw.dma_setup_cycles
     return TilePlan("dense", 1, channels, 1, ct, bufs, n * k * e,
-                    n * o * _dtype_bytes(spec.out_dtype), wgt, transfers, spec.macs(), cycles,
+                    n * o * dtype_bytes(spec.out_dtype), wgt, transfers, spec.macs(), cycles,
                     db == 2)
 
 

@@ -117,7 +117,7 @@ def schedule_add(spec: AddKernelSpec, plan):
 def plan_elementwise(spec, hw, rows, channels, extra_in, extra_wgt, kind):
     """Plan of ``schedule_elementwise``: one input (two with ``extra_in``), the output, and
     ``extra_wgt`` bytes copied once."""
-    from .tiling import L1Buffer, TilePlan, _dtype_bytes, input_copies
+    from .tiling import L1Buffer, TilePlan, dtype_bytes, input_copies
 
     _, c, h, w = spec.shape if len(spec.shape) == 4 else (*spec.shape, 1, 1)
     rt, ct = math.ceil(h / rows), math.ceil(c / channels)
@@ -129,8 +129,8 @@ def plan_elementwise(spec, hw, rows, channels, extra_in, extra_wgt, kind):
     bufs.append(L1Buffer("out", "output", tile, spec.out_dtype, db))
     if extra_wgt:
         bufs.append(L1Buffer("w", "weight", extra_wgt, "uint8"))
-    act_in = c * h * w * _dtype_bytes(spec.dtype) * (2 if extra_in else 1)
-    act_out = c * h * w * _dtype_bytes(spec.out_dtype)
+    act_in = c * h * w * dtype_bytes(spec.dtype) * (2 if extra_in else 1)
+    act_out = c * h * w * dtype_bytes(spec.out_dtype)
     transfers = rt * ct * (3 if extra_in else 2) + (1 if extra_wgt else 0)
     cycles = (act_in + act_out + extra_wgt) / hw.dma_bytes_per_cycle + \
         transfers * hw.dma_setup_cycles + rt * ct * hw.eltwise_cycles(tile)

@@ -83,12 +83,12 @@ def schedule_pool(spec: PoolKernelSpec, plan):
 
 
 def plan_pool(spec: PoolKernelSpec, hw, rows: int, channels: int):
-    from .tiling import L1Buffer, TilePlan, _dtype_bytes, input_copies
+    from .tiling import L1Buffer, TilePlan, dtype_bytes, input_copies
 
     _, c, h, w = spec.in_shape
     ct = math.ceil(c / channels)
     db = input_copies(hw, ct)
-    e = _dtype_bytes(spec.dtype)
+    e = dtype_bytes(spec.dtype)
     bufs = (L1Buffer("x", "input", channels * h * w, spec.dtype, db),
             L1Buffer("pool_out", "output", channels, spec.dtype, db))
     transfers = 2 * ct

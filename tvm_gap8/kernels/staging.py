@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..tirwalk import walk
-from ..vocab import (COPY_ANN, INPUT, L1_SCOPE, L1_TO_L2, L2_TO_L1, OUTPUT, ROLE_ANN,
-                     WEIGHT)
+from ..tirwalk import sblocks, walk
+from ..vocab import (COPY_ANN, INPUT, INTERMEDIATE, L1_SCOPE, L1_TO_L2, L2_TO_L1, OUTPUT,
+                     ROLE_ANN, WEIGHT)
 
 
 @dataclass(frozen=True)
@@ -110,6 +110,47 @@ def stage_out(sch, block, loop):
     sch.annotate(copy, COPY_ANN, L1_TO_L2)
     sch.annotate(copy, ROLE_ANN, OUTPUT)
     return copy
+
+
+def stage_intermediate(sch, block, loop):
+    """A fused kernel's intermediate: computed per tile at ``loop`` into L1, nowhere else."""
+    sch.compute_at(block, loop)
+    sch.set_scope(block, 0, L1_SCOPE)
+    sch.annotate(block, ROLE_ANN, INTERMEDIATE)
+
+
+def _reader(sch, name: str):
+    """The first block (program order) that reads the buffer ``name``."""
+    for block in sblocks(sch.mod["main"]):
+        if any(region.source.name == name for region in block.reads):
+            return sch.get_sblock(block.name_hint)
+    raise ValueError(f"no block reads {name!r}")
+
+
+def stage_buffers(sch, plan, loops: dict, roles=(OUTPUT, INTERMEDIATE, INPUT, WEIGHT)):
+    """Stage the plan's declared L1 buffers of ``roles``, in declaration order, each at the
+    loop its ``at`` names (``loops``: label -> loop; a label not in it, e.g. ``root``: once
+    outside the tile loops). The one place a schedule's copies come from."""
+    for b in plan.buffers:
+        if b.role not in roles:
+            continue
+        loop = loops.get(b.at)
+        if b.role == OUTPUT:
+            stage_out(sch, sch.get_sblock(b.name), loop)
+        elif b.role == INTERMEDIATE:
+            stage_intermediate(sch, sch.get_sblock(b.name), loop)
+        elif b.name == "x_pad":
+            stage_padded_input(sch, loop)
+        else:
+            stage_in(sch, _reader(sch, b.name), b.name, b.role, loop)
+
+
+def finish_staged(sch, plan, loops: dict):
+    """Stage the plan's buffers, double-buffer its pipelined loop, and return the PrimFunc."""
+    stage_buffers(sch, plan, loops)
+    if plan.pipelined:
+        double_buffer(sch, loops[plan.pipelined])
+    return finish(sch)
 
 
 def scalar_accumulator(sch, block, loop):

@@ -15,20 +15,21 @@ Deterministic.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..errors import TilingError
 from ..target import Gap8Target
-from ..vocab import DMA_TRANSFERS, L1_TO_L2_ACT, L2_TO_L1_ACT, L2_TO_L1_WGT
+from ..vocab import (DMA_TRANSFERS, INPUT, INTERMEDIATE, L1_TO_L2_ACT, L2_TO_L1_ACT,
+                     L2_TO_L1_WGT, OUTPUT, WEIGHT)
 
 
-def _dtype_bytes(dtype: str) -> int:
+def dtype_bytes(dtype: str) -> int:
     return {"float32": 4, "int32": 4, "int64": 8, "int8": 1, "uint8": 1, "int16": 2,
             "float16": 2}[dtype]
 
 
 def _param_bytes(spec, which=None) -> int:
-    return sum(math.prod(sh) * _dtype_bytes(spec.channel_dtype(i))
+    return sum(math.prod(sh) * dtype_bytes(spec.channel_dtype(i))
                for i, sh in enumerate(spec.channel_shapes) if which is None or i in which)
 
 
@@ -51,17 +52,69 @@ def _params(spec, channels, extent, rt, ct, tiled_copies=1):
     return l1, moved, n_root + len(tiled) * rt * ct
 
 
+#: The loop label of a buffer staged once, outside every tile loop.
+ROOT = "root"
+
+
 @dataclass(frozen=True)
 class L1Buffer:
+    """One L1 buffer of a kernel, declared once by the family's tiling: the plan's footprint,
+    traffic and transfers are computed from it, and the schedule stages it from it
+    (``staging.stage_buffers``).
+
+    ``name``: the TE tensor copied in (an input or weight placeholder; ``x_pad`` for the padded
+    input stage), or the block whose result it holds (output, intermediate). ``at``: the label
+    of the loop it is staged at (``ROOT``: once)."""
+
     name: str
     role: str  # input | intermediate | output | weight
-    elements: int
+    elements: int  # per tile, one version
     dtype: str
     copies: int = 1  # 2 when double-buffered
+    at: str = ROOT
+    moved: int | None = None  # bytes moved in all; None: elements x size x trips of ``at``
+    transfers: int | None = None  # None: the trips of ``at`` (an intermediate: none)
 
     @property
     def bytes(self) -> int:
-        return self.elements * _dtype_bytes(self.dtype) * self.copies
+        return self.elements * dtype_bytes(self.dtype) * self.copies
+
+    def resolved(self, trips: dict) -> "L1Buffer":
+        """With ``moved`` and ``transfers`` filled in from the trip counts of the loops."""
+        if self.role == INTERMEDIATE:
+            return replace(self, moved=0, transfers=0)
+        n = trips[self.at]
+        moved = self.moved if self.moved is not None else \
+            self.elements * dtype_bytes(self.dtype) * n
+        return replace(self, moved=moved,
+                       transfers=self.transfers if self.transfers is not None else n)
+
+
+def loop_trips(loops) -> dict:
+    """{label: executions} of a loop nest given outermost first as (label, trip count)."""
+    trips, n = {ROOT: 1}, 1
+    for label, count in loops:
+        n *= count
+        trips[label] = n
+    return trips
+
+
+def moved_by(buffers, role: str) -> int:
+    return sum(b.moved for b in buffers if b.role == role)
+
+
+def param_buffers(spec, channels: int, extent: int, at: str, tiled: set, copies: int = 1):
+    """The per-channel tensors ``p{i}`` (bias, requantization) as L1 buffers: the ones in
+    ``tiled`` sliced per output-channel tile at ``at``, the others whole at the root."""
+    out = []
+    for i, shape in enumerate(spec.channel_shapes):
+        size = math.prod(shape)
+        if i in tiled:
+            out.append(L1Buffer(f"p{i}", WEIGHT, size * channels // extent,
+                                spec.channel_dtype(i), copies, at))
+        else:
+            out.append(L1Buffer(f"p{i}", WEIGHT, size, spec.channel_dtype(i)))
+    return out
 
 
 @dataclass(frozen=True)
@@ -82,6 +135,7 @@ class TilePlan:
     # dw_pw only: DW channels per DW channel tile (the channel-staged variant, see
     # ``plan_dw_pw_staged``); 0: the DW reads all its input channels of a row tile at once
     dw_channels: int = 0
+    pipelined: str = ""  # label of the double-buffered (software-pipelined) loop
 
     @property
     def l1_bytes(self) -> int:
@@ -108,13 +162,29 @@ class TilePlan:
         return f"{self.rows} row(s) x {self.channels} channel(s){dw}"
 
 
+def plan_from(kind: str, rows: int, channels: int, loops, buffers, macs: int, cycles,
+              pipelined: str = "", dw_channels: int = 0) -> TilePlan:
+    """The TilePlan of declared ``buffers`` staged in the loop nest ``loops`` (outermost
+    first, (label, trips)). ``cycles``: the cost model, called with the plan's traffic
+    (act_in, act_out, wgt, transfers); ``pipelined``: the label of the double-buffered loop
+    ("" if none)."""
+    trips = loop_trips(loops)
+    bufs = tuple(b.resolved(trips) for b in buffers)
+    counts = dict(loops)
+    traffic = (moved_by(bufs, INPUT), moved_by(bufs, OUTPUT), moved_by(bufs, WEIGHT),
+               sum(b.transfers for b in bufs))
+    return TilePlan(kind, rows, channels, counts.get("rows", 1), counts.get("channels", 1),
+                    bufs, *traffic, macs, cycles(*traffic), bool(pipelined), dw_channels,
+                    pipelined)
+
+
 def input_copies(hw: Gap8Target, trips: int) -> int:
     """Versions of the input tile in L1: two when the DMA can fill the next while the cores
     use this one (and there is a next)."""
     return 2 if hw.double_buffering and trips > 1 else 1
 
 
-def _candidates(n: int):
+def candidates(n: int):
     """Tile sizes for an extent ``n``: its divisors, largest first. Equal tiles keep every
     buffer region of the IR fixed, so TVM compacts each L1 buffer to exactly one tile and the
     IR has no edge-tile predicates (a ragged last tile would make the compaction give up and
@@ -122,12 +192,12 @@ def _candidates(n: int):
     return [d for d in range(n, 0, -1) if n % d == 0]
 
 
-def _in_rows(rows, stride, k, h):
+def halo_rows(rows, stride, k, h):
     """Rows of the (padded) input one tile of ``rows`` output rows reads, halo included."""
     return min(h, (rows - 1) * stride + k)
 
 
-def _padded(spec_hw, padding, out_w=None, stride=1, k=1):
+def padded(spec_hw, padding, out_w=None, stride=1, k=1):
     """(rows, columns) of the padded input; columns limited to those the output reads."""
     h, w = spec_hw
     t, l, b, r = padding
@@ -144,8 +214,8 @@ def plan_dw_pw(spec, hw: Gap8Target, rows: int, channels: int) -> TilePlan:
     wt = spec.weight_dtype
     rt, ct = math.ceil(oh / rows), math.ceil(o / channels)
     db = input_copies(hw, rt)  # pipelined loop: the row tiles
-    hp, wp = _padded((h, w), spec.first.padding, ow, s, k)
-    in_rows = _in_rows(rows, s, k, hp)
+    hp, wp = padded((h, w), spec.first.padding, ow, s, k)
+    in_rows = halo_rows(rows, s, k, hp)
     bufs = (
         L1Buffer("x", "input", c * in_rows * wp, spec.dtype, db),
         L1Buffer("dw_out", "intermediate", rows * ow * c, spec.mid_dtype),
@@ -155,12 +225,12 @@ def plan_dw_pw(spec, hw: Gap8Target, rows: int, channels: int) -> TilePlan:
         L1Buffer("w_pw", "weight", channels * c, wt),
         L1Buffer("params", "weight", _params(spec, channels, o, rt, ct)[0], "uint8"),
     )
-    e, we = _dtype_bytes(spec.dtype), _dtype_bytes(wt)
+    e, we = dtype_bytes(spec.dtype), dtype_bytes(wt)
     # bytes actually moved: input rows with halo per row tile (clamped at the borders)
     act_in = sum(c * w * e * (min(h, r0 * s + (min(rows, oh - r0) - 1) * s + k - spec.first.padding[0])
                               - max(0, r0 * s - spec.first.padding[0]))
                  for r0 in range(0, oh, rows))
-    act_out = o * oh * ow * _dtype_bytes(spec.out_dtype)
+    act_out = o * oh * ow * dtype_bytes(spec.out_dtype)
     _, pmoved, ptransfers = _params(spec, channels, o, rt, ct)
     wgt = c * k * k * we + pmoved + (o * c * we) * (rt if ct > 1 else 1)
     # input per row tile, output per tile, w_dw once, w_pw once or per tile, params
@@ -188,8 +258,8 @@ def plan_dw_pw_staged(spec, hw: Gap8Target, rows: int, channels: int,
     wt = spec.weight_dtype
     rt, ct, dt = math.ceil(oh / rows), math.ceil(o / channels), math.ceil(c / dw_channels)
     db = input_copies(hw, dt)  # pipelined loop: the DW channel tiles of a row tile
-    hp, wp = _padded((h, w), spec.first.padding, ow, s, k)
-    in_rows = _in_rows(rows, s, k, hp)
+    hp, wp = padded((h, w), spec.first.padding, ow, s, k)
+    in_rows = halo_rows(rows, s, k, hp)
     bufs = (
         L1Buffer("x", "input", dw_channels * in_rows * wp, spec.dtype, db),
         L1Buffer("dw_out", "intermediate", rows * ow * c, spec.mid_dtype),
@@ -198,9 +268,9 @@ def plan_dw_pw_staged(spec, hw: Gap8Target, rows: int, channels: int,
         L1Buffer("w_pw", "weight", channels * c, wt),
         L1Buffer("params", "weight", _params(spec, channels, o, rt, ct)[0], "uint8"),
     )
-    e, we = _dtype_bytes(spec.dtype), _dtype_bytes(wt)
-    act_in = _rows_moved(c, w, e, rows, oh, h, s, k, spec.first.padding[0])
-    act_out = o * oh * ow * _dtype_bytes(spec.out_dtype)
+    e, we = dtype_bytes(spec.dtype), dtype_bytes(wt)
+    act_in = rows_moved(c, w, e, rows, oh, h, s, k, spec.first.padding[0])
+    act_out = o * oh * ow * dtype_bytes(spec.out_dtype)
     _, pmoved, ptransfers = _params(spec, channels, o, rt, ct)
     # w_dw per (row tile, DW channel tile): all of it once per row tile; w_pw as plan_dw_pw
     wgt = rt * c * k * k * we + pmoved + (o * c * we) * (rt if ct > 1 else 1)
@@ -219,8 +289,8 @@ def plan_pw_dw(spec, hw: Gap8Target, rows: int, channels: int) -> TilePlan:
     wt = spec.weight_dtype
     rt, ct = math.ceil(oh / rows), math.ceil(hid / channels)
     db = input_copies(hw, rt)
-    hp, wp = _padded((h, w), spec.second.padding, ow, s, k)
-    in_rows = _in_rows(rows, s, k, hp)
+    hp, wp = padded((h, w), spec.second.padding, ow, s, k)
+    in_rows = halo_rows(rows, s, k, hp)
     bufs = (
         L1Buffer("x", "input", c * in_rows * wp, spec.dtype, db),
         L1Buffer("pw_out", "intermediate", channels * in_rows * wp, spec.mid_dtype),
@@ -229,12 +299,12 @@ def plan_pw_dw(spec, hw: Gap8Target, rows: int, channels: int) -> TilePlan:
         L1Buffer("w_dw", "weight", channels * k * k, wt),
         L1Buffer("params", "weight", _params(spec, channels, hid, rt, ct)[0], "uint8"),
     )
-    e, we = _dtype_bytes(spec.dtype), _dtype_bytes(wt)
+    e, we = dtype_bytes(spec.dtype), dtype_bytes(wt)
     pad_t = spec.second.padding[0]
     act_in = sum(c * w * e * (min(h, r0 * s + (min(rows, oh - r0) - 1) * s + k - pad_t)
                               - max(0, r0 * s - pad_t))
                  for r0 in range(0, oh, rows))
-    act_out = hid * oh * ow * _dtype_bytes(spec.out_dtype)
+    act_out = hid * oh * ow * dtype_bytes(spec.out_dtype)
     _, pmoved, ptransfers = _params(spec, channels, hid, rt, ct)
     wgt = pmoved + (hid * c + hid * k * k) * we * (rt if ct > 1 else 1)
     transfers = rt + rt * ct + ptransfers + (2 * rt * ct if ct > 1 else 2)
@@ -245,49 +315,11 @@ def plan_pw_dw(spec, hw: Gap8Target, rows: int, channels: int) -> TilePlan:
                    db == 2, compute)
 
 
-def _rows_moved(c, w, e, rows, oh, h, s, k, pad_t):
+def rows_moved(c, w, e, rows, oh, h, s, k, pad_t):
     """Bytes of input rows (halo included, clamped at the borders) over all row tiles."""
     return sum(c * w * e * (min(h, r0 * s + (min(rows, oh - r0) - 1) * s + k - pad_t)
                             - max(0, r0 * s - pad_t))
                for r0 in range(0, oh, rows))
-
-
-def plan_conv(spec, hw: Gap8Target, rows: int, channels: int) -> TilePlan:
-    """A single conv: rows x output channels per tile."""
-    _, c, h, w = spec.in_shape
-    _, o, oh, ow = spec.out_shape
-    k, s = spec.geom.kernel, spec.geom.stride
-    rt, ct = math.ceil(oh / rows), math.ceil(o / channels)
-    # a depthwise tile's input is copied per channel tile, a standard conv's per row tile
-    # pipelined loop: the channel tiles of a depthwise conv (each reads its own input
-    # channels), the row tiles of any other conv
-    db = input_copies(hw, ct if spec.depthwise else rt)
-    hp, wp = _padded((h, w), spec.geom.padding, ow, s, k)
-    in_rows = _in_rows(rows, s, k, hp)
-    cg = c // spec.groups
-    in_ch = channels if spec.depthwise else c
-    out_db = db if spec.depthwise or ct == 1 else 1
-    tile_db = db if spec.depthwise else 1  # per-channel-tile weights, in the DW's pipeline
-    bufs = (
-        L1Buffer("x", "input", in_ch * in_rows * wp, spec.dtype, db),
-        L1Buffer("conv_out", "output", channels * rows * ow, spec.out_dtype, out_db),
-        L1Buffer("w", "weight", channels * cg * k * k, spec.weight_dtype,
-                 tile_db if ct > 1 else 1),
-        L1Buffer("params", "weight", _params(spec, channels, o, rt, ct, tile_db)[0], "uint8"),
-    )
-    e, we = _dtype_bytes(spec.dtype), _dtype_bytes(spec.weight_dtype)
-    moved = _rows_moved(c, w, e, rows, oh, h, s, k, spec.geom.padding[0])
-    act_in = moved if spec.depthwise else moved * 1  # standard conv: once per row tile
-    act_out = o * oh * ow * _dtype_bytes(spec.out_dtype)
-    _, pmoved, ptransfers = _params(spec, channels, o, rt, ct)
-    wgt = pmoved + o * cg * k * k * we * (rt if ct > 1 else 1)
-    x_copies = rt * ct if spec.depthwise else rt
-    transfers = x_copies + rt * ct + (rt * ct if ct > 1 else 1) + ptransfers
-    groups = channels if spec.depthwise else spec.groups
-    compute = rt * ct * hw.conv_cycles(channels if spec.depthwise else c, channels, rows, ow,
-                                       k, groups)
-    return _finish(spec, hw, rows, channels, rt, ct, bufs, act_in, act_out, wgt, transfers,
-                   db == 2, compute)
 
 
 def _finish(spec, hw, rows, channels, rt, ct, bufs, act_in, act_out, wgt, transfers,
@@ -301,9 +333,9 @@ def _finish(spec, hw, rows, channels, rt, ct, bufs, act_in, act_out, wgt, transf
         _, c, h, w = spec.in_shape
         k, s = spec.second.kernel, spec.second.stride
         ow = spec.out_shape[3]
-        hp, wp = _padded((h, w), spec.second.padding, ow, s, k)
+        hp, wp = padded((h, w), spec.second.padding, ow, s, k)
         # the PW runs over the padded tile: halo rows recomputed, padding ring included
-        macs += (rt * _in_rows(rows, s, k, hp) * wp - h * w) * c * spec.first.out_channels
+        macs += (rt * halo_rows(rows, s, k, hp) * wp - h * w) * c * spec.first.out_channels
     dma = (act_in + act_out + wgt) / hw.dma_bytes_per_cycle
     if double_buffered:  # all but the first load and the last store hide behind compute
         moved, tiles = overlap or (act_in + act_out, rt * ct)
@@ -321,7 +353,7 @@ def plan_fused(spec, hw: Gap8Target, layer: str = "?") -> TilePlan:
     divides the channels (all of them at once is ``plan_dw_pw``)."""
     if spec.kind == "pw_dw":
         return choose_plan(spec, hw, layer, plan_pw_dw)
-    dw_tiles = _candidates(spec.in_shape[1])[1:]
+    dw_tiles = candidates(spec.in_shape[1])[1:]
 
     def plans(variant, rows, channels):
         yield plan_dw_pw(spec, variant, rows, channels)
@@ -351,8 +383,8 @@ def _search(spec, hw: Gap8Target, layer, plans) -> TilePlan:
         return (p.cycles, -p.rows * p.channels, not p.double_buffered, bool(p.dw_channels),
                 -p.dw_channels)
 
-    for rows in _candidates(oh):
-        for channels in _candidates(chan_extent):
+    for rows in candidates(oh):
+        for channels in candidates(chan_extent):
             for variant in variants:
                 for p in plans(variant, rows, channels):
                     if smallest is None or p.l1_bytes < smallest.l1_bytes:
