@@ -9,16 +9,16 @@ import tvm
 from tvm_gap8.cost.ir import kernel_counts, lower_for_inspection
 from tvm_gap8.tirwalk import allocations
 from tvm_gap8.kernels.conv import ConvKernelSpec, conv_tiling, schedule_conv
-from tvm_gap8.kernels.dense import DenseKernelSpec, plan_dense, schedule_dense
-from tvm_gap8.kernels.eltwise import AddKernelSpec, plan_add, schedule_add
+from tvm_gap8.kernels.dense import DenseKernelSpec, dense_tiling, schedule_dense
+from tvm_gap8.kernels.eltwise import AddKernelSpec, add_tiling, schedule_add
 from tvm_gap8.kernels.epilogue import ACC, Epilogue, EpilogueOp, Ref, Requant
 from tvm_gap8.kernels.fused import ConvGeom, FusedKernelSpec, build_fused
-from tvm_gap8.kernels.lut import (LutKernelSpec, MulKernelSpec, plan_lut, plan_mul,
+from tvm_gap8.kernels.lut import (LutKernelSpec, MulKernelSpec, lut_tiling, mul_tiling,
                                     schedule_lut, schedule_mul)
 from tvm_gap8.errors import TilingError
 from tvm_gap8.kernels.tiling import (choose_plan, plan_dw_pw, plan_dw_pw_staged,
                                      plan_fused)
-from tvm_gap8.kernels.pool import PoolKernelSpec, plan_pool, schedule_pool
+from tvm_gap8.kernels.pool import PoolKernelSpec, pool_tiling, schedule_pool
 from tvm_gap8.kernels.requant import quantize_multiplier
 from tvm_gap8.target import GAP8
 from tvm_gap8.vocab import L1_SCOPE
@@ -55,17 +55,17 @@ def _specs():
     yield "pw float", ConvKernelSpec((1, 24, 12, 12), ConvGeom(24, 96, 1)), conv_tiling
     m, n = quantize_multiplier(0.7)
     yield "add int8", AddKernelSpec((1, 24, 12, 12), "int8", 1, -2, 3 << 20, 5 << 20, 22, 0,
-                                    -128, 127), plan_add
-    yield "add float relu", AddKernelSpec((1, 16, 10, 10), lo=0.0), plan_add
-    yield "pool int8", PoolKernelSpec((1, 96, 6, 6), "int8", 3, m, n, -1), plan_pool
-    yield "dense float", DenseKernelSpec((1, 256), 100), plan_dense
-    yield "lut int8", LutKernelSpec((1, 24, 12, 12), "int8", "int8"), plan_lut
+                                    -128, 127), add_tiling
+    yield "add float relu", AddKernelSpec((1, 16, 10, 10), lo=0.0), add_tiling
+    yield "pool int8", PoolKernelSpec((1, 96, 6, 6), "int8", 3, m, n, -1), pool_tiling
+    yield "dense float", DenseKernelSpec((1, 256), 100), dense_tiling
+    yield "lut int8", LutKernelSpec((1, 24, 12, 12), "int8", "int8"), lut_tiling
     yield "mul int8 per-channel", MulKernelSpec((1, 24, 12, 12), (1, 24, 1, 1), "int8", 3, -128,
-                                                m, n, 5, "int8"), plan_mul
-    yield "lut 2-D", LutKernelSpec((1, 96), "int8", "int8"), plan_lut
-    yield "mul 2-D", MulKernelSpec((1, 64), (1, 64), "int8", 1, 2, m, n, 0, "int8"), plan_mul
+                                                m, n, 5, "int8"), mul_tiling
+    yield "lut 2-D", LutKernelSpec((1, 96), "int8", "int8"), lut_tiling
+    yield "mul 2-D", MulKernelSpec((1, 64), (1, 64), "int8", 1, 2, m, n, 0, "int8"), mul_tiling
     yield "mul uint8", MulKernelSpec((1, 16, 10, 10), (1, 16, 10, 10), "uint8", 3, 128, m, n,
-                                     5, "uint8"), plan_mul
+                                     5, "uint8"), mul_tiling
 
 
 SPECS = list(_specs())
@@ -80,8 +80,8 @@ def test_ir_matches_plan(name, spec, make, l1):
         func = build_fused(spec, plan)
     else:
         plan = choose_plan(spec, hw, name, make)
-        build = {conv_tiling: schedule_conv, plan_add: schedule_add, plan_pool: schedule_pool,
-                 plan_dense: schedule_dense, plan_lut: schedule_lut, plan_mul: schedule_mul}[make]
+        build = {conv_tiling: schedule_conv, add_tiling: schedule_add, pool_tiling: schedule_pool,
+                 dense_tiling: schedule_dense, lut_tiling: schedule_lut, mul_tiling: schedule_mul}[make]
         func = build(spec, plan)
     counts = kernel_counts(func)
     assert counts["l1_peak_bytes"] == plan.l1_bytes <= l1

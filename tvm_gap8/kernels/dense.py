@@ -3,24 +3,24 @@ kernel, float or int8 (int8: requantized per output feature like a 1x1 conv)."""
 
 from __future__ import annotations
 
-import numpy as np
-from tvm import relax
-
-from ..errors import UnsupportedError
-from .composite import CompositeReader, activation_range, layer_parts, requantization, shape_of
-from .epilogue import ACC, EpilogueOp, Ref
-from . import patterns
-from .family import KernelFamily
-from .stages import Kernel
-from .tiling import choose_plan
 import math
 from dataclasses import dataclass
 
+import numpy as np
+from tvm import relax
+
+from ..cost import cycles
+from ..errors import UnsupportedError
+from ..vocab import INPUT, OUTPUT, WEIGHT
+from . import patterns
+from .composite import (CompositeReader, activation_range, layer_parts, requantization,
+                        shape_of)
+from .epilogue import ACC, Epilogue, EpilogueOp, Ref
+from .family import KernelFamily
 from .spec import TypedOperands
-from .staging import (Operand, double_buffer, finish, scalar_accumulator,
-                     stage_in, stage_out,
-                     stage_params)
-from .epilogue import Epilogue
+from .stages import Kernel
+from .staging import Operand, finish_staged, scalar_accumulator
+from .tiling import ROOT, L1Buffer, choose_plan, input_copies, param_buffers, plan_from
 
 
 @dataclass(frozen=True)
@@ -69,6 +69,28 @@ def dense_compute(spec: DenseKernelSpec):
     return [x, w, *chans, y]
 
 
+def dense_tiling(spec: DenseKernelSpec, hw, rows: int, channels: int):
+    """Output-feature tiles (pipelined): the whole input once, weights and per-feature
+    parameters per tile when there is more than one."""
+    n, k = spec.in_shape
+    o = spec.out_features
+    ct = math.ceil(o / channels)
+    db = input_copies(hw, ct)
+    tile_at = "channels" if ct > 1 else ROOT
+    bufs = (L1Buffer("dense_out", OUTPUT, n * channels, spec.out_dtype, db, "channels"),
+            L1Buffer("x", INPUT, n * k, spec.dtype),
+            L1Buffer("w", WEIGHT, channels * k, spec.weight_dtype, db, tile_at),
+            *param_buffers(spec, channels, o, tile_at,
+                           set(range(len(spec.channel_shapes))) if ct > 1 else set(), db))
+    compute = n * ct * cycles.linear(k, channels)
+
+    def cost(act_in, act_out, wgt, transfers):
+        return cycles.streamed_kernel(hw, compute, act_in + act_out + wgt, transfers)
+
+    return plan_from("dense", 1, channels, (("channels", ct),), bufs, spec.macs(), cost,
+                     "channels" if db == 2 else "")
+
+
 def schedule_dense(spec: DenseKernelSpec, plan):
     from tvm import s_tir, te
 
@@ -76,40 +98,8 @@ def schedule_dense(spec: DenseKernelSpec, plan):
     out = sch.get_sblock("dense_out")
     _, o = sch.get_loops(out)
     ot, oi = sch.split(o, [None, plan.channels])
-    stage_out(sch, out, ot)
-    acc = sch.get_sblock("dense_acc")
-    scalar_accumulator(sch, acc, oi)
-    stage_in(sch, acc, "x", "input")
-    stage_in(sch, acc, "w", "weight", ot if plan.channel_tiles > 1 else None)
-    names = [f"p{i}" for i in range(len(spec.channel_shapes))]
-    tiled = plan.channel_tiles > 1
-    stage_params(sch, [out], names, ot if tiled else None, set(names))
-    if plan.double_buffered:
-        double_buffer(sch, ot)
-    return finish(sch)
-
-
-def plan_dense(spec: DenseKernelSpec, hw, rows: int, channels: int):
-    from .tiling import L1Buffer, TilePlan, dtype_bytes, _param_bytes, input_copies
-
-    n, k = spec.in_shape
-    o = spec.out_features
-    ct = math.ceil(o / channels)
-    db = input_copies(hw, ct)  # pipelined loop: the output-feature tiles
-    e, we = dtype_bytes(spec.dtype), dtype_bytes(spec.weight_dtype)
-    params = _param_bytes(spec) * channels // o if ct > 1 else _param_bytes(spec)
-    bufs = (L1Buffer("x", "input", n * k, spec.dtype),
-            L1Buffer("dense_out", "output", n * channels, spec.out_dtype, db),
-            L1Buffer("w", "weight", channels * k, spec.weight_dtype, db),
-            L1Buffer("params", "weight", params * db, "uint8"))
-    transfers = 1 + 2 * ct + len(spec.channel_shapes) * ct
-    wgt = o * k * we + _param_bytes(spec)
-    moved = n * k * e + n * o * dtype_bytes(spec.out_dtype) + wgt
-    cycles = n * ct * hw.linear_cycles(k, channels) + moved / hw.dma_bytes_per_cycle + \
-        transfers * hw.dma_setup_cycles
-    return TilePlan("dense", 1, channels, 1, ct, bufs, n * k * e,
-                    n * o * dtype_bytes(spec.out_dtype), wgt, transfers, spec.macs(), cycles,
-                    db == 2)
+    scalar_accumulator(sch, sch.get_sblock("dense_acc"), oi)
+    return finish_staged(sch, plan, {"channels": ot})
 
 
 def read_dense(func, args):
@@ -144,5 +134,5 @@ def read_dense(func, args):
 
 DENSE = KernelFamily(kind="dense", patterns=(patterns.q_dense_pattern, patterns.dense_pattern),
                      layer_keys=("anchor",), read=read_dense,
-                     plan=lambda spec, hw, layer: choose_plan(spec, hw, layer, plan_dense),
+                     plan=lambda spec, hw, layer: choose_plan(spec, hw, layer, dense_tiling),
                      schedule=schedule_dense, problem=patterns.anchored(patterns.dense_problem))

@@ -7,19 +7,21 @@ output scale with integer multipliers sharing one shift,
 
 from __future__ import annotations
 
-import numpy as np
-
-from ..errors import UnsupportedError
-from .composite import CompositeReader, activation_range, layer_parts, shape_of
-from . import patterns
-from .spec import KernelSpec
-from .family import KernelFamily
-from .requant import activation_bounds
 import math
 from dataclasses import dataclass
 
-from .tiling import choose_plan
-from .staging import Operand, double_buffer, finish, stage_in, stage_out
+import numpy as np
+
+from ..cost import cycles
+from ..errors import UnsupportedError
+from ..vocab import INPUT, OUTPUT, WEIGHT
+from . import patterns
+from .composite import CompositeReader, activation_range, layer_parts, shape_of
+from .family import KernelFamily
+from .requant import activation_bounds
+from .spec import KernelSpec
+from .staging import Operand, finish_staged
+from .tiling import L1Buffer, choose_plan, input_copies, plan_from
 
 
 @dataclass(frozen=True)
@@ -85,61 +87,51 @@ def add_compute(spec: AddKernelSpec):
     return [a, b, y]
 
 
-def schedule_elementwise(compute, spec, plan, inputs, out_name):
-    """Tile an elementwise kernel (NCHW: rows x channels; [N, F]: features): inputs staged per
-    tile (``role == "input"``) or once (``"weight"``), the channel-tile loop pipelined."""
+def schedule_elementwise(compute, spec, plan):
+    """Tile an element-wise kernel (NCHW: rows x channels; [N, F]: features), its copies as
+    the plan declares them."""
     from tvm import s_tir, te
 
     sch = s_tir.Schedule(te.create_prim_func(compute(spec)))
-    out = sch.get_sblock(out_name)
+    out = sch.get_sblock(plan.buffers[0].name)
     loops = sch.get_loops(out)
     if len(loops) == 4:  # NCHW: rows x channels tiles
         _, c, i, j = loops
         it, ii = sch.split(i, [None, plan.rows])
         ct, ci = sch.split(c, [None, plan.channels])
         sch.reorder(it, ct, ci, ii, j)
-    else:  # [N, F]: feature tiles
-        _, c = loops
-        ct, ci = sch.split(c, [None, plan.channels])
-    stage_out(sch, out, ct)
-    for name, role in inputs:
-        stage_in(sch, out, name, role, ct if role == "input" else None)
-    if plan.double_buffered:
-        double_buffer(sch, ct)
-    return finish(sch)
+        return finish_staged(sch, plan, {"rows": it, "channels": ct})
+    _, c = loops  # [N, F]: feature tiles
+    ct, ci = sch.split(c, [None, plan.channels])
+    return finish_staged(sch, plan, {"channels": ct})
 
 
-def schedule_add(spec: AddKernelSpec, plan):
-    return schedule_elementwise(add_compute, spec, plan, [("a", "input"), ("b", "input")],
-                                "add_out")
-
-
-def plan_elementwise(spec, hw, rows, channels, extra_in, extra_wgt, kind):
-    """Plan of ``schedule_elementwise``: one input (two with ``extra_in``), the output, and
-    ``extra_wgt`` bytes copied once."""
-    from .tiling import L1Buffer, TilePlan, dtype_bytes, input_copies
-
+def elementwise_tiling(spec, hw, rows, channels, out_name, inputs, weights=()):
+    """Rows x channels tiles (pipelined along channels): ``inputs`` (TE names) staged per
+    tile, ``weights`` ((TE name, elements, dtype)) once, the output per tile."""
     _, c, h, w = spec.shape if len(spec.shape) == 4 else (*spec.shape, 1, 1)
     rt, ct = math.ceil(h / rows), math.ceil(c / channels)
     db = input_copies(hw, ct)
     tile = channels * rows * w
-    bufs = [L1Buffer("x", "input", tile, spec.dtype, db)]
-    if extra_in:
-        bufs.append(L1Buffer("b", "input", tile, spec.dtype, db))
-    bufs.append(L1Buffer("out", "output", tile, spec.out_dtype, db))
-    if extra_wgt:
-        bufs.append(L1Buffer("w", "weight", extra_wgt, "uint8"))
-    act_in = c * h * w * dtype_bytes(spec.dtype) * (2 if extra_in else 1)
-    act_out = c * h * w * dtype_bytes(spec.out_dtype)
-    transfers = rt * ct * (3 if extra_in else 2) + (1 if extra_wgt else 0)
-    cycles = (act_in + act_out + extra_wgt) / hw.dma_bytes_per_cycle + \
-        transfers * hw.dma_setup_cycles + rt * ct * hw.eltwise_cycles(tile)
-    return TilePlan(kind, rows, channels, rt, ct, tuple(bufs), act_in, act_out, extra_wgt,
-                    transfers, 0, cycles, db == 2)
+    bufs = (L1Buffer(out_name, OUTPUT, tile, spec.out_dtype, db, "channels"),
+            *(L1Buffer(name, INPUT, tile, spec.dtype, db, "channels") for name in inputs),
+            *(L1Buffer(name, WEIGHT, n, dtype) for name, n, dtype in weights))
+    compute = rt * ct * cycles.eltwise(hw, tile)
+
+    def cost(act_in, act_out, wgt, transfers):
+        return cycles.streamed_kernel(hw, compute, act_in + act_out + wgt, transfers)
+
+    loops = (("rows", rt), ("channels", ct)) if len(spec.shape) == 4 else (("channels", ct),)
+    return plan_from(spec.kind, rows, channels, loops, bufs, 0, cost,
+                     "channels" if db == 2 else "")
 
 
-def plan_add(spec: AddKernelSpec, hw, rows: int, channels: int):
-    return plan_elementwise(spec, hw, rows, channels, True, 0, "add")
+def schedule_add(spec: AddKernelSpec, plan):
+    return schedule_elementwise(add_compute, spec, plan)
+
+
+def add_tiling(spec: AddKernelSpec, hw, rows: int, channels: int):
+    return elementwise_tiling(spec, hw, rows, channels, "add_out", ("a", "b"))
 
 
 def read_add(func, args):
@@ -165,5 +157,5 @@ def read_add(func, args):
 
 ADD = KernelFamily(kind="add", patterns=(patterns.q_add_pattern, patterns.add_pattern),
                    layer_keys=("anchor",), read=read_add,
-                   plan=lambda spec, hw, layer: choose_plan(spec, hw, layer, plan_add),
+                   plan=lambda spec, hw, layer: choose_plan(spec, hw, layer, add_tiling),
                    schedule=schedule_add, problem=patterns.anchored(patterns.add_problem))

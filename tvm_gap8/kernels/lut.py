@@ -12,23 +12,22 @@ product of the zero-point-free operands, requantized like a conv accumulator.
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
+
 import numpy as np
 from tvm import relax
 
 from ..errors import UnsupportedError
+from . import patterns
 from .composite import (DEQUANTIZE, QUANTIZE, CompositeReader, QuantConst, clip_bounds,
                         real_value, shape_of)
-from . import patterns
-from .spec import KernelSpec
+from .eltwise import elementwise_tiling, schedule_elementwise
 from .family import KernelFamily
-from .requant import quantize_multiplier
-from .tiling import choose_plan
-import math
-from dataclasses import dataclass
-
+from .requant import dtype_range, quantize_multiplier, requant_expr
+from .spec import KernelSpec
 from .staging import Operand
-from .eltwise import plan_elementwise, schedule_elementwise
-from .requant import dtype_range, requant_expr
+from .tiling import choose_plan
 
 
 @dataclass(frozen=True)
@@ -97,25 +96,25 @@ def mul_compute(spec: MulKernelSpec):
 
 
 def schedule_lut(spec, plan):
-    return schedule_elementwise(lut_compute, spec, plan, [("x", "input"), ("table", "weight")],
-                          "lut_out")
+    return schedule_elementwise(lut_compute, spec, plan)
 
 
 def schedule_mul(spec, plan):
-    per_channel = spec.b_shape != spec.shape
-    return schedule_elementwise(mul_compute, spec, plan,
-                          [("a", "input"), ("b", "weight" if per_channel else "input")],
-                          "mul_out")
+    return schedule_elementwise(mul_compute, spec, plan)
 
 
-def plan_lut(spec, hw, rows, channels):
-    return plan_elementwise(spec, hw, rows, channels, False, 256, "lut")
+def lut_tiling(spec, hw, rows, channels):
+    """The input per tile, the 256-entry table once."""
+    return elementwise_tiling(spec, hw, rows, channels, "lut_out", ("x",),
+                              (("table", 256, spec.out_dtype),))
 
 
-def plan_mul(spec, hw, rows, channels):
-    per_channel = spec.b_shape != spec.shape
-    return plan_elementwise(spec, hw, rows, channels, not per_channel,
-                      spec.shape[1] if per_channel else 0, "mul")
+def mul_tiling(spec, hw, rows, channels):
+    """Both operands per tile, or ``b`` once when it holds one value per channel."""
+    if spec.b_shape != spec.shape:
+        return elementwise_tiling(spec, hw, rows, channels, "mul_out", ("a",),
+                                  (("b", spec.shape[1], spec.dtype),))
+    return elementwise_tiling(spec, hw, rows, channels, "mul_out", ("a", "b"))
 
 
 def _table_op(op, args, bounds):
@@ -219,11 +218,11 @@ def _integer_only(rule):
 
 LUT = KernelFamily(kind="lut", patterns=(patterns.q_lut_pattern,), layer_keys=("anchor",),
                    read=read_lut,
-                   plan=lambda spec, hw, layer: choose_plan(spec, hw, layer, plan_lut),
+                   plan=lambda spec, hw, layer: choose_plan(spec, hw, layer, lut_tiling),
                    schedule=schedule_lut, problem=_integer_only(patterns.lut_problem),
                    integer_only=True)
 MUL = KernelFamily(kind="mul", patterns=(patterns.q_mul_pattern,), layer_keys=("anchor",),
                    read=read_mul,
-                   plan=lambda spec, hw, layer: choose_plan(spec, hw, layer, plan_mul),
+                   plan=lambda spec, hw, layer: choose_plan(spec, hw, layer, mul_tiling),
                    schedule=schedule_mul, problem=_integer_only(patterns.mul_problem),
                    integer_only=True)
