@@ -16,8 +16,8 @@ from tvm_gap8.kernels.fused import ConvGeom, FusedKernelSpec, build_fused
 from tvm_gap8.kernels.lut import (LutKernelSpec, MulKernelSpec, lut_tiling, mul_tiling,
                                     schedule_lut, schedule_mul)
 from tvm_gap8.errors import TilingError
-from tvm_gap8.kernels.tiling import (choose_plan, plan_dw_pw, plan_dw_pw_staged,
-                                     plan_fused)
+from tvm_gap8.kernels.fused import dw_pw_staged_tiling, dw_pw_tiling, plan_fused
+from tvm_gap8.kernels.tiling import choose_plan
 from tvm_gap8.kernels.pool import PoolKernelSpec, pool_tiling, schedule_pool
 from tvm_gap8.kernels.requant import quantize_multiplier
 from tvm_gap8.target import GAP8
@@ -120,7 +120,7 @@ def test_smaller_l1_means_more_tiles_same_result():
 
 
 def _staged_specs():
-    """Wide-ish DW->PW blocks for the channel-staged variant (``plan_dw_pw_staged``)."""
+    """Wide-ish DW->PW blocks for the channel-staged variant (``dw_pw_staged_tiling``)."""
     bias = Epilogue((EpilogueOp("relax.add", (ACC, Ref("channel", 0))),
                      EpilogueOp("relax.clip", (Ref("val", 0),), (0.0, 6.0))))
     yield "float", FusedKernelSpec(
@@ -145,7 +145,7 @@ def test_staged_dw_pw_ir_matches_plan(name, spec, rows, channels, dw_channels,
     the IR equal the plan's; the input tile (and the DW weight tile) is double-buffered along
     the DW channel loop when the plan says so."""
     hw = GAP8.replace(double_buffering=double_buffering)
-    plan = plan_dw_pw_staged(spec, hw, rows, channels, dw_channels)
+    plan = dw_pw_staged_tiling(spec, hw, rows, channels, dw_channels)
     assert plan.double_buffered == double_buffering
     func = build_fused(spec, plan)
     if spec.dtype == "int8":  # integer-only, like the other fused int8 kernels
@@ -172,15 +172,15 @@ def test_staged_dw_pw_is_what_fits_a_wide_layer():
     spec = FusedKernelSpec("dw_pw", (1, 1024, 4, 4), ConvGeom(1024, 1024, 3, 1, (1, 1, 1, 1)),
                            ConvGeom(1024, 1024, 1))
     with pytest.raises(TilingError):
-        choose_plan(spec, GAP8, "wide", plan_dw_pw)
+        choose_plan(spec, GAP8, "wide", dw_pw_tiling)
     plan = plan_fused(spec, GAP8, "wide")
     assert plan.dw_channels and plan.l1_bytes <= GAP8.l1_budget
     w_pw = 1024 * 1024 * 4
     assert plan.l2_to_l1_wgt >= w_pw * (plan.row_tiles if plan.channel_tiles > 1 else 1)
     small = FusedKernelSpec("dw_pw", (1, 16, 8, 8), ConvGeom(16, 16, 3, 1, (1, 1, 1, 1)),
                             ConvGeom(16, 32, 1))
-    for make in (lambda hw, r, ch: plan_dw_pw(small, hw, r, ch),
-                 lambda hw, r, ch: plan_dw_pw_staged(small, hw, r, ch, 4)):
+    for make in (lambda hw, r, ch: dw_pw_tiling(small, hw, r, ch),
+                 lambda hw, r, ch: dw_pw_staged_tiling(small, hw, r, ch, 4)):
         one, many = make(GAP8, 4, 32), make(GAP8, 4, 8)
         assert many.l2_to_l1_wgt - one.l2_to_l1_wgt == 16 * 32 * 4 * (2 - 1)
 
@@ -191,7 +191,7 @@ def test_staged_dw_pw_matches_unstaged_numerically():
     args = [rng.standard_normal(s).astype("float32")
             for s in [spec.in_shape, (32, 1, 3, 3), (64, 32, 1, 1), (1, 32, 1, 1)]]
     outs = []
-    for plan in (plan_dw_pw(spec, GAP8, 12, 64), plan_dw_pw_staged(spec, GAP8, 4, 16, 8)):
+    for plan in (dw_pw_tiling(spec, GAP8, 12, 64), dw_pw_staged_tiling(spec, GAP8, 4, 16, 8)):
         f = tvm.compile(tvm.IRModule({"main": build_fused(spec, plan).with_attr(
             "global_symbol", "main")}), target="llvm")
         out = tvm.runtime.tensor(np.zeros(spec.out_shape, "float32"))

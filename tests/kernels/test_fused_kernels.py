@@ -9,7 +9,7 @@ from tvm_gap8.tirwalk import sblocks
 from tvm_gap8.kernels.epilogue import ACC, Epilogue, EpilogueOp, Ref
 from tvm_gap8.kernels.fused import ConvGeom, FusedKernelSpec, build_fused
 from tvm_gap8.vocab import COPY_ANN, L1_SCOPE, ROLE_ANN
-from tvm_gap8.kernels.tiling import plan_dw_pw, plan_fused, plan_pw_dw
+from tvm_gap8.kernels.fused import dw_pw_tiling, plan_fused, pw_dw_tiling
 from tvm_gap8.target import GAP8
 from tvm_gap8.testing.reference import conv2d_nchw
 
@@ -47,7 +47,7 @@ def test_dw_pw_matches_numpy(c, h, w, k, s, pad, rows, chans, rng):
     o = 12
     spec = FusedKernelSpec("dw_pw", (1, c, h, w), ConvGeom(c, c, k, s, pad), ConvGeom(c, o, 1),
                            BIAS_RELU, HARDSWISH, ((1, c, 1, 1),))
-    plan = plan_dw_pw(spec, GAP8, rows, chans)
+    plan = dw_pw_tiling(spec, GAP8, rows, chans)
     x = rng.standard_normal((1, c, h, w)).astype("float32")
     wd = rng.standard_normal((c, 1, k, k)).astype("float32")
     wp = rng.standard_normal((o, c, 1, 1)).astype("float32")
@@ -62,7 +62,7 @@ def test_pw_dw_matches_numpy(c, h, w, k, s, pad, rows, chans, rng):
     hid = 2 * c
     spec = FusedKernelSpec("pw_dw", (1, c, h, w), ConvGeom(c, hid, 1),
                            ConvGeom(hid, hid, k, s, pad), BIAS_RELU, Epilogue(), ((1, hid, 1, 1),))
-    plan = plan_pw_dw(spec, GAP8, rows, min(chans, hid))
+    plan = pw_dw_tiling(spec, GAP8, rows, min(chans, hid))
     x = rng.standard_normal((1, c, h, w)).astype("float32")
     wp = rng.standard_normal((hid, c, 1, 1)).astype("float32")
     wd = rng.standard_normal((hid, 1, k, k)).astype("float32")

@@ -21,7 +21,7 @@ from .spec import TypedOperands
 from .stages import read_composite, spec_fields
 from .staging import Operand, finish_staged, padded_input, scalar_accumulator
 from .tiling import (ROOT, L1Buffer, choose_plan, dtype_bytes, halo_rows, input_copies,
-                     padded, param_buffers, plan_from, rows_moved)
+                     output_bytes, padded, param_buffers, plan_from, rows_moved)
 
 
 @dataclass(frozen=True)
@@ -107,7 +107,8 @@ def conv_tiling(spec: ConvKernelSpec, hw, rows: int, channels: int):
     cg = c // spec.groups
     bufs = [
         L1Buffer("conv_out", OUTPUT, channels * rows * ow, spec.out_dtype,
-                 db if dw or ct == 1 else 1, "channels" if dw or ct > 1 else "rows"),
+                 db if dw or ct == 1 else 1, "channels" if dw or ct > 1 else "rows",
+                 moved=output_bytes(spec)),
         L1Buffer("x_pad", INPUT, (channels if dw else c) * halo_rows(rows, s, k, hp) * wp,
                  spec.dtype, db, pipelined, moved=rows_moved(
                      c, w, dtype_bytes(spec.dtype), rows, oh, h, s, k, spec.geom.padding[0])),

@@ -16,19 +16,23 @@ inspection (``tvm_gap8.cost.ir``) and the tests can find it; accumulators are sc
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
-from ..vocab import INTERMEDIATE, L1_SCOPE, ROLE_ANN, WEIGHT
-from .spec import TypedOperands
-from .staging import (Operand, double_buffer, finish, inside,
-                     padded_input, scalar_accumulator, stage_padded_input,
-                     stage_in, stage_out, stage_params)
+from ..cost import cycles
+from ..errors import TilingError
+from ..vocab import INPUT, INTERMEDIATE, OUTPUT, WEIGHT
 from . import patterns
 from .epilogue import Epilogue
 from .family import KernelFamily
 from .geometry import ConvGeom, conv_geom
+from .spec import TypedOperands
 from .stages import read_composite, spec_fields
-from .tiling import plan_fused
+from .staging import (Operand, finish_staged, inside, padded_input, scalar_accumulator,
+                      stage_buffers)
+from .tiling import (ROOT, L1Buffer, candidates, choose_plan, dtype_bytes, halo_rows,
+                     input_copies, output_bytes, padded, param_buffers, plan_from, rows_moved,
+                     search)
 
 @dataclass(frozen=True)
 class FusedKernelSpec(TypedOperands):
@@ -207,55 +211,165 @@ def pw_dw_compute(spec: FusedKernelSpec):
     return [x, w_pw, w_dw, *chans, y]
 
 
-def _param_names(spec):
-    return [f"p{i}" for i in range(len(spec.channel_shapes))]
+def _dw_pw_shapes(spec):
+    _, c, h, w = spec.in_shape
+    _, o, oh, ow = spec.out_shape
+    k, s = spec.first.kernel, spec.first.stride
+    hp, wp = padded((h, w), spec.first.padding, ow, s, k)
+    return c, h, w, o, oh, ow, k, s, hp, wp
 
 
-def _tiled_names(spec):
-    from .tiling import tiled_params
+def _conv_like_cost(hw, compute, overlap):
+    def cost(act_in, act_out, wgt, transfers):
+        return cycles.tiled_kernel(hw, compute, act_in + act_out + wgt, transfers, overlap(
+            act_in, act_out))
 
-    return {f"p{i}" for i in tiled_params(spec)}
+    return cost
 
 
-def schedule_dw_pw(spec: FusedKernelSpec, plan):
-    """DW->PW tiled over output rows (``plan.rows``) and PW output channels (``plan.channels``).
+def dw_pw_tiling(spec: FusedKernelSpec, hw, rows: int, channels: int):
+    """Row tiles (pipelined): the input rows with halo of all channels, the DW into the row
+    tile's HWC intermediate, then the PW over output-channel tiles (its weights and parameters
+    per channel tile when there is more than one: re-fetched for every row tile)."""
+    c, h, w, o, oh, ow, k, s, hp, wp = _dw_pw_shapes(spec)
+    rt, ct = math.ceil(oh / rows), math.ceil(o / channels)
+    db = input_copies(hw, rt)
+    tile_at = "channels" if ct > 1 else ROOT
+    bufs = (
+        L1Buffer("pw_out", OUTPUT, channels * rows * ow, spec.out_dtype, db if ct == 1 else 1,
+                 "channels" if ct > 1 else "rows", moved=output_bytes(spec)),
+        L1Buffer("dw_out", INTERMEDIATE, rows * ow * c, spec.mid_dtype, 1, "rows"),
+        L1Buffer("x_pad", INPUT, c * halo_rows(rows, s, k, hp) * wp, spec.dtype, db, "rows",
+                 moved=rows_moved(c, w, dtype_bytes(spec.dtype), rows, oh, h, s, k,
+                                  spec.first.padding[0])),
+        L1Buffer("w_dw", WEIGHT, c * k * k, spec.weight_dtype),
+        L1Buffer("w_pw", WEIGHT, channels * c, spec.weight_dtype, 1, tile_at),
+        *param_buffers(spec, channels, o, tile_at,
+                       spec.second_epilogue.channels() if ct > 1 else set()))
+    compute = rt * (cycles.conv(c, c, rows, ow, k, c) + ct * cycles.conv(c, channels, rows, ow, 1))
+    overlap = (lambda a, b: (a + b, rt * ct)) if db == 2 else (lambda a, b: None)
+    return plan_from("dw_pw", rows, channels, (("rows", rt), ("channels", ct)), bufs,
+                     spec.macs(), _conv_like_cost(hw, compute, overlap),
+                     "rows" if db == 2 else "")
 
-    Loop nest: row tile { input rows+halo L2->L1; DW -> HWC intermediate (L1, all channels);
-    channel tile { [PW weight slice L2->L1]; PW -> output tile (L1); output tile L1->L2 } }.
-    The channel-staged variant (``plan.dw_channels``, see ``plan.plan_dw_pw_staged``) replaces
-    the DW part by DW channel tile { input rows+halo of those channels and their DW weights
-    L2->L1; DW -> their slice of the intermediate }.
-    """
-    from tvm import s_tir, te
 
-    sch = s_tir.Schedule(te.create_prim_func(dw_pw_compute(spec)))
-    out = sch.get_sblock("pw_out")
-    _, o, i, j = sch.get_loops(out)
+def dw_pw_staged_tiling(spec: FusedKernelSpec, hw, rows: int, channels: int, dw_channels: int):
+    """The channel-staged DW->PW variant, for layers too wide for ``dw_pw_tiling``: per row
+    tile, the DW runs over DW channel tiles of ``dw_channels`` (its input rows with halo and its
+    weights staged per channel tile, the pipelined loop) into the row tile's full-channel
+    intermediate; then the PW over output-channel tiles as in ``dw_pw_tiling``. The output tile
+    is single-buffered: double buffering it would need the row loop pipelined around the
+    already pipelined DW channel loop."""
+    c, h, w, o, oh, ow, k, s, hp, wp = _dw_pw_shapes(spec)
+    rt, ct, dt = math.ceil(oh / rows), math.ceil(o / channels), math.ceil(c / dw_channels)
+    db = input_copies(hw, dt)
+    tile_at = "channels" if ct > 1 else ROOT
+    bufs = (
+        L1Buffer("pw_out", OUTPUT, channels * rows * ow, spec.out_dtype, 1, "channels",
+                 moved=output_bytes(spec)),
+        L1Buffer("dw_out", INTERMEDIATE, rows * ow * c, spec.mid_dtype, 1, "rows"),
+        L1Buffer("x_pad", INPUT, dw_channels * halo_rows(rows, s, k, hp) * wp, spec.dtype, db,
+                 "dw_channels", moved=rows_moved(c, w, dtype_bytes(spec.dtype), rows, oh, h, s,
+                                                 k, spec.first.padding[0])),
+        L1Buffer("w_dw", WEIGHT, dw_channels * k * k, spec.weight_dtype, db, "dw_channels"),
+        L1Buffer("w_pw", WEIGHT, channels * c, spec.weight_dtype, 1, tile_at),
+        *param_buffers(spec, channels, o, tile_at,
+                       spec.second_epilogue.channels() if ct > 1 else set()))
+    compute = rt * (dt * cycles.depthwise(dw_channels, rows, ow, k)
+                    + ct * cycles.conv(c, channels, rows, ow, 1))
+    overlap = (lambda a, b: (a, dt)) if db == 2 else (lambda a, b: None)
+    trips = {ROOT: 1, "rows": rt, "channels": rt * ct, "dw_channels": rt * dt}
+    return plan_from("dw_pw", rows, channels, trips, bufs, spec.macs(),
+                     _conv_like_cost(hw, compute, overlap), "dw_channels" if db == 2 else "",
+                     dw_channels)
+
+
+def pw_dw_tiling(spec: FusedKernelSpec, hw, rows: int, channels: int):
+    """Row tiles (pipelined) x DW channel tiles: the input rows with halo of all input
+    channels per row tile; per channel tile the PW computes the channels and padded rows
+    (halo recomputed) the DW tile needs into a CHW intermediate; weights and parameters per
+    channel tile when there is more than one."""
+    _, c, h, w = spec.in_shape
+    _, hid, oh, ow = spec.out_shape
+    k, s = spec.second.kernel, spec.second.stride
+    rt, ct = math.ceil(oh / rows), math.ceil(hid / channels)
+    db = input_copies(hw, rt)
+    hp, wp = padded((h, w), spec.second.padding, ow, s, k)
+    in_rows = halo_rows(rows, s, k, hp)
+    tile_at = "channels" if ct > 1 else ROOT
+    bufs = (
+        L1Buffer("dw_out", OUTPUT, channels * rows * ow, spec.out_dtype, db if ct == 1 else 1,
+                 "channels" if ct > 1 else "rows", moved=output_bytes(spec)),
+        L1Buffer("pw_out", INTERMEDIATE, channels * in_rows * wp, spec.mid_dtype, 1,
+                 "channels"),
+        L1Buffer("x_pad", INPUT, c * in_rows * wp, spec.dtype, db, "rows",
+                 moved=rows_moved(c, w, dtype_bytes(spec.dtype), rows, oh, h, s, k,
+                                  spec.second.padding[0])),
+        L1Buffer("w_pw", WEIGHT, channels * c, spec.weight_dtype, 1, tile_at),
+        L1Buffer("w_dw", WEIGHT, channels * k * k, spec.weight_dtype, 1, tile_at),
+        *param_buffers(spec, channels, hid, tile_at,
+                       set(range(len(spec.channel_shapes))) if ct > 1 else set()))
+    compute = rt * ct * (cycles.conv(c, channels, in_rows, wp, 1)
+                         + cycles.conv(channels, channels, rows, ow, k, channels))
+    # the PW runs over the padded tile: halo rows recomputed, padding ring included
+    macs = spec.macs() + (rt * in_rows * wp - h * w) * c * spec.first.out_channels
+    overlap = (lambda a, b: (a + b, rt * ct)) if db == 2 else (lambda a, b: None)
+    return plan_from("pw_dw", rows, channels, (("rows", rt), ("channels", ct)), bufs, macs,
+                     _conv_like_cost(hw, compute, overlap), "rows" if db == 2 else "")
+
+
+def plan_fused(spec: FusedKernelSpec, hw, layer: str = "?"):
+    """The cheapest plan for a fused kernel that fits ``hw.l1_budget``; a DW->PW kernel also
+    tries the channel-staged variant at every DW channel tile that divides the channels (all
+    of them at once is ``dw_pw_tiling``)."""
+    if spec.kind == "pw_dw":
+        return choose_plan(spec, hw, layer, pw_dw_tiling)
+    dw_tiles = candidates(spec.in_shape[1])[1:]
+
+    def plans(variant, rows, channels):
+        yield dw_pw_tiling(spec, variant, rows, channels)
+        for dc in dw_tiles:
+            yield dw_pw_staged_tiling(spec, variant, rows, channels, dc)
+
+    return search(spec, hw, layer, plans)
+
+
+def fused_fit_problem(spec: FusedKernelSpec, hw) -> str | None:
+    """Why a fused kernel fits no tile of L1 (the bytes its smallest tile needs and the
+    budget), or None when some tile fits: the fusion policy refuses such a pair."""
+    try:
+        plan_fused(spec, hw)
+    except TilingError as err:
+        return f"the fused kernel cannot fit L1 on {hw.name}: {err.reason}"
+    return None
+
+
+def _split_rows_channels(sch, block, plan):
+    _, o, i, j = sch.get_loops(block)
     it, ii = sch.split(i, [None, plan.rows])
     ot, oi = sch.split(o, [None, plan.channels])
     sch.reorder(it, ot, oi, ii, j)
-    staged = bool(plan.dw_channels)
-    # with one channel tile the output tile is a child of the row loop, so it can be double
-    # buffered with the input (not in the staged variant: there the pipelined loop is the DW
-    # channel loop inside the row loop)
-    stage_out(sch, out, ot if plan.channel_tiles > 1 or staged else it)
-    pw_acc = sch.get_sblock("pw_acc")  # one scalar accumulator per output element
-    scalar_accumulator(sch, pw_acc, j)
-    mid = sch.get_sblock("dw_out")  # the intermediate: this row tile, all channels, L1 only
-    sch.compute_at(mid, it)
-    sch.set_scope(mid, 0, L1_SCOPE)
-    sch.annotate(mid, ROLE_ANN, "intermediate")
-    dw_loop = _dw_channel_tiles(sch, mid, it, plan.dw_channels) if staged else it
-    dw_acc = sch.get_sblock("dw_acc")
-    scalar_accumulator(sch, dw_acc, sch.get_loops(mid)[-1])
-    stage_padded_input(sch, dw_loop)
-    stage_in(sch, dw_acc, "w_dw", "weight", dw_loop if staged else None)
-    stage_in(sch, pw_acc, "w_pw", "weight", ot if plan.channel_tiles > 1 else None)
-    stage_params(sch, [mid, out], _param_names(spec), ot if plan.channel_tiles > 1 else None,
-                 _tiled_names(spec))
-    if plan.double_buffered:
-        double_buffer(sch, dw_loop)
-    return finish(sch)
+    return it, ot, j
+
+
+def schedule_dw_pw(spec: FusedKernelSpec, plan):
+    """Loop nest: row tile { input rows+halo L2->L1; DW -> HWC intermediate (L1, all
+    channels); channel tile { [PW weight slice L2->L1]; PW -> output tile (L1); output tile
+    L1->L2 } }. The channel-staged variant (``plan.dw_channels``) runs the DW part per DW
+    channel tile { input rows+halo of those channels and their DW weights L2->L1; DW -> their
+    slice of the intermediate }."""
+    from tvm import s_tir, te
+
+    sch = s_tir.Schedule(te.create_prim_func(dw_pw_compute(spec)))
+    it, ot, j = _split_rows_channels(sch, sch.get_sblock("pw_out"), plan)
+    loops = {"rows": it, "channels": ot}
+    scalar_accumulator(sch, sch.get_sblock("pw_acc"), j)
+    stage_buffers(sch, plan, loops, (OUTPUT, INTERMEDIATE))
+    mid = sch.get_sblock("dw_out")
+    if plan.dw_channels:
+        loops["dw_channels"] = _dw_channel_tiles(sch, mid, it, plan.dw_channels)
+    scalar_accumulator(sch, sch.get_sblock("dw_acc"), sch.get_loops(mid)[-1])
+    return finish_staged(sch, plan, loops, (INPUT, WEIGHT))
 
 
 def _dw_channel_tiles(sch, mid, row_loop, dw_channels):
@@ -270,37 +384,19 @@ def _dw_channel_tiles(sch, mid, row_loop, dw_channels):
 
 
 def schedule_pw_dw(spec: FusedKernelSpec, plan):
-    """PW->DW tiled over output rows (``plan.rows``) and channels (``plan.channels``).
-
-    Loop nest: row tile { input rows+halo, all input channels, L2->L1; channel tile {
-    [weight slices L2->L1]; PW -> CHW intermediate (L1, halo rows recomputed); DW -> output tile
-    (L1); output tile L1->L2 } }.
-    """
+    """Loop nest: row tile { input rows+halo, all input channels, L2->L1; channel tile {
+    [weight slices L2->L1]; PW -> CHW intermediate (L1, halo rows recomputed); DW -> output
+    tile (L1); output tile L1->L2 } }."""
     from tvm import s_tir, te
 
     sch = s_tir.Schedule(te.create_prim_func(pw_dw_compute(spec)))
-    out = sch.get_sblock("dw_out")
-    _, c, i, j = sch.get_loops(out)
-    it, ii = sch.split(i, [None, plan.rows])
-    ct, ci = sch.split(c, [None, plan.channels])
-    sch.reorder(it, ct, ci, ii, j)
-    stage_out(sch, out, ct if plan.channel_tiles > 1 else it)
-    dw_acc = sch.get_sblock("dw_acc")
-    scalar_accumulator(sch, dw_acc, j)
+    it, ct, j = _split_rows_channels(sch, sch.get_sblock("dw_out"), plan)
+    loops = {"rows": it, "channels": ct}
+    scalar_accumulator(sch, sch.get_sblock("dw_acc"), j)
+    stage_buffers(sch, plan, loops, (OUTPUT, INTERMEDIATE))
     mid = sch.get_sblock("pw_out")
-    sch.compute_at(mid, ct)
-    sch.set_scope(mid, 0, L1_SCOPE)
-    sch.annotate(mid, ROLE_ANN, "intermediate")
-    pw_acc = sch.get_sblock("pw_acc")
-    scalar_accumulator(sch, pw_acc, sch.get_loops(mid)[-1])
-    stage_padded_input(sch, it)
-    per_tile = ct if plan.channel_tiles > 1 else None
-    stage_in(sch, pw_acc, "w_pw", "weight", per_tile)
-    stage_in(sch, dw_acc, "w_dw", "weight", per_tile)
-    stage_params(sch, [mid, out], _param_names(spec), per_tile, _tiled_names(spec))
-    if plan.double_buffered:
-        double_buffer(sch, it)
-    return finish(sch)
+    scalar_accumulator(sch, sch.get_sblock("pw_acc"), sch.get_loops(mid)[-1])
+    return finish_staged(sch, plan, loops, (INPUT, WEIGHT))
 
 
 def build_fused(spec: FusedKernelSpec, plan):

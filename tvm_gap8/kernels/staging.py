@@ -90,19 +90,6 @@ def stage_in(sch, block, name, role, loop=None):
     return cb
 
 
-def stage_params(sch, blocks, names, loop=None, tiled=()):
-    """Per-channel parameters (bias, requantization): copied once at the root, or, for the
-    ones in ``tiled``, per iteration of ``loop`` (the channel tile)."""
-    names = set(names)
-    for block in blocks:
-        for region in sch.get(block).reads:
-            name = region.source.name
-            if name in names:
-                names.discard(name)
-                per_tile = loop is not None and name in tiled
-                stage_in(sch, block, name, WEIGHT, loop if per_tile else None)
-
-
 def stage_out(sch, block, loop):
     """The block computes into an L1 tile that is copied L1->L2 once per iteration of loop."""
     copy = sch.cache_write(block, 0, L1_SCOPE)
@@ -145,9 +132,10 @@ def stage_buffers(sch, plan, loops: dict, roles=(OUTPUT, INTERMEDIATE, INPUT, WE
             stage_in(sch, _reader(sch, b.name), b.name, b.role, loop)
 
 
-def finish_staged(sch, plan, loops: dict):
-    """Stage the plan's buffers, double-buffer its pipelined loop, and return the PrimFunc."""
-    stage_buffers(sch, plan, loops)
+def finish_staged(sch, plan, loops: dict, roles=(OUTPUT, INTERMEDIATE, INPUT, WEIGHT)):
+    """Stage the plan's buffers (of ``roles``), double-buffer its pipelined loop, and return
+    the PrimFunc."""
+    stage_buffers(sch, plan, loops, roles)
     if plan.pipelined:
         double_buffer(sch, loops[plan.pipelined])
     return finish(sch)

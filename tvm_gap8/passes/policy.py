@@ -16,7 +16,7 @@ from tvm import relax
 
 from ..errors import Gap8Error, TilingError
 from ..kernels.conv import CONV
-from ..kernels.tiling import fused_fit_problem
+from ..kernels.fused import fused_fit_problem
 
 POLICIES = ("all", "profitable")
 
