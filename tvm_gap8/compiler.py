@@ -72,7 +72,7 @@ def compile_model(model, input_shapes=None, hw: Gap8Target = GAP8, fuse: bool = 
                                f"{msg[-1] if msg else ''}") from exc
     timings["lower_s"] = time.perf_counter() - t0
     _progress("reading tiles and traffic off the lowered IR", quiet)
-    layers = layers_of(lowered, hw)
+    layers = layers_of(lowered)
     report = {
         "model": imported.onnx_model.graph.name,
         "versions": versions(),

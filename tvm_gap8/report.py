@@ -14,9 +14,11 @@ from tvm import relax
 
 from .irutil import group_info, node_name_of
 from .kernels import family_of
+from .kernels.geometry import conv_kind
 from .passes import unfused_of
-from .vocab import (EPILOGUES_ATTR, INTEGER_ATTR, KIND_ATTR, LAYOUTS_ATTR, MACS_ATTR, PLAN_ATTR,
-                    PLAN_FIGURES_ATTR)
+from .cost.ir import kernel_counts
+from .vocab import (EPILOGUES_ATTR, INTEGER_ATTR, KIND_ATTR, L3_TO_L2, LAYOUTS_ATTR, MACS_ATTR,
+                    PLACEMENT_ATTR, PLAN_ATTR, PLAN_FIGURES_ATTR)
 
 
 def _shape(e):
@@ -27,13 +29,7 @@ def _op_kind_and_macs(call) -> tuple[str, int]:
     op = call.op.name
     if op == "relax.nn.conv2d":
         x, w, y = _shape(call.args[0]), _shape(call.args[1]), _shape(call)
-        groups = int(call.attrs.groups)
-        macs = math.prod(y) * w[1] * w[2] * w[3]
-        if groups > 1 and groups == x[1]:
-            return "dw", macs
-        if w[2:] == [1, 1] and groups == 1:
-            return "pw", macs
-        return "conv", macs
+        return conv_kind(int(call.attrs.groups), x[1], w[2:]), math.prod(y) * w[1] * w[2] * w[3]
     if op in ("relax.matmul", "relax.linear"):
         a = _shape(call.args[0])
         return "dense", math.prod(_shape(call)) * a[-1]
@@ -54,24 +50,17 @@ def _op_kind_and_macs(call) -> tuple[str, int]:
 _KIND_RANK = ["conv", "dw", "pw", "dense", "pool", "eltwise", "activation", "reshape"]
 
 
-def _kernel_entry(prim, counts_cache, name, hw):
-    """Tile, L1 peak and traffic of a kernel: read off its IR (the truth the tests compare
-    with the planner's own figures)."""
-    from .cost.ir import kernel_counts
-
+def _kernel_entry(prim, counts_cache, name):
+    """L1 peak and traffic of a kernel read off its IR (the truth the tests compare with the
+    planner's own figures), the plan's figures and the weights' placement."""
     if name not in counts_cache:
         counts_cache[name] = kernel_counts(prim)
     counts = counts_cache[name]
-    attrs = prim.attrs
-    traffic = dict(counts["traffic"])
-    wgt = traffic["l2_to_l1_wgt"]
-    # weights that do not fit L2 beside the layer's activations stream from L3 through L2
-    act = traffic["l2_to_l1_act"] + traffic["l1_to_l2_act"]
-    in_l3 = hw is not None and act + wgt > hw.l2_bytes
-    traffic["l3_to_l2"] = wgt if in_l3 else 0
+    placement = prim.attrs[PLACEMENT_ATTR]
+    traffic = {**counts["traffic"], L3_TO_L2: int(placement[L3_TO_L2])}
     return {"l1_peak_bytes": counts["l1_peak_bytes"], "traffic": traffic,
-            "weights_in": "L3" if in_l3 else "L2",
-            "plan": {str(k): int(v) for k, v in attrs[PLAN_FIGURES_ATTR].items()}}
+            "weights_in": str(placement["weights_in"]),
+            "plan": {str(k): int(v) for k, v in prim.attrs[PLAN_FIGURES_ATTR].items()}}
 
 
 def _tile(attr) -> dict:
@@ -79,7 +68,7 @@ def _tile(attr) -> dict:
     return {str(k): bool(v) if str(k) == "double_buffered" else int(v) for k, v in attr.items()}
 
 
-def layers_of(mod: tvm.IRModule, hw=None) -> list[dict]:
+def layers_of(mod: tvm.IRModule) -> list[dict]:
     """Layers of ``main`` in execution order: one per gap8 kernel, one per other ONNX node."""
     layers: list[dict] = []
     counts_cache: dict = {}
@@ -106,7 +95,7 @@ def layers_of(mod: tvm.IRModule, hw=None) -> list[dict]:
                         "epilogues": [str(e) for e in attrs[EPILOGUES_ATTR]],
                         "tile": _tile(attrs[PLAN_ATTR]),
                         "integer": bool(attrs.get(INTEGER_ATTR, False)),
-                        **_kernel_entry(prim, counts_cache, gv.name_hint, hw),
+                        **_kernel_entry(prim, counts_cache, gv.name_hint),
                     })
                     continue
                 kind, macs, node = gv.name_hint, 0, node_name_of(v)

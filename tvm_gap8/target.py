@@ -48,32 +48,8 @@ class Gap8Target:
     l1_reserved_bytes: int = 0
     extra: dict = field(default_factory=dict, compare=False)
 
-    # -- compute-cycle models of the PULP-NN int8 kernels on the 8-core cluster ----------------
-    # eml-eda/plinio plinio/cost/gap8_latency.py (Jahier Pagliari et al.): per-layer latency
-    # models of GAP8's int8 kernels, fitted on measurements.
-
-    def conv_cycles(self, cin: int, cout: int, oh: int, ow: int, k: int, groups: int = 1) -> int:
-        """Cycles of an int8 conv on the cluster (PLiNIO's GAP8 model; DW has its own)."""
-        if groups > 1 and groups == cin == cout:
-            return self.dw_cycles(cout, oh, ow, k)
-        cin_g = cin // groups
-        iterations = _ceil(oh, 2) * _ceil(ow, 8)
-        im2col = k * k * cin_g * 2
-        matmul = _ceil(cout, 4) * (5 + _ceil(k * k * cin_g, 4) * 14 + 10)
-        return iterations * (im2col + matmul)
-
-    def dw_cycles(self, channels: int, oh: int, ow: int, k: int) -> int:
-        """Cycles of an int8 depthwise conv (same source), also for a tile of one channel."""
-        return 4 * _ceil(channels, 4) * oh * ow * k * k
-
-    def linear_cycles(self, cin: int, cout: int) -> int:
-        """Cycles of an int8 fully connected layer (same source)."""
-        return _ceil(cin, 2) * _ceil(cout, 4)
-
-    def eltwise_cycles(self, elements: int) -> int:
-        """Add / pooling: our assumption (no published model): 2 cycles per element per core
-        (load-load/accumulate-store in a 4-way SIMD loop), spread over the cores."""
-        return _ceil(2 * elements, self.cores)
+    # The compute-cycle models of the int8 kernels (PLiNIO's GAP8 latency models) and the
+    # DMA/overlap arithmetic live in ``tvm_gap8/cost/cycles.py``, the cycle model's one home.
 
     @property
     def l1_budget(self) -> int:
@@ -104,10 +80,6 @@ class Gap8Target:
             raise UsageError(f"--hw {path}: unknown field(s) {', '.join(unknown)}; known: "
                              f"{', '.join(sorted(known))}")
         return cls().replace(**data)
-
-
-def _ceil(a: int, b: int) -> int:
-    return -(-a // b)
 
 
 GAP8 = Gap8Target()

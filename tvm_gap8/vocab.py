@@ -45,6 +45,7 @@ MACS_ATTR = "gap8.macs"
 PLAN_ATTR = "gap8.plan"  # the tile: rows, channels, tile counts, double buffering
 PLAN_FIGURES_ATTR = "gap8.plan_figures"  # the plan's L1 bytes, traffic, transfers, cycles
 EPILOGUES_ATTR = "gap8.epilogues"
+PLACEMENT_ATTR = "gap8.placement"  # where the weights live (L2, or L3 streamed through L2)
 
 # -- module attributes: what the fusion passes decided ----------------------------------------
 REFUSED_ATTR = "gap8.fusion_refused"

@@ -16,7 +16,7 @@ from ..vocab import INPUT, OUTPUT, WEIGHT
 from . import patterns
 from .epilogue import Epilogue
 from .family import KernelFamily
-from .geometry import ConvGeom, conv_geom
+from .geometry import ConvGeom, conv_geom, conv_kind
 from .spec import TypedOperands
 from .stages import read_composite, spec_fields
 from .staging import Operand, finish_staged, padded_input, scalar_accumulator
@@ -147,8 +147,7 @@ def read_conv(func, args):
     (stage,) = kernel.stages
     geom = conv_geom(stage.conv)
     x_shape = tuple(int(v) for v in kernel.x.ty.shape.values)
-    sub = "dw" if stage.groups > 1 and stage.groups == x_shape[1] else \
-        "pw" if geom.kernel == 1 and stage.groups == 1 else "conv"
+    sub = conv_kind(stage.groups, x_shape[1], (geom.kernel, geom.kernel))
     spec = ConvKernelSpec(in_shape=x_shape, geom=geom, groups=stage.groups,
                           epilogue=kernel.epilogues[0], kind=sub, **spec_fields(kernel))
     return spec, [kernel.x, relax.const(stage.weight)] + kernel.channel_tensors

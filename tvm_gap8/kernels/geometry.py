@@ -27,3 +27,13 @@ def conv_geom(call) -> ConvGeom:
     return ConvGeom(in_channels=int(call.args[0].ty.shape.values[1]), out_channels=w[0],
                     kernel=w[2], stride=[int(v) for v in a.strides][0],
                     padding=tuple(int(v) for v in a.padding))
+
+
+def conv_kind(groups: int, in_channels: int, kernel_hw) -> str:
+    """``dw`` (groups == input channels > 1), ``pw`` (1x1, ungrouped) or ``conv``: the one
+    place a convolution's kind is decided (patterns, the conv family and the report ask)."""
+    if groups > 1 and groups == in_channels:
+        return "dw"
+    if tuple(kernel_hw) == (1, 1) and groups == 1:
+        return "pw"
+    return "conv"

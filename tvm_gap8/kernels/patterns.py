@@ -18,6 +18,7 @@ from tvm.relax.dpl import is_const, is_op, wildcard
 
 from ..irutil import node_name_of
 from .epilogue import SUPPORTED_OPS
+from .geometry import conv_kind
 
 
 def _activations(z):
@@ -168,8 +169,8 @@ def conv_problem(call) -> str | None:
 
 def is_depthwise_like(call) -> bool:
     """groups == in channels > 1: a depthwise conv, fusable or not."""
-    x_shape = _shape(call.args[0])
-    return int(call.attrs.groups) == x_shape[1] and x_shape[1] > 1
+    x_shape, w_shape = _shape(call.args[0]), _shape(call.args[1])
+    return conv_kind(int(call.attrs.groups), x_shape[1], w_shape[2:]) == "dw"
 
 
 def pointwise_problem(call) -> str | None:

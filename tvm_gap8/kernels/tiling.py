@@ -23,7 +23,7 @@ from dataclasses import dataclass, replace
 from ..errors import TilingError
 from ..target import Gap8Target
 from ..vocab import (DMA_TRANSFERS, INPUT, INTERMEDIATE, L1_TO_L2_ACT, L2_TO_L1_ACT,
-                     L2_TO_L1_WGT, OUTPUT, WEIGHT)
+                     L2_TO_L1_WGT, L3_TO_L2, OUTPUT, WEIGHT)
 
 
 def dtype_bytes(dtype: str) -> int:
@@ -159,6 +159,14 @@ def plan_from(kind: str, rows: int, channels: int, loops, buffers, macs: int, co
                sum(b.transfers for b in bufs))
     return TilePlan(kind, rows, channels, rt, trips.get("channels", rt) // rt, bufs,
                     *traffic, macs, cost(*traffic), bool(pipelined), dw_channels, pipelined)
+
+
+def weights_placement(plan: TilePlan, hw: Gap8Target) -> dict:
+    """Where a kernel's weights live: weights that do not fit L2 beside the layer's
+    activations stream from L3 through L2 (``l3_to_l2`` bytes, the same as reach L1)."""
+    act = plan.l2_to_l1_act + plan.l1_to_l2_act
+    in_l3 = act + plan.l2_to_l1_wgt > hw.l2_bytes
+    return {"weights_in": "L3" if in_l3 else "L2", L3_TO_L2: plan.l2_to_l1_wgt if in_l3 else 0}
 
 
 def input_copies(hw: Gap8Target, trips: int) -> int:

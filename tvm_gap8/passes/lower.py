@@ -20,9 +20,10 @@ from tvm.relax.expr_functor import PyExprMutator, mutator
 from ..errors import UnsupportedError
 from ..irutil import bindings, group_span, with_span
 from ..kernels import family_of
+from ..kernels.tiling import weights_placement
 from ..target import GAP8, Gap8Target, gap8_enabled
 from ..vocab import (EPILOGUES_ATTR, INTEGER_ATTR, KIND_ATTR, LAYER_ATTR, LAYOUTS_ATTR,
-                     MACS_ATTR, ONNX_NODES_ATTR, PLAN_ATTR, PLAN_FIGURES_ATTR)
+                     MACS_ATTR, ONNX_NODES_ATTR, PLACEMENT_ATTR, PLAN_ATTR, PLAN_FIGURES_ATTR)
 
 OPAQUE = 8  # tvm::relax::OpPatternKind::kOpaque
 
@@ -54,7 +55,7 @@ class LowerFusedKernels:
                         if isinstance(callee, relax.Function) and callee.attrs is not None \
                                 and KIND_ATTR in callee.attrs:
                             kernels.append((call, _plan_group(call, callee, self.hw)))
-        lowerer = _FusedLowerer(mod, kernels)
+        lowerer = _FusedLowerer(mod, kernels, self.hw)
         for gv, func in mod.functions_items():
             if isinstance(func, relax.Function) and not (func.attrs and "Composite" in func.attrs):
                 lowerer.builder_.update_func(gv, lowerer.visit_expr(func))
@@ -77,9 +78,10 @@ def _plan_group(call, func, hw):
 
 @mutator
 class _FusedLowerer(PyExprMutator):  # pylint: disable=abstract-method
-    def __init__(self, mod, kernels):
+    def __init__(self, mod, kernels, hw):
         super().__init__(mod)
         self.kernels = kernels  # [(group call, (family, spec, tensors, plan, info))]
+        self.hw = hw
 
     def visit_call_(self, call: relax.Call) -> relax.Expr:  # pylint: disable=arguments-renamed
         for group_call, planned in self.kernels:
@@ -99,6 +101,7 @@ class _FusedLowerer(PyExprMutator):  # pylint: disable=abstract-method
             PLAN_ATTR: plan.tile(),
             PLAN_FIGURES_ATTR: plan.figures(),
             EPILOGUES_ATTR: [e.describe() for e in spec.epilogues],
+            PLACEMENT_ATTR: weights_placement(plan, self.hw),
         })
         name = f"gap8_{spec.kind}_{_sanitize(info['layer'].split('+')[0])}"
         gv = self.builder_.add_func(prim, name)
