@@ -206,8 +206,9 @@ def _check_supported_ops(model: onnx.ModelProto) -> None:
                                    "by the Relax ONNX importer")
 
 
-def _to_relax(model: onnx.ModelProto, shapes, dtypes):
-    import tvm
+def _named_importer_class():
+    """The stock ONNX importer, plus a Relax-visible Clip and a record of which node built
+    what (a class built on first use: tvm is imported lazily, to keep errors fast)."""
     from tvm import relax
     from tvm.relax.frontend.onnx import onnx_frontend as of
 
@@ -246,25 +247,35 @@ def _to_relax(model: onnx.ModelProto, shapes, dtypes):
                     elif isinstance(value, relax.Tuple):
                         stack.extend(value.fields)
 
-    def _const_scalar(expr):
-        if isinstance(expr, tvm.ir.expr.Constant) and expr.value.numpy().size == 1:
-            return float(expr.value.numpy().reshape(()))
+    return _NamedImporter
+
+
+def _const_scalar(expr):
+    import tvm
+
+    if isinstance(expr, tvm.ir.expr.Constant) and expr.value.numpy().size == 1:
+        return float(expr.value.numpy().reshape(()))
+    return None
+
+
+def _clip_as_relax(inputs, attr, opset):
+    from tvm import relax
+
+    x = inputs[0]
+    if opset < 11:
+        lo, hi = attr.get("min", -np.inf), attr.get("max", np.inf)
+    else:
+        lo = -np.inf if len(inputs) < 2 or inputs[1] is None else _const_scalar(inputs[1])
+        hi = np.inf if len(inputs) < 3 or inputs[2] is None else _const_scalar(inputs[2])
+    if lo is None or hi is None or not isinstance(x.ty, relax.TensorType):
+        return None  # data-dependent bounds: let the stock converter handle it
+    if "float" not in str(x.ty.dtype):
         return None
+    return relax.op.clip(x, float(lo), float(hi))
 
-    def _clip_as_relax(inputs, attr, opset):
-        x = inputs[0]
-        if opset < 11:
-            lo, hi = attr.get("min", -np.inf), attr.get("max", np.inf)
-        else:
-            lo = -np.inf if len(inputs) < 2 or inputs[1] is None else _const_scalar(inputs[1])
-            hi = np.inf if len(inputs) < 3 or inputs[2] is None else _const_scalar(inputs[2])
-        if lo is None or hi is None or not isinstance(x.ty, relax.TensorType):
-            return None  # data-dependent bounds: let the stock converter handle it
-        if "float" not in str(x.ty.dtype):
-            return None
-        return relax.op.clip(x, float(lo), float(hi))
 
-    importer = _NamedImporter({k: list(v) for k, v in shapes.items()}, dtypes)
+def _to_relax(model: onnx.ModelProto, shapes, dtypes):
+    importer = _named_importer_class()({k: list(v) for k, v in shapes.items()}, dtypes)
     importer.origin = {}
     opset = next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
     try:

@@ -8,7 +8,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from tvm_gap8.compiler import build_host, compile_model, random_inputs, run_host
 from tvm_gap8.frontend import import_onnx
-from tvm_gap8.passes.extract import _table_op
+from tvm_gap8.kernels.lut import _table_op
 from tvm_gap8.reference import integer_reference, spec_layer_check
 from tvm_gap8.reference.ops import dequantize, sigmoid
 from tvm_gap8.testing import onnx_models as M

@@ -26,7 +26,7 @@ from .tiling import L1Buffer, choose_plan, input_copies, plan_from
 
 @dataclass(frozen=True)
 class AddKernelSpec(KernelSpec):
-    shape: tuple  # (1, C, H, W)
+    in_shape: tuple  # (1, C, H, W)
     dtype: str = "float32"
     # int8 only: zero points, multipliers and shift, output zero point and clamp
     za: int = 0
@@ -34,14 +34,14 @@ class AddKernelSpec(KernelSpec):
     ma: int = 0
     mb: int = 0
     shift: int = 0
-    zy: int = 0
+    out_zp: int = 0
     lo: float = -math.inf
     hi: float = math.inf
     kind: str = "add"
 
     @property
     def out_shape(self):
-        return self.shape
+        return self.in_shape
 
     @property
     def out_dtype(self):
@@ -63,8 +63,8 @@ def add_multipliers(sa: float, sb: float, sy: float) -> tuple[int, int, int]:
 def add_compute(spec: AddKernelSpec):
     from tvm import te, tirx
 
-    a = te.placeholder(spec.shape, spec.dtype, name="a")
-    b = te.placeholder(spec.shape, spec.dtype, name="b")
+    a = te.placeholder(spec.in_shape, spec.dtype, name="a")
+    b = te.placeholder(spec.in_shape, spec.dtype, name="b")
 
     def body(n, c, i, j):
         if not spec.integer:
@@ -79,11 +79,11 @@ def add_compute(spec: AddKernelSpec):
         bv = Operand(spec.dtype, spec.zb).load(b[n, c, i, j]).astype(i64)
         acc = av * tirx.const(spec.ma, i64) + bv * tirx.const(spec.mb, i64) + \
             tirx.const(1 << (spec.shift - 1), i64)
-        v = tirx.shift_right(acc, tirx.const(spec.shift, i64)) + tirx.const(spec.zy, i64)
+        v = tirx.shift_right(acc, tirx.const(spec.shift, i64)) + tirx.const(spec.out_zp, i64)
         v = tirx.max(tirx.min(v, tirx.const(int(spec.hi), i64)), tirx.const(int(spec.lo), i64))
         return v.astype(spec.dtype)
 
-    y = te.compute(spec.shape, body, name="add_out")
+    y = te.compute(spec.in_shape, body, name="add_out")
     return [a, b, y]
 
 
@@ -109,7 +109,7 @@ def schedule_elementwise(compute, spec, plan):
 def elementwise_tiling(spec, hw, rows, channels, out_name, inputs, weights=()):
     """Rows x channels tiles (pipelined along channels): ``inputs`` (TE names) staged per
     tile, ``weights`` ((TE name, elements, dtype)) once, the output per tile."""
-    _, c, h, w = spec.shape if len(spec.shape) == 4 else (*spec.shape, 1, 1)
+    _, c, h, w = spec.in_shape if len(spec.in_shape) == 4 else (*spec.in_shape, 1, 1)
     rt, ct = math.ceil(h / rows), math.ceil(c / channels)
     db = input_copies(hw, ct)
     tile = channels * rows * w
@@ -121,7 +121,7 @@ def elementwise_tiling(spec, hw, rows, channels, out_name, inputs, weights=()):
     def cost(act_in, act_out, wgt, transfers):
         return cycles.streamed_kernel(hw, compute, act_in + act_out + wgt, transfers)
 
-    loops = (("rows", rt), ("channels", ct)) if len(spec.shape) == 4 else (("channels", ct),)
+    loops = (("rows", rt), ("channels", ct)) if len(spec.in_shape) == 4 else (("channels", ct),)
     return plan_from(spec.kind, rows, channels, loops, bufs, 0, cost,
                      "channels" if db == 2 else "")
 

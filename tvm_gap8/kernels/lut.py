@@ -32,14 +32,14 @@ from .tiling import choose_plan
 
 @dataclass(frozen=True)
 class LutKernelSpec(KernelSpec):
-    shape: tuple  # (1, C, H, W)
+    in_shape: tuple  # (1, C, H, W)
     dtype: str  # input element type (int8 | uint8)
     out_dtype: str
     kind: str = "lut"
 
     @property
     def out_shape(self):
-        return self.shape
+        return self.in_shape
 
     def macs(self) -> int:
         return 0
@@ -48,50 +48,50 @@ class LutKernelSpec(KernelSpec):
 def lut_compute(spec: LutKernelSpec):
     from tvm import te
 
-    x = te.placeholder(spec.shape, spec.dtype, name="x")
+    x = te.placeholder(spec.in_shape, spec.dtype, name="x")
     table = te.placeholder((256,), spec.out_dtype, name="table")
     offset = 128 if spec.dtype == "int8" else 0
-    y = te.compute(spec.shape, lambda *i: table[x(*i).astype("int32") + offset], name="lut_out")
+    y = te.compute(spec.in_shape, lambda *i: table[x(*i).astype("int32") + offset], name="lut_out")
     # (any rank: the schedule tiles NCHW by rows x channels and [N, F] by features)
     return [x, table, y]
 
 
 @dataclass(frozen=True)
 class MulKernelSpec(KernelSpec):
-    shape: tuple  # (1, C, H, W) of the output and of ``a``
+    in_shape: tuple  # (1, C, H, W) of the output and of ``a``
     b_shape: tuple  # same, or (1, C, 1, 1)
     dtype: str
     za: int
     zb: int
     mult: int
     shift: int
-    zy: int
+    out_zp: int
     out_dtype: str
     kind: str = "mul"
 
     @property
     def out_shape(self):
-        return self.shape
+        return self.in_shape
 
     def macs(self) -> int:
-        return math.prod(self.shape)
+        return math.prod(self.in_shape)
 
 
 def mul_compute(spec: MulKernelSpec):
     from tvm import te, tirx
 
-    a = te.placeholder(spec.shape, spec.dtype, name="a")
+    a = te.placeholder(spec.in_shape, spec.dtype, name="a")
     b = te.placeholder(spec.b_shape, spec.dtype, name="b")
-    per_channel = spec.b_shape != spec.shape
+    per_channel = spec.b_shape != spec.in_shape
     oa, ob = Operand(spec.dtype, spec.za), Operand(spec.dtype, spec.zb)
 
     def body(*idx):
         bv = b[0, idx[1], 0, 0] if per_channel else b[idx]
         prod = oa.load(a[idx]) * ob.load(bv)
         return requant_expr(prod, tirx.const(spec.mult, "int32"), tirx.const(spec.shift, "int32"),
-                            spec.zy, *dtype_range(spec.out_dtype), spec.out_dtype)
+                            spec.out_zp, *dtype_range(spec.out_dtype), spec.out_dtype)
 
-    y = te.compute(spec.shape, body, name="mul_out")
+    y = te.compute(spec.in_shape, body, name="mul_out")
     return [a, b, y]
 
 
@@ -111,9 +111,9 @@ def lut_tiling(spec, hw, rows, channels):
 
 def mul_tiling(spec, hw, rows, channels):
     """Both operands per tile, or ``b`` once when it holds one value per channel."""
-    if spec.b_shape != spec.shape:
+    if spec.b_shape != spec.in_shape:
         return elementwise_tiling(spec, hw, rows, channels, "mul_out", ("a",),
-                                  (("b", spec.shape[1], spec.dtype),))
+                                  (("b", spec.in_shape[1], spec.dtype),))
     return elementwise_tiling(spec, hw, rows, channels, "mul_out", ("a", "b"))
 
 

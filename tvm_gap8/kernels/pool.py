@@ -22,10 +22,10 @@ from .tiling import L1Buffer, choose_plan, input_copies, plan_from
 class PoolKernelSpec(KernelSpec):
     in_shape: tuple  # (1, C, H, W)
     dtype: str = "float32"
-    zx: int = 0
+    in_zp: int = 0
     mult: int = 0
     shift: int = 0
-    zy: int = 0
+    out_zp: int = 0
     kind: str = "pool"
 
     @property
@@ -47,7 +47,7 @@ def pool_compute(spec: PoolKernelSpec):
 
     _, c, h, w = spec.in_shape
     x = te.placeholder(spec.in_shape, spec.dtype, name="x")
-    op = Operand(spec.dtype, spec.zx)
+    op = Operand(spec.dtype, spec.in_zp)
     ri = te.reduce_axis((0, h), name="ri")
     rj = te.reduce_axis((0, w), name="rj")
     acc = te.compute(spec.out_shape,
@@ -58,7 +58,7 @@ def pool_compute(spec: PoolKernelSpec):
 
         def body(n, ch, i, j):
             return requant_expr(acc[n, ch, i, j], tirx.const(spec.mult, i32),
-                                tirx.const(spec.shift, i32), spec.zy, *dtype_range(spec.dtype),
+                                tirx.const(spec.shift, i32), spec.out_zp, *dtype_range(spec.dtype),
                                 spec.dtype)
     else:
         def body(n, ch, i, j):
