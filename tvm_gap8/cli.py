@@ -17,6 +17,16 @@ import sys
 import tempfile
 import traceback
 
+from . import __version__
+from .codegen import emit_c as c_source
+from .compiler import compile_model
+from .errors import Gap8Error, UsageError
+from .frontend import parse_input_shape
+from .plot import plot_layers
+from .quantize import quantize_model
+from .report import format_table
+from .target import GAP8, Gap8Target
+
 EXAMPLES = """examples:
   tvm-gap8 compile out/models/mobilenet_v1_025_96.onnx --check -o out/mbv1
   tvm-gap8 compile model.onnx --input-shape input:1,3,96,96 --l1-kb 32
@@ -36,7 +46,6 @@ def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="tvm-gap8", description="Compile depthwise-separable CNNs for GAP8 with "
                 "fused DW/PW kernels (Apache TVM Relax plugin).",
                 epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    from . import __version__
 
     p.add_argument("--version", action="version", version=f"tvm-gap8 {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
@@ -91,8 +100,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _hardware(args):
-    from .errors import UsageError
-    from .target import GAP8, Gap8Target
 
     hw = Gap8Target.from_json(args.hw) if args.hw else GAP8
     if args.l1_kb is not None:
@@ -111,7 +118,6 @@ def _output_dir(args) -> str:
 
 def _prepare_output(out: str) -> str:
     """A fresh temporary directory beside ``out`` (same file system, so rename is atomic)."""
-    from .errors import UsageError
 
     parent = os.path.dirname(os.path.abspath(out)) or "."
     if os.path.exists(out) and not os.path.isdir(out):
@@ -128,9 +134,6 @@ def _prepare_output(out: str) -> str:
 
 
 def cmd_compile(args) -> int:
-    from .compiler import compile_model
-    from .frontend import parse_input_shape
-    from .report import format_table
 
     shapes = dict(parse_input_shape(s) for s in args.input_shape)
     hw = _hardware(args)
@@ -156,9 +159,6 @@ def cmd_compile(args) -> int:
 
 
 def cmd_quantize(args) -> int:
-    from .errors import UsageError
-    from .frontend import parse_input_shape
-    from .quantize import quantize_model
 
     shapes = dict(parse_input_shape(s) for s in args.input_shape)
     parent = os.path.dirname(os.path.abspath(args.output))
@@ -186,11 +186,9 @@ def write_artifacts(result, directory: str, emit_c: bool = False) -> None:
         f.write("\n")
     with open(os.path.join(directory, "lowered.py"), "w", encoding="utf-8") as f:
         f.write(result.lowered.script())
-    from .plot import plot_layers
 
     plot_layers(result.report, os.path.join(directory, "layers.png"))
     if emit_c:
-        from .codegen import emit_c as c_source
 
         with open(os.path.join(directory, "kernels.c"), "w", encoding="utf-8") as f:
             f.write(c_source(result.lowered))
@@ -202,7 +200,6 @@ def main(argv=None) -> int:
     if args.command is None:
         parser.print_help(sys.stderr)
         return 2
-    from .errors import Gap8Error
 
     try:
         return cmd_quantize(args) if args.command == "quantize" else cmd_compile(args)

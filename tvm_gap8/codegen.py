@@ -9,14 +9,19 @@ directories; the network's sequencing (Relax ``main``) is not emitted.
 
 from __future__ import annotations
 
+import os
+
 import tvm
+import tvm.libinfo
+import tvm_ffi
 
 from .target import tvm_target
+from .vocab import KIND_ATTR
 
 
 def gap8_kernels(lowered: tvm.IRModule) -> dict:
     return {gv.name_hint: f for gv, f in lowered.functions_items()
-            if isinstance(f, tvm.tirx.PrimFunc) and f.attrs and "gap8.kind" in f.attrs}
+            if isinstance(f, tvm.tirx.PrimFunc) and f.attrs and KIND_ATTR in f.attrs}
 
 
 def emit_c(lowered: tvm.IRModule) -> str:
@@ -30,13 +35,10 @@ def emit_c(lowered: tvm.IRModule) -> str:
 
 def include_dirs() -> list[str]:
     """Where the generated C finds its headers."""
-    import os
 
-    import tvm.libinfo
 
     dirs = tvm.libinfo.find_include_path()
     dirs = [dirs] if isinstance(dirs, str) else list(dirs)
-    import tvm_ffi
 
     ffi = os.path.join(os.path.dirname(tvm_ffi.__file__), "include")
     if os.path.isdir(ffi):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 import time
 from dataclasses import dataclass, field
+from importlib.metadata import version
 
 import numpy as np
 import tvm
@@ -29,7 +30,6 @@ class CompileResult:
 
 def versions() -> dict:
     """The versions of what a compile depends on (report.json's ``versions``)."""
-    from importlib.metadata import version
 
     pkgs = {"tvm": "apache-tvm", "onnx": "onnx", "onnxruntime": "onnxruntime", "numpy": "numpy"}
     return {key: version(dist) for key, dist in pkgs.items()}

@@ -25,8 +25,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import onnx
+import onnxruntime as ort
+import tvm
+from tvm import relax
+from tvm.relax.frontend.onnx import onnx_frontend as of
+from tvm.relax.frontend.onnx.onnx_frontend import _get_convert_map
 
 from .errors import ModelError, UnsupportedError, UsageError
+from .irutil import ONNX_TAG, map_bindings, node_name_of, span_named, with_span  # noqa: F401 (node_name_of: API)
 
 #: ONNX default-domain opsets we have tested the importer with.
 MIN_OPSET, MAX_OPSET = 11, 21
@@ -36,7 +42,7 @@ MIN_OPSET, MAX_OPSET = 11, 21
 class ImportedModel:
     """A Relax module plus what we learnt about the ONNX graph on the way in."""
 
-    mod: object  # tvm.IRModule (tvm is imported lazily, to keep errors fast)
+    mod: tvm.IRModule
     onnx_model: onnx.ModelProto  # after pinning and onnxruntime's basic optimisation
     input_shapes: dict[str, tuple[int, ...]]
     input_dtypes: dict[str, str]
@@ -146,9 +152,8 @@ def pin_input_shapes(model: onnx.ModelProto, input_shapes: dict[str, tuple[int, 
                              f"{', '.join(names)}")
     shapes, dtypes = {}, {}
     for inp in inputs:
-        tt = inp.type.tensor_type
-        dims = tt.shape.dim
-        dtypes[inp.name] = onnx.helper.tensor_dtype_to_np_dtype(tt.elem_type).name
+        elem_type = inp.type.tensor_type.elem_type
+        dtypes[inp.name] = onnx.helper.tensor_dtype_to_np_dtype(elem_type).name
         if inp.name in input_shapes:
             _pin(inp, input_shapes[inp.name])
         shapes[inp.name] = _static_shape(inp)
@@ -157,7 +162,6 @@ def pin_input_shapes(model: onnx.ModelProto, input_shapes: dict[str, tuple[int, 
 
 def optimize_with_onnxruntime(model: onnx.ModelProto) -> onnx.ModelProto:
     """Constant-fold shape subgraphs and fold BN into Conv (onnxruntime basic level)."""
-    import onnxruntime as ort
 
     with tempfile.TemporaryDirectory(prefix="tvm_gap8_ort_") as tmp:
         out = os.path.join(tmp, "optimized.onnx")
@@ -191,7 +195,6 @@ def import_onnx(path_or_model, input_shapes=None) -> ImportedModel:
 
 
 def _check_supported_ops(model: onnx.ModelProto) -> None:
-    from tvm.relax.frontend.onnx.onnx_frontend import _get_convert_map
 
     known = _get_convert_map()
     for node in model.graph.node:
@@ -206,52 +209,43 @@ def _check_supported_ops(model: onnx.ModelProto) -> None:
                                    "by the Relax ONNX importer")
 
 
-def _named_importer_class():
-    """The stock ONNX importer, plus a Relax-visible Clip and a record of which node built
-    what (a class built on first use: tvm is imported lazily, to keep errors fast)."""
-    from tvm import relax
-    from tvm.relax.frontend.onnx import onnx_frontend as of
+class _NamedImporter(of.ONNXGraphImporter):
+    """Stock importer, plus a Relax-visible Clip and a record of which node built what."""
 
-    class _NamedImporter(of.ONNXGraphImporter):
-        """Stock importer, plus a Relax-visible Clip and a record of which node built what."""
+    origin: dict = {}  # bound var -> ONNX node name
 
-        origin: dict = {}  # bound var -> ONNX node name
+    def _convert_operator(self, op_name, inputs, attr, opset):
+        node_name = attr["tvm_custom"]["name"]
+        out = None
+        if op_name == "Clip":
+            out = _clip_as_relax(inputs, attr, opset)
+        if out is None:
+            out = super()._convert_operator(op_name, inputs, attr, opset)
+        if isinstance(out, relax.Call):
+            # bind the node's result here, or a consumer's converter would bind it and
+            # claim it as its own
+            out = self.bb.emit(out)
+        self._claim(out, node_name)
+        return out
 
-        def _convert_operator(self, op_name, inputs, attr, opset):
-            node_name = attr["tvm_custom"]["name"]
-            out = None
-            if op_name == "Clip":
-                out = _clip_as_relax(inputs, attr, opset)
-            if out is None:
-                out = super()._convert_operator(op_name, inputs, attr, opset)
-            if isinstance(out, relax.Call):
-                # bind the node's result here, or a consumer's converter would bind it and
-                # claim it as its own
-                out = self.bb.emit(out)
-            self._claim(out, node_name)
-            return out
-
-        def _claim(self, expr, node_name):
-            """Every binding this node's converter emitted (reachable from its result and not
-            claimed by an earlier node) came from this node."""
-            stack = [expr]
-            while stack:
-                e = stack.pop()
-                if isinstance(e, relax.Var) and e not in self.origin:
-                    value = self.bb.lookup_binding(e)
-                    if value is None:
-                        continue
-                    self.origin[e] = node_name
-                    if isinstance(value, relax.Call):
-                        stack.extend(value.args)
-                    elif isinstance(value, relax.Tuple):
-                        stack.extend(value.fields)
-
-    return _NamedImporter
+    def _claim(self, expr, node_name):
+        """Every binding this node's converter emitted (reachable from its result and not
+        claimed by an earlier node) came from this node."""
+        stack = [expr]
+        while stack:
+            e = stack.pop()
+            if isinstance(e, relax.Var) and e not in self.origin:
+                value = self.bb.lookup_binding(e)
+                if value is None:
+                    continue
+                self.origin[e] = node_name
+                if isinstance(value, relax.Call):
+                    stack.extend(value.args)
+                elif isinstance(value, relax.Tuple):
+                    stack.extend(value.fields)
 
 
 def _const_scalar(expr):
-    import tvm
 
     if isinstance(expr, tvm.ir.expr.Constant) and expr.value.numpy().size == 1:
         return float(expr.value.numpy().reshape(()))
@@ -259,7 +253,6 @@ def _const_scalar(expr):
 
 
 def _clip_as_relax(inputs, attr, opset):
-    from tvm import relax
 
     x = inputs[0]
     if opset < 11:
@@ -275,7 +268,7 @@ def _clip_as_relax(inputs, attr, opset):
 
 
 def _to_relax(model: onnx.ModelProto, shapes, dtypes):
-    importer = _named_importer_class()({k: list(v) for k, v in shapes.items()}, dtypes)
+    importer = _NamedImporter({k: list(v) for k, v in shapes.items()}, dtypes)
     importer.origin = {}
     opset = next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
     try:
@@ -292,9 +285,7 @@ def _to_relax(model: onnx.ModelProto, shapes, dtypes):
 
 def _apply_origin_spans(mod, origin):
     """Rebuild ``main`` so that every call bound to a claimed var carries its node's span."""
-    from tvm import relax
 
-    from .irutil import ONNX_TAG, map_bindings, span_named, with_span
 
     def tag(b):
         if isinstance(b.value, relax.Call) and b.value.span is None and b.var in origin:
@@ -303,10 +294,3 @@ def _apply_origin_spans(mod, origin):
 
     mod["main"] = map_bindings(mod["main"], tag)
     return mod
-
-
-def node_name_of(expr) -> str | None:
-    """The ONNX node name a Relax call was imported from (None if unknown)."""
-    from .irutil import node_name_of as _impl
-
-    return _impl(expr)

@@ -7,7 +7,6 @@ import json
 import tvm
 from tvm import relax
 
-
 ONNX_TAG = "onnx:"  # span source name of a call imported from an ONNX node
 GROUP_TAG = "gap8:"  # span source name of a fused group call: JSON {"layer", "onnx_nodes"}
 

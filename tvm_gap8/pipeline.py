@@ -9,12 +9,23 @@ from __future__ import annotations
 
 import tvm
 from tvm import relax
+from tvm.relax.pipeline import PIPELINE_MAP
 
-from .passes import (FormAddKernels, FormConvKernels, FormDenseKernels, FormLutKernels,
-                     FormMulKernels, FormPoolKernels, FuseDepthwisePointwise,
-                     FusePointwiseDepthwise, LowerFusedKernels, SimplifyQDQ,
-                     record_fusion_disabled, record_unfused_depthwise)
 from .irutil import bindings
+from .passes import (
+    FormAddKernels,
+    FormConvKernels,
+    FormDenseKernels,
+    FormLutKernels,
+    FormMulKernels,
+    FormPoolKernels,
+    FuseDepthwisePointwise,
+    FusePointwiseDepthwise,
+    LowerFusedKernels,
+    SimplifyQDQ,
+    record_fusion_disabled,
+    record_unfused_depthwise,
+)
 from .target import GAP8, Gap8Target
 
 
@@ -65,8 +76,6 @@ def gap8_pipeline(hw: Gap8Target = GAP8, fuse: bool = True,
 
 
 def _register():
-    from tvm.relax.pipeline import PIPELINE_MAP
-
     if "gap8" not in PIPELINE_MAP:  # re-imports (e.g. importlib.reload) must not raise
         relax.register_pipeline("gap8")(gap8_pipeline)
 

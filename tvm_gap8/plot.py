@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from .vocab import L1_TO_L2_ACT, L2_TO_L1_ACT, L2_TO_L1_WGT
+
 
 def plot_layers(report: dict, path: str) -> None:
-    import matplotlib
+    import matplotlib  # here: the backend must be chosen before pyplot is imported
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -14,9 +16,9 @@ def plot_layers(report: dict, path: str) -> None:
         return
     names = [layer["name"] for layer in layers]
     x = range(len(layers))
-    act_in = [layer["traffic"]["l2_to_l1_act"] / 1000 for layer in layers]
-    act_out = [layer["traffic"]["l1_to_l2_act"] / 1000 for layer in layers]
-    wgt = [layer["traffic"]["l2_to_l1_wgt"] / 1000 for layer in layers]
+    act_in = [layer["traffic"][L2_TO_L1_ACT] / 1000 for layer in layers]
+    act_out = [layer["traffic"][L1_TO_L2_ACT] / 1000 for layer in layers]
+    wgt = [layer["traffic"][L2_TO_L1_WGT] / 1000 for layer in layers]
     peak = [layer["l1_peak_bytes"] / 1000 for layer in layers]
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(max(8, 0.45 * len(layers)), 7),
                                       sharex=True)

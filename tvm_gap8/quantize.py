@@ -9,6 +9,7 @@ multi-input models), or seeded random samples, with a warning that accuracy need
 from __future__ import annotations
 
 import glob
+import logging
 import os
 import shutil
 import sys
@@ -17,10 +18,16 @@ import warnings
 
 import numpy as np
 import onnx
+from onnx import version_converter
 
 from .errors import Gap8Error, ModelError, UsageError
-from .frontend import (_name_nodes, import_onnx, load_onnx, optimize_with_onnxruntime,
-                       pin_input_shapes)
+from .frontend import (
+    _name_nodes,
+    import_onnx,
+    load_onnx,
+    optimize_with_onnxruntime,
+    pin_input_shapes,
+)
 
 #: DequantizeLinear/QuantizeLinear take a per-axis scale (``axis``) from opset 13 on.
 PER_AXIS_OPSET = 13
@@ -36,7 +43,6 @@ def _at_least_opset(model: onnx.ModelProto, version: int, warn: bool) -> onnx.Mo
     old = _opset(model)
     if old >= version:
         return model
-    from onnx import version_converter
 
     try:
         converted = version_converter.convert_version(model, version)
@@ -114,6 +120,7 @@ def quantize_model(model, output: str, input_shapes=None, calibration: str | Non
                    samples: int = 16, seed: int = 0, per_channel: bool = True,
                    warn: bool = True, activation_type: str = "int8") -> dict:
     """Write the int8 QDQ model to ``output``; return a summary."""
+    # here: onnxruntime.quantization pulls in heavy optional modules only quantize needs
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
 
     m = onnx.ModelProto()
@@ -137,7 +144,6 @@ def quantize_model(model, output: str, input_shapes=None, calibration: str | Non
         onnx.save(optimized, src)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            import logging
 
             logging.getLogger().setLevel(logging.ERROR)
             act = {"int8": QuantType.QInt8, "uint8": QuantType.QUInt8}.get(activation_type)

@@ -12,13 +12,26 @@ import math
 import tvm
 from tvm import relax
 
+from .cost.ir import kernel_counts
 from .irutil import group_info, node_name_of
 from .kernels import family_of
 from .kernels.geometry import conv_kind
 from .passes import unfused_of
-from .cost.ir import kernel_counts
-from .vocab import (EPILOGUES_ATTR, INTEGER_ATTR, KIND_ATTR, L3_TO_L2, LAYOUTS_ATTR, MACS_ATTR,
-                    PLACEMENT_ATTR, PLAN_ATTR, PLAN_FIGURES_ATTR)
+from .vocab import (
+    DMA_TRANSFERS,
+    EPILOGUES_ATTR,
+    INTEGER_ATTR,
+    KIND_ATTR,
+    L1_TO_L2_ACT,
+    L2_TO_L1_ACT,
+    L2_TO_L1_WGT,
+    L3_TO_L2,
+    LAYOUTS_ATTR,
+    MACS_ATTR,
+    PLACEMENT_ATTR,
+    PLAN_ATTR,
+    PLAN_FIGURES_ATTR,
+)
 
 
 def _shape(e):
@@ -157,9 +170,9 @@ def format_table(report: dict) -> str:
         t = layer.get("traffic")
         rows.append((str(i), layer["name"][:34], layer["kind"], f"{layer['macs']:,}", tile_s,
                      f"{layer['l1_peak_bytes']:,}" if t else "-",
-                     f"{t['l2_to_l1_act'] + t['l2_to_l1_wgt']:,}" if t else "-",
-                     f"{t['l1_to_l2_act']:,}" if t else "-",
-                     str(t["dma_transfers"]) if t else "-"))
+                     f"{t[L2_TO_L1_ACT] + t[L2_TO_L1_WGT]:,}" if t else "-",
+                     f"{t[L1_TO_L2_ACT]:,}" if t else "-",
+                     str(t[DMA_TRANSFERS]) if t else "-"))
     widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
     numeric = {3, 5, 6, 7, 8}
     lines = ["  ".join(cell.rjust(w) if c in numeric else cell.ljust(w)
@@ -168,7 +181,7 @@ def format_table(report: dict) -> str:
     fusion = report["fusion"]
     total = sum(layer["macs"] for layer in report["layers"])
     lines.append("-" * len(lines[0]))
-    moved = sum(layer["traffic"]["l2_to_l1_act"] + layer["traffic"]["l1_to_l2_act"]
+    moved = sum(layer["traffic"][L2_TO_L1_ACT] + layer["traffic"][L1_TO_L2_ACT]
                 for layer in report["layers"] if layer.get("traffic"))
     lines.append(f"{len(report['layers'])} layers, {total:,} MACs, L2<->L1 activation traffic "
                  f"{moved:,} B; fused groups: "

@@ -12,8 +12,9 @@ import dataclasses
 import json
 from dataclasses import dataclass, field
 
-from .errors import UsageError
+import tvm
 
+from .errors import UsageError
 
 
 @dataclass(frozen=True)
@@ -93,7 +94,6 @@ def tvm_target(host: bool = True):
     A new target *kind* cannot be registered from Python, so GAP8 is a ``c`` (or, for the host
     check, ``llvm``) target whose ``keys`` include ``gap8``; passes dispatch on that key.
     """
-    import tvm
 
     if host:
         return tvm.target.Target({"kind": "llvm", "keys": ["gap8", "cpu"]})
@@ -102,7 +102,6 @@ def tvm_target(host: bool = True):
 
 
 def _register_tag():
-    import tvm
 
     try:
         tvm.target.Target({"tag": TARGET_TAG})
@@ -119,7 +118,6 @@ def gap8_enabled() -> bool:
     """Passes of this package act when no target is set, or the current one is GAP8 (its
     ``keys`` hold ``gap8``): under another target (say a plain ``llvm`` build) they do
     nothing."""
-    import tvm
 
     current = tvm.target.Target.current(allow_none=True)
     return current is None or is_gap8(current)

@@ -8,8 +8,6 @@ no module imports another just for a name.
 #: GAP8's cluster L1 (TCDM). Lowering accepts the ``global.<tag>`` form for both the llvm and c
 #: targets (checked on apache-tvm 0.27); a bare ``l1`` is rejected.
 L1_SCOPE = "global.l1"
-#: L2 tensors: plain global memory.
-L2_SCOPE = "global"
 
 # -- block annotations of a scheduled kernel (read by cost.ir and the tests) -------------------
 COPY_ANN = "gap8.copy"  # on a copy block: its direction
@@ -31,7 +29,6 @@ L1_TO_L2_ACT = "l1_to_l2_act"
 L2_TO_L1_WGT = "l2_to_l1_wgt"
 DMA_TRANSFERS = "dma_transfers"
 L3_TO_L2 = "l3_to_l2"
-TRAFFIC_KEYS = (L2_TO_L1_ACT, L1_TO_L2_ACT, L2_TO_L1_WGT, DMA_TRANSFERS)
 
 # -- attributes of a composite function (set by the fusion / formation passes) -----------------
 KIND_ATTR = "gap8.kind"  # also on the lowered PrimFunc

@@ -21,6 +21,7 @@ the machine's CPU.
 from __future__ import annotations
 
 import numpy as np
+import onnx.numpy_helper as nh
 
 from ..errors import UnsupportedError
 from ..reference import integer_reference, spec_layer_check
@@ -58,7 +59,6 @@ def random_inputs(imported, seed: int) -> dict:
 def output_lsb(imported) -> list[float | None]:
     """Per graph output: the scale of the DequantizeLinear producing it (an int8 model's
     output LSB), or None for a float output."""
-    import onnx.numpy_helper as nh
 
     model = imported.onnx_model
     producers = {o: n for n in model.graph.node for o in n.output}

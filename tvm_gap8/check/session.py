@@ -8,7 +8,7 @@ from __future__ import annotations
 
 def reference_session(model):
     """An onnxruntime CPU session of ``model`` at ORT_ENABLE_BASIC."""
-    import onnxruntime as ort
+    import onnxruntime as ort  # here: loaded only when a reference is needed
 
     opts = ort.SessionOptions()
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC

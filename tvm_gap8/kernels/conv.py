@@ -11,6 +11,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from tvm import relax, s_tir, te
+
 from ..cost import cycles
 from ..vocab import INPUT, OUTPUT, WEIGHT
 from . import patterns
@@ -20,8 +22,19 @@ from .geometry import ConvGeom, conv_geom, conv_kind
 from .spec import TypedOperands
 from .stages import read_composite, spec_fields
 from .staging import Operand, finish_staged, padded_input, scalar_accumulator
-from .tiling import (ROOT, L1Buffer, choose_plan, dtype_bytes, halo_rows, input_copies,
-                     output_bytes, padded, param_buffers, plan_from, rows_moved)
+from .tiling import (
+    ROOT,
+    L1Buffer,
+    choose_plan,
+    dtype_bytes,
+    halo_rows,
+    input_copies,
+    output_bytes,
+    padded,
+    param_buffers,
+    plan_from,
+    rows_moved,
+)
 
 
 @dataclass(frozen=True)
@@ -61,8 +74,6 @@ class ConvKernelSpec(TypedOperands):
 
 
 def conv_compute(spec: ConvKernelSpec):
-    from tvm import te
-
     _, c, h, w = spec.in_shape
     g = spec.geom
     k, s = g.kernel, g.stride
@@ -127,8 +138,6 @@ def conv_tiling(spec: ConvKernelSpec, hw, rows: int, channels: int):
 
 
 def schedule_conv(spec: ConvKernelSpec, plan):
-    from tvm import s_tir, te
-
     sch = s_tir.Schedule(te.create_prim_func(conv_compute(spec)))
     out = sch.get_sblock("conv_out")
     _, o, i, j = sch.get_loops(out)
@@ -141,8 +150,6 @@ def schedule_conv(spec: ConvKernelSpec, plan):
 
 def read_conv(func, args):
     """A ``gap8.conv`` composite -> (ConvKernelSpec, [x, w, per-channel tensors])."""
-    from tvm import relax
-
     kernel = read_composite(func, args)
     (stage,) = kernel.stages
     geom = conv_geom(stage.conv)

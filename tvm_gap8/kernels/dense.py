@@ -7,14 +7,19 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from tvm import relax
+from tvm import relax, s_tir, te
 
 from ..cost import cycles
 from ..errors import UnsupportedError
 from ..vocab import INPUT, OUTPUT, WEIGHT
 from . import patterns
-from .composite import (CompositeReader, activation_range, layer_parts, requantization,
-                        shape_of)
+from .composite import (
+    CompositeReader,
+    activation_range,
+    layer_parts,
+    requantization,
+    shape_of,
+)
 from .epilogue import ACC, Epilogue, EpilogueOp, Ref
 from .family import KernelFamily
 from .spec import TypedOperands
@@ -52,8 +57,6 @@ class DenseKernelSpec(TypedOperands):
 
 
 def dense_compute(spec: DenseKernelSpec):
-    from tvm import te
-
     n, k = spec.in_shape
     o = spec.out_features
     x = te.placeholder(spec.in_shape, spec.dtype, name="x")
@@ -92,8 +95,6 @@ def dense_tiling(spec: DenseKernelSpec, hw, rows: int, channels: int):
 
 
 def schedule_dense(spec: DenseKernelSpec, plan):
-    from tvm import s_tir, te
-
     sch = s_tir.Schedule(te.create_prim_func(dense_compute(spec)))
     out = sch.get_sblock("dense_out")
     _, o = sch.get_loops(out)

@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+from tvm import s_tir, te, tirx
 
 from ..cost import cycles
 from ..errors import UnsupportedError
@@ -61,8 +62,6 @@ def add_multipliers(sa: float, sb: float, sy: float) -> tuple[int, int, int]:
 
 
 def add_compute(spec: AddKernelSpec):
-    from tvm import te, tirx
-
     a = te.placeholder(spec.in_shape, spec.dtype, name="a")
     b = te.placeholder(spec.in_shape, spec.dtype, name="b")
 
@@ -90,8 +89,6 @@ def add_compute(spec: AddKernelSpec):
 def schedule_elementwise(compute, spec, plan):
     """Tile an element-wise kernel (NCHW: rows x channels; [N, F]: features), its copies as
     the plan declares them."""
-    from tvm import s_tir, te
-
     sch = s_tir.Schedule(te.create_prim_func(compute(spec)))
     out = sch.get_sblock(plan.buffers[0].name)
     loops = sch.get_loops(out)

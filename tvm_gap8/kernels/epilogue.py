@@ -18,6 +18,10 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+from tvm import tirx
+
+from .requant import requant_expr
+
 #: Relax op -> number of tensor operands. These are the ops an epilogue may contain.
 SUPPORTED_OPS = {
     "relax.add": 2, "relax.subtract": 2, "relax.multiply": 2, "relax.divide": 2,
@@ -66,8 +70,6 @@ _BINARY = {"relax.add": lambda a, b: a + b, "relax.subtract": lambda a, b: a - b
 
 
 def _float_op(e: EpilogueOp, a, dtype):
-    from tvm import tirx
-
     if e.op in _BINARY:
         return _BINARY[e.op](a[0], a[1])
     if e.op == "relax.maximum":
@@ -91,15 +93,11 @@ class Epilogue:
 
     def apply(self, acc, channel, channel_tensors):
         """The TIR expression of the epilogue for one element."""
-        from tvm import tirx
-
         def channel_value(k):
             t = channel_tensors[k]
             return t[(0, channel, 0, 0)] if len(t.shape) == 4 else t[channel]
 
         if self.requant is not None:
-            from .requant import requant_expr
-
             r = self.requant
             return requant_expr(acc + channel_value(r.bias), channel_value(r.mult),
                                 channel_value(r.shift), r.zero_point, r.lo, r.hi, r.out_dtype)

@@ -19,20 +19,42 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from tvm import relax, s_tir, te, tirx
+
 from ..cost import cycles
-from ..errors import TilingError
+from ..errors import TilingError, UnsupportedError
 from ..vocab import INPUT, INTERMEDIATE, OUTPUT, WEIGHT
 from . import patterns
+from .conv import ConvKernelSpec
 from .epilogue import Epilogue
 from .family import KernelFamily
 from .geometry import ConvGeom, conv_geom
 from .spec import TypedOperands
 from .stages import read_composite, spec_fields
-from .staging import (Operand, finish_staged, inside, padded_input, scalar_accumulator,
-                      stage_buffers)
-from .tiling import (ROOT, L1Buffer, candidates, choose_plan, dtype_bytes, halo_rows,
-                     input_copies, output_bytes, padded, param_buffers, plan_from, rows_moved,
-                     search)
+from .staging import (
+    Operand,
+    finish_staged,
+    inside,
+    padded_input,
+    scalar_accumulator,
+    stage_buffers,
+)
+from .tiling import (
+    ROOT,
+    L1Buffer,
+    candidates,
+    choose_plan,
+    dtype_bytes,
+    halo_rows,
+    input_copies,
+    output_bytes,
+    padded,
+    param_buffers,
+    plan_from,
+    rows_moved,
+    search,
+)
+
 
 @dataclass(frozen=True)
 class FusedKernelSpec(TypedOperands):
@@ -77,8 +99,6 @@ class FusedKernelSpec(TypedOperands):
     def split(self) -> tuple:
         """The two conv kernels this pair is without fusion: same geometry, epilogues and
         per-channel tensors, the intermediate in L2 (what the fusion policy compares with)."""
-        from .conv import ConvKernelSpec
-
         _, c, h, w = self.in_shape
         mid_hw = self.first.out_hw(h, w)
         ins = [(self.in_shape, self.dtype, self.in_zp),
@@ -109,23 +129,19 @@ class FusedKernelSpec(TypedOperands):
 LAYOUTS = {
     # input, intermediate, output: the intermediate layout is the one its consumer reads best:
     # the PW reduces over channels per pixel (HWC), the DW slides over a channel's plane (CHW).
-    "dw_pw": {"input": "CHW", "intermediate": "HWC", "output": "CHW"},
-    "pw_dw": {"input": "CHW", "intermediate": "CHW", "output": "CHW"},
+    "dw_pw": {INPUT: "CHW", INTERMEDIATE: "HWC", OUTPUT: "CHW"},
+    "pw_dw": {INPUT: "CHW", INTERMEDIATE: "CHW", OUTPUT: "CHW"},
     "conv": {"input": "CHW", "output": "CHW"},
 }
 
 
 def _params(spec):
-    from tvm import te
-
     return [te.placeholder(shape, spec.channel_dtype(i), name=f"p{i}")
             for i, shape in enumerate(spec.channel_shapes)]
 
 
 def dw_pw_compute(spec: FusedKernelSpec):
     """TE graph of DW -> epilogue -> PW -> epilogue with an HWC intermediate."""
-    from tvm import te
-
     _, c, h, w = spec.in_shape
     dw = spec.first
     k, s = dw.kernel, dw.stride
@@ -163,8 +179,6 @@ def dw_pw_compute(spec: FusedKernelSpec):
 
 def pw_dw_compute(spec: FusedKernelSpec):
     """TE graph of PW -> epilogue -> DW -> epilogue with a CHW intermediate."""
-    from tvm import te, tirx
-
     _, c, h, w = spec.in_shape
     pw, dw = spec.first, spec.second
     hid = pw.out_channels
@@ -358,8 +372,6 @@ def schedule_dw_pw(spec: FusedKernelSpec, plan):
     L1->L2 } }. The channel-staged variant (``plan.dw_channels``) runs the DW part per DW
     channel tile { input rows+halo of those channels and their DW weights L2->L1; DW -> their
     slice of the intermediate }."""
-    from tvm import s_tir, te
-
     sch = s_tir.Schedule(te.create_prim_func(dw_pw_compute(spec)))
     it, ot, j = _split_rows_channels(sch, sch.get_sblock("pw_out"), plan)
     loops = {"rows": it, "channels": ot}
@@ -387,8 +399,6 @@ def schedule_pw_dw(spec: FusedKernelSpec, plan):
     """Loop nest: row tile { input rows+halo, all input channels, L2->L1; channel tile {
     [weight slices L2->L1]; PW -> CHW intermediate (L1, halo rows recomputed); DW -> output
     tile (L1); output tile L1->L2 } }."""
-    from tvm import s_tir, te
-
     sch = s_tir.Schedule(te.create_prim_func(pw_dw_compute(spec)))
     it, ct, j = _split_rows_channels(sch, sch.get_sblock("dw_out"), plan)
     loops = {"rows": it, "channels": ct}
@@ -406,8 +416,6 @@ def build_fused(spec: FusedKernelSpec, plan):
 
 def fused_spec(kind: str, kernel) -> FusedKernelSpec:
     """The spec of a ``dw_pw`` / ``pw_dw`` group read by ``read_composite``."""
-    from ..errors import UnsupportedError
-
     stages = kernel.stages
     if len(stages) != 2:
         raise UnsupportedError(f"{kind} group with {len(stages)} convs")
@@ -423,8 +431,6 @@ def fused_spec(kind: str, kernel) -> FusedKernelSpec:
 def fused_reader(kind: str):
     """The reader of a ``kind`` composite -> (FusedKernelSpec, [x, w1, w2, per-channel])."""
     def read(func, args):
-        from tvm import relax
-
         kernel = read_composite(func, args)
         spec = fused_spec(kind, kernel)
         weights = [relax.const(stage.weight) for stage in kernel.stages]

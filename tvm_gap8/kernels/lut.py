@@ -16,12 +16,19 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from tvm import relax
+from tvm import relax, te, tirx
 
 from ..errors import UnsupportedError
 from . import patterns
-from .composite import (DEQUANTIZE, QUANTIZE, CompositeReader, QuantConst, clip_bounds,
-                        real_value, shape_of)
+from .composite import (
+    DEQUANTIZE,
+    QUANTIZE,
+    CompositeReader,
+    QuantConst,
+    clip_bounds,
+    real_value,
+    shape_of,
+)
 from .eltwise import elementwise_tiling, schedule_elementwise
 from .family import KernelFamily
 from .requant import dtype_range, quantize_multiplier, requant_expr
@@ -46,8 +53,6 @@ class LutKernelSpec(KernelSpec):
 
 
 def lut_compute(spec: LutKernelSpec):
-    from tvm import te
-
     x = te.placeholder(spec.in_shape, spec.dtype, name="x")
     table = te.placeholder((256,), spec.out_dtype, name="table")
     offset = 128 if spec.dtype == "int8" else 0
@@ -78,8 +83,6 @@ class MulKernelSpec(KernelSpec):
 
 
 def mul_compute(spec: MulKernelSpec):
-    from tvm import te, tirx
-
     a = te.placeholder(spec.in_shape, spec.dtype, name="a")
     b = te.placeholder(spec.b_shape, spec.dtype, name="b")
     per_channel = spec.b_shape != spec.in_shape

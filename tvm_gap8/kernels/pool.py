@@ -6,6 +6,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from tvm import s_tir, te, tirx
+
 from ..cost import cycles
 from ..errors import UnsupportedError
 from ..vocab import INPUT, OUTPUT
@@ -43,8 +45,6 @@ class PoolKernelSpec(KernelSpec):
 
 
 def pool_compute(spec: PoolKernelSpec):
-    from tvm import te, tirx
-
     _, c, h, w = spec.in_shape
     x = te.placeholder(spec.in_shape, spec.dtype, name="x")
     op = Operand(spec.dtype, spec.in_zp)
@@ -87,8 +87,6 @@ def pool_tiling(spec: PoolKernelSpec, hw, rows: int, channels: int):
 
 
 def schedule_pool(spec: PoolKernelSpec, plan):
-    from tvm import s_tir, te
-
     sch = s_tir.Schedule(te.create_prim_func(pool_compute(spec)))
     out = sch.get_sblock("pool_out")
     _, c, i, j = sch.get_loops(out)

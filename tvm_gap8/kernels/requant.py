@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from tvm import tirx
 
 INT8_MIN, INT8_MAX = -128, 127
 MANTISSA_BITS = 24  # float32
@@ -103,8 +104,6 @@ def _rne_shift(v, k):
     ``2v / 2^(k+1)``, which also holds for ``k = 0``. ``v`` appears twice, so the expression
     stays small enough for TVM's simplifier (a Let would be smaller still, but TVM's bound
     analysis rejects Let-bound vars duplicated by lowering)."""
-    from tvm import tirx
-
     i64 = "int64"
     one = tirx.const(1, i64)
     lsb = tirx.bitwise_and(tirx.shift_right(v, k), one)
@@ -113,8 +112,6 @@ def _rne_shift(v, k):
 
 def requant_expr(acc, mult, shift, zp: int, lo: int, hi: int, out_dtype: str = "int8"):
     """The TIR expression of the algorithm above (integer operations only)."""
-    from tvm import tirx
-
     i64 = "int64"
     zero = tirx.const(0, i64)
     p = acc.astype(i64) * mult.astype(i64)
@@ -133,8 +130,6 @@ def _register_c_lowering():
     """``clz`` for the C target (the GAP8 device code): the LLVM host lowers it natively, the C
     codegen needs a function. GCC's ``__builtin_clzll`` maps to GAP8's ``p.fl1``; it is
     undefined at 0, where ``clz`` is 64."""
-    from tvm import tirx
-
     def lower_clz(op):
         x = op.args[0]
         n = tirx.call_pure_extern("int32", "__builtin_clzll", x.astype("uint64"))

@@ -12,9 +12,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from tvm import s_tir, te, tirx
+
 from ..tirwalk import sblocks, walk
-from ..vocab import (COPY_ANN, INPUT, INTERMEDIATE, L1_SCOPE, L1_TO_L2, L2_TO_L1, OUTPUT,
-                     ROLE_ANN, WEIGHT)
+from ..vocab import (
+    COPY_ANN,
+    INPUT,
+    INTERMEDIATE,
+    L1_SCOPE,
+    L1_TO_L2,
+    L2_TO_L1,
+    OUTPUT,
+    ROLE_ANN,
+    WEIGHT,
+)
 
 
 @dataclass(frozen=True)
@@ -29,8 +40,6 @@ class Operand:
 
     def load(self, value):
         """The value as it enters the MAC: cast to the accumulator type, zero point removed."""
-        from tvm import tirx
-
         acc = self.acc_dtype()
         if acc == "float32":
             return value if value.dtype == "float32" else value.astype("float32")
@@ -38,8 +47,6 @@ class Operand:
         return v - tirx.const(self.zero_point, acc) if self.zero_point else v
 
     def zero(self):
-        from tvm import tirx
-
         return tirx.const(0, self.acc_dtype())
 
 
@@ -49,8 +56,6 @@ def padded_input(x, operand: Operand, padding):
     The ring is filled with the zero point (the real value 0), the interior is copied. Kernels
     read it without bounds checks, and every row tile needs the same number of its rows, so
     TVM compacts the L1 buffer to exactly one tile (halo included)."""
-    from tvm import te, tirx
-
     t, l, b, r = padding
     n, c, h, w = (int(v) for v in x.shape)
     dtype = str(x.dtype)
@@ -75,8 +80,6 @@ def stage_padded_input(sch, loop):
 
 
 def inside(y, x, t, l, h, w):
-    from tvm import tirx
-
     return tirx.all(y >= t, y < h + t, x >= l, x < w + l)
 
 
@@ -155,8 +158,6 @@ def double_buffer(sch, loop):
     those L1 buffers two versions (a leading dimension of 2): the DMA fills tile i+1 and drains
     tile i-1 while the cores compute tile i — GAP8's double-buffered DMA, in the IR.
     """
-    from tvm import s_tir
-
     body = sch.get(loop).body
     children = list(body.seq) if hasattr(body, "seq") else [body]
     stages = []

@@ -84,19 +84,24 @@ def _formation_pass(name: str, family, doc: str):
 
 
 FuseDepthwisePointwise = _formation_pass(
-    "FuseDepthwisePointwise", DW_PW, "DW -> (elementwise) -> PW into one ``gap8.dw_pw`` composite.")
+    "FuseDepthwisePointwise", DW_PW,
+    "DW -> (elementwise) -> PW into one ``gap8.dw_pw`` composite.")
 FusePointwiseDepthwise = _formation_pass(
-    "FusePointwiseDepthwise", PW_DW, "PW -> (elementwise) -> DW into one ``gap8.pw_dw`` composite.")
+    "FusePointwiseDepthwise", PW_DW,
+    "PW -> (elementwise) -> DW into one ``gap8.pw_dw`` composite.")
 FormConvKernels = _formation_pass(
-    "FormConvKernels", CONV, "Every conv left over (stem, head, expansion PW, refused DW) -> "
-    "``gap8.conv``, with its bias and activation.")
-FormAddKernels = _formation_pass("FormAddKernels", ADD, "Residual Adds (+ ReLU/Clip) -> ``gap8.add``.")
-FormPoolKernels = _formation_pass("FormPoolKernels", POOL, "Global average pooling -> ``gap8.pool``.")
-FormDenseKernels = _formation_pass("FormDenseKernels", DENSE, "Fully connected layers -> ``gap8.dense``.")
-FormMulKernels = _formation_pass("FormMulKernels", MUL, "quantize(dequantize(a) * dequantize(b)) -> "
-                                 "``gap8.mul`` (integer product).")
-FormLutKernels = _formation_pass("FormLutKernels", LUT, "quantize(f(dequantize(x))) -> ``gap8.lut`` "
-                                 "(a 256-entry table).")
+    "FormConvKernels", CONV,
+    "Every conv left over (stem, head, expansion PW, refused DW) -> ``gap8.conv``.")
+FormAddKernels = _formation_pass(
+    "FormAddKernels", ADD, "Residual Adds (+ ReLU/Clip) -> ``gap8.add``.")
+FormPoolKernels = _formation_pass(
+    "FormPoolKernels", POOL, "Global average pooling -> ``gap8.pool``.")
+FormDenseKernels = _formation_pass(
+    "FormDenseKernels", DENSE, "Fully connected layers -> ``gap8.dense``.")
+FormMulKernels = _formation_pass(
+    "FormMulKernels", MUL, "quantize(dequantize(a) * dequantize(b)) -> ``gap8.mul``.")
+FormLutKernels = _formation_pass(
+    "FormLutKernels", LUT, "quantize(f(dequantize(x))) -> ``gap8.lut`` (a 256-entry table).")
 
 
 def _annotate_composites(mod, family):

@@ -22,15 +22,20 @@ from ..irutil import bindings, group_span, with_span
 from ..kernels import family_of
 from ..kernels.tiling import weights_placement
 from ..target import GAP8, Gap8Target, gap8_enabled
-from ..vocab import (EPILOGUES_ATTR, INTEGER_ATTR, KIND_ATTR, LAYER_ATTR, LAYOUTS_ATTR,
-                     MACS_ATTR, ONNX_NODES_ATTR, PLACEMENT_ATTR, PLAN_ATTR, PLAN_FIGURES_ATTR)
+from ..vocab import (
+    EPILOGUES_ATTR,
+    INTEGER_ATTR,
+    KIND_ATTR,
+    LAYER_ATTR,
+    LAYOUTS_ATTR,
+    MACS_ATTR,
+    ONNX_NODES_ATTR,
+    PLACEMENT_ATTR,
+    PLAN_ATTR,
+    PLAN_FIGURES_ATTR,
+)
 
 OPAQUE = 8  # tvm::relax::OpPatternKind::kOpaque
-
-
-def spec_from_composite(func: relax.Function, args):
-    """(spec, call_tir tensor arguments) of a gap8 composite called with ``args``."""
-    return family_of(str(func.attrs[KIND_ATTR])).read(func, args)
 
 
 @tvm.transform.module_pass(opt_level=0, name="LowerFusedKernels")

@@ -12,6 +12,8 @@ reader, per-channel tensors included), and planned by the family's own tiler:
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 from tvm import relax
 
 from ..errors import Gap8Error, TilingError
@@ -47,7 +49,6 @@ def _unprofitable(family, spec, hw) -> str | None:
 def _matched_function(ctx):
     """The match as ``read_composite`` reads a composite function: its bindings in dataflow
     order (no parameters: values from outside stay free variables)."""
-    from types import SimpleNamespace
 
     pending = dict(ctx.matched_bindings.items())
     order = []

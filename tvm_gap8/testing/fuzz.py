@@ -10,6 +10,7 @@ from ..compiler import compile_model
 from ..errors import TilingError
 from ..target import GAP8
 from . import onnx_models as M
+from .quant import quantized
 
 ACTIVATIONS = ["relu", "relu6", "hardswish", "hardswish_decomposed", None]
 # int8 draws every activation too. (HardSwish was once left out: the check then compared with
@@ -52,7 +53,7 @@ class BlockCase:
 
 
 def strategy(int8=None):
-    from hypothesis import strategies as st
+    from hypothesis import strategies as st  # here: hypothesis is a test-only dependency
 
     @st.composite
     def cases(draw):
@@ -78,7 +79,7 @@ def strategy(int8=None):
             l1_bytes=draw(st.sampled_from([64000, 32000, 16000, 8000])),
             seed=draw(st.integers(0, 2 ** 16)))
         oh, ow = case.out_hw()
-        from hypothesis import assume
+        from hypothesis import assume  # test-only dependency, as above
 
         assume(oh >= 1 and ow >= 1)
         return case
@@ -115,7 +116,6 @@ def run_case(case: BlockCase):
     small for the block (then the error must name the layer and the bytes)."""
     model = case.model()
     if case.int8:
-        from .quant import quantized
 
         model = quantized(model, samples=4, seed=case.seed)
     try:
