@@ -12,20 +12,10 @@ from tvm import relax
 from tvm.relax.pipeline import PIPELINE_MAP
 
 from .irutil import bindings
-from .passes import (
-    FormAddKernels,
-    FormConvKernels,
-    FormDenseKernels,
-    FormLutKernels,
-    FormMulKernels,
-    FormPoolKernels,
-    FuseDepthwisePointwise,
-    FusePointwiseDepthwise,
-    LowerFusedKernels,
-    SimplifyQDQ,
-    record_fusion_disabled,
-    record_unfused_depthwise,
-)
+from .kernels import FAMILIES
+from .passes import (LowerFusedKernels, SimplifyQDQ, record_fusion_disabled,
+                     record_unfused_depthwise)
+from .passes.formation import formation_pass
 from .target import GAP8, Gap8Target
 
 
@@ -58,11 +48,10 @@ def gap8_passes(hw: Gap8Target = GAP8, fuse: bool = True, policy: str = "all") -
         relax.transform.DecomposeOpsForInference(),  # any BN onnxruntime did not fold
         fold_constants,
     ]
-    if fuse:
-        passes += [FuseDepthwisePointwise(hw, policy), FusePointwiseDepthwise(hw, policy),
-                   record_unfused_depthwise]
-    passes += [FormConvKernels(), FormAddKernels(), FormPoolKernels(), FormDenseKernels(),
-               FormMulKernels(), FormLutKernels()]
+    fused = [f for f in FAMILIES if f.fused]
+    if fuse:  # the fused pairs first, DW->PW before PW->DW: the registry's order
+        passes += [formation_pass(f, hw, policy) for f in fused] + [record_unfused_depthwise]
+    passes += [formation_pass(f) for f in FAMILIES if f not in fused]
     if not fuse:
         passes.append(record_fusion_disabled)
     passes += [LowerFusedKernels(hw), SimplifyQDQ(), relax.transform.FoldConstant()]

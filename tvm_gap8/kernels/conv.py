@@ -22,19 +22,8 @@ from .geometry import ConvGeom, conv_geom, conv_kind
 from .spec import TypedOperands
 from .stages import read_composite, spec_fields
 from .staging import Operand, finish_staged, padded_input, scalar_accumulator
-from .tiling import (
-    ROOT,
-    L1Buffer,
-    choose_plan,
-    dtype_bytes,
-    halo_rows,
-    input_copies,
-    output_bytes,
-    padded,
-    param_buffers,
-    plan_from,
-    rows_moved,
-)
+from .tiling import (ROOT, L1Buffer, choose_plan, dtype_bytes, halo_rows, input_copies,
+                     output_bytes, padded, param_buffers, plan_from, rows_moved)
 
 
 @dataclass(frozen=True)

@@ -13,13 +13,7 @@ from ..cost import cycles
 from ..errors import UnsupportedError
 from ..vocab import INPUT, OUTPUT, WEIGHT
 from . import patterns
-from .composite import (
-    CompositeReader,
-    activation_range,
-    layer_parts,
-    requantization,
-    shape_of,
-)
+from .composite import (CompositeReader, activation_range, layer_parts, requantization, shape_of)
 from .epilogue import ACC, Epilogue, EpilogueOp, Ref
 from .family import KernelFamily
 from .spec import TypedOperands

@@ -31,29 +31,10 @@ from .family import KernelFamily
 from .geometry import ConvGeom, conv_geom
 from .spec import TypedOperands
 from .stages import read_composite, spec_fields
-from .staging import (
-    Operand,
-    finish_staged,
-    inside,
-    padded_input,
-    scalar_accumulator,
-    stage_buffers,
-)
-from .tiling import (
-    ROOT,
-    L1Buffer,
-    candidates,
-    choose_plan,
-    dtype_bytes,
-    halo_rows,
-    input_copies,
-    output_bytes,
-    padded,
-    param_buffers,
-    plan_from,
-    rows_moved,
-    search,
-)
+from .staging import (Operand, finish_staged, inside, padded_input, scalar_accumulator,
+                      stage_buffers)
+from .tiling import (ROOT, L1Buffer, candidates, choose_plan, dtype_bytes, halo_rows, input_copies,
+                     output_bytes, padded, param_buffers, plan_from, rows_moved, search)
 
 
 @dataclass(frozen=True)

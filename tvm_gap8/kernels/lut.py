@@ -20,15 +20,8 @@ from tvm import relax, te, tirx
 
 from ..errors import UnsupportedError
 from . import patterns
-from .composite import (
-    DEQUANTIZE,
-    QUANTIZE,
-    CompositeReader,
-    QuantConst,
-    clip_bounds,
-    real_value,
-    shape_of,
-)
+from .composite import (DEQUANTIZE, QUANTIZE, CompositeReader, QuantConst, clip_bounds, real_value,
+                        shape_of)
 from .eltwise import elementwise_tiling, schedule_elementwise
 from .family import KernelFamily
 from .requant import dtype_range, quantize_multiplier, requant_expr

@@ -17,18 +17,8 @@ import numpy as np
 from tvm import relax
 
 from ..errors import UnsupportedError
-from .composite import (
-    DEQUANTIZE,
-    QUANTIZE,
-    CompositeReader,
-    QuantAct,
-    QuantConst,
-    activation_range,
-    clip_bounds,
-    output_dtype,
-    real_value,
-    requantization,
-)
+from .composite import (DEQUANTIZE, QUANTIZE, CompositeReader, QuantAct, QuantConst,
+                        activation_range, clip_bounds, output_dtype, real_value, requantization)
 from .epilogue import ACC, SUPPORTED_OPS, Epilogue, EpilogueOp, Ref
 
 

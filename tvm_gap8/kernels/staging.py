@@ -15,17 +15,8 @@ from dataclasses import dataclass
 from tvm import s_tir, te, tirx
 
 from ..tirwalk import sblocks, walk
-from ..vocab import (
-    COPY_ANN,
-    INPUT,
-    INTERMEDIATE,
-    L1_SCOPE,
-    L1_TO_L2,
-    L2_TO_L1,
-    OUTPUT,
-    ROLE_ANN,
-    WEIGHT,
-)
+from ..vocab import (COPY_ANN, INPUT, INTERMEDIATE, L1_SCOPE, L1_TO_L2, L2_TO_L1, OUTPUT, ROLE_ANN,
+                     WEIGHT)
 
 
 @dataclass(frozen=True)

@@ -22,17 +22,8 @@ from dataclasses import dataclass, replace
 
 from ..errors import TilingError
 from ..target import Gap8Target
-from ..vocab import (
-    DMA_TRANSFERS,
-    INPUT,
-    INTERMEDIATE,
-    L1_TO_L2_ACT,
-    L2_TO_L1_ACT,
-    L2_TO_L1_WGT,
-    L3_TO_L2,
-    OUTPUT,
-    WEIGHT,
-)
+from ..vocab import (DMA_TRANSFERS, INPUT, INTERMEDIATE, L1_TO_L2_ACT, L2_TO_L1_ACT, L2_TO_L1_WGT,
+                     L3_TO_L2, OUTPUT, WEIGHT)
 
 
 def dtype_bytes(dtype: str) -> int:

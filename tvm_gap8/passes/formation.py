@@ -78,9 +78,20 @@ class FormKernels:
         return _record_refusals(_annotate_composites(fused, f), self.refused)
 
 
+_PASS_OF = {}  # family kind -> its formation pass class (the named ones below, or generic)
+
+
 def _formation_pass(name: str, family, doc: str):
     cls = type(name, (FormKernels,), {"family": family, "__doc__": doc})
-    return tvm.transform.module_pass(opt_level=0, name=name)(cls)
+    _PASS_OF[family.kind] = tvm.transform.module_pass(opt_level=0, name=name)(cls)
+    return _PASS_OF[family.kind]
+
+
+def formation_pass(family, hw=None, policy: str = "all"):
+    """The formation pass of any registered family (what the pipeline builds)."""
+    if family.kind not in _PASS_OF:
+        _PASS_OF[family.kind] = _formation_pass(f"Form_{family.kind}", family, family.kind)
+    return _PASS_OF[family.kind](hw, policy)
 
 
 FuseDepthwisePointwise = _formation_pass(
@@ -102,6 +113,7 @@ FormMulKernels = _formation_pass(
     "FormMulKernels", MUL, "quantize(dequantize(a) * dequantize(b)) -> ``gap8.mul``.")
 FormLutKernels = _formation_pass(
     "FormLutKernels", LUT, "quantize(f(dequantize(x))) -> ``gap8.lut`` (a 256-entry table).")
+
 
 
 def _annotate_composites(mod, family):

@@ -22,18 +22,8 @@ from ..irutil import bindings, group_span, with_span
 from ..kernels import family_of
 from ..kernels.tiling import weights_placement
 from ..target import GAP8, Gap8Target, gap8_enabled
-from ..vocab import (
-    EPILOGUES_ATTR,
-    INTEGER_ATTR,
-    KIND_ATTR,
-    LAYER_ATTR,
-    LAYOUTS_ATTR,
-    MACS_ATTR,
-    ONNX_NODES_ATTR,
-    PLACEMENT_ATTR,
-    PLAN_ATTR,
-    PLAN_FIGURES_ATTR,
-)
+from ..vocab import (EPILOGUES_ATTR, INTEGER_ATTR, KIND_ATTR, LAYER_ATTR, LAYOUTS_ATTR, MACS_ATTR,
+                     ONNX_NODES_ATTR, PLACEMENT_ATTR, PLAN_ATTR, PLAN_FIGURES_ATTR)
 
 OPAQUE = 8  # tvm::relax::OpPatternKind::kOpaque
 

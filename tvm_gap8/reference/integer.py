@@ -24,13 +24,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..kernels.eltwise import add_multipliers
-from ..kernels.requant import (
-    activation_bounds,
-    dtype_range,
-    float32_scale,
-    quantize_multiplier,
-    requant_reference,
-)
+from ..kernels.requant import (activation_bounds, dtype_range, float32_scale, quantize_multiplier,
+                               requant_reference)
 from .graph import Graph, Layer
 from .ops import activation_range, conv2d, conv_attrs, dequantize, eval_node, quantize
 
