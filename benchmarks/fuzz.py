@@ -1,5 +1,6 @@
 """Fuzz the GAP8 lowering: random DW->PW / PW->DW blocks (float and int8, random L1 budgets)
-compiled through the full flow and compared with onnxruntime.
+compiled through the full flow and judged by --check (float: onnxruntime at basic level;
+int8: bit for bit the integer reference, every layer within one step of the QDQ spec).
 
     python benchmarks/fuzz.py [--equal N] [--seed S]
 

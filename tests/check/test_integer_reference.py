@@ -113,23 +113,8 @@ def test_sigmoid_table_definition_is_the_references():
     assert np.array_equal(sigmoid(x, np.float32), want)
 
 
-def _classifier():
-    """Conv -> pool -> flatten -> Gemm -> HardSwish -> Gemm on [1, F] tensors."""
-    b = M.GraphBuilder(0)
-    y = b.conv_bn_act("input", 3, 16, 3, stride=2, act="relu", base="stem")
-    y = b.node("Flatten", [b.node("GlobalAveragePool", [y], "pool")], "flatten", axis=1)
-    w1 = (b.rng.standard_normal((32, 16)) * 0.25).astype("float32")
-    y = b.node("Gemm", [y, b.const("fc1_w", w1), b.const("fc1_b", np.zeros(32, "float32"))],
-               "fc1", transB=1)
-    y = b.node("HardSwish", [y], "hswish")
-    w2 = (b.rng.standard_normal((10, 32)) * 0.25).astype("float32")
-    y = b.node("Gemm", [y, b.const("fc2_w", w2), b.const("fc2_b", np.zeros(10, "float32"))],
-               "fc2", transB=1)
-    return b.model("input", [1, 3, 16, 16], y, [1, 10])
-
-
 def test_gemm_classifier():
-    _, run, _ = check_model(quantized(_classifier()))
+    _, run, _ = check_model(quantized(M.classifier_head()))
     kinds = [r.kind for r in run.layers]
     assert kinds.count("dense") == 2 and "reshape" in kinds
 

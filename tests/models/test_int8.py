@@ -103,16 +103,6 @@ def test_int8_hardswish_between_dw_and_pw_is_integer(act):
 
 def test_int8_classifier_hardswish_on_2d_tensors_is_integer():
     """MobileNetV3's classifier: Linear -> HardSwish -> Linear, on [1, F] tensors."""
-    b = M.GraphBuilder(0)
-    y = b.conv_bn_act("input", 3, 16, 3, stride=2, act="relu", base="stem")
-    y = b.node("Flatten", [b.node("GlobalAveragePool", [y], "pool")], "flatten", axis=1)
-    w1 = (b.rng.standard_normal((32, 16)) * 0.25).astype("float32")
-    y = b.node("Gemm", [y, b.const("fc1_w", w1), b.const("fc1_b", np.zeros(32, "float32"))],
-               "fc1", transB=1)
-    y = b.node("HardSwish", [y], "hswish")
-    w2 = (b.rng.standard_normal((10, 32)) * 0.25).astype("float32")
-    y = b.node("Gemm", [y, b.const("fc2_w", w2), b.const("fc2_b", np.zeros(10, "float32"))],
-               "fc2", transB=1)
-    result = compile_checked(quantized(b.model("input", [1, 3, 16, 16], y, [1, 10])))
+    result = compile_checked(quantized(M.classifier_head()))
     assert result.report["float_layers"] == []
     assert {"lut", "mul"} <= {layer["kind"] for layer in result.report["layers"]}

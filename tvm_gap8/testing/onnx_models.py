@@ -212,6 +212,22 @@ def inverted_residual_block(cin=16, h=16, w=16, t=6, k=3, seed=0) -> onnx.ModelP
     return b.model("input", [1, cin, h, w], y, name="inverted_residual")
 
 
+def classifier_head(seed=0) -> onnx.ModelProto:
+    """MobileNetV3's classifier on [1, F] tensors: conv -> pool -> flatten -> Gemm -> HardSwish
+    -> Gemm."""
+    b = GraphBuilder(seed)
+    y = b.conv_bn_act("input", 3, 16, 3, stride=2, act="relu", base="stem")
+    y = b.node("Flatten", [b.node("GlobalAveragePool", [y], "pool")], "flatten", axis=1)
+    w1 = (b.rng.standard_normal((32, 16)) * 0.25).astype("float32")
+    y = b.node("Gemm", [y, b.const("fc1_w", w1), b.const("fc1_b", np.zeros(32, "float32"))],
+               "fc1", transB=1)
+    y = b.node("HardSwish", [y], "hswish")
+    w2 = (b.rng.standard_normal((10, 32)) * 0.25).astype("float32")
+    y = b.node("Gemm", [y, b.const("fc2_w", w2), b.const("fc2_b", np.zeros(10, "float32"))],
+               "fc2", transB=1)
+    return b.model("input", [1, 3, 16, 16], y, [1, 10])
+
+
 def squeeze_excite_block(c=16, h=16, w=16, seed=0) -> onnx.ModelProto:
     """MobileNetV3-style block: DW + hardswish -> squeeze-excite -> PW (the pair cannot fuse)."""
     b = GraphBuilder(seed)
