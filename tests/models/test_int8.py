@@ -1,7 +1,6 @@
 """Int8 QDQ models: integer kernels end to end, checked against onnxruntime running the same
 QDQ model, in LSB of the output scale."""
 
-import numpy as np
 import pytest
 
 from tests.conftest import compile_checked
