@@ -1,5 +1,5 @@
-"""Int8 QDQ models: integer kernels end to end, checked against onnxruntime running the same
-QDQ model, in LSB of the output scale."""
+"""Int8 QDQ models: integer kernels end to end, checked bit for bit against the integer
+reference (and every layer within one step of the QDQ spec)."""
 
 import pytest
 
