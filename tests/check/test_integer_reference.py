@@ -140,7 +140,9 @@ def test_maxpool_stays_float_and_is_exact():
     y = b.node("MaxPool", [y], "mp", kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1])
     y = b.conv_bn_act(y, 8, 16, 1, act=None, base="c2")
     result, run, _ = check_model(quantized(b.model("input", [1, 3, 16, 16], y, name="mp")))
-    assert result.report["float_layers"] == ["mp_0"]
+    assert result.report["float_layers"] == [
+        {"name": "mp_0", "kind": "max_pool2d",
+         "reason": "no GAP8 kernel for max_pool2d: TVM's legalized op"}]
     assert run.layer("mp_0").kind == "float"
 
 
@@ -155,7 +157,11 @@ def test_broadcast_products_and_sums_stay_float_and_are_exact():
                   "gp2")
     y = b.conv_bn_act(b.node("Add", [y, side], "badd"), 8, 16, 1, act=None, base="pw")
     result, run, _ = check_model(quantized(b.model("input", [1, 8, 12, 12], y, name="bcast")))
-    assert result.report["float_layers"] == ["scale_0", "badd_0"]
+    records = result.report["float_layers"]
+    assert [(r["name"], r["kind"]) for r in records] == [("scale_0", "eltwise"),
+                                                         ("badd_0", "eltwise")]
+    assert records[0]["reason"].startswith("multiply of two activations: a multiply of shapes")
+    assert records[1]["reason"].startswith("add of two activations: an add of shapes")
     assert run.layer("scale_0").kind == run.layer("badd_0").kind == "float"
 
 
