@@ -2,7 +2,7 @@
 differ from onnxruntime (the issue's "one element 24 LSB off").
 
     python benchmarks/text_recognizer.py [--height 48] [--width 320] [--scale 0.25]
-                                         [--seeds 4] [--samples 8] [--float]
+                                         [--seeds 4] [--samples 8] [--show 12] [--float]
 
 Builds ``text_recognizer(height, width, scale)`` (opset 12), quantizes it with
 ``tvm_gap8.quantize.quantize_model`` (converted to opset 13), compiles it with
@@ -76,6 +76,7 @@ def main():
     ap.add_argument("--scale", type=float, default=0.25)
     ap.add_argument("--seeds", type=int, default=4)
     ap.add_argument("--samples", type=int, default=8, help="calibration samples")
+    ap.add_argument("--show", type=int, default=12, help="differing layers shown per seed")
     ap.add_argument("--float", action="store_true", help="also compile and check the float model")
     a = ap.parse_args()
     tmp = tempfile.mkdtemp(prefix="tvm_gap8_rec_")
@@ -98,7 +99,7 @@ def main():
               f"equal, {ort['within_1_lsb_fraction']:.4%} within 1 LSB, max "
               f"{ort['max_lsb_err']} LSB; spec max {check['spec']['max_step_diff']} step(s) "
               f"-> {'PASSED' if check['passed'] else 'FAILED'}")
-        localize(imported.onnx_model, inputs)
+        localize(imported.onnx_model, inputs, a.show)
 
 
 if __name__ == "__main__":

@@ -134,6 +134,29 @@ def test_gemm_classifier():
     assert kinds.count("dense") == 2 and "reshape" in kinds
 
 
+@pytest.mark.parametrize("per_channel", [True, False])
+def test_linear_by_kxo_weights_is_an_integer_dense(per_channel):
+    """Paddle's Linear (MatMul by [K, O] weights + Add, which onnxruntime fuses into a Gemm with
+    transB=0) and a MatMul by constant weights without bias: integer dense kernels, bit for
+    bit."""
+    b = M.GraphBuilder(0)
+    y = b.conv_bn_act("input", 3, 16, 3, 2, act="relu", base="c1")
+    y = b.node("Flatten", [b.node("GlobalAveragePool", [y], "pool")], "flatten", axis=1)
+    w1 = (b.rng.standard_normal((16, 24)) * 0.3).astype("float32")
+    bias = (0.1 * b.rng.standard_normal(24)).astype("float32")
+    y = b.node("Add", [b.node("MatMul", [y, b.const("fc1_w", w1)], "fc1"),
+                       b.const("fc1_b", bias)], "fc1_bias")
+    y = b.node("Relu", [y], "relu")
+    w2 = (b.rng.standard_normal((24, 10)) * 0.3).astype("float32")
+    y = b.node("MatMul", [y, b.const("fc2_w", w2)], "fc2")
+    result, run, _ = check_model(quantized(b.model("input", [1, 3, 16, 16], y, [1, 10]),
+                                           per_channel=per_channel))
+    assert [r.kind for r in run.layers].count("dense") == 2
+    assert [layer["kind"] for layer in result.report["layers"] if layer.get("integer")] == [
+        "conv", "pool", "dense", "dense"]
+    assert result.report["float_layers"] == []
+
+
 def test_maxpool_stays_float_and_is_exact():
     b = M.GraphBuilder(0)
     y = b.conv_bn_act("input", 3, 8, 3, 1, act="relu", base="c1")

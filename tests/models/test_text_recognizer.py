@@ -86,6 +86,8 @@ def test_int8_recognizer_float_layers_carry_their_reason(int8_small):
     assert {r["reason"] for r in by_kind["conv"]} == {
         "no integer conv kernel: unequal strides [2, 1]",
         "no integer conv kernel: unequal strides [1, 2]"}
+    assert "dense" not in by_kind  # the Linear layers (Gemm transB=0): integer dense kernels
+    assert sum(layer["kind"] == "dense" and layer["integer"] for layer in report["layers"]) == 5
     # every integer-capable backbone op is an integer kernel: no float PW, SE or table
     assert not any(layer["kind"] in ("pw", "dw_pw", "lut", "mul") and not layer["integer"]
                    for layer in report["layers"])

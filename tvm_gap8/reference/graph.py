@@ -161,10 +161,12 @@ def classify(graph: Graph, layer: Layer) -> str:
             and _conv_kernel_ok(graph, nodes[0]):
         return "conv"
     if _chain(nodes, "Gemm") and acts[0] and graph.is_const_dq(nodes[0].input[1]) \
-            and graph.attr(nodes[0], "transB", 0) == 1 and not graph.attr(nodes[0], "transA", 0) \
+            and not graph.attr(nodes[0], "transA", 0) \
             and graph.attr(nodes[0], "alpha", 1.0) == 1.0 \
             and graph.attr(nodes[0], "beta", 1.0) == 1.0:
         return "dense"
+    if _chain(nodes, "MatMul") and acts[0] and graph.is_const_dq(nodes[0].input[1]):
+        return "dense"  # a 2-D input (``integer.effective_kind`` checks it)
     if _chain(nodes, "Add") and len(acts) == 2 and all(acts):
         return "add"
     if ops == ["GlobalAveragePool"] or (ops == ["ReduceMean"] and sorted(
