@@ -29,7 +29,8 @@ from tvm_gap8.check.session import reference_session
 from tvm_gap8.compiler import compile_model, run_host
 from tvm_gap8.quantize import quantize_model
 from tvm_gap8.reference import integer_reference
-from tvm_gap8.reference.graph import ORDER_DEPENDENT
+from tvm_gap8.reference.graph import ORDER_DEPENDENT, Graph, trace
+from tvm_gap8.reference.spec import spec_output
 from tvm_gap8.report import format_table
 from tvm_gap8.testing.onnx_models import text_recognizer
 
@@ -60,6 +61,9 @@ def localize(model: onnx.ModelProto, inputs: dict, show: int = 12) -> list[dict]
         rows.append({"layer": rec.name, "kind": rec.kind, "node": rec.node, "op": rec.op,
                      "order_dependent": order, "differing": int((diff > 0).sum()),
                      "elements": int(diff.size), "max_steps": int(diff.max(initial=0))})
+    first = next((r for r in rows if r["differing"]), None)
+    if first is not None:
+        first_difference(model, run, ort, first["layer"])
     print(f"  {'layer (QuantizeLinear)':<44} {'kind':<8} {'op':<18} differ/elements  max steps")
     for r in [r for r in rows if r["differing"]][:show]:
         od = f"  float order-dependent: {', '.join(r['order_dependent'])}" \
@@ -67,6 +71,21 @@ def localize(model: onnx.ModelProto, inputs: dict, show: int = 12) -> list[dict]
         print(f"  {r['layer'][:44]:<44} {r['kind']:<8} {r['op']:<18} "
               f"{r['differing']:>6}/{r['elements']:<8} {r['max_steps']:>4}{od}")
     return rows
+
+
+def first_difference(model, run, ort: dict, name: str, show: int = 4):
+    """Where onnxruntime and the integer reference first differ: each differing element with
+    the ONNX QDQ value evaluated exactly (float64, ``reference.spec``) on the same inputs."""
+    graph = Graph(model)
+    q = next(n for n in graph.nodes if n.name == name)
+    rec = run.layer(name)
+    spec = spec_output(graph, trace(graph, q), rec.inputs)
+    got = ort[q.output[0]]
+    for idx in list(zip(*np.nonzero(rec.output != got)))[:show]:
+        idx = tuple(int(i) for i in idx)
+        print(f"  first difference: {name} element {idx}: integer reference "
+              f"{int(rec.output[idx])}, onnxruntime {int(got[idx])}, QDQ spec in float64 "
+              f"{int(spec[idx])}")
 
 
 def main():
