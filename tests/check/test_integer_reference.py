@@ -157,6 +157,21 @@ def test_linear_by_kxo_weights_is_an_integer_dense(per_channel):
     assert result.report["float_layers"] == []
 
 
+def test_linear_over_a_sequence_is_an_integer_dense():
+    """A Linear over 16 rows ([16, K] x [K, O], a feature map read as rows): an integer dense
+    kernel, bit for bit (its weight staging per feature tile: ``tests/cost``)."""
+    b = M.GraphBuilder(0)
+    y = b.conv_bn_act("input", 3, 16, 3, 1, act="relu", base="c1")
+    y = b.node("Reshape", [y, b.const("seq_shape", np.array([16, 64], np.int64))], "seq")
+    w = (b.rng.standard_normal((64, 40)) * 0.2).astype("float32")
+    y = b.node("Add", [b.node("MatMul", [y, b.const("fc_w", w)], "fc"),
+                       b.const("fc_b", (0.1 * b.rng.standard_normal(40)).astype("float32"))],
+               "fc_bias")
+    result, run, _ = check_model(quantized(b.model("input", [1, 3, 8, 8], y, [16, 40])))
+    (dense,) = [layer for layer in result.report["layers"] if layer["kind"] == "dense"]
+    assert dense["integer"] and [r.kind for r in run.layers].count("dense") == 1
+
+
 def test_maxpool_stays_float_and_is_exact():
     b = M.GraphBuilder(0)
     y = b.conv_bn_act("input", 3, 8, 3, 1, act="relu", base="c1")

@@ -91,8 +91,9 @@ def dense_tiling(spec: DenseKernelSpec, hw, rows: int, channels: int):
 def schedule_dense(spec: DenseKernelSpec, plan):
     sch = s_tir.Schedule(te.create_prim_func(dense_compute(spec)))
     out = sch.get_sblock("dense_out")
-    _, o = sch.get_loops(out)
+    b, o = sch.get_loops(out)
     ot, oi = sch.split(o, [None, plan.channels])
+    sch.reorder(ot, b, oi)  # feature tiles outermost: each weight tile staged once for all rows
     scalar_accumulator(sch, sch.get_sblock("dense_acc"), oi)
     return finish_staged(sch, plan, {"channels": ot})
 
