@@ -84,7 +84,7 @@ def _layer_norm_core(g: _Graph, sqrt) -> list | None:
     if not _op(d, "relax.subtract"):
         return None
     mean = g.source(d.args[1])
-    if not _row_mean(mean) or g.source(mean.args[0]) is not g.source(d.args[0]):
+    if not _row_mean(mean) or not g.source(mean.args[0]).same_as(g.source(d.args[0])):
         return None
     return [c for c in (mean, d, sq, var, eps, sqrt) if c is not None]
 
@@ -100,9 +100,9 @@ def layer_norm_nodes(g: _Graph) -> set[str]:
         group = list(core)
         for c in g.calls:  # the divide, then a multiply and an add by constants
             last = group[-1]
-            if _op(c, "relax.divide") and g.source(c.args[1]) is sqrt or \
-                    last is not sqrt and c.op.name in ("relax.multiply", "relax.add") and \
-                    g.source(c.args[0]) is last and g.is_const(c.args[1]):
+            if _op(c, "relax.divide") and g.source(c.args[1]).same_as(sqrt) or \
+                    not last.same_as(sqrt) and c.op.name in ("relax.multiply", "relax.add") \
+                    and g.source(c.args[0]).same_as(last) and g.is_const(c.args[1]):
                 group.append(c)
         nodes |= {n for n in map(node_name_of, group) if n}
     return nodes
