@@ -13,6 +13,7 @@ import tvm
 from tvm import relax
 
 from .cost.ir import kernel_counts
+from .floatlayers import float_layer_records
 from .irutil import group_info, node_name_of
 from .kernels import family_of
 from .kernels.geometry import conv_kind
@@ -120,17 +121,15 @@ def layers_of(mod: tvm.IRModule) -> list[dict]:
     return layers
 
 
-def float_layers(mod: tvm.IRModule, layers: list[dict]) -> list[str]:
+def float_layers(mod: tvm.IRModule, layers: list[dict]) -> list[dict]:
     """Layers of an int8 model that still compute in float (not counting the quantize of the
-    input and the dequantize of the outputs, which are float by definition)."""
+    input and the dequantize of the outputs, which are float by definition), each as
+    ``{"name", "kind", "reason"}``: why no integer kernel computes it (``floatlayers.py``)."""
     if not any(layer.get("integer") for layer in layers):
         return []
-    out = []
-    for layer in layers:
-        if layer.get("integer") or layer["kind"] in ("quantize", "dequantize", "reshape"):
-            continue
-        out.append(layer["name"])
-    return out
+    left = [layer for layer in layers if not layer.get("integer")
+            and layer["kind"] not in ("quantize", "dequantize", "reshape")]
+    return float_layer_records(mod, left)
 
 
 def fusion_of(mod: tvm.IRModule, layers: list[dict]) -> dict:
@@ -184,12 +183,20 @@ def format_table(report: dict) -> str:
                                                                      "reshape")]
     if fallbacks:
         lines.append(f"  not tiled (TVM fallback): {', '.join(fallbacks)}")
-    if report.get("float_layers"):
-        lines.append(f"  still float: {', '.join(report['float_layers'])}")
+    lines += float_lines(report.get("float_layers") or [])
     check = report.get("check")
     if check:
         lines += check_lines(check)
     return "\n".join(lines)
+
+
+def float_lines(records: list[dict]) -> list[str]:
+    """One line per (kind, reason) of the float layers: the names, then why."""
+    groups: dict = {}
+    for r in records:
+        groups.setdefault((r["kind"], r["reason"]), []).append(r["name"])
+    return [f"  still float, {kind} ({len(names)}): {', '.join(names)}: {reason}"
+            for (kind, reason), names in groups.items()]
 
 
 def check_lines(check: dict) -> list[str]:

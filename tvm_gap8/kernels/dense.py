@@ -91,8 +91,9 @@ def dense_tiling(spec: DenseKernelSpec, hw, rows: int, channels: int):
 def schedule_dense(spec: DenseKernelSpec, plan):
     sch = s_tir.Schedule(te.create_prim_func(dense_compute(spec)))
     out = sch.get_sblock("dense_out")
-    _, o = sch.get_loops(out)
+    b, o = sch.get_loops(out)
     ot, oi = sch.split(o, [None, plan.channels])
+    sch.reorder(ot, b, oi)  # feature tiles outermost: each weight tile staged once for all rows
     scalar_accumulator(sch, sch.get_sblock("dense_acc"), oi)
     return finish_staged(sch, plan, {"channels": ot})
 
@@ -113,18 +114,32 @@ def read_dense(func, args):
                                str(x.ty.dtype))
         return spec, [x, relax.const(np.ascontiguousarray(wt.T))] + kernel.channel_tensors
     (q,) = parts.inputs
-    w = r.values[parts.anchor.args[1]]
-    if np.any(w.zero_point != 0):
-        raise UnsupportedError("dense weights with a non-zero zero point")
-    w_scale = np.broadcast_to(w.scale.reshape(-1), (w.q.shape[0],))
+    w, wq = _int_weights(r, parts.anchor.args[1])
+    w_scale = np.broadcast_to(w.scale.reshape(-1), (wq.shape[0],))
     bias = r.values[parts.bias].real() if parts.bias is not None else None
     requant, arrays = requantization(q.params.scale, w_scale, *parts.out,
                                      activation_range(parts.acts), bias)
     epilogue = kernel.requant_epilogue(requant, arrays)
-    spec = DenseKernelSpec(shape_of(q.source), w.q.shape[0], epilogue,
+    spec = DenseKernelSpec(shape_of(q.source), wq.shape[0], epilogue,
                            tuple(kernel.channel_shapes), tuple(kernel.channel_dtypes),
-                           str(q.source.ty.dtype), q.params.zero_point, str(w.q.dtype))
-    return spec, [q.source, relax.const(w.q)] + kernel.channel_tensors
+                           str(q.source.ty.dtype), q.params.zero_point, str(wq.dtype))
+    return spec, [q.source, relax.const(wq)] + kernel.channel_tensors
+
+
+def _int_weights(r, var):
+    """(QuantConst, int8 weights [O, K]) of a QDQ dense: a Gemm with transB=1 reads its [O, K]
+    weights through permute_dims, a Gemm with transB=0 or a MatMul its [K, O] weights
+    directly; per-channel scales must be per output channel."""
+    w = r.values[var]
+    if np.any(w.zero_point != 0):
+        raise UnsupportedError("dense weights with a non-zero zero point")
+    permuted = any(b.var.same_as(var) and b.value.op.name == "relax.permute_dims"
+                   for b in r.bindings())
+    out_axis = 0 if permuted else 1
+    if w.scale.size > 1 and w.axis % 2 != out_axis:
+        raise UnsupportedError(f"dense weights quantized per channel along axis {w.axis}, "
+                               "not the output channels")
+    return w, (w.q if permuted else np.ascontiguousarray(w.q.T))
 
 
 DENSE = KernelFamily(kind="dense", patterns=(patterns.q_dense_pattern, patterns.dense_pattern),

@@ -243,7 +243,9 @@ def dense_pattern():
 
 
 def q_dense_pattern():
-    w = is_op("relax.permute_dims")(_dq(is_const()))
+    # Gemm transB=1 reads [O, K] weights through permute_dims; Gemm transB=0 (onnxruntime's
+    # MatMul+Add fusion of a Linear) and MatMul by a constant read [K, O] weights directly
+    w = is_op("relax.permute_dims")(_dq(is_const())) | _dq(is_const())
     mm = is_op("relax.matmul")(_dq(wildcard()), w)
     biased = is_op("relax.add")(mm, _dq(is_const())) | mm
     return is_op("relax.quantize")(biased, is_const(), is_const()), {"anchor": mm}

@@ -161,10 +161,12 @@ def classify(graph: Graph, layer: Layer) -> str:
             and _conv_kernel_ok(graph, nodes[0]):
         return "conv"
     if _chain(nodes, "Gemm") and acts[0] and graph.is_const_dq(nodes[0].input[1]) \
-            and graph.attr(nodes[0], "transB", 0) == 1 and not graph.attr(nodes[0], "transA", 0) \
+            and not graph.attr(nodes[0], "transA", 0) \
             and graph.attr(nodes[0], "alpha", 1.0) == 1.0 \
             and graph.attr(nodes[0], "beta", 1.0) == 1.0:
         return "dense"
+    if _chain(nodes, "MatMul") and acts[0] and graph.is_const_dq(nodes[0].input[1]):
+        return "dense"  # a 2-D input (``integer.effective_kind`` checks it)
     if _chain(nodes, "Add") and len(acts) == 2 and all(acts):
         return "add"
     if ops == ["GlobalAveragePool"] or (ops == ["ReduceMean"] and sorted(
@@ -173,7 +175,7 @@ def classify(graph: Graph, layer: Layer) -> str:
         return "pool"
     if ops == ["Mul"] and len(acts) == 2 and all(acts):
         return "mul"
-    if len(dqs) == 1 and nodes and set(ops) <= TABLE_OPS:
+    if len(dqs) == 1 and nodes and set(ops) <= TABLE_OPS and _scalar_constants(graph, nodes):
         return "table"
     if ops in (["Reshape"], ["Flatten"]) and _same_qparams(graph, dqs[0], layer.quant):
         return "reshape"
@@ -181,6 +183,19 @@ def classify(graph: Graph, layer: Layer) -> str:
         return "identity"
     return "float"
 
+
+
+def _scalar_constants(graph: Graph, nodes) -> bool:
+    """Every constant operand is a scalar (a table kernel takes no per-element constants: a
+    LayerNorm's gamma/beta multiply stays float in our compiler)."""
+    for node in nodes:
+        for t in node.input[1:]:
+            p = graph.producer.get(t)
+            v = graph.inits.get(p.input[0] if p is not None and p.op_type == "DequantizeLinear"
+                                else t)
+            if v is not None and np.size(v) != 1:
+                return False
+    return True
 
 
 def _conv_kernel_ok(graph: Graph, conv) -> bool:

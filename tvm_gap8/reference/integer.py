@@ -63,10 +63,13 @@ def _requant_channels(graph, layer, acc, sx, sw, channel_axis):
     return requant(acc, mult.reshape(shape), shift.reshape(shape), zy, lo, hi, dtype)
 
 
-def _weights(graph: Graph, node):
+def _weights(graph: Graph, node, transposed: bool = False):
+    """Integer weights with the output channels first, and one scale per output channel
+    (``transposed``: stored [K, O], as a MatMul or a Gemm with transB=0 holds them)."""
     wq, sw, zw, _ = graph.const_dq(node.input[1])
     if np.any(zw != 0):
         raise ValueError(f"node {node.name!r}: weights with a non-zero zero point")
+    wq = wq.T if transposed else wq
     return wq.astype(np.int64), np.broadcast_to(sw.reshape(-1), (wq.shape[0],))
 
 
@@ -85,9 +88,11 @@ def conv_layer(graph: Graph, layer: Layer, acts):
 def dense_layer(graph: Graph, layer: Layer, acts):
     node = layer.nodes[0]
     x, sx, zx = acts[node.input[0]]
-    wq, sw = _weights(graph, node)  # [O, K] (transB = 1)
+    transposed = node.op_type == "MatMul" or not graph.attr(node, "transB", 0)
+    wq, sw = _weights(graph, node, transposed)  # [O, K]
     acc = (x.astype(np.int64) - zx) @ wq.T
-    acc = acc + _bias(graph, node.input[2] if len(node.input) > 2 else "", sx, sw, wq.shape[0])
+    bias = node.input[2] if node.op_type == "Gemm" and len(node.input) > 2 else ""
+    acc = acc + _bias(graph, bias, sx, sw, wq.shape[0])
     _check_int32(layer, acc)
     return _requant_channels(graph, layer, acc, sx, sw, acc.ndim - 1)
 
@@ -188,8 +193,11 @@ EVALUATORS = {"conv": conv_layer, "dense": dense_layer, "add": add_layer, "pool"
 
 
 def effective_kind(layer: Layer, acts) -> str:
-    """``layer.kind``, or ``float`` for an Add / Mul whose operand shapes our integer kernels
-    do not take (``patterns.add_problem`` / ``mul_problem``): the compiler keeps it float."""
+    """``layer.kind``, or ``float`` for an Add / Mul / dense whose operand shapes our integer
+    kernels do not take (``patterns.add_problem`` / ``mul_problem`` / ``dense_problem``): the
+    compiler keeps it float."""
+    if layer.kind == "dense":  # patterns.dense_problem: a 2-D input only
+        return "dense" if acts[layer.nodes[0].input[0]][0].ndim == 2 else "float"
     if layer.kind not in ("add", "mul"):
         return layer.kind
     node = layer.nodes[0]

@@ -93,7 +93,7 @@ def _elementwise(graph: Graph, node, a, dtype):
     """Elementwise ops of one or two tensors, in ``dtype``."""
     op, c = node.op_type, dtype.type
     binary = {"Add": np.add, "Sub": np.subtract, "Mul": np.multiply, "Div": np.divide,
-              "Max": np.maximum, "Min": np.minimum}
+              "Max": np.maximum, "Min": np.minimum, "Pow": np.power}
     if op in binary:
         return binary[op](a[0], a[1]).astype(dtype)
     x = a[0]
@@ -104,6 +104,8 @@ def _elementwise(graph: Graph, node, a, dtype):
         return np.clip(x, c(-np.inf if lo is None else lo), c(np.inf if hi is None else hi))
     if op == "Sigmoid":
         return sigmoid(x, dtype)
+    if op == "Sqrt":  # correctly rounded in float32 (IEEE), like TVM's sqrt
+        return np.sqrt(x).astype(dtype)
     if op == "HardSigmoid":
         alpha, beta = c(graph.attr(node, "alpha", 0.2)), c(graph.attr(node, "beta", 0.5))
         return np.clip(alpha * x + beta, c(0), c(1)).astype(dtype)

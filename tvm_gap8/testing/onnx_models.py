@@ -97,14 +97,15 @@ class GraphBuilder:
         y = self.bn(y, cout, base=base + "_bn")
         return self.act(y, act)
 
-    def model(self, x_name, x_shape, y, y_shape=None, name="net") -> onnx.ModelProto:
+    def model(self, x_name, x_shape, y, y_shape=None, name="net",
+              opset: int = OPSET) -> onnx.ModelProto:
         def build(out_shape):
             graph = helper.make_graph(
                 self.nodes, name,
                 [helper.make_tensor_value_info(x_name, TensorProto.FLOAT, x_shape)],
                 [helper.make_tensor_value_info(y, TensorProto.FLOAT, out_shape)],
                 initializer=self.inits)
-            m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
+            m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)],
                                   producer_name="tvm_gap8.testing")
             m.ir_version = 8
             return m
@@ -330,3 +331,111 @@ def saturated_sigmoid_block(cin=8, cout=4, h=16, w=16, seed=0,
                kernel_shape=[3, 3], pads=[1, 1, 1, 1])
     y = b.node("Sigmoid", [y], "sigmoid")
     return b.model("input", [1, cin, h, w], y, name="saturated_sigmoid")
+
+
+# -- a PaddleOCR-style text recognizer (PPLCNet backbone + attention neck), opset 12 ---------
+# PaddleOCR's rec backbone keeps the text line's width: after the stem, DW strides are (2, 2)
+# once, then (2, 1) (halve the height only) and (1, 2) (the width only). Paddle2ONNX at opset
+# 12 has no HardSwish op (it is opset 14) and no LayerNormalization (opset 17): it writes
+# x * HardSigmoid(x) and the LayerNorm as ReduceMean/Sub/Pow/ReduceMean/Add/Sqrt/Div/Mul/Add.
+
+#: (kernel, out channels at scale 1, DW stride (h, w), squeeze-excite) per block, after a stem
+#: of 16 channels at scale 1: PP-LCNet's progression, strided the way PaddleOCR's rec net is
+RECOGNIZER_BLOCKS = ((3, 32, (1, 1), False), (3, 64, (2, 2), False), (3, 64, (1, 1), False),
+                     (3, 128, (2, 1), False), (3, 128, (1, 1), False), (5, 256, (1, 2), False),
+                     (5, 256, (1, 1), True), (5, 512, (2, 1), True), (5, 512, (1, 1), True))
+
+
+def _hardswish_opset12(b: GraphBuilder, x, base="hs"):
+    """HardSwish the way opset-12 exporters write it: x * HardSigmoid(x) (alpha 1/6, beta 1/2)."""
+    gate = b.node("HardSigmoid", [x], base + "_hsig", alpha=1.0 / 6, beta=0.5)
+    return b.node("Mul", [x, gate], base + "_mul")
+
+
+def _conv_bn_hs(b: GraphBuilder, x, cin, cout, k, stride=(1, 1), groups=1, base="conv"):
+    """Conv (no bias) -> BatchNormalization -> HardSwish (opset-12 form); ``stride`` (h, w)."""
+    fan_in = (cin // groups) * k * k
+    w = (b.rng.standard_normal((cout, cin // groups, k, k)) * np.sqrt(2.0 / fan_in))
+    p = (k - 1) // 2
+    y = b.node("Conv", [x, b.const(base + "_w", w.astype(np.float32))], base,
+               kernel_shape=[k, k], strides=list(stride), pads=[p, p, p, p], group=groups)
+    return _hardswish_opset12(b, b.bn(y, cout, base=base + "_bn"), base=base + "_hs")
+
+
+def _se_lcnet(b: GraphBuilder, x, c, base="se"):
+    """PP-LCNet's squeeze-excite: GAP -> 1x1 -> ReLU -> 1x1 -> HardSigmoid -> Mul."""
+    s = b.node("GlobalAveragePool", [x], base + "_pool")
+    s = b.act(b.conv(s, c, max(c // 4, 4), 1, base=base + "_reduce"), "relu")
+    s = b.conv(s, max(c // 4, 4), c, 1, base=base + "_expand")
+    s = b.node("HardSigmoid", [s], base + "_gate", alpha=1.0 / 6, beta=0.5)
+    return b.node("Mul", [x, s], base + "_scale")
+
+
+def _linear(b: GraphBuilder, x, din, dout, base):
+    """Paddle's Linear as Paddle2ONNX writes it: MatMul by a [din, dout] weight, then Add."""
+    w = (b.rng.standard_normal((din, dout)) * np.sqrt(1.0 / din)).astype(np.float32)
+    bias = (0.1 * b.rng.standard_normal(dout)).astype(np.float32)
+    return b.node("Add", [b.node("MatMul", [x, b.const(base + "_w", w)], base),
+                          b.const(base + "_b", bias)], base + "_bias")
+
+
+def _layer_norm_opset12(b: GraphBuilder, x, c, base="ln", eps=1e-5):
+    """LayerNorm over the last axis as Paddle2ONNX writes it at opset 12."""
+    mean = b.node("ReduceMean", [x], base + "_mean", axes=[-1], keepdims=1)
+    d = b.node("Sub", [x, mean], base + "_sub")
+    sq = b.node("Pow", [d, b.const(base + "_two", np.array(2.0, np.float32))], base + "_pow")
+    var = b.node("ReduceMean", [sq], base + "_var", axes=[-1], keepdims=1)
+    var = b.node("Add", [var, b.const(base + "_eps", np.array(eps, np.float32))], base + "_addeps")
+    y = b.node("Div", [d, b.node("Sqrt", [var], base + "_sqrt")], base + "_div")
+    gamma = (1.0 + 0.1 * b.rng.standard_normal(c)).astype(np.float32)
+    beta = (0.1 * b.rng.standard_normal(c)).astype(np.float32)
+    y = b.node("Mul", [y, b.const(base + "_gamma", gamma)], base + "_scale")
+    return b.node("Add", [y, b.const(base + "_beta", beta)], base + "_shift")
+
+
+def _attention_neck(b: GraphBuilder, seq, c, base="attn"):
+    """Pre-norm single-head self-attention with a residual: LN -> Q, K, V -> softmax(QK^T/sqrt(c))V
+    -> projection -> + input."""
+    x = _layer_norm_opset12(b, seq, c, base=base + "_ln")
+    q, k, v = (_linear(b, x, c, c, base=f"{base}_{n}") for n in "qkv")
+    kt = b.node("Transpose", [k], base + "_kT", perm=[0, 2, 1])
+    scores = b.node("MatMul", [q, kt], base + "_scores")
+    scale = b.const(base + "_scale", np.array(1.0 / np.sqrt(c), np.float32))
+    probs = b.node("Softmax", [b.node("Mul", [scores, scale], base + "_scaled")], base + "_softmax",
+                   axis=-1)
+    y = _linear(b, b.node("MatMul", [probs, v], base + "_context"), c, c, base=base + "_proj")
+    return b.node("Add", [seq, y], base + "_residual")
+
+
+def text_recognizer(height: int = 48, width: int = 320, scale: float = 0.25, seed: int = 0,
+                    opset: int = 12, num_classes: int = 37, blocks=RECOGNIZER_BLOCKS,
+                    ) -> onnx.ModelProto:
+    """PaddleOCR-style CTC text recognizer: PP-LCNet backbone, attention neck, classifier.
+
+    Backbone: 3x3 conv stem stride 2 + BN + HardSwish, then ``blocks`` of DW kxk (stride (h, w):
+    (2, 2), (2, 1), (1, 2) as PaddleOCR's rec net uses) -> BN -> HardSwish -> [squeeze-excite]
+    -> PW 1x1 -> BN -> HardSwish, channels = PP-LCNet's x ``scale`` (multiples of 8). Neck: the
+    remaining height averaged (ReduceMean over H), the map read as a sequence of W steps
+    (Reshape + Transpose to [1, W, C]), LayerNorm, self-attention (MatMul, Softmax) with a
+    residual. Head: MatMul + Add to ``num_classes`` logits per step: output [1, W', classes].
+    ``opset`` 12 writes HardSwish and LayerNorm as Paddle2ONNX does at that opset.
+    """
+    b = GraphBuilder(seed)
+    c = _make_divisible(16 * scale)
+    y = _conv_bn_hs(b, "input", 3, c, 3, stride=(2, 2), base="stem")
+    h, w = (height + 1) // 2, (width + 1) // 2
+    for i, (k, cout, stride, se) in enumerate(blocks):
+        co = _make_divisible(cout * scale)
+        y = _conv_bn_hs(b, y, c, c, k, stride=stride, groups=c, base=f"b{i}_dw")
+        h, w = (h - 1) // stride[0] + 1, (w - 1) // stride[1] + 1
+        if se:
+            y = _se_lcnet(b, y, c, base=f"b{i}_se")
+        y = _conv_bn_hs(b, y, c, co, 1, base=f"b{i}_pw")
+        c = co
+    y = b.node("ReduceMean", [y], "neck_pool", axes=[2], keepdims=1)  # [1, C, 1, W]
+    y = b.node("Reshape", [y, b.const("neck_shape", np.array([1, c, w], np.int64))], "neck_seq")
+    y = b.node("Transpose", [y], "neck_steps", perm=[0, 2, 1])  # [1, W, C]
+    y = _attention_neck(b, y, c, base="attn")
+    y = _linear(b, y, c, num_classes, base="head")
+    return b.model("input", [1, 3, height, width], y, [1, w, num_classes],
+                   name=f"text_recognizer_{height}x{width}", opset=opset)
