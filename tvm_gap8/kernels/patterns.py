@@ -1,10 +1,13 @@
 """Dataflow patterns for depthwise-separable pairs, and the checks that decide if a match fuses.
 
-A conv "stage" is ``conv2d -> [bias add] -> [activation]``; the activations are the forms the
-frontend produces: ``relu``, ``clip`` (ReLU6 and any constant Clip), and HardSwish as the Relax
-importer writes it (``x * clip(x + 3, 0, 6) / 6``) or as older exporters decompose it
-(``(x * clip(x + 3, 0, 6)) / 6``). Relax's pattern language has no optional nodes, so a stage is
-an alternation ordered longest first (the matcher takes the first alternative that matches).
+A conv "stage" is ``conv2d -> [elementwise chain]``: any chain of elementwise ops of the conv's
+result and constants (``elementwise_chain``): the bias add, BN shift, and every activation the
+Relax ONNX importer writes as elementwise ops: ``relu``, ``clip`` (ReLU6, any constant Clip),
+``nn.leakyrelu``, ``nn.prelu`` (per-channel slopes), ``sigmoid``, ``tanh``, SiLU
+(``x * sigmoid(x)``), HardSigmoid (``clip(a * x + b, 0, 1)``), HardSwish in the importer's and
+the exporters' forms, and chains of them. Relax's pattern language has no optional nodes and no
+recursion, so the chain is an alternation of bounded depth, ordered longest first (the matcher
+takes the first alternative that matches).
 
 The checks here are the one place the fusion rules live; the refusal analysis reuses them so
 the report's reasons are the rules' own words.
