@@ -51,3 +51,28 @@ def test_inverted_residual_with_add():
 def test_asymmetric_padding_block():
     model = M.dw_pw_block(cin=4, cout=8, h=7, w=10, k=3, stride=2, pads=[0, 0, 1, 1])
     assert _fused_kinds(compile_checked(model)) == ["dw_pw"]
+
+
+_EPILOGUE_NAMES = {"leakyrelu": "leakyrelu", "prelu": "prelu", "sigmoid": "sigmoid",
+                   "silu": "silu", "tanh": "tanh"}
+
+
+@pytest.mark.parametrize("act", sorted(_EPILOGUE_NAMES))
+def test_float_activations_fuse_dw_pw_and_pass_check(act):
+    """DW -> act -> PW -> act (ONNX LeakyRelu, PRelu per channel, Sigmoid, SiLU, Tanh) is one
+    dw_pw kernel computing the activations in float, equal to onnxruntime."""
+    model = M.dw_pw_block(cin=8, cout=16, h=11, w=9, act=act, act_after_pw=act, batchnorm=False)
+    result = compile_checked(model)
+    assert _fused_kinds(result) == ["dw_pw"]
+    (fused,) = result.report["fusion"]["fused"]
+    assert fused["epilogues"] == [f"bias+{_EPILOGUE_NAMES[act]}"] * 2, fused
+    assert not result.report["fusion"]["refused"]
+
+
+@pytest.mark.parametrize("act", sorted(_EPILOGUE_NAMES))
+def test_float_activations_fuse_pw_dw_and_pass_check(act):
+    model = M.pw_dw_block(cin=8, hidden=24, h=10, w=10, stride=2, act=act, act_after_dw=act)
+    result = compile_checked(model)
+    assert _fused_kinds(result) == ["pw_dw"]
+    (fused,) = result.report["fusion"]["fused"]
+    assert fused["epilogues"] == [f"bias+{_EPILOGUE_NAMES[act]}"] * 2, fused
