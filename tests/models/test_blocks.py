@@ -76,3 +76,14 @@ def test_float_activations_fuse_pw_dw_and_pass_check(act):
     assert _fused_kinds(result) == ["pw_dw"]
     (fused,) = result.report["fusion"]["fused"]
     assert fused["epilogues"] == [f"bias+{_EPILOGUE_NAMES[act]}"] * 2, fused
+
+
+def test_conv_kernel_epilogue_takes_an_activation_chain():
+    """A standard conv -> SiLU -> LeakyRelu -> PRelu is one gap8 conv kernel (no fallback op)."""
+    b = M.GraphBuilder(0)
+    y = b.act(b.conv("input", 3, 8, 3, base="stem"), "silu", 8)
+    y = b.act(b.act(y, "leakyrelu", 8), "prelu", 8)
+    result = compile_checked(b.model("input", [1, 3, 12, 12], y))
+    (layer,) = result.report["layers"]
+    assert layer["kind"] == "conv" and layer["tiled"], layer
+    assert layer["epilogues"] == ["bias+sigmoid+multiply+leakyrelu+prelu"], layer

@@ -8,6 +8,7 @@ from tvm import relax
 from tvm.script import ir as I
 from tvm.script import relax as R
 
+from tvm_gap8.kernels.patterns import CHAIN_DEPTH
 from tvm_gap8.passes import (FuseDepthwisePointwise, FusePointwiseDepthwise, explain_unfused,
                              refusals_of)
 
@@ -327,8 +328,6 @@ def test_int8_activation_chain_between_is_named():
 
 
 def test_chain_longer_than_the_patterns():
-    from tvm_gap8.kernels.patterns import CHAIN_DEPTH
-
     def body(bb, x):
         d = _dw(bb, x)
         for _ in range(CHAIN_DEPTH + 1):
