@@ -42,8 +42,12 @@ def _any_op(names):
 def _step(p):
     """One elementwise op of ``p`` and constants: unary, clip, PRelu or binary by a constant."""
     binary = _any_op(BINARY_OPS)
+    # ``by_const`` first checks that the second operand is a constant: the matcher visits
+    # operands in order and forgets a failed branch, so descending ``p`` before finding the
+    # operand is not a constant would redo the whole chain below per level (exponential)
+    by_const = binary(wildcard(), is_const()) & binary(p, is_const())
     return _alternation([_any_op(UNARY_OPS)(p), is_op("relax.clip")(p, wildcard(), wildcard()),
-                         is_op("relax.nn.prelu")(p, is_const()), binary(p, is_const()),
+                         is_op("relax.nn.prelu")(p, is_const()), by_const,
                          binary(is_const(), p)])
 
 

@@ -194,7 +194,7 @@ def _between_problem(closure, lookup) -> str:
                 f"only a bias and ReLU/Clip between the convs")
     if len(acts) > patterns.CHAIN_DEPTH:
         return (f"the elementwise chain between the DW and the PW ({len(acts)} ops: {chain}) "
-                f"is longer than the fusion patterns match ({patterns.CHAIN_DEPTH})")
+                f"is deeper than the fusion patterns match ({patterns.CHAIN_DEPTH} steps)")
     return f"no fusion pattern matched the ops between the DW and the PW ({chain})"
 
 
