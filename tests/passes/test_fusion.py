@@ -10,7 +10,8 @@ from tvm import relax
 from tvm.script import ir as I
 from tvm.script import relax as R
 
-from tvm_gap8.kernels.patterns import CHAIN_DEPTH
+from tvm_gap8.kernels.epilogue import SUPPORTED_OPS
+from tvm_gap8.kernels.patterns import BINARY_OPS, CHAIN_DEPTH, UNARY_OPS
 from tvm_gap8.passes import (FuseDepthwisePointwise, FusePointwiseDepthwise, explain_unfused,
                              refusals_of)
 
@@ -325,7 +326,7 @@ def test_int8_activation_chain_between_is_named():
     out = _refused_module(body)
     (unfused,) = explain_unfused(out)
     assert unfused["reason"].startswith("an int8 activation chain quantized on its own "
-                                        "(sigmoid"), unfused
+                                        "(sigmoid ("), unfused
     assert "2 quantize steps" in unfused["reason"] and "already fused" not in unfused["reason"]
 
 
@@ -372,3 +373,9 @@ def test_two_tensor_chain_no_pattern_matches_is_named():
     (unfused,) = explain_unfused(out)
     assert unfused["reason"].startswith(
         "no fusion pattern matched the ops between the DW and the PW (exp"), unfused
+
+
+def test_every_op_the_chain_pattern_matches_is_an_epilogue_op():
+    """What the stage pattern lets into a composite, lowering must compute."""
+    matched = set(UNARY_OPS) | set(BINARY_OPS) | {"relax.clip", "relax.nn.prelu"}
+    assert matched <= set(SUPPORTED_OPS), matched - set(SUPPORTED_OPS)

@@ -188,7 +188,9 @@ def _between_problem(closure, lookup) -> str:
     quantizes = [v for v in named if v.op.name == "relax.quantize"]
     acts = [v for v in named if v.op.name not in _PASS_THROUGH]
     chain = ", ".join(_describe(v) for v in acts) or "none"
-    if len(quantizes) > 1:
+    if len(quantizes) > 1:  # the DW's own stage (bias) ends at its quantize
+        after = named[named.index(quantizes[0]) + 1:]
+        chain = ", ".join(_describe(v) for v in after if v.op.name not in _PASS_THROUGH)
         return (f"an int8 activation chain quantized on its own ({chain}; {len(quantizes)} "
                 f"quantize steps) sits between the DW and the PW: the int8 fused kernels take "
                 f"only a bias and ReLU/Clip between the convs")
