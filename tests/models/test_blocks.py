@@ -1,6 +1,7 @@
 """Whole ONNX blocks through the full flow (frontend, fusion, lowering, host build) against
 onnxruntime, fused and unfused."""
 
+import numpy as np
 import pytest
 
 from tests.conftest import compile_checked
@@ -87,3 +88,19 @@ def test_conv_kernel_epilogue_takes_an_activation_chain():
     (layer,) = result.report["layers"]
     assert layer["kind"] == "conv" and layer["tiled"], layer
     assert layer["epilogues"] == ["bias+sigmoid+multiply+leakyrelu+prelu"], layer
+
+
+@pytest.mark.parametrize("slope_shape, fuses", [((1,), True), ((8, 1, 1), True), ((8,), False)])
+def test_prelu_slope_shapes(slope_shape, fuses):
+    """ONNX broadcasts PRelu's slope from the right: (1,) is a scalar, (C, 1, 1) per channel,
+    (8,) per column of the width-8 map, which the per-channel epilogue cannot take (refused,
+    and still equal to onnxruntime unfused)."""
+    b = M.GraphBuilder(0)
+    y = b.conv("input", 8, 8, 3, groups=8, base="dw")
+    slope = np.random.default_rng(0).uniform(0.1, 0.5, slope_shape).astype(np.float32)
+    y = b.node("PRelu", [y, b.const("slope", slope)], "prelu")
+    result = compile_checked(b.model("input", [1, 8, 8, 8], b.conv(y, 8, 16, 1, base="pw")))
+    assert _fused_kinds(result) == (["dw_pw"] if fuses else [])
+    refused = [r["reason"] for r in result.report["fusion"]["refused"]]
+    assert refused == ([] if fuses else
+                       ["prelu with 8 slopes along axis 3 is not per-channel (node prelu_0)"])

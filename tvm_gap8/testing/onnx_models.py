@@ -102,8 +102,8 @@ class GraphBuilder:
     #: activations that are one ONNX node: kind -> (op type, attributes)
     _SIMPLE_ACTS = {"relu": ("Relu", {}), "hardswish": ("HardSwish", {}),
                     "leakyrelu": ("LeakyRelu", {"alpha": 0.1}), "sigmoid": ("Sigmoid", {}),
-                    "tanh": ("Tanh", {}), "hardsigmoid": ("HardSigmoid", {"alpha": 0.2, "beta": 0.5}),
-                    "elu": ("Elu", {"alpha": 1.0})}
+                    "tanh": ("Tanh", {}), "elu": ("Elu", {"alpha": 1.0}),
+                    "hardsigmoid": ("HardSigmoid", {"alpha": 0.2, "beta": 0.5})}
 
     def conv_bn_act(self, x, cin, cout, k, stride=1, groups=1, act="relu", pads=None, base="conv"):
         y = self.conv(x, cin, cout, k, stride, groups, pads=pads, bias=False, base=base)
