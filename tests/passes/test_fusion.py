@@ -1,6 +1,8 @@
 """FuseDepthwisePointwise / FusePointwiseDepthwise on tiny IR: structure of what they produce,
 and every refusal rule with its recorded reason."""
 
+import time
+
 import numpy as np
 import pytest
 import tvm
@@ -8,6 +10,8 @@ from tvm import relax
 from tvm.script import ir as I
 from tvm.script import relax as R
 
+from tvm_gap8.kernels.epilogue import SUPPORTED_OPS
+from tvm_gap8.kernels.patterns import BINARY_OPS, CHAIN_DEPTH, UNARY_OPS
 from tvm_gap8.passes import (FuseDepthwisePointwise, FusePointwiseDepthwise, explain_unfused,
                              refusals_of)
 
@@ -231,3 +235,147 @@ def test_non_channel_constant_operand_is_refused():
     out = _refused_module(body)
     assert not _composites(out)
     assert any("not a per-channel or scalar" in r["reason"] for r in refusals_of(out))
+
+
+# -- float activations between the convs fuse; every refusal reason names its structure ------
+
+def _pw(bb, d, c=8):
+    return bb.emit(relax.op.nn.conv2d(d, _w(16, c, 1, 1)))
+
+
+_FLOAT_ACTS = {
+    "leakyrelu": lambda bb, x: bb.emit(relax.op.nn.leakyrelu(x, 0.1)),
+    "prelu": lambda bb, x: bb.emit(relax.op.nn.prelu(
+        x, relax.const(np.linspace(0.1, 0.8, 8).astype("float32")), axis=1)),
+    "sigmoid": lambda bb, x: bb.emit(relax.op.sigmoid(x)),
+    "silu": lambda bb, x: bb.emit(relax.op.multiply(x, bb.emit(relax.op.sigmoid(x)))),
+    "tanh": lambda bb, x: bb.emit(relax.op.tanh(x)),
+    # a chain: LeakyRelu -> Clip -> Tanh
+    "chain": lambda bb, x: bb.emit(relax.op.tanh(bb.emit(relax.op.clip(
+        bb.emit(relax.op.nn.leakyrelu(x, 0.2)), -1, 4)))),
+}
+
+
+@pytest.mark.parametrize("act", sorted(_FLOAT_ACTS))
+def test_float_activation_between_dw_and_pw_fuses(act):
+    out = _refused_module(lambda bb, x: _pw(bb, _FLOAT_ACTS[act](bb, _dw(bb, x))))
+    (comp,) = _composites(out).values()
+    assert comp.attrs["Composite"] == "gap8.dw_pw"
+    assert not refusals_of(out) and not explain_unfused(out)
+
+
+@pytest.mark.parametrize("act", sorted(_FLOAT_ACTS))
+def test_float_activation_between_pw_and_dw_fuses(act):
+    def body(bb, x):
+        p = bb.emit(relax.op.nn.conv2d(x, _w(8, 8, 1, 1)))
+        return _dw(bb, _FLOAT_ACTS[act](bb, p))
+
+    out = _refused_module(body)
+    (comp,) = _composites(out).values()
+    assert comp.attrs["Composite"] == "gap8.pw_dw"
+
+
+def test_prelu_slopes_along_width_are_not_per_channel():
+    """ONNX broadcasts a 1-D PRelu slope along the last axis: the importer writes axis=3."""
+    def body(bb, x):
+        s = relax.const(np.linspace(0.1, 0.5, 10).astype("float32"))
+        return _pw(bb, bb.emit(relax.op.nn.prelu(_dw(bb, x), s, axis=3)))
+
+    out = _refused_module(body)
+    assert not _composites(out)
+    (r,) = [r for r in refusals_of(out) if r["kind"] == "dw_pw"]
+    assert "prelu with 10 slopes along axis 3 is not per-channel" in r["reason"], r
+
+
+def test_padded_pw_is_refused():
+    out = _refused_module(lambda bb, x: bb.emit(relax.op.nn.conv2d(
+        bb.emit(relax.op.nn.relu(_dw(bb, x))), _w(16, 8, 1, 1), padding=1)))
+    assert not _composites(out)
+    assert "the PW conv has padding [1, 1, 1, 1]" in explain_unfused(out)[0]["reason"]
+
+
+def test_dw_as_last_layer_is_a_graph_output():
+    out = _refused_module(lambda bb, x: bb.emit(relax.op.nn.relu(_dw(bb, x))))
+    (unfused,) = explain_unfused(out)
+    assert unfused["reason"] == "the DW output is a graph output (no PW follows it)", unfused
+
+
+def test_two_pw_consumers_are_counted():
+    def body(bb, x):
+        d = bb.emit(relax.op.nn.relu(_dw(bb, x)))
+        return bb.emit(relax.op.add(_pw(bb, d), _pw(bb, d)))
+
+    out = _refused_module(body)
+    assert not _composites(out)
+    reasons = [r["reason"] for r in refusals_of(out)]
+    assert reasons and all("has another consumer outside the pair" in r for r in reasons), reasons
+
+
+def _q(bb, x):
+    s, z = relax.const(0.05, "float32"), relax.const(0, "int8")
+    return bb.emit(relax.op.dequantize(bb.emit(relax.op.quantize(x, s, z, out_dtype="int8")),
+                                       s, z))
+
+
+def test_int8_activation_chain_between_is_named():
+    """DW -> Q/DQ -> sigmoid -> Q/DQ -> PW: the activation is quantized on its own."""
+    def body(bb, x):
+        a = bb.emit(relax.op.sigmoid(_q(bb, _dw(bb, x))))
+        return _pw(bb, _q(bb, a))
+
+    out = _refused_module(body)
+    (unfused,) = explain_unfused(out)
+    assert unfused["reason"].startswith("an int8 activation chain quantized on its own "
+                                        "(sigmoid ("), unfused
+    assert "2 quantize steps" in unfused["reason"] and "already fused" not in unfused["reason"]
+
+
+def test_chain_longer_than_the_patterns():
+    def body(bb, x):
+        d = _dw(bb, x)
+        for _ in range(CHAIN_DEPTH + 1):
+            d = bb.emit(relax.op.tanh(d))
+        return _pw(bb, d)
+
+    out = _refused_module(body)
+    assert not any(c.attrs["Composite"] == "gap8.dw_pw" for c in _composites(out).values())
+    (unfused,) = explain_unfused(out)
+    assert f"({CHAIN_DEPTH + 1} ops: tanh" in unfused["reason"]
+    assert f"is deeper than the fusion patterns match ({CHAIN_DEPTH} steps)" in unfused["reason"]
+
+
+def test_deep_silu_chain_matches_in_linear_time():
+    """Seven chained SiLUs (x * sigmoid(x)): the bounded-depth pattern once took 39 s here
+    (a failed operand redid the chain below per level); guarded, it takes ~0.3 s."""
+    def body(bb, x):
+        d = _dw(bb, x)
+        for _ in range(CHAIN_DEPTH):
+            d = bb.emit(relax.op.multiply(d, bb.emit(relax.op.sigmoid(d))))
+        return _pw(bb, d)
+
+    start = time.perf_counter()
+    out = _refused_module(body)
+    assert time.perf_counter() - start < 10
+    (comp,) = _composites(out).values()
+    assert comp.attrs["Composite"] == "gap8.dw_pw"
+
+
+def test_two_tensor_chain_no_pattern_matches_is_named():
+    """Elu as imported: relu(x) + -1 * relu(1 - exp(x)); both sides branch off x."""
+    def body(bb, x):
+        d = _dw(bb, x)
+        e = bb.emit(relax.op.nn.relu(bb.emit(relax.op.subtract(
+            relax.const(1.0, "float32"), bb.emit(relax.op.exp(d))))))
+        e = bb.emit(relax.op.multiply(relax.const(-1.0, "float32"), e))
+        return _pw(bb, bb.emit(relax.op.add(e, bb.emit(relax.op.nn.relu(d)))))
+
+    out = _refused_module(body)
+    (unfused,) = explain_unfused(out)
+    assert unfused["reason"].startswith(
+        "no fusion pattern matched the ops between the DW and the PW (exp"), unfused
+
+
+def test_every_op_the_chain_pattern_matches_is_an_epilogue_op():
+    """What the stage pattern lets into a composite, lowering must compute."""
+    matched = set(UNARY_OPS) | set(BINARY_OPS) | {"relax.clip", "relax.nn.prelu"}
+    assert matched <= set(SUPPORTED_OPS), matched - set(SUPPORTED_OPS)

@@ -1,4 +1,5 @@
-"""Elementwise epilogues of a convolution (bias, BN shift, ReLU, ReLU6/Clip, HardSwish, ...).
+"""Elementwise epilogues of a convolution (bias, BN shift, ReLU, ReLU6/Clip, HardSwish,
+LeakyRelu, PRelu, Sigmoid, SiLU, Tanh, ...).
 
 The fusion passes turn the Relax ops between a conv and its consumer into an ``Epilogue``: a
 tiny SSA program over one output element. Lowering evaluates it on the conv's accumulator inside
@@ -26,6 +27,8 @@ from .requant import requant_expr
 SUPPORTED_OPS = {
     "relax.add": 2, "relax.subtract": 2, "relax.multiply": 2, "relax.divide": 2,
     "relax.maximum": 2, "relax.minimum": 2, "relax.nn.relu": 1, "relax.clip": 1,
+    "relax.nn.leakyrelu": 1, "relax.nn.prelu": 2, "relax.sigmoid": 1, "relax.tanh": 1,
+    "relax.exp": 1, "relax.negative": 1, "relax.abs": 1,
 }
 
 
@@ -47,6 +50,7 @@ class EpilogueOp:
     op: str  # a Relax op name of SUPPORTED_OPS
     operands: tuple  # of Ref
     bounds: tuple | None = None  # clip's (lo, hi)
+    alpha: float | None = None  # leakyrelu's slope
 
 
 @dataclass(frozen=True)
@@ -66,18 +70,25 @@ class Requant:
 
 
 _BINARY = {"relax.add": lambda a, b: a + b, "relax.subtract": lambda a, b: a - b,
-           "relax.multiply": lambda a, b: a * b, "relax.divide": lambda a, b: a / b}
+           "relax.multiply": lambda a, b: a * b, "relax.divide": lambda a, b: a / b,
+           "relax.maximum": tirx.max, "relax.minimum": tirx.min,
+           # PRelu: the slope operand is per channel (or a scalar), as topi computes it
+           "relax.nn.prelu": lambda a, s: tirx.Select(a > tirx.const(0.0, "float32"), a, a * s)}
+#: the unary ops as TVM's legalization computes them (topi), so fused and unfused agree
+_UNARY = {"relax.sigmoid": tirx.sigmoid, "relax.tanh": tirx.tanh, "relax.exp": tirx.exp,
+          "relax.negative": lambda a: -a, "relax.abs": tirx.abs}
 
 
 def _float_op(e: EpilogueOp, a, dtype):
     if e.op in _BINARY:
         return _BINARY[e.op](a[0], a[1])
-    if e.op == "relax.maximum":
-        return tirx.max(a[0], a[1])
-    if e.op == "relax.minimum":
-        return tirx.min(a[0], a[1])
+    if e.op in _UNARY:
+        return _UNARY[e.op](a[0])
     if e.op == "relax.nn.relu":
         return tirx.max(a[0], tirx.const(0, dtype))
+    if e.op == "relax.nn.leakyrelu":
+        return tirx.Select(a[0] > tirx.const(0, dtype), a[0],
+                           a[0] * tirx.const(e.alpha, dtype))
     if e.op == "relax.clip":
         lo, hi = e.bounds
         return tirx.min(tirx.max(a[0], tirx.const(lo, dtype)), tirx.const(hi, dtype))
@@ -155,7 +166,10 @@ class Epilogue:
 
 
 _HARDSWISH = (["relax.add", "relax.clip", "relax.divide", "relax.multiply"],
-              ["relax.add", "relax.clip", "relax.multiply", "relax.divide"])
+              ["relax.add", "relax.clip", "relax.multiply", "relax.divide"],
+              ["relax.multiply", "relax.add", "relax.clip", "relax.multiply"])
+_NAMED = {("relax.sigmoid", "relax.multiply"): "silu",
+          ("relax.multiply", "relax.add", "relax.clip"): "hardsigmoid"}
 
 
 def _activation_name(ops) -> str:
@@ -167,4 +181,6 @@ def _activation_name(ops) -> str:
         return "relu6" if (lo, hi) == (0.0, 6.0) else f"clip[{lo:g},{hi:g}]"
     if names in _HARDSWISH:
         return "hardswish"
+    if tuple(names) in _NAMED:
+        return _NAMED[tuple(names)]
     return "+".join(op.split(".")[-1] for op in names)

@@ -1,10 +1,13 @@
 """Dataflow patterns for depthwise-separable pairs, and the checks that decide if a match fuses.
 
-A conv "stage" is ``conv2d -> [bias add] -> [activation]``; the activations are the forms the
-frontend produces: ``relu``, ``clip`` (ReLU6 and any constant Clip), and HardSwish as the Relax
-importer writes it (``x * clip(x + 3, 0, 6) / 6``) or as older exporters decompose it
-(``(x * clip(x + 3, 0, 6)) / 6``). Relax's pattern language has no optional nodes, so a stage is
-an alternation ordered longest first (the matcher takes the first alternative that matches).
+A conv "stage" is ``conv2d -> [elementwise chain]``: any chain of elementwise ops of the conv's
+result and constants (``elementwise_chain``): the bias add, BN shift, and every activation the
+Relax ONNX importer writes as elementwise ops: ``relu``, ``clip`` (ReLU6, any constant Clip),
+``nn.leakyrelu``, ``nn.prelu`` (per-channel slopes), ``sigmoid``, ``tanh``, SiLU
+(``x * sigmoid(x)``), HardSigmoid (``clip(a * x + b, 0, 1)``), HardSwish in the importer's and
+the exporters' forms, and chains of them. Relax's pattern language has no optional nodes and no
+recursion, so the chain is an alternation of bounded depth, ordered longest first (the matcher
+takes the first alternative that matches).
 
 The checks here are the one place the fusion rules live; the refusal analysis reuses them so
 the report's reasons are the rules' own words.
@@ -21,33 +24,60 @@ from .epilogue import SUPPORTED_OPS
 from .geometry import conv_kind
 
 
-def _activations(z):
-    """Alternatives for ``act(z)`` (without the no-activation case), longest first."""
-    c3, c6 = is_const(), is_const()
-    clip3 = is_op("relax.clip")(is_op("relax.add")(z, c3), wildcard(), wildcard())
-    # HardSigmoid as imported: clip(alpha * z + beta, 0, 1); onnxruntime rewrites HardSwish
-    # into z * HardSigmoid(z)
-    scaled = is_op("relax.multiply")(is_const(), z) | is_op("relax.multiply")(z, is_const())
-    hsig = is_op("relax.clip")(is_op("relax.add")(scaled, is_const()), wildcard(), wildcard())
-    return [
-        is_op("relax.multiply")(z, is_op("relax.divide")(clip3, c6)),  # importer's HardSwish
-        is_op("relax.divide")(is_op("relax.multiply")(z, clip3), c6),  # exporter-decomposed
-        is_op("relax.divide")(is_op("relax.multiply")(clip3, z), c6),
-        is_op("relax.multiply")(z, hsig),  # x * HardSigmoid(x)
-        is_op("relax.multiply")(hsig, z),
-        is_op("relax.nn.relu")(z),
-        is_op("relax.clip")(z, wildcard(), wildcard()),
-    ]
+#: Elementwise ops a float epilogue may hold, by operand form (``epilogue.SUPPORTED_OPS`` is
+#: what lowering computes; these are the ones the stage pattern matches).
+UNARY_OPS = ("relax.nn.relu", "relax.sigmoid", "relax.tanh", "relax.nn.leakyrelu", "relax.exp",
+             "relax.negative", "relax.abs")
+BINARY_OPS = ("relax.add", "relax.subtract", "relax.multiply", "relax.divide", "relax.maximum",
+              "relax.minimum")
+#: how deep a chain of elementwise ops after one conv may be (HardSwish as imported is 4 ops
+#: after the bias; LeakyRelu -> Clip after HardSwish still fits), and its side branches
+CHAIN_DEPTH, BRANCH_DEPTH = 7, 4
+
+
+def _any_op(names):
+    return _alternation([is_op(n) for n in names])
+
+
+def _step(p):
+    """One elementwise op of ``p`` and constants: unary, clip, PRelu or binary by a constant."""
+    binary = _any_op(BINARY_OPS)
+    # ``by_const`` first checks that the second operand is a constant: the matcher visits
+    # operands in order and forgets a failed branch, so descending ``p`` before finding the
+    # operand is not a constant would redo the whole chain below per level (exponential)
+    by_const = binary(wildcard(), is_const()) & binary(p, is_const())
+    return _alternation([_any_op(UNARY_OPS)(p), is_op("relax.clip")(p, wildcard(), wildcard()),
+                         is_op("relax.nn.prelu")(p, is_const()), by_const,
+                         binary(is_const(), p)])
+
+
+def _unary_chain(p, depth):
+    """``p`` followed by up to ``depth`` single-tensor steps (longest first); fresh nodes."""
+    chain = p
+    for _ in range(depth):
+        chain = _step(chain) | p
+    return chain
+
+
+def elementwise_chain(z, depth=CHAIN_DEPTH, branch=BRANCH_DEPTH):
+    """Any chain of up to ``depth`` elementwise ops of the one tensor ``z`` and constants
+    (or none), longest first. A step is a single-tensor op (``_step``) or a
+    binary op of the chain so far and a single-tensor chain of it (SiLU ``x * sigmoid(x)``,
+    HardSwish ``x * hardsigmoid(x)``, ``(x * clip(x + 3, 0, 6)) / 6``). The pattern language has
+    no recursion, so the depth is bounded; every level builds fresh nodes, since a pattern node
+    matches one expression."""
+    chain = z
+    for _ in range(depth):
+        binary = _any_op(BINARY_OPS)
+        branches = [binary(chain, _unary_chain(chain, branch)),
+                    binary(_unary_chain(chain, branch), chain)]
+        chain = _alternation([_step(chain)] + branches) | z
+    return chain
 
 
 def stage(conv):
-    """``conv -> [bias] -> [activation]`` as one alternation, longest alternatives first."""
-    biased = is_op("relax.add")(conv, is_const())
-    alts = _activations(biased) + [biased] + _activations(conv) + [conv]
-    pat = alts[0]
-    for alt in alts[1:]:
-        pat = pat | alt
-    return pat
+    """``conv -> [elementwise chain]`` (bias, BN shift and activations are all elementwise)."""
+    return elementwise_chain(conv)
 
 
 def conv2d(data=None):
@@ -338,14 +368,27 @@ def epilogue_problem(values) -> str | None:
             continue
         if value.op.name not in SUPPORTED_OPS:
             continue
-        c = int(value.ty.shape.values[1])
-        for arg in value.args:
-            arr = _const_value(arg)
-            if arr is None or arr.size == 1:
-                continue
-            if arr.size != c or (arr.ndim == 4 and arr.shape != (1, c, 1, 1)) or arr.ndim not in (3, 4):
-                return (f"{value.op.name} by a constant of shape {list(arr.shape)} is not a "
-                        f"per-channel or scalar operand (node {node(value)})")
+        problem = _constant_operand_problem(value)
+        if problem:
+            return problem
+    return None
+
+
+def _constant_operand_problem(value) -> str | None:
+    c = int(value.ty.shape.values[1])
+    for arg in value.args:
+        arr = _const_value(arg)
+        if arr is None or arr.size == 1:
+            continue
+        if value.op.name == "relax.nn.prelu":  # a 1-D slope along ``axis``
+            axis = int(value.attrs.axis)
+            if axis % value.ty.ndim != 1 or arr.size != c:
+                return (f"prelu with {arr.size} slopes along axis {axis} is not per-channel "
+                        f"(node {node(value)})")
+            continue
+        if arr.size != c or (arr.ndim == 4 and arr.shape != (1, c, 1, 1)) or arr.ndim not in (3, 4):
+            return (f"{value.op.name} by a constant of shape {list(arr.shape)} is not a "
+                    f"per-channel or scalar operand (node {node(value)})")
     return None
 
 

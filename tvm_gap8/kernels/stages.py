@@ -102,7 +102,16 @@ def _stage_op(r: CompositeReader, call, cur) -> tuple:
                 continue  # the bounds: PrimValues, carried in `bounds`
             raise UnsupportedError(f"operand of {op} is not a constant")
         operands.append(("const", value))
-    return op, tuple(operands), clip_bounds(call) if op == "relax.clip" else None
+    return op, tuple(operands), _op_params(call)
+
+
+def _op_params(call):
+    """What an op carries besides its operands: clip's bounds, leakyrelu's slope."""
+    if call.op.name == "relax.clip":
+        return clip_bounds(call)
+    if call.op.name == "relax.nn.leakyrelu":
+        return float(call.attrs.alpha)
+    return None
 
 
 def _read_stages(r: CompositeReader):
@@ -158,8 +167,12 @@ def _float_epilogue(kernel: Kernel, stage: Stage) -> Epilogue:
         return Ref("scalar", float(arr.reshape(()))) if arr.size == 1 else \
             Ref("channel", kernel.add_channel(arr))
 
-    return Epilogue(tuple(EpilogueOp(op, tuple(ref(o) for o in operands), bounds)
-                          for op, operands, bounds in stage.ops))
+    def op(name, operands, params):
+        alpha = params if name == "relax.nn.leakyrelu" else None
+        return EpilogueOp(name, tuple(ref(o) for o in operands),
+                          params if name == "relax.clip" else None, alpha)
+
+    return Epilogue(tuple(op(*o) for o in stage.ops))
 
 
 def read_composite(func: relax.Function, args) -> Kernel:

@@ -162,21 +162,42 @@ def _explain_forward(binding, users, lookup=None) -> str | None:
     problem = patterns.depthwise_problem(binding.value) or patterns.dtype_problem(binding.value)
     if problem:
         return problem
-    _, frontier = _epilogue_closure(binding, users, lookup)
+    closure, frontier = _epilogue_closure(binding, users, lookup)
+    outputs = [u for u in frontier if isinstance(u.value, relax.Var)]  # `gv = lv`: the output
     convs = [u for u in frontier if isinstance(u.value, relax.Call)
              and isinstance(u.value.op, tvm.ir.Op) and u.value.op.name == "relax.nn.conv2d"]
-    others = [u for u in frontier if u not in convs]
+    others = [u for u in frontier if u not in convs and u not in outputs]
     non_elementwise = [u for u in others if not _is_epilogue_op(u.value)]
     if non_elementwise:
         return (f"a non-elementwise op, {_describe(non_elementwise[0].value)}, sits between the "
                 f"DW and the next PW (the DW output feeds "
                 f"{', '.join(_describe(u.value) for u in frontier)}; e.g. squeeze-excite)")
-    if others or len(convs) > 1:
+    if len(frontier) > 1:
         return (f"the DW output has {len(frontier)} consumers "
                 f"({', '.join(_describe(u.value) for u in frontier)}), DW->PW needs exactly one")
     if not convs:
-        return "the DW output is a graph output"
-    return patterns.pointwise_problem(convs[0].value) or "the following PW is already fused"
+        return "the DW output is a graph output (no PW follows it)"
+    return patterns.pointwise_problem(convs[0].value) or _between_problem(closure, lookup)
+
+
+def _between_problem(closure, lookup) -> str:
+    """DW -> elementwise ops -> a PW the rules accept, yet no pattern matched: say what sits
+    between them (in an int8 model, an activation quantized on its own)."""
+    ops = [lookup[v] for v in list(closure)[1:] if v in lookup]
+    named = [v for v in ops if isinstance(v, relax.Call) and isinstance(v.op, tvm.ir.Op)]
+    quantizes = [v for v in named if v.op.name == "relax.quantize"]
+    acts = [v for v in named if v.op.name not in _PASS_THROUGH]
+    chain = ", ".join(_describe(v) for v in acts) or "none"
+    if len(quantizes) > 1:  # the DW's own stage (bias) ends at its quantize
+        after = named[named.index(quantizes[0]) + 1:]
+        chain = ", ".join(_describe(v) for v in after if v.op.name not in _PASS_THROUGH)
+        return (f"an int8 activation chain quantized on its own ({chain}; {len(quantizes)} "
+                f"quantize steps) sits between the DW and the PW: the int8 fused kernels take "
+                f"only a bias and ReLU/Clip between the convs")
+    if len(acts) > patterns.CHAIN_DEPTH:
+        return (f"the elementwise chain between the DW and the PW ({len(acts)} ops: {chain}) "
+                f"is deeper than the fusion patterns match ({patterns.CHAIN_DEPTH} steps)")
+    return f"no fusion pattern matched the ops between the DW and the PW ({chain})"
 
 
 def _explain_backward(dw, func) -> str | None:

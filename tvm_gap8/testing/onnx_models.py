@@ -70,17 +70,24 @@ class GraphBuilder:
                      for n, v in (("scale", scale), ("shift", shift), ("mean", mean), ("var", var))]
         return self.node("BatchNormalization", ins, base, epsilon=1e-5)
 
-    def act(self, x, kind: str | None):
+    def act(self, x, kind: str | None, channels: int | None = None):
+        """``kind`` applied to ``x`` (PRelu needs ``channels``: one slope per channel)."""
         if kind is None or kind == "none":
             return x
-        if kind == "relu":
-            return self.node("Relu", [x], "relu")
+        if kind in self._SIMPLE_ACTS:
+            op, attrs = self._SIMPLE_ACTS[kind]
+            return self.node(op, [x], kind, **attrs)
         if kind == "relu6":
             lo = self.const("clip_min", np.array(0.0, np.float32))
             hi = self.const("clip_max", np.array(6.0, np.float32))
             return self.node("Clip", [x, lo, hi], "relu6")
-        if kind == "hardswish":
-            return self.node("HardSwish", [x], "hardswish")
+        if kind == "prelu":
+            if channels is None:
+                raise ValueError("prelu needs the channel count (one slope per channel)")
+            slope = self.rng.uniform(0.05, 0.5, (channels, 1, 1)).astype(np.float32)
+            return self.node("PRelu", [x, self.const("prelu_slope", slope)], "prelu")
+        if kind == "silu":  # how exporters write SiLU/Swish: x * Sigmoid(x)
+            return self.node("Mul", [x, self.node("Sigmoid", [x], "silu_sigmoid")], "silu")
         if kind == "hardswish_decomposed":
             # How PyTorch < 1.13 exporters write it: x * Clip(x + 3, 0, 6) / 6
             three = self.const("hs_three", np.array(3.0, np.float32))
@@ -92,10 +99,16 @@ class GraphBuilder:
             return self.node("Div", [m, six], "hs_div")
         raise ValueError(f"unknown activation {kind!r}")
 
+    #: activations that are one ONNX node: kind -> (op type, attributes)
+    _SIMPLE_ACTS = {"relu": ("Relu", {}), "hardswish": ("HardSwish", {}),
+                    "leakyrelu": ("LeakyRelu", {"alpha": 0.1}), "sigmoid": ("Sigmoid", {}),
+                    "tanh": ("Tanh", {}), "elu": ("Elu", {"alpha": 1.0}),
+                    "hardsigmoid": ("HardSigmoid", {"alpha": 0.2, "beta": 0.5})}
+
     def conv_bn_act(self, x, cin, cout, k, stride=1, groups=1, act="relu", pads=None, base="conv"):
         y = self.conv(x, cin, cout, k, stride, groups, pads=pads, bias=False, base=base)
         y = self.bn(y, cout, base=base + "_bn")
-        return self.act(y, act)
+        return self.act(y, act, cout)
 
     def model(self, x_name, x_shape, y, y_shape=None, name="net",
               opset: int = OPSET) -> onnx.ModelProto:
@@ -192,8 +205,9 @@ def dw_pw_block(cin=16, cout=32, h=16, w=16, k=3, stride=1, act="relu", act_afte
         y = b.conv_bn_act("input", cin, cin, k, stride, groups=cin, act=act, pads=pads, base="dw")
         y = b.conv_bn_act(y, cin, cout, 1, act=act_after_pw, base="pw")
     else:
-        y = b.act(b.conv("input", cin, cin, k, stride, groups=cin, pads=pads, base="dw"), act)
-        y = b.act(b.conv(y, cin, cout, 1, base="pw"), act_after_pw)
+        y = b.act(b.conv("input", cin, cin, k, stride, groups=cin, pads=pads, base="dw"), act,
+                  cin)
+        y = b.act(b.conv(y, cin, cout, 1, base="pw"), act_after_pw, cout)
     return b.model("input", [1, cin, h, w], y, name="dw_pw_block")
 
 
