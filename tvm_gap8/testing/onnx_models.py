@@ -81,6 +81,10 @@ class GraphBuilder:
             return self.node("Clip", [x, lo, hi], "relu6")
         if kind == "hardswish":
             return self.node("HardSwish", [x], "hardswish")
+        if kind == "leakyrelu":
+            return self.node("LeakyRelu", [x], "leakyrelu", alpha=0.1)
+        if kind == "sigmoid":
+            return self.node("Sigmoid", [x], "sigmoid")
         if kind == "hardswish_decomposed":
             # How PyTorch < 1.13 exporters write it: x * Clip(x + 3, 0, 6) / 6
             three = self.const("hs_three", np.array(3.0, np.float32))
