@@ -75,6 +75,11 @@ class FusedKernelSpec(TypedOperands):
             return self.mid_steps[-1].out_dtype
         return self.first_epilogue.out_dtype or self.dtype
 
+    def describe_epilogues(self) -> list:
+        """The first conv's epilogue names the integer ops applied after it (``+lut+mul``)."""
+        first, second = super().describe_epilogues()
+        return ["+".join([first, *(st.describe() for st in self.mid_steps)]), second]
+
     @property
     def dw(self) -> ConvGeom:
         return self.first if self.kind == "dw_pw" else self.second

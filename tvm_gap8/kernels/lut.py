@@ -260,7 +260,7 @@ class IntStep:
     out_zp: int = 0
 
     def describe(self) -> str:
-        return "lut" if self.kind == "table" else f"mul[zp={self.out_zp}]"
+        return "lut" if self.kind == "table" else "mul"
 
 
 def apply_steps(steps, value, tables):
