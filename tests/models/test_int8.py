@@ -56,6 +56,9 @@ def test_fused_kernels_are_integer_only_in_the_ir():
     assert len(fused) >= 5
     for name, prim in fused.items():
         assert "float" not in prim.script(), name  # no float buffer, cast or constant at all
+        # ReLU6 is folded into the clamp: nothing is applied between the convs
+        assert not [p for p in prim.params if p.name.startswith("t")], name
+        assert not any("lut" in e or "mul" in e for e in prim.attrs["gap8.epilogues"]), name
         assert f"def {name}(" in text
         allocs = {b.name: (str(b.dtype), b.scope()) for b, _ in allocations(prim)}
         (mid,) = [blk for blk in sblocks(prim) if blk.annotations.get(ROLE_ANN) == "intermediate"]
@@ -134,6 +137,14 @@ def test_int8_activation_between_the_convs_fuses(kind, act, stride, per_channel,
     assert 't0: T.Buffer((256,), "int8")' in prim.script()
     assert 't0_global_l1 = T.sblock_alloc_buffer((256,), "int8", scope="global.l1")' in \
         prim.script()
+
+
+def test_int8_leakyrelu_after_the_pair_is_a_table_kernel():
+    """LeakyRelu with nothing to fuse into: the standalone 256-entry table kernel, exact."""
+    result = compile_checked(quantized(M.dw_pw_block(cin=8, cout=16, h=10, w=10, act="relu",
+                                                     act_after_pw="leakyrelu")))
+    assert [k for k in _kinds(result) if k not in ("quantize", "dequantize")] == ["dw_pw", "lut"]
+    assert result.report["float_layers"] == []
 
 
 @pytest.mark.parametrize("act", ["hardswish", "hardswish_decomposed"])

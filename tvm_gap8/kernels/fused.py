@@ -135,7 +135,8 @@ def _params(spec):
 
 
 def _tables(spec):
-    return [te.placeholder((256,), dtype, name=f"t{i}") for i, dtype in enumerate(spec.table_dtypes)]
+    return [te.placeholder((256,), dtype, name=f"t{i}")
+            for i, dtype in enumerate(spec.table_dtypes)]
 
 
 def _mid_value(spec, acc, channel, chans, tables):

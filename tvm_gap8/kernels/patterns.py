@@ -298,7 +298,8 @@ def _unary_chains(d):
         k = _dq(is_const()) | is_const()  # the quantizer quantizes constants too
         single += [is_op(op)(d, k), is_op(op)(k, d)]
     return [is_op("relax.multiply")(d, hsig), is_op("relax.multiply")(hsig, d), hsig,
-            is_op("relax.sigmoid")(d), is_op("relax.nn.leakyrelu")(d), is_op("relax.nn.relu")(d),
+            is_op("relax.sigmoid")(d), is_op("relax.nn.leakyrelu")(d),
+            is_op("relax.nn.relu")(d),
             is_op("relax.clip")(d, wildcard(), wildcard())] + single
 
 
