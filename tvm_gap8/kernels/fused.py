@@ -139,9 +139,25 @@ def _tables(spec):
             for i, dtype in enumerate(spec.table_dtypes)]
 
 
-def _mid_value(spec, acc, channel, chans, tables):
-    """The intermediate's value: the first conv's epilogue, then the ops between the convs."""
-    return apply_steps(spec.mid_steps, spec.first_epilogue.apply(acc, channel, chans), tables)
+def _first_out(spec, acc, channel_axis: int, chans, name: str):
+    """The first conv's output per element: its epilogue applied to the accumulator ``acc``.
+    With integer ops between the convs, the requantized value is a stage of its own (``name``,
+    one register per element, ``_stage_first_out``): the ops read it twice (``x *
+    table(x)``), and inlining the requantization twice would grow the expression beyond what
+    TVM's simplifier handles quickly."""
+    def value(*idx):
+        return spec.first_epilogue.apply(acc(*idx), idx[channel_axis], chans)
+
+    if not spec.mid_steps:
+        return value
+    return te.compute(acc.shape, value, name=name)
+
+
+def _stage_first_out(sch, spec, name: str, mid):
+    """The first conv's requantized value (``_first_out``) in a register, per element of the
+    intermediate; its accumulator then goes at the same loop."""
+    if spec.mid_steps:
+        scalar_accumulator(sch, sch.get_sblock(name), sch.get_loops(mid)[-1])
 
 
 def table_buffers(spec):
@@ -171,8 +187,9 @@ def dw_pw_compute(spec: FusedKernelSpec):
         lambda i, j, ci: te.sum(xin.load(xp[0, ci, i * s + rk, j * s + rl])
                                 * wop.load(w_dw[ci, 0, rk, rl]), axis=[rk, rl]),
         name="dw_acc")
+    first = _first_out(spec, dw_acc, 2, chans, "dw_req")
     mid = te.compute((oh, ow, c),
-                     lambda i, j, ci: _mid_value(spec, dw_acc[i, j, ci], ci, chans, tables),
+                     lambda i, j, ci: apply_steps(spec.mid_steps, first(i, j, ci), tables),
                      name="dw_out")
     rc = te.reduce_axis((0, c), name="rc")
     pw_acc = te.compute(
@@ -214,10 +231,11 @@ def pw_dw_compute(spec: FusedKernelSpec):
                                 axis=rc),
         name="pw_acc")
     pad_value = tirx.const(spec.mid_zp if spec.first_epilogue.is_integer else 0, spec.mid_dtype)
+    first = _first_out(spec, pw_acc, 0, chans, "pw_req")
     mid = te.compute(
         (hid, hp, wp),
         lambda hc, i, j: tirx.if_then_else(
-            inside(i, j, t, l, h, w), _mid_value(spec, pw_acc[hc, i, j], hc, chans, tables),
+            inside(i, j, t, l, h, w), apply_steps(spec.mid_steps, first(hc, i, j), tables),
             pad_value),
         name="pw_out")
     rk = te.reduce_axis((0, k), name="rk")
@@ -392,6 +410,7 @@ def schedule_dw_pw(spec: FusedKernelSpec, plan):
     mid = sch.get_sblock("dw_out")
     if plan.dw_channels:
         loops["dw_channels"] = _dw_channel_tiles(sch, mid, it, plan.dw_channels)
+    _stage_first_out(sch, spec, "dw_req", mid)
     scalar_accumulator(sch, sch.get_sblock("dw_acc"), sch.get_loops(mid)[-1])
     return finish_staged(sch, plan, loops, (INPUT, WEIGHT))
 
@@ -417,6 +436,7 @@ def schedule_pw_dw(spec: FusedKernelSpec, plan):
     scalar_accumulator(sch, sch.get_sblock("dw_acc"), j)
     stage_buffers(sch, plan, loops, (OUTPUT, INTERMEDIATE))
     mid = sch.get_sblock("pw_out")
+    _stage_first_out(sch, spec, "pw_req", mid)
     scalar_accumulator(sch, sch.get_sblock("pw_acc"), sch.get_loops(mid)[-1])
     return finish_staged(sch, plan, loops, (INPUT, WEIGHT))
 
