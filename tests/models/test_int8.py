@@ -139,6 +139,23 @@ def test_int8_activation_between_the_convs_fuses(kind, act, stride, per_channel,
         prim.script()
 
 
+def test_int8_lcnet_like_network_fuses_every_pair():
+    """MobileNetV1 with HardSwish everywhere (PP-LCNet's backbone without squeeze-excite): every
+    DW fuses with its PW, the HardSwish between them inside the kernel; exact."""
+    result = compile_checked(quantized(M.mobilenet_v1(alpha=0.25, resolution=32,
+                                                      act="hardswish")))
+    fused = result.report["fusion"]["fused"]
+    assert len(fused) == 13 and {f["kind"] for f in fused} == {"dw_pw"}
+    assert all(f["epilogues"][0].endswith("+lut+mul") for f in fused)
+    kinds = _kinds(result)
+    assert "dw" not in kinds and "pw" not in kinds
+    # what is left standalone: the stem's and each PW's HardSwish (a table and a product each)
+    assert kinds.count("lut") == kinds.count("mul") == 14
+    assert result.report["float_layers"] == []
+    (out,) = result.report["check"]["outputs"]
+    assert out["max_lsb_err"] == 0 and out["equal_fraction"] == 1.0
+
+
 def test_int8_leakyrelu_after_the_pair_is_a_table_kernel():
     """LeakyRelu with nothing to fuse into: the standalone 256-entry table kernel, exact."""
     result = compile_checked(quantized(M.dw_pw_block(cin=8, cout=16, h=10, w=10, act="relu",
