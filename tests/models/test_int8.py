@@ -139,6 +139,19 @@ def test_int8_activation_between_the_convs_fuses(kind, act, stride, per_channel,
         prim.script()
 
 
+@pytest.mark.parametrize("kind", ["dw_pw", "pw_dw"])
+def test_uint8_hardswish_between_the_convs_fuses(kind):
+    """uint8 activations: the tables are indexed from 0, the product's zero points are
+    uint8's."""
+    result = compile_checked(quantized(_block(kind, "hardswish", 1), activation_type="uint8"))
+    assert [f["kind"] for f in result.report["fusion"]["fused"]] == [kind]
+    ((_, prim),) = _fused_prims(result).items()
+    assert 't0: T.Buffer((256,), "uint8")' in prim.script()
+    assert [k for k in _kinds(result) if k not in ("quantize", "dequantize")] == [kind]
+    (out,) = result.report["check"]["outputs"]
+    assert out["max_lsb_err"] == 0 and out["equal_fraction"] == 1.0
+
+
 def test_int8_lcnet_like_network_fuses_every_pair():
     """MobileNetV1 with HardSwish everywhere (PP-LCNet's backbone without squeeze-excite): every
     DW fuses with its PW, the HardSwish between them inside the kernel; exact."""
