@@ -146,11 +146,12 @@ def _first_out(spec, acc, channel_axis: int, chans, name: str):
     table(x)``), and inlining the requantization twice would grow the expression beyond what
     TVM's simplifier handles quickly."""
     def value(*idx):
-        return spec.first_epilogue.apply(acc(*idx), idx[channel_axis], chans)
+        return spec.first_epilogue.apply(acc[idx], idx[channel_axis], chans)
 
     if not spec.mid_steps:
         return value
-    return te.compute(acc.shape, value, name=name)
+    req = te.compute(acc.shape, value, name=name)
+    return lambda *idx: req[idx]
 
 
 def _stage_first_out(sch, spec, name: str, mid):
