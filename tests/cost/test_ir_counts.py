@@ -243,3 +243,23 @@ def test_fused_table_is_staged_once_in_l1(name, spec):
     assert len(copies) == 1 and str(copies[0].annotations[ROLE_ANN]) == "weight"
     (mid,) = [blk for blk in sblocks(func) if blk.annotations.get(ROLE_ANN) == "intermediate"]
     assert any(r.source.name == "t0_global.l1" for r in mid.reads)
+
+
+def test_ops_between_the_convs_cost_their_table_and_compute():
+    """The same tile with the HardSwish ops between the convs: 256 more L1 bytes (the table)
+    and more modelled cycles (the table and the product on every intermediate value), for
+    every fused tiling."""
+    import dataclasses
+
+    from tvm_gap8.kernels.fused import pw_dw_tiling
+
+    (with_ops,) = [s[1] for s in SPECS if s[0] == "dw_pw int8 hardswish between"]
+    (pw_dw,) = [s[1] for s in SPECS if s[0] == "pw_dw int8 table between"]
+    cases = [(with_ops, lambda sp: dw_pw_tiling(sp, GAP8, 4, 64)),
+             (with_ops, lambda sp: dw_pw_staged_tiling(sp, GAP8, 4, 64, 16)),
+             (pw_dw, lambda sp: pw_dw_tiling(sp, GAP8, 5, 24))]
+    for spec, tiling in cases:
+        plain = dataclasses.replace(spec, mid_steps=(), table_dtypes=())
+        a, b = tiling(spec), tiling(plain)
+        assert a.l1_bytes == b.l1_bytes + 256
+        assert a.cycles > b.cycles

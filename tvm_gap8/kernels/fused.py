@@ -161,6 +161,12 @@ def _stage_first_out(sch, spec, name: str, mid):
         scalar_accumulator(sch, sch.get_sblock(name), sch.get_loops(mid)[-1])
 
 
+def _steps_cycles(spec, hw, elements: int) -> int:
+    """The ops between the convs on ``elements`` intermediate values, costed as the standalone
+    table / multiply kernels' compute is (``cycles.eltwise``)."""
+    return len(spec.mid_steps) * cycles.eltwise(hw, elements)
+
+
 def table_buffers(spec):
     """The tables of the ops between the convs: whole, once per kernel, in L1."""
     return tuple(L1Buffer(f"t{i}", WEIGHT, 256, dtype) for i, dtype in enumerate(spec.table_dtypes))
@@ -289,7 +295,8 @@ def dw_pw_tiling(spec: FusedKernelSpec, hw, rows: int, channels: int):
         *param_buffers(spec, channels, o, tile_at,
                        spec.second_epilogue.channels() if ct > 1 else set()),
         *table_buffers(spec))
-    compute = rt * (cycles.conv(c, c, rows, ow, k, c) + ct * cycles.conv(c, channels, rows, ow, 1))
+    compute = rt * (cycles.conv(c, c, rows, ow, k, c) + ct * cycles.conv(c, channels, rows, ow, 1)
+                    + _steps_cycles(spec, hw, rows * ow * c))
     overlap = (lambda a, b: (a + b, rt * ct)) if db == 2 else (lambda a, b: None)
     return plan_from("dw_pw", rows, channels, (("rows", rt), ("channels", ct)), bufs,
                      spec.macs(), _conv_like_cost(hw, compute, overlap),
@@ -320,7 +327,8 @@ def dw_pw_staged_tiling(spec: FusedKernelSpec, hw, rows: int, channels: int, dw_
                        spec.second_epilogue.channels() if ct > 1 else set()),
         *table_buffers(spec))
     compute = rt * (dt * cycles.depthwise(dw_channels, rows, ow, k)
-                    + ct * cycles.conv(c, channels, rows, ow, 1))
+                    + ct * cycles.conv(c, channels, rows, ow, 1)
+                    + _steps_cycles(spec, hw, rows * ow * c))
     overlap = (lambda a, b: (a, dt)) if db == 2 else (lambda a, b: None)
     trips = {ROOT: 1, "rows": rt, "channels": rt * ct, "dw_channels": rt * dt}
     return plan_from("dw_pw", rows, channels, trips, bufs, spec.macs(),
@@ -355,7 +363,8 @@ def pw_dw_tiling(spec: FusedKernelSpec, hw, rows: int, channels: int):
                        set(range(len(spec.channel_shapes))) if ct > 1 else set()),
         *table_buffers(spec))
     compute = rt * ct * (cycles.conv(c, channels, in_rows, wp, 1)
-                         + cycles.conv(channels, channels, rows, ow, k, channels))
+                         + cycles.conv(channels, channels, rows, ow, k, channels)
+                         + _steps_cycles(spec, hw, channels * in_rows * wp))
     # the PW runs over the padded tile: halo rows recomputed, padding ring included
     macs = spec.macs() + (rt * in_rows * wp - h * w) * c * spec.first.out_channels
     overlap = (lambda a, b: (a + b, rt * ct)) if db == 2 else (lambda a, b: None)
