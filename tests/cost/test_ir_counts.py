@@ -7,13 +7,13 @@ import pytest
 import tvm
 
 from tvm_gap8.cost.ir import kernel_counts, lower_for_inspection
-from tvm_gap8.tirwalk import allocations
+from tvm_gap8.tirwalk import allocations, sblocks
 from tvm_gap8.kernels.conv import ConvKernelSpec, conv_tiling, schedule_conv
 from tvm_gap8.kernels.dense import DenseKernelSpec, dense_tiling, schedule_dense
 from tvm_gap8.kernels.eltwise import AddKernelSpec, add_tiling, schedule_add
 from tvm_gap8.kernels.epilogue import ACC, Epilogue, EpilogueOp, Ref, Requant
 from tvm_gap8.kernels.fused import ConvGeom, FusedKernelSpec, build_fused
-from tvm_gap8.kernels.lut import (LutKernelSpec, MulKernelSpec, lut_tiling, mul_tiling,
+from tvm_gap8.kernels.lut import (IntStep, LutKernelSpec, MulKernelSpec, lut_tiling, mul_tiling,
                                     schedule_lut, schedule_mul)
 from tvm_gap8.errors import TilingError
 from tvm_gap8.kernels.fused import dw_pw_staged_tiling, dw_pw_tiling, plan_fused
@@ -21,13 +21,21 @@ from tvm_gap8.kernels.tiling import choose_plan
 from tvm_gap8.kernels.pool import PoolKernelSpec, pool_tiling, schedule_pool
 from tvm_gap8.kernels.requant import quantize_multiplier
 from tvm_gap8.target import GAP8
-from tvm_gap8.vocab import L1_SCOPE
+from tvm_gap8.vocab import COPY_ANN, L1_SCOPE, ROLE_ANN
 
 
 def _requant_epilogue(c, first_channel=0):
     requant = Requant(-3, -128, 127, "int8", first_channel, first_channel + 1,
                       first_channel + 2)
     return Epilogue(requant=requant), [(1, c, 1, 1)] * 3, ["int32"] * 3
+
+
+#: HardSwish between the convs as onnxruntime's quantizer leaves it: a HardSigmoid table of
+#: the intermediate (value 0 -> 1), then the requantized product of values 0 and 1 (-> 2)
+HARDSWISH_STEPS = (IntStep("table", (0,), "int8", table=0),
+                   IntStep("mul", (0, 1), "int8", zps=(-1, -128), mult=11 << 20, shift=30,
+                           out_zp=-113))
+LEAKY_STEPS = (IntStep("table", (0,), "int8", table=0),)
 
 
 def _specs():
@@ -46,6 +54,16 @@ def _specs():
     yield "dw_pw int8", FusedKernelSpec(
         "dw_pw", (1, 64, 16, 16), ConvGeom(64, 64, 3, 2, (0, 0, 1, 1)), ConvGeom(64, 128, 1),
         e1, e2, tuple(s1 + s2), "int8", channel_dtypes=tuple(d1 + d2), in_zp=1, mid_zp=-128), None
+    yield "dw_pw int8 hardswish between", FusedKernelSpec(
+        "dw_pw", (1, 64, 16, 16), ConvGeom(64, 64, 3, 2, (0, 0, 1, 1)), ConvGeom(64, 128, 1),
+        e1, e2, tuple(s1 + s2), "int8", channel_dtypes=tuple(d1 + d2), in_zp=1, mid_zp=-113,
+        mid_steps=HARDSWISH_STEPS, table_dtypes=("int8",)), None
+    e1, s1, d1 = _requant_epilogue(48)
+    e2, s2, d2 = _requant_epilogue(48, 3)
+    yield "pw_dw int8 table between", FusedKernelSpec(
+        "pw_dw", (1, 8, 20, 20), ConvGeom(8, 48, 1), ConvGeom(48, 48, 3, 1, (1, 1, 1, 1)),
+        e1, e2, tuple(s1 + s2), "int8", channel_dtypes=tuple(d1 + d2), in_zp=5, mid_zp=-100,
+        mid_steps=LEAKY_STEPS, table_dtypes=("int8",)), None
     yield "conv float", ConvKernelSpec((1, 3, 32, 32), ConvGeom(3, 16, 3, 2, (1, 1, 1, 1))), \
         conv_tiling
     e, s, d = _requant_epilogue(32)
@@ -133,6 +151,10 @@ def _staged_specs():
     yield "int8", FusedKernelSpec(
         "dw_pw", (1, 64, 10, 10), ConvGeom(64, 64, 3, 2, (0, 0, 1, 1)), ConvGeom(64, 96, 1),
         e1, e2, tuple(s1 + s2), "int8", channel_dtypes=tuple(d1 + d2), in_zp=1, mid_zp=-128)
+    yield "int8 hardswish between", FusedKernelSpec(
+        "dw_pw", (1, 64, 10, 10), ConvGeom(64, 64, 3, 2, (0, 0, 1, 1)), ConvGeom(64, 96, 1),
+        e1, e2, tuple(s1 + s2), "int8", channel_dtypes=tuple(d1 + d2), in_zp=1, mid_zp=-113,
+        mid_steps=HARDSWISH_STEPS, table_dtypes=("int8",))
 
 
 STAGED = list(_staged_specs())
@@ -152,6 +174,7 @@ def test_staged_dw_pw_ir_matches_plan(name, spec, rows, channels, dw_channels,
     func = build_fused(spec, plan)
     if spec.dtype == "int8":  # integer-only, like the other fused int8 kernels
         assert "float" not in func.script()
+    assert sum(b.name.startswith("t") for b in plan.buffers) == len(spec.table_dtypes)
     counts = kernel_counts(func)
     assert counts["l1_peak_bytes"] == plan.l1_bytes
     assert counts["traffic"] == {"l2_to_l1_act": plan.l2_to_l1_act,
@@ -200,3 +223,45 @@ def test_staged_dw_pw_matches_unstaged_numerically():
         f["main"](*[tvm.runtime.tensor(a) for a in args], out)
         outs.append(out.numpy())
     np.testing.assert_array_equal(outs[0], outs[1])
+
+
+@pytest.mark.parametrize("name,spec", [s[:2] for s in SPECS if s[1].__dict__.get("mid_steps")],
+                         ids=[s[0] for s in SPECS if s[1].__dict__.get("mid_steps")])
+def test_fused_table_is_staged_once_in_l1(name, spec):
+    """The table of the ops between the convs is one 256-entry L1 buffer, copied in once per
+    kernel (a weight copy at the root, not per tile), read by the intermediate's block; and the
+    kernel stays integer-only."""
+    plan = plan_fused(spec, GAP8.replace(l1_bytes=16000))
+    assert plan.row_tiles * plan.channel_tiles > 1  # a per-tile copy would be counted more
+    (table,) = [b for b in plan.buffers if b.name == "t0"]
+    assert (table.elements, table.role, table.at) == (256, "weight", "root")
+    func = build_fused(spec, plan)
+    assert "float" not in func.script()
+    lowered = lower_for_inspection(func)
+    l1 = {b.name: b for b, _ in allocations(lowered) if b.scope() == L1_SCOPE}
+    assert [int(d) for d in l1["t0_global.l1"].shape] == [256]
+    copies = [blk for blk in sblocks(func) if blk.annotations.get(COPY_ANN) is not None
+              and blk.reads[0].source.name == "t0"]
+    assert len(copies) == 1 and str(copies[0].annotations[ROLE_ANN]) == "weight"
+    (mid,) = [blk for blk in sblocks(func) if blk.annotations.get(ROLE_ANN) == "intermediate"]
+    assert any(r.source.name == "t0_global.l1" for r in mid.reads)
+
+
+def test_ops_between_the_convs_cost_their_table_and_compute():
+    """The same tile with the HardSwish ops between the convs: 256 more L1 bytes (the table)
+    and more modelled cycles (the table and the product on every intermediate value), for
+    every fused tiling."""
+    import dataclasses
+
+    from tvm_gap8.kernels.fused import pw_dw_tiling
+
+    (with_ops,) = [s[1] for s in SPECS if s[0] == "dw_pw int8 hardswish between"]
+    (pw_dw,) = [s[1] for s in SPECS if s[0] == "pw_dw int8 table between"]
+    cases = [(with_ops, lambda sp: dw_pw_tiling(sp, GAP8, 4, 64)),
+             (with_ops, lambda sp: dw_pw_staged_tiling(sp, GAP8, 4, 64, 16)),
+             (pw_dw, lambda sp: pw_dw_tiling(sp, GAP8, 5, 24))]
+    for spec, tiling in cases:
+        plain = dataclasses.replace(spec, mid_steps=(), table_dtypes=())
+        a, b = tiling(spec), tiling(plain)
+        assert a.l1_bytes == b.l1_bytes + 256
+        assert a.cycles > b.cycles

@@ -55,6 +55,9 @@ def test_fused_kernels_are_integer_only_in_the_ir():
     assert len(fused) >= 5
     for name, prim in fused.items():
         assert "float" not in prim.script(), name  # no float buffer, cast or constant at all
+        # ReLU6 is folded into the clamp: nothing is applied between the convs
+        assert not [p for p in prim.params if p.name.startswith("t")], name
+        assert not any("lut" in e or "mul" in e for e in prim.attrs["gap8.epilogues"]), name
         assert f"def {name}(" in text
         allocs = {b.name: (str(b.dtype), b.scope()) for b, _ in allocations(prim)}
         (mid,) = [blk for blk in sblocks(prim) if blk.annotations.get(ROLE_ANN) == "intermediate"]
@@ -90,6 +93,87 @@ def test_int8_squeeze_excite_refused_for_the_right_reason_and_integer():
     assert result.report["float_layers"] == []
     kinds = [layer["kind"] for layer in result.report["layers"]]
     assert "lut" in kinds and "mul" in kinds
+
+
+def _fused_prims(result):
+    import tvm
+
+    return {gv.name_hint: f for gv, f in result.lowered.functions_items()
+            if isinstance(f, tvm.tirx.PrimFunc) and f.attrs
+            and str(f.attrs.get("gap8.kind", "")) in ("dw_pw", "pw_dw")}
+
+
+def _block(kind, act, stride):
+    if kind == "dw_pw":
+        return M.dw_pw_block(cin=16, cout=24, h=12, w=11, k=3, stride=stride, act=act,
+                             act_after_pw=None)
+    return M.pw_dw_block(cin=8, hidden=24, h=12, w=11, k=3, stride=stride, act=act,
+                         act_after_dw=None)
+
+
+# The activation between the convs, quantized on its own by onnxruntime's quantizer
+# (DW -> Q -> DQ -> act -> Q -> DQ -> PW), applied to the int8 intermediate in L1: HardSwish as
+# the quantizer rewrites it (the HardSigmoid table, then the requantized product with x), and
+# LeakyRelu as one 256-entry table.
+@pytest.mark.parametrize("kind,act,stride,per_channel,steps", [
+    ("dw_pw", "hardswish", 1, True, "+lut+mul"), ("dw_pw", "hardswish", 2, False, "+lut+mul"),
+    ("dw_pw", "leakyrelu", 2, True, "+lut"), ("dw_pw", "leakyrelu", 1, False, "+lut"),
+    ("pw_dw", "hardswish", 1, False, "+lut+mul"), ("pw_dw", "hardswish", 2, True, "+lut+mul"),
+    ("pw_dw", "leakyrelu", 1, True, "+lut"), ("pw_dw", "leakyrelu", 2, False, "+lut")])
+def test_int8_activation_between_the_convs_fuses(kind, act, stride, per_channel, steps):
+    result = compile_checked(quantized(_block(kind, act, stride), per_channel=per_channel))
+    (fused,) = result.report["fusion"]["fused"]
+    assert fused["kind"] == kind and fused["epilogues"][0].endswith(steps)
+    # one kernel: no table or multiply kernel left between the convs
+    assert [k for k in _kinds(result) if k not in ("quantize", "dequantize")] == [kind]
+    (out,) = result.report["check"]["outputs"]
+    assert out["max_lsb_err"] == 0 and out["equal_fraction"] == 1.0  # the integer reference
+    assert result.report["check"]["reference"].startswith("integer reference")  # exact
+    ((name, prim),) = _fused_prims(result).items()
+    assert "float" not in prim.script(), name  # the table and product are integer-only
+    # one table (HardSigmoid / LeakyRelu), a kernel input staged in L1
+    assert [p.name for p in prim.params if p.name.startswith("t")] == ["t0"]
+    assert 't0: T.Buffer((256,), "int8")' in prim.script()
+    assert 't0_global_l1 = T.sblock_alloc_buffer((256,), "int8", scope="global.l1")' in \
+        prim.script()
+
+
+@pytest.mark.parametrize("kind", ["dw_pw", "pw_dw"])
+def test_uint8_hardswish_between_the_convs_fuses(kind):
+    """uint8 activations: the tables are indexed from 0, the product's zero points are
+    uint8's."""
+    result = compile_checked(quantized(_block(kind, "hardswish", 1), activation_type="uint8"))
+    assert [f["kind"] for f in result.report["fusion"]["fused"]] == [kind]
+    ((_, prim),) = _fused_prims(result).items()
+    assert 't0: T.Buffer((256,), "uint8")' in prim.script()
+    assert [k for k in _kinds(result) if k not in ("quantize", "dequantize")] == [kind]
+    (out,) = result.report["check"]["outputs"]
+    assert out["max_lsb_err"] == 0 and out["equal_fraction"] == 1.0
+
+
+def test_int8_lcnet_like_network_fuses_every_pair():
+    """MobileNetV1 with HardSwish everywhere (PP-LCNet's backbone without squeeze-excite): every
+    DW fuses with its PW, the HardSwish between them inside the kernel; exact."""
+    result = compile_checked(quantized(M.mobilenet_v1(alpha=0.25, resolution=32,
+                                                      act="hardswish")))
+    fused = result.report["fusion"]["fused"]
+    assert len(fused) == 13 and {f["kind"] for f in fused} == {"dw_pw"}
+    assert all(f["epilogues"][0].endswith("+lut+mul") for f in fused)
+    kinds = _kinds(result)
+    assert "dw" not in kinds and "pw" not in kinds
+    # what is left standalone: the stem's and each PW's HardSwish (a table and a product each)
+    assert kinds.count("lut") == kinds.count("mul") == 14
+    assert result.report["float_layers"] == []
+    (out,) = result.report["check"]["outputs"]
+    assert out["max_lsb_err"] == 0 and out["equal_fraction"] == 1.0
+
+
+def test_int8_leakyrelu_after_the_pair_is_a_table_kernel():
+    """LeakyRelu with nothing to fuse into: the standalone 256-entry table kernel, exact."""
+    result = compile_checked(quantized(M.dw_pw_block(cin=8, cout=16, h=10, w=10, act="relu",
+                                                     act_after_pw="leakyrelu")))
+    assert [k for k in _kinds(result) if k not in ("quantize", "dequantize")] == ["dw_pw", "lut"]
+    assert result.report["float_layers"] == []
 
 
 @pytest.mark.parametrize("act", ["hardswish", "hardswish_decomposed"])

@@ -29,6 +29,7 @@ from .conv import ConvKernelSpec
 from .epilogue import Epilogue
 from .family import KernelFamily
 from .geometry import ConvGeom, conv_geom
+from .lut import apply_steps
 from .spec import TypedOperands
 from .stages import read_composite, spec_fields
 from .staging import (Operand, finish_staged, inside, padded_input, scalar_accumulator,
@@ -54,6 +55,10 @@ class FusedKernelSpec(TypedOperands):
     in_zp: int = 0  # integer kernels: zero point of the input
     mid_zp: int = 0  # zero point of the intermediate (requantized output of the first conv)
     w_dtype: str = ""  # weights' element type (default: dtype)
+    # integer kernels: the ops the quantizer left between the convs (lut.IntStep), applied to
+    # the 8-bit intermediate in L1; their 256-entry tables are kernel inputs t0, t1, ...
+    mid_steps: tuple = ()
+    table_dtypes: tuple = ()
 
     @property
     def out_dtype(self) -> str:
@@ -65,7 +70,15 @@ class FusedKernelSpec(TypedOperands):
 
     @property
     def mid_dtype(self) -> str:
+        """The intermediate's element type (after the ops between the convs)."""
+        if self.mid_steps:
+            return self.mid_steps[-1].out_dtype
         return self.first_epilogue.out_dtype or self.dtype
+
+    def describe_epilogues(self) -> list:
+        """The first conv's epilogue names the integer ops applied after it (``+lut+mul``)."""
+        first, second = super().describe_epilogues()
+        return ["+".join([first, *(st.describe() for st in self.mid_steps)]), second]
 
     @property
     def dw(self) -> ConvGeom:
@@ -121,6 +134,44 @@ def _params(spec):
             for i, shape in enumerate(spec.channel_shapes)]
 
 
+def _tables(spec):
+    return [te.placeholder((256,), dtype, name=f"t{i}")
+            for i, dtype in enumerate(spec.table_dtypes)]
+
+
+def _first_out(spec, acc, channel_axis: int, chans, name: str):
+    """The first conv's output per element: its epilogue applied to the accumulator ``acc``.
+    With integer ops between the convs, the requantized value is a stage of its own (``name``,
+    one register per element, ``_stage_first_out``): the ops read it twice (``x *
+    table(x)``), and inlining the requantization twice would grow the expression beyond what
+    TVM's simplifier handles quickly."""
+    def value(*idx):
+        return spec.first_epilogue.apply(acc[idx], idx[channel_axis], chans)
+
+    if not spec.mid_steps:
+        return value
+    req = te.compute(acc.shape, value, name=name)
+    return lambda *idx: req[idx]
+
+
+def _stage_first_out(sch, spec, name: str, mid):
+    """The first conv's requantized value (``_first_out``) in a register, per element of the
+    intermediate; its accumulator then goes at the same loop."""
+    if spec.mid_steps:
+        scalar_accumulator(sch, sch.get_sblock(name), sch.get_loops(mid)[-1])
+
+
+def _steps_cycles(spec, hw, elements: int) -> int:
+    """The ops between the convs on ``elements`` intermediate values, costed as the standalone
+    table / multiply kernels' compute is (``cycles.eltwise``)."""
+    return len(spec.mid_steps) * cycles.eltwise(hw, elements)
+
+
+def table_buffers(spec):
+    """The tables of the ops between the convs: whole, once per kernel, in L1."""
+    return tuple(L1Buffer(f"t{i}", WEIGHT, 256, dtype) for i, dtype in enumerate(spec.table_dtypes))
+
+
 def dw_pw_compute(spec: FusedKernelSpec):
     """TE graph of DW -> epilogue -> PW -> epilogue with an HWC intermediate."""
     _, c, h, w = spec.in_shape
@@ -134,7 +185,7 @@ def dw_pw_compute(spec: FusedKernelSpec):
     x = te.placeholder(spec.in_shape, spec.dtype, name="x")
     w_dw = te.placeholder((c, 1, k, k), spec.weight_dtype, name="w_dw")
     w_pw = te.placeholder((o, c, 1, 1), spec.weight_dtype, name="w_pw")
-    chans = _params(spec)
+    chans, tables = _params(spec), _tables(spec)
     rk = te.reduce_axis((0, k), name="rk")
     rl = te.reduce_axis((0, k), name="rl")
     xp = padded_input(x, xin, dw.padding)
@@ -143,8 +194,9 @@ def dw_pw_compute(spec: FusedKernelSpec):
         lambda i, j, ci: te.sum(xin.load(xp[0, ci, i * s + rk, j * s + rl])
                                 * wop.load(w_dw[ci, 0, rk, rl]), axis=[rk, rl]),
         name="dw_acc")
+    first = _first_out(spec, dw_acc, 2, chans, "dw_req")
     mid = te.compute((oh, ow, c),
-                     lambda i, j, ci: spec.first_epilogue.apply(dw_acc[i, j, ci], ci, chans),
+                     lambda i, j, ci: apply_steps(spec.mid_steps, first(i, j, ci), tables),
                      name="dw_out")
     rc = te.reduce_axis((0, c), name="rc")
     pw_acc = te.compute(
@@ -155,7 +207,7 @@ def dw_pw_compute(spec: FusedKernelSpec):
     y = te.compute((1, o, oh, ow),
                    lambda n, oc, i, j: spec.second_epilogue.apply(pw_acc[n, oc, i, j], oc, chans),
                    name="pw_out")
-    return [x, w_dw, w_pw, *chans, y]
+    return [x, w_dw, w_pw, *chans, *tables, y]
 
 
 def pw_dw_compute(spec: FusedKernelSpec):
@@ -172,7 +224,7 @@ def pw_dw_compute(spec: FusedKernelSpec):
     x = te.placeholder(spec.in_shape, spec.dtype, name="x")
     w_pw = te.placeholder((hid, c, 1, 1), spec.weight_dtype, name="w_pw")
     w_dw = te.placeholder((hid, 1, k, k), spec.weight_dtype, name="w_dw")
-    chans = _params(spec)
+    chans, tables = _params(spec), _tables(spec)
     hp, wp = h + t + spec.second.padding[2], w + l + spec.second.padding[3]
     rc = te.reduce_axis((0, c), name="rc")
     # The PW runs in the DW's *padded* coordinates (input padded with its zero point), so the
@@ -186,10 +238,11 @@ def pw_dw_compute(spec: FusedKernelSpec):
                                 axis=rc),
         name="pw_acc")
     pad_value = tirx.const(spec.mid_zp if spec.first_epilogue.is_integer else 0, spec.mid_dtype)
+    first = _first_out(spec, pw_acc, 0, chans, "pw_req")
     mid = te.compute(
         (hid, hp, wp),
         lambda hc, i, j: tirx.if_then_else(
-            inside(i, j, t, l, h, w), spec.first_epilogue.apply(pw_acc[hc, i, j], hc, chans),
+            inside(i, j, t, l, h, w), apply_steps(spec.mid_steps, first(hc, i, j), tables),
             pad_value),
         name="pw_out")
     rk = te.reduce_axis((0, k), name="rk")
@@ -203,7 +256,7 @@ def pw_dw_compute(spec: FusedKernelSpec):
     y = te.compute((1, hid, oh, ow),
                    lambda n, hc, i, j: spec.second_epilogue.apply(dw_acc[n, hc, i, j], hc, chans),
                    name="dw_out")
-    return [x, w_pw, w_dw, *chans, y]
+    return [x, w_pw, w_dw, *chans, *tables, y]
 
 
 def _dw_pw_shapes(spec):
@@ -240,8 +293,10 @@ def dw_pw_tiling(spec: FusedKernelSpec, hw, rows: int, channels: int):
         L1Buffer("w_dw", WEIGHT, c * k * k, spec.weight_dtype),
         L1Buffer("w_pw", WEIGHT, channels * c, spec.weight_dtype, 1, tile_at),
         *param_buffers(spec, channels, o, tile_at,
-                       spec.second_epilogue.channels() if ct > 1 else set()))
-    compute = rt * (cycles.conv(c, c, rows, ow, k, c) + ct * cycles.conv(c, channels, rows, ow, 1))
+                       spec.second_epilogue.channels() if ct > 1 else set()),
+        *table_buffers(spec))
+    compute = rt * (cycles.conv(c, c, rows, ow, k, c) + ct * cycles.conv(c, channels, rows, ow, 1)
+                    + _steps_cycles(spec, hw, rows * ow * c))
     overlap = (lambda a, b: (a + b, rt * ct)) if db == 2 else (lambda a, b: None)
     return plan_from("dw_pw", rows, channels, (("rows", rt), ("channels", ct)), bufs,
                      spec.macs(), _conv_like_cost(hw, compute, overlap),
@@ -269,9 +324,11 @@ def dw_pw_staged_tiling(spec: FusedKernelSpec, hw, rows: int, channels: int, dw_
         L1Buffer("w_dw", WEIGHT, dw_channels * k * k, spec.weight_dtype, db, "dw_channels"),
         L1Buffer("w_pw", WEIGHT, channels * c, spec.weight_dtype, 1, tile_at),
         *param_buffers(spec, channels, o, tile_at,
-                       spec.second_epilogue.channels() if ct > 1 else set()))
+                       spec.second_epilogue.channels() if ct > 1 else set()),
+        *table_buffers(spec))
     compute = rt * (dt * cycles.depthwise(dw_channels, rows, ow, k)
-                    + ct * cycles.conv(c, channels, rows, ow, 1))
+                    + ct * cycles.conv(c, channels, rows, ow, 1)
+                    + _steps_cycles(spec, hw, rows * ow * c))
     overlap = (lambda a, b: (a, dt)) if db == 2 else (lambda a, b: None)
     trips = {ROOT: 1, "rows": rt, "channels": rt * ct, "dw_channels": rt * dt}
     return plan_from("dw_pw", rows, channels, trips, bufs, spec.macs(),
@@ -303,9 +360,11 @@ def pw_dw_tiling(spec: FusedKernelSpec, hw, rows: int, channels: int):
         L1Buffer("w_pw", WEIGHT, channels * c, spec.weight_dtype, 1, tile_at),
         L1Buffer("w_dw", WEIGHT, channels * k * k, spec.weight_dtype, 1, tile_at),
         *param_buffers(spec, channels, hid, tile_at,
-                       set(range(len(spec.channel_shapes))) if ct > 1 else set()))
+                       set(range(len(spec.channel_shapes))) if ct > 1 else set()),
+        *table_buffers(spec))
     compute = rt * ct * (cycles.conv(c, channels, in_rows, wp, 1)
-                         + cycles.conv(channels, channels, rows, ow, k, channels))
+                         + cycles.conv(channels, channels, rows, ow, k, channels)
+                         + _steps_cycles(spec, hw, channels * in_rows * wp))
     # the PW runs over the padded tile: halo rows recomputed, padding ring included
     macs = spec.macs() + (rt * in_rows * wp - h * w) * c * spec.first.out_channels
     overlap = (lambda a, b: (a + b, rt * ct)) if db == 2 else (lambda a, b: None)
@@ -361,6 +420,7 @@ def schedule_dw_pw(spec: FusedKernelSpec, plan):
     mid = sch.get_sblock("dw_out")
     if plan.dw_channels:
         loops["dw_channels"] = _dw_channel_tiles(sch, mid, it, plan.dw_channels)
+    _stage_first_out(sch, spec, "dw_req", mid)
     scalar_accumulator(sch, sch.get_sblock("dw_acc"), sch.get_loops(mid)[-1])
     return finish_staged(sch, plan, loops, (INPUT, WEIGHT))
 
@@ -386,6 +446,7 @@ def schedule_pw_dw(spec: FusedKernelSpec, plan):
     scalar_accumulator(sch, sch.get_sblock("dw_acc"), j)
     stage_buffers(sch, plan, loops, (OUTPUT, INTERMEDIATE))
     mid = sch.get_sblock("pw_out")
+    _stage_first_out(sch, spec, "pw_req", mid)
     scalar_accumulator(sch, sch.get_sblock("pw_acc"), sch.get_loops(mid)[-1])
     return finish_staged(sch, plan, loops, (INPUT, WEIGHT))
 
@@ -406,7 +467,8 @@ def fused_spec(kind: str, kernel) -> FusedKernelSpec:
         kind=kind, in_shape=tuple(int(v) for v in kernel.x.ty.shape.values),
         first=conv_geom(stages[0].conv), second=conv_geom(stages[1].conv),
         first_epilogue=kernel.epilogues[0], second_epilogue=kernel.epilogues[1],
-        layouts=dict(LAYOUTS[kind]), mid_zp=stages[1].in_zp, **spec_fields(kernel))
+        layouts=dict(LAYOUTS[kind]), mid_zp=stages[1].in_zp, mid_steps=tuple(kernel.steps),
+        table_dtypes=tuple(str(t.dtype) for t in kernel.tables), **spec_fields(kernel))
 
 
 def fused_reader(kind: str):
@@ -415,7 +477,8 @@ def fused_reader(kind: str):
         kernel = read_composite(func, args)
         spec = fused_spec(kind, kernel)
         weights = [relax.const(stage.weight) for stage in kernel.stages]
-        return spec, [kernel.x, *weights] + kernel.channel_tensors
+        tables = [relax.const(t) for t in kernel.tables]
+        return spec, [kernel.x, *weights] + kernel.channel_tensors + tables
 
     return read
 

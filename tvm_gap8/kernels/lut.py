@@ -20,8 +20,8 @@ from tvm import relax, te, tirx
 
 from ..errors import UnsupportedError
 from . import patterns
-from .composite import (DEQUANTIZE, QUANTIZE, CompositeReader, QuantConst, clip_bounds, real_value,
-                        shape_of)
+from .composite import (DEQUANTIZE, QUANTIZE, CompositeReader, QuantAct, QuantConst, QuantParams,
+                        clip_bounds, output_dtype, real_value, shape_of)
 from .eltwise import elementwise_tiling, schedule_elementwise
 from .family import KernelFamily
 from .requant import dtype_range, quantize_multiplier, requant_expr
@@ -45,11 +45,27 @@ class LutKernelSpec(KernelSpec):
         return 0
 
 
+def table_lookup(table, value, in_dtype: str):
+    """``table[value]`` of an 8-bit ``value``: the table is indexed from the type's minimum."""
+    offset = -dtype_range(in_dtype)[0]
+    index = value.astype("int32")
+    return table[index + offset] if offset else table[index]
+
+
+def mul_requant(a, b, za: int, zb: int, mult: int, shift: int, out_zp: int, out_dtype: str,
+                in_dtype: str = "int8"):
+    """``quantize(dequantize(a) * dequantize(b))`` of two 8-bit values, integer only: the
+    int32 product of the zero-point-free operands, requantized like a conv accumulator."""
+    oa, ob = Operand(in_dtype, za), Operand(in_dtype, zb)
+    return requant_expr(oa.load(a) * ob.load(b), tirx.const(mult, "int32"),
+                        tirx.const(shift, "int32"), out_zp, *dtype_range(out_dtype), out_dtype)
+
+
 def lut_compute(spec: LutKernelSpec):
     x = te.placeholder(spec.in_shape, spec.dtype, name="x")
     table = te.placeholder((256,), spec.out_dtype, name="table")
-    offset = 128 if spec.dtype == "int8" else 0
-    y = te.compute(spec.in_shape, lambda *i: table[x(*i).astype("int32") + offset], name="lut_out")
+    y = te.compute(spec.in_shape, lambda *i: table_lookup(table, x(*i), spec.dtype),
+                   name="lut_out")
     # (any rank: the schedule tiles NCHW by rows x channels and [N, F] by features)
     return [x, table, y]
 
@@ -79,13 +95,11 @@ def mul_compute(spec: MulKernelSpec):
     a = te.placeholder(spec.in_shape, spec.dtype, name="a")
     b = te.placeholder(spec.b_shape, spec.dtype, name="b")
     per_channel = spec.b_shape != spec.in_shape
-    oa, ob = Operand(spec.dtype, spec.za), Operand(spec.dtype, spec.zb)
 
     def body(*idx):
         bv = b[0, idx[1], 0, 0] if per_channel else b[idx]
-        prod = oa.load(a[idx]) * ob.load(bv)
-        return requant_expr(prod, tirx.const(spec.mult, "int32"), tirx.const(spec.shift, "int32"),
-                            spec.out_zp, *dtype_range(spec.out_dtype), spec.out_dtype)
+        return mul_requant(a[idx], bv, spec.za, spec.zb, spec.mult, spec.shift, spec.out_zp,
+                           spec.out_dtype, spec.dtype)
 
     y = te.compute(spec.in_shape, body, name="mul_out")
     return [a, b, y]
@@ -114,7 +128,8 @@ def mul_tiling(spec, hw, rows, channels):
 
 
 def _table_op(op, args, bounds):
-    """onnxruntime's float32 arithmetic for the elementwise ops a table may hold.
+    """onnxruntime's float32 arithmetic for the elementwise ops a table may hold (``bounds``:
+    Clip's bounds, LeakyRelu's alpha).
 
     Every op is one float32-rounded IEEE operation, so the table is the same on every CPU,
     except for transcendentals, whose numpy float32 implementations are SIMD code that may
@@ -133,6 +148,9 @@ def _table_op(op, args, bounds):
         return np.maximum(args[0], f32(0))
     if op == "relax.clip":
         return np.clip(args[0], f32(bounds[0]), f32(bounds[1])).astype(f32)
+    if op == "relax.nn.leakyrelu":  # onnxruntime: x >= 0 ? x : alpha * x
+        x = np.asarray(args[0], f32)
+        return np.where(x >= 0, x, (f32(bounds) * x).astype(f32)).astype(f32)
     if op == "relax.sigmoid":
         e = np.exp(-np.asarray(args[0], np.float64)).astype(f32)
         return (f32(1) / (f32(1) + e)).astype(f32)
@@ -147,17 +165,18 @@ def _table_values(r: CompositeReader, call, values):
             operands.append(values[a])
         elif r.value(a) is not None:
             operands.append(real_value(r.value(a)).astype(np.float32).reshape(()))
-    bounds = clip_bounds(call) if call.op.name == "relax.clip" else None
+    bounds = clip_bounds(call) if call.op.name == "relax.clip" else \
+        float(call.attrs.alpha) if call.op.name == "relax.nn.leakyrelu" else None
     return _table_op(call.op.name, operands, bounds)
 
 
-def read_lut(func: relax.Function, args):
-    """``quantize(f(dequantize(x)))`` -> (LutKernelSpec, [x, table]). The table holds the 8-bit
-    output for each of the 256 inputs, computed as onnxruntime would: dequantize, f in float32,
-    divide by the scale, round half to even, add the zero point, saturate."""
-    r = CompositeReader(func, args)
+def table_of(r: CompositeReader, bindings) -> tuple:
+    """(the 8-bit source, its table) of ``bindings``: ``quantize(f(dequantize(x)))`` for one
+    tensor ``x``. The table holds the 8-bit output for each of the 256 inputs, computed as
+    onnxruntime would: dequantize, f in float32, divide by the scale, round half to even, add
+    the zero point, saturate."""
     values, x, out = {}, None, None
-    for b in r.bindings():
+    for b in bindings:
         call = b.value
         if call.op.name == DEQUANTIZE:
             value = r.dequantize(b.var, call)
@@ -165,6 +184,8 @@ def read_lut(func: relax.Function, args):
                 q = value.q.astype(np.int64)
                 scale, zp = np.float32(value.scale.reshape(())), int(value.zero_point.reshape(()))
             else:  # the input: each of its 256 values
+                if x is not None and not value.source.same_as(x):
+                    raise UnsupportedError("a table of two tensors")
                 x = value.source
                 lo = dtype_range(str(x.ty.dtype))[0]
                 q = np.arange(lo, lo + 256, dtype=np.int64)
@@ -178,8 +199,22 @@ def read_lut(func: relax.Function, args):
                           + params.zero_point, lo, hi).astype(dtype)
         else:
             values[b.var] = _table_values(r, call, values)
+    return x, out
+
+
+def read_lut(func: relax.Function, args):
+    """``quantize(f(dequantize(x)))`` -> (LutKernelSpec, [x, table]) (``table_of``)."""
+    r = CompositeReader(func, args)
+    x, out = table_of(r, list(r.bindings()))
     spec = LutKernelSpec(shape_of(x), str(x.ty.dtype), str(out.dtype))
     return spec, [x, relax.const(out)]
+
+
+def mul_multiplier(qa: QuantParams, qb: QuantParams, out: QuantParams) -> tuple[int, int]:
+    """The requantization (mantissa, shift) of a product: onnxruntime's float32
+    ``fl32(s_a s_b) / s_y``."""
+    scale = (np.float32(qa.scale) * np.float32(qb.scale)) / np.float32(out.scale)
+    return quantize_multiplier(scale)
 
 
 def read_mul(func: relax.Function, args):
@@ -198,13 +233,89 @@ def read_mul(func: relax.Function, args):
     if str(qa.source.ty.dtype) != str(qb.source.ty.dtype):
         raise UnsupportedError("multiply of tensors with different integer types")
     (params, dtype) = out
-    scale = (np.float32(qa.params.scale) * np.float32(qb.params.scale)) / \
-        np.float32(params.scale)
-    m, n = quantize_multiplier(scale)
+    m, n = mul_multiplier(qa.params, qb.params, params)
     spec = MulKernelSpec(shape_of(qa.source), shape_of(qb.source), str(qa.source.ty.dtype),
                          qa.params.zero_point, qb.params.zero_point, m, n, params.zero_point,
                          dtype)
     return spec, [qa.source, qb.source]
+
+
+# -- the same ops on a fused kernel's intermediate ------------------------------------------
+
+@dataclass(frozen=True)
+class IntStep:
+    """One integer elementwise op on a fused kernel's 8-bit intermediate, producing value
+    number ``len(steps before) + 1`` (value 0: the requantized first conv). ``table``: index
+    ``table`` of the kernel's tables applied to value ``args[0]``; ``mul``: the requantized
+    product of values ``args`` (``zps``: their zero points; ``mult``, ``shift``, ``out_zp``)."""
+
+    kind: str  # "table" | "mul"
+    args: tuple
+    out_dtype: str
+    in_dtype: str = "int8"
+    table: int = -1
+    zps: tuple = (0, 0)
+    mult: int = 0
+    shift: int = 0
+    out_zp: int = 0
+
+    def describe(self) -> str:
+        return "lut" if self.kind == "table" else "mul"
+
+
+def apply_steps(steps, value, tables):
+    """The TIR value of the last of ``steps`` applied to ``value`` (``tables``: TE tensors)."""
+    vals = [value]
+    for st in steps:
+        if st.kind == "table":
+            vals.append(table_lookup(tables[st.table], vals[st.args[0]], st.in_dtype))
+        else:
+            a, b = (vals[i] for i in st.args)
+            vals.append(mul_requant(a, b, *st.zps, st.mult, st.shift, st.out_zp, st.out_dtype,
+                                    st.in_dtype))
+    return vals[-1]
+
+
+def _mul_step(r: CompositeReader, group, index: dict, out) -> IntStep | None:
+    """The group as a product of two 8-bit values, or None if it is not one."""
+    ops = [b.value for b in group if b.value.op.name not in (DEQUANTIZE, QUANTIZE)]
+    if len(ops) != 1 or ops[0].op.name != "relax.multiply":
+        return None
+    acts = [r.values.get(a) for a in ops[0].args]
+    if not all(isinstance(a, QuantAct) and a.source in index for a in acts):
+        return None
+    m, n = mul_multiplier(acts[0].params, acts[1].params, out[0])
+    dtypes = {str(a.source.ty.dtype) for a in acts}
+    if len(dtypes) != 1:
+        raise UnsupportedError("multiply of tensors with different integer types")
+    return IntStep("mul", tuple(index[a.source] for a in acts), out[1], dtypes.pop(), zps=tuple(
+        a.params.zero_point for a in acts), mult=m, shift=n, out_zp=out[0].zero_point)
+
+
+def read_steps(r: CompositeReader, bindings, first) -> tuple:
+    """The integer ops the quantizer left between two convs of a fused group: ``bindings``
+    (between the quantize closing the first conv, bound to ``first``, and the dequantize the
+    second conv reads) -> (IntStep list, tables, the var of the last 8-bit value). Each
+    ``quantize`` closes one op: a product of two 8-bit values (``read_mul``'s arithmetic) or a
+    table of one (``read_lut``'s)."""
+    index, steps, tables, group, last = {first: 0}, [], [], [], first
+    for b in bindings:
+        group.append(b)
+        if b.value.op.name != QUANTIZE:
+            if b.value.op.name == DEQUANTIZE:
+                r.dequantize(b.var, b.value)
+            continue
+        out = (r.per_tensor(b.value, "quantize"), output_dtype(b.value, "quantize"))
+        step = _mul_step(r, group, index, out)
+        if step is None:
+            x, table = table_of(r, group)
+            if x not in index:
+                raise UnsupportedError("a table of a tensor from outside the group")
+            step = IntStep("table", (index[x],), out[1], str(x.ty.dtype), table=len(tables))
+            tables.append(table)
+        index[b.var], last, group = len(steps) + 1, b.var, []
+        steps.append(step)
+    return steps, tables, last
 
 
 def _integer_only(rule):

@@ -132,15 +132,27 @@ def qstage(conv):
     return is_op("relax.quantize")(pat, is_const(), is_const())
 
 
+def _between(first):
+    """What the quantizer leaves between two quantized convs (``first``: the quantize closing
+    the first): an activation of one tensor quantized on its own (a table: LeakyRelu, Sigmoid,
+    HardSigmoid, ...), HardSwish as onnxruntime rewrites it (``x * HardSigmoid(x)``: the table,
+    then the product with ``x``, each quantized), or nothing. Longest first."""
+    table = is_op("relax.quantize")(_alternation(_unary_chains(_dq(first))), is_const(),
+                                    is_const())
+    product = (is_op("relax.multiply")(_dq(first), _dq(table))
+               | is_op("relax.multiply")(_dq(table), _dq(first)))
+    return is_op("relax.quantize")(product, is_const(), is_const()) | table | first
+
+
 def q_dw_pw_pattern():
     dw = qconv2d(wildcard())
-    pw = qconv2d(qstage(dw))
+    pw = qconv2d(_between(qstage(dw)))
     return qstage(pw), {"dw": dw, "pw": pw}
 
 
 def q_pw_dw_pattern():
     pw = qconv2d(wildcard())
-    dw = qconv2d(qstage(pw))
+    dw = qconv2d(_between(qstage(pw)))
     return qstage(dw), {"pw": pw, "dw": dw}
 
 
@@ -318,7 +330,8 @@ def _unary_chains(d):
         k = _dq(is_const()) | is_const()  # the quantizer quantizes constants too
         single += [is_op(op)(d, k), is_op(op)(k, d)]
     return [is_op("relax.multiply")(d, hsig), is_op("relax.multiply")(hsig, d), hsig,
-            is_op("relax.sigmoid")(d), is_op("relax.nn.relu")(d),
+            is_op("relax.sigmoid")(d), is_op("relax.nn.leakyrelu")(d),
+            is_op("relax.nn.relu")(d),
             is_op("relax.clip")(d, wildcard(), wildcard())] + single
 
 

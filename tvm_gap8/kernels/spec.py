@@ -13,6 +13,10 @@ from __future__ import annotations
 class KernelSpec:
     epilogues: tuple = ()  # the specs with epilogues return theirs, in compute order
 
+    def describe_epilogues(self) -> list:
+        """Human names of the epilogues, in compute order (the report's ``epilogues``)."""
+        return [e.describe() for e in self.epilogues]
+
     @property
     def integer(self) -> bool:
         """An integer kernel (int8/uint8 output; no float inside, for a QDQ layer)."""

@@ -20,6 +20,7 @@ from ..errors import UnsupportedError
 from .composite import (DEQUANTIZE, QUANTIZE, CompositeReader, QuantAct, QuantConst,
                         activation_range, clip_bounds, output_dtype, real_value, requantization)
 from .epilogue import ACC, SUPPORTED_OPS, Epilogue, EpilogueOp, Ref
+from .lut import read_steps
 
 
 @dataclass
@@ -34,6 +35,8 @@ class Stage:
     w_scale: np.ndarray | None = None  # per output channel, integer stages
     ops: list = field(default_factory=list)
     out: tuple | None = None  # (QuantParams, dtype) of the quantize closing an integer stage
+    out_var: relax.Var | None = None  # the var that quantize is bound to
+    between: list = field(default_factory=list)  # bindings after ``out``, before the next conv
 
     @property
     def integer(self) -> bool:
@@ -54,6 +57,8 @@ class Kernel:
     channel_shapes: list = field(default_factory=list)
     channel_dtypes: list = field(default_factory=list)
     epilogues: list = field(default_factory=list)
+    steps: list = field(default_factory=list)  # lut.IntStep: integer ops between two stages
+    tables: list = field(default_factory=list)  # their 256-entry tables (numpy)
 
     def add_channel(self, arr: np.ndarray) -> int:
         c = arr.size
@@ -121,6 +126,8 @@ def _read_stages(r: CompositeReader):
         op = call.op.name
         if op == DEQUANTIZE:
             r.dequantize(b.var, call)
+            if stages and stages[-1].integer:
+                stages[-1].between.append(b)  # read again by ``_read_between``
         elif r.alias_constant(b.var, call):
             pass
         elif op == "relax.nn.conv2d":
@@ -131,10 +138,13 @@ def _read_stages(r: CompositeReader):
             cur = {b.var: ACC}
         elif not stages:
             raise UnsupportedError(f"{op} before the first conv of a group")
+        elif stages[-1].integer:  # the stage is closed: what the quantizer left after it
+            stages[-1].between.append(b)
         elif op == QUANTIZE:
             if stages[-1].act is None:
                 raise UnsupportedError("quantize after a float conv")
             stages[-1].out = (r.per_tensor(call, "quantize"), output_dtype(call, "quantize"))
+            stages[-1].out_var = b.var
         else:
             stages[-1].ops.append(_stage_op(r, call, cur))
             cur[b.var] = Ref("val", len(stages[-1].ops) - 1)
@@ -177,12 +187,25 @@ def _float_epilogue(kernel: Kernel, stage: Stage) -> Epilogue:
 
 def read_composite(func: relax.Function, args) -> Kernel:
     """A conv / dw_pw / pw_dw composite -> its stages, input and epilogues."""
-    stages, x = _read_stages(CompositeReader(func, args))
+    r = CompositeReader(func, args)
+    stages, x = _read_stages(r)
     kernel = Kernel(stages=stages, x=x)
     for stage in stages:
         make = _integer_epilogue if stage.integer else _float_epilogue
         kernel.epilogues.append(make(kernel, stage))
+    if len(stages) == 2 and stages[0].integer:
+        _read_between(r, kernel, *stages)
     return kernel
+
+
+def _read_between(r: CompositeReader, kernel: Kernel, first: Stage, second: Stage):
+    """The table / product kernels the quantizer left between the two convs of a fused group
+    (``lut.read_steps``); the second conv must read the last of their values."""
+    steps, tables, last = read_steps(r, first.between, first.out_var)
+    if second.act is None or not second.act.source.same_as(last):
+        raise UnsupportedError("the second conv does not read the first conv's (activated) "
+                               "output")
+    kernel.steps, kernel.tables = steps, tables
 
 
 def spec_fields(kernel: Kernel) -> dict:

@@ -95,7 +95,7 @@ class _FusedLowerer(PyExprMutator):  # pylint: disable=abstract-method
             MACS_ATTR: spec.macs(),
             PLAN_ATTR: plan.tile(),
             PLAN_FIGURES_ATTR: plan.figures(),
-            EPILOGUES_ATTR: [e.describe() for e in spec.epilogues],
+            EPILOGUES_ATTR: spec.describe_epilogues(),
             PLACEMENT_ATTR: weights_placement(plan, self.hw),
         })
         name = f"gap8_{spec.kind}_{_sanitize(info['layer'].split('+')[0])}"

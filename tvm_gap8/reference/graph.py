@@ -18,7 +18,7 @@ from onnx import numpy_helper
 INTEGER_KINDS = ("conv", "dense", "add", "pool", "mul", "table", "reshape", "identity")
 #: elementwise ops a one-input table may hold (besides constants)
 TABLE_OPS = {"Add", "Sub", "Mul", "Div", "Max", "Min", "Relu", "Clip", "Sigmoid", "HardSigmoid",
-             "HardSwish"}
+             "HardSwish", "LeakyRelu"}
 #: float ops whose float32 result depends on the summation order
 ORDER_DEPENDENT = {"Conv", "ConvTranspose", "Gemm", "MatMul", "GlobalAveragePool", "ReduceMean",
                    "ReduceSum", "AveragePool", "Softmax", "LogSoftmax", "Resize"}

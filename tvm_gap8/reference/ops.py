@@ -106,6 +106,8 @@ def _elementwise(graph: Graph, node, a, dtype):
         return sigmoid(x, dtype)
     if op == "Sqrt":  # correctly rounded in float32 (IEEE), like TVM's sqrt
         return np.sqrt(x).astype(dtype)
+    if op == "LeakyRelu":  # onnxruntime: x >= 0 ? x : alpha * x
+        return np.where(x >= 0, x, c(graph.attr(node, "alpha", 0.01)) * x).astype(dtype)
     if op == "HardSigmoid":
         alpha, beta = c(graph.attr(node, "alpha", 0.2)), c(graph.attr(node, "beta", 0.5))
         return np.clip(alpha * x + beta, c(0), c(1)).astype(dtype)
