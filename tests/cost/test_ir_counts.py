@@ -8,7 +8,8 @@ import tvm
 
 from tvm_gap8.cost.ir import kernel_counts, lower_for_inspection
 from tvm_gap8.tirwalk import allocations
-from tvm_gap8.kernels.conv import ConvKernelSpec, conv_compute, conv_tiling, schedule_conv
+from tvm_gap8.kernels.conv import (ConvKernelSpec, conv_compute, conv_tiling, plan_conv,
+                                   schedule_conv)
 from tvm_gap8.kernels.dense import DenseKernelSpec, dense_tiling, schedule_dense
 from tvm_gap8.kernels.eltwise import AddKernelSpec, add_tiling, schedule_add
 from tvm_gap8.kernels.epilogue import ACC, Epilogue, EpilogueOp, Ref, Requant
@@ -264,18 +265,76 @@ def test_column_tiles_ir_matches_plan(name, spec, tiling, tiles, build, double_b
     _assert_ir_is_plan(func, plan)
     whole = tiling(spec, hw, spec.out_shape[2], spec.out_shape[1], 0)
     assert whole.cols == 0 and "cols" not in whole.tile()
+    _assert_same_outputs(spec, func, build(spec, whole))
+
+
+def _assert_same_outputs(spec, func, other, exact=True):
     compute = {"dw_pw": dw_pw_compute, "pw_dw": pw_dw_compute}.get(spec.kind, conv_compute)
     rng = np.random.default_rng(3)
     args = [tvm.runtime.tensor(_random(rng, t)) for t in compute(spec)[:-1]]
     outs = []
-    for f in (func, build(spec, whole)):
+    for f in (func, other):
         lib = tvm.compile(tvm.IRModule({"main": f.with_attr("global_symbol", "main")}),
                           target="llvm")
         out = tvm.runtime.tensor(np.zeros(spec.out_shape, spec.out_dtype))
         lib["main"](*args, out)
         outs.append(out.numpy())
     assert len(np.unique(outs[0])) > 10  # not a saturated constant
-    np.testing.assert_array_equal(outs[0], outs[1])
+    if exact:
+        np.testing.assert_array_equal(outs[0], outs[1])
+    else:  # float partial sums are added in another order
+        np.testing.assert_allclose(outs[0], outs[1], rtol=1e-5, atol=1e-5)
+
+
+def _in_channel_specs():
+    e, s, d = _requant_epilogue(8)
+    yield "conv float", ConvKernelSpec((1, 16, 6, 10), ConvGeom(16, 8, 3, 1, (1, 1, 1, 1))), \
+        (3, 4, 5, 4)
+    yield "pw int8", ConvKernelSpec((1, 32, 4, 6), ConvGeom(32, 8, 1), epilogue=e,
+                                    channel_shapes=tuple(s), channel_dtypes=tuple(d),
+                                    dtype="int8", in_zp=3), (2, 8, 0, 8)
+    yield "conv int8 (2,1)", ConvKernelSpec(
+        (1, 12, 8, 6), ConvGeom(12, 8, 3, (2, 1), (1, 1, 1, 1)), epilogue=e,
+        channel_shapes=tuple(s), channel_dtypes=tuple(d), dtype="int8", in_zp=-2), (2, 4, 3, 4)
+
+
+IN_CHANNELS = list(_in_channel_specs())
+
+
+@pytest.mark.parametrize("double_buffering", [True, False])
+@pytest.mark.parametrize("name,spec,tiles", IN_CHANNELS, ids=[c[0] for c in IN_CHANNELS])
+def test_input_channel_tiles_ir_matches_plan(name, spec, tiles, double_buffering):
+    """Input-channel tiles with the partial sums in L1 (int32 / float32), the epilogue after
+    the last: IR == plan, double-buffered along the input-channel loop, same outputs as one
+    tile of all input channels."""
+    hw = GAP8.replace(double_buffering=double_buffering)
+    plan = conv_tiling(spec, hw, *tiles)
+    assert plan.in_channels == tiles[3] and plan.tile()["in_channels"] == tiles[3]
+    assert plan.pipelined == ("in_channels" if double_buffering else "")
+    func = schedule_conv(spec, plan)
+    _assert_ir_is_plan(func, plan)
+    acc = [b for b, _ in allocations(lower_for_inspection(func)) if b.name.startswith("conv_acc")]
+    assert [(b.scope(), str(b.dtype)) for b in acc] == [
+        (L1_SCOPE, "float32" if spec.dtype == "float32" else "int32")]
+    if spec.dtype == "int8":
+        assert "float" not in func.script()
+    whole = conv_tiling(spec, hw, spec.out_shape[2], spec.out_shape[1])
+    _assert_same_outputs(spec, func, schedule_conv(spec, whole), spec.dtype != "float32")
+
+
+def test_input_channels_tiled_only_when_nothing_else_fits():
+    """A 3x3 float conv with 1024 input channels: one output channel's weights (36864 B) and
+    the input rows of all channels cannot share 40 kB, so the tiler splits the input channels
+    (and names them in the smallest tile when even that does not fit)."""
+    spec = ConvKernelSpec((1, 1024, 4, 4), ConvGeom(1024, 8, 3, 1, (1, 1, 1, 1)))
+    hw = GAP8.replace(l1_bytes=40000)
+    plan = plan_conv(spec, hw, "deep")
+    assert plan.in_channels and plan.l1_bytes <= 40000
+    _assert_ir_is_plan(schedule_conv(spec, plan), plan)
+    assert plan_conv(spec, GAP8.replace(l1_bytes=400000), "deep").in_channels == 0
+    with pytest.raises(TilingError, match=r"1 row\(s\) x 1 column\(s\) x 1 channel\(s\) x 1 "
+                                          r"input channel\(s\)"):
+        plan_conv(spec, GAP8.replace(l1_bytes=50), "deep")
 
 
 def _random(rng, tensor):

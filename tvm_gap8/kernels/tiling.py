@@ -125,6 +125,8 @@ class TilePlan:
     # see ``search``: columns are tiled only when no whole-width tile fits)
     cols: int = 0
     col_tiles: int = 1
+    # input channels per tile of a conv/PW accumulating partial sums in L1 (0: all at once)
+    in_channels: int = 0
 
     @property
     def l1_bytes(self) -> int:
@@ -138,6 +140,8 @@ class TilePlan:
             d["dw_channels"] = self.dw_channels
         if self.cols:  # only column-tiled kernels say so (other reports unchanged)
             d.update(cols=self.cols, col_tiles=self.col_tiles)
+        if self.in_channels:
+            d["in_channels"] = self.in_channels
         return d
 
     def figures(self) -> dict:
@@ -151,11 +155,13 @@ class TilePlan:
         """The tile in words, for messages."""
         dw = f", DW {self.dw_channels} channel(s) at a time" if self.dw_channels else ""
         cols = f"{self.cols} column(s) x " if self.cols else ""
-        return f"{self.rows} row(s) x {cols}{self.channels} channel(s){dw}"
+        ic = f" x {self.in_channels} input channel(s)" if self.in_channels else ""
+        return f"{self.rows} row(s) x {cols}{self.channels} channel(s){ic}{dw}"
 
 
 def plan_from(kind: str, rows: int, channels: int, loops, buffers, macs: int, cost,
-              pipelined: str = "", dw_channels: int = 0, cols: int = 0) -> TilePlan:
+              pipelined: str = "", dw_channels: int = 0, cols: int = 0,
+              in_channels: int = 0) -> TilePlan:
     """The TilePlan of declared ``buffers`` staged in ``loops``: a nest given outermost first
     as (label, trip count) pairs, or {label: executions} (for sibling loops). ``cost``: the
     cost model, called with the plan's traffic (act_in, act_out, wgt, transfers);
@@ -169,7 +175,7 @@ def plan_from(kind: str, rows: int, channels: int, loops, buffers, macs: int, co
                sum(b.transfers for b in bufs))
     return TilePlan(kind, rows, channels, rt, trips.get("channels", pixel_tiles) // pixel_tiles,
                     bufs, *traffic, macs, cost(*traffic), bool(pipelined), dw_channels,
-                    pipelined, cols, pixel_tiles // rt if cols else 1)
+                    pipelined, cols, pixel_tiles // rt if cols else 1, in_channels)
 
 
 def weights_placement(plan: TilePlan, hw: Gap8Target) -> dict:
@@ -222,15 +228,17 @@ def span(out: int, tile: int, n: int, s: int, k: int, pad: int) -> int:
     return rows_moved(1, 1, 1, tile, out, n, s, k, pad)
 
 
-def choose_plan(spec, hw: Gap8Target, layer, make, tile_cols: bool = False) -> TilePlan:
+def choose_plan(spec, hw: Gap8Target, layer, make, tile_cols: bool = False,
+                tile_in: int = 0) -> TilePlan:
     """Search rows x channels tiles (and, ``tile_cols``, columns when no whole-width tile
-    fits): minimum modelled cycles among the plans that fit the L1 budget (ties: the bigger
-    tile). TilingError naming the layer if none fits."""
-    def plans(variant, rows, channels, cols=0):
-        return [make(spec, variant, rows, channels, cols) if cols
+    fits; ``tile_in``, input channels of that extent when nothing else fits): minimum
+    modelled cycles among the plans that fit the L1 budget (ties: the bigger tile).
+    TilingError naming the layer if none fits."""
+    def plans(variant, rows, channels, *extra):
+        return [make(spec, variant, rows, channels, *extra) if extra
                 else make(spec, variant, rows, channels)]
 
-    return search(spec, hw, layer, plans, tile_cols)
+    return search(spec, hw, layer, plans, tile_cols, tile_in)
 
 
 def _key(p):  # ties: the bigger tile, double-buffered, all DW channels at once or fewer
@@ -238,17 +246,22 @@ def _key(p):  # ties: the bigger tile, double-buffered, all DW channels at once 
             not p.double_buffered, bool(p.dw_channels), -p.dw_channels)
 
 
-def search(spec, hw: Gap8Target, layer, plans, tile_cols: bool = False) -> TilePlan:
-    """``plans(hw variant, rows, channels[, cols])``: the plans of one tile. Whole-width
-    tiles first (rows x channels); only if none of them fits, and ``tile_cols``, column tiles
-    too (every divisor of the output width below it): a bounded, deterministic second pass
-    that leaves every layer that fitted before exactly as it was."""
+def search(spec, hw: Gap8Target, layer, plans, tile_cols: bool = False,
+           tile_in: int = 0) -> TilePlan:
+    """``plans(hw variant, rows, channels[, cols[, in_channels]])``: the plans of one tile.
+    Whole-width tiles first (rows x channels); only if none of them fits, and ``tile_cols``,
+    column tiles too (every divisor of the output width below it); only if still none fits,
+    and ``tile_in`` (the input channels), input-channel tiles (every divisor below it) with
+    or without column tiles. Bounded, deterministic passes that leave every layer that fitted
+    before exactly as it was."""
     shape = spec.out_shape
     chan_extent, oh = (shape[1], shape[2]) if len(shape) == 4 else (shape[-1], 1)
     # double buffering is preferred by the cost model but optional: a tile that only fits
     # single-buffered still beats no tile at all
     variants = [hw, hw.replace(double_buffering=False)] if hw.double_buffering else [hw]
-    passes = [[()]] + ([[(c,) for c in candidates(shape[3])[1:]]] if tile_cols else [])
+    col_cands = candidates(shape[3])[1:] if tile_cols else []
+    passes = [[()], [(c,) for c in col_cands],
+              [(c, ic) for ic in candidates(tile_in)[1:] for c in [0, *col_cands]]]
     best, smallest = None, None
     for col_tiles in passes:
         if best is not None:

@@ -1,0 +1,58 @@
+"""Recognizer-class layers (PaddleOCR's PPLCNet at 48x320): per-axis DW strides (2,1) / (1,2)
+fuse and tile like the others, and a row of all input channels wider than L1 is tiled over
+columns; both pass --check in float and int8 (bit for bit against the integer reference)."""
+
+import pytest
+
+from tests.conftest import compile_checked
+from tvm_gap8.testing import onnx_models as M
+from tvm_gap8.testing.quant import quantized
+
+
+def _untiled(result):
+    return [layer["name"] for layer in result.report["layers"] if layer.get("fallback")
+            and layer["kind"] not in ("quantize", "dequantize")]
+
+
+def test_float_pw_wider_than_l1_tiles_columns():
+    """1x64x4x320 float PW: one input row of all channels is 81920 B > 64 kB (it failed with
+    "cannot fit L1"); now it is tiled over columns and passes --check."""
+    b = M.GraphBuilder(0)
+    y = b.conv("input", 64, 64, 1, base="pw")
+    result = compile_checked(b.model("input", [1, 64, 4, 320], y, name="wide_pw"))
+    (layer,) = [lay for lay in result.report["layers"] if lay["kind"] == "pw"]
+    assert layer["tile"]["col_tiles"] > 1 and layer["tile"]["cols"] * layer["tile"][
+        "col_tiles"] == 320
+    assert layer["l1_peak_bytes"] <= 64000
+    assert _untiled(result) == []
+
+
+@pytest.mark.parametrize("int8", [False, True], ids=["float", "int8"])
+@pytest.mark.parametrize("stride", [(2, 1), (1, 2)], ids=["s21", "s12"])
+def test_per_axis_stride_dw_pw_fuses(stride, int8):
+    model = M.dw_pw_block(cin=16, cout=24, h=12, w=20, k=3, stride=stride, act="relu",
+                          act_after_pw="relu")
+    result = compile_checked(quantized(model) if int8 else model)
+    (fused,) = result.report["fusion"]["fused"]
+    assert fused["kind"] == "dw_pw"
+    assert _untiled(result) == []
+    (layer,) = [lay for lay in result.report["layers"] if lay["kind"] == "dw_pw"]
+    oh, ow = (12 // stride[0], 20 // stride[1])
+    assert layer["tile"]["rows"] * layer["tile"]["row_tiles"] == oh
+    if int8:
+        assert result.report["float_layers"] == []
+        (out,) = result.report["check"]["outputs"]
+        assert out["max_lsb_err"] == 0 and out["equal_fraction"] == 1.0
+    assert result.report["check"]["passed"]
+    assert ow in {20, 10}
+
+
+@pytest.mark.parametrize("stride", [(2, 1), (1, 2)], ids=["s21", "s12"])
+def test_per_axis_stride_pw_dw_and_unfused_dw(stride):
+    result = compile_checked(M.pw_dw_block(cin=8, hidden=24, h=12, w=16, stride=stride))
+    assert [f["kind"] for f in result.report["fusion"]["fused"]] == ["pw_dw"]
+    assert _untiled(result) == []
+    unfused = compile_checked(M.dw_pw_block(cin=8, cout=16, h=12, w=16, stride=stride),
+                              fuse=False)
+    assert "dw" in [lay["kind"] for lay in unfused.report["layers"]]
+    assert _untiled(unfused) == []
