@@ -5,6 +5,7 @@ columns; both pass --check in float and int8 (bit for bit against the integer re
 import pytest
 
 from tests.conftest import compile_checked
+from tvm_gap8.target import GAP8
 from tvm_gap8.testing import onnx_models as M
 from tvm_gap8.testing.quant import quantized
 
@@ -56,3 +57,47 @@ def test_per_axis_stride_pw_dw_and_unfused_dw(stride):
                               fuse=False)
     assert "dw" in [lay["kind"] for lay in unfused.report["layers"]]
     assert _untiled(unfused) == []
+
+
+def pplcnet_like(seed=0):
+    """A small PPLCNet-style recognizer backbone at 1x3x48x320 (PaddleOCR's input): conv stem
+    stride 2, DW 3x3/5x5 -> HardSwish -> PW -> HardSwish blocks, two of them with stride (2,1)
+    (height halved, width kept: the text line's columns) and one (1,2)."""
+    b = M.GraphBuilder(seed)
+    y = b.conv_bn_act("input", 3, 16, 3, stride=2, act="hardswish", base="stem")
+    c = 16
+    for i, (k, s, co) in enumerate([(3, 1, 32), (3, 2, 64), (3, 1, 64), (3, (2, 1), 128),
+                                    (5, 1, 128), (5, (2, 1), 128), (3, (1, 2), 128)]):
+        y = b.conv_bn_act(y, c, c, k, stride=s, groups=c, act="hardswish", base=f"b{i}_dw")
+        y = b.conv_bn_act(y, c, co, 1, act="hardswish", base=f"b{i}_pw")
+        c = co
+    return b.model("input", [1, 3, 48, 320], y, name="pplcnet_like")
+
+
+def test_pplcnet_like_recognizer_compiles_and_checks():
+    result = compile_checked(pplcnet_like())
+    layers = result.report["layers"]
+    assert _untiled(result) == []
+    assert [lay["kind"] for lay in layers] == ["conv"] + ["dw_pw"] * 7
+    assert all(lay["l1_peak_bytes"] <= 64000 for lay in layers)
+
+
+def test_int8_wide_pw_column_tiles_are_exact():
+    b = M.GraphBuilder(1)
+    y = b.act(b.conv("input", 64, 64, 1, base="pw"), "relu")
+    result = compile_checked(quantized(b.model("input", [1, 64, 2, 320], y, name="wide_pw")),
+                             hw=GAP8.replace(l1_bytes=16000))
+    (layer,) = [lay for lay in result.report["layers"] if lay["kind"] == "pw"]
+    assert layer["tile"]["col_tiles"] > 1
+    (out,) = result.report["check"]["outputs"]
+    assert out["max_lsb_err"] == 0 and out["equal_fraction"] == 1.0
+
+
+@pytest.mark.slow
+def test_int8_pplcnet_like_recognizer_is_exact():
+    """The same backbone quantized (~15 s): the HardSwish between DW and PW keeps them apart as
+    integer kernels with tables between; every layer tiled, bit for bit against the integer
+    reference (the (2,1) / (1,2) DWs included)."""
+    result = compile_checked(quantized(pplcnet_like()))
+    assert _untiled(result) == [] and result.report["float_layers"] == []
+    assert result.report["check"]["exact"]["equal"]
