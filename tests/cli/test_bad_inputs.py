@@ -98,7 +98,8 @@ CASES = [
     ("wrong rank", _good, ["--input-shape", "input:1,4,8"], 2, "rank 3 given"),
     ("zero dim_value (dynamic)", _zero_dim, [], 2, "input 'input' has a dynamic dimension 2 (0)"),
     ("zero-size --input-shape", _good, ["--input-shape", "input:1,4,0,8"], 2, "zero-size"),
-    ("layer cannot fit L1", _good, ["--l1-kb", "0.1"], 1, "cannot fit L1"),
+    # 0.1 kB fits since columns are tiled too: 1 row x 1 column x 1 channel of a 4-channel DW
+    ("layer cannot fit L1", _good, ["--l1-kb", "0.02"], 1, "cannot fit L1"),
     ("QOperator quantization", _qlinearconv, [], 1, "node 'qconv': QLinearConv (QOperator"),
     ("bad --l1-kb", _good, ["--l1-kb", "-3"], 2, "--l1-kb -3: must be > 0"),
 ]

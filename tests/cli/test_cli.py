@@ -95,7 +95,7 @@ def test_bad_inputs(tmp_path, example):
     _assert_one_line_error(run_cli("compile", example, "--input-shape", "input:1,3,96", "-o",
                                    out), 2, "rank 3 given")
     _assert_one_line_error(run_cli("compile", example, "--bogus-flag"), 2, "unrecognized")
-    _assert_one_line_error(run_cli("compile", example, "--l1-kb", "1", "-o", out), 1,
+    _assert_one_line_error(run_cli("compile", example, "--l1-kb", "0.05", "-o", out), 1,
                            "layer stem_0 (conv) cannot fit L1")
     assert not out.exists()
     assert not [p for p in os.listdir(tmp_path) if p.startswith(".tvm-gap8-")]

@@ -8,15 +8,17 @@ import tvm
 
 from tvm_gap8.cost.ir import kernel_counts, lower_for_inspection
 from tvm_gap8.tirwalk import allocations, sblocks
-from tvm_gap8.kernels.conv import ConvKernelSpec, conv_tiling, schedule_conv
+from tvm_gap8.kernels.conv import (ConvKernelSpec, conv_compute, conv_tiling, plan_conv,
+                                   schedule_conv)
 from tvm_gap8.kernels.dense import DenseKernelSpec, dense_tiling, schedule_dense
 from tvm_gap8.kernels.eltwise import AddKernelSpec, add_tiling, schedule_add
 from tvm_gap8.kernels.epilogue import ACC, Epilogue, EpilogueOp, Ref, Requant
-from tvm_gap8.kernels.fused import ConvGeom, FusedKernelSpec, build_fused
+from tvm_gap8.kernels.fused import (ConvGeom, FusedKernelSpec, build_fused, dw_pw_compute,
+                                    pw_dw_compute)
 from tvm_gap8.kernels.lut import (IntStep, LutKernelSpec, MulKernelSpec, lut_tiling, mul_tiling,
                                     schedule_lut, schedule_mul)
 from tvm_gap8.errors import TilingError
-from tvm_gap8.kernels.fused import dw_pw_staged_tiling, dw_pw_tiling, plan_fused
+from tvm_gap8.kernels.fused import dw_pw_staged_tiling, dw_pw_tiling, plan_fused, pw_dw_tiling
 from tvm_gap8.kernels.tiling import choose_plan
 from tvm_gap8.kernels.pool import PoolKernelSpec, pool_tiling, schedule_pool
 from tvm_gap8.kernels.requant import quantize_multiplier
@@ -265,3 +267,159 @@ def test_ops_between_the_convs_cost_their_table_and_compute():
         a, b = tiling(spec), tiling(plain)
         assert a.l1_bytes == b.l1_bytes + 256
         assert a.cycles > b.cycles
+
+
+def _assert_ir_is_plan(func, plan):
+    counts = kernel_counts(func)
+    assert counts["l1_peak_bytes"] == plan.l1_bytes
+    assert counts["traffic"] == {"l2_to_l1_act": plan.l2_to_l1_act,
+                                 "l1_to_l2_act": plan.l1_to_l2_act,
+                                 "l2_to_l1_wgt": plan.l2_to_l1_wgt,
+                                 "dma_transfers": plan.dma_transfers}
+    lowered = lower_for_inspection(func)
+    inputs = [b for b, _ in allocations(lowered)
+              if b.scope() == L1_SCOPE and b.name.startswith("x")]
+    assert inputs and all((int(b.shape[0]) == 2) == plan.double_buffered for b in inputs)
+
+
+def _column_specs():
+    """Kernels tiled over columns too, with per-axis strides (the (2,1) / (1,2) DWs of
+    recognizer backbones): (name, spec, tiling(hw, rows, channels, cols), tiles, build)."""
+    bias = Epilogue((EpilogueOp("relax.add", (ACC, Ref("channel", 0))),))
+    e, s, d = _requant_epilogue(16)
+    yield ("pw float", ConvKernelSpec((1, 16, 4, 40), ConvGeom(16, 24, 1)),
+           conv_tiling, (2, 8, 8), schedule_conv)
+    yield ("conv float s2", ConvKernelSpec((1, 3, 12, 30), ConvGeom(3, 8, 3, 2, (1, 1, 1, 1))),
+           conv_tiling, (3, 4, 5), schedule_conv)
+    yield ("dw int8 (2,1)", ConvKernelSpec(
+        (1, 16, 8, 24), ConvGeom(16, 16, 3, (2, 1), (1, 1, 1, 1)), groups=16, epilogue=e,
+        channel_shapes=tuple(s), channel_dtypes=tuple(d), dtype="int8", in_zp=3),
+        conv_tiling, (2, 8, 6), schedule_conv)
+    yield ("dw_pw float (2,1)", FusedKernelSpec(
+        "dw_pw", (1, 16, 8, 24), ConvGeom(16, 16, 3, (2, 1), (1, 1, 1, 1)), ConvGeom(16, 24, 1),
+        bias, Epilogue(), ((1, 16, 1, 1),)), dw_pw_tiling, (2, 8, 6), build_fused)
+    e1, s1, d1 = _requant_epilogue(16)
+    e2, s2, d2 = _requant_epilogue(24, 3)
+    q = FusedKernelSpec(
+        "dw_pw", (1, 16, 8, 24), ConvGeom(16, 16, 3, (1, 2), (1, 1, 1, 1)), ConvGeom(16, 24, 1),
+        e1, e2, tuple(s1 + s2), "int8", channel_dtypes=tuple(d1 + d2), in_zp=1, mid_zp=-128)
+    yield "dw_pw int8 (1,2)", q, dw_pw_tiling, (4, 24, 4), build_fused
+    yield ("dw_pw int8 (1,2) staged", q,
+           lambda spec, hw, r, ch, cols: dw_pw_staged_tiling(spec, hw, r, ch, 4, cols),
+           (2, 12, 3), build_fused)
+    e1, s1, d1 = _requant_epilogue(32)
+    e2, s2, d2 = _requant_epilogue(32, 3)
+    yield ("pw_dw int8 (2,1)", FusedKernelSpec(
+        "pw_dw", (1, 8, 8, 20), ConvGeom(8, 32, 1), ConvGeom(32, 32, 3, (2, 1), (1, 1, 1, 1)),
+        e1, e2, tuple(s1 + s2), "int8", channel_dtypes=tuple(d1 + d2), in_zp=5, mid_zp=-128),
+        pw_dw_tiling, (2, 16, 5), build_fused)
+
+
+COLUMNS = list(_column_specs())
+
+
+@pytest.mark.parametrize("double_buffering", [True, False])
+@pytest.mark.parametrize("name,spec,tiling,tiles,build", COLUMNS, ids=[c[0] for c in COLUMNS])
+def test_column_tiles_ir_matches_plan(name, spec, tiling, tiles, build, double_buffering):
+    """Column tiles (input columns with their halo, per-axis strides): the L1 peak and every
+    copy's bytes and transfers read off the IR equal the plan's, and the kernel computes what
+    the whole-width kernel computes."""
+    hw = GAP8.replace(double_buffering=double_buffering)
+    plan = tiling(spec, hw, *tiles)
+    assert plan.cols == tiles[2] and plan.col_tiles == spec.out_shape[3] // tiles[2] > 1
+    assert plan.tile()["col_tiles"] == plan.col_tiles
+    func = build(spec, plan)
+    _assert_ir_is_plan(func, plan)
+    whole = tiling(spec, hw, spec.out_shape[2], spec.out_shape[1], 0)
+    assert whole.cols == 0 and "cols" not in whole.tile()
+    _assert_same_outputs(spec, func, build(spec, whole))
+
+
+def _assert_same_outputs(spec, func, other, exact=True):
+    compute = {"dw_pw": dw_pw_compute, "pw_dw": pw_dw_compute}.get(spec.kind, conv_compute)
+    rng = np.random.default_rng(3)
+    args = [tvm.runtime.tensor(_random(rng, t)) for t in compute(spec)[:-1]]
+    outs = []
+    for f in (func, other):
+        lib = tvm.compile(tvm.IRModule({"main": f.with_attr("global_symbol", "main")}),
+                          target="llvm")
+        out = tvm.runtime.tensor(np.zeros(spec.out_shape, spec.out_dtype))
+        lib["main"](*args, out)
+        outs.append(out.numpy())
+    assert len(np.unique(outs[0])) > 10  # not a saturated constant
+    if exact:
+        np.testing.assert_array_equal(outs[0], outs[1])
+    else:  # float partial sums are added in another order
+        np.testing.assert_allclose(outs[0], outs[1], rtol=1e-5, atol=1e-5)
+
+
+def _in_channel_specs():
+    e, s, d = _requant_epilogue(8)
+    yield "conv float", ConvKernelSpec((1, 16, 6, 10), ConvGeom(16, 8, 3, 1, (1, 1, 1, 1))), \
+        (3, 4, 5, 4)
+    yield "pw int8", ConvKernelSpec((1, 32, 4, 6), ConvGeom(32, 8, 1), epilogue=e,
+                                    channel_shapes=tuple(s), channel_dtypes=tuple(d),
+                                    dtype="int8", in_zp=3), (2, 8, 0, 8)
+    yield "conv int8 (2,1)", ConvKernelSpec(
+        (1, 12, 8, 6), ConvGeom(12, 8, 3, (2, 1), (1, 1, 1, 1)), epilogue=e,
+        channel_shapes=tuple(s), channel_dtypes=tuple(d), dtype="int8", in_zp=-2), (2, 4, 3, 4)
+
+
+IN_CHANNELS = list(_in_channel_specs())
+
+
+@pytest.mark.parametrize("double_buffering", [True, False])
+@pytest.mark.parametrize("name,spec,tiles", IN_CHANNELS, ids=[c[0] for c in IN_CHANNELS])
+def test_input_channel_tiles_ir_matches_plan(name, spec, tiles, double_buffering):
+    """Input-channel tiles with the partial sums in L1 (int32 / float32), the epilogue after
+    the last: IR == plan, double-buffered along the input-channel loop, same outputs as one
+    tile of all input channels."""
+    hw = GAP8.replace(double_buffering=double_buffering)
+    plan = conv_tiling(spec, hw, *tiles)
+    assert plan.in_channels == tiles[3] and plan.tile()["in_channels"] == tiles[3]
+    assert plan.pipelined == ("in_channels" if double_buffering else "")
+    func = schedule_conv(spec, plan)
+    _assert_ir_is_plan(func, plan)
+    acc = [b for b, _ in allocations(lower_for_inspection(func)) if b.name.startswith("conv_acc")]
+    assert [(b.scope(), str(b.dtype)) for b in acc] == [
+        (L1_SCOPE, "float32" if spec.dtype == "float32" else "int32")]
+    if spec.dtype == "int8":
+        assert "float" not in func.script()
+    whole = conv_tiling(spec, hw, spec.out_shape[2], spec.out_shape[1])
+    _assert_same_outputs(spec, func, schedule_conv(spec, whole), spec.dtype != "float32")
+
+
+def test_input_channels_tiled_only_when_nothing_else_fits():
+    """A 3x3 float conv with 1024 input channels: one output channel's weights (36864 B) and
+    the input rows of all channels cannot share 40 kB, so the tiler splits the input channels
+    (and names them in the smallest tile when even that does not fit)."""
+    spec = ConvKernelSpec((1, 1024, 4, 4), ConvGeom(1024, 8, 3, 1, (1, 1, 1, 1)))
+    hw = GAP8.replace(l1_bytes=40000)
+    plan = plan_conv(spec, hw, "deep")
+    assert plan.in_channels and plan.l1_bytes <= 40000
+    _assert_ir_is_plan(schedule_conv(spec, plan), plan)
+    assert plan_conv(spec, GAP8.replace(l1_bytes=400000), "deep").in_channels == 0
+    with pytest.raises(TilingError, match=r"1 row\(s\) x 1 column\(s\) x 1 channel\(s\) x 1 "
+                                          r"input channel\(s\)"):
+        plan_conv(spec, GAP8.replace(l1_bytes=50), "deep")
+
+
+def _random(rng, tensor):
+    shape, dtype = [int(v) for v in tensor.shape], str(tensor.dtype)
+    if dtype == "float32":
+        return rng.standard_normal(shape).astype(dtype)
+    if dtype == "int32":  # requantization multipliers/shifts: keep them in range
+        return rng.integers(1, 20, shape).astype(dtype)
+    return rng.integers(-100, 100, shape).astype(dtype)
+
+
+def test_wide_float_pw_tiles_columns_only_when_needed():
+    """1x64x4x320 float PW: one 320-wide row of all 64 channels (81920 B) exceeds 64 kB, so the
+    tiler splits the columns; a layer whose whole-width tile fits keeps it."""
+    wide = ConvKernelSpec((1, 64, 4, 320), ConvGeom(64, 64, 1))
+    plan = choose_plan(wide, GAP8, "wide", conv_tiling, tile_cols=True)
+    assert plan.cols and plan.l1_bytes <= GAP8.l1_budget
+    _assert_ir_is_plan(schedule_conv(wide, plan), plan)
+    narrow = ConvKernelSpec((1, 64, 4, 40), ConvGeom(64, 64, 1))
+    assert choose_plan(narrow, GAP8, "n", conv_tiling, tile_cols=True) == \
+        choose_plan(narrow, GAP8, "n", conv_tiling)

@@ -14,16 +14,16 @@ from dataclasses import dataclass
 from tvm import relax, s_tir, te
 
 from ..cost import cycles
-from ..vocab import INPUT, OUTPUT, WEIGHT
+from ..vocab import INPUT, INTERMEDIATE, OUTPUT, WEIGHT
 from . import patterns
 from .epilogue import Epilogue
 from .family import KernelFamily
 from .geometry import ConvGeom, conv_geom, conv_kind
 from .spec import TypedOperands
 from .stages import read_composite, spec_fields
-from .staging import Operand, finish_staged, padded_input, scalar_accumulator
+from .staging import Operand, finish_staged, padded_input, scalar_accumulator, stage_buffers
 from .tiling import (ROOT, L1Buffer, choose_plan, dtype_bytes, halo_rows, input_copies,
-                     output_bytes, padded, param_buffers, plan_from, rows_moved)
+                     output_bytes, padded, param_buffers, plan_from, span)
 
 
 @dataclass(frozen=True)
@@ -65,8 +65,7 @@ class ConvKernelSpec(TypedOperands):
 def conv_compute(spec: ConvKernelSpec):
     _, c, h, w = spec.in_shape
     g = spec.geom
-    k, s = g.kernel, g.stride
-    t, l, _, _ = g.padding
+    k, (sh, sw) = g.kernel, g.stride
     _, o, oh, ow = spec.out_shape
     cg, og = c // spec.groups, o // spec.groups
     xin, wop = Operand(spec.dtype, spec.in_zp), Operand(spec.weight_dtype)
@@ -81,7 +80,7 @@ def conv_compute(spec: ConvKernelSpec):
     acc = te.compute(
         (1, o, oh, ow),
         lambda n, oc, i, j: te.sum(
-            xin.load(xp[0, (oc // og) * cg + rc, i * s + rk, j * s + rl])
+            xin.load(xp[0, (oc // og) * cg + rc, i * sh + rk, j * sw + rl])
             * wop.load(wt[oc, rc, rk, rl]), axis=[rc, rk, rl]),
         name="conv_acc")
     y = te.compute((1, o, oh, ow),
@@ -90,51 +89,133 @@ def conv_compute(spec: ConvKernelSpec):
     return [x, wt, *chans, y]
 
 
-def conv_tiling(spec: ConvKernelSpec, hw, rows: int, channels: int):
-    """Rows x output channels per tile. A depthwise tile reads only its own input channels (its
-    input, weights and parameters staged per channel tile, the pipelined loop); any other conv
-    reads all input channels once per row tile (the pipelined loop), weights per channel tile
-    when there is more than one."""
+def conv_tiling(spec: ConvKernelSpec, hw, rows: int, channels: int, cols: int = 0,
+                in_channels: int = 0):
+    """Rows x [columns x] output channels per tile (``cols``: 0, every tile spans the whole
+    width). A depthwise tile reads only its own input channels (its input, weights and
+    parameters staged per channel tile, the pipelined loop); any other conv reads all input
+    channels once per pixel tile (rows, or columns within rows: the pipelined loop), weights
+    per channel tile when there is more than one. Inputs with their halo on both axes.
+    ``in_channels``: input-channel tiles too (``conv_ic_tiling``)."""
+    if in_channels:
+        return conv_ic_tiling(spec, hw, rows, channels, cols, in_channels)
     _, c, h, w = spec.in_shape
     _, o, oh, ow = spec.out_shape
-    k, s = spec.geom.kernel, spec.geom.stride
+    k, (sh, sw) = spec.geom.kernel, spec.geom.stride
+    qt = math.ceil(ow / cols) if cols else 1
+    cols = cols or ow
     rt, ct = math.ceil(oh / rows), math.ceil(o / channels)
     dw = spec.depthwise
-    pipelined = "channels" if dw else "rows"
-    db = input_copies(hw, ct if dw else rt)
+    pixel = "cols" if qt > 1 else "rows"
+    pipelined = "channels" if dw else pixel
+    db = input_copies(hw, ct if dw else (qt if qt > 1 else rt))
     tile_at, tile_db = ("channels", db if dw else 1) if ct > 1 else (ROOT, 1)
-    hp, wp = padded((h, w), spec.geom.padding, ow, s, k)
+    hp, wp = padded((h, w), spec.geom.padding, ow, sw, k)
     cg = c // spec.groups
+    t, l = spec.geom.padding[:2]
     bufs = [
-        L1Buffer("conv_out", OUTPUT, channels * rows * ow, spec.out_dtype,
-                 db if dw or ct == 1 else 1, "channels" if dw or ct > 1 else "rows",
+        L1Buffer("conv_out", OUTPUT, channels * rows * cols, spec.out_dtype,
+                 db if dw or ct == 1 else 1, "channels" if dw or ct > 1 else pixel,
                  moved=output_bytes(spec)),
-        L1Buffer("x_pad", INPUT, (channels if dw else c) * halo_rows(rows, s, k, hp) * wp,
-                 spec.dtype, db, pipelined, moved=rows_moved(
-                     c, w, dtype_bytes(spec.dtype), rows, oh, h, s, k, spec.geom.padding[0])),
+        L1Buffer("x_pad", INPUT, (channels if dw else c) * halo_rows(rows, sh, k, hp)
+                 * halo_rows(cols, sw, k, wp), spec.dtype, db, pipelined,
+                 moved=c * dtype_bytes(spec.dtype) * span(oh, rows, h, sh, k, t)
+                 * (span(ow, cols, w, sw, k, l) if qt > 1 else w)),
         L1Buffer("w", WEIGHT, channels * cg * k * k, spec.weight_dtype, tile_db, tile_at),
         *param_buffers(spec, channels, o, tile_at,
                        set(range(len(spec.channel_shapes))) if ct > 1 else set(), tile_db)]
-    compute = rt * ct * cycles.conv(channels if dw else c, channels, rows, ow, k,
-                                    channels if dw else spec.groups)
+    compute = rt * qt * ct * cycles.conv(channels if dw else c, channels, rows, cols, k,
+                                         channels if dw else spec.groups)
 
     def cost(act_in, act_out, wgt, transfers):
-        overlap = (act_in + act_out, rt * ct) if db == 2 else None
+        overlap = (act_in + act_out, rt * qt * ct) if db == 2 else None
         return cycles.tiled_kernel(hw, compute, act_in + act_out + wgt, transfers, overlap)
 
-    return plan_from(spec.kind, rows, channels, (("rows", rt), ("channels", ct)), bufs,
-                     spec.macs(), cost, pipelined if db == 2 else "")
+    return plan_from(spec.kind, rows, channels, (("rows", rt), ("cols", qt), ("channels", ct)),
+                     bufs, spec.macs(), cost, pipelined if db == 2 else "",
+                     cols=cols if qt > 1 else 0)
+
+
+def conv_ic_tiling(spec: ConvKernelSpec, hw, rows: int, channels: int, cols: int,
+                   in_channels: int):
+    """An ungrouped conv / PW tiled over input channels too, for layers whose input and
+    weights per output channel do not fit whole: per pixel x output-channel tile, the partial
+    sums (int32, float32 for float) live in L1; per input-channel tile (the pipelined loop)
+    those channels' input rows x columns with halo and weights are copied in and accumulated;
+    the epilogue runs after the last input-channel tile into the (single-buffered) output
+    tile. The input is re-fetched for every output-channel tile."""
+    _, c, h, w = spec.in_shape
+    _, o, oh, ow = spec.out_shape
+    k, (sh, sw) = spec.geom.kernel, spec.geom.stride
+    qt = math.ceil(ow / cols) if cols else 1
+    cols = cols or ow
+    rt, ct, it = math.ceil(oh / rows), math.ceil(o / channels), math.ceil(c / in_channels)
+    db = input_copies(hw, it)
+    hp, wp = padded((h, w), spec.geom.padding, ow, sw, k)
+    t, l = spec.geom.padding[:2]
+    tile_at = "channels" if ct > 1 else ROOT
+    bufs = [
+        L1Buffer("conv_out", OUTPUT, channels * rows * cols, spec.out_dtype, 1, "channels",
+                 moved=output_bytes(spec)),
+        L1Buffer("conv_acc", INTERMEDIATE, channels * rows * cols,
+                 Operand(spec.dtype).acc_dtype(), 1, "channels"),
+        L1Buffer("x_pad", INPUT, in_channels * halo_rows(rows, sh, k, hp)
+                 * halo_rows(cols, sw, k, wp), spec.dtype, db, "in_channels",
+                 moved=ct * c * dtype_bytes(spec.dtype) * span(oh, rows, h, sh, k, t)
+                 * (span(ow, cols, w, sw, k, l) if qt > 1 else w)),
+        L1Buffer("w", WEIGHT, channels * in_channels * k * k, spec.weight_dtype, db,
+                 "in_channels"),
+        *param_buffers(spec, channels, o, tile_at,
+                       set(range(len(spec.channel_shapes))) if ct > 1 else set())]
+    # the partial sums' read-modify-write per extra input-channel tile: OUR ASSUMPTION, costed
+    # as an element-wise pass over the tile (``cycles.eltwise``, itself our assumption)
+    compute = rt * qt * ct * (it * cycles.conv(in_channels, channels, rows, cols, k)
+                              + (it - 1) * cycles.eltwise(hw, channels * rows * cols))
+
+    def cost(act_in, act_out, wgt, transfers):
+        overlap = (act_in + wgt, it) if db == 2 else None
+        return cycles.tiled_kernel(hw, compute, act_in + act_out + wgt, transfers, overlap)
+
+    loops = (("rows", rt), ("cols", qt), ("channels", ct), ("in_channels", it))
+    return plan_from(spec.kind, rows, channels, loops, bufs, spec.macs(), cost,
+                     "in_channels" if db == 2 else "", cols=cols if qt > 1 else 0,
+                     in_channels=in_channels)
+
+
+def tile_pixels(sch, block, plan):
+    """Split ``block``'s (n, channels, rows, columns) loops into the plan's tiles: row tile
+    { [column tile] { channel tile { channels, rows, columns } } }. Returns the tile loops
+    by label and the innermost (column) loop."""
+    _, o, i, j = sch.get_loops(block)
+    it, ii = sch.split(i, [None, plan.rows])
+    ot, oi = sch.split(o, [None, plan.channels])
+    if not plan.cols:
+        sch.reorder(it, ot, oi, ii, j)
+        return {"rows": it, "channels": ot}, j
+    jt, ji = sch.split(j, [None, plan.cols])
+    sch.reorder(it, jt, ot, oi, ii, ji)
+    return {"rows": it, "cols": jt, "channels": ot}, ji
 
 
 def schedule_conv(spec: ConvKernelSpec, plan):
     sch = s_tir.Schedule(te.create_prim_func(conv_compute(spec)))
-    out = sch.get_sblock("conv_out")
-    _, o, i, j = sch.get_loops(out)
-    it, ii = sch.split(i, [None, plan.rows])
-    ot, oi = sch.split(o, [None, plan.channels])
-    sch.reorder(it, ot, oi, ii, j)
-    scalar_accumulator(sch, sch.get_sblock("conv_acc"), j)
-    return finish_staged(sch, plan, {"rows": it, "channels": ot})
+    loops, j = tile_pixels(sch, sch.get_sblock("conv_out"), plan)
+    if not plan.in_channels:
+        scalar_accumulator(sch, sch.get_sblock("conv_acc"), j)
+        return finish_staged(sch, plan, loops)
+    # partial sums in L1 over the output tile; the input-channel tile loop outermost in it
+    stage_buffers(sch, plan, loops, (OUTPUT, INTERMEDIATE))
+    acc_loops = list(sch.get_loops(sch.get_sblock("conv_acc")))
+    # below the output-channel tile: the tile's pixel loops, then rc, rk, rl (compute_at
+    # drops unit loops: rk, rl of a 1x1 kernel; rc has more than one tile, so it stays)
+    first = [sch.get(lp).same_as(sch.get(loops["channels"])) for lp in acc_loops].index(True)
+    rc = len(acc_loops) - (3 if spec.geom.kernel > 1 else 1)
+    rco, _ = sch.split(acc_loops[rc], [None, plan.in_channels])
+    pixels = acc_loops[first + 1:rc]
+    if pixels:
+        sch.reorder(rco, *pixels)
+    loops["in_channels"] = rco
+    return finish_staged(sch, plan, loops, (INPUT, WEIGHT))
 
 
 def read_conv(func, args):
@@ -149,6 +230,13 @@ def read_conv(func, args):
     return spec, [kernel.x, relax.const(stage.weight)] + kernel.channel_tensors
 
 
+def plan_conv(spec: ConvKernelSpec, hw, layer: str = "?"):
+    """Rows x output channels; columns when no whole-width tile fits; input channels (an
+    ungrouped conv / PW) when still none fits."""
+    return choose_plan(spec, hw, layer, conv_tiling, tile_cols=True,
+                       tile_in=spec.in_shape[1] if spec.groups == 1 else 0)
+
+
 def _problem(ctx):
     conv = ctx.annotated_expr["conv"]
     return (patterns.dtype_problem(conv) or patterns.conv_problem(conv)
@@ -159,5 +247,5 @@ def _problem(ctx):
 CONV = KernelFamily(
     kind="conv", kernel_kinds=("conv", "dw", "pw"),
     patterns=(patterns.q_conv_pattern, patterns.conv_pattern), layer_keys=("conv",),
-    read=read_conv, plan=lambda spec, hw, layer: choose_plan(spec, hw, layer, conv_tiling),
+    read=read_conv, plan=plan_conv,
     schedule=schedule_conv, problem=_problem)

@@ -25,7 +25,7 @@ from ..cost import cycles
 from ..errors import TilingError, UnsupportedError
 from ..vocab import INPUT, INTERMEDIATE, OUTPUT, WEIGHT
 from . import patterns
-from .conv import ConvKernelSpec
+from .conv import ConvKernelSpec, tile_pixels
 from .epilogue import Epilogue
 from .family import KernelFamily
 from .geometry import ConvGeom, conv_geom
@@ -35,7 +35,7 @@ from .stages import read_composite, spec_fields
 from .staging import (Operand, finish_staged, inside, padded_input, scalar_accumulator,
                       stage_buffers)
 from .tiling import (ROOT, L1Buffer, candidates, choose_plan, dtype_bytes, halo_rows, input_copies,
-                     output_bytes, padded, param_buffers, plan_from, rows_moved, search)
+                     output_bytes, padded, param_buffers, plan_from, search, span)
 
 
 @dataclass(frozen=True)
@@ -176,8 +176,7 @@ def dw_pw_compute(spec: FusedKernelSpec):
     """TE graph of DW -> epilogue -> PW -> epilogue with an HWC intermediate."""
     _, c, h, w = spec.in_shape
     dw = spec.first
-    k, s = dw.kernel, dw.stride
-    t, l, _, _ = dw.padding
+    k, (sh, sw) = dw.kernel, dw.stride
     _, o, oh, ow = spec.out_shape
     xin = Operand(spec.dtype, spec.in_zp)
     mid_in = Operand(spec.mid_dtype, spec.mid_zp)
@@ -191,7 +190,7 @@ def dw_pw_compute(spec: FusedKernelSpec):
     xp = padded_input(x, xin, dw.padding)
     dw_acc = te.compute(
         (oh, ow, c),
-        lambda i, j, ci: te.sum(xin.load(xp[0, ci, i * s + rk, j * s + rl])
+        lambda i, j, ci: te.sum(xin.load(xp[0, ci, i * sh + rk, j * sw + rl])
                                 * wop.load(w_dw[ci, 0, rk, rl]), axis=[rk, rl]),
         name="dw_acc")
     first = _first_out(spec, dw_acc, 2, chans, "dw_req")
@@ -215,7 +214,7 @@ def pw_dw_compute(spec: FusedKernelSpec):
     _, c, h, w = spec.in_shape
     pw, dw = spec.first, spec.second
     hid = pw.out_channels
-    k, s = dw.kernel, dw.stride
+    k, (sh, sw) = dw.kernel, dw.stride
     t, l, _, _ = dw.padding
     _, _, oh, ow = spec.out_shape
     xin = Operand(spec.dtype, spec.in_zp)
@@ -250,7 +249,7 @@ def pw_dw_compute(spec: FusedKernelSpec):
     dw_acc = te.compute(
         (1, hid, oh, ow),
         lambda n, hc, i, j: te.sum(
-            mid_in.load(mid[hc, i * s + rk, j * s + rl]) * wop.load(w_dw[hc, 0, rk, rl]),
+            mid_in.load(mid[hc, i * sh + rk, j * sw + rl]) * wop.load(w_dw[hc, 0, rk, rl]),
             axis=[rk, rl]),
         name="dw_acc")
     y = te.compute((1, hid, oh, ow),
@@ -263,8 +262,21 @@ def _dw_pw_shapes(spec):
     _, c, h, w = spec.in_shape
     _, o, oh, ow = spec.out_shape
     k, s = spec.first.kernel, spec.first.stride
-    hp, wp = padded((h, w), spec.first.padding, ow, s, k)
+    hp, wp = padded((h, w), spec.first.padding, ow, s[1], k)
     return c, h, w, o, oh, ow, k, s, hp, wp
+
+
+def _pixel_tiles(dw: ConvGeom, shape, oh, ow, rows, cols, e):
+    """(column tiles, columns per tile, the pixel tile loop's label, input rows x columns
+    with halo per tile, input bytes per channel moved over all tiles) of a DW geometry over
+    an input ``shape`` (h, w, padded h, padded w); ``cols`` 0: one tile spans the width."""
+    h, w, hp, wp = shape
+    qt = math.ceil(ow / cols) if cols else 1
+    cols = cols or ow
+    (sh, sw), k, (t, l) = dw.stride, dw.kernel, dw.padding[:2]
+    per_tile = halo_rows(rows, sh, k, hp) * halo_rows(cols, sw, k, wp)
+    moved = e * span(oh, rows, h, sh, k, t) * (span(ow, cols, w, sw, k, l) if qt > 1 else w)
+    return qt, cols, "cols" if qt > 1 else "rows", per_tile, moved
 
 
 def _conv_like_cost(hw, compute, overlap):
@@ -275,101 +287,107 @@ def _conv_like_cost(hw, compute, overlap):
     return cost
 
 
-def dw_pw_tiling(spec: FusedKernelSpec, hw, rows: int, channels: int):
-    """Row tiles (pipelined): the input rows with halo of all channels, the DW into the row
-    tile's HWC intermediate, then the PW over output-channel tiles (its weights and parameters
-    per channel tile when there is more than one: re-fetched for every row tile)."""
+def dw_pw_tiling(spec: FusedKernelSpec, hw, rows: int, channels: int, cols: int = 0):
+    """Pixel tiles (rows, or columns within rows when ``cols``; pipelined): the input rows x
+    columns with halo of all channels, the DW into the tile's HWC intermediate, then the PW
+    over output-channel tiles (its weights and parameters per channel tile when there is more
+    than one: re-fetched for every pixel tile)."""
     c, h, w, o, oh, ow, k, s, hp, wp = _dw_pw_shapes(spec)
+    qt, cols, pixel, in_tile, moved = _pixel_tiles(spec.first, (h, w, hp, wp), oh, ow, rows,
+                                                   cols, c * dtype_bytes(spec.dtype))
     rt, ct = math.ceil(oh / rows), math.ceil(o / channels)
-    db = input_copies(hw, rt)
+    db = input_copies(hw, qt if qt > 1 else rt)
     tile_at = "channels" if ct > 1 else ROOT
     bufs = (
-        L1Buffer("pw_out", OUTPUT, channels * rows * ow, spec.out_dtype, db if ct == 1 else 1,
-                 "channels" if ct > 1 else "rows", moved=output_bytes(spec)),
-        L1Buffer("dw_out", INTERMEDIATE, rows * ow * c, spec.mid_dtype, 1, "rows"),
-        L1Buffer("x_pad", INPUT, c * halo_rows(rows, s, k, hp) * wp, spec.dtype, db, "rows",
-                 moved=rows_moved(c, w, dtype_bytes(spec.dtype), rows, oh, h, s, k,
-                                  spec.first.padding[0])),
+        L1Buffer("pw_out", OUTPUT, channels * rows * cols, spec.out_dtype,
+                 db if ct == 1 else 1, "channels" if ct > 1 else pixel, moved=output_bytes(spec)),
+        L1Buffer("dw_out", INTERMEDIATE, rows * cols * c, spec.mid_dtype, 1, pixel),
+        L1Buffer("x_pad", INPUT, c * in_tile, spec.dtype, db, pixel, moved=moved),
         L1Buffer("w_dw", WEIGHT, c * k * k, spec.weight_dtype),
         L1Buffer("w_pw", WEIGHT, channels * c, spec.weight_dtype, 1, tile_at),
         *param_buffers(spec, channels, o, tile_at,
                        spec.second_epilogue.channels() if ct > 1 else set()),
         *table_buffers(spec))
-    compute = rt * (cycles.conv(c, c, rows, ow, k, c) + ct * cycles.conv(c, channels, rows, ow, 1)
-                    + _steps_cycles(spec, hw, rows * ow * c))
-    overlap = (lambda a, b: (a + b, rt * ct)) if db == 2 else (lambda a, b: None)
-    return plan_from("dw_pw", rows, channels, (("rows", rt), ("channels", ct)), bufs,
-                     spec.macs(), _conv_like_cost(hw, compute, overlap),
-                     "rows" if db == 2 else "")
+    compute = rt * qt * (cycles.conv(c, c, rows, cols, k, c)
+                         + ct * cycles.conv(c, channels, rows, cols, 1)
+                         + _steps_cycles(spec, hw, rows * cols * c))
+    overlap = (lambda a, b: (a + b, rt * qt * ct)) if db == 2 else (lambda a, b: None)
+    return plan_from("dw_pw", rows, channels, (("rows", rt), ("cols", qt), ("channels", ct)),
+                     bufs, spec.macs(), _conv_like_cost(hw, compute, overlap),
+                     pixel if db == 2 else "", cols=cols if qt > 1 else 0)
 
 
-def dw_pw_staged_tiling(spec: FusedKernelSpec, hw, rows: int, channels: int, dw_channels: int):
-    """The channel-staged DW->PW variant, for layers too wide for ``dw_pw_tiling``: per row
-    tile, the DW runs over DW channel tiles of ``dw_channels`` (its input rows with halo and its
-    weights staged per channel tile, the pipelined loop) into the row tile's full-channel
-    intermediate; then the PW over output-channel tiles as in ``dw_pw_tiling``. The output tile
-    is single-buffered: double buffering it would need the row loop pipelined around the
-    already pipelined DW channel loop."""
+def dw_pw_staged_tiling(spec: FusedKernelSpec, hw, rows: int, channels: int, dw_channels: int,
+                        cols: int = 0):
+    """The channel-staged DW->PW variant, for layers too wide for ``dw_pw_tiling``: per pixel
+    tile (rows, or columns within rows when ``cols``), the DW runs over DW channel tiles of
+    ``dw_channels`` (its input with halo and its weights staged per channel tile, the
+    pipelined loop) into the tile's full-channel intermediate; then the PW over output-channel
+    tiles as in ``dw_pw_tiling``. The output tile is single-buffered: double buffering it
+    would need the pixel loop pipelined around the already pipelined DW channel loop."""
     c, h, w, o, oh, ow, k, s, hp, wp = _dw_pw_shapes(spec)
+    qt, cols, pixel, in_tile, moved = _pixel_tiles(spec.first, (h, w, hp, wp), oh, ow, rows,
+                                                   cols, c * dtype_bytes(spec.dtype))
     rt, ct, dt = math.ceil(oh / rows), math.ceil(o / channels), math.ceil(c / dw_channels)
     db = input_copies(hw, dt)
     tile_at = "channels" if ct > 1 else ROOT
     bufs = (
-        L1Buffer("pw_out", OUTPUT, channels * rows * ow, spec.out_dtype, 1, "channels",
+        L1Buffer("pw_out", OUTPUT, channels * rows * cols, spec.out_dtype, 1, "channels",
                  moved=output_bytes(spec)),
-        L1Buffer("dw_out", INTERMEDIATE, rows * ow * c, spec.mid_dtype, 1, "rows"),
-        L1Buffer("x_pad", INPUT, dw_channels * halo_rows(rows, s, k, hp) * wp, spec.dtype, db,
-                 "dw_channels", moved=rows_moved(c, w, dtype_bytes(spec.dtype), rows, oh, h, s,
-                                                 k, spec.first.padding[0])),
+        L1Buffer("dw_out", INTERMEDIATE, rows * cols * c, spec.mid_dtype, 1, pixel),
+        L1Buffer("x_pad", INPUT, dw_channels * in_tile, spec.dtype, db, "dw_channels",
+                 moved=moved),
         L1Buffer("w_dw", WEIGHT, dw_channels * k * k, spec.weight_dtype, db, "dw_channels"),
         L1Buffer("w_pw", WEIGHT, channels * c, spec.weight_dtype, 1, tile_at),
         *param_buffers(spec, channels, o, tile_at,
                        spec.second_epilogue.channels() if ct > 1 else set()),
         *table_buffers(spec))
-    compute = rt * (dt * cycles.depthwise(dw_channels, rows, ow, k)
-                    + ct * cycles.conv(c, channels, rows, ow, 1)
-                    + _steps_cycles(spec, hw, rows * ow * c))
+    compute = rt * qt * (dt * cycles.depthwise(dw_channels, rows, cols, k)
+                         + ct * cycles.conv(c, channels, rows, cols, 1)
+                         + _steps_cycles(spec, hw, rows * cols * c))
     overlap = (lambda a, b: (a, dt)) if db == 2 else (lambda a, b: None)
-    trips = {ROOT: 1, "rows": rt, "channels": rt * ct, "dw_channels": rt * dt}
+    px = rt * qt
+    trips = {ROOT: 1, "rows": rt, "cols": px, "channels": px * ct, "dw_channels": px * dt}
     return plan_from("dw_pw", rows, channels, trips, bufs, spec.macs(),
                      _conv_like_cost(hw, compute, overlap), "dw_channels" if db == 2 else "",
-                     dw_channels)
+                     dw_channels, cols=cols if qt > 1 else 0)
 
 
-def pw_dw_tiling(spec: FusedKernelSpec, hw, rows: int, channels: int):
-    """Row tiles (pipelined) x DW channel tiles: the input rows with halo of all input
-    channels per row tile; per channel tile the PW computes the channels and padded rows
-    (halo recomputed) the DW tile needs into a CHW intermediate; weights and parameters per
-    channel tile when there is more than one."""
+def pw_dw_tiling(spec: FusedKernelSpec, hw, rows: int, channels: int, cols: int = 0):
+    """Pixel tiles (rows, or columns within rows when ``cols``; pipelined) x DW channel
+    tiles: the input rows x columns with halo of all input channels per pixel tile; per
+    channel tile the PW computes the channels and padded rows x columns (halo recomputed) the
+    DW tile needs into a CHW intermediate; weights and parameters per channel tile when there
+    is more than one."""
     _, c, h, w = spec.in_shape
     _, hid, oh, ow = spec.out_shape
-    k, s = spec.second.kernel, spec.second.stride
+    dw = spec.second
+    hp, wp = padded((h, w), dw.padding, ow, dw.sw, dw.kernel)
+    qt, cols, pixel, in_tile, moved = _pixel_tiles(dw, (h, w, hp, wp), oh, ow, rows, cols,
+                                                   c * dtype_bytes(spec.dtype))
     rt, ct = math.ceil(oh / rows), math.ceil(hid / channels)
-    db = input_copies(hw, rt)
-    hp, wp = padded((h, w), spec.second.padding, ow, s, k)
-    in_rows = halo_rows(rows, s, k, hp)
+    db = input_copies(hw, qt if qt > 1 else rt)
     tile_at = "channels" if ct > 1 else ROOT
     bufs = (
-        L1Buffer("dw_out", OUTPUT, channels * rows * ow, spec.out_dtype, db if ct == 1 else 1,
-                 "channels" if ct > 1 else "rows", moved=output_bytes(spec)),
-        L1Buffer("pw_out", INTERMEDIATE, channels * in_rows * wp, spec.mid_dtype, 1,
-                 "channels"),
-        L1Buffer("x_pad", INPUT, c * in_rows * wp, spec.dtype, db, "rows",
-                 moved=rows_moved(c, w, dtype_bytes(spec.dtype), rows, oh, h, s, k,
-                                  spec.second.padding[0])),
+        L1Buffer("dw_out", OUTPUT, channels * rows * cols, spec.out_dtype, db if ct == 1 else 1,
+                 "channels" if ct > 1 else pixel, moved=output_bytes(spec)),
+        L1Buffer("pw_out", INTERMEDIATE, channels * in_tile, spec.mid_dtype, 1, "channels"),
+        L1Buffer("x_pad", INPUT, c * in_tile, spec.dtype, db, pixel, moved=moved),
         L1Buffer("w_pw", WEIGHT, channels * c, spec.weight_dtype, 1, tile_at),
-        L1Buffer("w_dw", WEIGHT, channels * k * k, spec.weight_dtype, 1, tile_at),
+        L1Buffer("w_dw", WEIGHT, channels * dw.kernel ** 2, spec.weight_dtype, 1, tile_at),
         *param_buffers(spec, channels, hid, tile_at,
                        set(range(len(spec.channel_shapes))) if ct > 1 else set()),
         *table_buffers(spec))
-    compute = rt * ct * (cycles.conv(c, channels, in_rows, wp, 1)
-                         + cycles.conv(channels, channels, rows, ow, k, channels)
-                         + _steps_cycles(spec, hw, channels * in_rows * wp))
+    in_rows = halo_rows(rows, dw.sh, dw.kernel, hp)
+    compute = rt * qt * ct * (cycles.conv(c, channels, in_rows, in_tile // in_rows, 1)
+                              + cycles.conv(channels, channels, rows, cols, dw.kernel, channels)
+                              + _steps_cycles(spec, hw, channels * in_tile))
     # the PW runs over the padded tile: halo rows recomputed, padding ring included
-    macs = spec.macs() + (rt * in_rows * wp - h * w) * c * spec.first.out_channels
-    overlap = (lambda a, b: (a + b, rt * ct)) if db == 2 else (lambda a, b: None)
-    return plan_from("pw_dw", rows, channels, (("rows", rt), ("channels", ct)), bufs, macs,
-                     _conv_like_cost(hw, compute, overlap), "rows" if db == 2 else "")
+    macs = spec.macs() + (rt * qt * in_tile - h * w) * c * spec.first.out_channels
+    overlap = (lambda a, b: (a + b, rt * qt * ct)) if db == 2 else (lambda a, b: None)
+    return plan_from("pw_dw", rows, channels, (("rows", rt), ("cols", qt), ("channels", ct)),
+                     bufs, macs, _conv_like_cost(hw, compute, overlap), pixel if db == 2 else "",
+                     cols=cols if qt > 1 else 0)
 
 
 def plan_fused(spec: FusedKernelSpec, hw, layer: str = "?"):
@@ -377,15 +395,15 @@ def plan_fused(spec: FusedKernelSpec, hw, layer: str = "?"):
     tries the channel-staged variant at every DW channel tile that divides the channels (all
     of them at once is ``dw_pw_tiling``)."""
     if spec.kind == "pw_dw":
-        return choose_plan(spec, hw, layer, pw_dw_tiling)
+        return choose_plan(spec, hw, layer, pw_dw_tiling, tile_cols=True)
     dw_tiles = candidates(spec.in_shape[1])[1:]
 
-    def plans(variant, rows, channels):
-        yield dw_pw_tiling(spec, variant, rows, channels)
+    def plans(variant, rows, channels, cols=0):
+        yield dw_pw_tiling(spec, variant, rows, channels, cols)
         for dc in dw_tiles:
-            yield dw_pw_staged_tiling(spec, variant, rows, channels, dc)
+            yield dw_pw_staged_tiling(spec, variant, rows, channels, dc, cols)
 
-    return search(spec, hw, layer, plans)
+    return search(spec, hw, layer, plans, tile_cols=True)
 
 
 def fused_fit_problem(spec: FusedKernelSpec, hw) -> str | None:
@@ -398,14 +416,6 @@ def fused_fit_problem(spec: FusedKernelSpec, hw) -> str | None:
     return None
 
 
-def _split_rows_channels(sch, block, plan):
-    _, o, i, j = sch.get_loops(block)
-    it, ii = sch.split(i, [None, plan.rows])
-    ot, oi = sch.split(o, [None, plan.channels])
-    sch.reorder(it, ot, oi, ii, j)
-    return it, ot, j
-
-
 def schedule_dw_pw(spec: FusedKernelSpec, plan):
     """Loop nest: row tile { input rows+halo L2->L1; DW -> HWC intermediate (L1, all
     channels); channel tile { [PW weight slice L2->L1]; PW -> output tile (L1); output tile
@@ -413,13 +423,13 @@ def schedule_dw_pw(spec: FusedKernelSpec, plan):
     channel tile { input rows+halo of those channels and their DW weights L2->L1; DW -> their
     slice of the intermediate }."""
     sch = s_tir.Schedule(te.create_prim_func(dw_pw_compute(spec)))
-    it, ot, j = _split_rows_channels(sch, sch.get_sblock("pw_out"), plan)
-    loops = {"rows": it, "channels": ot}
+    loops, j = tile_pixels(sch, sch.get_sblock("pw_out"), plan)
     scalar_accumulator(sch, sch.get_sblock("pw_acc"), j)
     stage_buffers(sch, plan, loops, (OUTPUT, INTERMEDIATE))
     mid = sch.get_sblock("dw_out")
     if plan.dw_channels:
-        loops["dw_channels"] = _dw_channel_tiles(sch, mid, it, plan.dw_channels)
+        pixel = loops["cols" if plan.cols else "rows"]
+        loops["dw_channels"] = _dw_channel_tiles(sch, mid, pixel, plan.dw_channels)
     _stage_first_out(sch, spec, "dw_req", mid)
     scalar_accumulator(sch, sch.get_sblock("dw_acc"), sch.get_loops(mid)[-1])
     return finish_staged(sch, plan, loops, (INPUT, WEIGHT))
@@ -441,8 +451,7 @@ def schedule_pw_dw(spec: FusedKernelSpec, plan):
     [weight slices L2->L1]; PW -> CHW intermediate (L1, halo rows recomputed); DW -> output
     tile (L1); output tile L1->L2 } }."""
     sch = s_tir.Schedule(te.create_prim_func(pw_dw_compute(spec)))
-    it, ct, j = _split_rows_channels(sch, sch.get_sblock("dw_out"), plan)
-    loops = {"rows": it, "channels": ct}
+    loops, j = tile_pixels(sch, sch.get_sblock("dw_out"), plan)
     scalar_accumulator(sch, sch.get_sblock("dw_acc"), j)
     stage_buffers(sch, plan, loops, (OUTPUT, INTERMEDIATE))
     mid = sch.get_sblock("pw_out")

@@ -17,6 +17,7 @@ Deterministic.
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass, replace
 
@@ -120,6 +121,12 @@ class TilePlan:
     # ``fused.dw_pw_staged_tiling``); 0: the DW reads all its input channels of a row tile at once
     dw_channels: int = 0
     pipelined: str = ""  # label of the double-buffered (software-pipelined) loop
+    # output columns per tile when the columns are tiled (0: every tile spans the whole width;
+    # see ``search``: columns are tiled only when no whole-width tile fits)
+    cols: int = 0
+    col_tiles: int = 1
+    # input channels per tile of a conv/PW accumulating partial sums in L1 (0: all at once)
+    in_channels: int = 0
 
     @property
     def l1_bytes(self) -> int:
@@ -131,6 +138,10 @@ class TilePlan:
              "channel_tiles": self.channel_tiles, "double_buffered": self.double_buffered}
         if self.dw_channels:  # only the channel-staged variant says so (other reports unchanged)
             d["dw_channels"] = self.dw_channels
+        if self.cols:  # only column-tiled kernels say so (other reports unchanged)
+            d.update(cols=self.cols, col_tiles=self.col_tiles)
+        if self.in_channels:
+            d["in_channels"] = self.in_channels
         return d
 
     def figures(self) -> dict:
@@ -143,22 +154,28 @@ class TilePlan:
     def describe(self) -> str:
         """The tile in words, for messages."""
         dw = f", DW {self.dw_channels} channel(s) at a time" if self.dw_channels else ""
-        return f"{self.rows} row(s) x {self.channels} channel(s){dw}"
+        cols = f"{self.cols} column(s) x " if self.cols else ""
+        ic = f" x {self.in_channels} input channel(s)" if self.in_channels else ""
+        return f"{self.rows} row(s) x {cols}{self.channels} channel(s){ic}{dw}"
 
 
 def plan_from(kind: str, rows: int, channels: int, loops, buffers, macs: int, cost,
-              pipelined: str = "", dw_channels: int = 0) -> TilePlan:
+              pipelined: str = "", dw_channels: int = 0, cols: int = 0,
+              in_channels: int = 0) -> TilePlan:
     """The TilePlan of declared ``buffers`` staged in ``loops``: a nest given outermost first
     as (label, trip count) pairs, or {label: executions} (for sibling loops). ``cost``: the
     cost model, called with the plan's traffic (act_in, act_out, wgt, transfers);
-    ``pipelined``: the label of the double-buffered loop ("" if none)."""
+    ``pipelined``: the label of the double-buffered loop ("" if none); ``cols``: output
+    columns per tile when the ``cols`` loop (inside ``rows``) tiles them (0: not tiled)."""
     trips = loops if isinstance(loops, dict) else loop_trips(loops)
     bufs = tuple(b.resolved(trips) for b in buffers)
     rt = trips.get("rows", 1)
+    pixel_tiles = trips.get("cols", rt)
     traffic = (moved_by(bufs, INPUT), moved_by(bufs, OUTPUT), moved_by(bufs, WEIGHT),
                sum(b.transfers for b in bufs))
-    return TilePlan(kind, rows, channels, rt, trips.get("channels", rt) // rt, bufs,
-                    *traffic, macs, cost(*traffic), bool(pipelined), dw_channels, pipelined)
+    return TilePlan(kind, rows, channels, rt, trips.get("channels", pixel_tiles) // pixel_tiles,
+                    bufs, *traffic, macs, cost(*traffic), bool(pipelined), dw_channels,
+                    pipelined, cols, pixel_tiles // rt if cols else 1, in_channels)
 
 
 def weights_placement(plan: TilePlan, hw: Gap8Target) -> dict:
@@ -205,34 +222,57 @@ def rows_moved(c, w, e, rows, oh, h, s, k, pad_t):
                for r0 in range(0, oh, rows))
 
 
-def choose_plan(spec, hw: Gap8Target, layer, make) -> TilePlan:
-    """Search rows x channels tiles: minimum modelled cycles among the plans that fit the L1
-    budget (ties: the bigger tile). TilingError naming the layer if none fits."""
-    return search(spec, hw, layer,
-                   lambda variant, rows, channels: [make(spec, variant, rows, channels)])
+def span(out: int, tile: int, n: int, s: int, k: int, pad: int) -> int:
+    """Input positions (of ``n``, padding excluded, halo included) that the tiles of ``tile``
+    outputs (of ``out``) read along one axis, summed over the tiles."""
+    return rows_moved(1, 1, 1, tile, out, n, s, k, pad)
 
 
-def search(spec, hw: Gap8Target, layer, plans) -> TilePlan:
-    """``plans(hw variant, rows, channels)``: the plans of one rows x channels tile."""
+def choose_plan(spec, hw: Gap8Target, layer, make, tile_cols: bool = False,
+                tile_in: int = 0) -> TilePlan:
+    """Search rows x channels tiles (and, ``tile_cols``, columns when no whole-width tile
+    fits; ``tile_in``, input channels of that extent when nothing else fits): minimum
+    modelled cycles among the plans that fit the L1 budget (ties: the bigger tile).
+    TilingError naming the layer if none fits."""
+    def plans(variant, rows, channels, *extra):
+        return [make(spec, variant, rows, channels, *extra) if extra
+                else make(spec, variant, rows, channels)]
+
+    return search(spec, hw, layer, plans, tile_cols, tile_in)
+
+
+def _key(p):  # ties: the bigger tile, double-buffered, all DW channels at once or fewer
+    return (p.cycles, -p.rows * p.channels * (p.cols or 1) * p.col_tiles,
+            not p.double_buffered, bool(p.dw_channels), -p.dw_channels)
+
+
+def search(spec, hw: Gap8Target, layer, plans, tile_cols: bool = False,
+           tile_in: int = 0) -> TilePlan:
+    """``plans(hw variant, rows, channels[, cols[, in_channels]])``: the plans of one tile.
+    Whole-width tiles first (rows x channels); only if none of them fits, and ``tile_cols``,
+    column tiles too (every divisor of the output width below it); only if still none fits,
+    and ``tile_in`` (the input channels), input-channel tiles (every divisor below it) with
+    or without column tiles. Bounded, deterministic passes that leave every layer that fitted
+    before exactly as it was."""
     shape = spec.out_shape
     chan_extent, oh = (shape[1], shape[2]) if len(shape) == 4 else (shape[-1], 1)
-    best, smallest = None, None
     # double buffering is preferred by the cost model but optional: a tile that only fits
     # single-buffered still beats no tile at all
     variants = [hw, hw.replace(double_buffering=False)] if hw.double_buffering else [hw]
-
-    def key(p):  # ties: the bigger tile, double-buffered, all DW channels at once or fewer
-        return (p.cycles, -p.rows * p.channels, not p.double_buffered, bool(p.dw_channels),
-                -p.dw_channels)
-
-    for rows in candidates(oh):
-        for channels in candidates(chan_extent):
-            for variant in variants:
-                for p in plans(variant, rows, channels):
-                    if smallest is None or p.l1_bytes < smallest.l1_bytes:
-                        smallest = p
-                    if p.l1_bytes <= hw.l1_budget and (best is None or key(p) < key(best)):
-                        best = p
+    col_cands = candidates(shape[3])[1:] if tile_cols else []
+    passes = [[()], [(c,) for c in col_cands],
+              [(c, ic) for ic in candidates(tile_in)[1:] for c in [0, *col_cands]]]
+    best, smallest = None, None
+    for col_tiles in passes:
+        if best is not None:
+            break
+        for cols, rows, channels, variant in itertools.product(
+                col_tiles, candidates(oh), candidates(chan_extent), variants):
+            for p in plans(variant, rows, channels, *cols):
+                if smallest is None or p.l1_bytes < smallest.l1_bytes:
+                    smallest = p
+                if p.l1_bytes <= hw.l1_budget and (best is None or _key(p) < _key(best)):
+                    best = p
     if best is None:
         reason = (f"its smallest tile ({smallest.describe()}) needs {smallest.l1_bytes} B, "
                   f"the L1 budget is {hw.l1_budget} B")

@@ -199,9 +199,8 @@ def _scalar_constants(graph: Graph, nodes) -> bool:
 
 
 def _conv_kernel_ok(graph: Graph, conv) -> bool:
-    """The convs our conv kernels take (``patterns.conv_problem``): square kernel, equal
-    strides, no dilation; any other QDQ conv stays float in our compiler."""
+    """The convs our conv kernels take (``patterns.conv_problem``): square kernel (strides
+    per axis), no dilation; any other QDQ conv stays float in our compiler."""
     w = graph.inits[graph.producer[conv.input[1]].input[0]]
-    strides = list(graph.attr(conv, "strides", [1, 1]))
-    return w.ndim == 4 and w.shape[2] == w.shape[3] and strides[0] == strides[1] \
+    return w.ndim == 4 and w.shape[2] == w.shape[3] \
         and list(graph.attr(conv, "dilations", [1, 1])) == [1, 1]

@@ -58,7 +58,8 @@ class GraphBuilder:
         if pads is None:
             p = (k - 1) // 2 * dilation
             pads = [p, p, p, p]
-        return self.node("Conv", inputs, base, kernel_shape=[k, k], strides=[stride, stride],
+        strides = list(stride) if isinstance(stride, (tuple, list)) else [stride, stride]
+        return self.node("Conv", inputs, base, kernel_shape=[k, k], strides=strides,
                          pads=list(pads), group=groups, dilations=[dilation, dilation])
 
     def bn(self, x, c, base="bn"):
