@@ -193,7 +193,7 @@ def _between_problem(closure, lookup) -> str:
         chain = ", ".join(_describe(v) for v in after if v.op.name not in _PASS_THROUGH)
         return (f"an int8 activation chain quantized on its own ({chain}; {len(quantizes)} "
                 f"quantize steps) sits between the DW and the PW: the int8 fused kernels take "
-                f"only a bias and ReLU/Clip between the convs")
+                f"a one-tensor table chain or x * table(x) there, not this chain")
     if len(acts) > patterns.CHAIN_DEPTH:
         return (f"the elementwise chain between the DW and the PW ({len(acts)} ops: {chain}) "
                 f"is deeper than the fusion patterns match ({patterns.CHAIN_DEPTH} steps)")
