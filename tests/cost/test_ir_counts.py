@@ -13,12 +13,13 @@ from tvm_gap8.kernels.conv import (ConvKernelSpec, conv_compute, conv_tiling, pl
 from tvm_gap8.kernels.dense import DenseKernelSpec, dense_tiling, schedule_dense
 from tvm_gap8.kernels.eltwise import AddKernelSpec, add_tiling, schedule_add
 from tvm_gap8.kernels.epilogue import ACC, Epilogue, EpilogueOp, Ref, Requant
-from tvm_gap8.kernels.fused import (ConvGeom, FusedKernelSpec, build_fused, dw_pw_compute,
-                                    pw_dw_compute)
+from tvm_gap8.kernels import build_kernel, plan_kernel
+from tvm_gap8.kernels.dw_pw import dw_pw_compute, dw_pw_staged_tiling, dw_pw_tiling
+from tvm_gap8.kernels.fused import ConvGeom, FusedKernelSpec
+from tvm_gap8.kernels.pw_dw import pw_dw_compute, pw_dw_tiling
 from tvm_gap8.kernels.lut import (IntStep, LutKernelSpec, MulKernelSpec, lut_tiling, mul_tiling,
                                     schedule_lut, schedule_mul)
 from tvm_gap8.errors import TilingError
-from tvm_gap8.kernels.fused import dw_pw_staged_tiling, dw_pw_tiling, plan_fused, pw_dw_tiling
 from tvm_gap8.kernels.tiling import choose_plan
 from tvm_gap8.kernels.pool import PoolKernelSpec, pool_tiling, schedule_pool
 from tvm_gap8.kernels.requant import quantize_multiplier
@@ -98,8 +99,8 @@ SPECS = list(_specs())
 def test_ir_matches_plan(name, spec, make, l1):
     hw = GAP8.replace(l1_bytes=l1)
     if make is None:
-        plan = plan_fused(spec, hw)
-        func = build_fused(spec, plan)
+        plan = plan_kernel(spec, hw)
+        func = build_kernel(spec, plan)
     else:
         plan = choose_plan(spec, hw, name, make)
         build = {conv_tiling: schedule_conv, add_tiling: schedule_add, pool_tiling: schedule_pool,
@@ -125,15 +126,15 @@ def test_ir_matches_plan(name, spec, make, l1):
 def test_smaller_l1_means_more_tiles_same_result():
     spec = FusedKernelSpec("dw_pw", (1, 32, 24, 24), ConvGeom(32, 32, 3, 1, (1, 1, 1, 1)),
                            ConvGeom(32, 64, 1))
-    big = plan_fused(spec, GAP8)
-    small = plan_fused(spec, GAP8.replace(l1_bytes=16000))
+    big = plan_kernel(spec, GAP8)
+    small = plan_kernel(spec, GAP8.replace(l1_bytes=16000))
     assert small.row_tiles * small.channel_tiles > big.row_tiles * big.channel_tiles
     rng = np.random.default_rng(0)
     args = [rng.standard_normal(s).astype("float32")
             for s in [(1, 32, 24, 24), (32, 1, 3, 3), (64, 32, 1, 1)]]
     outs = []
     for plan in (big, small):
-        f = tvm.compile(tvm.IRModule({"main": build_fused(spec, plan).with_attr(
+        f = tvm.compile(tvm.IRModule({"main": build_kernel(spec, plan).with_attr(
             "global_symbol", "main")}), target="llvm")
         out = tvm.runtime.tensor(np.zeros(spec.out_shape, "float32"))
         f["main"](*[tvm.runtime.tensor(a) for a in args], out)
@@ -173,7 +174,7 @@ def test_staged_dw_pw_ir_matches_plan(name, spec, rows, channels, dw_channels,
     hw = GAP8.replace(double_buffering=double_buffering)
     plan = dw_pw_staged_tiling(spec, hw, rows, channels, dw_channels)
     assert plan.double_buffered == double_buffering
-    func = build_fused(spec, plan)
+    func = build_kernel(spec, plan)
     if spec.dtype == "int8":  # integer-only, like the other fused int8 kernels
         assert "float" not in func.script()
     assert sum(b.name.startswith("t") for b in plan.buffers) == len(spec.table_dtypes)
@@ -200,7 +201,7 @@ def test_staged_dw_pw_is_what_fits_a_wide_layer():
                            ConvGeom(1024, 1024, 1))
     with pytest.raises(TilingError):
         choose_plan(spec, GAP8, "wide", dw_pw_tiling)
-    plan = plan_fused(spec, GAP8, "wide")
+    plan = plan_kernel(spec, GAP8, "wide")
     assert plan.dw_channels and plan.l1_bytes <= GAP8.l1_budget
     w_pw = 1024 * 1024 * 4
     assert plan.l2_to_l1_wgt >= w_pw * (plan.row_tiles if plan.channel_tiles > 1 else 1)
@@ -219,7 +220,7 @@ def test_staged_dw_pw_matches_unstaged_numerically():
             for s in [spec.in_shape, (32, 1, 3, 3), (64, 32, 1, 1), (1, 32, 1, 1)]]
     outs = []
     for plan in (dw_pw_tiling(spec, GAP8, 12, 64), dw_pw_staged_tiling(spec, GAP8, 4, 16, 8)):
-        f = tvm.compile(tvm.IRModule({"main": build_fused(spec, plan).with_attr(
+        f = tvm.compile(tvm.IRModule({"main": build_kernel(spec, plan).with_attr(
             "global_symbol", "main")}), target="llvm")
         out = tvm.runtime.tensor(np.zeros(spec.out_shape, "float32"))
         f["main"](*[tvm.runtime.tensor(a) for a in args], out)
@@ -233,11 +234,11 @@ def test_fused_table_is_staged_once_in_l1(name, spec):
     """The table of the ops between the convs is one 256-entry L1 buffer, copied in once per
     kernel (a weight copy at the root, not per tile), read by the intermediate's block; and the
     kernel stays integer-only."""
-    plan = plan_fused(spec, GAP8.replace(l1_bytes=16000))
+    plan = plan_kernel(spec, GAP8.replace(l1_bytes=16000))
     assert plan.row_tiles * plan.channel_tiles > 1  # a per-tile copy would be counted more
     (table,) = [b for b in plan.buffers if b.name == "t0"]
     assert (table.elements, table.role, table.at) == (256, "weight", "root")
-    func = build_fused(spec, plan)
+    func = build_kernel(spec, plan)
     assert "float" not in func.script()
     lowered = lower_for_inspection(func)
     l1 = {b.name: b for b, _ in allocations(lowered) if b.scope() == L1_SCOPE}
@@ -255,7 +256,6 @@ def test_ops_between_the_convs_cost_their_table_and_compute():
     every fused tiling."""
     import dataclasses
 
-    from tvm_gap8.kernels.fused import pw_dw_tiling
 
     (with_ops,) = [s[1] for s in SPECS if s[0] == "dw_pw int8 hardswish between"]
     (pw_dw,) = [s[1] for s in SPECS if s[0] == "pw_dw int8 table between"]
@@ -297,22 +297,22 @@ def _column_specs():
         conv_tiling, (2, 8, 6), schedule_conv)
     yield ("dw_pw float (2,1)", FusedKernelSpec(
         "dw_pw", (1, 16, 8, 24), ConvGeom(16, 16, 3, (2, 1), (1, 1, 1, 1)), ConvGeom(16, 24, 1),
-        bias, Epilogue(), ((1, 16, 1, 1),)), dw_pw_tiling, (2, 8, 6), build_fused)
+        bias, Epilogue(), ((1, 16, 1, 1),)), dw_pw_tiling, (2, 8, 6), build_kernel)
     e1, s1, d1 = _requant_epilogue(16)
     e2, s2, d2 = _requant_epilogue(24, 3)
     q = FusedKernelSpec(
         "dw_pw", (1, 16, 8, 24), ConvGeom(16, 16, 3, (1, 2), (1, 1, 1, 1)), ConvGeom(16, 24, 1),
         e1, e2, tuple(s1 + s2), "int8", channel_dtypes=tuple(d1 + d2), in_zp=1, mid_zp=-128)
-    yield "dw_pw int8 (1,2)", q, dw_pw_tiling, (4, 24, 4), build_fused
+    yield "dw_pw int8 (1,2)", q, dw_pw_tiling, (4, 24, 4), build_kernel
     yield ("dw_pw int8 (1,2) staged", q,
            lambda spec, hw, r, ch, cols: dw_pw_staged_tiling(spec, hw, r, ch, 4, cols),
-           (2, 12, 3), build_fused)
+           (2, 12, 3), build_kernel)
     e1, s1, d1 = _requant_epilogue(32)
     e2, s2, d2 = _requant_epilogue(32, 3)
     yield ("pw_dw int8 (2,1)", FusedKernelSpec(
         "pw_dw", (1, 8, 8, 20), ConvGeom(8, 32, 1), ConvGeom(32, 32, 3, (2, 1), (1, 1, 1, 1)),
         e1, e2, tuple(s1 + s2), "int8", channel_dtypes=tuple(d1 + d2), in_zp=5, mid_zp=-128),
-        pw_dw_tiling, (2, 16, 5), build_fused)
+        pw_dw_tiling, (2, 16, 5), build_kernel)
 
 
 COLUMNS = list(_column_specs())

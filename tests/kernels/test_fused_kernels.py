@@ -7,9 +7,11 @@ import tvm
 
 from tvm_gap8.tirwalk import sblocks
 from tvm_gap8.kernels.epilogue import ACC, Epilogue, EpilogueOp, Ref
-from tvm_gap8.kernels.fused import ConvGeom, FusedKernelSpec, build_fused
+from tvm_gap8.kernels import build_kernel, plan_kernel
+from tvm_gap8.kernels.fused import ConvGeom, FusedKernelSpec
 from tvm_gap8.vocab import COPY_ANN, L1_SCOPE, ROLE_ANN
-from tvm_gap8.kernels.fused import dw_pw_tiling, plan_fused, pw_dw_tiling
+from tvm_gap8.kernels.dw_pw import dw_pw_tiling
+from tvm_gap8.kernels.pw_dw import pw_dw_tiling
 from tvm_gap8.target import GAP8
 from tvm_gap8.testing.reference import conv2d_nchw
 
@@ -53,7 +55,7 @@ def test_dw_pw_matches_numpy(c, h, w, k, s, pad, rows, chans, rng):
     wp = rng.standard_normal((o, c, 1, 1)).astype("float32")
     b = rng.standard_normal((1, c, 1, 1)).astype("float32")
     ref = _hardswish(conv2d_nchw(np.maximum(conv2d_nchw(x, wd, s, pad, c) + b, 0), wp))
-    got = _run(build_fused(spec, plan), [x, wd, wp, b], spec.out_shape)
+    got = _run(build_kernel(spec, plan), [x, wd, wp, b], spec.out_shape)
     np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-5)
 
 
@@ -68,7 +70,7 @@ def test_pw_dw_matches_numpy(c, h, w, k, s, pad, rows, chans, rng):
     wd = rng.standard_normal((hid, 1, k, k)).astype("float32")
     b = rng.standard_normal((1, hid, 1, 1)).astype("float32")
     ref = conv2d_nchw(np.maximum(conv2d_nchw(x, wp) + b, 0), wd, s, pad, hid)
-    got = _run(build_fused(spec, plan), [x, wp, wd, b], spec.out_shape)
+    got = _run(build_kernel(spec, plan), [x, wp, wd, b], spec.out_shape)
     np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-5)
 
 
@@ -85,9 +87,9 @@ def test_intermediate_only_in_l1_and_copies_annotated(kind):
     else:
         spec = FusedKernelSpec(kind, (1, c, 12, 12), ConvGeom(c, 24, 1),
                                ConvGeom(24, 24, 3, 2, (1, 1, 1, 1)))
-    plan = plan_fused(spec, GAP8.replace(l1_bytes=6000))
+    plan = plan_kernel(spec, GAP8.replace(l1_bytes=6000))
     assert plan.row_tiles > 1  # the small L1 forces tiling
-    blocks = _blocks(build_fused(spec, plan))
+    blocks = _blocks(build_kernel(spec, plan))
     by_role = {}
     for blk in blocks:
         role = blk.annotations.get(ROLE_ANN)
@@ -117,10 +119,10 @@ def test_planner_is_deterministic_and_respects_budget():
                            ConvGeom(32, 64, 1))
     for l1 in (64000, 40000, 24000):
         hw = GAP8.replace(l1_bytes=l1)
-        a, b = plan_fused(spec, hw), plan_fused(spec, hw)
+        a, b = plan_kernel(spec, hw), plan_kernel(spec, hw)
         assert a == b
         assert a.l1_bytes <= l1
-    big, small = plan_fused(spec, GAP8), plan_fused(spec, GAP8.replace(l1_bytes=24000))
+    big, small = plan_kernel(spec, GAP8), plan_kernel(spec, GAP8.replace(l1_bytes=24000))
     assert small.row_tiles * small.channel_tiles > big.row_tiles * big.channel_tiles
 
 
@@ -131,9 +133,9 @@ def test_planner_names_layer_that_cannot_fit():
                            ConvGeom(64, 128, 1))
     # 1000 B fit since the columns are tiled too (2 rows x 1 column x 1 channel, DW 2 channels
     # at a time); the smallest tile is named over every tiled dimension
-    assert plan_fused(spec, GAP8.replace(l1_bytes=1000)).cols == 1
+    assert plan_kernel(spec, GAP8.replace(l1_bytes=1000)).cols == 1
     with pytest.raises(TilingError, match=r"layer b3 \(dw_pw\) cannot fit L1: its smallest tile "
                                           r"\(1 row\(s\) x 1 column\(s\) x 1 channel\(s\), DW 1 "
                                           r"channel\(s\) at a time\) needs \d+ B, "
                                           r"the L1 budget is 300 B"):
-        plan_fused(spec, GAP8.replace(l1_bytes=300), layer="b3")
+        plan_kernel(spec, GAP8.replace(l1_bytes=300), layer="b3")

@@ -8,11 +8,12 @@ find a family by kind here; nothing else dispatches on spec types.
 
 from .conv import CONV
 from .dense import DENSE
+from .dw_pw import DW_PW
 from .eltwise import ADD
 from .family import KernelFamily
-from .fused import DW_PW, PW_DW
 from .lut import LUT, MUL
 from .pool import POOL
+from .pw_dw import PW_DW
 
 FAMILIES: tuple = (DW_PW, PW_DW, CONV, ADD, POOL, DENSE, MUL, LUT)
 
@@ -24,4 +25,14 @@ def family_of(kind: str) -> KernelFamily:
     return _BY_KIND[kind]
 
 
-__all__ = ["FAMILIES", "KernelFamily", "family_of"]
+def plan_kernel(spec, hw, layer: str = "?"):
+    """The tile plan of any kernel spec, by its family's tiling search."""
+    return family_of(spec.kind).plan(spec, hw, layer)
+
+
+def build_kernel(spec, plan):
+    """The scheduled PrimFunc of any kernel spec under ``plan``, by its family's schedule."""
+    return family_of(spec.kind).schedule(spec, plan)
+
+
+__all__ = ["FAMILIES", "KernelFamily", "build_kernel", "family_of", "plan_kernel"]

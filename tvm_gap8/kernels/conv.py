@@ -21,7 +21,7 @@ from .family import KernelFamily
 from .geometry import ConvGeom, conv_geom, conv_kind
 from .spec import TypedOperands
 from .stages import read_composite, spec_fields
-from .staging import Operand, finish_staged, padded_input, scalar_accumulator, stage_buffers
+from .staging import (Operand, finish_staged, padded_input, scalar_accumulator, stage_buffers)
 from .tiling import (ROOT, L1Buffer, choose_plan, dtype_bytes, halo_rows, input_copies,
                      output_bytes, padded, param_buffers, plan_from, span)
 

@@ -23,7 +23,6 @@ from ..irutil import node_name_of
 from .epilogue import SUPPORTED_OPS
 from .geometry import conv_kind
 
-
 #: Elementwise ops a float epilogue may hold, by operand form (``epilogue.SUPPORTED_OPS`` is
 #: what lowering computes; these are the ones the stage pattern matches).
 UNARY_OPS = ("relax.nn.relu", "relax.sigmoid", "relax.tanh", "relax.nn.leakyrelu", "relax.exp",

@@ -25,11 +25,12 @@ from tvm.relax.transform import FusionPattern
 from ..irutil import node_name_of
 from ..kernels.conv import CONV
 from ..kernels.dense import DENSE
+from ..kernels.dw_pw import DW_PW
 from ..kernels.eltwise import ADD
-from ..kernels.fused import DW_PW, PW_DW
 from ..kernels.lut import LUT, MUL
 from ..kernels.patterns import node
 from ..kernels.pool import POOL
+from ..kernels.pw_dw import PW_DW
 from ..target import GAP8, gap8_enabled
 from ..vocab import KIND_ATTR, LAYER_ATTR, LAYOUTS_ATTR, ONNX_NODES_ATTR, REFUSED_ATTR
 from .policy import POLICIES, policy_problem

@@ -18,7 +18,6 @@ from tvm import relax
 
 from ..errors import Gap8Error, TilingError
 from ..kernels.conv import CONV
-from ..kernels.fused import fused_fit_problem
 
 POLICIES = ("all", "profitable")
 
@@ -28,10 +27,20 @@ def policy_problem(family, ctx, hw, policy: str) -> str | None:
         spec, _ = family.read(_matched_function(ctx), [])
     except Gap8Error:
         return None  # the lowering will say what it cannot read
-    problem = fused_fit_problem(spec, hw)
+    problem = _unfit(family, spec, hw)
     if problem is None and policy == "profitable":
         problem = _unprofitable(family, spec, hw)
     return problem
+
+
+def _unfit(family, spec, hw) -> str | None:
+    """Why a fused kernel fits no tile of L1 (the bytes its smallest tile needs and the
+    budget), or None when some tile fits."""
+    try:
+        family.plan(spec, hw, "?")
+    except TilingError as err:
+        return f"the fused kernel cannot fit L1 on {hw.name}: {err.reason}"
+    return None
 
 
 def _unprofitable(family, spec, hw) -> str | None:

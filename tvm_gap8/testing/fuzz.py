@@ -56,7 +56,9 @@ class BlockCase:
 
 
 def strategy(int8=None):
-    from hypothesis import strategies as st  # here: hypothesis is a test-only dependency
+    from hypothesis import (
+        strategies as st,  # here: hypothesis is a test-only dependency
+    )
 
     @st.composite
     def cases(draw):
