@@ -10,18 +10,17 @@ from tvm_gap8.cost.ir import kernel_counts, lower_for_inspection
 from tvm_gap8.tirwalk import allocations, sblocks
 from tvm_gap8.kernels.conv import (ConvKernelSpec, conv_compute, conv_tiling, plan_conv,
                                    schedule_conv)
-from tvm_gap8.kernels.dense import DenseKernelSpec, dense_tiling, schedule_dense
-from tvm_gap8.kernels.eltwise import AddKernelSpec, add_tiling, schedule_add
+from tvm_gap8.kernels.dense import DenseKernelSpec, dense_tiling
+from tvm_gap8.kernels.eltwise import AddKernelSpec, add_tiling
 from tvm_gap8.kernels.epilogue import ACC, Epilogue, EpilogueOp, Ref, Requant
 from tvm_gap8.kernels import build_kernel, plan_kernel
 from tvm_gap8.kernels.dw_pw import dw_pw_compute, dw_pw_staged_tiling, dw_pw_tiling
 from tvm_gap8.kernels.fused import ConvGeom, FusedKernelSpec
 from tvm_gap8.kernels.pw_dw import pw_dw_compute, pw_dw_tiling
-from tvm_gap8.kernels.lut import (IntStep, LutKernelSpec, MulKernelSpec, lut_tiling, mul_tiling,
-                                    schedule_lut, schedule_mul)
+from tvm_gap8.kernels.lut import IntStep, LutKernelSpec, MulKernelSpec, lut_tiling, mul_tiling
 from tvm_gap8.errors import TilingError
 from tvm_gap8.kernels.tiling import choose_plan
-from tvm_gap8.kernels.pool import PoolKernelSpec, pool_tiling, schedule_pool
+from tvm_gap8.kernels.pool import PoolKernelSpec, pool_tiling
 from tvm_gap8.kernels.requant import quantize_multiplier
 from tvm_gap8.target import GAP8
 from tvm_gap8.vocab import COPY_ANN, L1_SCOPE, ROLE_ANN
@@ -103,15 +102,9 @@ def test_ir_matches_plan(name, spec, make, l1):
         func = build_kernel(spec, plan)
     else:
         plan = choose_plan(spec, hw, name, make)
-        build = {conv_tiling: schedule_conv, add_tiling: schedule_add, pool_tiling: schedule_pool,
-                 dense_tiling: schedule_dense, lut_tiling: schedule_lut, mul_tiling: schedule_mul}[make]
-        func = build(spec, plan)
-    counts = kernel_counts(func)
-    assert counts["l1_peak_bytes"] == plan.l1_bytes <= l1
-    assert counts["traffic"] == {"l2_to_l1_act": plan.l2_to_l1_act,
-                                 "l1_to_l2_act": plan.l1_to_l2_act,
-                                 "l2_to_l1_wgt": plan.l2_to_l1_wgt,
-                                 "dma_transfers": plan.dma_transfers}
+        func = build_kernel(spec, plan)
+    assert plan.l1_bytes <= l1
+    _assert_counts_are_plan(func, plan)
     # double buffering is in the IR: the input tile has two versions
     lowered = lower_for_inspection(func)
     inputs = [b for b, _ in allocations(lowered)
@@ -178,12 +171,7 @@ def test_staged_dw_pw_ir_matches_plan(name, spec, rows, channels, dw_channels,
     if spec.dtype == "int8":  # integer-only, like the other fused int8 kernels
         assert "float" not in func.script()
     assert sum(b.name.startswith("t") for b in plan.buffers) == len(spec.table_dtypes)
-    counts = kernel_counts(func)
-    assert counts["l1_peak_bytes"] == plan.l1_bytes
-    assert counts["traffic"] == {"l2_to_l1_act": plan.l2_to_l1_act,
-                                 "l1_to_l2_act": plan.l1_to_l2_act,
-                                 "l2_to_l1_wgt": plan.l2_to_l1_wgt,
-                                 "dma_transfers": plan.dma_transfers}
+    _assert_counts_are_plan(func, plan)
     lowered = lower_for_inspection(func)
     staged = {b.name: b for b, _ in allocations(lowered) if b.scope() == L1_SCOPE}
     for name_ in ("x_pad_global.l1", "w_dw_global.l1"):
@@ -269,13 +257,18 @@ def test_ops_between_the_convs_cost_their_table_and_compute():
         assert a.cycles > b.cycles
 
 
-def _assert_ir_is_plan(func, plan):
+def _assert_counts_are_plan(func, plan):
+    """L1 peak, bytes per direction and transfers read off the IR equal the plan's."""
     counts = kernel_counts(func)
     assert counts["l1_peak_bytes"] == plan.l1_bytes
     assert counts["traffic"] == {"l2_to_l1_act": plan.l2_to_l1_act,
                                  "l1_to_l2_act": plan.l1_to_l2_act,
                                  "l2_to_l1_wgt": plan.l2_to_l1_wgt,
                                  "dma_transfers": plan.dma_transfers}
+
+
+def _assert_ir_is_plan(func, plan):
+    _assert_counts_are_plan(func, plan)
     lowered = lower_for_inspection(func)
     inputs = [b for b, _ in allocations(lowered)
               if b.scope() == L1_SCOPE and b.name.startswith("x")]
