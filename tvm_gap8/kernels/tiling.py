@@ -23,8 +23,8 @@ from dataclasses import dataclass, replace
 
 from ..errors import TilingError
 from ..target import Gap8Target
-from ..vocab import (DMA_TRANSFERS, INPUT, INTERMEDIATE, L1_TO_L2_ACT, L2_TO_L1_ACT, L2_TO_L1_WGT,
-                     L3_TO_L2, OUTPUT, WEIGHT)
+from ..vocab import (DMA_TRANSFERS, INPUT, INTERMEDIATE, L1_TO_L2_ACT, L2_TO_L1_ACT,
+                     L2_TO_L1_TRANSPOSED, L2_TO_L1_WGT, L3_TO_L2, OUTPUT, WEIGHT)
 
 
 def dtype_bytes(dtype: str) -> int:
@@ -54,6 +54,7 @@ class L1Buffer:
     at: str = ROOT
     moved: int | None = None  # bytes moved in all; None: elements x size x trips of ``at``
     transfers: int | None = None  # None: the trips of ``at`` (an intermediate: none)
+    transposing: bool = False  # an input copied L2->L1 transposing its layout (HWC <-> CHW)
 
     @property
     def bytes(self) -> int:
@@ -127,6 +128,7 @@ class TilePlan:
     col_tiles: int = 1
     # input channels per tile of a conv/PW accumulating partial sums in L1 (0: all at once)
     in_channels: int = 0
+    l2_to_l1_transposed: int = 0  # the bytes of l2_to_l1_act copied transposing the layout
 
     @property
     def l1_bytes(self) -> int:
@@ -149,7 +151,8 @@ class TilePlan:
         counts read off the lowered kernel."""
         return {"l1_bytes": self.l1_bytes, "cycles": int(round(self.cycles)),
                 L2_TO_L1_ACT: self.l2_to_l1_act, L1_TO_L2_ACT: self.l1_to_l2_act,
-                L2_TO_L1_WGT: self.l2_to_l1_wgt, DMA_TRANSFERS: self.dma_transfers}
+                L2_TO_L1_WGT: self.l2_to_l1_wgt, DMA_TRANSFERS: self.dma_transfers,
+                L2_TO_L1_TRANSPOSED: self.l2_to_l1_transposed}
 
     def describe(self) -> str:
         """The tile in words, for messages."""
@@ -173,9 +176,10 @@ def plan_from(kind: str, rows: int, channels: int, loops, buffers, macs: int, co
     pixel_tiles = trips.get("cols", rt)
     traffic = (moved_by(bufs, INPUT), moved_by(bufs, OUTPUT), moved_by(bufs, WEIGHT),
                sum(b.transfers for b in bufs))
+    transposed = sum(b.moved for b in bufs if b.transposing)
     return TilePlan(kind, rows, channels, rt, trips.get("channels", pixel_tiles) // pixel_tiles,
                     bufs, *traffic, macs, cost(*traffic), bool(pipelined), dw_channels,
-                    pipelined, cols, pixel_tiles // rt if cols else 1, in_channels)
+                    pipelined, cols, pixel_tiles // rt if cols else 1, in_channels, transposed)
 
 
 def weights_placement(plan: TilePlan, hw: Gap8Target) -> dict:
