@@ -47,24 +47,35 @@ class KernelLayouts:
         return "_".join(p for p in (src, self.mid, self.out) if p)
 
 
+def _perm(rank: int, layout: str) -> tuple:
+    """Logical axes in storage order: (N,) C, H, W stored as (N,) H, W, C for HWC."""
+    if layout == CHW:
+        return tuple(range(rank))
+    return (0, 2, 3, 1) if rank == 4 else (1, 2, 0)
+
+
 def physical(shape, layout: str) -> tuple:
-    """The stored shape of a logical (N, C, H, W) tensor."""
-    n, c, h, w = shape
-    return (n, c, h, w) if layout == CHW else (n, h, w, c)
+    """The stored shape of a logical (N, C, H, W) or (C, H, W) tensor."""
+    return tuple(shape[a] for a in _perm(len(shape), layout))
 
 
-def element(tensor, layout: str, n, c, h, w):
-    """``tensor``'s element at logical (n, c, h, w)."""
-    return tensor[n, c, h, w] if layout == CHW else tensor[n, h, w, c]
+def element(tensor, layout: str, *idx):
+    """``tensor``'s element at logical indices (n, c, h, w) or (c, h, w)."""
+    return tensor[tuple(idx[a] for a in _perm(len(idx), layout))]
 
 
 def stage(shape, fcompute, layout: str, name: str):
-    """``te.compute`` of a logical (N, C, H, W) stage stored in ``layout``: ``fcompute`` gets
-    logical indices whatever the storage."""
-    if layout == CHW:
-        return te.compute(physical(shape, layout), fcompute, name=name)
-    return te.compute(physical(shape, layout), lambda n, h, w, c: fcompute(n, c, h, w),
-                      name=name)
+    """``te.compute`` of a logical (N, C, H, W) or (C, H, W) stage stored in ``layout``:
+    ``fcompute`` gets logical indices whatever the storage."""
+    perm = _perm(len(shape), layout)
+
+    def body(*phys):
+        logical = [None] * len(phys)
+        for p, a in zip(phys, perm):
+            logical[a] = p
+        return fcompute(*logical)
+
+    return te.compute(physical(shape, layout), body, name=name)
 
 
 def placeholder(shape, layout: str, dtype: str, name: str):
@@ -72,6 +83,10 @@ def placeholder(shape, layout: str, dtype: str, name: str):
 
 
 def logical_loops(loops, layout: str) -> tuple:
-    """(n, c, h, w) loops of a stage's block whose loops follow its storage."""
-    n, a, b, d = loops
-    return (n, a, b, d) if layout == CHW else (n, d, a, b)
+    """Logical-order loops of a stage's block whose loops follow its storage."""
+    loops = list(loops)
+    perm = _perm(len(loops), layout)
+    out = [None] * len(loops)
+    for lp, a in zip(loops, perm):
+        out[a] = lp
+    return tuple(out)

@@ -91,7 +91,7 @@ class _FusedLowerer(PyExprMutator):  # pylint: disable=abstract-method
             "op_pattern": OPAQUE,
             "tir.is_scheduled": True,
             KIND_ATTR: spec.kind,
-            LAYOUTS_ATTR: dict(family.layouts),
+            LAYOUTS_ATTR: spec.layouts.describe(),
             MACS_ATTR: spec.macs(),
             PLAN_ATTR: plan.tile(),
             PLAN_FIGURES_ATTR: plan.figures(),
