@@ -196,3 +196,24 @@ def test_staged_dw_pw_in_every_intermediate_layout(tile, mid):
     assert counts["traffic"] == {k: v for k, v in plan.figures().items()
                                  if k in counts["traffic"]}
     assert counts["l1_peak_bytes"] == plan.l1_bytes
+
+
+@pytest.mark.parametrize("lay", [CHW, HWC])
+def test_add_and_pool_in_both_layouts(lay):
+    """Add (int8, two rescaled operands) and global average pooling (int8) with their tensors
+    in HWC compute what they compute in CHW, bit for bit; IR == plan."""
+    from tvm_gap8.kernels.eltwise import AddKernelSpec
+    from tvm_gap8.kernels.pool import PoolKernelSpec
+    rng = np.random.default_rng(2)
+    add = AddKernelSpec((1, 24, 6, 5), "int8", 1, -2, 3 << 20, 5 << 20, 22, 0, -128, 127)
+    pool = PoolKernelSpec((1, 40, 5, 6), "int8", 3, 1 << 30, 35, -1)
+    for spec, n_in in ((add, 2), (pool, 1)):
+        args = [rng.integers(-128, 128, spec.in_shape).astype("int8") for _ in range(n_in)]
+        expected = run(spec, plan_kernel(spec, GAP8), args, n_in)
+        variant = _variant(spec, KernelLayouts(lay, lay, lay))
+        plan = plan_kernel(variant, GAP8)
+        np.testing.assert_array_equal(run(variant, plan, args, n_in), expected)
+        counts = kernel_counts(build_kernel(variant, plan))
+        assert counts["traffic"] == {k: v for k, v in plan.figures().items()
+                                     if k in counts["traffic"]}
+        assert counts["l1_peak_bytes"] == plan.l1_bytes

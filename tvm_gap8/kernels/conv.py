@@ -23,7 +23,7 @@ from .layout import KernelLayouts
 from .spec import TypedOperands
 from .stages import read_composite, spec_fields
 from .staging import (Operand, finish_staged, padded_input, scalar_accumulator, stage_buffers)
-from .tiling import (ROOT, L1Buffer, choose_plan, dtype_bytes, halo_rows, input_copies,
+from .tiling import (ROOT, L1Buffer, LayerCost, choose_plan, dtype_bytes, halo_rows, input_copies,
                      output_bytes, padded, param_buffers, plan_from, span)
 
 
@@ -126,17 +126,14 @@ def conv_tiling(spec: ConvKernelSpec, hw, rows: int, channels: int, cols: int = 
                  * halo_rows(cols, sw, k, wp), spec.dtype, db, pipelined,
                  moved=c * dtype_bytes(spec.dtype) * span(oh, rows, h, sh, k, t)
                  * (span(ow, cols, w, sw, k, l) if qt > 1 else w),
-                 transposing=spec.layouts.transposing),
+                 transposing=spec.layouts.transposing, planes=channels if dw else c),
         L1Buffer("w", WEIGHT, channels * cg * k * k, spec.weight_dtype, tile_db, tile_at),
         *param_buffers(spec, channels, o, tile_at,
                        set(range(len(spec.channel_shapes))) if ct > 1 else set(), tile_db)]
+    lay = spec.layouts
     compute = rt * qt * ct * cycles.conv(channels if dw else c, channels, rows, cols, k,
-                                         channels if dw else spec.groups)
-
-    def cost(act_in, act_out, wgt, transfers):
-        overlap = (act_in + act_out, rt * qt * ct) if db == 2 else None
-        return cycles.tiled_kernel(hw, compute, act_in + act_out + wgt, transfers, overlap)
-
+                                         channels if dw else spec.groups, lay.tile, lay.out)
+    cost = LayerCost(hw, compute)
     return plan_from(spec.kind, rows, channels, (("rows", rt), ("cols", qt), ("channels", ct)),
                      bufs, spec.macs(), cost, pipelined if db == 2 else "",
                      cols=cols if qt > 1 else 0)
@@ -169,19 +166,18 @@ def conv_ic_tiling(spec: ConvKernelSpec, hw, rows: int, channels: int, cols: int
                  * halo_rows(cols, sw, k, wp), spec.dtype, db, "in_channels",
                  moved=ct * c * dtype_bytes(spec.dtype) * span(oh, rows, h, sh, k, t)
                  * (span(ow, cols, w, sw, k, l) if qt > 1 else w),
-                 transposing=spec.layouts.transposing),
+                 transposing=spec.layouts.transposing, planes=in_channels),
         L1Buffer("w", WEIGHT, channels * in_channels * k * k, spec.weight_dtype, db,
                  "in_channels"),
         *param_buffers(spec, channels, o, tile_at,
                        set(range(len(spec.channel_shapes))) if ct > 1 else set())]
     # the partial sums' read-modify-write per extra input-channel tile: OUR ASSUMPTION, costed
     # as an element-wise pass over the tile (``cycles.eltwise``, itself our assumption)
-    compute = rt * qt * ct * (it * cycles.conv(in_channels, channels, rows, cols, k)
+    lay = spec.layouts
+    compute = rt * qt * ct * (it * cycles.conv(in_channels, channels, rows, cols, k, 1,
+                                               lay.tile, lay.out)
                               + (it - 1) * cycles.eltwise(hw, channels * rows * cols))
-
-    def cost(act_in, act_out, wgt, transfers):
-        overlap = (act_in + wgt, it) if db == 2 else None
-        return cycles.tiled_kernel(hw, compute, act_in + act_out + wgt, transfers, overlap)
+    cost = LayerCost(hw, compute)
 
     loops = (("rows", rt), ("cols", qt), ("channels", ct), ("in_channels", it))
     return plan_from(spec.kind, rows, channels, loops, bufs, spec.macs(), cost,

@@ -16,11 +16,11 @@ from ..cost import cycles
 from ..vocab import INPUT, INTERMEDIATE, OUTPUT, WEIGHT
 from . import layout, patterns
 from .conv import tile_pixels
-from .fused import (FusedKernelSpec, channel_placeholders, conv_like_cost, first_out, fused_family,
+from .fused import (FusedKernelSpec, channel_placeholders, first_out, fused_family,
                     pixel_tiles, stage_first_out, steps_cycles, table_buffers, table_placeholders)
 from .lut import apply_steps
 from .staging import (Operand, finish_staged, padded_input, scalar_accumulator, stage_buffers)
-from .tiling import (ROOT, L1Buffer, candidates, dtype_bytes, input_copies, output_bytes, padded,
+from .tiling import (ROOT, L1Buffer, LayerCost, candidates, dtype_bytes, input_copies, output_bytes, padded,
                      param_buffers, plan_from, search)
 
 
@@ -90,18 +90,18 @@ def dw_pw_tiling(spec: FusedKernelSpec, hw, rows: int, channels: int, cols: int 
                  db if ct == 1 else 1, "channels" if ct > 1 else pixel, moved=output_bytes(spec)),
         L1Buffer("dw_out", INTERMEDIATE, rows * cols * c, spec.mid_dtype, 1, pixel),
         L1Buffer("x_pad", INPUT, c * in_tile, spec.dtype, db, pixel, moved=moved,
-                 transposing=spec.layouts.transposing),
+                 transposing=spec.layouts.transposing, planes=c),
         L1Buffer("w_dw", WEIGHT, c * k * k, spec.weight_dtype),
         L1Buffer("w_pw", WEIGHT, channels * c, spec.weight_dtype, 1, tile_at),
         *param_buffers(spec, channels, o, tile_at,
                        spec.second_epilogue.channels() if ct > 1 else set()),
         *table_buffers(spec))
-    compute = rt * qt * (cycles.conv(c, c, rows, cols, k, c)
-                         + ct * cycles.conv(c, channels, rows, cols, 1)
+    lay = spec.layouts
+    compute = rt * qt * (cycles.depthwise(c, rows, cols, k, lay.tile, lay.mid, s[0])
+                         + ct * cycles.pointwise_rows(c, channels, rows, cols, lay.mid, lay.out)
                          + steps_cycles(spec, hw, rows * cols * c))
-    overlap = (lambda a, b: (a + b, rt * qt * ct)) if db == 2 else (lambda a, b: None)
     return plan_from("dw_pw", rows, channels, (("rows", rt), ("cols", qt), ("channels", ct)),
-                     bufs, spec.macs(), conv_like_cost(hw, compute, overlap),
+                     bufs, spec.macs(), LayerCost(hw, compute),
                      pixel if db == 2 else "", cols=cols if qt > 1 else 0)
 
 
@@ -124,20 +124,21 @@ def dw_pw_staged_tiling(spec: FusedKernelSpec, hw, rows: int, channels: int, dw_
                  moved=output_bytes(spec)),
         L1Buffer("dw_out", INTERMEDIATE, rows * cols * c, spec.mid_dtype, 1, pixel),
         L1Buffer("x_pad", INPUT, dw_channels * in_tile, spec.dtype, db, "dw_channels",
-                 moved=moved, transposing=spec.layouts.transposing),
+                 moved=moved, transposing=spec.layouts.transposing, planes=dw_channels),
         L1Buffer("w_dw", WEIGHT, dw_channels * k * k, spec.weight_dtype, db, "dw_channels"),
         L1Buffer("w_pw", WEIGHT, channels * c, spec.weight_dtype, 1, tile_at),
         *param_buffers(spec, channels, o, tile_at,
                        spec.second_epilogue.channels() if ct > 1 else set()),
         *table_buffers(spec))
-    compute = rt * qt * (dt * cycles.depthwise(dw_channels, rows, cols, k)
-                         + ct * cycles.conv(c, channels, rows, cols, 1)
+    lay = spec.layouts
+    compute = rt * qt * (dt * cycles.depthwise(dw_channels, rows, cols, k, lay.tile, lay.mid,
+                                               s[0])
+                         + ct * cycles.pointwise_rows(c, channels, rows, cols, lay.mid, lay.out)
                          + steps_cycles(spec, hw, rows * cols * c))
-    overlap = (lambda a, b: (a, dt)) if db == 2 else (lambda a, b: None)
     px = rt * qt
     trips = {ROOT: 1, "rows": rt, "cols": px, "channels": px * ct, "dw_channels": px * dt}
     return plan_from("dw_pw", rows, channels, trips, bufs, spec.macs(),
-                     conv_like_cost(hw, compute, overlap), "dw_channels" if db == 2 else "",
+                     LayerCost(hw, compute), "dw_channels" if db == 2 else "",
                      dw_channels, cols=cols if qt > 1 else 0)
 
 

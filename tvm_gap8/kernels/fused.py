@@ -187,14 +187,6 @@ def pixel_tiles(dw: ConvGeom, shape, oh, ow, rows, cols, e):
     return qt, cols, "cols" if qt > 1 else "rows", per_tile, moved
 
 
-def conv_like_cost(hw, compute, overlap):
-    def cost(act_in, act_out, wgt, transfers):
-        return cycles.tiled_kernel(hw, compute, act_in + act_out + wgt, transfers, overlap(
-            act_in, act_out))
-
-    return cost
-
-
 def fused_spec(kind: str, kernel) -> FusedKernelSpec:
     """The spec of a ``dw_pw`` / ``pw_dw`` group read by ``read_composite``."""
     stages = kernel.stages

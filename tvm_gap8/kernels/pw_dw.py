@@ -14,12 +14,12 @@ from ..cost import cycles
 from ..vocab import INPUT, INTERMEDIATE, OUTPUT, WEIGHT
 from . import layout, patterns
 from .conv import tile_pixels
-from .fused import (FusedKernelSpec, channel_placeholders, conv_like_cost, first_out, fused_family,
+from .fused import (FusedKernelSpec, channel_placeholders, first_out, fused_family,
                     pixel_tiles, stage_first_out, steps_cycles, table_buffers, table_placeholders)
 from .lut import apply_steps
 from .staging import (Operand, finish_staged, inside, padded_input, scalar_accumulator,
                       stage_buffers)
-from .tiling import (ROOT, L1Buffer, choose_plan, dtype_bytes, halo_rows, input_copies,
+from .tiling import (ROOT, L1Buffer, LayerCost, choose_plan, dtype_bytes, halo_rows, input_copies,
                      output_bytes, padded, param_buffers, plan_from)
 
 
@@ -95,21 +95,23 @@ def pw_dw_tiling(spec: FusedKernelSpec, hw, rows: int, channels: int, cols: int 
                  "channels" if ct > 1 else pixel, moved=output_bytes(spec)),
         L1Buffer("pw_out", INTERMEDIATE, channels * in_tile, spec.mid_dtype, 1, "channels"),
         L1Buffer("x_pad", INPUT, c * in_tile, spec.dtype, db, pixel, moved=moved,
-                 transposing=spec.layouts.transposing),
+                 transposing=spec.layouts.transposing, planes=c),
         L1Buffer("w_pw", WEIGHT, channels * c, spec.weight_dtype, 1, tile_at),
         L1Buffer("w_dw", WEIGHT, channels * dw.kernel ** 2, spec.weight_dtype, 1, tile_at),
         *param_buffers(spec, channels, hid, tile_at,
                        set(range(len(spec.channel_shapes))) if ct > 1 else set()),
         *table_buffers(spec))
     in_rows = halo_rows(rows, dw.sh, dw.kernel, hp)
-    compute = rt * qt * ct * (cycles.conv(c, channels, in_rows, in_tile // in_rows, 1)
-                              + cycles.conv(channels, channels, rows, cols, dw.kernel, channels)
+    lay = spec.layouts
+    compute = rt * qt * ct * (cycles.conv(c, channels, in_rows, in_tile // in_rows, 1, 1,
+                                          lay.tile, lay.mid)
+                              + cycles.depthwise(channels, rows, cols, dw.kernel, lay.mid,
+                                                 lay.out, dw.sh)
                               + steps_cycles(spec, hw, channels * in_tile))
     # the PW runs over the padded tile: halo rows recomputed, padding ring included
     macs = spec.macs() + (rt * qt * in_tile - h * w) * c * spec.first.out_channels
-    overlap = (lambda a, b: (a + b, rt * qt * ct)) if db == 2 else (lambda a, b: None)
     return plan_from("pw_dw", rows, channels, (("rows", rt), ("cols", qt), ("channels", ct)),
-                     bufs, macs, conv_like_cost(hw, compute, overlap), pixel if db == 2 else "",
+                     bufs, macs, LayerCost(hw, compute), pixel if db == 2 else "",
                      cols=cols if qt > 1 else 0)
 
 
