@@ -34,8 +34,6 @@ from ..kernels.layout import CHW, HWC, KernelLayouts
 from ..vocab import KIND_ATTR, LAYER_ATTR, LAYOUT_PLAN_ATTR
 
 LAYOUT_POLICIES = ("auto", "chw", "hwc")
-#: families whose kernels take and give either layout (the others read and write CHW)
-LAYOUT_KINDS = {"conv", "dw_pw", "pw_dw", "add", "pool"}
 MAX_FRONTIER = 10  # live tensors a DP state may hold (2**10 states); beyond: CHW, said so
 
 
@@ -70,9 +68,11 @@ def plan_network(mod: tvm.IRModule, hw, policy: str = "auto", fusion: str = "aut
     """{layer: decision} for every kernel of ``mod``'s main (see the module docstring)."""
     func = mod["main"]
     nodes, forced = _nodes(mod, func)
+    if policy == "chw":
+        forced |= {n.output for n in nodes}
     for node in nodes:
         node.options = _options(node, hw, policy, fusion)
-    total, choice = _search(nodes, forced)
+    total, choice = _search(nodes, forced, hw, policy)
     return total, {n.layer: _decision(n, choice[n.layer]) for n in nodes}
 
 
@@ -101,8 +101,8 @@ def _nodes(mod, func):
     forced = set()
     for var, node in produced.items():
         readers = users.get(var, [])
-        if node.kind not in LAYOUT_KINDS or var in outputs or not readers or \
-                any(r is None or r.kind not in LAYOUT_KINDS for r in readers) or \
+        if not node.spec.has_layouts() or var in outputs or not readers or \
+                any(r is None or not r.spec.has_layouts() for r in readers) or \
                 len(node.spec.out_shape) != 4:
             forced.add(var)
     return nodes, forced
@@ -119,7 +119,7 @@ def _tiles(kind: str, policy: str):
 
 def _options(node, hw, policy, fusion):
     """(in, out) -> options sorted by cycles, for every layout pair the node may see."""
-    layouts = (CHW,) if node.kind not in LAYOUT_KINDS else (CHW, HWC)
+    layouts = (CHW, HWC) if node.spec.has_layouts() else (CHW,)
     out = {}
     for src, dst in itertools.product(layouts, layouts):
         opts = _variants(node, hw, policy, fusion, src, dst)
@@ -137,7 +137,7 @@ def _plan_cycles(spec, hw):
 
 def _variants(node, hw, policy, fusion, src, dst):
     spec, kind = node.spec, node.kind
-    if kind not in LAYOUT_KINDS:
+    if not spec.has_layouts():
         return [Option(_plan_cycles(spec, hw), (KernelLayouts(),))] if src == dst == CHW else []
     if kind in ("add", "pool"):
         if kind == "add" and src != dst:
@@ -176,13 +176,15 @@ def _fused_variants(spec, hw, policy, fusion, src, dst):
     return opts
 
 
-def _search(nodes, forced):
-    """Dynamic programming over ``nodes`` in order; returns (total cycles, {layer: (in, out)})."""
+def _search(nodes, forced, hw, policy):
+    """Dynamic programming over ``nodes`` in order; returns (total cycles, {layer: (in, out)}).
+    Under ``hwc`` the objective is (free tensors left CHW, cycles): HWC wherever the graph
+    allows (a residual add joining a CHW-fixed tensor keeps its branch CHW)."""
     last_use = {}
     for i, n in enumerate(nodes):
         for v in n.inputs:
             last_use[v] = i
-    states = {(): (0.0, {})}  # frozen (var index, layout) pairs -> (cycles, choices)
+    states = {(): ((0, 0.0), {})}  # (var index, layout) pairs -> ((CHW count, cycles), choices)
     ids = {n.output: i for i, n in enumerate(nodes)}
     for i, node in enumerate(nodes):
         nxt = {}
@@ -197,13 +199,16 @@ def _search(nodes, forced):
                 if node.output in last_use:
                     new[i] = dst
                 key = tuple(sorted(new.items()))
-                total = cost + opts[0].cycles
+                unwanted = policy == "hwc" and dst == CHW and node.output not in forced
+                total = (cost[0] + unwanted, cost[1] + opts[0].cycles)
                 if key not in nxt or total < nxt[key][0]:
                     nxt[key] = (total, {**choices, node.layer: (src, dst)})
-        if not nxt:
+        if not nxt:  # no variant of this kernel fits: the tiler says why, naming the layer
+            plan_kernel(node.spec, hw, node.layer)
             raise TilingError(f"layer {node.layer}: no layout of its tensors can be planned")
         states = nxt
-    return min(states.values(), key=lambda s: s[0])
+    (_, cycles), choices = min(states.values(), key=lambda s: s[0])
+    return cycles, choices
 
 
 def _input_layout(node, env, ids):
@@ -215,6 +220,7 @@ def _input_layout(node, env, ids):
 
 
 def _out_layouts(node, forced, frontier: int):
+    """The layouts ``node``'s output tensor may take: CHW when fixed (or the state is full)."""
     if node.output in forced or frontier >= MAX_FRONTIER:
         return (CHW,)
     return (CHW, HWC)
