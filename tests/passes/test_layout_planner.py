@@ -100,3 +100,14 @@ def test_planner_never_loses_to_its_own_options(mbv2_int8):
     chw = compile_model(mbv2_int8, fusion="auto", layout="chw").report["totals"]
     assert auto["cycles_modelled"] <= unfused["cycles_modelled"]
     assert auto["cycles_modelled"] <= chw["cycles_modelled"]
+
+
+def test_squeeze_excite_block_in_hwc_is_exact():
+    """The MobileNetV3 SE block (HardSwish as table + product, global pool, the SE gate's
+    per-channel product): every kernel in HWC computes the integer reference bit for bit."""
+    model = quantized(M.squeeze_excite_block(), samples=4)
+    r = compile_model(model, fusion="none", layout="hwc", check=True).report
+    assert r["check"]["passed"] and r["check"]["exact"]["equal"]
+    kinds = {layer["kind"]: layer["layouts"] for layer in r["layers"] if layer["tiled"]}
+    assert {"lut", "mul", "pool"} <= set(kinds)
+    assert kinds["mul"]["input"] == "HWC" and kinds["lut"]["output"] == "HWC"

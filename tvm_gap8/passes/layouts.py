@@ -46,6 +46,7 @@ class Node:
     spec: object
     inputs: list  # activation Relax vars read
     output: object  # the Relax var bound
+    rule: str = "fixed"  # the family's layout rule
     options: dict = field(default_factory=dict)  # (in layout, out layout) -> [Option], best first
 
 
@@ -88,8 +89,9 @@ def _nodes(mod, func):
             family = family_of(str(callee.attrs[KIND_ATTR]))
             spec, tensors = family.read(callee, list(call.args))
             acts = [t for t in tensors if isinstance(t, relax.Var)]
+            rule = family.layout_rule if len(spec.out_shape) == 4 else "fixed"
             node = Node(str(callee.attrs.get(LAYER_ATTR, family.kind)), spec.kind, spec, acts,
-                        b.var)
+                        b.var, rule)
             nodes.append(node)
             produced[b.var] = node
             for v in acts:
@@ -101,9 +103,8 @@ def _nodes(mod, func):
     forced = set()
     for var, node in produced.items():
         readers = users.get(var, [])
-        if not node.spec.has_layouts() or var in outputs or not readers or \
-                any(r is None or not r.spec.has_layouts() for r in readers) or \
-                len(node.spec.out_shape) != 4:
+        if node.rule == "fixed" or var in outputs or not readers or \
+                any(r is None or r.rule == "fixed" for r in readers):
             forced.add(var)
     return nodes, forced
 
@@ -119,7 +120,7 @@ def _tiles(kind: str, policy: str):
 
 def _options(node, hw, policy, fusion):
     """(in, out) -> options sorted by cycles, for every layout pair the node may see."""
-    layouts = (CHW, HWC) if node.spec.has_layouts() else (CHW,)
+    layouts = (CHW,) if node.rule == "fixed" else (CHW, HWC)
     out = {}
     for src, dst in itertools.product(layouts, layouts):
         opts = _variants(node, hw, policy, fusion, src, dst)
@@ -136,18 +137,20 @@ def _plan_cycles(spec, hw):
 
 
 def _variants(node, hw, policy, fusion, src, dst):
-    spec, kind = node.spec, node.kind
-    if not spec.has_layouts():
+    """The options of ``node`` reading its inputs in ``src`` and writing ``dst``, by its
+    family's ``layout_rule``."""
+    spec, rule = node.spec, node.rule
+    if rule == "fixed":
         return [Option(_plan_cycles(spec, hw), (KernelLayouts(),))] if src == dst == CHW else []
-    if kind in ("add", "pool"):
-        if kind == "add" and src != dst:
-            return []
-        lay = KernelLayouts(src, src, dst)
-        return [Option(_plan_cycles(replace(spec, layouts=lay), hw), (lay,))]
-    if kind in ("dw_pw", "pw_dw"):
+    if rule == "fused":
         return _fused_variants(spec, hw, policy, fusion, src, dst)
-    return [Option(_plan_cycles(replace(spec, layouts=lay), hw), (lay,))
-            for lay in _conv_layouts(spec, policy, src, dst)]
+    if rule == "conv":
+        lays = _conv_layouts(spec, policy, src, dst)
+    elif rule == "elementwise":
+        lays = [KernelLayouts(src, src, dst)] if src == dst else []
+    else:  # reduce: the input staged as stored, the output in either layout
+        lays = [KernelLayouts(src, src, dst)]
+    return [Option(_plan_cycles(replace(spec, layouts=lay), hw), (lay,)) for lay in lays]
 
 
 def _conv_layouts(spec, policy, src, dst):
