@@ -79,34 +79,33 @@ def plan_network(mod: tvm.IRModule, hw, policy: str = "auto", fusion: str = "aut
 
 def _nodes(mod, func):
     """The kernels in binding order, and the tensors fixed to CHW."""
-    nodes, produced, users = [], {}, {}
+    nodes, users = [], {}
     for b in bindings(func):
-        call = b.value
-        callee = mod[call.op] if isinstance(call, relax.Call) and \
-            isinstance(call.op, relax.GlobalVar) else None
-        uses = [v for v in relax.analysis.free_vars(call)] if isinstance(call, relax.Expr) else []
-        if callee is not None and callee.attrs is not None and KIND_ATTR in callee.attrs:
-            family = family_of(str(callee.attrs[KIND_ATTR]))
-            spec, tensors = family.read(callee, list(call.args))
-            acts = [t for t in tensors if isinstance(t, relax.Var)]
-            rule = family.layout_rule if len(spec.out_shape) == 4 else "fixed"
-            node = Node(str(callee.attrs.get(LAYER_ATTR, family.kind)), spec.kind, spec, acts,
-                        b.var, rule)
+        node = _kernel_node(mod, b)
+        if node is not None:
             nodes.append(node)
-            produced[b.var] = node
-            for v in acts:
-                users.setdefault(v, []).append(node)
-        else:
-            for v in uses:
-                users.setdefault(v, []).append(None)  # read by something else
-    outputs = set(relax.analysis.free_vars(func.body.body)) if hasattr(func.body, "body") else set()
-    forced = set()
-    for var, node in produced.items():
-        readers = users.get(var, [])
-        if node.rule == "fixed" or var in outputs or not readers or \
-                any(r is None or r.rule == "fixed" for r in readers):
-            forced.add(var)
+        for v in node.inputs if node is not None else relax.analysis.free_vars(b.value):
+            users.setdefault(v, []).append(node)  # None: read by something not a kernel
+    outputs = set(relax.analysis.free_vars(func.body.body))
+    forced = {n.output for n in nodes
+              if n.rule == "fixed" or n.output in outputs or not users.get(n.output)
+              or any(r is None or r.rule == "fixed" for r in users[n.output])}
     return nodes, forced
+
+
+def _kernel_node(mod, binding):
+    """The Node of a binding that calls a gap8 composite, else None."""
+    call = binding.value
+    if not isinstance(call, relax.Call) or not isinstance(call.op, relax.GlobalVar):
+        return None
+    callee = mod[call.op]
+    if callee.attrs is None or KIND_ATTR not in callee.attrs:
+        return None
+    family = family_of(str(callee.attrs[KIND_ATTR]))
+    spec, tensors = family.read(callee, list(call.args))
+    rule = family.layout_rule if len(spec.out_shape) == 4 else "fixed"
+    return Node(str(callee.attrs.get(LAYER_ATTR, family.kind)), spec.kind, spec,
+                [t for t in tensors if isinstance(t, relax.Var)], binding.var, rule)
 
 
 def _tiles(kind: str, policy: str):
