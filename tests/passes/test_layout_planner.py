@@ -55,7 +55,7 @@ def test_every_fused_group_lists_costed_alternatives(mbv1_planned):
         assert same_io, "the chosen variant is one of the alternatives"
         assert all(a["cycles"] > 0 for a in alts)
     # every split pair is reported with its reason (the cycles of both forms)
-    split = {r["layer"]: r["reason"] for r in r["fusion"]["split"]}
+    split = {rec["layer"]: rec["reason"] for rec in r["fusion"]["split"]}
     assert set(split) == {name for name in fused if decisions[name]["split"]}
     assert all("split by the planner" in reason and "fused" in reason for reason in split.values())
 
