@@ -115,3 +115,16 @@ def test_squeeze_excite_block_in_hwc_is_exact():
     kinds = {layer["kind"]: layer["layouts"] for layer in r["layers"] if layer["tiled"]}
     assert {"lut", "mul", "pool"} <= set(kinds)
     assert kinds["mul"]["input"] == "HWC" and kinds["lut"]["output"] == "HWC"
+
+
+def test_a_full_state_keeps_outputs_chw_and_says_so(mbv2_int8, monkeypatch):
+    """With the DP state capped at one live tensor, a kernel producing a tensor while the
+    residual's skip is live keeps its output CHW, noted in its decision; still exact."""
+    from tvm_gap8.passes import layouts
+    monkeypatch.setattr(layouts, "MAX_FRONTIER", 1)
+    r = compile_model(mbv2_int8, fusion="none", layout="hwc", check=True).report
+    assert r["check"]["passed"] and r["check"]["exact"]["equal"]
+    notes = {name: d["note"] for name, d in r["layout_plan"]["layers"].items() if "note" in d}
+    assert notes and all("kept CHW" in n for n in notes.values())
+    layers = {layer["name"]: layer for layer in r["layers"] if layer["tiled"]}
+    assert all(layers[name]["layouts"]["output"] == "CHW" for name in notes)

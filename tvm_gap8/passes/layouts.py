@@ -34,7 +34,7 @@ from ..kernels.layout import CHW, HWC, KernelLayouts
 from ..vocab import KIND_ATTR, LAYER_ATTR, LAYOUT_PLAN_ATTR
 
 LAYOUT_POLICIES = ("auto", "chw", "hwc")
-MAX_FRONTIER = 10  # live tensors a DP state may hold (2**10 states); beyond: CHW, said so
+MAX_FRONTIER = 10  # live tensors a DP state may hold (2**10 states); beyond: CHW, noted
 
 
 @dataclass
@@ -73,8 +73,12 @@ def plan_network(mod: tvm.IRModule, hw, policy: str = "auto", fusion: str = "aut
         forced |= {n.output for n in nodes}
     for node in nodes:
         node.options = _options(node, hw, policy, fusion)
-    total, choice = _search(nodes, forced, hw, policy)
-    return total, {n.layer: _decision(n, choice[n.layer]) for n in nodes}
+    total, choice, capped = _search(nodes, forced, hw, policy)
+    decisions = {n.layer: _decision(n, choice[n.layer]) for n in nodes}
+    for layer in capped:
+        decisions[layer]["note"] = (f"output kept CHW: more than {MAX_FRONTIER} tensors live "
+                                    "at once, the search does not choose its layout")
+    return total, decisions
 
 
 def _nodes(mod, func):
@@ -188,8 +192,11 @@ def _search(nodes, forced, hw, policy):
             last_use[v] = i
     states = {(): ((0, 0.0), {})}  # (var index, layout) pairs -> ((CHW count, cycles), choices)
     ids = {n.output: i for i, n in enumerate(nodes)}
+    capped = []
     for i, node in enumerate(nodes):
         nxt = {}
+        if node.output not in forced and all(len(st) >= MAX_FRONTIER for st in states):
+            capped.append(node.layer)
         for state, (cost, choices) in states.items():
             env = dict(state)
             src = _input_layout(node, env, ids)
@@ -210,7 +217,7 @@ def _search(nodes, forced, hw, policy):
             raise TilingError(f"layer {node.layer}: no layout of its tensors can be planned")
         states = nxt
     (_, cycles), choices = min(states.values(), key=lambda s: s[0])
-    return cycles, choices
+    return cycles, choices, capped
 
 
 def _input_layout(node, env, ids):
@@ -245,6 +252,8 @@ class PlanLayouts:
     """Record the planner's decisions on the module (``gap8.layout_plan``) for the lowering."""
 
     def __init__(self, hw, policy: str = "auto", fusion: str = "auto"):
+        if policy not in LAYOUT_POLICIES:
+            raise ValueError(f"layout policy {policy!r}: one of {', '.join(LAYOUT_POLICIES)}")
         self.hw, self.policy, self.fusion = hw, policy, fusion
 
     def transform_module(self, mod: tvm.IRModule, _ctx) -> tvm.IRModule:
