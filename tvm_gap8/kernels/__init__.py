@@ -28,6 +28,11 @@ def family_of(kind: str) -> KernelFamily:
 _PLANS: dict = {}  # (spec, target) -> plan: the planner costs a spec, the lowering builds it
 
 
+def clear_plans() -> None:
+    """Forget the memoised plans (e.g. to time a compile from scratch)."""
+    _PLANS.clear()
+
+
 def plan_kernel(spec, hw, layer: str = "?"):
     """The tile plan of any kernel spec, by its family's tiling search (memoised: the search
     is deterministic; a spec that fits no tile raises every time, naming ``layer``)."""
@@ -44,4 +49,4 @@ def build_kernel(spec, plan):
     return family_of(spec.kind).schedule(spec, plan)
 
 
-__all__ = ["FAMILIES", "KernelFamily", "build_kernel", "family_of", "plan_kernel"]
+__all__ = ["FAMILIES", "KernelFamily", "build_kernel", "clear_plans", "family_of", "plan_kernel"]
