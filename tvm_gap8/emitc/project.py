@@ -208,6 +208,7 @@ def linker_script(hw) -> str:
     """The rv32 emulator build's memory map: GAP8's L1/L2/L3 sizes as regions inside QEMU virt's
     RAM, so a network that does not fit fails at link time naming the region."""
     return f"""/* GAP8 memory map for the rv32 emulator build (sizes from tvm_gap8.target) */
+INCLUDE picolibc.ld
 MEMORY
 {{
   L2 (rw) : ORIGIN = 0x82000000, LENGTH = {hw.l2_bytes}
@@ -220,7 +221,6 @@ SECTIONS
   .gap8_l2 : {{ *(.gap8_l2) }} > L2
   .gap8_l3 : {{ *(.gap8_l3) }} > L3
 }}
-INSERT AFTER .bss;
 """
 
 

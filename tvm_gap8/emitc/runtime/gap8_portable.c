@@ -16,9 +16,13 @@ uint64_t gap8_instret(void) {
 #if defined(__riscv)
   uint32_t lo, hi, hi2;
   do {
-    __asm__ volatile("csrr %0, minstreth" : "=r"(hi));
-    __asm__ volatile("csrr %0, minstret" : "=r"(lo));
-    __asm__ volatile("csrr %0, minstreth" : "=r"(hi2));
+    /* binutils 2.40 wants zicsr for csrr; -march=rv32imc_zicsr would pick the wrong multilib */
+    __asm__ volatile(".option push\n.option arch, +zicsr\ncsrr %0, minstreth\n.option pop"
+                     : "=r"(hi));
+    __asm__ volatile(".option push\n.option arch, +zicsr\ncsrr %0, minstret\n.option pop"
+                     : "=r"(lo));
+    __asm__ volatile(".option push\n.option arch, +zicsr\ncsrr %0, minstreth\n.option pop"
+                     : "=r"(hi2));
   } while (hi != hi2);
   return ((uint64_t)hi << 32) | lo;
 #else
