@@ -259,24 +259,45 @@ def _plan_memory(net, hw):
     for name, off in offsets.items():
         net.tensors[name].offset = off
     net.l1_arena = max((k.l1_bytes for k in net.kernels.values()), default=0)
-    stage = hw.l1_bytes  # one L1-sized L2 buffer through which L3 weight tiles pass
-    budget = hw.l2_bytes - net.l2_arena - stage
-    l3_layers = {a for layer in net.layers if layer.weights_in == "L3" for a in layer.args[:-1]}
-    staged = {a for layer in net.layers
-              for a, (p, _) in zip(layer.args, net.kernels[layer.kernel].params)
-              if p in net.kernels[layer.kernel].staged}
-    l3_off = l2_used = 0
-    for layer in net.layers:
-        for name in layer.args[:-1]:
-            t = net.tensors[name]
-            if t.kind != "const" or t.offset >= 0 or t.memory == "L3":
-                continue
-            size = (t.nbytes + ALIGN - 1) // ALIGN * ALIGN
-            if name not in staged or name not in l3_layers and l2_used + size <= budget:
-                l2_used += size
-                continue
+    _place_weights(net, hw)
+
+
+def _layer_consts(net, layer):
+    """(staged, direct) constant tensors of a layer: staged ones are read only by DMA calls."""
+    kernel = net.kernels[layer.kernel]
+    staged, direct = [], []
+    for name, (param, _) in zip(layer.args, kernel.params):
+        if net.tensors[name].kind == "const":
+            (staged if param in kernel.staged else direct).append(name)
+    return staged, direct
+
+
+def _aligned(n):
+    return (n + ALIGN - 1) // ALIGN * ALIGN
+
+
+def _place_weights(net, hw):
+    """Weights in L2 while they fit beside the activation arena and the L3 stage (one
+    L1-arena-sized buffer); a layer the report streams from L3, or whose staged weights no
+    longer fit, has all its staged weights in L3. Weights read directly by the cores stay in L2."""
+    per_layer = [_layer_consts(net, layer) for layer in net.layers]
+    direct = {n for _, d in per_layer for n in d}
+    l2_used = sum(_aligned(net.tensors[n].nbytes) for n in direct)
+    budget = hw.l2_bytes - net.l2_arena - net.l1_arena
+    l3_off = 0
+    for layer, (staged, _) in zip(net.layers, per_layer):
+        todo = [n for n in dict.fromkeys(staged) if n not in direct
+                and net.tensors[n].memory == "L2" and net.tensors[n].offset < 0]
+        size = sum(_aligned(net.tensors[n].nbytes) for n in todo)
+        if layer.weights_in != "L3" and l2_used + size <= budget:
+            l2_used += size
+            for n in todo:
+                net.tensors[n].offset = 0  # placed (in L2, as its own array)
+            continue
+        for n in todo:
+            t = net.tensors[n]
             t.memory, t.offset = "L3", l3_off
-            l3_off += size
+            l3_off += _aligned(t.nbytes)
     for layer in net.layers:  # a layer reading L3 weights streams them
         if any(net.tensors[a].memory == "L3" for a in layer.args[:-1]):
             layer.weights_in = "L3"
