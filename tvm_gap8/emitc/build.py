@@ -10,7 +10,7 @@ import time
 
 import numpy as np
 
-from ..errors import Gap8Error
+from ..errors import BuildError, LinkError
 
 SOURCES = ["runner.c", "network.c", "kernels.c", "weights.c", "gap8_portable.c"]
 RV32_GCC = "riscv64-unknown-elf-gcc"
@@ -23,14 +23,6 @@ RV32_FLAGS = ["-march=rv32imc", "-mabi=ilp32", "-O2", "--specs=picolibc.specs",
 SOFT_FLOAT = re.compile(r"__[a-z]+[sd]f[0-9a-z]*$")
 COUNTER_FIELDS = ("l2_to_l1_bytes", "l1_to_l2_bytes", "l3_to_l2_bytes", "l2_to_l1_transfers",
                   "l1_to_l2_transfers", "l3_to_l2_transfers", "macs", "tiles", "instructions")
-
-
-class LinkError(Gap8Error):
-    """The network does not fit a GAP8 memory region (the linker said which)."""
-
-
-class BuildError(Gap8Error):
-    """The emitted C did not compile or run."""
 
 
 def rv32_available() -> str | None:

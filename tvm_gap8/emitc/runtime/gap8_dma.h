@@ -45,16 +45,16 @@ static inline int32_t GAP8_COPY_END(int32_t dir) {
   return 0;
 }
 #ifdef GAP8_NO_MAC_COUNT
-#define GAP8_COUNT_MAC() 0
+#define GAP8_COUNT_MAC() ((void)0)
 #else
 static inline int32_t GAP8_COUNT_MAC(void) { gap8_current->macs += 1; return 0; }
 #endif
 void gap8_counters_layer(int32_t layer);
 uint64_t gap8_instret(void);
 #else
-#define GAP8_COPY_BEGIN() 0
-#define GAP8_COPY_ELEM(dir, bytes) 0
-#define GAP8_COPY_END(dir) 0
-#define GAP8_COUNT_MAC() 0
+#define GAP8_COPY_BEGIN() ((void)0)
+#define GAP8_COPY_ELEM(dir, bytes) ((void)0)
+#define GAP8_COPY_END(dir) ((void)0)
+#define GAP8_COUNT_MAC() ((void)0)
 #endif
 #endif
