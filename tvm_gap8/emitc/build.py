@@ -63,7 +63,8 @@ def _link_error(stderr: str):
                         f"overflowed by {int(m.group(2)):,} bytes (rv32 link)")
 
 
-def build_rv32(project: str, instrument: bool = False, mac_count: bool = True) -> str:
+def build_rv32(project: str, instrument: bool = False, mac_count: bool = True,
+               extra_flags=()) -> str:
     missing = rv32_available()
     if missing:
         raise BuildError(f"--run rv32 needs the RISC-V toolchain and QEMU ({missing}): "
@@ -71,7 +72,8 @@ def build_rv32(project: str, instrument: bool = False, mac_count: bool = True) -
                          "picolibc-riscv64-unknown-elf qemu-system-misc")
     elf = os.path.join(project, "gap8_rv32.elf")
     cmd = [RV32_GCC, "-std=c99", "-Wall", "-Werror", *RV32_FLAGS, "-DGAP8_SECTIONS",
-           *_flags(instrument, mac_count), *SOURCES, "-T", "gap8_memory.ld", "-o", elf]
+           *_flags(instrument, mac_count), *extra_flags, *SOURCES, "-T", "gap8_memory.ld",
+           "-o", elf]
     proc = _run(cmd, project, "rv32 build")
     if proc.returncode:
         _link_error(proc.stderr)
@@ -95,6 +97,11 @@ def _exec(cmd, project, what, timeout):
     return seconds
 
 
+def qemu_command(elf: str) -> list[str]:
+    return [QEMU, "-machine", "virt", "-nographic", "-bios", "none", "-semihosting-config",
+            "enable=on,target=native", "-icount", "shift=0", "-kernel", os.path.abspath(elf)]
+
+
 def run_project(project: str, exe: str, platform: str, data: np.ndarray, out_shape, out_dtype,
                 timeout: int = 300) -> dict:
     """Runs one inference: returns {"output", "seconds", "counters" (per layer, if any)}."""
@@ -105,9 +112,7 @@ def run_project(project: str, exe: str, platform: str, data: np.ndarray, out_sha
     if platform == "host":
         cmd = [os.path.abspath(exe)]
     else:
-        cmd = [QEMU, "-machine", "virt", "-nographic", "-bios", "none",
-               "-semihosting-config", "enable=on,target=native", "-icount", "shift=0",
-               "-kernel", os.path.abspath(exe)]
+        cmd = qemu_command(exe)
     seconds = _exec(cmd, project, f"the {platform} run", timeout)
     out = np.fromfile(os.path.join(project, "gap8_out.bin"), dtype=out_dtype).reshape(out_shape)
     return {"output": out, "seconds": seconds, "counters": read_counters(project)}

@@ -32,7 +32,7 @@ typedef struct {
   uint64_t instret;
 } gap8_counters_t;
 
-#ifdef GAP8_INSTRUMENT
+#if defined(GAP8_INSTRUMENT) && !defined(GAP8_INSTRET_ONLY)
 extern gap8_counters_t *gap8_current;
 extern uint32_t gap8_copy_moved;
 static inline int32_t GAP8_COPY_BEGIN(void) { gap8_copy_moved = 0; return 0; }
@@ -49,12 +49,15 @@ static inline int32_t GAP8_COPY_END(int32_t dir) {
 #else
 static inline int32_t GAP8_COUNT_MAC(void) { gap8_current->macs += 1; return 0; }
 #endif
-void gap8_counters_layer(int32_t layer);
-uint64_t gap8_instret(void);
 #else
 #define GAP8_COPY_BEGIN() ((void)0)
 #define GAP8_COPY_ELEM(dir, bytes) ((void)0)
 #define GAP8_COPY_END(dir) ((void)0)
 #define GAP8_COUNT_MAC() ((void)0)
+#endif
+#ifdef GAP8_INSTRUMENT /* GAP8_INSTRET_ONLY: per-layer instructions and DMA calls only */
+extern gap8_counters_t *gap8_current;
+void gap8_counters_layer(int32_t layer);
+uint64_t gap8_instret(void);
 #endif
 #endif
