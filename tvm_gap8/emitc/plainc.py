@@ -224,6 +224,69 @@ def _dma_call(loops, store, direction):
     return tirx.Evaluate(tirx.call_extern("int32", "gap8_dma_copy_3d", *args))
 
 
+def _is_if_then_else(e) -> bool:
+    return isinstance(e, tvm.ir.expr.Call) and \
+        getattr(e.op, "name", "") in ("tirx.if_then_else", "prim.if_then_else")
+
+
+def _interior(loops, cond):
+    """Per loop: (first, count) of the points where ``cond`` (a conjunction of linear bounds,
+    the padding test) holds, as expressions of the enclosing tile loops; None if not of that
+    form."""
+    loop_vars = [lp.loop_var for lp in loops]
+    bounds = tvm.sym.detect_clip_bound(cond, loop_vars)
+    if len(bounds) != 2 * len(loops):
+        return None
+    out = []
+    for k, lp in enumerate(loops):
+        ext = int(lp.extent.value)
+        lo, hi = bounds[2 * k], bounds[2 * k + 1]
+        first = tirx.max(lo, 0) if lo is not None else tirx.const(0, "int32")
+        last = tirx.min(hi, ext - 1) if hi is not None else tirx.const(ext - 1, "int32")
+        out.append((first, tirx.max(last - first + 1, 0)))
+    return out
+
+
+def _padded_dma(loops, store, direction):
+    """A padded copy (value ``if_then_else(inside, src[..], pad)``): the cores fill the tile with
+    the pad value, then one DMA call moves the interior (what cost.ir counts)."""
+    value = store.value
+    if not _is_if_then_else(value) or len(store.indices) != 1:
+        return None
+    cond, load, pad = value.args
+    if not isinstance(load, tvm.ir.TensorLoad) or len(load.indices) != 1:
+        return None
+    if any(not isinstance(lp.extent, tirx.IntImm) or int(lp.min) != 0 for lp in loops):
+        return None
+    loop_vars = [lp.loop_var for lp in loops]
+    dst, src = _linear(store.indices[0], loop_vars), _linear(load.indices[0], loop_vars)
+    interior = _interior(loops, cond)
+    if dst is None or src is None or interior is None:
+        return None
+    kept = [k for k, lp in enumerate(loops) if int(lp.extent.value) > 1]
+    if not kept or len(kept) > 3 or dst[0][kept[-1]] != 1 or src[0][kept[-1]] != 1:
+        return None
+    dst_off = dst[1] + sum(c * f for c, (f, _) in zip(dst[0], interior))
+    src_off = src[1] + sum(c * f for c, (f, _) in zip(src[0], interior))
+    counts = [interior[k][1] for k in kept]
+    for k, lp in enumerate(loops):  # an extent-1 loop inside or outside the interior
+        if k not in kept:
+            counts[0] = counts[0] * interior[k][1]
+    eb = _elem_bytes(store.buffer)
+    dims = [(n, dst[0][k] * eb, src[0][k] * eb) for n, k in zip(counts, kept)]
+    while len(dims) < 3:
+        dims.insert(0, (tirx.const(1, "int32"), 0, 0))
+    (n2, d2, s2), (n1, d1, s1), (n0, _, _) = dims
+    call = tirx.call_extern(
+        "int32", "gap8_dma_copy_3d", tirx.address_of(tirx.BufferLoad(store.buffer, [dst_off])),
+        tirx.address_of(tirx.BufferLoad(load.source, [src_off])), n2, n1, n0 * eb, d2, s2, d1,
+        s1, direction)
+    fill = tvm_ffi.structural_map(loops[0], [
+        (tirx.BufferStore, lambda st: tirx.BufferStore(st.buffer, pad, st.indices)),
+        (tirx.For, _unmarked)])
+    return tirx.SeqStmt([fill, tirx.Evaluate(call)])
+
+
 def _counted_store(store, direction):
     """A core copy element: the store plus the count of the bytes it moved (ring fill of a padded
     copy is not moved: it is written in L1, like cost.ir counts)."""
@@ -260,6 +323,8 @@ def _replace_copies(func, stats):
         if loops[0] is not loop:
             return loop
         call = _dma_call(loops, inner, direction)
+        if call is None and isinstance(inner, tirx.BufferStore):
+            call = _padded_dma(loops, inner, direction)
         if call is not None:
             stats["dma_calls"] += 1
             return call
