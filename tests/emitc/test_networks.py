@@ -106,10 +106,3 @@ def test_network_too_big_for_l2_fails_to_link(int8_model, rv32, tmp_path, capsys
     assert len(err) == 1 and err[0].startswith("error: the network does not fit GAP8's L2")
     assert "region `L2' overflowed" in err[0]
     assert not (tmp_path / "o").exists()  # nothing written
-
-
-def test_run_needs_emit_c(int8_model, tmp_path, capsys):
-    rc = main(["compile", int8_model("mobilenet_v1_025_96"), "--run", "host",
-               "-o", str(tmp_path / "o"), "-q"])
-    assert rc == 2
-    assert "--run and --instrument need --emit-c" in capsys.readouterr().err

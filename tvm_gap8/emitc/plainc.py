@@ -18,7 +18,7 @@ import tvm
 import tvm_ffi
 from tvm import s_tir, tirx
 
-from ..vocab import COPY_ANN, L1_SCOPE, L1_TO_L2, L2_TO_L1, ROLE_ANN
+from ..vocab import COPY_ANN, L1_SCOPE, L1_TO_L2, L2_TO_L1, MACS_ATTR, ROLE_ANN
 
 DMA_ANN = "gap8.dma"  # on every loop of a copy nest: "<direction>:<role>"
 PAR_ANN = "gap8.parallel"  # on the loop split over the cores
@@ -532,8 +532,9 @@ def plain_kernel(name: str, prim, instrument_macs: bool = True) -> PlainKernel:
     func = _mark_parallel_loops(_mark_copy_loops(prim))
     func = _lower(func)
     func = _replace_copies(func, stats)
-    if instrument_macs:
-        func = _count_macs(func)
+    declared = prim.attrs.get(MACS_ATTR) if prim.attrs else None
+    if instrument_macs and (declared is None or int(declared) > 0):
+        func = _count_macs(func)  # a kernel the report gives 0 MACs (pooling) counts none
     func = func.with_body(_team(func.body, stats))
     func, params, l1 = _plain_signature(func, name)
     func = _finish(func)
