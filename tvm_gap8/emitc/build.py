@@ -19,7 +19,7 @@ QEMU = "qemu-system-riscv32"
 RV32_FLAGS = ["-march=rv32imc", "-mabi=ilp32", "-O2", "--specs=picolibc.specs",
               "--oslib=semihost", "--crt0=semihost",
               "-Wl,--defsym=__flash=0x80000000", "-Wl,--defsym=__flash_size=0x00400000",
-              "-Wl,--defsym=__ram=0x80400000", "-Wl,--defsym=__ram_size=0x01000000"]
+              "-Wl,--defsym=__ram=0x80400000", "-Wl,--defsym=__ram_size=0x00100000"]
 SOFT_FLOAT = re.compile(r"__[a-z]+[sd]f[0-9a-z]*$")
 COUNTER_FIELDS = ("l2_to_l1_bytes", "l1_to_l2_bytes", "l3_to_l2_bytes", "l2_to_l1_transfers",
                   "l1_to_l2_transfers", "l3_to_l2_transfers", "macs", "tiles", "instructions")

@@ -204,14 +204,15 @@ def network_c(net: Network) -> str:
 
 def linker_script(hw) -> str:
     """The rv32 emulator build's memory map: GAP8's L1/L2/L3 sizes as regions inside QEMU virt's
-    RAM, so a network that does not fit fails at link time naming the region."""
+    RAM (after picolibc's 4 MB flash and 1 MB RAM at 0x80000000), so a network that does not fit
+    fails at link time naming the region."""
     return f"""/* GAP8 memory map for the rv32 emulator build (sizes from tvm_gap8.target) */
 INCLUDE picolibc.ld
 MEMORY
 {{
-  L2 (rw) : ORIGIN = 0x82000000, LENGTH = {hw.l2_bytes}
-  L1 (rw) : ORIGIN = 0x82100000, LENGTH = {hw.l1_bytes}
-  L3 (r)  : ORIGIN = 0x82200000, LENGTH = {hw.l3_bytes}
+  L2 (rw) : ORIGIN = 0x80500000, LENGTH = {hw.l2_bytes}
+  L1 (rw) : ORIGIN = 0x80580000, LENGTH = {hw.l1_bytes}
+  L3 (r)  : ORIGIN = 0x80600000, LENGTH = {hw.l3_bytes}
 }}
 SECTIONS
 {{
