@@ -37,7 +37,7 @@ def test_float_network_host_equals_llvm_and_reference(tmp_path):
     assert rc == 0
     assert "int gap8_network_run(const float *in, float *out);" in \
         (tmp_path / "o" / "gap8" / "network.h").read_text()
-    assert report["run"]["vs_llvm"]["max_abs_diff"] <= 1e-5
+    assert report["run"]["vs_llvm"] == {"max_abs_diff": 0.0, "equal": True}  # exact floats
     assert report["run"]["check"]["passed"]
     assert report["measured"]["all_equal_to_static"]
 
@@ -50,3 +50,22 @@ def test_run_flags_without_emit_c_are_usage_errors(bad, tmp_path, capsys):
         (["host"] if bad == "--run" else [])
     assert main(args) == 2
     assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_core_copies_count_like_the_report(tmp_path, monkeypatch):
+    """Copies that cannot become DMA calls stay core loops and still count exactly what
+    cost/ir.py counts (forced here for every copy of an int8 DW->PW block, padded input too)."""
+    from tvm_gap8.emitc import plainc
+    from tvm_gap8.testing.quant import quantized
+
+    monkeypatch.setattr(plainc, "_dma_call", lambda *a: None)
+    monkeypatch.setattr(plainc, "_padded_dma", lambda *a: None)
+    model = tmp_path / "block.onnx"
+    onnx.save(quantized(M.dw_pw_block(cin=16, cout=32, h=15, w=13, k=3, stride=2)), str(model))
+    rc = main(["compile", str(model), "--emit-c", "--run", "host", "--instrument",
+               "-o", str(tmp_path / "o"), "-q"])
+    report = json.loads((tmp_path / "o" / "report.json").read_text())
+    assert rc == 0 and report["run"]["vs_llvm"]["integers_equal"], report["run"]
+    assert report["emit_c"]["dma_calls"] == 0 and report["emit_c"]["core_copies"] > 0
+    assert report["measured"]["all_equal_to_static"]
+    assert "GAP8_COPY_ELEM" in (tmp_path / "o" / "gap8" / "kernels.c").read_text()

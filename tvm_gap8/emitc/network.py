@@ -110,6 +110,10 @@ def _strip_boundary(func):
         boundary.in_zp = int(_scalar(first.value.args[2]))
         params = [first.var]
         bindings = bindings[1:]
+    while bindings and bindings[-1].var.same_as(out_var) and \
+            isinstance(bindings[-1].value, relax.Var):  # gv = lv: the output's alias
+        out_var = bindings[-1].value
+        bindings = bindings[:-1]
     last = bindings[-1] if bindings else None
     if last is not None and last.var.same_as(out_var) and isinstance(last.value, relax.Call) \
             and _op_name(last.value) == "relax.dequantize":

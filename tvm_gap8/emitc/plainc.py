@@ -12,6 +12,7 @@ everything else runs on the master core between barriers.
 from __future__ import annotations
 
 import re
+import struct
 from dataclasses import dataclass
 
 import tvm
@@ -269,7 +270,7 @@ def _padded_dma(loops, store, direction):
     dst_off = dst[1] + sum(c * f for c, (f, _) in zip(dst[0], interior))
     src_off = src[1] + sum(c * f for c, (f, _) in zip(src[0], interior))
     counts = [interior[k][1] for k in kept]
-    for k, lp in enumerate(loops):  # an extent-1 loop inside or outside the interior
+    for k in range(len(loops)):  # an extent-1 loop inside or outside the interior
         if k not in kept:
             counts[0] = counts[0] * interior[k][1]
     eb = _elem_bytes(store.buffer)
@@ -293,8 +294,7 @@ def _counted_store(store, direction):
     count = tirx.Evaluate(tirx.call_extern("int32", "GAP8_COPY_ELEM", direction,
                                            _elem_bytes(store.buffer)))
     value = store.value
-    if isinstance(value, tvm.ir.expr.Call) and \
-            getattr(value.op, "name", "") in ("tirx.if_then_else", "prim.if_then_else"):
+    if _is_if_then_else(value):
         cond, then_v, else_v = value.args
         return tirx.IfThenElse(cond, tirx.SeqStmt([
             tirx.BufferStore(store.buffer, then_v, store.indices), count]),
@@ -308,12 +308,16 @@ def _unmarked(loop):
                     loop.thread_binding, ann, loop.step, loop.span)
 
 
-def _replace_copies(func, stats):
-    def counted(stmt):
-        if isinstance(stmt, tirx.BufferStore):
-            return _counted_store(stmt, stats["_dir"])
-        return stmt
+def _core_copy(loop, direction):
+    """A copy nest left to the cores, counting what it moves (cost.ir's bytes and transfers)."""
+    body = tvm_ffi.structural_map(loop, [
+        (tirx.BufferStore, lambda st: _counted_store(st, direction)), (tirx.For, _unmarked)])
+    return tirx.SeqStmt([
+        tirx.Evaluate(tirx.call_extern("int32", "GAP8_COPY_BEGIN")), body,
+        tirx.Evaluate(tirx.call_extern("int32", "GAP8_COPY_END", direction))])
 
+
+def _replace_copies(func, stats):
     def visit(loop):
         if DMA_ANN not in loop.annotations:
             return loop
@@ -329,11 +333,7 @@ def _replace_copies(func, stats):
             stats["dma_calls"] += 1
             return call
         stats["core_copies"] += 1
-        stats["_dir"] = direction
-        body = tvm_ffi.structural_map(loop, [(tirx.BufferStore, counted), (tirx.For, _unmarked)])
-        return tirx.SeqStmt([
-            tirx.Evaluate(tirx.call_extern("int32", "GAP8_COPY_BEGIN")), body,
-            tirx.Evaluate(tirx.call_extern("int32", "GAP8_COPY_END", direction))])
+        return _core_copy(loop, direction)
 
     # pre-order: the outermost loop of a nest is met first and replaced whole
     return func.with_body(tvm_ffi.structural_map(func.body, (tirx.For, visit), order="pre"))
@@ -484,15 +484,28 @@ def _plain_signature(func, name):
     arena = tirx.decl_buffer((1 << 20,), "int8", "l1_arena", data=arena_ptr)
     body, l1 = _l1_arena(_globalize_locals(func), arena)
     stmt = tirx.SeqStmt(decls + [tirx.DeclBuffer(arena, data=arena_ptr), body.body])
-    new = tirx.PrimFunc(ptrs + [arena_ptr], stmt, ret_type=None,
-                        attrs=tvm.ir.make_node("ir.DictAttrs", **{"global_symbol": name, "tirx.noalias": True}))
+    attrs = tvm.ir.make_node("ir.DictAttrs", **{"global_symbol": name, "tirx.noalias": True})
+    new = tirx.PrimFunc(ptrs + [arena_ptr], stmt, ret_type=None, attrs=attrs)
     return new, params, l1
 
 
 # -- C text ----------------------------------------------------------------------------
 
-_TVM_LINES = re.compile(r'^\s*(#include|#define TVM_EXPORTS|#ifdef __cplusplus|extern "C"|#endif'
-                        r'|\}\s*$)')
+def _exact_floats(func):
+    """TVM's C codegen prints float literals with 7 digits; pass their bits instead
+    (``gap8_f32``/``gap8_f64``, inline in kernels.c) so float kernels compute what LLVM does."""
+
+    def visit(imm):
+        dtype = str(imm.ty)
+        if dtype == "float32":
+            bits = struct.unpack("<I", struct.pack("<f", float(imm.value)))[0]
+            return tirx.call_extern("float32", "gap8_f32", tirx.const(bits, "uint32"))
+        if dtype == "float64":
+            bits = struct.unpack("<Q", struct.pack("<d", float(imm.value)))[0]
+            return tirx.call_extern("float64", "gap8_f64", tirx.const(bits, "uint64"))
+        return imm
+
+    return func.with_body(tvm_ffi.structural_map(func.body, (tirx.FloatImm, visit)))
 
 
 def _codegen(func) -> str:
@@ -502,13 +515,11 @@ def _codegen(func) -> str:
     return lib.inspect_source()
 
 
-def _clean(source: str, name: str) -> str:
-    """Drop TVM's includes/exports around the function; keep the function."""
-    start = source.find("#ifdef __cplusplus\nextern \"C\"")
-    text = source
+def _clean(source: str) -> str:
+    """Drop TVM's includes, exports and declarations around the function; keep the function."""
     lines = []
     skip_extern = False
-    for line in text.splitlines():
+    for line in source.splitlines():
         s = line.strip()
         if s.startswith("#include") or s.startswith("#define TVM_EXPORTS") or \
                 "__tvm_ffi__library_ctx" in s or s.startswith("// tvm target"):
@@ -523,7 +534,6 @@ def _clean(source: str, name: str) -> str:
         if s.startswith("TVM_DLL") and s.endswith(");"):
             continue  # TVM's declarations of extern calls: gap8_*.h declares them
         lines.append(line.replace("TVM_DLL ", ""))
-    del start
     return "\n".join(lines).strip() + "\n"
 
 
@@ -537,8 +547,8 @@ def plain_kernel(name: str, prim, instrument_macs: bool = True) -> PlainKernel:
         func = _count_macs(func)  # a kernel the report gives 0 MACs (pooling) counts none
     func = func.with_body(_team(func.body, stats))
     func, params, l1 = _plain_signature(func, name)
-    func = _finish(func)
-    source = _clean(_codegen(func), name)
+    func = _exact_floats(_finish(func))
+    source = _clean(_codegen(func))
     proto = next(line for line in source.splitlines() if f" {name}(" in line)
     proto = proto.rstrip(" {") + ";"
     return PlainKernel(name, source, proto, params, l1, stats["dma_calls"],
