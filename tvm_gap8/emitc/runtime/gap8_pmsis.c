@@ -19,15 +19,15 @@ static void copy_2d(int8_t *dst, const int8_t *src, int32_t rows, int32_t row_by
   int32_t loc_stride = l1_to_l2 ? src_stride : dst_stride;
   uint32_t d = l1_to_l2 ? PI_CL_DMA_DIR_LOC2EXT : PI_CL_DMA_DIR_EXT2LOC;
   if (rows == 1 || (ext_stride == row_bytes && loc_stride == row_bytes)) {
-    pi_cl_dma_cmd((uint32_t)ext, (uint32_t)loc, (uint32_t)(rows * row_bytes), d, &cmd);
+    pi_cl_dma_cmd((uint32_t)(uintptr_t)ext, (uint32_t)(uintptr_t)loc, (uint32_t)(rows * row_bytes), d, &cmd);
     pi_cl_dma_cmd_wait(&cmd);
   } else if (loc_stride == row_bytes) {
-    pi_cl_dma_cmd_2d((uint32_t)ext, (uint32_t)loc, (uint32_t)(rows * row_bytes),
+    pi_cl_dma_cmd_2d((uint32_t)(uintptr_t)ext, (uint32_t)(uintptr_t)loc, (uint32_t)(rows * row_bytes),
                      (uint32_t)ext_stride, (uint32_t)row_bytes, d, &cmd);
     pi_cl_dma_cmd_wait(&cmd);
   } else {
     for (int32_t r = 0; r < rows; ++r) {
-      pi_cl_dma_cmd((uint32_t)(ext + r * ext_stride), (uint32_t)(loc + r * loc_stride),
+      pi_cl_dma_cmd((uint32_t)(uintptr_t)(ext + r * ext_stride), (uint32_t)(uintptr_t)(loc + r * loc_stride),
                     (uint32_t)row_bytes, d, &cmd);
       pi_cl_dma_cmd_wait(&cmd);
     }
