@@ -58,10 +58,19 @@ def build_parser() -> argparse.ArgumentParser:
                    help="target to compile for (default: gap8)")
     c.add_argument("--input-shape", action="append", default=[], metavar="NAME:D0,D1,...",
                    help="pin an input's shape (repeat for several inputs)")
-    c.add_argument("--no-fuse", action="store_true", help="do not fuse DW/PW pairs (baseline)")
-    c.add_argument("--fusion", choices=["all", "profitable"], default="all",
-                   help="fuse every pair the rules allow (default), or only those the cycle "
-                        "model says are faster than two kernels")
+    c.add_argument("--no-fuse", action="store_true", help="do not fuse DW/PW pairs "
+                   "(= --fusion none)")
+    c.add_argument("--fusion", choices=["auto", "all", "none", "profitable"], default="auto",
+                   help="auto (default): the planner fuses or splits each pair the rules allow "
+                        "by the cycle model; all: fuse every one; none; profitable: fuse those "
+                        "faster than their two kernels, alone")
+    c.add_argument("--layout", choices=["auto", "chw", "hwc"], default="auto",
+                   help="L2 tensor layouts: auto (default: the planner chooses each tensor's "
+                        "and each kernel's tile layouts), chw (all CHW), hwc (all HWC, DW inputs "
+                        "transposed to CHW by the DMA, as DORY does)")
+    c.add_argument("--dma", choices=["double", "blocking"], default="double",
+                   help="double-buffered DMA overlapping compute (default), or blocking copies "
+                        "(DORY on GAP8)")
     c.add_argument("--check", action="store_true",
                    help="build for the host and compare with onnxruntime on a seeded input")
     c.add_argument("--seed", type=int, default=0, help="seed of the --check input (default 0)")
@@ -148,7 +157,8 @@ def cmd_compile(args) -> int:
     try:
         result = compile_model(args.model, shapes, hw=hw, fuse=not args.no_fuse,
                                check=args.check, seed=args.seed, quiet=args.quiet,
-                               fusion=args.fusion)
+                               fusion="none" if args.no_fuse else args.fusion,
+                               layout=args.layout, dma=args.dma, baseline=True)
         if args.emit_c:
             from .emitc.run import emit_and_run
             emit_and_run(result, hw, tmp, args.run, args.instrument, args.seed)

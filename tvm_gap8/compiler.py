@@ -15,7 +15,8 @@ from .check import check_outputs, random_inputs
 from .errors import Gap8Error, UnsupportedError
 from .frontend import ImportedModel, import_onnx
 from .pipeline import gap8_passes
-from .report import float_layers, fusion_of, layers_of
+from .passes.layouts import layout_plan
+from .report import float_layers, fusion_of, layers_of, totals_of
 from .target import GAP8, Gap8Target, tvm_target
 
 
@@ -41,10 +42,30 @@ def _progress(msg: str, quiet: bool):
 
 
 def lower(mod: tvm.IRModule, hw: Gap8Target = GAP8, fuse: bool = True,
-          policy: str = "all") -> tvm.IRModule:
+          policy: str = "all", layout: str = "chw") -> tvm.IRModule:
     """Apply our passes (under the GAP8 target, so passes can dispatch on its keys)."""
     with tvm_target(host=True):
-        return tvm.transform.Sequential(gap8_passes(hw, fuse, policy))(mod)
+        return tvm.transform.Sequential(gap8_passes(hw, fuse, policy, layout))(mod)
+
+
+def with_dma(hw: Gap8Target, dma: str) -> Gap8Target:
+    """The target under DMA mode ``dma``: ``blocking`` (DORY on GAP8: every copy waited for,
+    single-buffered L1 tiles) or ``double`` (ours: double-buffered, copies overlap compute)."""
+    if dma == "blocking":
+        return hw.replace(dma_mode="blocking", double_buffering=False)
+    return hw.replace(dma_mode="double")
+
+
+#: The usual deployment (DORY + PULP-NN): no fusion, HWC tensors, DW inputs transposed by a
+#: blocking DMA: what every report's ``baseline`` is.
+BASELINE = {"fusion": "none", "layout": "hwc", "dma": "blocking"}
+
+
+def baseline_totals(mod: tvm.IRModule, hw: Gap8Target) -> dict:
+    """The totals of the usual deployment (``BASELINE``) of an imported module, compiled by
+    the same passes and costed by the same model."""
+    lowered = lower(mod, with_dma(hw, BASELINE["dma"]), False, "all", BASELINE["layout"])
+    return {**BASELINE, "totals": totals_of(layers_of(lowered))}
 
 
 def build_host(lowered: tvm.IRModule):
@@ -54,7 +75,14 @@ def build_host(lowered: tvm.IRModule):
 
 def compile_model(model, input_shapes=None, hw: Gap8Target = GAP8, fuse: bool = True,
                   check: bool = False, seed: int = 0, quiet: bool = True,
-                  fusion: str = "all") -> CompileResult:
+                  fusion: str = "all", layout: str = "chw", dma: str = "double",
+                  baseline: bool = False) -> CompileResult:
+    """``fusion``: auto (the planner decides) | all | profitable | none; ``layout``: auto |
+    chw | hwc (the planner's layout policy); ``dma``: double | blocking; ``baseline``: also
+    cost the usual deployment (report.json's ``baseline``). The library defaults keep every
+    kernel in its default layouts with every allowed pair fused; the CLI's are auto/auto."""
+    fuse = fuse and fusion != "none"
+    hw = with_dma(hw, dma)
     timings = {}
     t0 = time.perf_counter()
     _progress("importing ONNX model", quiet)
@@ -63,7 +91,7 @@ def compile_model(model, input_shapes=None, hw: Gap8Target = GAP8, fuse: bool = 
     t0 = time.perf_counter()
     _progress("fusing and lowering for GAP8" if fuse else "lowering for GAP8 (no fusion)", quiet)
     try:
-        lowered = lower(imported.mod, hw, fuse, fusion)
+        lowered = lower(imported.mod, hw, fuse, fusion, layout)
     except Gap8Error:
         raise
     except Exception as exc:  # a TVM failure is our bug or an unsupported case: say where
@@ -80,10 +108,21 @@ def compile_model(model, input_shapes=None, hw: Gap8Target = GAP8, fuse: bool = 
         "inputs": {k: list(v) for k, v in imported.input_shapes.items()},
         "fuse": fuse,
         "fusion_policy": fusion if fuse else "none",
+        "layout_policy": layout,
+        "dma": dma,
         "fusion": fusion_of(lowered, layers),
         "layers": layers,
         "float_layers": float_layers(lowered, layers),
+        "totals": totals_of(layers),
     }
+    plan = layout_plan(lowered)
+    if plan is not None:
+        report["layout_plan"] = plan
+    if baseline:
+        _progress("costing the usual deployment (baseline)", quiet)
+        t0 = time.perf_counter()
+        report["baseline"] = baseline_totals(imported.mod, hw)
+        timings["baseline_s"] = time.perf_counter() - t0
     result = CompileResult(imported, lowered, report, timings=timings)
     if check:
         t0 = time.perf_counter()

@@ -16,6 +16,7 @@ from .kernels import FAMILIES
 from .passes import (LowerFusedKernels, SimplifyQDQ, record_fusion_disabled,
                      record_unfused_depthwise)
 from .passes.formation import formation_pass
+from .passes.layouts import PlanLayouts
 from .target import GAP8, Gap8Target
 
 
@@ -40,9 +41,13 @@ def _has_quantize(mod) -> bool:
     return False
 
 
-def gap8_passes(hw: Gap8Target = GAP8, fuse: bool = True, policy: str = "all") -> list:
+def gap8_passes(hw: Gap8Target = GAP8, fuse: bool = True, policy: str = "all",
+                layout: str = "chw") -> list:
     """Our passes, in order, without TVM's final build passes. ``policy``: fuse ``all`` pairs
-    the rules allow, or only the ``profitable`` ones (by the tiler's cycle model)."""
+    the rules allow, only the ``profitable`` ones (by the tiler's cycle model), or let the
+    planner decide (``auto``: it may split a formed pair); ``layout``: the planner's layout
+    policy (``chw`` with ``all`` / ``profitable`` / no fusion: no planner, every kernel in its
+    default layouts)."""
     passes = [
         fold_constants,
         relax.transform.DecomposeOpsForInference(),  # any BN onnxruntime did not fold
@@ -50,18 +55,22 @@ def gap8_passes(hw: Gap8Target = GAP8, fuse: bool = True, policy: str = "all") -
     ]
     fused = [f for f in FAMILIES if f.fused]
     if fuse:  # the fused pairs first, DW->PW before PW->DW: the registry's order
-        passes += [formation_pass(f, hw, policy) for f in fused] + [record_unfused_depthwise]
+        formed = "all" if policy == "auto" else policy
+        passes += [formation_pass(f, hw, formed) for f in fused] + [record_unfused_depthwise]
     passes += [formation_pass(f) for f in FAMILIES if f not in fused]
     if not fuse:
         passes.append(record_fusion_disabled)
+    if layout != "chw" or (fuse and policy == "auto"):
+        passes.append(PlanLayouts(hw, layout, policy if fuse else "none"))
     passes += [LowerFusedKernels(hw), SimplifyQDQ(), relax.transform.FoldConstant()]
     return passes
 
 
-def gap8_pipeline(hw: Gap8Target = GAP8, fuse: bool = True,
-                  policy: str = "all") -> tvm.transform.Pass:
+def gap8_pipeline(hw: Gap8Target = GAP8, fuse: bool = True, policy: str = "auto",
+                  layout: str = "auto") -> tvm.transform.Pass:
     return tvm.transform.Sequential(
-        gap8_passes(hw, fuse, policy) + [relax.get_pipeline("default_build")], name="gap8")
+        gap8_passes(hw, fuse, policy, layout) + [relax.get_pipeline("default_build")],
+        name="gap8")
 
 
 def _register():

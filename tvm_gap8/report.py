@@ -19,7 +19,7 @@ from .kernels import family_of
 from .kernels.geometry import conv_kind
 from .passes import unfused_of
 from .vocab import (DMA_TRANSFERS, EPILOGUES_ATTR, INTEGER_ATTR, KIND_ATTR, L1_TO_L2_ACT,
-                    L2_TO_L1_ACT, L2_TO_L1_WGT, L3_TO_L2, LAYOUTS_ATTR, MACS_ATTR, PLACEMENT_ATTR,
+                    L2_TO_L1_ACT, L2_TO_L1_TRANSPOSED, L2_TO_L1_WGT, L3_TO_L2, LAYOUTS_ATTR, MACS_ATTR, PLACEMENT_ATTR,
                     PLAN_ATTR, PLAN_FIGURES_ATTR)
 
 
@@ -97,6 +97,8 @@ def layers_of(mod: tvm.IRModule) -> list[dict]:
                         "epilogues": [str(e) for e in attrs[EPILOGUES_ATTR]],
                         "tile": _tile(attrs[PLAN_ATTR]),
                         "integer": bool(attrs.get(INTEGER_ATTR, False)),
+                        "layouts": {str(k): str(x) for k, x in attrs[LAYOUTS_ATTR].items()},
+                        "compulsory_act_bytes": _compulsory(v),
                         **_kernel_entry(prim, counts_cache, gv.name_hint),
                     })
                     continue
@@ -119,6 +121,36 @@ def layers_of(mod: tvm.IRModule) -> list[dict]:
                            "fallback": f"no GAP8 kernel for {kind}: TVM's legalized op, "
                                        "not tiled for L1"})
     return layers
+
+
+def _tensor_bytes(e) -> int:
+    return math.prod(_shape(e)) * (tvm.runtime.DataType(str(e.ty.dtype)).bits // 8)
+
+
+def _compulsory(call) -> int:
+    """Activation bytes a kernel cannot avoid moving: each input read once, its output written
+    once (weights and per-channel tensors are constants, not counted)."""
+    acts = [a for a in call.args[1].fields if not isinstance(a, tvm.ir.expr.Constant)]
+    return sum(_tensor_bytes(a) for a in acts) + _tensor_bytes(call)
+
+
+def totals_of(layers: list[dict]) -> dict:
+    """The network's figures summed over its GAP8 kernels (report.json's ``totals``): modelled
+    cycles (the plans'), MACs, bytes and transfers read off the IR, and the compulsory
+    activation bytes of the grouping."""
+    tiled = [layer for layer in layers if layer["tiled"]]
+
+    def total(key):
+        return sum(layer["traffic"][key] for layer in tiled)
+
+    return {"cycles_modelled": sum(layer["plan"]["cycles"] for layer in tiled),
+            "macs": sum(layer["macs"] for layer in tiled),
+            "act_bytes": total(L2_TO_L1_ACT) + total(L1_TO_L2_ACT),
+            "transposed_bytes": total(L2_TO_L1_TRANSPOSED),
+            "weight_bytes": total(L2_TO_L1_WGT), "l3_to_l2_bytes": total(L3_TO_L2),
+            "dma_transfers": total(DMA_TRANSFERS),
+            "compulsory_act_bytes": sum(layer["compulsory_act_bytes"] for layer in tiled),
+            "kernels": len(tiled)}
 
 
 def float_layers(mod: tvm.IRModule, layers: list[dict]) -> list[dict]:
@@ -145,9 +177,20 @@ def _layouts(mod, name):
     return {str(k): str(v) for k, v in prim.attrs[LAYOUTS_ATTR].items()}
 
 
+def _layouts_cell(layer) -> str:
+    """in[>L1 tile]_[intermediate_]out, e.g. ``HWC>CHW_HWC`` (a transposing DW input)."""
+    lay = layer.get("layouts")
+    if not lay:
+        return "-"
+    src = lay["input"] if lay["input"] == lay["input_tile"] else \
+        f"{lay['input']}>{lay['input_tile']}"
+    return "_".join(p for p in (src, lay.get("intermediate"), lay["output"]) if p)
+
+
 def format_table(report: dict) -> str:
     """The per-layer table the CLI prints."""
-    rows = [("#", "layer", "kind", "MACs", "tile", "L1 B", "L2->L1 B", "L1->L2 B", "DMAs")]
+    rows = [("#", "layer", "kind", "layouts", "MACs", "tile", "L1 B", "L2->L1 B", "L1->L2 B",
+             "DMAs")]
     for i, layer in enumerate(report["layers"]):
         tile = layer.get("tile")
         tile_s = f"{tile['rows']}r x {tile['channels']}c ({tile['row_tiles']}x{tile['channel_tiles']})" \
@@ -155,13 +198,14 @@ def format_table(report: dict) -> str:
         if tile and tile.get("dw_channels"):  # channel-staged DW->PW: DW channels per tile
             tile_s += f" dw{tile['dw_channels']}"
         t = layer.get("traffic")
-        rows.append((str(i), layer["name"][:34], layer["kind"], f"{layer['macs']:,}", tile_s,
+        rows.append((str(i), layer["name"][:34], layer["kind"], _layouts_cell(layer),
+                     f"{layer['macs']:,}", tile_s,
                      f"{layer['l1_peak_bytes']:,}" if t else "-",
                      f"{t[L2_TO_L1_ACT] + t[L2_TO_L1_WGT]:,}" if t else "-",
                      f"{t[L1_TO_L2_ACT]:,}" if t else "-",
                      str(t[DMA_TRANSFERS]) if t else "-"))
     widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
-    numeric = {3, 5, 6, 7, 8}
+    numeric = {4, 6, 7, 8, 9}
     lines = ["  ".join(cell.rjust(w) if c in numeric else cell.ljust(w)
                        for c, (cell, w) in enumerate(zip(r, widths))).rstrip() for r in rows]
     lines.insert(1, "-" * len(lines[0]))

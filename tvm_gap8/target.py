@@ -17,6 +17,10 @@ import tvm
 from .errors import UsageError
 
 
+#: How the cluster DMA runs against compute (``Gap8Target.dma_mode``).
+DMA_MODES = ("double", "blocking")
+
+
 @dataclass(frozen=True)
 class Gap8Target:
     """Memory hierarchy, DMA and compute figures of a GAP8-class PULP cluster."""
@@ -36,8 +40,31 @@ class Gap8Target:
     dma_bytes_per_cycle: float = 8.0
     # same file: ~550 cycles of API + ~370 of setup per transfer
     dma_setup_cycles: int = 920
-    # same file: +1 cycle per row of a 2-D transfer
+    # same file: +1 cycle per row of a 2-D transfer (OVERHEAD_2D_TRANSFER = 1)
     dma_cycles_per_row: int = 1
+    # same file, a depthwise layer's input (HWC in L2 -> CHW in L1, DORY's
+    # ``dory_dma_memcpy_hwc_to_chw`` in pulp-platform/dory dory/Hardware_targets/PULP/Common/
+    # Utils/dory_dma.c: one 2-D transfer per channel whose rows are 1 byte long):
+    # BYTES_PER_CYCLE = 1 and OVERHEAD_BETWEEN_TRANSFERS = 12 cycles per channel
+    dma_transpose_bytes_per_cycle: float = 1.0
+    dma_transpose_cycles_per_channel: int = 12
+    # eml-eda/match match/cost_model/zigzag.py: every iteration of the tiled loop nest costs
+    # MATCH_ITERATION_LATENCY = 300 ("TODO: profile MATCH latency") +
+    # MATCH_EXECUTIONAL_MODEL_ITERATION_LATENCY = 200 ("default value"): MATCH's own unprofiled
+    # defaults, for its generated loop; we take them for ours (index arithmetic, DMA descriptor
+    # set-up, buffer swap, barriers per tile)
+    tile_overhead_cycles: int = 500
+    # OUR ASSUMPTION (no public figure found): one cluster fork + final barrier per layer
+    # (DORY's dory/Hardware_targets/PULP/Common/Templates/network.c.t forks
+    # ``pi_cl_team_fork(NUM_CORES, ...)`` once per layer; MATCH's gap9 cluster cost model charges a
+    # barrier t_sync = 50 cycles); fork wake-up, argument passing and L1 allocation guessed at 1000
+    layer_overhead_cycles: int = 1000
+    # "double" (ours): copies of the next tile overlap compute, all trips of the pipelined loop but
+    # one hidden; "blocking": every copy waited for before compute goes on, nothing hidden, as
+    # DORY runs on the GAP8 board (dory/Hardware_targets/PULP/GAP8/HW_description.json
+    # "blocking_dma_transfers": true; dory_dma.c ``ALWAYS_BLOCK_DMA_TRANSFERS // needed on GAP8
+    # board``)
+    dma_mode: str = "double"
     # DORY HW_description.json: double buffering supported
     double_buffering: bool = True
     # DORY HW_description.json: 32 int8 MAC/cycle peak (8 cores x 4-way sdotp); the sustained
@@ -51,6 +78,10 @@ class Gap8Target:
 
     # The compute-cycle models of the int8 kernels (PLiNIO's GAP8 latency models) and the
     # DMA/overlap arithmetic live in ``tvm_gap8/cost/cycles.py``, the cycle model's one home.
+
+    def __post_init__(self):
+        if self.dma_mode not in DMA_MODES:
+            raise UsageError(f"dma_mode {self.dma_mode!r}: expected one of {', '.join(DMA_MODES)}")
 
     @property
     def l1_budget(self) -> int:

@@ -12,6 +12,7 @@ L1_SCOPE = "global.l1"
 # -- block annotations of a scheduled kernel (read by cost.ir and the tests) -------------------
 COPY_ANN = "gap8.copy"  # on a copy block: its direction
 ROLE_ANN = "gap8.role"  # on a copy block or the intermediate's producer: the buffer's role
+TRANSPOSE_ANN = "gap8.transpose"  # on a copy block that transposes the layout (HWC <-> CHW)
 
 # copy directions
 L2_TO_L1 = "l2_to_l1"
@@ -28,6 +29,7 @@ L2_TO_L1_ACT = "l2_to_l1_act"
 L1_TO_L2_ACT = "l1_to_l2_act"
 L2_TO_L1_WGT = "l2_to_l1_wgt"
 DMA_TRANSFERS = "dma_transfers"
+L2_TO_L1_TRANSPOSED = "l2_to_l1_transposed"  # the part of l2_to_l1_act copied transposing
 L3_TO_L2 = "l3_to_l2"
 
 # -- attributes of a composite function (set by the fusion / formation passes) -----------------
@@ -47,3 +49,4 @@ PLACEMENT_ATTR = "gap8.placement"  # where the weights live (L2, or L3 streamed 
 # -- module attributes: what the fusion passes decided ----------------------------------------
 REFUSED_ATTR = "gap8.fusion_refused"
 UNFUSED_ATTR = "gap8.unfused_dw"
+LAYOUT_PLAN_ATTR = "gap8.layout_plan"  # the planner's decisions, by layer (JSON)

@@ -264,7 +264,8 @@ def _assert_counts_are_plan(func, plan):
     assert counts["traffic"] == {"l2_to_l1_act": plan.l2_to_l1_act,
                                  "l1_to_l2_act": plan.l1_to_l2_act,
                                  "l2_to_l1_wgt": plan.l2_to_l1_wgt,
-                                 "dma_transfers": plan.dma_transfers}
+                                 "dma_transfers": plan.dma_transfers,
+                                 "l2_to_l1_transposed": plan.l2_to_l1_transposed}
 
 
 def _assert_ir_is_plan(func, plan):

@@ -65,14 +65,14 @@ def test_core_copies_count_like_the_report(tmp_path, monkeypatch):
     rc = main(["compile", str(model), "--emit-c", "--run", "host", "--instrument",
                "-o", str(tmp_path / "o"), "-q"])
     report = json.loads((tmp_path / "o" / "report.json").read_text())
-    assert rc == 0 and report["run"]["vs_llvm"]["integers_equal"], report["run"]
+    assert rc == 0 and report["run"]["vs_llvm"]["integers_equal"], report["run"]["vs_llvm"]
     assert report["emit_c"]["dma_calls"] == 0 and report["emit_c"]["core_copies"] > 0
     assert report["measured"]["all_equal_to_static"]
     assert "GAP8_COPY_ELEM" in (tmp_path / "o" / "gap8" / "kernels.c").read_text()
 
 
-FAKE_PMSIS = """/* the PMSIS declarations gap8_pmsis.c, gap8_cluster.h and main.c use (per the SDK headers
- * cited in the notes), to type-check the SDK back end where there is no SDK */
+FAKE_PMSIS = """/* the PMSIS declarations gap8_pmsis.c, gap8_cluster.h and main.c use (per
+ * the SDK headers cited in the notes), to type-check the SDK back end where there is no SDK */
 #include <stdint.h>
 #include <stdio.h>
 #define PI_CL_L1

@@ -43,7 +43,8 @@ class DwPwExpected:
             x: R.Tensor((1, 8, 10, 10), "float32"), wd: R.Tensor((8, 1, 3, 3), "float32"),
             wp: R.Tensor((16, 8, 1, 1), "float32")) -> R.Tensor((1, 16, 10, 10), "float32"):
         R.func_attr({"Composite": "gap8.dw_pw", "Primitive": True, "gap8.kind": "dw_pw",
-                     "gap8.layouts": {"input": "CHW", "intermediate": "HWC", "output": "CHW"},
+                     "gap8.layouts": {"input": "CHW", "input_tile": "CHW", "intermediate": "HWC",
+                                      "output": "CHW"},
                      "gap8.onnx_nodes": [], "gap8.layer": "<unnamed>+<unnamed>"})
         with R.dataflow():
             a = R.nn.conv2d(x, wd, padding=[1, 1, 1, 1], groups=8)
@@ -92,7 +93,7 @@ def test_pw_dw_becomes_one_composite():
     assert len(comps) == 1
     (func,) = comps.values()
     assert func.attrs["Composite"] == "gap8.pw_dw"
-    assert dict(func.attrs["gap8.layouts"]) == {"input": "CHW", "intermediate": "CHW",
+    assert dict(func.attrs["gap8.layouts"]) == {"input": "CHW", "input_tile": "CHW", "intermediate": "CHW",
                                                 "output": "CHW"}
     ops = [b.value.op.name for blk in func.body.blocks for b in blk.bindings]
     assert ops == ["relax.nn.conv2d", "relax.clip", "relax.nn.conv2d"]

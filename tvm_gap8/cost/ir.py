@@ -9,7 +9,8 @@ from tvm import s_tir, tirx
 
 from ..tirwalk import allocations, buffer_bytes, walk
 from ..vocab import (COPY_ANN, DMA_TRANSFERS, INPUT, L1_SCOPE, L1_TO_L2, L1_TO_L2_ACT, L2_TO_L1,
-                     L2_TO_L1_ACT, L2_TO_L1_WGT, OUTPUT, ROLE_ANN, WEIGHT)
+                     L2_TO_L1_ACT, L2_TO_L1_TRANSPOSED, L2_TO_L1_WGT, OUTPUT, ROLE_ANN,
+                     TRANSPOSE_ANN, WEIGHT)
 
 # -- what the tests and the report read off a kernel ---------------------------------------
 
@@ -113,6 +114,8 @@ def copy_traffic(func) -> dict:
         issued = np.any(valid, axis=axes) if axes else valid
         transfers = int(np.count_nonzero(issued))
         key = (str(direction), role)
+        if TRANSPOSE_ANN in block.annotations:
+            key = (*key, TRANSPOSE_ANN)
         acc = out.setdefault(key, {"bytes": 0, "transfers": 0})
         acc["bytes"] += elements * elem_bytes
         acc["transfers"] += transfers
@@ -127,7 +130,7 @@ def kernel_counts(func) -> dict:
     traffic = copy_traffic(func)
 
     def get(direction, role, what="bytes"):
-        return traffic.get((direction, role), {}).get(what, 0)
+        return sum(v[what] for k, v in traffic.items() if k[:2] == (direction, role))
 
     transfers = sum(v["transfers"] for v in traffic.values())
     return {
@@ -137,5 +140,6 @@ def kernel_counts(func) -> dict:
             L1_TO_L2_ACT: get(L1_TO_L2, OUTPUT),
             L2_TO_L1_WGT: get(L2_TO_L1, WEIGHT),
             DMA_TRANSFERS: transfers,
+            L2_TO_L1_TRANSPOSED: traffic.get((L2_TO_L1, INPUT, TRANSPOSE_ANN), {}).get("bytes", 0),
         },
     }

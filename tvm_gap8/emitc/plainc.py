@@ -65,7 +65,16 @@ def _mark_copy_loops(func):
             return _with_ann(loop, DMA_ANN, tag)
         return loop
 
-    return func.with_body(tvm_ffi.structural_map(func.body, (tirx.For, visit)))
+    def single(realize):  # a copy of one element per tile: no loop of its own
+        if COPY_ANN not in realize.block.annotations:
+            return realize
+        ann = realize.block.annotations
+        var = tirx.Var("ax_one", "int32")
+        return tirx.For(var, 0, 1, tirx.ForKind.SERIAL, realize, None,
+                        {DMA_ANN: f"{ann[COPY_ANN]}:{ann[ROLE_ANN]}"})
+
+    body = tvm_ffi.structural_map(func.body, (s_tir.SBlockRealize, single))
+    return func.with_body(tvm_ffi.structural_map(body, (tirx.For, visit)))
 
 
 def _uses(expr, var) -> bool:
@@ -180,7 +189,7 @@ def _linear(index, loop_vars):
 
 def _merged_dims(extents, dst_c, src_c):
     """Merge loops contiguous on both sides; returns [(extent, dst_stride, src_stride)] outer
-    to inner (element units), or None when the innermost is not unit-stride on both sides."""
+    to inner (element units)."""
     dims = [[e, d, s] for e, d, s in zip(extents, dst_c, src_c) if e > 1]
     if not dims:
         return [[1, 1, 1]]
@@ -191,9 +200,24 @@ def _merged_dims(extents, dst_c, src_c):
             inner[0] *= e
         else:
             merged.insert(0, [e, d, s])
-    if merged[-1][1] != 1 or merged[-1][2] != 1:
-        return None
     return merged
+
+
+def _copy_call(dptr, sptr, dims, eb, direction):
+    """One DMA call for up to 3 dims [(count, dst_stride, src_stride)] (element units, outer to
+    inner): ``gap8_dma_copy_3d`` when the innermost is contiguous on both sides, else the
+    element-strided ``gap8_dma_copy_strided`` (a layout-transposing copy, HWC <-> CHW)."""
+    dims = [tuple(d) for d in dims]
+    while len(dims) < 3:
+        dims.insert(0, (tirx.const(1, "int32"), 0, 0))
+    (n2, d2, s2), (n1, d1, s1), (n0, d0, s0) = dims
+    if d0 == 1 and s0 == 1:
+        args = [n2, n1, n0 * eb, d2 * eb, s2 * eb, d1 * eb, s1 * eb]
+        return tirx.Evaluate(tirx.call_extern("int32", "gap8_dma_copy_3d", dptr, sptr, *args,
+                                              direction))
+    args = [n2, n1, n0, eb, d2 * eb, s2 * eb, d1 * eb, s1 * eb, d0 * eb, s0 * eb]
+    return tirx.Evaluate(tirx.call_extern("int32", "gap8_dma_copy_strided", dptr, sptr, *args,
+                                          direction))
 
 
 def _dma_call(loops, store, direction):
@@ -213,16 +237,12 @@ def _dma_call(loops, store, direction):
         if not (isinstance(lp.min, tirx.IntImm) and int(lp.min.value) == 0):
             return None
     dims = _merged_dims([int(lp.extent.value) for lp in loops], dst[0], src[0])
-    if dims is None or len(dims) > 3:
+    if len(dims) > 3:
         return None
     eb = _elem_bytes(store.buffer)
     dptr = tirx.address_of(tirx.BufferLoad(store.buffer, [dst[1]]))
     sptr = tirx.address_of(tirx.BufferLoad(load.source, [src[1]]))
-    while len(dims) < 3:
-        dims.insert(0, [1, 0, 0])
-    (n2, d2, s2), (n1, d1, s1), (n0, _, _) = dims
-    args = [dptr, sptr, n2, n1, n0 * eb, d2 * eb, s2 * eb, d1 * eb, s1 * eb, direction]
-    return tirx.Evaluate(tirx.call_extern("int32", "gap8_dma_copy_3d", *args))
+    return _copy_call(dptr, sptr, dims, eb, direction)
 
 
 def _is_if_then_else(e) -> bool:
@@ -265,7 +285,7 @@ def _padded_dma(loops, store, direction):
     if dst is None or src is None or interior is None:
         return None
     kept = [k for k, lp in enumerate(loops) if int(lp.extent.value) > 1]
-    if not kept or len(kept) > 3 or dst[0][kept[-1]] != 1 or src[0][kept[-1]] != 1:
+    if not kept or len(kept) > 3:
         return None
     dst_off = dst[1] + sum(c * f for c, (f, _) in zip(dst[0], interior))
     src_off = src[1] + sum(c * f for c, (f, _) in zip(src[0], interior))
@@ -273,19 +293,14 @@ def _padded_dma(loops, store, direction):
     for k in range(len(loops)):  # an extent-1 loop inside or outside the interior
         if k not in kept:
             counts[0] = counts[0] * interior[k][1]
-    eb = _elem_bytes(store.buffer)
-    dims = [(n, dst[0][k] * eb, src[0][k] * eb) for n, k in zip(counts, kept)]
-    while len(dims) < 3:
-        dims.insert(0, (tirx.const(1, "int32"), 0, 0))
-    (n2, d2, s2), (n1, d1, s1), (n0, _, _) = dims
-    call = tirx.call_extern(
-        "int32", "gap8_dma_copy_3d", tirx.address_of(tirx.BufferLoad(store.buffer, [dst_off])),
-        tirx.address_of(tirx.BufferLoad(load.source, [src_off])), n2, n1, n0 * eb, d2, s2, d1,
-        s1, direction)
+    dims = [(n, dst[0][k], src[0][k]) for n, k in zip(counts, kept)]
+    call = _copy_call(tirx.address_of(tirx.BufferLoad(store.buffer, [dst_off])),
+                      tirx.address_of(tirx.BufferLoad(load.source, [src_off])), dims,
+                      _elem_bytes(store.buffer), direction)
     fill = tvm_ffi.structural_map(loops[0], [
         (tirx.BufferStore, lambda st: tirx.BufferStore(st.buffer, pad, st.indices)),
         (tirx.For, _unmarked)])
-    return tirx.SeqStmt([fill, tirx.Evaluate(call)])
+    return tirx.SeqStmt([fill, call])
 
 
 def _counted_store(store, direction):
@@ -562,6 +577,6 @@ def _staged_params(source: str, names) -> frozenset:
     staged = set()
     for name in names:
         uses = [line for line in body.splitlines() if re.search(rf"\b{name}_p\b", line)]
-        if uses and all("gap8_dma_copy_3d(" in line for line in uses):
+        if uses and all("gap8_dma_copy_" in line for line in uses):
             staged.add(name)
     return frozenset(staged)

@@ -15,14 +15,15 @@ from tvm import relax, s_tir, te
 
 from ..cost import cycles
 from ..vocab import INPUT, INTERMEDIATE, OUTPUT, WEIGHT
-from . import patterns
+from . import layout, patterns
 from .epilogue import Epilogue
 from .family import KernelFamily
 from .geometry import ConvGeom, conv_geom, conv_kind
+from .layout import KernelLayouts
 from .spec import TypedOperands
 from .stages import read_composite, spec_fields
 from .staging import (Operand, finish_staged, padded_input, scalar_accumulator, stage_buffers)
-from .tiling import (ROOT, L1Buffer, choose_plan, dtype_bytes, halo_rows, input_copies,
+from .tiling import (ROOT, L1Buffer, LayerCost, choose_plan, dtype_bytes, halo_rows, input_copies,
                      output_bytes, padded, param_buffers, plan_from, span)
 
 
@@ -38,6 +39,7 @@ class ConvKernelSpec(TypedOperands):
     in_zp: int = 0
     w_dtype: str = ""
     kind: str = "conv"  # conv | dw | pw (for reports)
+    layouts: KernelLayouts = KernelLayouts()
 
     @property
     def epilogues(self) -> tuple:
@@ -69,23 +71,26 @@ def conv_compute(spec: ConvKernelSpec):
     _, o, oh, ow = spec.out_shape
     cg, og = c // spec.groups, o // spec.groups
     xin, wop = Operand(spec.dtype, spec.in_zp), Operand(spec.weight_dtype)
-    x = te.placeholder(spec.in_shape, spec.dtype, name="x")
+    lay = spec.layouts
+    x = layout.placeholder(spec.in_shape, lay.source, spec.dtype, "x")
     wt = te.placeholder((o, cg, k, k), spec.weight_dtype, name="w")
     chans = [te.placeholder(sh, spec.channel_dtype(i), name=f"p{i}")
              for i, sh in enumerate(spec.channel_shapes)]
     rc = te.reduce_axis((0, cg), name="rc")
     rk = te.reduce_axis((0, k), name="rk")
     rl = te.reduce_axis((0, k), name="rl")
-    xp = padded_input(x, xin, g.padding)
-    acc = te.compute(
+    xp = padded_input(x, xin, g.padding, lay)
+    acc = layout.stage(
         (1, o, oh, ow),
         lambda n, oc, i, j: te.sum(
-            xin.load(xp[0, (oc // og) * cg + rc, i * sh + rk, j * sw + rl])
+            xin.load(layout.element(xp, lay.tile, 0, (oc // og) * cg + rc, i * sh + rk,
+                                    j * sw + rl))
             * wop.load(wt[oc, rc, rk, rl]), axis=[rc, rk, rl]),
-        name="conv_acc")
-    y = te.compute((1, o, oh, ow),
-                   lambda n, oc, i, j: spec.epilogue.apply(acc[n, oc, i, j], oc, chans),
-                   name="conv_out")
+        lay.out, "conv_acc")
+    y = layout.stage((1, o, oh, ow),
+                     lambda n, oc, i, j: spec.epilogue.apply(
+                         layout.element(acc, lay.out, n, oc, i, j), oc, chans),
+                     lay.out, "conv_out")
     return [x, wt, *chans, y]
 
 
@@ -120,17 +125,15 @@ def conv_tiling(spec: ConvKernelSpec, hw, rows: int, channels: int, cols: int = 
         L1Buffer("x_pad", INPUT, (channels if dw else c) * halo_rows(rows, sh, k, hp)
                  * halo_rows(cols, sw, k, wp), spec.dtype, db, pipelined,
                  moved=c * dtype_bytes(spec.dtype) * span(oh, rows, h, sh, k, t)
-                 * (span(ow, cols, w, sw, k, l) if qt > 1 else w)),
+                 * (span(ow, cols, w, sw, k, l) if qt > 1 else w),
+                 transposing=spec.layouts.transposing, planes=channels if dw else c),
         L1Buffer("w", WEIGHT, channels * cg * k * k, spec.weight_dtype, tile_db, tile_at),
         *param_buffers(spec, channels, o, tile_at,
                        set(range(len(spec.channel_shapes))) if ct > 1 else set(), tile_db)]
+    lay = spec.layouts
     compute = rt * qt * ct * cycles.conv(channels if dw else c, channels, rows, cols, k,
-                                         channels if dw else spec.groups)
-
-    def cost(act_in, act_out, wgt, transfers):
-        overlap = (act_in + act_out, rt * qt * ct) if db == 2 else None
-        return cycles.tiled_kernel(hw, compute, act_in + act_out + wgt, transfers, overlap)
-
+                                         channels if dw else spec.groups, lay.tile, lay.out)
+    cost = LayerCost(hw, compute)
     return plan_from(spec.kind, rows, channels, (("rows", rt), ("cols", qt), ("channels", ct)),
                      bufs, spec.macs(), cost, pipelined if db == 2 else "",
                      cols=cols if qt > 1 else 0)
@@ -162,19 +165,19 @@ def conv_ic_tiling(spec: ConvKernelSpec, hw, rows: int, channels: int, cols: int
         L1Buffer("x_pad", INPUT, in_channels * halo_rows(rows, sh, k, hp)
                  * halo_rows(cols, sw, k, wp), spec.dtype, db, "in_channels",
                  moved=ct * c * dtype_bytes(spec.dtype) * span(oh, rows, h, sh, k, t)
-                 * (span(ow, cols, w, sw, k, l) if qt > 1 else w)),
+                 * (span(ow, cols, w, sw, k, l) if qt > 1 else w),
+                 transposing=spec.layouts.transposing, planes=in_channels),
         L1Buffer("w", WEIGHT, channels * in_channels * k * k, spec.weight_dtype, db,
                  "in_channels"),
         *param_buffers(spec, channels, o, tile_at,
                        set(range(len(spec.channel_shapes))) if ct > 1 else set())]
     # the partial sums' read-modify-write per extra input-channel tile: OUR ASSUMPTION, costed
     # as an element-wise pass over the tile (``cycles.eltwise``, itself our assumption)
-    compute = rt * qt * ct * (it * cycles.conv(in_channels, channels, rows, cols, k)
+    lay = spec.layouts
+    compute = rt * qt * ct * (it * cycles.conv(in_channels, channels, rows, cols, k, 1,
+                                               lay.tile, lay.out)
                               + (it - 1) * cycles.eltwise(hw, channels * rows * cols))
-
-    def cost(act_in, act_out, wgt, transfers):
-        overlap = (act_in + wgt, it) if db == 2 else None
-        return cycles.tiled_kernel(hw, compute, act_in + act_out + wgt, transfers, overlap)
+    cost = LayerCost(hw, compute)
 
     loops = (("rows", rt), ("cols", qt), ("channels", ct), ("in_channels", it))
     return plan_from(spec.kind, rows, channels, loops, bufs, spec.macs(), cost,
@@ -182,24 +185,25 @@ def conv_ic_tiling(spec: ConvKernelSpec, hw, rows: int, channels: int, cols: int
                      in_channels=in_channels)
 
 
-def tile_pixels(sch, block, plan):
-    """Split ``block``'s (n, channels, rows, columns) loops into the plan's tiles: row tile
-    { [column tile] { channel tile { channels, rows, columns } } }. Returns the tile loops
-    by label and the innermost (column) loop."""
-    _, o, i, j = sch.get_loops(block)
+def tile_pixels(sch, block, plan, out_layout: str = layout.CHW):
+    """Split ``block``'s (n, channels, rows, columns) loops (stored in ``out_layout``) into
+    the plan's tiles: row tile { [column tile] { channel tile { the tile's elements in storage
+    order } } }. Returns the tile loops by label and the innermost loop."""
+    _, o, i, j = layout.logical_loops(sch.get_loops(block), out_layout)
     it, ii = sch.split(i, [None, plan.rows])
     ot, oi = sch.split(o, [None, plan.channels])
-    if not plan.cols:
-        sch.reorder(it, ot, oi, ii, j)
-        return {"rows": it, "channels": ot}, j
-    jt, ji = sch.split(j, [None, plan.cols])
-    sch.reorder(it, jt, ot, oi, ii, ji)
-    return {"rows": it, "cols": jt, "channels": ot}, ji
+    tiles = {"rows": it}
+    if plan.cols:
+        tiles["cols"], j = sch.split(j, [None, plan.cols])
+    tiles["channels"] = ot
+    inner = (oi, ii, j) if out_layout == layout.CHW else (ii, j, oi)
+    sch.reorder(*tiles.values(), *inner)
+    return tiles, inner[-1]
 
 
 def schedule_conv(spec: ConvKernelSpec, plan):
     sch = s_tir.Schedule(te.create_prim_func(conv_compute(spec)))
-    loops, j = tile_pixels(sch, sch.get_sblock("conv_out"), plan)
+    loops, j = tile_pixels(sch, sch.get_sblock("conv_out"), plan, spec.layouts.out)
     if not plan.in_channels:
         scalar_accumulator(sch, sch.get_sblock("conv_acc"), j)
         return finish_staged(sch, plan, loops)

@@ -19,7 +19,7 @@ from .family import KernelFamily
 from .spec import TypedOperands
 from .stages import Kernel
 from .staging import Operand, finish_staged, scalar_accumulator
-from .tiling import ROOT, L1Buffer, choose_plan, input_copies, param_buffers, plan_from
+from .tiling import LayerCost, ROOT, L1Buffer, choose_plan, input_copies, param_buffers, plan_from
 
 
 @dataclass(frozen=True)
@@ -81,8 +81,7 @@ def dense_tiling(spec: DenseKernelSpec, hw, rows: int, channels: int):
                            set(range(len(spec.channel_shapes))) if ct > 1 else set(), db))
     compute = n * ct * cycles.linear(k, channels)
 
-    def cost(act_in, act_out, wgt, transfers):
-        return cycles.streamed_kernel(hw, compute, act_in + act_out + wgt, transfers)
+    cost = LayerCost(hw, compute)  # every copy costed, the pipelined ones overlapping
 
     return plan_from("dense", 1, channels, (("channels", ct),), bufs, spec.macs(), cost,
                      "channels" if db == 2 else "")

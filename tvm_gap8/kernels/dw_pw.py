@@ -14,50 +14,55 @@ from tvm import s_tir, te
 
 from ..cost import cycles
 from ..vocab import INPUT, INTERMEDIATE, OUTPUT, WEIGHT
-from . import patterns
+from . import layout, patterns
 from .conv import tile_pixels
-from .fused import (FusedKernelSpec, channel_placeholders, conv_like_cost, first_out, fused_family,
+from .fused import (FusedKernelSpec, channel_placeholders, first_out, fused_family,
                     pixel_tiles, stage_first_out, steps_cycles, table_buffers, table_placeholders)
 from .lut import apply_steps
 from .staging import (Operand, finish_staged, padded_input, scalar_accumulator, stage_buffers)
-from .tiling import (ROOT, L1Buffer, candidates, dtype_bytes, input_copies, output_bytes, padded,
+from .tiling import (ROOT, L1Buffer, LayerCost, candidates, dtype_bytes, input_copies, output_bytes, padded,
                      param_buffers, plan_from, search)
 
 
 def dw_pw_compute(spec: FusedKernelSpec):
-    """TE graph of DW -> epilogue -> PW -> epilogue with an HWC intermediate."""
+    """TE graph of DW -> epilogue -> PW -> epilogue; the intermediate in ``layouts.mid``
+    (HWC: the PW reads each pixel's channels contiguously, the paper's choice)."""
     _, c, h, w = spec.in_shape
     dw = spec.first
     k, (sh, sw) = dw.kernel, dw.stride
     _, o, oh, ow = spec.out_shape
+    lay = spec.layouts
     xin = Operand(spec.dtype, spec.in_zp)
     mid_in = Operand(spec.mid_dtype, spec.mid_zp)
     wop = Operand(spec.weight_dtype)
-    x = te.placeholder(spec.in_shape, spec.dtype, name="x")
+    x = layout.placeholder(spec.in_shape, lay.source, spec.dtype, "x")
     w_dw = te.placeholder((c, 1, k, k), spec.weight_dtype, name="w_dw")
     w_pw = te.placeholder((o, c, 1, 1), spec.weight_dtype, name="w_pw")
     chans, tables = channel_placeholders(spec), table_placeholders(spec)
     rk = te.reduce_axis((0, k), name="rk")
     rl = te.reduce_axis((0, k), name="rl")
-    xp = padded_input(x, xin, dw.padding)
-    dw_acc = te.compute(
-        (oh, ow, c),
-        lambda i, j, ci: te.sum(xin.load(xp[0, ci, i * sh + rk, j * sw + rl])
-                                * wop.load(w_dw[ci, 0, rk, rl]), axis=[rk, rl]),
-        name="dw_acc")
-    first = first_out(spec, dw_acc, 2, chans, "dw_req")
-    mid = te.compute((oh, ow, c),
-                     lambda i, j, ci: apply_steps(spec.mid_steps, first(i, j, ci), tables),
-                     name="dw_out")
+    xp = padded_input(x, xin, dw.padding, lay)
+    dw_acc = layout.stage(
+        (c, oh, ow),
+        lambda ci, i, j: te.sum(
+            xin.load(layout.element(xp, lay.tile, 0, ci, i * sh + rk, j * sw + rl))
+            * wop.load(w_dw[ci, 0, rk, rl]), axis=[rk, rl]),
+        lay.mid, "dw_acc")
+    first = first_out(spec, lambda ci, i, j: layout.element(dw_acc, lay.mid, ci, i, j), 0,
+                      chans, "dw_req", lay.mid, (c, oh, ow))
+    mid = layout.stage((c, oh, ow),
+                       lambda ci, i, j: apply_steps(spec.mid_steps, first(ci, i, j), tables),
+                       lay.mid, "dw_out")
     rc = te.reduce_axis((0, c), name="rc")
-    pw_acc = te.compute(
+    pw_acc = layout.stage(
         (1, o, oh, ow),
-        lambda n, oc, i, j: te.sum(mid_in.load(mid[i, j, rc]) * wop.load(w_pw[oc, rc, 0, 0]),
-                                   axis=rc),
-        name="pw_acc")
-    y = te.compute((1, o, oh, ow),
-                   lambda n, oc, i, j: spec.second_epilogue.apply(pw_acc[n, oc, i, j], oc, chans),
-                   name="pw_out")
+        lambda n, oc, i, j: te.sum(mid_in.load(layout.element(mid, lay.mid, rc, i, j))
+                                   * wop.load(w_pw[oc, rc, 0, 0]), axis=rc),
+        lay.out, "pw_acc")
+    y = layout.stage((1, o, oh, ow),
+                     lambda n, oc, i, j: spec.second_epilogue.apply(
+                         layout.element(pw_acc, lay.out, n, oc, i, j), oc, chans),
+                     lay.out, "pw_out")
     return [x, w_dw, w_pw, *chans, *tables, y]
 
 
@@ -84,18 +89,19 @@ def dw_pw_tiling(spec: FusedKernelSpec, hw, rows: int, channels: int, cols: int 
         L1Buffer("pw_out", OUTPUT, channels * rows * cols, spec.out_dtype,
                  db if ct == 1 else 1, "channels" if ct > 1 else pixel, moved=output_bytes(spec)),
         L1Buffer("dw_out", INTERMEDIATE, rows * cols * c, spec.mid_dtype, 1, pixel),
-        L1Buffer("x_pad", INPUT, c * in_tile, spec.dtype, db, pixel, moved=moved),
+        L1Buffer("x_pad", INPUT, c * in_tile, spec.dtype, db, pixel, moved=moved,
+                 transposing=spec.layouts.transposing, planes=c),
         L1Buffer("w_dw", WEIGHT, c * k * k, spec.weight_dtype),
         L1Buffer("w_pw", WEIGHT, channels * c, spec.weight_dtype, 1, tile_at),
         *param_buffers(spec, channels, o, tile_at,
                        spec.second_epilogue.channels() if ct > 1 else set()),
         *table_buffers(spec))
-    compute = rt * qt * (cycles.conv(c, c, rows, cols, k, c)
-                         + ct * cycles.conv(c, channels, rows, cols, 1)
+    lay = spec.layouts
+    compute = rt * qt * (cycles.depthwise(c, rows, cols, k, lay.tile, lay.mid, s[0])
+                         + ct * cycles.pointwise_rows(c, channels, rows, cols, lay.mid, lay.out)
                          + steps_cycles(spec, hw, rows * cols * c))
-    overlap = (lambda a, b: (a + b, rt * qt * ct)) if db == 2 else (lambda a, b: None)
     return plan_from("dw_pw", rows, channels, (("rows", rt), ("cols", qt), ("channels", ct)),
-                     bufs, spec.macs(), conv_like_cost(hw, compute, overlap),
+                     bufs, spec.macs(), LayerCost(hw, compute),
                      pixel if db == 2 else "", cols=cols if qt > 1 else 0)
 
 
@@ -118,20 +124,21 @@ def dw_pw_staged_tiling(spec: FusedKernelSpec, hw, rows: int, channels: int, dw_
                  moved=output_bytes(spec)),
         L1Buffer("dw_out", INTERMEDIATE, rows * cols * c, spec.mid_dtype, 1, pixel),
         L1Buffer("x_pad", INPUT, dw_channels * in_tile, spec.dtype, db, "dw_channels",
-                 moved=moved),
+                 moved=moved, transposing=spec.layouts.transposing, planes=dw_channels),
         L1Buffer("w_dw", WEIGHT, dw_channels * k * k, spec.weight_dtype, db, "dw_channels"),
         L1Buffer("w_pw", WEIGHT, channels * c, spec.weight_dtype, 1, tile_at),
         *param_buffers(spec, channels, o, tile_at,
                        spec.second_epilogue.channels() if ct > 1 else set()),
         *table_buffers(spec))
-    compute = rt * qt * (dt * cycles.depthwise(dw_channels, rows, cols, k)
-                         + ct * cycles.conv(c, channels, rows, cols, 1)
+    lay = spec.layouts
+    compute = rt * qt * (dt * cycles.depthwise(dw_channels, rows, cols, k, lay.tile, lay.mid,
+                                               s[0])
+                         + ct * cycles.pointwise_rows(c, channels, rows, cols, lay.mid, lay.out)
                          + steps_cycles(spec, hw, rows * cols * c))
-    overlap = (lambda a, b: (a, dt)) if db == 2 else (lambda a, b: None)
     px = rt * qt
     trips = {ROOT: 1, "rows": rt, "cols": px, "channels": px * ct, "dw_channels": px * dt}
     return plan_from("dw_pw", rows, channels, trips, bufs, spec.macs(),
-                     conv_like_cost(hw, compute, overlap), "dw_channels" if db == 2 else "",
+                     LayerCost(hw, compute), "dw_channels" if db == 2 else "",
                      dw_channels, cols=cols if qt > 1 else 0)
 
 
@@ -156,26 +163,32 @@ def schedule_dw_pw(spec: FusedKernelSpec, plan):
     channel tile { input rows+halo of those channels and their DW weights L2->L1; DW -> their
     slice of the intermediate }."""
     sch = s_tir.Schedule(te.create_prim_func(dw_pw_compute(spec)))
-    loops, j = tile_pixels(sch, sch.get_sblock("pw_out"), plan)
+    loops, j = tile_pixels(sch, sch.get_sblock("pw_out"), plan, spec.layouts.out)
     scalar_accumulator(sch, sch.get_sblock("pw_acc"), j)
     stage_buffers(sch, plan, loops, (OUTPUT, INTERMEDIATE))
     mid = sch.get_sblock("dw_out")
     if plan.dw_channels:
         pixel = loops["cols" if plan.cols else "rows"]
-        loops["dw_channels"] = _dw_channel_tiles(sch, mid, pixel, plan.dw_channels)
+        loops["dw_channels"] = _dw_channel_tiles(sch, mid, pixel, plan.dw_channels,
+                                                 spec.layouts.mid)
     stage_first_out(sch, spec, "dw_req", mid)
     scalar_accumulator(sch, sch.get_sblock("dw_acc"), sch.get_loops(mid)[-1])
     return finish_staged(sch, plan, loops, (INPUT, WEIGHT))
 
 
-def _dw_channel_tiles(sch, mid, row_loop, dw_channels):
+def _dw_channel_tiles(sch, mid, row_loop, dw_channels, mid_layout):
     """Split the intermediate's channel loop (inside the row tile) into DW channel tiles of
     ``dw_channels``, outermost: the loop the DW input and weights are staged at."""
     loops = list(sch.get_loops(mid))
-    # below the row tile: rows, columns, channels (compute_at drops unit loops)
-    *pixels, c = loops[[sch.get(lp).same_as(sch.get(row_loop)) for lp in loops].index(True) + 1:]
+    # below the row tile: rows, columns, channels in storage order (compute_at drops unit
+    # loops; the channel loop is never one)
+    rest = loops[[sch.get(lp).same_as(sch.get(row_loop)) for lp in loops].index(True) + 1:]
+    c, pixels = (rest[-1], rest[:-1]) if mid_layout == layout.HWC else (rest[0], rest[1:])
     ct, ci = sch.split(c, [None, dw_channels])
-    sch.reorder(ct, *pixels, ci)
+    if mid_layout == layout.HWC:
+        sch.reorder(ct, *pixels, ci)
+    else:
+        sch.reorder(ct, ci, *pixels)
     return ct
 
 

@@ -16,13 +16,14 @@ from tvm import s_tir, te, tirx
 from ..cost import cycles
 from ..errors import UnsupportedError
 from ..vocab import INPUT, OUTPUT, WEIGHT
-from . import patterns
+from . import layout, patterns
 from .composite import CompositeReader, activation_range, layer_parts, shape_of
 from .family import KernelFamily
+from .layout import KernelLayouts
 from .requant import activation_bounds
 from .spec import KernelSpec
 from .staging import Operand, finish_staged
-from .tiling import L1Buffer, choose_plan, input_copies, plan_from
+from .tiling import LayerCost, L1Buffer, choose_plan, input_copies, plan_from
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,7 @@ class AddKernelSpec(KernelSpec):
     lo: float = -math.inf
     hi: float = math.inf
     kind: str = "add"
+    layouts: KernelLayouts = KernelLayouts()  # both inputs and the output in one layout
 
     @property
     def out_shape(self):
@@ -62,28 +64,31 @@ def add_multipliers(sa: float, sb: float, sy: float) -> tuple[int, int, int]:
 
 
 def add_compute(spec: AddKernelSpec):
-    a = te.placeholder(spec.in_shape, spec.dtype, name="a")
-    b = te.placeholder(spec.in_shape, spec.dtype, name="b")
+    lay = spec.layouts.out
+    a = layout.placeholder(spec.in_shape, lay, spec.dtype, "a")
+    b = layout.placeholder(spec.in_shape, lay, spec.dtype, "b")
 
-    def body(n, c, i, j):
-        if not spec.integer:
-            v = a[n, c, i, j] + b[n, c, i, j]
-            if math.isfinite(spec.lo):
-                v = tirx.max(v, tirx.const(spec.lo, spec.dtype))
-            if math.isfinite(spec.hi):
-                v = tirx.min(v, tirx.const(spec.hi, spec.dtype))
-            return v
-        i64 = "int64"
-        av = Operand(spec.dtype, spec.za).load(a[n, c, i, j]).astype(i64)
-        bv = Operand(spec.dtype, spec.zb).load(b[n, c, i, j]).astype(i64)
-        acc = av * tirx.const(spec.ma, i64) + bv * tirx.const(spec.mb, i64) + \
-            tirx.const(1 << (spec.shift - 1), i64)
-        v = tirx.shift_right(acc, tirx.const(spec.shift, i64)) + tirx.const(spec.out_zp, i64)
-        v = tirx.max(tirx.min(v, tirx.const(int(spec.hi), i64)), tirx.const(int(spec.lo), i64))
-        return v.astype(spec.dtype)
-
-    y = te.compute(spec.in_shape, body, name="add_out")
+    y = te.compute(a.shape, lambda *idx: _add_value(spec, a[idx], b[idx]), name="add_out")
     return [a, b, y]
+
+
+def _add_value(spec, a_, b_):
+    """One output element of the add from its two operands."""
+    if not spec.integer:
+        v = a_ + b_
+        if math.isfinite(spec.lo):
+            v = tirx.max(v, tirx.const(spec.lo, spec.dtype))
+        if math.isfinite(spec.hi):
+            v = tirx.min(v, tirx.const(spec.hi, spec.dtype))
+        return v
+    i64 = "int64"
+    av = Operand(spec.dtype, spec.za).load(a_).astype(i64)
+    bv = Operand(spec.dtype, spec.zb).load(b_).astype(i64)
+    acc = av * tirx.const(spec.ma, i64) + bv * tirx.const(spec.mb, i64) + \
+        tirx.const(1 << (spec.shift - 1), i64)
+    v = tirx.shift_right(acc, tirx.const(spec.shift, i64)) + tirx.const(spec.out_zp, i64)
+    v = tirx.max(tirx.min(v, tirx.const(int(spec.hi), i64)), tirx.const(int(spec.lo), i64))
+    return v.astype(spec.dtype)
 
 
 def schedule_elementwise(compute, spec, plan):
@@ -92,11 +97,12 @@ def schedule_elementwise(compute, spec, plan):
     sch = s_tir.Schedule(te.create_prim_func(compute(spec)))
     out = sch.get_sblock(plan.buffers[0].name)
     loops = sch.get_loops(out)
-    if len(loops) == 4:  # NCHW: rows x channels tiles
-        _, c, i, j = loops
+    if len(loops) == 4:  # NCHW / NHWC: rows x channels tiles
+        lay = getattr(spec, "layouts", KernelLayouts()).out
+        _, c, i, j = layout.logical_loops(loops, lay)
         it, ii = sch.split(i, [None, plan.rows])
         ct, ci = sch.split(c, [None, plan.channels])
-        sch.reorder(it, ct, ci, ii, j)
+        sch.reorder(it, ct, *((ci, ii, j) if lay == layout.CHW else (ii, j, ci)))
         return finish_staged(sch, plan, {"rows": it, "channels": ct})
     _, c = loops  # [N, F]: feature tiles
     ct, ci = sch.split(c, [None, plan.channels])
@@ -115,8 +121,7 @@ def elementwise_tiling(spec, hw, rows, channels, out_name, inputs, weights=()):
             *(L1Buffer(name, WEIGHT, n, dtype) for name, n, dtype in weights))
     compute = rt * ct * cycles.eltwise(hw, tile)
 
-    def cost(act_in, act_out, wgt, transfers):
-        return cycles.streamed_kernel(hw, compute, act_in + act_out + wgt, transfers)
+    cost = LayerCost(hw, compute)  # every copy costed, the pipelined ones overlapping
 
     loops = (("rows", rt), ("channels", ct)) if len(spec.in_shape) == 4 else (("channels", ct),)
     return plan_from(spec.kind, rows, channels, loops, bufs, 0, cost,

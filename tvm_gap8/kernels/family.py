@@ -11,7 +11,9 @@ the formation passes, the lowering, the fusion policy and the report dispatch th
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+
+from .layout import KernelLayouts
 
 
 def no_problem(_ctx) -> None:
@@ -30,7 +32,7 @@ class KernelFamily:
     candidate: Callable | None = None  # (ctx) -> anchors, or None: not a candidate, no record
     fused: bool = False  # a DW/PW pair: refused when it fits no tile, subject to --fusion
     integer_only: bool = False  # only QDQ forms (a float op stays on TVM's legalized op)
-    layouts: dict = field(default_factory=lambda: {"input": "CHW", "output": "CHW"})
+    layouts: KernelLayouts = KernelLayouts()  # without a layout plan
     kernel_kinds: tuple = ()  # the spec kinds it lowers to (default: its own kind)
 
     @property

@@ -19,18 +19,19 @@ inspection (``tvm_gap8.cost.ir``) and the tests can find it; accumulators are sc
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from tvm import relax, te
 
 from ..cost import cycles
 from ..errors import UnsupportedError
 from ..vocab import INPUT, INTERMEDIATE, OUTPUT, WEIGHT
-from . import patterns
+from . import layout, patterns
 from .conv import ConvKernelSpec
 from .epilogue import Epilogue
 from .family import KernelFamily
 from .geometry import ConvGeom, conv_geom
+from .layout import KernelLayouts
 from .spec import TypedOperands
 from .stages import read_composite, spec_fields
 from .staging import scalar_accumulator
@@ -49,7 +50,7 @@ class FusedKernelSpec(TypedOperands):
     second_epilogue: Epilogue = Epilogue()
     channel_shapes: tuple = ()  # shapes of the per-channel tensors the epilogues use
     dtype: str = "float32"  # element type of the input (and, float kernels, of everything)
-    layouts: dict = field(default_factory=dict, compare=False, hash=False)
+    layouts: KernelLayouts = None  # None: the kind's default (``DEFAULT_LAYOUTS``)
     channel_dtypes: tuple = ()  # element types of the per-channel tensors (default: dtype)
     in_zp: int = 0  # integer kernels: zero point of the input
     mid_zp: int = 0  # zero point of the intermediate (requantized output of the first conv)
@@ -58,6 +59,10 @@ class FusedKernelSpec(TypedOperands):
     # the 8-bit intermediate in L1; their 256-entry tables are kernel inputs t0, t1, ...
     mid_steps: tuple = ()
     table_dtypes: tuple = ()
+
+    def __post_init__(self):
+        if self.layouts is None:
+            object.__setattr__(self, "layouts", DEFAULT_LAYOUTS[self.kind])
 
     @property
     def out_dtype(self) -> str:
@@ -119,13 +124,10 @@ class FusedKernelSpec(TypedOperands):
         return hid * c * h * w + hid * oh * ow * k * k
 
 
-LAYOUTS = {
-    # input, intermediate, output: the intermediate layout is the one its consumer reads best:
-    # the PW reduces over channels per pixel (HWC), the DW slides over a channel's plane (CHW).
-    "dw_pw": {INPUT: "CHW", INTERMEDIATE: "HWC", OUTPUT: "CHW"},
-    "pw_dw": {INPUT: "CHW", INTERMEDIATE: "CHW", OUTPUT: "CHW"},
-    "conv": {"input": "CHW", "output": "CHW"},
-}
+#: Without a layout plan: CHW tensors in L2 and tiles, the intermediate in the layout its
+#: consumer reads best: the PW reduces over channels per pixel (HWC), the DW slides over a
+#: channel's plane (CHW).
+DEFAULT_LAYOUTS = {"dw_pw": KernelLayouts(mid=layout.HWC), "pw_dw": KernelLayouts(mid=layout.CHW)}
 
 
 def channel_placeholders(spec):
@@ -138,19 +140,20 @@ def table_placeholders(spec):
             for i, dtype in enumerate(spec.table_dtypes)]
 
 
-def first_out(spec, acc, channel_axis: int, chans, name: str):
-    """The first conv's output per element: its epilogue applied to the accumulator ``acc``.
-    With integer ops between the convs, the requantized value is a stage of its own (``name``,
-    one register per element, ``stage_first_out``): the ops read it twice (``x *
-    table(x)``), and inlining the requantization twice would grow the expression beyond what
-    TVM's simplifier handles quickly."""
+def first_out(spec, acc, channel_axis: int, chans, name: str, mid_layout: str, shape):
+    """The first conv's output per element (logical (c, h, w) indices): its epilogue applied
+    to the accumulator ``acc`` (a function of the same indices). With integer ops between the
+    convs, the requantized value is a stage of its own (``name``, stored like the
+    intermediate, one register per element, ``stage_first_out``): the ops read it twice
+    (``x * table(x)``), and inlining the requantization twice would grow the expression beyond
+    what TVM's simplifier handles quickly."""
     def value(*idx):
-        return spec.first_epilogue.apply(acc[idx], idx[channel_axis], chans)
+        return spec.first_epilogue.apply(acc(*idx), idx[channel_axis], chans)
 
     if not spec.mid_steps:
         return value
-    req = te.compute(acc.shape, value, name=name)
-    return lambda *idx: req[idx]
+    req = layout.stage(shape, value, mid_layout, name)
+    return lambda *idx: layout.element(req, mid_layout, *idx)
 
 
 def stage_first_out(sch, spec, name: str, mid):
@@ -184,14 +187,6 @@ def pixel_tiles(dw: ConvGeom, shape, oh, ow, rows, cols, e):
     return qt, cols, "cols" if qt > 1 else "rows", per_tile, moved
 
 
-def conv_like_cost(hw, compute, overlap):
-    def cost(act_in, act_out, wgt, transfers):
-        return cycles.tiled_kernel(hw, compute, act_in + act_out + wgt, transfers, overlap(
-            act_in, act_out))
-
-    return cost
-
-
 def fused_spec(kind: str, kernel) -> FusedKernelSpec:
     """The spec of a ``dw_pw`` / ``pw_dw`` group read by ``read_composite``."""
     stages = kernel.stages
@@ -203,7 +198,7 @@ def fused_spec(kind: str, kernel) -> FusedKernelSpec:
         kind=kind, in_shape=tuple(int(v) for v in kernel.x.ty.shape.values),
         first=conv_geom(stages[0].conv), second=conv_geom(stages[1].conv),
         first_epilogue=kernel.epilogues[0], second_epilogue=kernel.epilogues[1],
-        layouts=dict(LAYOUTS[kind]), mid_zp=stages[1].in_zp, mid_steps=tuple(kernel.steps),
+        mid_zp=stages[1].in_zp, mid_steps=tuple(kernel.steps),
         table_dtypes=tuple(str(t.dtype) for t in kernel.tables), **spec_fields(kernel))
 
 
@@ -234,4 +229,4 @@ def fused_family(kind: str, pats, keys, plan, schedule) -> KernelFamily:
     caller's tiling search and schedule."""
     return KernelFamily(kind=kind, patterns=pats, layer_keys=keys, read=fused_reader(kind),
                         plan=plan, schedule=schedule, problem=_pair_problem,
-                        candidate=_is_pair, fused=True, layouts=LAYOUTS[kind])
+                        candidate=_is_pair, fused=True, layouts=DEFAULT_LAYOUTS[kind])

@@ -11,13 +11,14 @@ from tvm import s_tir, te, tirx
 from ..cost import cycles
 from ..errors import UnsupportedError
 from ..vocab import INPUT, OUTPUT
-from . import patterns
+from . import layout, patterns
 from .composite import CompositeReader, layer_parts, shape_of
 from .family import KernelFamily
+from .layout import KernelLayouts
 from .requant import dtype_range, quantize_multiplier, requant_expr
 from .spec import KernelSpec
 from .staging import Operand, finish_staged, scalar_accumulator
-from .tiling import L1Buffer, choose_plan, input_copies, plan_from
+from .tiling import LayerCost, L1Buffer, choose_plan, input_copies, plan_from
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,7 @@ class PoolKernelSpec(KernelSpec):
     shift: int = 0
     out_zp: int = 0
     kind: str = "pool"
+    layouts: KernelLayouts = KernelLayouts()  # input staged as stored (source == tile)
 
     @property
     def out_shape(self):
@@ -46,12 +48,14 @@ class PoolKernelSpec(KernelSpec):
 
 def pool_compute(spec: PoolKernelSpec):
     _, c, h, w = spec.in_shape
-    x = te.placeholder(spec.in_shape, spec.dtype, name="x")
+    lay = spec.layouts
+    x = layout.placeholder(spec.in_shape, lay.source, spec.dtype, "x")
     op = Operand(spec.dtype, spec.in_zp)
     ri = te.reduce_axis((0, h), name="ri")
     rj = te.reduce_axis((0, w), name="rj")
     acc = te.compute(spec.out_shape,
-                     lambda n, ch, i, j: te.sum(op.load(x[n, ch, ri, rj]), axis=[ri, rj]),
+                     lambda n, ch, i, j: te.sum(op.load(layout.element(x, lay.source, n, ch, ri,
+                                                                       rj)), axis=[ri, rj]),
                      name="pool_acc")
     if spec.integer:
         i32 = "int32"
@@ -63,7 +67,7 @@ def pool_compute(spec: PoolKernelSpec):
     else:
         def body(n, ch, i, j):
             return acc[n, ch, i, j] / tirx.const(h * w, spec.dtype)
-    y = te.compute(spec.out_shape, body, name="pool_out")
+    y = layout.stage(spec.out_shape, body, lay.out, "pool_out")
     return [x, y]
 
 
@@ -77,10 +81,7 @@ def pool_tiling(spec: PoolKernelSpec, hw, rows: int, channels: int):
             L1Buffer("x", INPUT, channels * h * w, spec.dtype, db, "channels"))
     compute = ct * cycles.eltwise(hw, channels * h * w)
 
-    def cost(act_in, act_out, wgt, transfers):
-        # the output (1/(H*W) of the input) is not costed, as in every plan so far; the
-        # layout-aware cycle model (issue 10) revisits it
-        return cycles.streamed_kernel(hw, compute, act_in, transfers)
+    cost = LayerCost(hw, compute)  # every copy costed, the pipelined ones overlapping
 
     return plan_from("pool", 1, channels, (("channels", ct),), bufs, 0, cost,
                      "channels" if db == 2 else "")
@@ -89,8 +90,9 @@ def pool_tiling(spec: PoolKernelSpec, hw, rows: int, channels: int):
 def schedule_pool(spec: PoolKernelSpec, plan):
     sch = s_tir.Schedule(te.create_prim_func(pool_compute(spec)))
     out = sch.get_sblock("pool_out")
-    _, c, i, j = sch.get_loops(out)
+    _, c, i, j = layout.logical_loops(sch.get_loops(out), spec.layouts.out)
     ct, ci = sch.split(c, [None, plan.channels])
+    sch.reorder(ct, *(lp for lp in sch.get_loops(out)[1:] if not sch.get(lp).same_as(sch.get(ct))))
     scalar_accumulator(sch, sch.get_sblock("pool_acc"), sch.get_loops(out)[-1])
     return finish_staged(sch, plan, {"channels": ct})
 

@@ -12,14 +12,14 @@ from tvm import s_tir, te, tirx
 
 from ..cost import cycles
 from ..vocab import INPUT, INTERMEDIATE, OUTPUT, WEIGHT
-from . import patterns
+from . import layout, patterns
 from .conv import tile_pixels
-from .fused import (FusedKernelSpec, channel_placeholders, conv_like_cost, first_out, fused_family,
+from .fused import (FusedKernelSpec, channel_placeholders, first_out, fused_family,
                     pixel_tiles, stage_first_out, steps_cycles, table_buffers, table_placeholders)
 from .lut import apply_steps
 from .staging import (Operand, finish_staged, inside, padded_input, scalar_accumulator,
                       stage_buffers)
-from .tiling import (ROOT, L1Buffer, choose_plan, dtype_bytes, halo_rows, input_copies,
+from .tiling import (ROOT, L1Buffer, LayerCost, choose_plan, dtype_bytes, halo_rows, input_copies,
                      output_bytes, padded, param_buffers, plan_from)
 
 
@@ -34,7 +34,8 @@ def pw_dw_compute(spec: FusedKernelSpec):
     xin = Operand(spec.dtype, spec.in_zp)
     mid_in = Operand(spec.mid_dtype, spec.mid_zp)
     wop = Operand(spec.weight_dtype)
-    x = te.placeholder(spec.in_shape, spec.dtype, name="x")
+    lay = spec.layouts
+    x = layout.placeholder(spec.in_shape, lay.source, spec.dtype, "x")
     w_pw = te.placeholder((hid, c, 1, 1), spec.weight_dtype, name="w_pw")
     w_dw = te.placeholder((hid, 1, k, k), spec.weight_dtype, name="w_dw")
     chans, tables = channel_placeholders(spec), table_placeholders(spec)
@@ -44,31 +45,33 @@ def pw_dw_compute(spec: FusedKernelSpec):
     # intermediate needs a fixed number of rows per tile (TVM compacts its L1 buffer to exactly
     # the tile) and the DW reads it without bounds checks. Its padding ring holds the real
     # value 0 (the intermediate's zero point in an int8 kernel).
-    xp = padded_input(x, xin, dw.padding)
-    pw_acc = te.compute(
+    xp = padded_input(x, xin, dw.padding, lay)
+    pw_acc = layout.stage(
         (hid, hp, wp),
-        lambda hc, i, j: te.sum(xin.load(xp[0, rc, i, j]) * wop.load(w_pw[hc, rc, 0, 0]),
-                                axis=rc),
-        name="pw_acc")
+        lambda hc, i, j: te.sum(xin.load(layout.element(xp, lay.tile, 0, rc, i, j))
+                                * wop.load(w_pw[hc, rc, 0, 0]), axis=rc),
+        lay.mid, "pw_acc")
     pad_value = tirx.const(spec.mid_zp if spec.first_epilogue.is_integer else 0, spec.mid_dtype)
-    first = first_out(spec, pw_acc, 0, chans, "pw_req")
-    mid = te.compute(
+    first = first_out(spec, lambda hc, i, j: layout.element(pw_acc, lay.mid, hc, i, j), 0,
+                      chans, "pw_req", lay.mid, (hid, hp, wp))
+    mid = layout.stage(
         (hid, hp, wp),
         lambda hc, i, j: tirx.if_then_else(
             inside(i, j, t, l, h, w), apply_steps(spec.mid_steps, first(hc, i, j), tables),
             pad_value),
-        name="pw_out")
+        lay.mid, "pw_out")
     rk = te.reduce_axis((0, k), name="rk")
     rl = te.reduce_axis((0, k), name="rl")
-    dw_acc = te.compute(
+    dw_acc = layout.stage(
         (1, hid, oh, ow),
         lambda n, hc, i, j: te.sum(
-            mid_in.load(mid[hc, i * sh + rk, j * sw + rl]) * wop.load(w_dw[hc, 0, rk, rl]),
-            axis=[rk, rl]),
-        name="dw_acc")
-    y = te.compute((1, hid, oh, ow),
-                   lambda n, hc, i, j: spec.second_epilogue.apply(dw_acc[n, hc, i, j], hc, chans),
-                   name="dw_out")
+            mid_in.load(layout.element(mid, lay.mid, hc, i * sh + rk, j * sw + rl))
+            * wop.load(w_dw[hc, 0, rk, rl]), axis=[rk, rl]),
+        lay.out, "dw_acc")
+    y = layout.stage((1, hid, oh, ow),
+                     lambda n, hc, i, j: spec.second_epilogue.apply(
+                         layout.element(dw_acc, lay.out, n, hc, i, j), hc, chans),
+                     lay.out, "dw_out")
     return [x, w_pw, w_dw, *chans, *tables, y]
 
 
@@ -91,21 +94,24 @@ def pw_dw_tiling(spec: FusedKernelSpec, hw, rows: int, channels: int, cols: int 
         L1Buffer("dw_out", OUTPUT, channels * rows * cols, spec.out_dtype, db if ct == 1 else 1,
                  "channels" if ct > 1 else pixel, moved=output_bytes(spec)),
         L1Buffer("pw_out", INTERMEDIATE, channels * in_tile, spec.mid_dtype, 1, "channels"),
-        L1Buffer("x_pad", INPUT, c * in_tile, spec.dtype, db, pixel, moved=moved),
+        L1Buffer("x_pad", INPUT, c * in_tile, spec.dtype, db, pixel, moved=moved,
+                 transposing=spec.layouts.transposing, planes=c),
         L1Buffer("w_pw", WEIGHT, channels * c, spec.weight_dtype, 1, tile_at),
         L1Buffer("w_dw", WEIGHT, channels * dw.kernel ** 2, spec.weight_dtype, 1, tile_at),
         *param_buffers(spec, channels, hid, tile_at,
                        set(range(len(spec.channel_shapes))) if ct > 1 else set()),
         *table_buffers(spec))
     in_rows = halo_rows(rows, dw.sh, dw.kernel, hp)
-    compute = rt * qt * ct * (cycles.conv(c, channels, in_rows, in_tile // in_rows, 1)
-                              + cycles.conv(channels, channels, rows, cols, dw.kernel, channels)
+    lay = spec.layouts
+    compute = rt * qt * ct * (cycles.conv(c, channels, in_rows, in_tile // in_rows, 1, 1,
+                                          lay.tile, lay.mid)
+                              + cycles.depthwise(channels, rows, cols, dw.kernel, lay.mid,
+                                                 lay.out, dw.sh)
                               + steps_cycles(spec, hw, channels * in_tile))
     # the PW runs over the padded tile: halo rows recomputed, padding ring included
     macs = spec.macs() + (rt * qt * in_tile - h * w) * c * spec.first.out_channels
-    overlap = (lambda a, b: (a + b, rt * qt * ct)) if db == 2 else (lambda a, b: None)
     return plan_from("pw_dw", rows, channels, (("rows", rt), ("cols", qt), ("channels", ct)),
-                     bufs, macs, conv_like_cost(hw, compute, overlap), pixel if db == 2 else "",
+                     bufs, macs, LayerCost(hw, compute), pixel if db == 2 else "",
                      cols=cols if qt > 1 else 0)
 
 
@@ -119,7 +125,7 @@ def schedule_pw_dw(spec: FusedKernelSpec, plan):
     [weight slices L2->L1]; PW -> CHW intermediate (L1, halo rows recomputed); DW -> output
     tile (L1); output tile L1->L2 } }."""
     sch = s_tir.Schedule(te.create_prim_func(pw_dw_compute(spec)))
-    loops, j = tile_pixels(sch, sch.get_sblock("dw_out"), plan)
+    loops, j = tile_pixels(sch, sch.get_sblock("dw_out"), plan, spec.layouts.out)
     scalar_accumulator(sch, sch.get_sblock("dw_acc"), j)
     stage_buffers(sch, plan, loops, (OUTPUT, INTERMEDIATE))
     mid = sch.get_sblock("pw_out")

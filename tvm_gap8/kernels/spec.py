@@ -9,9 +9,19 @@ and ``epilogues``, so that lowering and the fusion policy never ask a spec's typ
 
 from __future__ import annotations
 
+import dataclasses
+
+from .layout import KernelLayouts
+
 
 class KernelSpec:
     epilogues: tuple = ()  # the specs with epilogues return theirs, in compute order
+    layouts = KernelLayouts()  # CHW everywhere; the layout-capable specs have it as a field
+
+    @classmethod
+    def has_layouts(cls) -> bool:
+        """Its kernels take and give either layout (``layouts`` is a field of the spec)."""
+        return "layouts" in {f.name for f in dataclasses.fields(cls)}
 
     def describe_epilogues(self) -> list:
         """Human names of the epilogues, in compute order (the report's ``epilogues``)."""

@@ -16,7 +16,8 @@ from tvm import s_tir, te, tirx
 
 from ..tirwalk import sblocks, walk
 from ..vocab import (COPY_ANN, INPUT, INTERMEDIATE, L1_SCOPE, L1_TO_L2, L2_TO_L1, OUTPUT, ROLE_ANN,
-                     WEIGHT)
+                     TRANSPOSE_ANN, WEIGHT)
+from .layout import CHW, KernelLayouts, element, stage
 
 
 @dataclass(frozen=True)
@@ -41,32 +42,42 @@ class Operand:
         return tirx.const(0, self.acc_dtype())
 
 
-def padded_input(x, operand: Operand, padding):
-    """The input in padded coordinates, as the stage that copies it L2->L1.
+def padded_input(x, operand: Operand, padding, layouts: KernelLayouts = KernelLayouts()):
+    """The input in padded coordinates, as the stage that copies it L2->L1: ``x`` stored in
+    ``layouts.source``, the stage in ``layouts.tile`` (a transposing copy when they differ).
 
     The ring is filled with the zero point (the real value 0), the interior is copied. Kernels
     read it without bounds checks, and every row tile needs the same number of its rows, so
     TVM compacts the L1 buffer to exactly one tile (halo included)."""
     t, l, b, r = padding
-    n, c, h, w = (int(v) for v in x.shape)
+    n, c, h, w = logical_shape(x, layouts.source)
     dtype = str(x.dtype)
     fill = tirx.const(operand.zero_point if not dtype.startswith("float") else 0, dtype)
     if not any(padding):
-        return te.compute((n, c, h, w), lambda *i: x(*i), name="x_pad")
-    return te.compute(
+        return stage((n, c, h, w), lambda nn, cc, yy, xx: element(x, layouts.source, nn, cc, yy, xx),
+                     layouts.tile, "x_pad")
+    return stage(
         (n, c, h + t + b, w + l + r),
-        lambda nn, cc, yy, xx: tirx.if_then_else(inside(yy, xx, t, l, h, w),
-                                                 x[nn, cc, yy - t, xx - l], fill),
-        name="x_pad")
+        lambda nn, cc, yy, xx: tirx.if_then_else(
+            inside(yy, xx, t, l, h, w), element(x, layouts.source, nn, cc, yy - t, xx - l), fill),
+        layouts.tile, "x_pad")
 
 
-def stage_padded_input(sch, loop):
-    """Place the ``x_pad`` stage in L1 at ``loop``: the kernel's input copy."""
+def logical_shape(x, layout: str) -> tuple:
+    n, a, b, d = (int(v) for v in x.shape)
+    return (n, a, b, d) if layout == CHW else (n, d, a, b)
+
+
+def stage_padded_input(sch, loop, transposing: bool = False):
+    """Place the ``x_pad`` stage in L1 at ``loop``: the kernel's input copy (annotated
+    ``gap8.transpose`` when it transposes the layout)."""
     block = sch.get_sblock("x_pad")
     sch.compute_at(block, loop)
     sch.set_scope(block, 0, L1_SCOPE)
     sch.annotate(block, COPY_ANN, L2_TO_L1)
     sch.annotate(block, ROLE_ANN, INPUT)
+    if transposing:
+        sch.annotate(block, TRANSPOSE_ANN, 1)
     return block
 
 
@@ -121,7 +132,7 @@ def stage_buffers(sch, plan, loops: dict, roles=(OUTPUT, INTERMEDIATE, INPUT, WE
         elif b.role == INTERMEDIATE:
             stage_intermediate(sch, sch.get_sblock(b.name), loop)
         elif b.name == "x_pad":
-            stage_padded_input(sch, loop)
+            stage_padded_input(sch, loop, b.transposing)
         else:
             stage_in(sch, _reader(sch, b.name), b.name, b.role, loop)
 

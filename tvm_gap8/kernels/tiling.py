@@ -21,10 +21,11 @@ import itertools
 import math
 from dataclasses import dataclass, replace
 
+from ..cost import cycles
 from ..errors import TilingError
 from ..target import Gap8Target
-from ..vocab import (DMA_TRANSFERS, INPUT, INTERMEDIATE, L1_TO_L2_ACT, L2_TO_L1_ACT, L2_TO_L1_WGT,
-                     L3_TO_L2, OUTPUT, WEIGHT)
+from ..vocab import (DMA_TRANSFERS, INPUT, INTERMEDIATE, L1_TO_L2_ACT, L2_TO_L1_ACT,
+                     L2_TO_L1_TRANSPOSED, L2_TO_L1_WGT, L3_TO_L2, OUTPUT, WEIGHT)
 
 
 def dtype_bytes(dtype: str) -> int:
@@ -54,6 +55,8 @@ class L1Buffer:
     at: str = ROOT
     moved: int | None = None  # bytes moved in all; None: elements x size x trips of ``at``
     transfers: int | None = None  # None: the trips of ``at`` (an intermediate: none)
+    transposing: bool = False  # an input copied L2->L1 transposing its layout (HWC <-> CHW)
+    planes: int = 1  # channels per transfer of a transposing copy (one 2-D copy per channel)
 
     @property
     def bytes(self) -> int:
@@ -127,6 +130,7 @@ class TilePlan:
     col_tiles: int = 1
     # input channels per tile of a conv/PW accumulating partial sums in L1 (0: all at once)
     in_channels: int = 0
+    l2_to_l1_transposed: int = 0  # the bytes of l2_to_l1_act copied transposing the layout
 
     @property
     def l1_bytes(self) -> int:
@@ -149,7 +153,8 @@ class TilePlan:
         counts read off the lowered kernel."""
         return {"l1_bytes": self.l1_bytes, "cycles": int(round(self.cycles)),
                 L2_TO_L1_ACT: self.l2_to_l1_act, L1_TO_L2_ACT: self.l1_to_l2_act,
-                L2_TO_L1_WGT: self.l2_to_l1_wgt, DMA_TRANSFERS: self.dma_transfers}
+                L2_TO_L1_WGT: self.l2_to_l1_wgt, DMA_TRANSFERS: self.dma_transfers,
+                L2_TO_L1_TRANSPOSED: self.l2_to_l1_transposed}
 
     def describe(self) -> str:
         """The tile in words, for messages."""
@@ -164,18 +169,47 @@ def plan_from(kind: str, rows: int, channels: int, loops, buffers, macs: int, co
               in_channels: int = 0) -> TilePlan:
     """The TilePlan of declared ``buffers`` staged in ``loops``: a nest given outermost first
     as (label, trip count) pairs, or {label: executions} (for sibling loops). ``cost``: the
-    cost model, called with the plan's traffic (act_in, act_out, wgt, transfers);
+    cost model, called with the plan's traffic (act_in, act_out, wgt, transfers), or a
+    ``LayerCost`` (compute cycles; the DMA costed per transfer from the buffers);
     ``pipelined``: the label of the double-buffered loop ("" if none); ``cols``: output
     columns per tile when the ``cols`` loop (inside ``rows``) tiles them (0: not tiled)."""
     trips = loops if isinstance(loops, dict) else loop_trips(loops)
     bufs = tuple(b.resolved(trips) for b in buffers)
+    if isinstance(cost, LayerCost):
+        cost = cost.bind(bufs, trips, pipelined)
     rt = trips.get("rows", 1)
     pixel_tiles = trips.get("cols", rt)
     traffic = (moved_by(bufs, INPUT), moved_by(bufs, OUTPUT), moved_by(bufs, WEIGHT),
                sum(b.transfers for b in bufs))
+    transposed = sum(b.moved for b in bufs if b.transposing)
     return TilePlan(kind, rows, channels, rt, trips.get("channels", pixel_tiles) // pixel_tiles,
                     bufs, *traffic, macs, cost(*traffic), bool(pipelined), dw_channels,
-                    pipelined, cols, pixel_tiles // rt if cols else 1, in_channels)
+                    pipelined, cols, pixel_tiles // rt if cols else 1, in_channels, transposed)
+
+
+@dataclass(frozen=True)
+class LayerCost:
+    """A kernel's modelled cycles from its compute cycles and its declared buffers: every copy
+    a DMA transfer of its kind (``transposing`` for a transposing input copy, else
+    ``contiguous``: MATCH's +1 cycle per row of a 2-D copy is left out), the copies at the
+    pipelined loop overlapping compute under double buffering, per-tile and per-layer
+    overheads (``cycles.kernel_cycles``, the one home of the model)."""
+
+    hw: Gap8Target
+    compute: float
+
+    def bind(self, bufs, trips: dict, pipelined: str):
+        records = [_transfer(b) for b in bufs if b.transfers]
+        overlap = ([_transfer(b) for b in bufs if b.transfers and b.at == pipelined],
+                   trips[pipelined]) if pipelined else ([], 1)
+        tiles = max(trips.values())
+        return lambda *_: cycles.kernel_cycles(self.hw, self.compute, records, tiles, overlap)
+
+
+def _transfer(b: L1Buffer) -> tuple:
+    """(bytes per transfer, kind, rows, channels, count) of a resolved buffer's copies."""
+    kind = "transposing" if b.transposing else "contiguous"
+    return (b.moved / b.transfers, kind, 1, b.planes, b.transfers)
 
 
 def weights_placement(plan: TilePlan, hw: Gap8Target) -> dict:

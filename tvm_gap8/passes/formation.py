@@ -131,7 +131,7 @@ def _annotate_composites(mod, family):
                 if name and name not in nodes:
                     nodes.append(name)
         func = func.with_attr(KIND_ATTR, kind)
-        func = func.with_attr(LAYOUTS_ATTR, dict(family.layouts))
+        func = func.with_attr(LAYOUTS_ATTR, family.layouts.describe())
         func = func.with_attr(ONNX_NODES_ATTR, nodes)
         mod[gv] = func
     return mod

@@ -13,6 +13,8 @@ of each layer carries, in its span, the layer name and ONNX nodes it stands for.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import tvm
 from tvm import relax
 from tvm.relax.expr_functor import PyExprMutator, mutator
@@ -20,7 +22,10 @@ from tvm.relax.expr_functor import PyExprMutator, mutator
 from ..errors import UnsupportedError
 from ..irutil import bindings, group_span, with_span
 from ..kernels import family_of
+from ..kernels.conv import CONV
+from ..kernels.layout import physical
 from ..kernels.tiling import weights_placement
+from .layouts import decided_layouts, layout_plan
 from ..target import GAP8, Gap8Target, gap8_enabled
 from ..vocab import (EPILOGUES_ATTR, INTEGER_ATTR, KIND_ATTR, LAYER_ATTR, LAYOUTS_ATTR, MACS_ATTR,
                      ONNX_NODES_ATTR, PLACEMENT_ATTR, PLAN_ATTR, PLAN_FIGURES_ATTR)
@@ -40,6 +45,7 @@ class LowerFusedKernels:
             return mod
         # plan every group first: a layer that cannot be tiled fails here, cleanly, before
         # the mutator has opened any block
+        decisions = (layout_plan(mod) or {}).get("layers", {})
         kernels = []
         for _, func in mod.functions_items():
             if isinstance(func, relax.Function) and not (func.attrs and "Composite" in func.attrs):
@@ -49,7 +55,8 @@ class LowerFusedKernels:
                         callee = mod[call.op]
                         if isinstance(callee, relax.Function) and callee.attrs is not None \
                                 and KIND_ATTR in callee.attrs:
-                            kernels.append((call, _plan_group(call, callee, self.hw)))
+                            kernels.append((call, _plan_group(call, callee, self.hw,
+                                                              decisions)))
         lowerer = _FusedLowerer(mod, kernels, self.hw)
         for gv, func in mod.functions_items():
             if isinstance(func, relax.Function) and not (func.attrs and "Composite" in func.attrs):
@@ -61,14 +68,42 @@ class LowerFusedKernels:
         return relax.transform.DeadCodeElimination()(out)
 
 
-def _plan_group(call, func, hw):
+def _plan_group(call, func, hw, decisions: dict) -> list:
+    """The kernels a composite call lowers to, each (family, spec, tensors, plan, info): one,
+    in the layouts the planner decided (its defaults without a plan), or the two convs of a
+    fused pair the planner split (the first's output a new L2 tensor)."""
     family = family_of(str(func.attrs[KIND_ATTR]))
     spec, tensors = family.read(func, list(call.args))
     info = {"layer": str(func.attrs.get(LAYER_ATTR, family.kind)),
             "onnx_nodes": [str(n) for n in func.attrs[ONNX_NODES_ATTR]]}
     if min(spec.out_shape) < 1:
         raise UnsupportedError(f"layer {info['layer']}: output shape {spec.out_shape} is empty")
-    return family, spec, tensors, family.plan(spec, hw, info["layer"]), info
+    decision = decisions.get(info["layer"])
+    if decision is None or not spec.has_layouts():  # no plan, or a CHW-only family
+        return [(family, spec, tensors, family.plan(spec, hw, info["layer"]), info)]
+    layouts = decided_layouts(decision)
+    if not decision["split"]:
+        spec = replace(spec, layouts=layouts[0])
+        return [(family, spec, tensors, family.plan(spec, hw, info["layer"]), info)]
+    return _split(spec, tensors, layouts, info, hw)
+
+
+def _split(spec, tensors, layouts, info, hw) -> list:
+    """A fused pair's two conv kernels: [x, w1, p...] and [<the first's output>, w2, p...]
+    (``None`` stands for the first's output), the ONNX nodes cut at the second anchor."""
+    names = info["layer"].split("+")
+    nodes = info["onnx_nodes"]
+    cut = nodes.index(names[1]) if len(names) > 1 and names[1] in nodes else len(nodes)
+    x, w1, w2, *chans = tensors
+    out = []
+    for i, (conv, lay) in enumerate(zip(spec.split(), layouts)):
+        used = sorted((spec.first_epilogue if i == 0 else spec.second_epilogue).channels())
+        args = [x if i == 0 else None, w1 if i == 0 else w2, *(chans[k] for k in used)]
+        conv = replace(conv, layouts=lay)
+        part = {"layer": names[min(i, len(names) - 1)],
+                "onnx_nodes": nodes[:cut] if i == 0 else nodes[cut:]}
+        out.append((CONV, conv, args, CONV.plan(conv, hw, part["layer"]), part))
+    return out
 
 
 @mutator
@@ -81,17 +116,22 @@ class _FusedLowerer(PyExprMutator):  # pylint: disable=abstract-method
     def visit_call_(self, call: relax.Call) -> relax.Expr:  # pylint: disable=arguments-renamed
         for group_call, planned in self.kernels:
             if call.same_as(group_call):
-                return self._lower(*planned)
+                previous = None
+                for i, kernel in enumerate(planned):
+                    if previous is not None:
+                        previous = self.builder_.emit(previous)
+                    previous = self._lower(*kernel, previous)
+                return previous
         return super().visit_call_(call)
 
-    def _lower(self, family, spec, tensors, plan, info):
-        tensors = [self.visit_expr(a) for a in tensors]
+    def _lower(self, family, spec, tensors, plan, info, previous=None):
+        tensors = [previous if a is None else self.visit_expr(a) for a in tensors]
         prim = family.schedule(spec, plan).with_attrs({
             INTEGER_ATTR: spec.integer,
             "op_pattern": OPAQUE,
             "tir.is_scheduled": True,
             KIND_ATTR: spec.kind,
-            LAYOUTS_ATTR: dict(family.layouts),
+            LAYOUTS_ATTR: spec.layouts.describe(),
             MACS_ATTR: spec.macs(),
             PLAN_ATTR: plan.tile(),
             PLAN_FIGURES_ATTR: plan.figures(),
@@ -100,7 +140,10 @@ class _FusedLowerer(PyExprMutator):  # pylint: disable=abstract-method
         })
         name = f"gap8_{spec.kind}_{_sanitize(info['layer'].split('+')[0])}"
         gv = self.builder_.add_func(prim, name)
-        out_ty = relax.TensorType(spec.out_shape, spec.out_dtype)
+        shape = spec.out_shape
+        if len(shape) == 4:
+            shape = physical(shape, spec.layouts.out)
+        out_ty = relax.TensorType(shape, spec.out_dtype)
         call_tir = self.builder_.normalize(relax.call_tir(gv, tensors, out_ty))
         return with_span(call_tir, group_span(info))
 

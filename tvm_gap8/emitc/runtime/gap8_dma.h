@@ -18,6 +18,11 @@ int32_t gap8_dma_copy_3d(void *dst, const void *src, int32_t n2, int32_t n1, int
 int32_t gap8_dma_copy_1d(void *dst, const void *src, int32_t bytes, int32_t dir);
 int32_t gap8_dma_copy_2d(void *dst, const void *src, int32_t rows, int32_t row_bytes,
                          int32_t dst_stride, int32_t src_stride, int32_t dir);
+/* element-strided copy: n2 x n1 x n0 elements of elem bytes, byte strides per dim and side
+ * (what a layout-transposing copy stage, HWC <-> CHW, becomes); one transfer */
+int32_t gap8_dma_copy_strided(void *dst, const void *src, int32_t n2, int32_t n1, int32_t n0,
+                              int32_t elem, int32_t dst_s2, int32_t src_s2, int32_t dst_s1,
+                              int32_t src_s1, int32_t dst_s0, int32_t src_s0, int32_t dir);
 /* layout change in flight: src [a][b] of elem_bytes -> dst [b][a] (CHW <-> HWC) */
 int32_t gap8_dma_copy_transpose(void *dst, const void *src, int32_t a, int32_t b,
                                 int32_t elem_bytes, int32_t dir);

@@ -45,6 +45,24 @@ int32_t gap8_dma_copy_3d(void *dst, const void *src, int32_t n2, int32_t n1, int
   return 0;
 }
 
+int32_t gap8_dma_copy_strided(void *dst, const void *src, int32_t n2, int32_t n1, int32_t n0,
+                              int32_t elem, int32_t dst_s2, int32_t src_s2, int32_t dst_s1,
+                              int32_t src_s1, int32_t dst_s0, int32_t src_s0, int32_t dir) {
+  /* element-strided: one 2-D command per row of elements, the L1 side contiguous when it is
+   * (DORY's HWC -> CHW), else one command per element */
+  for (int32_t i = 0; i < n2; ++i)
+    for (int32_t j = 0; j < n1; ++j) {
+      int8_t *d = (int8_t *)dst + i * dst_s2 + j * dst_s1;
+      const int8_t *s = (const int8_t *)src + i * src_s2 + j * src_s1;
+      if ((dir == GAP8_DIR_L2_TO_L1 ? dst_s0 : src_s0) == elem)
+        copy_2d(d, s, n0, elem, dst_s0, src_s0, dir);
+      else
+        for (int32_t k = 0; k < n0; ++k)
+          copy_2d(d + k * dst_s0, s + k * src_s0, 1, elem, elem, elem, dir);
+    }
+  return 0;
+}
+
 int32_t gap8_dma_copy_1d(void *dst, const void *src, int32_t bytes, int32_t dir) {
   if (dir < 0) { for (int32_t i = 0; i < bytes; ++i) ((int8_t *)dst)[i] = ((const int8_t *)src)[i]; return 0; }
   return gap8_dma_copy_3d(dst, src, 1, 1, bytes, 0, 0, 0, 0, dir);

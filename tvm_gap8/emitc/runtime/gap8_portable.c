@@ -63,6 +63,26 @@ int32_t gap8_dma_copy_3d(void *dst, const void *src, int32_t n2, int32_t n1, int
   return 0;
 }
 
+int32_t gap8_dma_copy_strided(void *dst, const void *src, int32_t n2, int32_t n1, int32_t n0,
+                              int32_t elem, int32_t dst_s2, int32_t src_s2, int32_t dst_s1,
+                              int32_t src_s1, int32_t dst_s0, int32_t src_s0, int32_t dir) {
+  int32_t i, j, k;
+  if (dir == GAP8_DIR_L2_TO_L1 && (const int8_t *)src >= gap8_l3_begin &&
+      (const int8_t *)src < gap8_l3_end) { /* via the L2 stage, packed */
+    gap8_dma_copy_strided(gap8_l3_stage, src, n2, n1, n0, elem, n1 * n0 * elem, src_s2,
+                          n0 * elem, src_s1, elem, src_s0, GAP8_DIR_L3_TO_L2);
+    return gap8_dma_copy_strided(dst, gap8_l3_stage, n2, n1, n0, elem, dst_s2, n1 * n0 * elem,
+                                 dst_s1, n0 * elem, dst_s0, elem, GAP8_DIR_L2_TO_L1);
+  }
+  for (i = 0; i < n2; ++i)
+    for (j = 0; j < n1; ++j)
+      for (k = 0; k < n0; ++k)
+        memcpy((int8_t *)dst + i * dst_s2 + j * dst_s1 + k * dst_s0,
+               (const int8_t *)src + i * src_s2 + j * src_s1 + k * src_s0, (size_t)elem);
+  count(dir, (uint32_t)(n2 * n1 * n0 * elem));
+  return 0;
+}
+
 int32_t gap8_dma_copy_1d(void *dst, const void *src, int32_t bytes, int32_t dir) {
   return gap8_dma_copy_3d(dst, src, 1, 1, bytes, 0, 0, 0, 0, dir);
 }

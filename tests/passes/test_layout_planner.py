@@ -1,0 +1,102 @@
+"""The network planner (passes/layouts.py): layouts per tensor, fusion per pair, variant per
+kernel; on whole int8 networks compiled for GAP8 and checked against the integer reference."""
+
+import json
+
+import pytest
+
+from tvm_gap8.compiler import compile_model
+from tvm_gap8.testing import onnx_models as M
+from tvm_gap8.testing.quant import quantized
+
+
+@pytest.fixture(scope="module")
+def mbv1_int8():
+    return quantized(M.mobilenet_v1(alpha=0.25, resolution=96), samples=4)
+
+
+@pytest.fixture(scope="module")
+def mbv2_int8():
+    return quantized(M.mobilenet_v2(alpha=0.35, resolution=64, blocks=[(1, 16, 1, 1),
+                                                                         (6, 24, 2, 2),
+                                                                         (6, 24, 1, 1)]),
+                     samples=4)
+
+
+@pytest.fixture(scope="module")
+def mbv1_planned(mbv1_int8):
+    return compile_model(mbv1_int8, fusion="auto", layout="auto", baseline=True, check=True)
+
+
+def test_planned_network_is_exact_and_beats_the_baseline(mbv1_planned):
+    r = mbv1_planned.report
+    assert r["check"]["passed"] and r["check"]["exact"]["equal"]
+    assert r["totals"]["cycles_modelled"] <= r["baseline"]["totals"]["cycles_modelled"]
+    # the lowering built what the planner costed: its total is the lowered plans' total
+    plan = r["layout_plan"]
+    assert abs(plan["cycles"] - r["totals"]["cycles_modelled"]) <= r["totals"]["kernels"]
+    # the baseline is the usual deployment: every DW input transposed by the DMA
+    assert r["baseline"]["totals"]["transposed_bytes"] > 0
+    assert r["baseline"]["totals"]["act_bytes"] >= r["baseline"]["totals"]["compulsory_act_bytes"]
+
+
+def test_every_fused_group_lists_costed_alternatives(mbv1_planned):
+    r = mbv1_planned.report
+    decisions = r["layout_plan"]["layers"]
+    fused = [layer for layer in decisions if "+" in layer]
+    assert fused
+    for name in fused:
+        alts = decisions[name]["alternatives"]
+        assert len(alts) >= 2
+        assert any(a["variant"].startswith("split") for a in alts)  # fusion itself is a choice
+        assert len({a["variant"] for a in alts}) >= 2  # and the layouts
+        chosen = decisions[name]
+        same_io = [a for a in alts if a["cycles"] == chosen["cycles"]]
+        assert same_io, "the chosen variant is one of the alternatives"
+        assert all(a["cycles"] > 0 for a in alts)
+
+
+def test_model_boundaries_stay_chw(mbv1_planned):
+    tiled = [layer for layer in mbv1_planned.report["layers"] if layer["tiled"]]
+    assert tiled[0]["layouts"]["input"] == "CHW"  # the model's input is NCHW
+    assert tiled[-1]["layouts"]["output"] == "CHW"  # and its output
+    # some tensor between kernels is HWC: the planner did use the choice
+    assert any(layer["layouts"]["output"] == "HWC" for layer in tiled)
+
+
+def test_planner_is_deterministic(mbv1_int8, mbv1_planned):
+    again = compile_model(mbv1_int8, fusion="auto", layout="auto")
+    assert json.dumps(again.report["layout_plan"], sort_keys=True) == \
+        json.dumps(mbv1_planned.report["layout_plan"], sort_keys=True)
+
+
+@pytest.mark.parametrize("layout,fusion", [("auto", "auto"), ("hwc", "none"), ("hwc", "all")])
+def test_residual_network_in_every_policy_is_exact(mbv2_int8, layout, fusion):
+    """Inverted residuals (the skip tensor live across a block): every policy computes the
+    integer reference bit for bit; the residual add reads both operands in one layout; under
+    ``hwc`` the tensors between kernels are HWC and DW tiles CHW through transposing copies."""
+    res = compile_model(mbv2_int8, fusion=fusion, layout=layout, check=True,
+                        dma="blocking" if layout == "hwc" else "double")
+    r = res.report
+    assert r["check"]["passed"] and r["check"]["exact"]["equal"]
+    tiled = [layer for layer in r["layers"] if layer["tiled"]]
+    adds = [layer for layer in tiled if layer["kind"] == "add"]
+    assert adds and all(a["layouts"]["input"] == a["layouts"]["output"] for a in adds)
+    if layout == "hwc":
+        assert any(layer["layouts"]["output"] == "HWC" for layer in tiled)
+        dws = [layer for layer in tiled if layer["kind"] == "dw"]
+        for dw in dws:  # DORY's DW: CHW tile from the HWC tensor, by a transposing copy
+            if dw["layouts"]["input"] == "HWC":
+                assert dw["layouts"]["input_tile"] == "CHW"
+                assert dw["traffic"]["l2_to_l1_transposed"] > 0
+        assert all(not layer["tile"]["double_buffered"] for layer in tiled)  # blocking DMA
+
+
+def test_planner_never_loses_to_its_own_options(mbv2_int8):
+    """auto searches a superset of what --fusion none --layout auto and the all-CHW defaults
+    search: its modelled cycles are at most theirs."""
+    auto = compile_model(mbv2_int8, fusion="auto", layout="auto").report["totals"]
+    unfused = compile_model(mbv2_int8, fusion="none", layout="auto").report["totals"]
+    chw = compile_model(mbv2_int8, fusion="auto", layout="chw").report["totals"]
+    assert auto["cycles_modelled"] <= unfused["cycles_modelled"]
+    assert auto["cycles_modelled"] <= chw["cycles_modelled"]

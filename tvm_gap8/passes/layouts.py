@@ -1,0 +1,265 @@
+"""The network planner: each L2 tensor's layout (CHW / HWC), each fused pair's fusion (fused, or
+split into its two convs) and each kernel's variant (the layouts of its L1 tiles) and tile,
+minimising the total modelled cycles.
+
+Runs after formation (the fused pairs the rules and L1 allow are composites), before lowering,
+which reads the decisions (module attribute ``gap8.layout_plan``, by layer). Every kernel's
+cost under a choice is its family's tile plan (``kernels.plan_kernel``: the tile search under
+the cycle model), so the planner and the tiler never disagree.
+
+Dynamic programming over the kernels in binding order: the state is the layout of every tensor
+produced and not yet consumed (residual branches keep theirs across the branch); a kernel's
+transition picks its output tensor's layout and, for that and its inputs' layouts, its cheapest
+variant. Deterministic: states and choices are visited in a fixed order, ties keep the first.
+A tensor read or written by anything but a layout-capable kernel (model inputs and outputs, ops
+left to TVM) is CHW. Policies: ``auto`` (the search), ``chw`` (every tensor and tile CHW: the
+kernels' defaults), ``hwc`` (every free tensor HWC, DW tiles CHW through a transposing copy and
+other tiles HWC: the usual deployment, DORY's).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+from dataclasses import dataclass, field, replace
+
+import tvm
+from tvm import relax
+
+from ..errors import TilingError
+from ..irutil import bindings
+from ..kernels import family_of, plan_kernel
+from ..kernels.layout import CHW, HWC, KernelLayouts
+from ..vocab import KIND_ATTR, LAYER_ATTR, LAYOUT_PLAN_ATTR
+
+LAYOUT_POLICIES = ("auto", "chw", "hwc")
+MAX_FRONTIER = 10  # live tensors a DP state may hold (2**10 states); beyond: CHW, said so
+
+
+@dataclass
+class Node:
+    """One kernel of the network (a composite call): its inputs and output as Relax vars."""
+
+    layer: str
+    kind: str
+    spec: object
+    inputs: list  # activation Relax vars read
+    output: object  # the Relax var bound
+    options: dict = field(default_factory=dict)  # (in layout, out layout) -> [Option], best first
+
+
+@dataclass(frozen=True)
+class Option:
+    """One way to run a kernel: fused (one spec) or split (two convs, the intermediate in L2
+    in ``mid``), with its layouts and modelled cycles."""
+
+    cycles: float
+    layouts: tuple  # KernelLayouts per kernel spec (one, or two when split)
+    split: bool = False
+
+    def describe(self) -> str:
+        if self.split:
+            return "split " + " | ".join(lay.name() for lay in self.layouts)
+        return self.layouts[0].name()
+
+
+def plan_network(mod: tvm.IRModule, hw, policy: str = "auto", fusion: str = "auto"):
+    """{layer: decision} for every kernel of ``mod``'s main (see the module docstring)."""
+    func = mod["main"]
+    nodes, forced = _nodes(mod, func)
+    if policy == "chw":
+        forced |= {n.output for n in nodes}
+    for node in nodes:
+        node.options = _options(node, hw, policy, fusion)
+    total, choice = _search(nodes, forced, hw, policy)
+    return total, {n.layer: _decision(n, choice[n.layer]) for n in nodes}
+
+
+def _nodes(mod, func):
+    """The kernels in binding order, and the tensors fixed to CHW."""
+    nodes, produced, users = [], {}, {}
+    for b in bindings(func):
+        call = b.value
+        callee = mod[call.op] if isinstance(call, relax.Call) and \
+            isinstance(call.op, relax.GlobalVar) else None
+        uses = [v for v in relax.analysis.free_vars(call)] if isinstance(call, relax.Expr) else []
+        if callee is not None and callee.attrs is not None and KIND_ATTR in callee.attrs:
+            family = family_of(str(callee.attrs[KIND_ATTR]))
+            spec, tensors = family.read(callee, list(call.args))
+            acts = [t for t in tensors if isinstance(t, relax.Var)]
+            node = Node(str(callee.attrs.get(LAYER_ATTR, family.kind)), spec.kind, spec, acts,
+                        b.var)
+            nodes.append(node)
+            produced[b.var] = node
+            for v in acts:
+                users.setdefault(v, []).append(node)
+        else:
+            for v in uses:
+                users.setdefault(v, []).append(None)  # read by something else
+    outputs = set(relax.analysis.free_vars(func.body.body)) if hasattr(func.body, "body") else set()
+    forced = set()
+    for var, node in produced.items():
+        readers = users.get(var, [])
+        if not node.spec.has_layouts() or var in outputs or not readers or \
+                any(r is None or not r.spec.has_layouts() for r in readers) or \
+                len(node.spec.out_shape) != 4:
+            forced.add(var)
+    return nodes, forced
+
+
+def _tiles(kind: str, policy: str):
+    """L1 tile layouts a kernel may use under ``policy``."""
+    if policy == "chw":
+        return (None,)  # the kernel's default
+    if policy == "hwc":
+        return ((CHW,) if kind == "dw" else (HWC,))
+    return (CHW, HWC)
+
+
+def _options(node, hw, policy, fusion):
+    """(in, out) -> options sorted by cycles, for every layout pair the node may see."""
+    layouts = (CHW, HWC) if node.spec.has_layouts() else (CHW,)
+    out = {}
+    for src, dst in itertools.product(layouts, layouts):
+        opts = _variants(node, hw, policy, fusion, src, dst)
+        if opts:
+            out[(src, dst)] = sorted(opts, key=lambda o: o.cycles)
+    return out
+
+
+def _plan_cycles(spec, hw):
+    try:
+        return plan_kernel(spec, hw).cycles
+    except TilingError:
+        return math.inf
+
+
+def _variants(node, hw, policy, fusion, src, dst):
+    spec, kind = node.spec, node.kind
+    if not spec.has_layouts():
+        return [Option(_plan_cycles(spec, hw), (KernelLayouts(),))] if src == dst == CHW else []
+    if kind in ("add", "pool"):
+        if kind == "add" and src != dst:
+            return []
+        lay = KernelLayouts(src, src, dst)
+        return [Option(_plan_cycles(replace(spec, layouts=lay), hw), (lay,))]
+    if kind in ("dw_pw", "pw_dw"):
+        return _fused_variants(spec, hw, policy, fusion, src, dst)
+    return [Option(_plan_cycles(replace(spec, layouts=lay), hw), (lay,))
+            for lay in _conv_layouts(spec, policy, src, dst)]
+
+
+def _conv_layouts(spec, policy, src, dst):
+    out = []
+    for tile in _tiles(spec.kind, policy):
+        out.append(KernelLayouts(src, src if tile is None else tile, dst))
+    return out
+
+
+def _fused_variants(spec, hw, policy, fusion, src, dst):
+    opts = []
+    mids = (spec.layouts.mid,) if policy == "chw" else (CHW, HWC)
+    for tile, mid in itertools.product(_tiles(spec.kind, policy), mids):
+        lay = KernelLayouts(src, src if tile is None else tile, dst, mid)
+        opts.append(Option(_plan_cycles(replace(spec, layouts=lay), hw), (lay,)))
+    if fusion == "auto" and not spec.mid_steps:
+        first, second = spec.split()
+        for mid in ((CHW,) if policy == "chw" else (HWC,) if policy == "hwc" else (CHW, HWC)):
+            a = min(_conv_layouts(first, policy, src, mid),
+                    key=lambda lay: _plan_cycles(replace(first, layouts=lay), hw))
+            b = min(_conv_layouts(second, policy, mid, dst),
+                    key=lambda lay: _plan_cycles(replace(second, layouts=lay), hw))
+            cycles = (_plan_cycles(replace(first, layouts=a), hw)
+                      + _plan_cycles(replace(second, layouts=b), hw))
+            opts.append(Option(cycles, (a, b), split=True))
+    return opts
+
+
+def _search(nodes, forced, hw, policy):
+    """Dynamic programming over ``nodes`` in order; returns (total cycles, {layer: (in, out)}).
+    Under ``hwc`` the objective is (free tensors left CHW, cycles): HWC wherever the graph
+    allows (a residual add joining a CHW-fixed tensor keeps its branch CHW)."""
+    last_use = {}
+    for i, n in enumerate(nodes):
+        for v in n.inputs:
+            last_use[v] = i
+    states = {(): ((0, 0.0), {})}  # (var index, layout) pairs -> ((CHW count, cycles), choices)
+    ids = {n.output: i for i, n in enumerate(nodes)}
+    for i, node in enumerate(nodes):
+        nxt = {}
+        for state, (cost, choices) in states.items():
+            env = dict(state)
+            src = _input_layout(node, env, ids)
+            for dst in _out_layouts(node, forced, len(state)):
+                opts = node.options.get((src, dst)) if src else None
+                if not opts or math.isinf(opts[0].cycles):
+                    continue
+                new = {k: v for k, v in env.items() if last_use.get(nodes[k].output, -1) > i}
+                if node.output in last_use:
+                    new[i] = dst
+                key = tuple(sorted(new.items()))
+                unwanted = policy == "hwc" and dst == CHW and node.output not in forced
+                total = (cost[0] + unwanted, cost[1] + opts[0].cycles)
+                if key not in nxt or total < nxt[key][0]:
+                    nxt[key] = (total, {**choices, node.layer: (src, dst)})
+        if not nxt:  # no variant of this kernel fits: the tiler says why, naming the layer
+            plan_kernel(node.spec, hw, node.layer)
+            raise TilingError(f"layer {node.layer}: no layout of its tensors can be planned")
+        states = nxt
+    (_, cycles), choices = min(states.values(), key=lambda s: s[0])
+    return cycles, choices
+
+
+def _input_layout(node, env, ids):
+    """The layout all of ``node``'s activation inputs share, None if they differ."""
+    seen = {env.get(ids[v], CHW) if v in ids else CHW for v in node.inputs}
+    if len(seen) > 1:
+        return None
+    return seen.pop() if seen else CHW
+
+
+def _out_layouts(node, forced, frontier: int):
+    """The layouts ``node``'s output tensor may take: CHW when fixed (or the state is full)."""
+    if node.output in forced or frontier >= MAX_FRONTIER:
+        return (CHW,)
+    return (CHW, HWC)
+
+
+def _decision(node, io) -> dict:
+    src, dst = io
+    opts = node.options[(src, dst)]
+    best = opts[0]
+    alternatives = [{"variant": o.describe(), "input": s, "output": d,
+                     "cycles": int(round(o.cycles))}
+                    for (s, d), os_ in sorted(node.options.items()) for o in os_
+                    if not math.isinf(o.cycles)]
+    return {"layouts": [lay.describe() for lay in best.layouts], "split": best.split,
+            "cycles": int(round(best.cycles)), "alternatives": alternatives}
+
+
+@tvm.transform.module_pass(opt_level=0, name="PlanLayouts")
+class PlanLayouts:
+    """Record the planner's decisions on the module (``gap8.layout_plan``) for the lowering."""
+
+    def __init__(self, hw, policy: str = "auto", fusion: str = "auto"):
+        self.hw, self.policy, self.fusion = hw, policy, fusion
+
+    def transform_module(self, mod: tvm.IRModule, _ctx) -> tvm.IRModule:
+        total, decisions = plan_network(mod, self.hw, self.policy, self.fusion)
+        plan = {"policy": self.policy, "fusion": self.fusion, "cycles": int(round(total)),
+                "layers": decisions}
+        return mod.with_attr(LAYOUT_PLAN_ATTR, json.dumps(plan))
+
+
+def layout_plan(mod: tvm.IRModule) -> dict | None:
+    """The planner's record on a module (None: no plan, every kernel in its defaults)."""
+    if mod.attrs is None or LAYOUT_PLAN_ATTR not in mod.attrs:
+        return None
+    return json.loads(str(mod.attrs[LAYOUT_PLAN_ATTR]))
+
+
+def decided_layouts(decision: dict) -> list:
+    """KernelLayouts per kernel of a layer's decision."""
+    return [KernelLayouts(d["input"], d["input_tile"], d["output"], d.get("intermediate", ""))
+            for d in decision["layouts"]]
