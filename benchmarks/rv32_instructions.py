@@ -1,5 +1,6 @@
-"""Executed rv32imc instructions of the emitted C networks, fused vs --no-fuse, and instructions
-per MAC per layer kind beside hand-written scalar DW 3x3 / PW kernels built with the same flags.
+"""Executed rv32imc instructions of the emitted C networks, --fusion all vs --no-fuse (CHW
+layouts) and the CLI default (--fusion auto --layout auto), and instructions per MAC per layer
+kind beside hand-written scalar DW 3x3 / PW kernels built with the same flags.
 
     python benchmarks/rv32_instructions.py [--networks v1_025,v2_035,v1_100]
 
@@ -33,11 +34,11 @@ NETWORKS = {
 }
 
 
-def measure(model, fuse: bool, work: str) -> dict:
+def measure(model, fusion: str, layout: str, work: str) -> dict:
     """Per layer (name, kind, MACs, instructions) of one inference on QEMU."""
-    result = compile_model(model, fuse=fuse)
+    result = compile_model(model, fuse=fusion != "none", fusion=fusion, layout=layout)
     net = read_network(result.lowered, GAP8, instrument=False)
-    project = os.path.join(work, "fused" if fuse else "unfused")
+    project = os.path.join(work, f"{fusion}_{layout}")
     write_project(net, GAP8, project)
     elf = build.build_rv32(project, instrument=True, extra_flags=["-DGAP8_INSTRET_ONLY"])
     x_t = net.tensors[net.inputs[0]]
@@ -86,22 +87,24 @@ def main(argv=None):
         scalar = scalar_reference(work)
         print(f"hand-written scalar C (same flags): DW 3x3 {scalar['dw3x3']:.2f} instr/MAC, "
               f"PW {scalar['pw']:.2f} instr/MAC")
-        print("| network (int8) | instructions fused | --no-fuse | change | MACs | "
-              "instr/MAC by kind (fused; --no-fuse) |")
-        print("|---|---:|---:|---:|---:|---|")
+        print("| network (int8) | --fusion all | --no-fuse | change | CLI default (auto, auto) "
+              "| MACs | instr/MAC by kind, all (--no-fuse) |")
+        print("|---|---:|---:|---:|---:|---:|---|")
         for key in args.networks.split(","):
             name, builder = NETWORKS[key]
             print(f"[rv32_instructions] {name}", file=sys.stderr, flush=True)
             model = quantized(builder())
-            fused = measure(model, True, os.path.join(work, key))
-            unfused = measure(model, False, os.path.join(work, key))
+            fused = measure(model, "all", "chw", os.path.join(work, key))
+            unfused = measure(model, "none", "chw", os.path.join(work, key))
+            auto = measure(model, "auto", "auto", os.path.join(work, key))
             tf = sum(la["instructions"] for la in fused)
             tu = sum(la["instructions"] for la in unfused)
+            ta = sum(la["instructions"] for la in auto)
             macs = sum(la["macs"] for la in fused)
             kinds = "; ".join(f"{k} {v:.2f}" for k, v in per_kind(fused).items())
             kinds_u = "; ".join(f"{k} {v:.2f}" for k, v in per_kind(unfused).items())
-            print(f"| {name} | {tf:,} | {tu:,} | {100 * (tf - tu) / tu:+.1f}% | {macs:,} | "
-                  f"{kinds} ({kinds_u}) |", flush=True)
+            print(f"| {name} | {tf:,} | {tu:,} | {100 * (tf - tu) / tu:+.1f}% | {ta:,} | "
+                  f"{macs:,} | {kinds} ({kinds_u}) |", flush=True)
     print(f"({time.perf_counter() - t0:.0f} s)", file=sys.stderr)
 
 

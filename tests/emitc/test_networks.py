@@ -76,6 +76,8 @@ def test_int8_network_rv32_and_host(name, int8_model, rv32, tmp_path):
     assert rc == 0
     _assert_plain_c(tmp_path / "rv32" / "gap8")
     _assert_ran_equal(rv, "rv32")
+    assert rv["emit_c"]["kernels_not_split_over_cores"] == []
+    assert rv["emit_c"]["core_copies"] == 0  # every copy stage is a DMA call
     assert rv["run"]["soft_float_symbols"] == []  # int8: no soft-float routine linked
     _assert_counters_equal_report(rv)
     assert all(m["instructions"] > 0 for m in rv["measured"]["layers"])  # minstret per layer

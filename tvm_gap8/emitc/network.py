@@ -325,6 +325,8 @@ def read_network(lowered: tvm.IRModule, hw, instrument: bool = True) -> Network:
         "dma_calls": sum(k.dma_calls for k in kernels.values()),
         "core_copies": sum(k.core_copies for k in kernels.values()),
         "parallel_loops": sum(k.parallel_loops for k in kernels.values()),
+        "kernels_not_split_over_cores": sorted(k.name for k in kernels.values()
+                                               if k.parallel_loops == 0),
     }
     return net
 

@@ -108,7 +108,7 @@ def _is_data_parallel(loop) -> bool:
 
 def _mark_parallel_loops(func):
     """The outermost loop of every compute nest (a loop holding no copy whose enclosing loops
-    all hold copies) gets PAR_ANN when it is data parallel."""
+    all hold copies; unit loops passed through) gets PAR_ANN when it is data parallel."""
     from ..tirwalk import walk
 
     def holds_copy(stmt):
@@ -117,9 +117,12 @@ def _mark_parallel_loops(func):
     targets = []
     for stmt, loops in walk(func.body):
         if isinstance(stmt, tirx.For) and DMA_ANN not in stmt.annotations \
-                and not holds_copy(stmt) and all(holds_copy(lp) for lp in loops) \
-                and int(stmt.extent) > 1 and _is_data_parallel(stmt):
-            targets.append(stmt.loop_var)
+                and not holds_copy(stmt) and all(holds_copy(lp) for lp in loops):
+            loop = stmt
+            while int(loop.extent) == 1 and isinstance(loop.body, tirx.For):
+                loop = loop.body  # through unit loops (a single tile of a split axis)
+            if int(loop.extent) > 1 and _is_data_parallel(loop):
+                targets.append(loop.loop_var)
 
     def visit(loop):
         if any(loop.loop_var.same_as(v) for v in targets):
