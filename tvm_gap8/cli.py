@@ -22,6 +22,7 @@ from .codegen import emit_c as c_source
 from .compiler import compile_model
 from .errors import Gap8Error, UsageError
 from .frontend import parse_input_shape
+from .passes.layouts import LAYOUT_POLICIES
 from .plot import plot_layers
 from .quantize import quantize_model
 from .report import format_table
@@ -64,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="auto (default): the planner fuses or splits each pair the rules allow "
                         "by the cycle model; all: fuse every one; none; profitable: fuse those "
                         "faster than their two kernels, alone")
-    c.add_argument("--layout", choices=["auto", "chw", "hwc"], default="auto",
+    c.add_argument("--layout", choices=LAYOUT_POLICIES, default="auto",
                    help="L2 tensor layouts: auto (default: the planner chooses each tensor's "
                         "and each kernel's tile layouts), chw (all CHW), hwc (all HWC, DW inputs "
                         "transposed to CHW by the DMA, as DORY does)")

@@ -164,31 +164,6 @@ def test_kernel_cycles_overheads_per_tile_and_layer():
 
 # --- the old wrappers keep their exact results ------------------------------------------------
 
-def _old_tiled(hw, compute, moved, transfers, overlap=None):
-    dma = moved / hw.dma_bytes_per_cycle
-    if overlap is not None:
-        pipelined, trips = overlap
-        trips = max(1, trips)
-        dma -= min(pipelined / hw.dma_bytes_per_cycle * (trips - 1) / trips, compute)
-    return compute + dma + transfers * hw.dma_setup_cycles
-
-
-@pytest.mark.parametrize("args", [(1000.0, 5000, 3, None), (1000.0, 5000, 3, (4000, 4)),
-                                  (10.0, 77777, 9, (77777, 7)), (12345, 3, 1, (3, 0))])
-def test_old_wrappers_unchanged(args):
-    assert cycles.tiled_kernel(GAP8, *args) == _old_tiled(GAP8, *args)
-    compute, moved, transfers, _ = args
-    assert (cycles.streamed_kernel(GAP8, compute, moved, transfers)
-            == compute + moved / 8.0 + transfers * 920)
-
-
-def test_tiled_kernel_blocking_hides_nothing():
-    assert (cycles.tiled_kernel(BLOCKING, 1000.0, 5000, 3, (4000, 4))
-            == cycles.tiled_kernel(GAP8, 1000.0, 5000, 3, None))
-
-
-# --- comparison with published figures (docs/cycle_model.md) -----------------------------------
-
 def test_comparison_table_against_published_figures():
     rows = {label: (mpc, pub) for label, _, _, mpc, pub, _ in cycles.comparison_rows()}
     # PW at the reference layouts: at PULP-NN's peak, within 2%

@@ -217,3 +217,28 @@ def test_add_and_pool_in_both_layouts(lay):
         assert counts["traffic"] == {k: v for k, v in plan.figures().items()
                                      if k in counts["traffic"]}
         assert counts["l1_peak_bytes"] == plan.l1_bytes
+
+
+@pytest.mark.parametrize("lay", [CHW, HWC])
+def test_tables_and_products_in_both_layouts(lay):
+    """A table lookup and a requantized product (per-channel and element-wise, as SE gates and
+    HardSwish leave them) with every tensor in HWC compute what they compute in CHW; IR == plan."""
+    from tvm_gap8.kernels.lut import LutKernelSpec, MulKernelSpec
+    rng = np.random.default_rng(3)
+    specs = [(LutKernelSpec((1, 12, 5, 7), "int8", "int8"), ["x", "table"]),
+             (MulKernelSpec((1, 12, 5, 7), (1, 12, 1, 1), "int8", 3, -128, 1 << 30, 33, 5,
+                            "int8"), ["a", "b"]),
+             (MulKernelSpec((1, 12, 5, 7), (1, 12, 5, 7), "int8", 1, 2, 1 << 30, 34, 0,
+                            "int8"), ["a", "b"])]
+    for spec, names in specs:
+        shapes = [spec.in_shape, (256,) if names[1] == "table" else spec.b_shape]
+        args = [rng.integers(-128, 128, s).astype("int8") for s in shapes]
+        expected = run(spec, plan_kernel(spec, GAP8), args, 1)
+        variant = _variant(spec, KernelLayouts(lay, lay, lay))
+        plan = plan_kernel(variant, GAP8)
+        stored = [args[0], to_layout(args[1], lay) if args[1].ndim == 4 else args[1]]
+        got = run(variant, plan, stored, 1)
+        np.testing.assert_array_equal(got, expected)
+        counts = kernel_counts(build_kernel(variant, plan))
+        assert counts["traffic"] == {k: v for k, v in plan.figures().items()
+                                     if k in counts["traffic"]}

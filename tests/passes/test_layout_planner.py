@@ -54,6 +54,10 @@ def test_every_fused_group_lists_costed_alternatives(mbv1_planned):
         same_io = [a for a in alts if a["cycles"] == chosen["cycles"]]
         assert same_io, "the chosen variant is one of the alternatives"
         assert all(a["cycles"] > 0 for a in alts)
+    # every split pair is reported with its reason (the cycles of both forms)
+    split = {rec["layer"]: rec["reason"] for rec in r["fusion"]["split"]}
+    assert set(split) == {name for name in fused if decisions[name]["split"]}
+    assert all("split by the planner" in reason and "fused" in reason for reason in split.values())
 
 
 def test_model_boundaries_stay_chw(mbv1_planned):
@@ -100,3 +104,27 @@ def test_planner_never_loses_to_its_own_options(mbv2_int8):
     chw = compile_model(mbv2_int8, fusion="auto", layout="chw").report["totals"]
     assert auto["cycles_modelled"] <= unfused["cycles_modelled"]
     assert auto["cycles_modelled"] <= chw["cycles_modelled"]
+
+
+def test_squeeze_excite_block_in_hwc_is_exact():
+    """The MobileNetV3 SE block (HardSwish as table + product, global pool, the SE gate's
+    per-channel product): every kernel in HWC computes the integer reference bit for bit."""
+    model = quantized(M.squeeze_excite_block(), samples=4)
+    r = compile_model(model, fusion="none", layout="hwc", check=True).report
+    assert r["check"]["passed"] and r["check"]["exact"]["equal"]
+    kinds = {layer["kind"]: layer["layouts"] for layer in r["layers"] if layer["tiled"]}
+    assert {"lut", "mul", "pool"} <= set(kinds)
+    assert kinds["mul"]["input"] == "HWC" and kinds["lut"]["output"] == "HWC"
+
+
+def test_a_full_state_keeps_outputs_chw_and_says_so(mbv2_int8, monkeypatch):
+    """With the DP state capped at one live tensor, a kernel producing a tensor while the
+    residual's skip is live keeps its output CHW, noted in its decision; still exact."""
+    from tvm_gap8.passes import layouts
+    monkeypatch.setattr(layouts, "MAX_FRONTIER", 1)
+    r = compile_model(mbv2_int8, fusion="none", layout="hwc", check=True).report
+    assert r["check"]["passed"] and r["check"]["exact"]["equal"]
+    notes = {name: d["note"] for name, d in r["layout_plan"]["layers"].items() if "note" in d}
+    assert notes and all("kept CHW" in n for n in notes.values())
+    layers = {layer["name"]: layer for layer in r["layers"] if layer["tiled"]}
+    assert all(layers[name]["layouts"]["output"] == "CHW" for name in notes)

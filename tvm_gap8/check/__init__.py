@@ -8,7 +8,9 @@ the machine's CPU.
   every quantized layer of that reference is within one quantization step of the ONNX QDQ
   float semantics (float64), fed with its own previous outputs (= ours, by the exact check).
   onnxruntime's end-to-end figures stay in the report as information (``check.onnxruntime``):
-  its float32 summation order is implementation-defined, so near-ties flip by one step.
+  its float32 summation order is implementation-defined, so near-ties flip by one step. A node
+  the reference cannot evaluate makes the model *not checked* (``not_checked``: ``passed``
+  False, ``checked`` False, the node and its op type named), never an error.
 * **float models** against onnxruntime at the basic graph optimisation level
   (``session.py``), by the criterion of ``float_outputs.py`` (max abs error <= 1e-4 x max
   |reference|; for outputs of a final Sigmoid/Softmax, elementwise against the exact activation
@@ -25,6 +27,7 @@ import onnx.numpy_helper as nh
 
 from ..errors import UnsupportedError
 from ..reference import integer_reference, spec_layer_check
+from ..reference.graph import UnsupportedOpError
 from ..reference.spec import MAX_STEPS as SPEC_MAX_STEPS
 from .float_outputs import RTOL as FLOAT_TOLERANCE
 from .float_outputs import float_output_verdicts
@@ -132,9 +135,13 @@ def check_int8(got: list, imported, inputs: dict, ort_outs: list) -> dict:
     of the ONNX QDQ float semantics. Where a float op that depends on summation order feeds a
     quantize (``exact_applicable`` False, reasons named), exactness cannot be asked: then the
     outputs must be within 1 step of the reference for >= 99.9% of the elements, none beyond
-    2."""
-    run = integer_reference(imported.onnx_model, inputs)
-    spec = spec_layer_check(imported.onnx_model, run)
+    2. If the reference cannot evaluate a node, nothing is checked: ``not_checked`` names the
+    node and its op type, and ``passed`` is False."""
+    try:
+        run = integer_reference(imported.onnx_model, inputs)
+        spec = spec_layer_check(imported.onnx_model, run)
+    except UnsupportedOpError as exc:
+        return not_checked(exc, ort_outs)
     outs = output_figures(got, run.outputs, output_lsb(imported), "the integer reference")
     exact = _exact(got, run, outs)
     return {"reference": INT8_REFERENCE, **_summary(outs),
@@ -143,6 +150,20 @@ def check_int8(got: list, imported, inputs: dict, ort_outs: list) -> dict:
                          f"{SPEC_MAX_STEPS} step of the QDQ spec",
             "exact": exact, "spec": _spec_summary(spec),
             "outputs": [_lsb_only(o) for o in outs if "lsb" in o],
+            "onnxruntime": {"reference": ORT_BASIC, "information": True,
+                            "outputs": [_lsb_only(o) for o in ort_outs if "lsb" in o]}}
+
+
+def not_checked(exc: UnsupportedOpError, ort_outs: list) -> dict:
+    """The ``check`` section when the integer reference cannot evaluate a node: nothing was
+    checked (``passed`` False, ``checked`` False), the node and its op type named."""
+    what = f"the reference cannot evaluate node {exc.node!r} (op type {exc.op_type}" + \
+        (f": {exc.detail})" if exc.detail else ")")
+    return {"reference": INT8_REFERENCE, "checked": False, "passed": False,
+            "not_checked": what,
+            "unsupported": {"node": exc.node, "op_type": exc.op_type, "detail": exc.detail},
+            "criterion": "int8: equal to the integer reference; every layer within "
+                         f"{SPEC_MAX_STEPS} step of the QDQ spec",
             "onnxruntime": {"reference": ORT_BASIC, "information": True,
                             "outputs": [_lsb_only(o) for o in ort_outs if "lsb" in o]}}
 

@@ -229,24 +229,6 @@ def kernel_cycles(hw, compute: float, transfers, tiles: int, overlap=None) -> fl
             + hw.layer_overhead_cycles)
 
 
-def tiled_kernel(hw, compute: float, moved: int, transfers: int, overlap=None) -> float:
-    """Compute + the DMA not hidden + per-transfer set-up. ``moved``: all bytes the kernel
-    copies; ``overlap``: (bytes, trips) of the copies at the pipelined loop when the kernel is
-    double-buffered (None: it is not), of which all trips but one hide behind compute (none under
-    blocking DMA). No per-tile or per-layer overhead: that is ``kernel_cycles``."""
-    dma = moved / hw.dma_bytes_per_cycle
-    if overlap is not None:
-        pipelined, trips = overlap
-        dma -= _hidden(hw, compute, pipelined / hw.dma_bytes_per_cycle, trips)
-    return compute + dma + transfers * hw.dma_setup_cycles
-
-
-def streamed_kernel(hw, compute: float, moved: int, transfers: int) -> float:
-    """Compute + all DMA + set-up, nothing hidden: how the element-wise, pooling and dense
-    kernels are costed (their copies are as long as their compute)."""
-    return compute + moved / hw.dma_bytes_per_cycle + transfers * hw.dma_setup_cycles
-
-
 # --- comparison with published per-kernel figures ------------------------------------------
 
 def _match_dw(channels, oh, ow, k, stride=1):

@@ -25,9 +25,18 @@ def family_of(kind: str) -> KernelFamily:
     return _BY_KIND[kind]
 
 
+_PLANS: dict = {}  # (spec, target) -> plan: the planner costs a spec, the lowering builds it
+
+
 def plan_kernel(spec, hw, layer: str = "?"):
-    """The tile plan of any kernel spec, by its family's tiling search."""
-    return family_of(spec.kind).plan(spec, hw, layer)
+    """The tile plan of any kernel spec, by its family's tiling search (memoised: the search
+    is deterministic; a spec that fits no tile raises every time, naming ``layer``)."""
+    key = (repr(spec), hw)
+    if key not in _PLANS:
+        if len(_PLANS) > 4096:
+            _PLANS.clear()
+        _PLANS[key] = family_of(spec.kind).plan(spec, hw, layer)
+    return _PLANS[key]
 
 
 def build_kernel(spec, plan):

@@ -248,7 +248,7 @@ def _problem(ctx):
             or patterns.epilogue_problem(ctx.matched_bindings.values()))
 
 
-CONV = KernelFamily(
+CONV = KernelFamily(layout_rule="conv", 
     kind="conv", kernel_kinds=("conv", "dw", "pw"),
     patterns=(patterns.q_conv_pattern, patterns.conv_pattern), layer_keys=("conv",),
     read=read_conv, plan=plan_conv,

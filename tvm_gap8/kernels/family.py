@@ -33,6 +33,11 @@ class KernelFamily:
     fused: bool = False  # a DW/PW pair: refused when it fits no tile, subject to --fusion
     integer_only: bool = False  # only QDQ forms (a float op stays on TVM's legalized op)
     layouts: KernelLayouts = KernelLayouts()  # without a layout plan
+    # which layouts its kernels take (``passes/layouts.py``): "fixed" (CHW only), "elementwise"
+    # (every operand and the result in one layout), "reduce" (the input tile as stored, the
+    # output in either), "conv" (any input tile layout: a transposing copy when it differs from
+    # the tensor's), "fused" (input tile and intermediate in either; the pair may be split)
+    layout_rule: str = "fixed"
     kernel_kinds: tuple = ()  # the spec kinds it lowers to (default: its own kind)
 
     @property

@@ -229,4 +229,5 @@ def fused_family(kind: str, pats, keys, plan, schedule) -> KernelFamily:
     caller's tiling search and schedule."""
     return KernelFamily(kind=kind, patterns=pats, layer_keys=keys, read=fused_reader(kind),
                         plan=plan, schedule=schedule, problem=_pair_problem,
-                        candidate=_is_pair, fused=True, layouts=DEFAULT_LAYOUTS[kind])
+                        candidate=_is_pair, fused=True, layouts=DEFAULT_LAYOUTS[kind],
+                        layout_rule="fused")

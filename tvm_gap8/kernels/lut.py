@@ -19,12 +19,13 @@ import numpy as np
 from tvm import relax, te, tirx
 
 from ..errors import UnsupportedError
-from . import patterns
+from . import layout, patterns
 from .composite import (DEQUANTIZE, QUANTIZE, CompositeReader, QuantAct, QuantConst, QuantParams,
                         clip_bounds, output_dtype, real_value, shape_of)
 from .eltwise import elementwise_tiling, schedule_elementwise
 from .family import KernelFamily
 from .requant import dtype_range, quantize_multiplier, requant_expr
+from .layout import KernelLayouts
 from .spec import KernelSpec
 from .staging import Operand
 from .tiling import choose_plan
@@ -36,6 +37,7 @@ class LutKernelSpec(KernelSpec):
     dtype: str  # input element type (int8 | uint8)
     out_dtype: str
     kind: str = "lut"
+    layouts: KernelLayouts = KernelLayouts()  # 4-D only: input and output in one layout
 
     @property
     def out_shape(self):
@@ -61,10 +63,15 @@ def mul_requant(a, b, za: int, zb: int, mult: int, shift: int, out_zp: int, out_
                         tirx.const(shift, "int32"), out_zp, *dtype_range(out_dtype), out_dtype)
 
 
+def _stored(shape, spec) -> tuple:
+    """A tensor's stored shape: 4-D tensors in the spec's layout, others as they are."""
+    return layout.physical(shape, spec.layouts.out) if len(shape) == 4 else tuple(shape)
+
+
 def lut_compute(spec: LutKernelSpec):
-    x = te.placeholder(spec.in_shape, spec.dtype, name="x")
+    x = te.placeholder(_stored(spec.in_shape, spec), spec.dtype, name="x")
     table = te.placeholder((256,), spec.out_dtype, name="table")
-    y = te.compute(spec.in_shape, lambda *i: table_lookup(table, x(*i), spec.dtype),
+    y = te.compute(x.shape, lambda *i: table_lookup(table, x(*i), spec.dtype),
                    name="lut_out")
     # (any rank: the schedule tiles NCHW by rows x channels and [N, F] by features)
     return [x, table, y]
@@ -82,6 +89,7 @@ class MulKernelSpec(KernelSpec):
     out_zp: int
     out_dtype: str
     kind: str = "mul"
+    layouts: KernelLayouts = KernelLayouts()  # 4-D only: a, b and the output in one layout
 
     @property
     def out_shape(self):
@@ -92,17 +100,21 @@ class MulKernelSpec(KernelSpec):
 
 
 def mul_compute(spec: MulKernelSpec):
-    a = te.placeholder(spec.in_shape, spec.dtype, name="a")
-    b = te.placeholder(spec.b_shape, spec.dtype, name="b")
+    a = te.placeholder(_stored(spec.in_shape, spec), spec.dtype, name="a")
+    b = te.placeholder(_stored(spec.b_shape, spec), spec.dtype, name="b")
+    lay = spec.layouts.out if len(spec.in_shape) == 4 else layout.CHW
     per_channel = spec.b_shape != spec.in_shape
 
-    def body(*idx):
-        bv = b[0, idx[1], 0, 0] if per_channel else b[idx]
-        return mul_requant(a[idx], bv, spec.za, spec.zb, spec.mult, spec.shift, spec.out_zp,
+    def body(*idx):  # logical indices
+        bv = layout.element(b, lay, 0, idx[1], 0, 0) if per_channel else \
+            layout.element(b, lay, *idx) if len(idx) == 4 else b[idx]
+        av = layout.element(a, lay, *idx) if len(idx) == 4 else a[idx]
+        return mul_requant(av, bv, spec.za, spec.zb, spec.mult, spec.shift, spec.out_zp,
                            spec.out_dtype, spec.dtype)
 
-    y = te.compute(spec.in_shape, body, name="mul_out")
-    return [a, b, y]
+    if len(spec.in_shape) != 4:
+        return [a, b, te.compute(spec.in_shape, body, name="mul_out")]
+    return [a, b, layout.stage(spec.in_shape, body, lay, "mul_out")]
 
 
 def schedule_lut(spec, plan):
@@ -327,9 +339,9 @@ LUT = KernelFamily(kind="lut", patterns=(patterns.q_lut_pattern,), layer_keys=("
                    read=read_lut,
                    plan=lambda spec, hw, layer: choose_plan(spec, hw, layer, lut_tiling),
                    schedule=schedule_lut, problem=_integer_only(patterns.lut_problem),
-                   integer_only=True)
+                   integer_only=True, layout_rule="elementwise")
 MUL = KernelFamily(kind="mul", patterns=(patterns.q_mul_pattern,), layer_keys=("anchor",),
                    read=read_mul,
                    plan=lambda spec, hw, layer: choose_plan(spec, hw, layer, mul_tiling),
                    schedule=schedule_mul, problem=_integer_only(patterns.mul_problem),
-                   integer_only=True)
+                   integer_only=True, layout_rule="elementwise")

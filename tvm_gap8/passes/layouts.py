@@ -34,7 +34,7 @@ from ..kernels.layout import CHW, HWC, KernelLayouts
 from ..vocab import KIND_ATTR, LAYER_ATTR, LAYOUT_PLAN_ATTR
 
 LAYOUT_POLICIES = ("auto", "chw", "hwc")
-MAX_FRONTIER = 10  # live tensors a DP state may hold (2**10 states); beyond: CHW, said so
+MAX_FRONTIER = 10  # live tensors a DP state may hold (2**10 states); beyond: CHW, noted
 
 
 @dataclass
@@ -46,6 +46,7 @@ class Node:
     spec: object
     inputs: list  # activation Relax vars read
     output: object  # the Relax var bound
+    rule: str = "fixed"  # the family's layout rule
     options: dict = field(default_factory=dict)  # (in layout, out layout) -> [Option], best first
 
 
@@ -72,40 +73,43 @@ def plan_network(mod: tvm.IRModule, hw, policy: str = "auto", fusion: str = "aut
         forced |= {n.output for n in nodes}
     for node in nodes:
         node.options = _options(node, hw, policy, fusion)
-    total, choice = _search(nodes, forced, hw, policy)
-    return total, {n.layer: _decision(n, choice[n.layer]) for n in nodes}
+    total, choice, capped = _search(nodes, forced, hw, policy)
+    decisions = {n.layer: _decision(n, choice[n.layer]) for n in nodes}
+    for layer in capped:
+        decisions[layer]["note"] = (f"output kept CHW: more than {MAX_FRONTIER} tensors live "
+                                    "at once, the search does not choose its layout")
+    return total, decisions
 
 
 def _nodes(mod, func):
     """The kernels in binding order, and the tensors fixed to CHW."""
-    nodes, produced, users = [], {}, {}
+    nodes, users = [], {}
     for b in bindings(func):
-        call = b.value
-        callee = mod[call.op] if isinstance(call, relax.Call) and \
-            isinstance(call.op, relax.GlobalVar) else None
-        uses = [v for v in relax.analysis.free_vars(call)] if isinstance(call, relax.Expr) else []
-        if callee is not None and callee.attrs is not None and KIND_ATTR in callee.attrs:
-            family = family_of(str(callee.attrs[KIND_ATTR]))
-            spec, tensors = family.read(callee, list(call.args))
-            acts = [t for t in tensors if isinstance(t, relax.Var)]
-            node = Node(str(callee.attrs.get(LAYER_ATTR, family.kind)), spec.kind, spec, acts,
-                        b.var)
+        node = _kernel_node(mod, b)
+        if node is not None:
             nodes.append(node)
-            produced[b.var] = node
-            for v in acts:
-                users.setdefault(v, []).append(node)
-        else:
-            for v in uses:
-                users.setdefault(v, []).append(None)  # read by something else
-    outputs = set(relax.analysis.free_vars(func.body.body)) if hasattr(func.body, "body") else set()
-    forced = set()
-    for var, node in produced.items():
-        readers = users.get(var, [])
-        if not node.spec.has_layouts() or var in outputs or not readers or \
-                any(r is None or not r.spec.has_layouts() for r in readers) or \
-                len(node.spec.out_shape) != 4:
-            forced.add(var)
+        for v in node.inputs if node is not None else relax.analysis.free_vars(b.value):
+            users.setdefault(v, []).append(node)  # None: read by something not a kernel
+    outputs = set(relax.analysis.free_vars(func.body.body))
+    forced = {n.output for n in nodes
+              if n.rule == "fixed" or n.output in outputs or not users.get(n.output)
+              or any(r is None or r.rule == "fixed" for r in users[n.output])}
     return nodes, forced
+
+
+def _kernel_node(mod, binding):
+    """The Node of a binding that calls a gap8 composite, else None."""
+    call = binding.value
+    if not isinstance(call, relax.Call) or not isinstance(call.op, relax.GlobalVar):
+        return None
+    callee = mod[call.op]
+    if callee.attrs is None or KIND_ATTR not in callee.attrs:
+        return None
+    family = family_of(str(callee.attrs[KIND_ATTR]))
+    spec, tensors = family.read(callee, list(call.args))
+    rule = family.layout_rule if len(spec.out_shape) == 4 else "fixed"
+    return Node(str(callee.attrs.get(LAYER_ATTR, family.kind)), spec.kind, spec,
+                [t for t in tensors if isinstance(t, relax.Var)], binding.var, rule)
 
 
 def _tiles(kind: str, policy: str):
@@ -119,7 +123,7 @@ def _tiles(kind: str, policy: str):
 
 def _options(node, hw, policy, fusion):
     """(in, out) -> options sorted by cycles, for every layout pair the node may see."""
-    layouts = (CHW, HWC) if node.spec.has_layouts() else (CHW,)
+    layouts = (CHW,) if node.rule == "fixed" else (CHW, HWC)
     out = {}
     for src, dst in itertools.product(layouts, layouts):
         opts = _variants(node, hw, policy, fusion, src, dst)
@@ -136,18 +140,20 @@ def _plan_cycles(spec, hw):
 
 
 def _variants(node, hw, policy, fusion, src, dst):
-    spec, kind = node.spec, node.kind
-    if not spec.has_layouts():
+    """The options of ``node`` reading its inputs in ``src`` and writing ``dst``, by its
+    family's ``layout_rule``."""
+    spec, rule = node.spec, node.rule
+    if rule == "fixed":
         return [Option(_plan_cycles(spec, hw), (KernelLayouts(),))] if src == dst == CHW else []
-    if kind in ("add", "pool"):
-        if kind == "add" and src != dst:
-            return []
-        lay = KernelLayouts(src, src, dst)
-        return [Option(_plan_cycles(replace(spec, layouts=lay), hw), (lay,))]
-    if kind in ("dw_pw", "pw_dw"):
+    if rule == "fused":
         return _fused_variants(spec, hw, policy, fusion, src, dst)
-    return [Option(_plan_cycles(replace(spec, layouts=lay), hw), (lay,))
-            for lay in _conv_layouts(spec, policy, src, dst)]
+    if rule == "conv":
+        lays = _conv_layouts(spec, policy, src, dst)
+    elif rule == "elementwise":
+        lays = [KernelLayouts(src, src, dst)] if src == dst else []
+    else:  # reduce: the input staged as stored, the output in either layout
+        lays = [KernelLayouts(src, src, dst)]
+    return [Option(_plan_cycles(replace(spec, layouts=lay), hw), (lay,)) for lay in lays]
 
 
 def _conv_layouts(spec, policy, src, dst):
@@ -186,8 +192,11 @@ def _search(nodes, forced, hw, policy):
             last_use[v] = i
     states = {(): ((0, 0.0), {})}  # (var index, layout) pairs -> ((CHW count, cycles), choices)
     ids = {n.output: i for i, n in enumerate(nodes)}
+    capped = []
     for i, node in enumerate(nodes):
         nxt = {}
+        if node.output not in forced and all(len(st) >= MAX_FRONTIER for st in states):
+            capped.append(node.layer)
         for state, (cost, choices) in states.items():
             env = dict(state)
             src = _input_layout(node, env, ids)
@@ -208,7 +217,7 @@ def _search(nodes, forced, hw, policy):
             raise TilingError(f"layer {node.layer}: no layout of its tensors can be planned")
         states = nxt
     (_, cycles), choices = min(states.values(), key=lambda s: s[0])
-    return cycles, choices
+    return cycles, choices, capped
 
 
 def _input_layout(node, env, ids):
@@ -243,6 +252,8 @@ class PlanLayouts:
     """Record the planner's decisions on the module (``gap8.layout_plan``) for the lowering."""
 
     def __init__(self, hw, policy: str = "auto", fusion: str = "auto"):
+        if policy not in LAYOUT_POLICIES:
+            raise ValueError(f"layout policy {policy!r}: one of {', '.join(LAYOUT_POLICIES)}")
         self.hw, self.policy, self.fusion = hw, policy, fusion
 
     def transform_module(self, mod: tvm.IRModule, _ctx) -> tvm.IRModule:

@@ -21,7 +21,7 @@ from tvm.relax.expr_functor import PyExprMutator, mutator
 
 from ..errors import UnsupportedError
 from ..irutil import bindings, group_span, with_span
-from ..kernels import family_of
+from ..kernels import family_of, plan_kernel
 from ..kernels.conv import CONV
 from ..kernels.layout import physical
 from ..kernels.tiling import weights_placement
@@ -80,11 +80,11 @@ def _plan_group(call, func, hw, decisions: dict) -> list:
         raise UnsupportedError(f"layer {info['layer']}: output shape {spec.out_shape} is empty")
     decision = decisions.get(info["layer"])
     if decision is None or not spec.has_layouts():  # no plan, or a CHW-only family
-        return [(family, spec, tensors, family.plan(spec, hw, info["layer"]), info)]
+        return [(family, spec, tensors, plan_kernel(spec, hw, info["layer"]), info)]
     layouts = decided_layouts(decision)
     if not decision["split"]:
         spec = replace(spec, layouts=layouts[0])
-        return [(family, spec, tensors, family.plan(spec, hw, info["layer"]), info)]
+        return [(family, spec, tensors, plan_kernel(spec, hw, info["layer"]), info)]
     return _split(spec, tensors, layouts, info, hw)
 
 
@@ -102,7 +102,7 @@ def _split(spec, tensors, layouts, info, hw) -> list:
         conv = replace(conv, layouts=lay)
         part = {"layer": names[min(i, len(names) - 1)],
                 "onnx_nodes": nodes[:cut] if i == 0 else nodes[cut:]}
-        out.append((CONV, conv, args, CONV.plan(conv, hw, part["layer"]), part))
+        out.append((CONV, conv, args, plan_kernel(conv, hw, part["layer"]), part))
     return out
 
 

@@ -21,8 +21,35 @@ TABLE_OPS = {"Add", "Sub", "Mul", "Div", "Max", "Min", "Relu", "Clip", "Sigmoid"
              "HardSwish", "LeakyRelu"}
 #: float ops whose float32 result depends on the summation order
 ORDER_DEPENDENT = {"Conv", "ConvTranspose", "Gemm", "MatMul", "GlobalAveragePool", "ReduceMean",
-                   "ReduceSum", "AveragePool", "Softmax", "LogSoftmax", "Resize"}
+                   "ReduceSum", "AveragePool", "Softmax", "LogSoftmax", "Resize", "Upsample"}
 ACTIVATIONS = ("Relu", "Clip")
+
+
+class UnsupportedOpError(ValueError):
+    """The reference cannot evaluate ``node`` (its op type, or an attribute value ``detail``
+    names). ``--check`` reports it as "not checked" (``check.check_int8``)."""
+
+    def __init__(self, node, detail: str = ""):
+        self.node, self.op_type, self.detail = node.name, node.op_type, detail
+        super().__init__(f"node {node.name!r}: op type {node.op_type} is not supported by the "
+                         "reference" + (f" ({detail})" if detail else ""))
+
+
+def order_dependent(graph: "Graph", node, operands=None) -> bool:
+    """The node's float32 result in our compiled code depends on the evaluation order
+    (``ORDER_DEPENDENT``), so the reference cannot restate it bit for bit. Not so for a
+    nearest Resize / Upsample (it copies elements), nor for a linear Resize our compiled code
+    computes with TVM's ``resize2d``, whose float32 arithmetic ``resize.linear_float32``
+    restates (``operands``: the node's inputs aligned with ``node.input``, None if absent)."""
+    if node.op_type in ("Resize", "Upsample"):
+        from .resize import ResizeSpec, tvm_linear_form  # resize imports this module
+
+        mode = graph.attr(node, "mode", b"nearest")
+        if (mode.decode() if isinstance(mode, bytes) else mode) == "nearest":
+            return False
+        return operands is None or not tvm_linear_form(
+            ResizeSpec(graph, node, operands, graph.opset))
+    return node.op_type in ORDER_DEPENDENT
 
 
 @dataclass
@@ -60,6 +87,12 @@ class Graph:
         self.index = {id(n): i for i, n in enumerate(self.nodes)}
         self.inputs = [i.name for i in g.input if i.name not in self.inits]
         self.outputs = [o.name for o in g.output]
+
+    @property
+    def opset(self) -> int:
+        """The model's default-domain opset."""
+        return next((o.version for o in self.model.opset_import if o.domain in ("", "ai.onnx")),
+                    1)
 
     def const(self, name: str):
         return self.inits.get(name)

@@ -7,8 +7,13 @@
   its tables the same way), so no result depends on the CPU's SIMD ``exp``.
 * ``float64``: the ONNX definitions (the spec check).
 
-Summations (conv, Gemm, pooling means) are exact in integer arithmetic when given int64
-operands; in float they are order-dependent, which ``graph.ORDER_DEPENDENT`` records.
+Resize / Upsample follow the ONNX definitions in ``resize.py`` (nearest: an exact copy; a
+float32 linear Resize as TVM's ``resize2d`` computes it). An op evaluated nowhere here raises
+``UnsupportedOpError`` naming the node and its op type.
+
+Summations (conv, ConvTranspose, Gemm, pooling means) are exact in integer arithmetic when
+given int64 operands; in float they are order-dependent, which ``graph.order_dependent``
+records.
 """
 
 from __future__ import annotations
@@ -16,7 +21,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from .graph import Graph
+from .graph import Graph, UnsupportedOpError
+from .resize import resize
 
 
 def conv2d(x, w, strides, pads, groups):
@@ -35,6 +41,55 @@ def conv2d(x, w, strides, pads, groups):
     wg = w.reshape(groups, og, cg * kh * kw)
     out = np.matmul(win, wg.transpose(0, 2, 1)[None])  # n, g, oh*ow, og
     return out.transpose(0, 1, 3, 2).reshape(n, o, oh, ow)
+
+
+def conv_transpose(graph: Graph, node, x, w):
+    """ConvTranspose (N-D, NC...): ``x`` [N, C, *in], ``w`` [C, O / group, *k], every input
+    element times the kernel added into the output at ``stride * i + dilation * k``, then
+    ``pads`` cropped at each end (ONNX: from ``output_shape`` when given, or ``auto_pad``
+    SAME_UPPER / SAME_LOWER giving ``in * stride``; the odd element at the end for SAME_UPPER,
+    at the beginning otherwise), ``output_padding`` extra elements at the end. float64 operands
+    give a float64 sum."""
+    nsp = x.ndim - 2
+    ins, ks = x.shape[2:], w.shape[2:]
+    attr = lambda name, default: [int(v) for v in graph.attr(node, name, default)]  # noqa: E731
+    strides, dil = attr("strides", [1] * nsp), attr("dilations", [1] * nsp)
+    outpad, pads = attr("output_padding", [0] * nsp), attr("pads", [0] * (2 * nsp))
+    groups = int(graph.attr(node, "group", 1))
+    auto = graph.attr(node, "auto_pad", b"NOTSET")
+    auto = auto.decode() if isinstance(auto, bytes) else auto
+    full = [s * (i - 1) + p + (k - 1) * d + 1
+            for s, i, p, k, d in zip(strides, ins, outpad, ks, dil)]
+    out_shape = graph.attr(node, "output_shape", None)
+    if out_shape is not None:
+        out_shape = [int(v) for v in out_shape][-nsp:]
+    elif auto in ("SAME_UPPER", "SAME_LOWER"):
+        out_shape = [i * s for i, s in zip(ins, strides)]
+    if auto == "VALID":
+        pads = [0] * (2 * nsp)
+    elif out_shape is not None:
+        total = [f - o for f, o in zip(full, out_shape)]
+        if auto == "SAME_UPPER":
+            pads = [t // 2 for t in total] + [t - t // 2 for t in total]
+        else:
+            pads = [t - t // 2 for t in total] + [t // 2 for t in total]
+    n, c = x.shape[:2]
+    cg, og = c // groups, w.shape[1]
+    y = np.zeros((n, og * groups, *full), np.result_type(x, w))
+    for kpos in np.ndindex(*ks):
+        dst = (slice(None), slice(None)) + tuple(
+            slice(kk * d, kk * d + s * (i - 1) + 1, s)
+            for kk, d, s, i in zip(kpos, dil, strides, ins))
+        wk = w[(slice(None), slice(None)) + kpos]  # [C, O / group]
+        for g in range(groups):
+            part = np.tensordot(x[:, g * cg:(g + 1) * cg], wk[g * cg:(g + 1) * cg], axes=(1, 0))
+            y[dst][:, g * og:(g + 1) * og] += np.moveaxis(part, -1, 1)
+    # crop the pads (a negative pad, from an output_shape beyond the full size, adds zeros)
+    grow = [(0, 0), (0, 0)] + [(max(-b, 0), max(-e, 0)) for b, e in zip(pads[:nsp], pads[nsp:])]
+    y = np.pad(y, grow)
+    crop = tuple(slice(max(b, 0), y.shape[2 + i] - max(e, 0))
+                 for i, (b, e) in enumerate(zip(pads[:nsp], pads[nsp:])))
+    return y[(slice(None), slice(None)) + crop]
 
 
 def conv_attrs(graph: Graph, node, x_shape, w_shape):
@@ -149,7 +204,7 @@ def _maxpool(graph: Graph, node, x):
     strides = graph.attr(node, "strides", [1, 1])
     t, l, b, r = graph.attr(node, "pads", [0, 0, 0, 0])
     if graph.attr(node, "ceil_mode", 0) or list(graph.attr(node, "dilations", [1, 1])) != [1, 1]:
-        raise ValueError(f"node {node.name!r} (MaxPool): ceil_mode/dilations not supported")
+        raise UnsupportedOpError(node, "ceil_mode/dilations")
     xp = np.pad(x, ((0, 0), (0, 0), (t, b), (l, r)), constant_values=-np.inf)
     win = sliding_window_view(xp, tuple(k), axis=(2, 3))[:, :, ::strides[0], ::strides[1]]
     return win.max(axis=(-2, -1)).astype(x.dtype)
@@ -164,6 +219,10 @@ def _reduction(graph: Graph, node, a, dtype):
         y = conv2d(x[0], x[1], strides, pads, groups)
         if len(x) > 2:
             y = y + x[2].reshape(1, -1, 1, 1)
+    elif op == "ConvTranspose":
+        y = conv_transpose(graph, node, x[0], x[1])
+        if len(x) > 2:
+            y = y + x[2].reshape((1, -1) + (1,) * (y.ndim - 2))
     elif op == "Gemm":
         aa = x[0].T if graph.attr(node, "transA", 0) else x[0]
         bb = x[1].T if graph.attr(node, "transB", 0) else x[1]
@@ -184,16 +243,38 @@ def _reduction(graph: Graph, node, a, dtype):
     return y.astype(dtype)
 
 
+def _operands(node, args):
+    """``args`` (the values of the node's non-empty inputs, in order) aligned with
+    ``node.input``: None where an optional input is absent (Resize's roi, ...)."""
+    it = iter(args)
+    return [next(it, None) if t else None for t in node.input]
+
+
+def _resample(graph: Graph, node, a, dtype):
+    if node.op_type not in ("Resize", "Upsample"):
+        return None
+    return resize(graph, node, _operands(node, a), dtype, graph.opset)
+
+
+#: evaluators(graph, node, args, dtype) tried in turn; each returns None for an op it lacks
+EVALUATORS = [
+    lambda graph, node, args, dtype: _elementwise(graph, node, args, dtype),
+    lambda graph, node, args, dtype: _shape_op(graph, node, args),
+    lambda graph, node, args, dtype: _reduction(graph, node, args, dtype),
+    lambda graph, node, args, dtype: _resample(graph, node, args, dtype),
+]
+
+
 def eval_node(graph: Graph, node, args, dtype):
-    """One float node on numpy operands, in ``dtype`` (np.float32 or np.float64)."""
+    """One float node on numpy operands (the values of its non-empty inputs, in order), in
+    ``dtype`` (np.float32 or np.float64). An op the reference does not know raises
+    ``UnsupportedOpError`` naming the node and the op type."""
     dtype = np.dtype(dtype)
-    for fn in (lambda: _elementwise(graph, node, args, dtype), lambda: _shape_op(graph, node, args),
-               lambda: _reduction(graph, node, args, dtype)):
-        y = fn()
+    for fn in EVALUATORS:
+        y = fn(graph, node, args, dtype)
         if y is not None:
             return y
-    raise ValueError(f"node {node.name!r}: op type {node.op_type} is not supported by the "
-                     "reference")
+    raise UnsupportedOpError(node)
 
 
 def dequantize(q, scale, zp, axis, dtype):

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import onnx
 
-from .graph import ORDER_DEPENDENT, Graph, Layer, trace
+from .graph import Graph, Layer, order_dependent, trace
 from .integer import eval_layer
 from .ops import dequantize, eval_node, quantize
 
@@ -81,6 +81,11 @@ def _float_node(graph: Graph, node, values):
     return eval_node(graph, node, args, np.float32)
 
 
+def _operands(graph: Graph, node, values):
+    """The node's inputs aligned with ``node.input`` (None where absent)."""
+    return [(values[t] if t in values else graph.const(t)) if t else None for t in node.input]
+
+
 def _record(graph: Graph, layer: Layer, values, output, kind) -> LayerRecord:
     inputs = {dq.input[0]: values[dq.input[0]] for dq in layer.dqs}
     inputs.update({s: values[s] for s in layer.sources})
@@ -95,11 +100,12 @@ def integer_reference(model: onnx.ModelProto, inputs: dict) -> ReferenceRun:
     Every QuantizeLinear ends a layer (``graph.trace``); a layer one of our integer kernels
     computes is evaluated with that kernel's integer arithmetic (``integer.py``), bit for bit;
     everything else (the quantize of the input, the dequantize of the outputs, ops our
-    compiler leaves in float such as MaxPool, Concat, Resize) is evaluated node by node in
-    float32 as our compiled code computes it (``ops.py``). Ops whose float result depends on
-    the summation order (a float Conv, Softmax, ...) make the comparison inexact: the run says
-    so in ``exact_applicable`` / ``reasons``. Unsupported ops raise ``ValueError`` naming the
-    node.
+    compiler leaves in float such as MaxPool, Concat, Resize, ConvTranspose) is evaluated node
+    by node in float32 as our compiled code computes it (``ops.py``). Ops whose float result
+    depends on the summation order (a float Conv, ConvTranspose, Softmax, ...;
+    ``graph.order_dependent``) make the comparison inexact: the run says so in
+    ``exact_applicable`` / ``reasons``. An op the reference cannot evaluate raises
+    ``UnsupportedOpError`` (a ``ValueError``) naming the node and its op type.
 
     Returns a ``ReferenceRun``: ``outputs`` are the graph outputs in graph order, float32
     dequantized exactly as ``compiler.run_host`` returns them; ``layers`` one ``LayerRecord``
@@ -123,7 +129,7 @@ def integer_reference(model: onnx.ModelProto, inputs: dict) -> ReferenceRun:
             kind, out = eval_layer(graph, layer, acts)
         else:
             kind, out = "float", _float_node(graph, node, values)
-            if node.op_type in ORDER_DEPENDENT:
+            if order_dependent(graph, node, _operands(graph, node, values)):
                 run.exact_applicable = False
                 run.reasons.append(f"node {node.name!r} ({node.op_type}) runs in float32 in our "
                                    "compiled code: its result depends on the summation order")
