@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.tvm-gap8-installed
 OUT    ?= out
 PYTEST_ARGS ?=
 
-.PHONY: install demo test test-all clean
+.PHONY: install demo test test-all clean riscv
 
 $(STAMP): setup.cfg pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,10 +26,15 @@ demo: install
 	$(BIN)/tvm-gap8 compile $(OUT)/models/mobilenet_v1_025_96_int8.onnx --check -o $(OUT)/mobilenet_v1_025_96_int8
 
 # CI's command. Slow model-scale checks are marked `slow` and run with `make test-all`.
-test: install
+# the --emit-c --run rv32 tests need the RISC-V toolchain and QEMU: installed here when missing
+# and possible (root + apt-get); otherwise those tests skip, saying why
+riscv:
+	-sh tools/ensure_riscv.sh
+
+test: install riscv
 	$(BIN)/python -m pytest -q -m "not slow" $(PYTEST_ARGS)
 
-test-all: install
+test-all: install riscv
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 clean:

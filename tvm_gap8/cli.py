@@ -79,6 +79,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="output directory (default: ./<model name>.gap8)")
     c.add_argument("--emit-c", action="store_true",
                    help="also write kernels.c: the GAP8 kernels as C (target greenwaves/gap8)")
+    c.add_argument("--run", choices=["host", "rv32"], default=None,
+                   help="with --emit-c: build OUT/gap8 on the host (cc) or for rv32imc (QEMU), "
+                        "run it, compare with the LLVM build and the reference (report.json run)")
+    c.add_argument("--instrument", action="store_true",
+                   help="with --emit-c --run: count DMA bytes/transfers, MACs, tiles and "
+                        "instructions per layer (report.json measured)")
     c.add_argument("--l1-kb", type=float, default=None,
                    help="L1 size in kB (1 kB = 1000 B, as GAP8's 64 kB = 64000 B)")
     c.add_argument("--hw", default=None, metavar="JSON",
@@ -154,6 +160,11 @@ def cmd_compile(args) -> int:
                                check=args.check, seed=args.seed, quiet=args.quiet,
                                fusion="none" if args.no_fuse else args.fusion,
                                layout=args.layout, dma=args.dma, baseline=True)
+        if args.emit_c:
+            from .emitc.run import emit_and_run
+            emit_and_run(result, hw, tmp, args.run, args.instrument, args.seed)
+        elif args.run or args.instrument:
+            raise UsageError("--run and --instrument need --emit-c")
         write_artifacts(result, tmp, emit_c=args.emit_c)
         if os.path.isdir(out):
             shutil.rmtree(out)
@@ -166,7 +177,23 @@ def cmd_compile(args) -> int:
         print(f"wrote {os.path.join(out, 'report.json')}, {os.path.join(out, 'lowered.py')} and "
               f"{os.path.join(out, 'layers.png')}")
     check = result.report.get("check")
-    return 1 if check is not None and not check["passed"] else 0
+    run = result.report.get("run")
+    if run is not None and not args.quiet:
+        print(f"--run {run['platform']}: {_run_line(run)}")
+    failed = check is not None and not check["passed"] or \
+        run is not None and not (run["check"]["passed"] and _run_equal(run))
+    return 1 if failed else 0
+
+
+def _run_equal(run) -> bool:
+    vs = run["vs_llvm"]
+    return vs.get("integers_equal", vs.get("equal", False))
+
+
+def _run_line(run) -> str:
+    same = "equal to the LLVM build" if _run_equal(run) else "DIFFERS from the LLVM build"
+    verdict = "PASSED" if run["check"]["passed"] else "FAILED"
+    return f"{same}; reference check {verdict}; {run['seconds']} s"
 
 
 def cmd_quantize(args) -> int:

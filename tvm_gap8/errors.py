@@ -39,3 +39,11 @@ def _register_with_ffi():
 
 
 _register_with_ffi()
+
+
+class BuildError(Gap8Error):
+    """The emitted C project did not build or run (--emit-c --run)."""
+
+
+class LinkError(BuildError):
+    """The network does not fit a GAP8 memory region: the rv32 link said which."""

@@ -1,0 +1,130 @@
+"""--emit-c on a float model (host), the L2 arena planner, the C of one kernel."""
+
+import json
+
+import numpy as np
+import onnx
+import pytest
+
+from tvm_gap8.cli import main
+from tvm_gap8.emitc.network import first_fit
+from tvm_gap8.testing import onnx_models as M
+
+
+def test_first_fit_never_overlaps_live_tensors():
+    rng = np.random.default_rng(0)
+    items = []
+    for i in range(60):
+        first = int(rng.integers(0, 30))
+        items.append((f"t{i}", int(rng.integers(1, 5000)), first, first + int(rng.integers(0, 5))))
+    offsets, peak = first_fit(items)
+    for a, sa, fa, la in items:
+        assert offsets[a] % 8 == 0 and offsets[a] + sa <= peak
+        for b, sb, fb, lb in items:
+            if a < b and not (la < fb or lb < fa):  # live together: disjoint bytes
+                assert offsets[a] + sa <= offsets[b] or offsets[b] + sb <= offsets[a], (a, b)
+    # a chain where each tensor dies when the next is made reuses two slots
+    chain = [(f"c{i}", 1000, i, i + 1) for i in range(10)]
+    assert first_fit(chain)[1] == 2000
+
+
+def test_float_network_host_equals_llvm_and_reference(tmp_path):
+    model = tmp_path / "dwpw.onnx"
+    onnx.save(M.mobilenet_v1(alpha=0.25, resolution=64), str(model))
+    rc = main(["compile", str(model), "--emit-c", "--run", "host", "--instrument",
+               "-o", str(tmp_path / "o"), "-q"])
+    report = json.loads((tmp_path / "o" / "report.json").read_text())
+    assert rc == 0
+    assert "int gap8_network_run(const float *in, float *out);" in \
+        (tmp_path / "o" / "gap8" / "network.h").read_text()
+    assert report["run"]["vs_llvm"] == {"max_abs_diff": 0.0, "equal": True}  # exact floats
+    assert report["run"]["check"]["passed"]
+    assert report["measured"]["all_equal_to_static"]
+
+
+@pytest.mark.parametrize("bad", ["--run", "--instrument"])
+def test_run_flags_without_emit_c_are_usage_errors(bad, tmp_path, capsys):
+    model = tmp_path / "m.onnx"
+    onnx.save(M.dw_pw_block(cin=8, cout=8, h=8, w=8), str(model))
+    args = ["compile", str(model), "-o", str(tmp_path / "o"), "-q", bad] + \
+        (["host"] if bad == "--run" else [])
+    assert main(args) == 2
+    assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_core_copies_count_like_the_report(tmp_path, monkeypatch):
+    """Copies that cannot become DMA calls stay core loops and still count exactly what
+    cost/ir.py counts (forced here for every copy of an int8 DW->PW block, padded input too)."""
+    from tvm_gap8.emitc import plainc
+    from tvm_gap8.testing.quant import quantized
+
+    monkeypatch.setattr(plainc, "_dma_call", lambda *a: None)
+    monkeypatch.setattr(plainc, "_padded_dma", lambda *a: None)
+    model = tmp_path / "block.onnx"
+    onnx.save(quantized(M.dw_pw_block(cin=16, cout=32, h=15, w=13, k=3, stride=2)), str(model))
+    rc = main(["compile", str(model), "--emit-c", "--run", "host", "--instrument",
+               "-o", str(tmp_path / "o"), "-q"])
+    report = json.loads((tmp_path / "o" / "report.json").read_text())
+    assert rc == 0 and report["run"]["vs_llvm"]["integers_equal"], report["run"]["vs_llvm"]
+    assert report["emit_c"]["dma_calls"] == 0 and report["emit_c"]["core_copies"] > 0
+    assert report["measured"]["all_equal_to_static"]
+    assert "GAP8_COPY_ELEM" in (tmp_path / "o" / "gap8" / "kernels.c").read_text()
+
+
+FAKE_PMSIS = """/* the PMSIS declarations gap8_pmsis.c, gap8_cluster.h and main.c use (per
+ * the SDK headers cited in the notes), to type-check the SDK back end where there is no SDK */
+#include <stdint.h>
+#include <stdio.h>
+#define PI_CL_L1
+#define PI_L2
+#define PI_CL_DMA_DIR_LOC2EXT 0
+#define PI_CL_DMA_DIR_EXT2LOC 1
+#define PI_PERF_CYCLES 0
+typedef struct { int id; } pi_cl_dma_cmd_t;
+struct pi_device { void *data; };
+struct pi_cluster_conf { int id; };
+struct pi_cluster_task { int stack_size; };
+void pi_cl_dma_cmd(uint32_t ext, uint32_t loc, uint32_t size, uint32_t dir, pi_cl_dma_cmd_t *c);
+void pi_cl_dma_cmd_2d(uint32_t ext, uint32_t loc, uint32_t size, uint32_t stride,
+                      uint32_t length, uint32_t dir, pi_cl_dma_cmd_t *c);
+void pi_cl_dma_cmd_wait(pi_cl_dma_cmd_t *c);
+void pi_cl_dma_flush(void);
+uint32_t pi_core_id(void);
+void pi_cl_team_fork(int nb_cores, void (*entry)(void *), void *arg);
+void pi_cl_team_barrier(void);
+void pi_cluster_conf_init(struct pi_cluster_conf *conf);
+void pi_open_from_conf(struct pi_device *dev, void *conf);
+int pi_cluster_open(struct pi_device *dev);
+void pi_cluster_close(struct pi_device *dev);
+struct pi_cluster_task *pi_cluster_task(struct pi_cluster_task *t, void (*e)(void *), void *a);
+int pi_cluster_send_task_to_cl(struct pi_device *dev, struct pi_cluster_task *task);
+void pi_perf_conf(unsigned events);
+void pi_perf_reset(void);
+void pi_perf_start(void);
+void pi_perf_stop(void);
+unsigned pi_perf_read(int event);
+void pmsis_exit(int err);
+int pmsis_kickoff(void *entry);
+"""
+
+
+def test_sdk_back_end_type_checks_against_the_pmsis_api(tmp_path):
+    """No GAP SDK here: the SDK back end is type-checked against PMSIS's declarations."""
+    import subprocess
+
+    model = tmp_path / "block.onnx"
+    onnx.save(M.dw_pw_block(cin=8, cout=16, h=10, w=10), str(model))
+    assert main(["compile", str(model), "--emit-c", "--l1-kb", "16",
+                 "-o", str(tmp_path / "o"), "-q"]) == 0
+    project = tmp_path / "o" / "gap8"
+    (tmp_path / "pmsis.h").write_text(FAKE_PMSIS)
+    for src in ("gap8_pmsis.c", "network.c", "kernels.c", "main.c"):
+        proc = subprocess.run(["cc", "-std=gnu99", "-Wall", "-Werror", "-fsyntax-only",
+                               "-DGAP8_PMSIS", f"-I{tmp_path}", src], cwd=project,
+                              capture_output=True, text=True)
+        assert proc.returncode == 0, (src, proc.stderr[-1500:])
+    ld = (project / "gap8_memory.ld").read_text()  # --l1-kb is the L1 region of the link
+    assert "L1 (rw) : ORIGIN = 0x80580000, LENGTH = 16000" in ld
+    assert "L2 (rw) : ORIGIN = 0x80500000, LENGTH = 512000" in ld
+    report = json.loads((tmp_path / "o" / "report.json").read_text())
+    assert 0 < report["emit_c"]["l1_arena_bytes"] <= 16000

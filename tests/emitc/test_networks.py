@@ -1,0 +1,122 @@
+"""--emit-c --run: whole int8 networks as plain C, on the host and on rv32imc (QEMU), equal to
+the LLVM build of the same lowered IR and to the integer reference; the runtime counters
+(--instrument) equal the report's static per-layer counts."""
+
+import json
+import os
+import re
+
+import numpy as np
+import pytest
+
+from tvm_gap8.cli import main
+from tvm_gap8.emitc import build
+
+FORBIDDEN = re.compile(r"TVMBackend|TVMFFI|tvm_ffi|__tvm|tvm/|\bmalloc\b|\bfree\(|dlpack|DLTensor")
+
+
+def _compile(model, out, *extra):
+    rc = main(["compile", model, "--emit-c", "-o", str(out), "-q", *extra])
+    report = json.loads((out / "report.json").read_text())
+    return rc, report
+
+
+def _assert_ran_equal(report, platform):
+    run = report["run"]
+    assert run["platform"] == platform
+    assert run["vs_llvm"] == {"integers_equal": True, "max_abs_diff": 0}
+    check = run["check"]
+    assert check["passed"] and check["exact"]["equal"] and check["spec"]["passed"], check
+
+
+def _assert_counters_equal_report(report):
+    """Per layer: runtime DMA bytes per edge, L2<->L1 transfers and MACs == the report's
+    static counts (cost/ir.py, report.json layers)."""
+    tiled = [layer for layer in report["layers"] if layer.get("tiled")]
+    measured = [m for m in report["measured"]["layers"] if m["kind"] != "tvm"]
+    assert [m["name"] for m in measured] == [t["name"] for t in tiled]
+    for m, t in zip(measured, tiled):
+        tr = t["traffic"]
+        assert m["l2_to_l1_bytes"] == tr["l2_to_l1_act"] + tr["l2_to_l1_wgt"], m["name"]
+        assert m["l1_to_l2_bytes"] == tr["l1_to_l2_act"], m["name"]
+        assert m["l2_to_l1_transfers"] + m["l1_to_l2_transfers"] == tr["dma_transfers"], m["name"]
+        assert m["macs"] == t["macs"], m["name"]
+        assert m["tiles"] == t["tile"]["row_tiles"] * t["tile"]["channel_tiles"], m["name"]
+        if t["weights_in"] == "L3":  # the report streams it: the same bytes, counted
+            assert m["l3_to_l2_bytes"] == tr["l3_to_l2"] > 0, m["name"]
+        expected_l3 = tr["l2_to_l1_wgt"] if m["weights_in"] == "L3" else 0
+        assert m["l3_to_l2_bytes"] == expected_l3, m["name"]
+    assert report["measured"]["all_equal_to_static"]
+
+
+def _output(out):
+    return np.fromfile(out / "gap8" / "gap8_out.bin", dtype=np.int8)
+
+
+def _assert_plain_c(project):
+    files = sorted(os.listdir(project))
+    for name in ("network.h", "network.c", "kernels.c", "weights.c", "gap8_dma.h",
+                 "gap8_cluster.h", "gap8_portable.c", "gap8_pmsis.c", "Makefile", "main.c",
+                 "gap8_memory.ld"):
+        assert name in files
+    for name in files:
+        if name.endswith((".c", ".h")):
+            text = (project / name).read_text()
+            assert not FORBIDDEN.search(text), (name, FORBIDDEN.search(text).group(0))
+    header = (project / "network.h").read_text()
+    assert "int gap8_network_run(const int8_t *in, int8_t *out);" in header
+    assert "gap8_dma_copy_3d(" in (project / "kernels.c").read_text()
+    assert "gap8_team_size()" in (project / "kernels.c").read_text()  # loops split over cores
+
+
+@pytest.mark.parametrize("name", ["mobilenet_v1_025_96", "mobilenet_v2_035_96"])
+def test_int8_network_rv32_and_host(name, int8_model, rv32, tmp_path):
+    model = int8_model(name)
+    rc, rv = _compile(model, tmp_path / "rv32", "--run", "rv32", "--instrument")
+    assert rc == 0
+    _assert_plain_c(tmp_path / "rv32" / "gap8")
+    _assert_ran_equal(rv, "rv32")
+    assert rv["emit_c"]["kernels_not_split_over_cores"] == []
+    assert rv["emit_c"]["core_copies"] == 0  # every copy stage is a DMA call
+    assert rv["run"]["soft_float_symbols"] == []  # int8: no soft-float routine linked
+    _assert_counters_equal_report(rv)
+    assert all(m["instructions"] > 0 for m in rv["measured"]["layers"])  # minstret per layer
+    # the same project and input built with the host's cc: the same integers as on rv32
+    # (the CLI's --run host path is tested on a float network, test_float_and_units.py)
+    project = str(tmp_path / "rv32" / "gap8")
+    x = np.fromfile(os.path.join(project, "gap8_in.bin"), dtype=np.int8)
+    rv32_out = _output(tmp_path / "rv32")
+    host = build.run_project(project, build.build_host(project), "host", x, rv32_out.shape,
+                             np.int8)
+    assert np.array_equal(host["output"], rv32_out)
+
+
+def test_int8_mobilenet_v1_x1_streams_weights_from_l3(int8_model, rv32, tmp_path):
+    """Weights > L2: layers stream their weights L3 -> L2 -> L1, counted, equal to the report."""
+    rc, rep = _compile(int8_model("mobilenet_v1_100_128"), tmp_path / "o", "--run", "rv32",
+                       "--instrument")
+    assert rc == 0
+    _assert_ran_equal(rep, "rv32")
+    assert rep["emit_c"]["l3_weight_bytes"] > 512000  # the weights do not fit L2
+    assert rep["measured"]["totals"]["l3_to_l2_bytes"] > 0
+    assert any(t.get("weights_in") == "L3" for t in rep["layers"])
+    _assert_counters_equal_report(rep)
+
+
+def test_network_too_big_for_l2_fails_to_link(rv32, tmp_path, capsys):
+    import onnx
+
+    from tvm_gap8.testing import onnx_models as M
+    from tvm_gap8.testing.quant import quantized
+
+    model = tmp_path / "block.onnx"  # 16x32x32 in, 32x32x32 out: 48 kB of activations
+    onnx.save(quantized(M.dw_pw_block(cin=16, cout=32, h=32, w=32)), str(model))
+    hw = tmp_path / "small_l2.json"
+    hw.write_text(json.dumps({"l2_bytes": 40000}))
+    rc = main(["compile", str(model), "--emit-c", "--run", "rv32", "--hw", str(hw),
+               "-o", str(tmp_path / "o"), "-q"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 1
+    assert len(err) == 1 and err[0].startswith("error: the network does not fit GAP8's L2")
+    assert "region `L2' overflowed" in err[0]
+    assert not (tmp_path / "o").exists()  # nothing written

@@ -1,0 +1,130 @@
+"""Build and run the emitted project: on the host (``cc``) or for rv32imc on QEMU."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import time
+
+import numpy as np
+
+from ..errors import BuildError, LinkError
+
+SOURCES = ["runner.c", "network.c", "kernels.c", "weights.c", "gap8_portable.c"]
+RV32_GCC = "riscv64-unknown-elf-gcc"
+RV32_NM = "riscv64-unknown-elf-nm"
+QEMU = "qemu-system-riscv32"
+RV32_FLAGS = ["-march=rv32imc", "-mabi=ilp32", "-O2", "--specs=picolibc.specs",
+              "--oslib=semihost", "--crt0=semihost",
+              "-Wl,--defsym=__flash=0x80000000", "-Wl,--defsym=__flash_size=0x00400000",
+              "-Wl,--defsym=__ram=0x80400000", "-Wl,--defsym=__ram_size=0x00100000"]
+SOFT_FLOAT = re.compile(r"__[a-z]+[sd]f[0-9a-z]*$")
+COUNTER_FIELDS = ("l2_to_l1_bytes", "l1_to_l2_bytes", "l3_to_l2_bytes", "l2_to_l1_transfers",
+                  "l1_to_l2_transfers", "l3_to_l2_transfers", "macs", "tiles", "instructions")
+
+
+def rv32_available() -> str | None:
+    """None when the rv32 toolchain and QEMU are here, else what is missing."""
+    missing = [t for t in (RV32_GCC, RV32_NM, QEMU) if shutil.which(t) is None]
+    return ", ".join(missing) + " not found" if missing else None
+
+
+def _run(cmd, cwd, what, timeout=600):
+    try:
+        proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired as exc:
+        raise BuildError(f"{what}: timed out after {timeout} s") from exc
+    return proc
+
+
+def _flags(instrument: bool, mac_count: bool = True):
+    flags = ["-DGAP8_INSTRUMENT"] if instrument else []
+    if instrument and not mac_count:
+        flags.append("-DGAP8_NO_MAC_COUNT")
+    return flags
+
+
+def build_host(project: str, instrument: bool = False) -> str:
+    exe = os.path.join(project, "gap8_host")
+    cmd = ["cc", "-std=c99", "-Wall", "-Werror", "-O2", *_flags(instrument), *SOURCES,
+           "-o", exe]
+    proc = _run(cmd, project, "host build")
+    if proc.returncode:
+        raise BuildError(f"host build of {project} failed: {proc.stderr.strip()[-2000:]}")
+    return exe
+
+
+def _link_error(stderr: str):
+    m = re.search(r"region `([^']+)' overflowed by (\d+) bytes", stderr)
+    if m:
+        raise LinkError(f"the network does not fit GAP8's {m.group(1)}: region `{m.group(1)}' "
+                        f"overflowed by {int(m.group(2)):,} bytes (rv32 link)")
+
+
+def build_rv32(project: str, instrument: bool = False, mac_count: bool = True,
+               extra_flags=()) -> str:
+    missing = rv32_available()
+    if missing:
+        raise BuildError(f"--run rv32 needs the RISC-V toolchain and QEMU ({missing}): "
+                         "apt-get install gcc-riscv64-unknown-elf "
+                         "picolibc-riscv64-unknown-elf qemu-system-misc")
+    elf = os.path.join(project, "gap8_rv32.elf")
+    cmd = [RV32_GCC, "-std=c99", "-Wall", "-Werror", *RV32_FLAGS, "-DGAP8_SECTIONS",
+           *_flags(instrument, mac_count), *extra_flags, *SOURCES, "-T", "gap8_memory.ld",
+           "-o", elf]
+    proc = _run(cmd, project, "rv32 build")
+    if proc.returncode:
+        _link_error(proc.stderr)
+        raise BuildError(f"rv32 build of {project} failed: {proc.stderr.strip()[-2000:]}")
+    return elf
+
+
+def soft_float_symbols(elf: str) -> list[str]:
+    proc = _run([RV32_NM, elf], os.path.dirname(elf), "nm")
+    return sorted({line.split()[-1] for line in proc.stdout.splitlines()
+                   if line.split() and SOFT_FLOAT.search(line.split()[-1])})
+
+
+def _exec(cmd, project, what, timeout):
+    t0 = time.perf_counter()
+    proc = _run(["timeout", str(timeout), *cmd], project, what, timeout + 10)
+    seconds = time.perf_counter() - t0
+    if proc.returncode:
+        raise BuildError(f"{what} exited with {proc.returncode}: "
+                         f"{(proc.stdout + proc.stderr).strip()[-1000:]}")
+    return seconds
+
+
+def qemu_command(elf: str) -> list[str]:
+    return [QEMU, "-machine", "virt", "-nographic", "-bios", "none", "-semihosting-config",
+            "enable=on,target=native", "-icount", "shift=0", "-kernel", os.path.abspath(elf)]
+
+
+def run_project(project: str, exe: str, platform: str, data: np.ndarray, out_shape, out_dtype,
+                timeout: int = 300) -> dict:
+    """Runs one inference: returns {"output", "seconds", "counters" (per layer, if any)}."""
+    for name in ("gap8_out.bin", "gap8_counters.txt"):
+        if os.path.exists(os.path.join(project, name)):
+            os.remove(os.path.join(project, name))
+    np.ascontiguousarray(data).tofile(os.path.join(project, "gap8_in.bin"))
+    if platform == "host":
+        cmd = [os.path.abspath(exe)]
+    else:
+        cmd = qemu_command(exe)
+    seconds = _exec(cmd, project, f"the {platform} run", timeout)
+    out = np.fromfile(os.path.join(project, "gap8_out.bin"), dtype=out_dtype).reshape(out_shape)
+    return {"output": out, "seconds": seconds, "counters": read_counters(project)}
+
+
+def read_counters(project: str) -> list[dict] | None:
+    path = os.path.join(project, "gap8_counters.txt")
+    if not os.path.exists(path):
+        return None
+    rows = []
+    with open(path) as f:
+        for line in f:
+            vals = [int(v) for v in line.split()]
+            rows.append(dict(zip(COUNTER_FIELDS, vals[1:])))
+    return rows

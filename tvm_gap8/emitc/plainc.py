@@ -1,0 +1,585 @@
+"""One lowered TIR PrimFunc -> a plain C99 function (no TVM runtime, no packed calls).
+
+The recipe of /work/shared/notes/tvm-0.27-c-emission.md: TVM's s_tir lowering without
+``MakePackedAPI``; buffer parameters become pointers bound by ``DeclBuffer``; every ``global.l1``
+buffer is a view at a fixed offset of one ``l1`` arena parameter; every annotated copy stage
+(``gap8.copy``) becomes a DMA call (``gap8_dma.h``) when its addresses are linear in its loops,
+otherwise a core loop that counts what it moves the way ``cost/ir.py`` does; the outermost
+data-parallel loop of each compute nest is split over the cluster cores (``gap8_cluster.h``), and
+everything else runs on the master core between barriers.
+"""
+
+from __future__ import annotations
+
+import re
+import struct
+from dataclasses import dataclass
+
+import tvm
+import tvm_ffi
+from tvm import s_tir, tirx
+
+from ..vocab import COPY_ANN, L1_SCOPE, L1_TO_L2, L2_TO_L1, MACS_ATTR, ROLE_ANN
+
+DMA_ANN = "gap8.dma"  # on every loop of a copy nest: "<direction>:<role>"
+PAR_ANN = "gap8.parallel"  # on the loop split over the cores
+L1_ALIGN = 8
+#: direction codes of gap8_dma.h
+DIRECTIONS = {L2_TO_L1: 0, L1_TO_L2: 1, "l3_to_l2": 2}
+
+
+@dataclass
+class PlainKernel:
+    name: str
+    source: str  # the C function definition(s), no includes
+    prototype: str  # its declaration
+    params: list  # (name, C type) of the tensor parameters, in call_tir order
+    l1_bytes: int  # the arena this kernel needs
+    dma_calls: int  # copy stages that became DMA calls
+    core_copies: int  # copy stages left as counted core loops
+    parallel_loops: int
+    staged: frozenset = frozenset()  # parameters read only by DMA calls (may live in L3)
+
+
+# -- before lowering: mark copy nests and parallel loops ---------------------------------------
+
+def _with_ann(loop, key, value):
+    return tirx.For(loop.loop_var, loop.min, loop.extent, loop.kind, loop.body,
+                    loop.thread_binding, {**dict(loop.annotations), key: value}, loop.step,
+                    loop.span)
+
+
+def _mark_copy_loops(func):
+    """Annotate the perfect nest of ``ax*`` loops right around each copy block (the loops
+    ``cost.ir._copy_loops`` counts as the copy's own) with its direction and role."""
+
+    def visit(loop):
+        body = loop.body
+        tag = None
+        if isinstance(body, s_tir.SBlockRealize) and COPY_ANN in body.block.annotations:
+            ann = body.block.annotations
+            tag = f"{ann[COPY_ANN]}:{ann[ROLE_ANN]}"
+        elif isinstance(body, tirx.For) and DMA_ANN in body.annotations:
+            tag = str(body.annotations[DMA_ANN])
+        if tag and loop.loop_var.name.startswith("ax"):
+            return _with_ann(loop, DMA_ANN, tag)
+        return loop
+
+    def single(realize):  # a copy of one element per tile: no loop of its own
+        if COPY_ANN not in realize.block.annotations:
+            return realize
+        ann = realize.block.annotations
+        var = tirx.Var("ax_one", "int32")
+        return tirx.For(var, 0, 1, tirx.ForKind.SERIAL, realize, None,
+                        {DMA_ANN: f"{ann[COPY_ANN]}:{ann[ROLE_ANN]}"})
+
+    body = tvm_ffi.structural_map(func.body, (s_tir.SBlockRealize, single))
+    return func.with_body(tvm_ffi.structural_map(body, (tirx.For, visit)))
+
+
+def _uses(expr, var) -> bool:
+    found = []
+
+    def visit(v):
+        if v.same_as(var):
+            found.append(v)
+        return v
+
+    tvm_ffi.structural_map(expr, (tirx.Var, visit))
+    return bool(found)
+
+
+def _blocks_under(stmt) -> list:
+    from ..tirwalk import walk
+    return [s for s, _ in walk(stmt) if isinstance(s, s_tir.SBlockRealize)]
+
+
+def _is_data_parallel(loop) -> bool:
+    """Every block under ``loop`` binds its loop variable to spatial iterators only, and no
+    block under it is a copy (copies run on the master core)."""
+    for realize in _blocks_under(loop.body):
+        if COPY_ANN in realize.block.annotations:
+            return False
+        for iv, value in zip(realize.block.iter_vars, realize.iter_values):
+            if int(iv.iter_type) != 0 and _uses(value, loop.loop_var):
+                return False
+    return True
+
+
+def _mark_parallel_loops(func):
+    """The outermost loop of every compute nest (a loop holding no copy whose enclosing loops
+    all hold copies; unit loops passed through) gets PAR_ANN when it is data parallel."""
+    from ..tirwalk import walk
+
+    def holds_copy(stmt):
+        return any(COPY_ANN in r.block.annotations for r in _blocks_under(stmt))
+
+    targets = []
+    for stmt, loops in walk(func.body):
+        if isinstance(stmt, tirx.For) and DMA_ANN not in stmt.annotations \
+                and not holds_copy(stmt) and all(holds_copy(lp) for lp in loops):
+            loop = stmt
+            while int(loop.extent) == 1 and isinstance(loop.body, tirx.For):
+                loop = loop.body  # through unit loops (a single tile of a split axis)
+            if int(loop.extent) > 1 and _is_data_parallel(loop):
+                targets.append(loop.loop_var)
+
+    def visit(loop):
+        if any(loop.loop_var.same_as(v) for v in targets):
+            return _with_ann(loop, PAR_ANN, 1)
+        return loop
+
+    return func.with_body(tvm_ffi.structural_map(func.body, (tirx.For, visit)))
+
+
+# -- lowering ------------------------------------------------------------------------------
+
+def _lower(func):
+    mod = tvm.IRModule({"main": func.with_attr("global_symbol", "main")})
+    passes = [
+        s_tir.transform.CanonicalizeLoop(),
+        s_tir.transform.LowerInitBlock(),
+        s_tir.transform.PlanAndUpdateBufferAllocationLocation(),
+        s_tir.transform.ConvertBlocksToOpaque(),
+        s_tir.transform.CompactBufferAllocation(),
+        s_tir.transform.LowerMatchBuffer(),
+        s_tir.transform.StmtSimplify(),
+        s_tir.transform.InjectSoftwarePipeline(),
+        s_tir.transform.LowerOpaqueBlock(),
+        tirx.transform.FlattenBuffer(),
+        tirx.transform.NarrowDataType(32),
+        tirx.transform.StmtSimplify(),
+    ]
+    with tvm.transform.PassContext(config={"tirx.disable_storage_rewrite": True}):
+        return tvm.transform.Sequential(passes)(mod)["main"]
+
+
+def _finish(func):
+    mod = tvm.IRModule({"main": func.with_attr("target", tvm.target.Target({"kind": "c"}))})
+    passes = [
+        tirx.transform.ConvertSSA(),
+        tirx.transform.StmtSimplify(),
+        tirx.transform.RemoveNoOp(),
+        tirx.transform.LowerIntrin(),
+    ]
+    with tvm.target.Target({"kind": "c"}):
+        with tvm.transform.PassContext(config={"tirx.disable_storage_rewrite": True,
+                                               "tirx.disable_vectorize": True}):
+            return tvm.transform.Sequential(passes)(mod)["main"]
+
+
+# -- after FlattenBuffer: copies -> DMA calls ----------------------------------------------
+
+def _elem_bytes(buf) -> int:
+    return tvm.runtime.DataType(str(buf.ty.dtype)).bits // 8
+
+
+def _nest(loop):
+    loops = [loop]
+    while isinstance(loops[-1].body, tirx.For) and DMA_ANN in loops[-1].body.annotations:
+        loops.append(loops[-1].body)
+    return loops, loops[-1].body
+
+
+def _linear(index, loop_vars):
+    coeffs = tvm.sym.detect_linear_equation(index, loop_vars)
+    if len(coeffs) != len(loop_vars) + 1:
+        return None
+    if not all(isinstance(c, tirx.IntImm) for c in coeffs[:-1]):
+        return None
+    return [int(c.value) for c in coeffs[:-1]], coeffs[-1]
+
+
+def _merged_dims(extents, dst_c, src_c):
+    """Merge loops contiguous on both sides; returns [(extent, dst_stride, src_stride)] outer
+    to inner (element units)."""
+    dims = [[e, d, s] for e, d, s in zip(extents, dst_c, src_c) if e > 1]
+    if not dims:
+        return [[1, 1, 1]]
+    merged = [dims[-1]]
+    for e, d, s in reversed(dims[:-1]):
+        inner = merged[0]
+        if d == inner[0] * inner[1] and s == inner[0] * inner[2]:
+            inner[0] *= e
+        else:
+            merged.insert(0, [e, d, s])
+    return merged
+
+
+def _copy_call(dptr, sptr, dims, eb, direction):
+    """One DMA call for up to 3 dims [(count, dst_stride, src_stride)] (element units, outer to
+    inner): ``gap8_dma_copy_3d`` when the innermost is contiguous on both sides, else the
+    element-strided ``gap8_dma_copy_strided`` (a layout-transposing copy, HWC <-> CHW)."""
+    dims = [tuple(d) for d in dims]
+    while len(dims) < 3:
+        dims.insert(0, (tirx.const(1, "int32"), 0, 0))
+    (n2, d2, s2), (n1, d1, s1), (n0, d0, s0) = dims
+    if d0 == 1 and s0 == 1:
+        args = [n2, n1, n0 * eb, d2 * eb, s2 * eb, d1 * eb, s1 * eb]
+        return tirx.Evaluate(tirx.call_extern("int32", "gap8_dma_copy_3d", dptr, sptr, *args,
+                                              direction))
+    args = [n2, n1, n0, eb, d2 * eb, s2 * eb, d1 * eb, s1 * eb, d0 * eb, s0 * eb]
+    return tirx.Evaluate(tirx.call_extern("int32", "gap8_dma_copy_strided", dptr, sptr, *args,
+                                          direction))
+
+
+def _dma_call(loops, store, direction):
+    """A DMA call for a plain (unpredicated, unpadded) linear copy nest, or None."""
+    if not isinstance(store, tirx.BufferStore) or not isinstance(store.value, tvm.ir.TensorLoad):
+        return None
+    load = store.value
+    if len(store.indices) != 1 or len(load.indices) != 1:
+        return None
+    if any(not isinstance(lp.extent, tirx.IntImm) for lp in loops):
+        return None
+    loop_vars = [lp.loop_var for lp in loops]
+    dst, src = _linear(store.indices[0], loop_vars), _linear(load.indices[0], loop_vars)
+    if dst is None or src is None:
+        return None
+    for lp in loops:  # loops start at 0 after canonicalization; be sure
+        if not (isinstance(lp.min, tirx.IntImm) and int(lp.min.value) == 0):
+            return None
+    dims = _merged_dims([int(lp.extent.value) for lp in loops], dst[0], src[0])
+    if len(dims) > 3:
+        return None
+    eb = _elem_bytes(store.buffer)
+    dptr = tirx.address_of(tirx.BufferLoad(store.buffer, [dst[1]]))
+    sptr = tirx.address_of(tirx.BufferLoad(load.source, [src[1]]))
+    return _copy_call(dptr, sptr, dims, eb, direction)
+
+
+def _is_if_then_else(e) -> bool:
+    return isinstance(e, tvm.ir.expr.Call) and \
+        getattr(e.op, "name", "") in ("tirx.if_then_else", "prim.if_then_else")
+
+
+def _interior(loops, cond):
+    """Per loop: (first, count) of the points where ``cond`` (a conjunction of linear bounds,
+    the padding test) holds, as expressions of the enclosing tile loops; None if not of that
+    form."""
+    loop_vars = [lp.loop_var for lp in loops]
+    bounds = tvm.sym.detect_clip_bound(cond, loop_vars)
+    if len(bounds) != 2 * len(loops):
+        return None
+    out = []
+    for k, lp in enumerate(loops):
+        ext = int(lp.extent.value)
+        lo, hi = bounds[2 * k], bounds[2 * k + 1]
+        first = tirx.max(lo, 0) if lo is not None else tirx.const(0, "int32")
+        last = tirx.min(hi, ext - 1) if hi is not None else tirx.const(ext - 1, "int32")
+        out.append((first, tirx.max(last - first + 1, 0)))
+    return out
+
+
+def _padded_dma(loops, store, direction):
+    """A padded copy (value ``if_then_else(inside, src[..], pad)``): the cores fill the tile with
+    the pad value, then one DMA call moves the interior (what cost.ir counts)."""
+    value = store.value
+    if not _is_if_then_else(value) or len(store.indices) != 1:
+        return None
+    cond, load, pad = value.args
+    if not isinstance(load, tvm.ir.TensorLoad) or len(load.indices) != 1:
+        return None
+    if any(not isinstance(lp.extent, tirx.IntImm) or int(lp.min) != 0 for lp in loops):
+        return None
+    loop_vars = [lp.loop_var for lp in loops]
+    dst, src = _linear(store.indices[0], loop_vars), _linear(load.indices[0], loop_vars)
+    interior = _interior(loops, cond)
+    if dst is None or src is None or interior is None:
+        return None
+    kept = [k for k, lp in enumerate(loops) if int(lp.extent.value) > 1]
+    if not kept or len(kept) > 3:
+        return None
+    dst_off = dst[1] + sum(c * f for c, (f, _) in zip(dst[0], interior))
+    src_off = src[1] + sum(c * f for c, (f, _) in zip(src[0], interior))
+    counts = [interior[k][1] for k in kept]
+    for k in range(len(loops)):  # an extent-1 loop inside or outside the interior
+        if k not in kept:
+            counts[0] = counts[0] * interior[k][1]
+    dims = [(n, dst[0][k], src[0][k]) for n, k in zip(counts, kept)]
+    call = _copy_call(tirx.address_of(tirx.BufferLoad(store.buffer, [dst_off])),
+                      tirx.address_of(tirx.BufferLoad(load.source, [src_off])), dims,
+                      _elem_bytes(store.buffer), direction)
+    fill = tvm_ffi.structural_map(loops[0], [
+        (tirx.BufferStore, lambda st: tirx.BufferStore(st.buffer, pad, st.indices)),
+        (tirx.For, _unmarked)])
+    return tirx.SeqStmt([fill, call])
+
+
+def _counted_store(store, direction):
+    """A core copy element: the store plus the count of the bytes it moved (ring fill of a padded
+    copy is not moved: it is written in L1, like cost.ir counts)."""
+    count = tirx.Evaluate(tirx.call_extern("int32", "GAP8_COPY_ELEM", direction,
+                                           _elem_bytes(store.buffer)))
+    value = store.value
+    if _is_if_then_else(value):
+        cond, then_v, else_v = value.args
+        return tirx.IfThenElse(cond, tirx.SeqStmt([
+            tirx.BufferStore(store.buffer, then_v, store.indices), count]),
+            tirx.BufferStore(store.buffer, else_v, store.indices))
+    return tirx.SeqStmt([store, count])
+
+
+def _unmarked(loop):
+    ann = {k: v for k, v in loop.annotations.items() if k != DMA_ANN}
+    return tirx.For(loop.loop_var, loop.min, loop.extent, loop.kind, loop.body,
+                    loop.thread_binding, ann, loop.step, loop.span)
+
+
+def _core_copy(loop, direction):
+    """A copy nest left to the cores, counting what it moves (cost.ir's bytes and transfers)."""
+    body = tvm_ffi.structural_map(loop, [
+        (tirx.BufferStore, lambda st: _counted_store(st, direction)), (tirx.For, _unmarked)])
+    return tirx.SeqStmt([
+        tirx.Evaluate(tirx.call_extern("int32", "GAP8_COPY_BEGIN")), body,
+        tirx.Evaluate(tirx.call_extern("int32", "GAP8_COPY_END", direction))])
+
+
+def _replace_copies(func, stats):
+    def visit(loop):
+        if DMA_ANN not in loop.annotations:
+            return loop
+        tag = str(loop.annotations[DMA_ANN]).split(":")[0]
+        direction = DIRECTIONS[tag]
+        loops, inner = _nest(loop)
+        if loops[0] is not loop:
+            return loop
+        call = _dma_call(loops, inner, direction)
+        if call is None and isinstance(inner, tirx.BufferStore):
+            call = _padded_dma(loops, inner, direction)
+        if call is not None:
+            stats["dma_calls"] += 1
+            return call
+        stats["core_copies"] += 1
+        return _core_copy(loop, direction)
+
+    # pre-order: the outermost loop of a nest is met first and replaced whole
+    return func.with_body(tvm_ffi.structural_map(func.body, (tirx.For, visit), order="pre"))
+
+
+# -- MAC counting ------------------------------------------------------------------------
+
+def _has_mul(expr) -> bool:
+    found = []
+    tvm_ffi.structural_map(expr, (tirx.Mul, lambda m: found.append(m) or m))
+    return bool(found)
+
+
+def _count_macs(func):
+    """An accumulation with a product (acc = acc + a * b) is one MAC per execution."""
+
+    def visit(store):
+        v = store.value
+        if isinstance(v, tirx.Add):
+            for acc, term in ((v.a, v.b), (v.b, v.a)):
+                if isinstance(acc, tvm.ir.TensorLoad) and acc.source.same_as(store.buffer) \
+                        and _has_mul(term):
+                    return tirx.SeqStmt([store, tirx.Evaluate(
+                        tirx.call_extern("int32", "GAP8_COUNT_MAC"))])
+        return store
+
+    return func.with_body(tvm_ffi.structural_map(func.body, (tirx.BufferStore, visit)))
+
+
+# -- cores -------------------------------------------------------------------------------
+
+def _split_over_cores(loop, stats):
+    """for v in [0, E) -> for c in team: core = gap8_core_of(c);
+    for v in [core*chunk, min(E, (core+1)*chunk)); then a barrier."""
+    stats["parallel_loops"] += 1
+    extent = int(loop.extent)
+    team = tirx.Var("gap8_c", "int32")
+    core = tirx.call_extern("int32", "gap8_core_of", team)
+    chunk = tirx.call_extern("int32", "GAP8_CHUNK", extent)
+    start = core * chunk
+    count = tirx.max(tirx.min(chunk, extent - start), 0)
+    inner = tirx.For(loop.loop_var, start, count, tirx.ForKind.SERIAL, loop.body)
+    team_loop = tirx.For(team, 0, tirx.call_extern("int32", "gap8_team_size"),
+                         tirx.ForKind.SERIAL, inner)
+    return tirx.SeqStmt([team_loop, tirx.Evaluate(tirx.call_extern("int32", "gap8_barrier"))])
+
+
+def _contains_parallel(stmt) -> bool:
+    from ..tirwalk import walk
+    return any(isinstance(s, tirx.For) and PAR_ANN in s.annotations for s, _ in walk(stmt))
+
+
+def _master(stmt):
+    call = tirx.call_extern("int32", "gap8_is_master")
+    return tirx.SeqStmt([tirx.IfThenElse(call != 0, stmt, None),
+                         tirx.Evaluate(tirx.call_extern("int32", "gap8_barrier"))])
+
+
+def _declares(stmt) -> bool:
+    return isinstance(stmt, (tirx.AllocBuffer, tirx.DeclBuffer, tirx.Bind))
+
+
+def _team(stmt, stats):
+    """Rewrite a statement the whole team executes: parallel loops are split, loops and
+    branches holding parallel loops are entered by every core, everything else runs on the
+    master core followed by a barrier."""
+    if isinstance(stmt, tirx.For) and PAR_ANN in stmt.annotations:
+        return _split_over_cores(stmt, stats)
+    if not _contains_parallel(stmt):
+        return stmt if _declares(stmt) else _master(stmt)
+    if isinstance(stmt, tirx.SeqStmt):
+        return tirx.SeqStmt([_team(s, stats) for s in stmt.seq])
+    if isinstance(stmt, tirx.For):
+        return tirx.For(stmt.loop_var, stmt.min, stmt.extent, stmt.kind,
+                        _team(stmt.body, stats), None, stmt.annotations, stmt.step, stmt.span)
+    if isinstance(stmt, tirx.IfThenElse):
+        return tirx.IfThenElse(stmt.condition, _team(stmt.then_case, stats),
+                               _team(stmt.else_case, stats) if stmt.else_case else None)
+    body = getattr(stmt, "body", None)
+    if isinstance(body, tirx.Stmt):
+        raise NotImplementedError(f"parallel loop under a {type(stmt).__name__}")
+    return _master(stmt)
+
+
+# -- signature and L1 arena ----------------------------------------------------------------
+
+def _l1_arena(func, arena):
+    """Every global.l1 allocation -> a view at a fixed offset of ``arena``; returns the new
+    function and the arena size."""
+    offsets = {}
+    size = 0
+    from ..tirwalk import walk
+    for stmt, _ in walk(func.body):
+        if isinstance(stmt, tirx.AllocBuffer) and stmt.buffer.ty.storage_scope == L1_SCOPE:
+            buf = stmt.buffer
+            nbytes = _elem_bytes(buf)
+            for d in buf.ty.shape:
+                nbytes *= int(d)
+            offsets[buf.name] = size
+            size += (nbytes + L1_ALIGN - 1) // L1_ALIGN * L1_ALIGN
+
+    def visit(stmt):
+        if isinstance(stmt, tirx.AllocBuffer) and stmt.buffer.name in offsets:
+            ptr = tirx.address_of(tirx.BufferLoad(arena, [offsets[stmt.buffer.name]]))
+            ptr = tirx.reinterpret(tvm.ir.PointerType(tvm.ir.PrimType(str(stmt.buffer.ty.dtype))),
+                                   ptr) if str(stmt.buffer.ty.dtype) != "int8" else ptr
+            return tirx.DeclBuffer(stmt.buffer, data=ptr)
+        return stmt
+
+    return func.with_body(tvm_ffi.structural_map(func.body, (tirx.AllocBuffer, visit))), size
+
+
+def _globalize_locals(func):
+    """``local`` scratch (accumulators) -> ``global`` stack arrays (the C codegen's only scope)."""
+    from ..tirwalk import walk
+    remap = {}
+    for stmt, _ in walk(func.body):
+        if isinstance(stmt, tirx.AllocBuffer) and stmt.buffer.ty.storage_scope == "local":
+            b = stmt.buffer
+            remap[b] = tirx.decl_buffer(b.ty.shape, b.ty.dtype, b.name, scope="global")
+    if not remap:
+        return func
+
+    def visit(v):
+        for old, new in remap.items():
+            if v.same_as(old):
+                return new
+        return v
+
+    return func.with_body(tvm_ffi.structural_map(func.body, (tirx.Var, visit)))
+
+
+C_TYPES = {"int8": "int8_t", "uint8": "uint8_t", "int16": "int16_t", "int32": "int32_t",
+           "int64": "int64_t", "float32": "float", "float64": "double", "bool": "int8_t",
+           "uint16": "uint16_t", "uint32": "uint32_t"}
+
+
+def _plain_signature(func, name):
+    """Buffer params -> pointer params bound by DeclBuffer, plus ``int8_t* l1`` last."""
+    ptrs, decls, params = [], [], []
+    for p in func.params:
+        dtype = str(p.ty.dtype)
+        ptr = tirx.Var(f"{p.name}_p", tvm.ir.PointerType(tvm.ir.PrimType(dtype)))
+        ptrs.append(ptr)
+        decls.append(tirx.DeclBuffer(p, data=ptr))
+        params.append((p.name, C_TYPES[dtype]))
+    arena_ptr = tirx.Var("l1_p", tvm.ir.PointerType(tvm.ir.PrimType("int8")))
+    arena = tirx.decl_buffer((1 << 20,), "int8", "l1_arena", data=arena_ptr)
+    body, l1 = _l1_arena(_globalize_locals(func), arena)
+    stmt = tirx.SeqStmt(decls + [tirx.DeclBuffer(arena, data=arena_ptr), body.body])
+    attrs = tvm.ir.make_node("ir.DictAttrs", **{"global_symbol": name, "tirx.noalias": True})
+    new = tirx.PrimFunc(ptrs + [arena_ptr], stmt, ret_type=None, attrs=attrs)
+    return new, params, l1
+
+
+# -- C text ----------------------------------------------------------------------------
+
+def _exact_floats(func):
+    """TVM's C codegen prints float literals with 7 digits; pass their bits instead
+    (``gap8_f32``/``gap8_f64``, inline in kernels.c) so float kernels compute what LLVM does."""
+
+    def visit(imm):
+        dtype = str(imm.ty)
+        if dtype == "float32":
+            bits = struct.unpack("<I", struct.pack("<f", float(imm.value)))[0]
+            return tirx.call_extern("float32", "gap8_f32", tirx.const(bits, "uint32"))
+        if dtype == "float64":
+            bits = struct.unpack("<Q", struct.pack("<d", float(imm.value)))[0]
+            return tirx.call_extern("float64", "gap8_f64", tirx.const(bits, "uint64"))
+        return imm
+
+    return func.with_body(tvm_ffi.structural_map(func.body, (tirx.FloatImm, visit)))
+
+
+def _codegen(func) -> str:
+    mod = tvm.IRModule({func.attrs["global_symbol"]: func})
+    target = tvm.target.Target({"kind": "c"})
+    lib = tvm.get_global_func("target.build.c")(mod, target)
+    return lib.inspect_source()
+
+
+def _clean(source: str) -> str:
+    """Drop TVM's includes, exports and declarations around the function; keep the function."""
+    lines = []
+    skip_extern = False
+    for line in source.splitlines():
+        s = line.strip()
+        if s.startswith("#include") or s.startswith("#define TVM_EXPORTS") or \
+                "__tvm_ffi__library_ctx" in s or s.startswith("// tvm target"):
+            continue
+        if s == "#ifdef __cplusplus":
+            skip_extern = True
+            continue
+        if skip_extern:
+            if s == "#endif":
+                skip_extern = False
+            continue
+        if s.startswith("TVM_DLL") and s.endswith(");"):
+            continue  # TVM's declarations of extern calls: gap8_*.h declares them
+        lines.append(line.replace("TVM_DLL ", ""))
+    return "\n".join(lines).strip() + "\n"
+
+
+def plain_kernel(name: str, prim, instrument_macs: bool = True) -> PlainKernel:
+    stats = {"dma_calls": 0, "core_copies": 0, "parallel_loops": 0}
+    func = _mark_parallel_loops(_mark_copy_loops(prim))
+    func = _lower(func)
+    func = _replace_copies(func, stats)
+    declared = prim.attrs.get(MACS_ATTR) if prim.attrs else None
+    if instrument_macs and (declared is None or int(declared) > 0):
+        func = _count_macs(func)  # a kernel the report gives 0 MACs (pooling) counts none
+    func = func.with_body(_team(func.body, stats))
+    func, params, l1 = _plain_signature(func, name)
+    func = _exact_floats(_finish(func))
+    source = _clean(_codegen(func))
+    proto = next(line for line in source.splitlines() if f" {name}(" in line)
+    proto = proto.rstrip(" {") + ";"
+    return PlainKernel(name, source, proto, params, l1, stats["dma_calls"],
+                       stats["core_copies"], stats["parallel_loops"],
+                       _staged_params(source, [p for p, _ in params]))
+
+
+def _staged_params(source: str, names) -> frozenset:
+    """Parameters every use of which is the source of a DMA call."""
+    body = source.split("{", 1)[1]
+    staged = set()
+    for name in names:
+        uses = [line for line in body.splitlines() if re.search(rf"\b{name}_p\b", line)]
+        if uses and all("gap8_dma_copy_" in line for line in uses):
+            staged.add(name)
+    return frozenset(staged)

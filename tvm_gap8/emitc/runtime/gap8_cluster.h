@@ -1,0 +1,35 @@
+/* GAP8 cluster API of the emitted network: fork over the cores, barrier, core id.
+ * Kernels are written once for both back ends: a loop split over the cores is
+ *   for (c = 0; c < gap8_team_size(); ++c) { core = gap8_core_of(c); <chunk of core> }
+ *   gap8_barrier();
+ * and every other statement runs under gap8_is_master() followed by gap8_barrier().
+ * Portable back end (GAP8_PMSIS undefined): one caller runs the core ids 0..7 in turn.
+ * PMSIS back end: the kernel runs on all cores (pi_cl_team_fork); each core takes its chunk. */
+#ifndef GAP8_CLUSTER_H
+#define GAP8_CLUSTER_H
+#include <stdint.h>
+
+#ifndef GAP8_NB_CORES
+#define GAP8_NB_CORES 8
+#endif
+#define GAP8_CHUNK(n) (((n) + GAP8_NB_CORES - 1) / GAP8_NB_CORES)
+
+typedef void (*gap8_team_fn)(void *arg);
+
+#ifdef GAP8_PMSIS
+#include "pmsis.h"
+static inline int32_t gap8_team_size(void) { return 1; }
+static inline int32_t gap8_core_of(int32_t c) { (void)c; return (int32_t)pi_core_id(); }
+static inline int32_t gap8_is_master(void) { return pi_core_id() == 0; }
+static inline int32_t gap8_barrier(void) { pi_cl_team_barrier(); return 0; }
+static inline void gap8_cluster_fork(gap8_team_fn fn, void *arg) {
+  pi_cl_team_fork(GAP8_NB_CORES, fn, arg);
+}
+#else
+static inline int32_t gap8_team_size(void) { return GAP8_NB_CORES; }
+static inline int32_t gap8_core_of(int32_t c) { return c; }
+static inline int32_t gap8_is_master(void) { return 1; }
+static inline int32_t gap8_barrier(void) { return 0; }
+static inline void gap8_cluster_fork(gap8_team_fn fn, void *arg) { fn(arg); }
+#endif
+#endif

@@ -1,0 +1,68 @@
+/* GAP8 DMA API of the emitted network (sizes and strides in bytes).
+ * Directions: the memory edge a copy crosses. Every call is one transfer; it returns when the
+ * data has arrived (gap8_dma_wait is there for back ends that queue). With GAP8_INSTRUMENT the
+ * back end counts bytes and transfers per direction for the current layer. */
+#ifndef GAP8_DMA_H
+#define GAP8_DMA_H
+#include <stdint.h>
+
+#define GAP8_DIR_L2_TO_L1 0
+#define GAP8_DIR_L1_TO_L2 1
+#define GAP8_DIR_L3_TO_L2 2
+#define GAP8_NB_DIRS 3
+
+/* n2 blocks of n1 rows of row_bytes; strides between blocks (s2) and rows (s1) per side */
+int32_t gap8_dma_copy_3d(void *dst, const void *src, int32_t n2, int32_t n1, int32_t row_bytes,
+                         int32_t dst_s2, int32_t src_s2, int32_t dst_s1, int32_t src_s1,
+                         int32_t dir);
+int32_t gap8_dma_copy_1d(void *dst, const void *src, int32_t bytes, int32_t dir);
+int32_t gap8_dma_copy_2d(void *dst, const void *src, int32_t rows, int32_t row_bytes,
+                         int32_t dst_stride, int32_t src_stride, int32_t dir);
+/* element-strided copy: n2 x n1 x n0 elements of elem bytes, byte strides per dim and side
+ * (what a layout-transposing copy stage, HWC <-> CHW, becomes); one transfer */
+int32_t gap8_dma_copy_strided(void *dst, const void *src, int32_t n2, int32_t n1, int32_t n0,
+                              int32_t elem, int32_t dst_s2, int32_t src_s2, int32_t dst_s1,
+                              int32_t src_s1, int32_t dst_s0, int32_t src_s0, int32_t dir);
+/* layout change in flight: src [a][b] of elem_bytes -> dst [b][a] (CHW <-> HWC) */
+int32_t gap8_dma_copy_transpose(void *dst, const void *src, int32_t a, int32_t b,
+                                int32_t elem_bytes, int32_t dir);
+void gap8_dma_wait(void);
+
+/* -- instrumentation ---------------------------------------------------------------------- */
+typedef struct {
+  uint64_t bytes[GAP8_NB_DIRS];
+  uint32_t transfers[GAP8_NB_DIRS];
+  uint64_t macs;
+  uint32_t tiles;
+  uint64_t instret;
+} gap8_counters_t;
+
+#if defined(GAP8_INSTRUMENT) && !defined(GAP8_INSTRET_ONLY)
+extern gap8_counters_t *gap8_current;
+extern uint32_t gap8_copy_moved;
+static inline int32_t GAP8_COPY_BEGIN(void) { gap8_copy_moved = 0; return 0; }
+static inline int32_t GAP8_COPY_ELEM(int32_t dir, int32_t bytes) {
+  gap8_current->bytes[dir] += (uint32_t)bytes; gap8_copy_moved = 1; return 0;
+}
+static inline int32_t GAP8_COPY_END(int32_t dir) {
+  gap8_current->transfers[dir] += gap8_copy_moved;
+  if (dir == GAP8_DIR_L1_TO_L2) gap8_current->tiles += gap8_copy_moved;
+  return 0;
+}
+#ifdef GAP8_NO_MAC_COUNT
+#define GAP8_COUNT_MAC() ((void)0)
+#else
+static inline int32_t GAP8_COUNT_MAC(void) { gap8_current->macs += 1; return 0; }
+#endif
+#else
+#define GAP8_COPY_BEGIN() ((void)0)
+#define GAP8_COPY_ELEM(dir, bytes) ((void)0)
+#define GAP8_COPY_END(dir) ((void)0)
+#define GAP8_COUNT_MAC() ((void)0)
+#endif
+#ifdef GAP8_INSTRUMENT /* GAP8_INSTRET_ONLY: per-layer instructions and DMA calls only */
+extern gap8_counters_t *gap8_current;
+void gap8_counters_layer(int32_t layer);
+uint64_t gap8_instret(void);
+#endif
+#endif

@@ -1,0 +1,106 @@
+/* Portable back end (host, rv32 emulator): DMA as memcpy, counters per layer. */
+#include <string.h>
+#include "gap8_dma.h"
+
+#ifdef GAP8_INSTRUMENT
+#include "network.h"
+gap8_counters_t gap8_counters[GAP8_NB_LAYERS + 1];
+gap8_counters_t *gap8_current = &gap8_counters[GAP8_NB_LAYERS];
+uint32_t gap8_copy_moved;
+
+void gap8_counters_layer(int32_t layer) {
+  gap8_current = &gap8_counters[layer < 0 ? GAP8_NB_LAYERS : layer];
+}
+
+uint64_t gap8_instret(void) {
+#if defined(__riscv)
+  uint32_t lo, hi, hi2;
+  do {
+    /* binutils 2.40 wants zicsr for csrr; -march=rv32imc_zicsr would pick the wrong multilib */
+    __asm__ volatile(".option push\n.option arch, +zicsr\ncsrr %0, minstreth\n.option pop"
+                     : "=r"(hi));
+    __asm__ volatile(".option push\n.option arch, +zicsr\ncsrr %0, minstret\n.option pop"
+                     : "=r"(lo));
+    __asm__ volatile(".option push\n.option arch, +zicsr\ncsrr %0, minstreth\n.option pop"
+                     : "=r"(hi2));
+  } while (hi != hi2);
+  return ((uint64_t)hi << 32) | lo;
+#else
+  return 0; /* host: no instruction counter */
+#endif
+}
+
+static void count(int32_t dir, uint32_t bytes) {
+  if (dir < 0) return;
+  gap8_current->bytes[dir] += bytes;
+  gap8_current->transfers[dir] += bytes != 0;
+  if (dir == GAP8_DIR_L1_TO_L2 && bytes != 0) gap8_current->tiles += 1;
+}
+#else
+#define count(dir, bytes) ((void)0)
+#endif
+
+extern int8_t gap8_l3_stage[];
+extern const int8_t *const gap8_l3_begin, *const gap8_l3_end;
+
+int32_t gap8_dma_copy_3d(void *dst, const void *src, int32_t n2, int32_t n1, int32_t row_bytes,
+                         int32_t dst_s2, int32_t src_s2, int32_t dst_s1, int32_t src_s1,
+                         int32_t dir) {
+  int32_t i, j;
+  if (dir == GAP8_DIR_L2_TO_L1 && (const int8_t *)src >= gap8_l3_begin &&
+      (const int8_t *)src < gap8_l3_end) {
+    /* weights in L3: the tile comes L3 -> L2 (packed into the stage), then L2 -> L1 */
+    gap8_dma_copy_3d(gap8_l3_stage, src, n2, n1, row_bytes, n1 * row_bytes, src_s2, row_bytes,
+                     src_s1, GAP8_DIR_L3_TO_L2);
+    return gap8_dma_copy_3d(dst, gap8_l3_stage, n2, n1, row_bytes, dst_s2, n1 * row_bytes,
+                            dst_s1, row_bytes, GAP8_DIR_L2_TO_L1);
+  }
+  for (i = 0; i < n2; ++i)
+    for (j = 0; j < n1; ++j)
+      memcpy((int8_t *)dst + i * dst_s2 + j * dst_s1,
+             (const int8_t *)src + i * src_s2 + j * src_s1, (size_t)row_bytes);
+  count(dir, (uint32_t)(n2 * n1 * row_bytes));
+  return 0;
+}
+
+int32_t gap8_dma_copy_strided(void *dst, const void *src, int32_t n2, int32_t n1, int32_t n0,
+                              int32_t elem, int32_t dst_s2, int32_t src_s2, int32_t dst_s1,
+                              int32_t src_s1, int32_t dst_s0, int32_t src_s0, int32_t dir) {
+  int32_t i, j, k;
+  if (dir == GAP8_DIR_L2_TO_L1 && (const int8_t *)src >= gap8_l3_begin &&
+      (const int8_t *)src < gap8_l3_end) { /* via the L2 stage, packed */
+    gap8_dma_copy_strided(gap8_l3_stage, src, n2, n1, n0, elem, n1 * n0 * elem, src_s2,
+                          n0 * elem, src_s1, elem, src_s0, GAP8_DIR_L3_TO_L2);
+    return gap8_dma_copy_strided(dst, gap8_l3_stage, n2, n1, n0, elem, dst_s2, n1 * n0 * elem,
+                                 dst_s1, n0 * elem, dst_s0, elem, GAP8_DIR_L2_TO_L1);
+  }
+  for (i = 0; i < n2; ++i)
+    for (j = 0; j < n1; ++j)
+      for (k = 0; k < n0; ++k)
+        memcpy((int8_t *)dst + i * dst_s2 + j * dst_s1 + k * dst_s0,
+               (const int8_t *)src + i * src_s2 + j * src_s1 + k * src_s0, (size_t)elem);
+  count(dir, (uint32_t)(n2 * n1 * n0 * elem));
+  return 0;
+}
+
+int32_t gap8_dma_copy_1d(void *dst, const void *src, int32_t bytes, int32_t dir) {
+  return gap8_dma_copy_3d(dst, src, 1, 1, bytes, 0, 0, 0, 0, dir);
+}
+
+int32_t gap8_dma_copy_2d(void *dst, const void *src, int32_t rows, int32_t row_bytes,
+                         int32_t dst_stride, int32_t src_stride, int32_t dir) {
+  return gap8_dma_copy_3d(dst, src, 1, rows, row_bytes, 0, 0, dst_stride, src_stride, dir);
+}
+
+int32_t gap8_dma_copy_transpose(void *dst, const void *src, int32_t a, int32_t b,
+                                int32_t elem_bytes, int32_t dir) {
+  int32_t i, j;
+  for (i = 0; i < a; ++i)
+    for (j = 0; j < b; ++j)
+      memcpy((int8_t *)dst + (j * a + i) * elem_bytes,
+             (const int8_t *)src + (i * b + j) * elem_bytes, (size_t)elem_bytes);
+  count(dir, (uint32_t)(a * b * elem_bytes));
+  return 0;
+}
+
+void gap8_dma_wait(void) {}
