@@ -15,7 +15,8 @@ from tvm_gap8.check import check_int8
 from tvm_gap8.compiler import compile_model
 from tvm_gap8.frontend import import_onnx
 from tvm_gap8.reference import integer_reference
-from tvm_gap8.reference.graph import Graph, UnsupportedOpError
+from tvm_gap8.reference.errors import UnsupportedOpError
+from tvm_gap8.reference.graph import Graph
 from tvm_gap8.reference.ops import eval_node
 from tvm_gap8.report import check_lines
 from tvm_gap8.testing import onnx_models as M

@@ -27,7 +27,7 @@ import onnx.numpy_helper as nh
 
 from ..errors import UnsupportedError
 from ..reference import integer_reference, spec_layer_check
-from ..reference.graph import UnsupportedOpError
+from ..reference.errors import UnsupportedOpError
 from ..reference.spec import MAX_STEPS as SPEC_MAX_STEPS
 from .float_outputs import RTOL as FLOAT_TOLERANCE
 from .float_outputs import float_output_verdicts

@@ -14,6 +14,8 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
+from .resize import ResizeSpec, tvm_linear_form
+
 #: kinds evaluated with integer semantics (``integer.py``)
 INTEGER_KINDS = ("conv", "dense", "add", "pool", "mul", "table", "reshape", "identity")
 #: elementwise ops a one-input table may hold (besides constants)
@@ -25,16 +27,6 @@ ORDER_DEPENDENT = {"Conv", "ConvTranspose", "Gemm", "MatMul", "GlobalAveragePool
 ACTIVATIONS = ("Relu", "Clip")
 
 
-class UnsupportedOpError(ValueError):
-    """The reference cannot evaluate ``node`` (its op type, or an attribute value ``detail``
-    names). ``--check`` reports it as "not checked" (``check.check_int8``)."""
-
-    def __init__(self, node, detail: str = ""):
-        self.node, self.op_type, self.detail = node.name, node.op_type, detail
-        super().__init__(f"node {node.name!r}: op type {node.op_type} is not supported by the "
-                         "reference" + (f" ({detail})" if detail else ""))
-
-
 def order_dependent(graph: "Graph", node, operands=None) -> bool:
     """The node's float32 result in our compiled code depends on the evaluation order
     (``ORDER_DEPENDENT``), so the reference cannot restate it bit for bit. Not so for a
@@ -42,7 +34,6 @@ def order_dependent(graph: "Graph", node, operands=None) -> bool:
     computes with TVM's ``resize2d``, whose float32 arithmetic ``resize.linear_float32``
     restates (``operands``: the node's inputs aligned with ``node.input``, None if absent)."""
     if node.op_type in ("Resize", "Upsample"):
-        from .resize import ResizeSpec, tvm_linear_form  # resize imports this module
 
         mode = graph.attr(node, "mode", b"nearest")
         if (mode.decode() if isinstance(mode, bytes) else mode) == "nearest":

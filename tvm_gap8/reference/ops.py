@@ -21,7 +21,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from .graph import Graph, UnsupportedOpError
+from .errors import UnsupportedOpError
+from .graph import Graph
 from .resize import resize
 
 

@@ -39,7 +39,7 @@ import math
 
 import numpy as np
 
-from .graph import UnsupportedOpError
+from .errors import UnsupportedOpError
 
 MODES = ("nearest", "linear", "cubic")
 COORDINATE_MODES = ("half_pixel", "half_pixel_symmetric", "pytorch_half_pixel", "align_corners",
