@@ -64,8 +64,10 @@ def table(results) -> str:
         b, u, p = (r[k][0] for k in ("baseline", "unfused", "planner"))
         lines.append(
             f"| {name} | {b['cycles_modelled'] / 1e6:.3f} | "
-            f"{u['cycles_modelled'] / 1e6:.3f} ({pct(u['cycles_modelled'], b['cycles_modelled']):+.1f}) | "
-            f"{p['cycles_modelled'] / 1e6:.3f} ({pct(p['cycles_modelled'], b['cycles_modelled']):+.1f}) | "
+            f"{u['cycles_modelled'] / 1e6:.3f} "
+            f"({pct(u['cycles_modelled'], b['cycles_modelled']):+.1f}) | "
+            f"{p['cycles_modelled'] / 1e6:.3f} "
+            f"({pct(p['cycles_modelled'], b['cycles_modelled']):+.1f}) | "
             f"{b['act_bytes'] / 1e3:.1f} | "
             f"{u['act_bytes'] / 1e3:.1f} ({pct(u['act_bytes'], b['act_bytes']):+.1f}) | "
             f"{p['act_bytes'] / 1e3:.1f} ({pct(p['act_bytes'], b['act_bytes']):+.1f}) | "

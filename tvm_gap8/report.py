@@ -20,8 +20,8 @@ from .kernels.geometry import conv_kind
 from .passes import unfused_of
 from .passes.layouts import layout_plan
 from .vocab import (DMA_TRANSFERS, EPILOGUES_ATTR, INTEGER_ATTR, KIND_ATTR, L1_TO_L2_ACT,
-                    L2_TO_L1_ACT, L2_TO_L1_TRANSPOSED, L2_TO_L1_WGT, L3_TO_L2, LAYOUTS_ATTR, MACS_ATTR, PLACEMENT_ATTR,
-                    PLAN_ATTR, PLAN_FIGURES_ATTR)
+                    L2_TO_L1_ACT, L2_TO_L1_TRANSPOSED, L2_TO_L1_WGT, L3_TO_L2, LAYOUTS_ATTR,
+                    MACS_ATTR, PLACEMENT_ATTR, PLAN_ATTR, PLAN_FIGURES_ATTR)
 
 
 def _shape(e):

@@ -10,7 +10,7 @@ import pytest
 import tvm
 
 from tvm_gap8.cost.ir import kernel_counts
-from tvm_gap8.kernels import build_kernel, family_of, plan_kernel
+from tvm_gap8.kernels import build_kernel, plan_kernel
 from tvm_gap8.kernels.conv import ConvKernelSpec
 from tvm_gap8.kernels.epilogue import ACC, Epilogue, EpilogueOp, Ref, Requant
 from tvm_gap8.kernels.geometry import ConvGeom

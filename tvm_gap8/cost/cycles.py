@@ -254,7 +254,6 @@ def comparison_rows():
     pw_macs = 32 * 64 * 48 * 48
     st_macs = 3 * 32 * 48 * 48 * 9
     sdk_dw = (2.26 * 9 / 10, 3.06 * 9 / 10)  # #150: 3x3 DW layers S4, S10
-    sdk_pw = (2.89, 5.47)                    # #150: PW layers S3 .. S11
     peak = (None, 15.5)
     rows = [
         ("DW 3x3 32ch 48x48 CHW->HWC (PLiNIO ref)", dw_macs, depthwise(**dw), sdk_dw,

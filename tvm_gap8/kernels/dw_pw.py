@@ -20,7 +20,8 @@ from .fused import (FusedKernelSpec, channel_placeholders, first_out, fused_fami
                     pixel_tiles, stage_first_out, steps_cycles, table_buffers, table_placeholders)
 from .lut import apply_steps
 from .staging import (Operand, finish_staged, padded_input, scalar_accumulator, stage_buffers)
-from .tiling import (ROOT, L1Buffer, LayerCost, candidates, dtype_bytes, input_copies, output_bytes, padded,
+from .tiling import (ROOT, L1Buffer, LayerCost, candidates, dtype_bytes, input_copies,
+                     output_bytes, padded,
                      param_buffers, plan_from, search)
 
 

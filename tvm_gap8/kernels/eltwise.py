@@ -157,7 +157,8 @@ def read_add(func, args):
         [qa.source, qb.source]
 
 
-ADD = KernelFamily(layout_rule="elementwise", kind="add", patterns=(patterns.q_add_pattern, patterns.add_pattern),
+ADD = KernelFamily(kind="add", layout_rule="elementwise",
+                   patterns=(patterns.q_add_pattern, patterns.add_pattern),
                    layer_keys=("anchor",), read=read_add,
                    plan=lambda spec, hw, layer: choose_plan(spec, hw, layer, add_tiling),
                    schedule=schedule_add, problem=patterns.anchored(patterns.add_problem))

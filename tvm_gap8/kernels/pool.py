@@ -113,7 +113,8 @@ def read_pool(func, args):
     return PoolKernelSpec(shape, dtype, q.params.zero_point, m, n, out.zero_point), [q.source]
 
 
-POOL = KernelFamily(layout_rule="reduce", kind="pool", patterns=(patterns.q_pool_pattern, patterns.pool_pattern),
+POOL = KernelFamily(kind="pool", layout_rule="reduce",
+                    patterns=(patterns.q_pool_pattern, patterns.pool_pattern),
                     layer_keys=("anchor",), read=read_pool,
                     plan=lambda spec, hw, layer: choose_plan(spec, hw, layer, pool_tiling),
                     schedule=schedule_pool, problem=patterns.anchored(patterns.pool_problem))

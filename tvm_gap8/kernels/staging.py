@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tvm import s_tir, te, tirx
+from tvm import s_tir, tirx
 
 from ..tirwalk import sblocks, walk
 from ..vocab import (COPY_ANN, INPUT, INTERMEDIATE, L1_SCOPE, L1_TO_L2, L2_TO_L1, OUTPUT, ROLE_ANN,
@@ -54,7 +54,8 @@ def padded_input(x, operand: Operand, padding, layouts: KernelLayouts = KernelLa
     dtype = str(x.dtype)
     fill = tirx.const(operand.zero_point if not dtype.startswith("float") else 0, dtype)
     if not any(padding):
-        return stage((n, c, h, w), lambda nn, cc, yy, xx: element(x, layouts.source, nn, cc, yy, xx),
+        return stage((n, c, h, w),
+                     lambda nn, cc, yy, xx: element(x, layouts.source, nn, cc, yy, xx),
                      layouts.tile, "x_pad")
     return stage(
         (n, c, h + t + b, w + l + r),
