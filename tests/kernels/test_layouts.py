@@ -104,6 +104,28 @@ def test_conv_variant_equals_reference(name, spec, make_args, lay):
     transposing = [b for b in sblocks(func) if TRANSPOSE_ANN in b.annotations]
     assert bool(transposing) == lay.transposing
     assert (counts["traffic"][L2_TO_L1_TRANSPOSED] > 0) == lay.transposing
+    _assert_l1_layouts(func, variant, plan)
+
+
+def _assert_l1_layouts(func, spec, plan):
+    """The L1 tiles are stored in the variant's layouts: the input tile's innermost axis is its
+    channels for an HWC tile (its columns for CHW), the output tile's likewise."""
+    from tvm_gap8.cost.ir import lower_for_inspection
+    from tvm_gap8.tirwalk import allocations
+    from tvm_gap8.vocab import L1_SCOPE
+    bufs = {b.name: [int(d) for d in b.shape] for b, _ in allocations(lower_for_inspection(func))
+            if b.scope() == L1_SCOPE}
+    x = next(shape for name, shape in bufs.items() if name.startswith("x_pad"))
+    out = next(shape for name, shape in bufs.items() if name.startswith("conv_out"))
+    in_channels = plan.channels if spec.depthwise else spec.in_shape[1]
+    if spec.layouts.tile == HWC:
+        assert x[-1] == in_channels, x
+    else:
+        assert x[-3] == in_channels or in_channels == 1, x
+    if spec.layouts.out == HWC:
+        assert out[-1] == plan.channels, out
+    else:
+        assert out[-3] == plan.channels or plan.channels == 1, out
 
 
 def fused_specs():
