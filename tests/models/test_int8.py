@@ -1,6 +1,7 @@
 """Int8 QDQ models: integer kernels end to end, checked bit for bit against the integer
 reference (and every layer within one step of the QDQ spec)."""
 
+import numpy as np
 import pytest
 
 from tests.conftest import compile_checked
@@ -189,3 +190,27 @@ def test_int8_classifier_hardswish_on_2d_tensors_is_integer():
     result = compile_checked(quantized(M.classifier_head()))
     assert result.report["float_layers"] == []
     assert {"lut", "mul"} <= {layer["kind"] for layer in result.report["layers"]}
+
+
+def _constant_operand_model(op: str, shape):
+    """conv -> relu -> ``op`` with a constant of ``shape`` -> DW -> PW."""
+    b = M.GraphBuilder(8)
+    a = b.act(b.conv("x", 8, 8, 3, base="c1"), "relu")
+    k = b.const("K", np.random.default_rng(0).standard_normal(shape).astype(np.float32))
+    y = b.node(op, [a, k], "op")
+    y = b.conv(b.act(b.conv(y, 8, 8, 3, groups=8, base="dw"), "relu"), 8, 8, 1, base="pw")
+    return b.model("x", [1, 8, 12, 12], y)
+
+
+@pytest.mark.parametrize("op,shape", [("Add", (1, 8, 12, 12)), ("Mul", (1, 8, 12, 12)),
+                                      ("Add", (1, 8, 1, 1))])
+def test_int8_op_with_a_constant_operand_stays_on_tvm_and_is_exact(op, shape):
+    """An int8 Add/Mul of an activation and a quantized constant (full-size or per-channel)
+    is no integer add/product/table kernel (they take two activations or scalar constants):
+    it computes in float (TVM's ops, or the float add kernel on the dequantized operands),
+    says so, and the network is exact (found by review: it crashed)."""
+    result = compile_checked(quantized(_constant_operand_model(op, shape)), fusion="auto",
+                             layout="auto")
+    assert not [layer for layer in result.report["layers"]
+                if layer["kind"] in ("add", "mul", "lut") and layer.get("integer")]
+    assert any(rec["name"] == "op_0" for rec in result.report["float_layers"])

@@ -157,8 +157,13 @@ def read_add(func, args):
         [qa.source, qb.source]
 
 
+def _add_problem(ctx):
+    return (patterns.anchored(patterns.add_problem)(ctx)
+            or patterns.quantized_constant_problem("an add")(ctx))
+
+
 ADD = KernelFamily(kind="add", layout_rule="elementwise",
                    patterns=(patterns.q_add_pattern, patterns.add_pattern),
                    layer_keys=("anchor",), read=read_add,
                    plan=lambda spec, hw, layer: choose_plan(spec, hw, layer, add_tiling),
-                   schedule=schedule_add, problem=patterns.anchored(patterns.add_problem))
+                   schedule=schedule_add, problem=_add_problem)

@@ -338,10 +338,14 @@ def _integer_only(rule):
 LUT = KernelFamily(kind="lut", patterns=(patterns.q_lut_pattern,), layer_keys=("anchor",),
                    read=read_lut,
                    plan=lambda spec, hw, layer: choose_plan(spec, hw, layer, lut_tiling),
-                   schedule=schedule_lut, problem=_integer_only(patterns.lut_problem),
+                   schedule=schedule_lut,
+                   problem=lambda ctx: (_integer_only(patterns.lut_problem)(ctx)
+                                        or patterns.table_constant_problem(ctx)),
                    integer_only=True, layout_rule="elementwise")
 MUL = KernelFamily(kind="mul", patterns=(patterns.q_mul_pattern,), layer_keys=("anchor",),
                    read=read_mul,
                    plan=lambda spec, hw, layer: choose_plan(spec, hw, layer, mul_tiling),
-                   schedule=schedule_mul, problem=_integer_only(patterns.mul_problem),
+                   schedule=schedule_mul,
+                   problem=lambda ctx: (_integer_only(patterns.mul_problem)(ctx)
+                                        or patterns.quantized_constant_problem("a multiply")(ctx)),
                    integer_only=True, layout_rule="elementwise")

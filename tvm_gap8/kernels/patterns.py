@@ -439,6 +439,42 @@ def activation_quantization_problem(ctx) -> str | None:
     return None
 
 
+def _dequantized(ctx, expr):
+    """What ``expr`` dequantizes, when the match binds it to a ``dequantize``; else ``expr``."""
+    value = dict(ctx.matched_bindings.items()).get(expr) if isinstance(expr, relax.Var) else None
+    if isinstance(value, relax.Call) and value.op.same_as(tvm.ir.Op.get("relax.dequantize")):
+        return value.args[0]
+    return expr
+
+
+def _is_constant(expr) -> bool:
+    return isinstance(expr, (tvm.ir.expr.Constant, tvm.ir.expr.GenericConst))
+
+
+def quantized_constant_problem(what: str):
+    """A rule refusing an int8 ``what`` (add, multiply) one of whose operands is a quantized
+    constant: the kernels take two activations (the op stays on TVM's legalized ops)."""
+    def problem(ctx):
+        anchor = ctx.annotated_expr["anchor"]
+        if any(_is_constant(_dequantized(ctx, a)) for a in anchor.args):
+            return f"{what} with a constant operand (the kernel takes two activations)"
+        return None
+
+    return problem
+
+
+def table_constant_problem(ctx) -> str | None:
+    """A table op whose constant operand holds more than one value: a table is one function of
+    the input value, so every constant in it must be a scalar."""
+    for value in dict(ctx.matched_bindings.items()).values():
+        if isinstance(value, relax.Call) and \
+                value.op.same_as(tvm.ir.Op.get("relax.dequantize")) and \
+                _is_constant(value.args[0]) and value.args[0].value.numpy().size > 1:
+            return ("an elementwise op with a per-element constant (a table holds scalar "
+                    "constants only)")
+    return None
+
+
 def anchored(rule):
     """A match rule from a rule on its ``anchor`` call, plus the escape check."""
     def problem(ctx):
