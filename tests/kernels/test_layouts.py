@@ -17,7 +17,8 @@ from tvm_gap8.kernels.geometry import ConvGeom
 from tvm_gap8.kernels.layout import CHW, HWC, KernelLayouts, physical
 from tvm_gap8.target import GAP8
 from tvm_gap8.tirwalk import sblocks
-from tvm_gap8.vocab import L2_TO_L1_TRANSPOSED, TRANSPOSE_ANN
+from tvm_gap8.vocab import (DMA_TRANSFERS, L1_TO_L2_ACT, L2_TO_L1_ACT, L2_TO_L1_TRANSPOSED,
+                            L2_TO_L1_WGT, TRANSPOSE_ANN)
 
 BIAS_RELU6 = Epilogue((EpilogueOp("relax.add", (ACC, Ref("channel", 0))),
                        EpilogueOp("relax.clip", (Ref("val", 0),), (0.0, 6.0))))
@@ -46,6 +47,16 @@ def run(spec, plan, args, in_count=1):
     out = tvm.runtime.tensor(np.zeros(physical(spec.out_shape, lay.out), spec.out_dtype))
     lib["main"](*[tvm.runtime.tensor(a) for a in stored], out)
     return from_layout(out.numpy(), lay.out)
+
+
+def assert_ir_is_plan(func, plan) -> dict:
+    """The kernel's L1 peak and every traffic figure read off its IR equal the plan's."""
+    counts = kernel_counts(func)
+    figures = plan.figures()
+    assert counts["traffic"] == {k: figures[k] for k in (
+        L2_TO_L1_ACT, L1_TO_L2_ACT, L2_TO_L1_WGT, DMA_TRANSFERS, L2_TO_L1_TRANSPOSED)}
+    assert counts["l1_peak_bytes"] == plan.l1_bytes
+    return counts
 
 
 def conv_specs():
@@ -97,10 +108,7 @@ def test_conv_variant_equals_reference(name, spec, make_args, lay):
     else:
         np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
     func = build_kernel(variant, plan)
-    counts = kernel_counts(func)
-    assert counts["traffic"] == {k: v for k, v in plan.figures().items()
-                                 if k in counts["traffic"]}
-    assert counts["l1_peak_bytes"] == plan.l1_bytes
+    counts = assert_ir_is_plan(func, plan)
     transposing = [b for b in sblocks(func) if TRANSPOSE_ANN in b.annotations]
     assert bool(transposing) == lay.transposing
     assert (counts["traffic"][L2_TO_L1_TRANSPOSED] > 0) == lay.transposing
@@ -195,10 +203,7 @@ def test_fused_variant_equals_default(name, spec, make_args, lay):
     else:
         np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
     func = build_kernel(variant, plan)
-    counts = kernel_counts(func)
-    assert counts["traffic"] == {k: v for k, v in plan.figures().items()
-                                 if k in counts["traffic"]}
-    assert counts["l1_peak_bytes"] == plan.l1_bytes
+    assert_ir_is_plan(func, plan)
     assert bool([b for b in sblocks(func) if TRANSPOSE_ANN in b.annotations]) == lay.transposing
 
 
@@ -214,10 +219,7 @@ def test_staged_dw_pw_in_every_intermediate_layout(tile, mid):
     variant = _variant(spec, KernelLayouts(HWC, tile, CHW, mid))
     plan = dw_pw_staged_tiling(variant, GAP8, 1, 8, 4)
     np.testing.assert_array_equal(run(variant, plan, args), expected)
-    counts = kernel_counts(build_kernel(variant, plan))
-    assert counts["traffic"] == {k: v for k, v in plan.figures().items()
-                                 if k in counts["traffic"]}
-    assert counts["l1_peak_bytes"] == plan.l1_bytes
+    assert_ir_is_plan(build_kernel(variant, plan), plan)
 
 
 @pytest.mark.parametrize("lay", [CHW, HWC])
@@ -235,10 +237,7 @@ def test_add_and_pool_in_both_layouts(lay):
         variant = _variant(spec, KernelLayouts(lay, lay, lay))
         plan = plan_kernel(variant, GAP8)
         np.testing.assert_array_equal(run(variant, plan, args, n_in), expected)
-        counts = kernel_counts(build_kernel(variant, plan))
-        assert counts["traffic"] == {k: v for k, v in plan.figures().items()
-                                     if k in counts["traffic"]}
-        assert counts["l1_peak_bytes"] == plan.l1_bytes
+        assert_ir_is_plan(build_kernel(variant, plan), plan)
 
 
 @pytest.mark.parametrize("lay", [CHW, HWC])
@@ -261,6 +260,4 @@ def test_tables_and_products_in_both_layouts(lay):
         stored = [args[0], to_layout(args[1], lay) if args[1].ndim == 4 else args[1]]
         got = run(variant, plan, stored, 1)
         np.testing.assert_array_equal(got, expected)
-        counts = kernel_counts(build_kernel(variant, plan))
-        assert counts["traffic"] == {k: v for k, v in plan.figures().items()
-                                     if k in counts["traffic"]}
+        assert_ir_is_plan(build_kernel(variant, plan), plan)

@@ -14,12 +14,10 @@ from ..vocab import (COPY_ANN, DMA_TRANSFERS, INPUT, L1_SCOPE, L1_TO_L2, L1_TO_L
 
 # -- what the tests and the report read off a kernel ---------------------------------------
 
-def lower_for_inspection(func):
-    """Run TVM's s_tir lowering up to software pipelining: buffers are compacted to their tile
-    shapes and double-buffered copies have their two versions, blocks still carry our
-    annotations. This is the IR whose L1 footprint we report."""
-    mod = tvm.IRModule({"main": func.with_attr("global_symbol", "main")})
-    seq = tvm.transform.Sequential([
+def inspection_passes() -> list:
+    """TVM's s_tir lowering up to software pipelining, the stage whose IR we measure (and the
+    C emission continues from)."""
+    return [
         s_tir.transform.CanonicalizeLoop(),
         s_tir.transform.LowerInitBlock(),
         s_tir.transform.PlanAndUpdateBufferAllocationLocation(),
@@ -28,8 +26,15 @@ def lower_for_inspection(func):
         s_tir.transform.LowerMatchBuffer(),
         s_tir.transform.StmtSimplify(),
         s_tir.transform.InjectSoftwarePipeline(),
-    ])
-    return seq(mod)["main"]
+    ]
+
+
+def lower_for_inspection(func):
+    """Run ``inspection_passes``: buffers are compacted to their tile shapes and double-buffered
+    copies have their two versions, blocks still carry our annotations. This is the IR whose L1
+    footprint we report."""
+    mod = tvm.IRModule({"main": func.with_attr("global_symbol", "main")})
+    return tvm.transform.Sequential(inspection_passes())(mod)["main"]
 
 
 def l1_buffers(func, scope: str) -> dict:

@@ -19,6 +19,8 @@ import tvm
 import tvm_ffi
 from tvm import s_tir, tirx
 
+from ..cost.ir import inspection_passes
+from ..errors import UnsupportedError
 from ..vocab import COPY_ANN, L1_SCOPE, L1_TO_L2, L2_TO_L1, MACS_ATTR, ROLE_ANN
 
 DMA_ANN = "gap8.dma"  # on every loop of a copy nest: "<direction>:<role>"
@@ -137,14 +139,7 @@ def _mark_parallel_loops(func):
 def _lower(func):
     mod = tvm.IRModule({"main": func.with_attr("global_symbol", "main")})
     passes = [
-        s_tir.transform.CanonicalizeLoop(),
-        s_tir.transform.LowerInitBlock(),
-        s_tir.transform.PlanAndUpdateBufferAllocationLocation(),
-        s_tir.transform.ConvertBlocksToOpaque(),
-        s_tir.transform.CompactBufferAllocation(),
-        s_tir.transform.LowerMatchBuffer(),
-        s_tir.transform.StmtSimplify(),
-        s_tir.transform.InjectSoftwarePipeline(),
+        *inspection_passes(),  # the IR the report's counts are read off, then on to C
         s_tir.transform.LowerOpaqueBlock(),
         tirx.transform.FlattenBuffer(),
         tirx.transform.NarrowDataType(32),
@@ -432,7 +427,8 @@ def _team(stmt, stats):
                                _team(stmt.else_case, stats) if stmt.else_case else None)
     body = getattr(stmt, "body", None)
     if isinstance(body, tirx.Stmt):
-        raise NotImplementedError(f"parallel loop under a {type(stmt).__name__}")
+        raise UnsupportedError(f"--emit-c: a parallel loop under a {type(stmt).__name__} "
+                               "statement cannot be split over the cores")
     return _master(stmt)
 
 
