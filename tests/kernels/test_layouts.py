@@ -59,6 +59,23 @@ def assert_ir_is_plan(func, plan) -> dict:
     return counts
 
 
+def assert_variant_equals_default(spec, lay, args):
+    """``spec`` in layouts ``lay`` computes what ``spec`` in its default layouts computes
+    (float within 1e-5, int8 bit for bit) and its IR is its plan. Returns (variant, plan,
+    kernel)."""
+    expected = run(spec, plan_kernel(spec, GAP8), args)
+    variant = _variant(spec, lay)
+    plan = plan_kernel(variant, GAP8)
+    got = run(variant, plan, args)
+    if spec.dtype == "int8":
+        np.testing.assert_array_equal(got, expected)
+    else:
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+    func = build_kernel(variant, plan)
+    assert_ir_is_plan(func, plan)
+    return variant, plan, func
+
+
 def conv_specs():
     """(name, spec, args) of a DW 3x3 s2, a PW and a standard 3x3 conv, float and int8."""
     rng = np.random.default_rng(0)
@@ -98,17 +115,8 @@ def _variant(spec, lay):
 @pytest.mark.parametrize("name,spec,make_args", CONV, ids=[c[0] for c in CONV])
 def test_conv_variant_equals_reference(name, spec, make_args, lay):
     args = make_args(spec, spec.dtype == "int8")
-    base_plan = plan_kernel(spec, GAP8)
-    expected = run(spec, base_plan, args)
-    variant = _variant(spec, lay)
-    plan = plan_kernel(variant, GAP8)
-    got = run(variant, plan, args)
-    if spec.dtype == "int8":
-        np.testing.assert_array_equal(got, expected)
-    else:
-        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
-    func = build_kernel(variant, plan)
-    counts = assert_ir_is_plan(func, plan)
+    variant, plan, func = assert_variant_equals_default(spec, lay, args)
+    counts = kernel_counts(func)
     transposing = [b for b in sblocks(func) if TRANSPOSE_ANN in b.annotations]
     assert bool(transposing) == lay.transposing
     assert (counts["traffic"][L2_TO_L1_TRANSPOSED] > 0) == lay.transposing
@@ -193,17 +201,7 @@ def test_fused_variant_equals_default(name, spec, make_args, lay):
     """Every (input, tile, intermediate, output) layout of dw_pw and pw_dw computes what the
     default layouts compute (checked against numpy / the integer reference elsewhere): float
     within 1e-5, int8 bit for bit; IR == plan; transposition annotated iff it happens."""
-    args = make_args(spec)
-    expected = run(spec, plan_kernel(spec, GAP8), args)
-    variant = _variant(spec, lay)
-    plan = plan_kernel(variant, GAP8)
-    got = run(variant, plan, args)
-    if spec.dtype == "int8":
-        np.testing.assert_array_equal(got, expected)
-    else:
-        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
-    func = build_kernel(variant, plan)
-    assert_ir_is_plan(func, plan)
+    _, _, func = assert_variant_equals_default(spec, lay, make_args(spec))
     assert bool([b for b in sblocks(func) if TRANSPOSE_ANN in b.annotations]) == lay.transposing
 
 
