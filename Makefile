@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.tvm-gap8-installed
 OUT    ?= out
 PYTEST_ARGS ?=
 
-.PHONY: install demo test test-all clean riscv
+.PHONY: install demo test test-all clean riscv gvsoc
 
 $(STAMP): setup.cfg pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,10 +31,15 @@ demo: install
 riscv:
 	-sh tools/ensure_riscv.sh
 
-test: install riscv
+# --run gvsoc tests need GVSOC and pulp-runtime: unpacked from ../shared/tools/gvsoc (or built from
+# the pinned GitHub revisions) into .tools/gvsoc; never fails, the tests skip with the reason
+gvsoc:
+	-sh tools/ensure_gvsoc.sh
+
+test: install riscv gvsoc
 	$(BIN)/python -m pytest -q -m "not slow" $(PYTEST_ARGS)
 
-test-all: install riscv
+test-all: install riscv gvsoc
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 clean:

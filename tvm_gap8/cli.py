@@ -79,9 +79,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="output directory (default: ./<model name>.gap8)")
     c.add_argument("--emit-c", action="store_true",
                    help="also write kernels.c: the GAP8 kernels as C (target greenwaves/gap8)")
-    c.add_argument("--run", choices=["host", "rv32"], default=None,
-                   help="with --emit-c: build OUT/gap8 on the host (cc) or for rv32imc (QEMU), "
-                        "run it, compare with the LLVM build and the reference (report.json run)")
+    c.add_argument("--run", choices=["host", "rv32", "gvsoc"], default=None,
+                   help="with --emit-c: build OUT/gap8 on the host (cc), for rv32imc (QEMU) or "
+                        "for GVSOC's pulp-open cluster (cycles measured per layer), run it, "
+                        "compare with the LLVM build and the reference (report.json run, "
+                        "measured)")
     c.add_argument("--instrument", action="store_true",
                    help="with --emit-c --run: count DMA bytes/transfers, MACs, tiles and "
                         "instructions per layer (report.json measured)")
@@ -193,7 +195,11 @@ def _run_equal(run) -> bool:
 def _run_line(run) -> str:
     same = "equal to the LLVM build" if _run_equal(run) else "DIFFERS from the LLVM build"
     verdict = "PASSED" if run["check"]["passed"] else "FAILED"
-    return f"{same}; reference check {verdict}; {run['seconds']} s"
+    line = f"{same}; reference check {verdict}; {run['seconds']} s"
+    if run.get("measured_cycles") is not None:
+        line += (f"\n  measured on {run['source']}: {run['measured_cycles']:,} cluster cycles "
+                 f"(modelled {run['modelled_cycles']:,}; {run['note']})")
+    return line
 
 
 def cmd_quantize(args) -> int:

@@ -21,7 +21,7 @@ from .passes import unfused_of
 from .passes.layouts import layout_plan
 from .vocab import (DMA_TRANSFERS, EPILOGUES_ATTR, INTEGER_ATTR, KIND_ATTR, L1_TO_L2_ACT,
                     L2_TO_L1_ACT, L2_TO_L1_TRANSPOSED, L2_TO_L1_WGT, L3_TO_L2, LAYOUTS_ATTR,
-                    MACS_ATTR, PLACEMENT_ATTR, PLAN_ATTR, PLAN_FIGURES_ATTR)
+                    MACS_ATTR, PLACEMENT_ATTR, PLAN_ATTR, PLAN_FIGURES_ATTR, WORK_ATTR)
 
 
 def _shape(e):
@@ -92,6 +92,7 @@ def layers_of(mod: tvm.IRModule) -> list[dict]:
                         "kind": str(attrs[KIND_ATTR]),
                         "onnx_nodes": info["onnx_nodes"],
                         "macs": int(attrs[MACS_ATTR]),
+                        "work": {str(k): int(v) for k, v in attrs[WORK_ATTR].items()},
                         "fused": family_of(str(attrs[KIND_ATTR])).fused,
                         "tiled": True,
                         "kernel": gv.name_hint,
@@ -207,8 +208,9 @@ def _layouts_cell(layer) -> str:
 
 def format_table(report: dict) -> str:
     """The per-layer table the CLI prints."""
+    measured = _measured_cycles(report)
     rows = [("#", "layer", "kind", "layouts", "MACs", "tile", "L1 B", "L2->L1 B", "L1->L2 B",
-             "DMAs")]
+             "DMAs", "model cyc") + (("GVSOC cyc",) if measured else ())]
     for i, layer in enumerate(report["layers"]):
         tile = layer.get("tile")
         tile_s = f"{tile['rows']}r x {tile['channels']}c ({tile['row_tiles']}x{tile['channel_tiles']})" \
@@ -221,9 +223,12 @@ def format_table(report: dict) -> str:
                      f"{layer['l1_peak_bytes']:,}" if t else "-",
                      f"{t[L2_TO_L1_ACT] + t[L2_TO_L1_WGT]:,}" if t else "-",
                      f"{t[L1_TO_L2_ACT]:,}" if t else "-",
-                     str(t[DMA_TRANSFERS]) if t else "-"))
+                     str(t[DMA_TRANSFERS]) if t else "-",
+                     f"{layer['plan']['cycles']:,}" if layer.get("plan") else "-")
+                    + ((f"{measured[layer['name']]:,}" if layer["name"] in measured else "-",)
+                       if measured else ()))
     widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
-    numeric = {4, 6, 7, 8, 9}
+    numeric = {4, 6, 7, 8, 9, 10, 11}
     lines = ["  ".join(cell.rjust(w) if c in numeric else cell.ljust(w)
                        for c, (cell, w) in enumerate(zip(r, widths))).rstrip() for r in rows]
     lines.insert(1, "-" * len(lines[0]))
@@ -253,6 +258,14 @@ def format_table(report: dict) -> str:
     if check:
         lines += check_lines(check)
     return "\n".join(lines)
+
+
+def _measured_cycles(report: dict) -> dict:
+    """Layer name -> cycles measured on GVSOC (the cluster timer), when a run measured them."""
+    measured = report.get("measured") or {}
+    if "source" not in measured:
+        return {}
+    return {row["name"]: row["cycles"] for row in measured["layers"]}
 
 
 def plan_lines(report: dict) -> list[str]:

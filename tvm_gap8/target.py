@@ -71,9 +71,14 @@ class Gap8Target:
     # figure PULP-NN reports for convolutions is 15.5 MAC/cycle (PULP-NN paper abstract)
     peak_int8_macs_per_cycle: float = 32.0
     conv_int8_macs_per_cycle: float = 15.5
-    #: Fraction of L1 kept free for the runtime's stacks and the kernel's scalars (our choice,
-    #: not a hardware figure: DORY also leaves headroom below 64000 B).
+    #: Bytes of L1 kept free beyond the cluster stacks (our choice, not a hardware figure).
     l1_reserved_bytes: int = 0
+    #: Stack of each cluster core, in L1 (PMSIS and pulp-runtime place the cluster stacks in
+    #: L1; pulp-runtime's CLUSTER_STACK_SIZE default is 0x800). OUR CHOICE of 1024 B: the
+    #: emitted network's deepest call chain measured ~450 B with -fstack-usage
+    #: (shared/notes/gvsoc-first-run.md); a full L1 made pulp-runtime's stack allocation fail
+    #: silently and the run hang there. The emitted projects set their stacks to this figure.
+    cluster_stack_bytes: int = 1024
     extra: dict = field(default_factory=dict, compare=False)
 
     # The compute-cycle models of the int8 kernels (PLiNIO's GAP8 latency models) and the
@@ -85,8 +90,23 @@ class Gap8Target:
 
     @property
     def l1_budget(self) -> int:
-        """Bytes of L1 the tiler may fill."""
-        return self.l1_bytes - self.l1_reserved_bytes
+        """Bytes of L1 the tiler may fill: L1 less the cluster cores' stacks and the reserve."""
+        return max(0, self.l1_bytes - self.l1_reserved_bytes - self.stack_bytes)
+
+    @property
+    def stack_bytes(self) -> int:
+        """L1 the cluster cores' stacks take."""
+        return self.cores * self.cluster_stack_bytes
+
+    def describe_l1_budget(self) -> str:
+        return (f"the L1 budget is {self.l1_budget} B ({self.l1_bytes} B of L1 less "
+                f"{self.stack_bytes} B of cluster stacks"
+                + (f" and {self.l1_reserved_bytes} B reserved" if self.l1_reserved_bytes else "")
+                + ")")
+
+    def with_l1_budget(self, budget: int) -> "Gap8Target":
+        """This target with L1 sized so that the tiler may fill ``budget`` bytes."""
+        return self.replace(l1_bytes=budget + self.l1_reserved_bytes + self.stack_bytes)
 
     def replace(self, **changes) -> "Gap8Target":
         return dataclasses.replace(self, **changes)

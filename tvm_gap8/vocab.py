@@ -41,6 +41,7 @@ LAYER_ATTR = "gap8.layer"
 # -- attributes of a lowered kernel's PrimFunc ----------------------------------------------
 INTEGER_ATTR = "gap8.integer"
 MACS_ATTR = "gap8.macs"
+WORK_ATTR = "gap8.work"  # the work counted by kind (cost/work.py): what the calibration prices
 PLAN_ATTR = "gap8.plan"  # the tile: rows, channels, tile counts, double buffering
 PLAN_FIGURES_ATTR = "gap8.plan_figures"  # the plan's L1 bytes, traffic, transfers, cycles
 EPILOGUES_ATTR = "gap8.epilogues"

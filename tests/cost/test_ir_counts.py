@@ -96,7 +96,7 @@ SPECS = list(_specs())
 @pytest.mark.parametrize("l1", [64000, 16000])
 @pytest.mark.parametrize("name,spec,make", SPECS, ids=[s[0] for s in SPECS])
 def test_ir_matches_plan(name, spec, make, l1):
-    hw = GAP8.replace(l1_bytes=l1)
+    hw = GAP8.with_l1_budget(l1)
     if make is None:
         plan = plan_kernel(spec, hw)
         func = build_kernel(spec, plan)
@@ -122,7 +122,7 @@ def test_smaller_l1_means_more_tiles_same_result():
     spec = FusedKernelSpec("dw_pw", (1, 32, 24, 24), ConvGeom(32, 32, 3, 1, (1, 1, 1, 1)),
                            ConvGeom(32, 64, 1))
     big = plan_kernel(spec, GAP8)
-    small = plan_kernel(spec, GAP8.replace(l1_bytes=16000))
+    small = plan_kernel(spec, GAP8.with_l1_budget(16000))
     assert small.row_tiles * small.channel_tiles > big.row_tiles * big.channel_tiles
     rng = np.random.default_rng(0)
     args = [rng.standard_normal(s).astype("float32")
@@ -224,7 +224,7 @@ def test_fused_table_is_staged_once_in_l1(name, spec):
     """The table of the ops between the convs is one 256-entry L1 buffer, copied in once per
     kernel (a weight copy at the root, not per tile), read by the intermediate's block; and the
     kernel stays integer-only."""
-    plan = plan_kernel(spec, GAP8.replace(l1_bytes=16000))
+    plan = plan_kernel(spec, GAP8.with_l1_budget(16000))
     assert plan.row_tiles * plan.channel_tiles > 1  # a per-tile copy would be counted more
     (table,) = [b for b in plan.buffers if b.name == "t0"]
     assert (table.elements, table.role, table.at) == (256, "weight", "root")
@@ -390,14 +390,14 @@ def test_input_channels_tiled_only_when_nothing_else_fits():
     the input rows of all channels cannot share 40 kB, so the tiler splits the input channels
     (and names them in the smallest tile when even that does not fit)."""
     spec = ConvKernelSpec((1, 1024, 4, 4), ConvGeom(1024, 8, 3, 1, (1, 1, 1, 1)))
-    hw = GAP8.replace(l1_bytes=40000)
+    hw = GAP8.with_l1_budget(40000)
     plan = plan_conv(spec, hw, "deep")
     assert plan.in_channels and plan.l1_bytes <= 40000
     _assert_ir_is_plan(schedule_conv(spec, plan), plan)
-    assert plan_conv(spec, GAP8.replace(l1_bytes=400000), "deep").in_channels == 0
+    assert plan_conv(spec, GAP8.with_l1_budget(400000), "deep").in_channels == 0
     with pytest.raises(TilingError, match=r"1 row\(s\) x 1 column\(s\) x 1 channel\(s\) x 1 "
                                           r"input channel\(s\)"):
-        plan_conv(spec, GAP8.replace(l1_bytes=50), "deep")
+        plan_conv(spec, GAP8.with_l1_budget(50), "deep")
 
 
 def _random(rng, tensor):

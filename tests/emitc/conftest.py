@@ -44,3 +44,16 @@ def int8_model(tmp_path_factory):
         return cache[name]
 
     return get
+
+
+@pytest.fixture(scope="session")
+def gvsoc():
+    """GVSOC (pulp-open) and pulp-runtime, installed by tools/ensure_gvsoc.sh (make test runs it)
+    when its tarballs or GitHub are reachable; otherwise the GVSOC tests skip, saying why."""
+    from tvm_gap8.emitc.gvsoc import gvsoc_available
+    if gvsoc_available():
+        subprocess.run(["sh", os.path.join(ROOT, "tools", "ensure_gvsoc.sh")], check=False)
+    missing = gvsoc_available()
+    if missing:
+        pytest.skip(missing)
+    return True

@@ -83,7 +83,7 @@ FAKE_PMSIS = """/* the PMSIS declarations gap8_pmsis.c, gap8_cluster.h and main.
 typedef struct { int id; } pi_cl_dma_cmd_t;
 struct pi_device { void *data; };
 struct pi_cluster_conf { int id; };
-struct pi_cluster_task { int stack_size; };
+struct pi_cluster_task { int stack_size; int slave_stack_size; int nb_cores; };
 void pi_cl_dma_cmd(uint32_t ext, uint32_t loc, uint32_t size, uint32_t dir, pi_cl_dma_cmd_t *c);
 void pi_cl_dma_cmd_2d(uint32_t ext, uint32_t loc, uint32_t size, uint32_t stride,
                       uint32_t length, uint32_t dir, pi_cl_dma_cmd_t *c);
@@ -117,8 +117,9 @@ def test_sdk_back_end_type_checks_against_the_pmsis_api(tmp_path):
     assert main(["compile", str(model), "--emit-c", "--l1-kb", "16",
                  "-o", str(tmp_path / "o"), "-q"]) == 0
     project = tmp_path / "o" / "gap8"
-    (tmp_path / "pmsis.h").write_text(FAKE_PMSIS)
-    for src in ("gap8_pmsis.c", "network.c", "kernels.c", "main.c"):
+    (tmp_path / "pmsis.h").write_text(f"#ifndef FAKE_PMSIS_H\n#define FAKE_PMSIS_H\n{FAKE_PMSIS}"
+                                      "#endif\n")
+    for src in ("gap8_pmsis.c", "network.c", "kernels.c", "weights.c", "main.c"):
         proc = subprocess.run(["cc", "-std=gnu99", "-Wall", "-Werror", "-fsyntax-only",
                                "-DGAP8_PMSIS", f"-I{tmp_path}", src], cwd=project,
                               capture_output=True, text=True)

@@ -87,7 +87,7 @@ def test_intermediate_only_in_l1_and_copies_annotated(kind):
     else:
         spec = FusedKernelSpec(kind, (1, c, 12, 12), ConvGeom(c, 24, 1),
                                ConvGeom(24, 24, 3, 2, (1, 1, 1, 1)))
-    plan = plan_kernel(spec, GAP8.replace(l1_bytes=6000))
+    plan = plan_kernel(spec, GAP8.with_l1_budget(6000))
     assert plan.row_tiles > 1  # the small L1 forces tiling
     blocks = _blocks(build_kernel(spec, plan))
     by_role = {}
@@ -118,11 +118,11 @@ def test_planner_is_deterministic_and_respects_budget():
     spec = FusedKernelSpec("dw_pw", (1, 32, 24, 24), ConvGeom(32, 32, 3, 1, (1, 1, 1, 1)),
                            ConvGeom(32, 64, 1))
     for l1 in (64000, 40000, 24000):
-        hw = GAP8.replace(l1_bytes=l1)
+        hw = GAP8.with_l1_budget(l1)
         a, b = plan_kernel(spec, hw), plan_kernel(spec, hw)
         assert a == b
         assert a.l1_bytes <= l1
-    big, small = plan_kernel(spec, GAP8), plan_kernel(spec, GAP8.replace(l1_bytes=24000))
+    big, small = plan_kernel(spec, GAP8), plan_kernel(spec, GAP8.with_l1_budget(24000))
     assert small.row_tiles * small.channel_tiles > big.row_tiles * big.channel_tiles
 
 
@@ -133,9 +133,9 @@ def test_planner_names_layer_that_cannot_fit():
                            ConvGeom(64, 128, 1))
     # 1000 B fit since the columns are tiled too (2 rows x 1 column x 1 channel, DW 2 channels
     # at a time); the smallest tile is named over every tiled dimension
-    assert plan_kernel(spec, GAP8.replace(l1_bytes=1000)).cols == 1
+    assert plan_kernel(spec, GAP8.with_l1_budget(1000)).cols == 1
     with pytest.raises(TilingError, match=r"layer b3 \(dw_pw\) cannot fit L1: its smallest tile "
                                           r"\(1 row\(s\) x 1 column\(s\) x 1 channel\(s\), DW 1 "
                                           r"channel\(s\) at a time\) needs \d+ B, "
                                           r"the L1 budget is 300 B"):
-        plan_kernel(spec, GAP8.replace(l1_bytes=300), layer="b3")
+        plan_kernel(spec, GAP8.with_l1_budget(300), layer="b3")

@@ -31,7 +31,7 @@ def _refusal_bytes(reason):
 def test_pair_that_fits_no_tile_stays_unfused(dtype, budget):
     model = M.dw_pw_block(**WIDE)
     model = quantized(model) if dtype == "int8" else model
-    result = compile_checked(model, hw=GAP8.replace(l1_bytes=budget))
+    result = compile_checked(model, hw=GAP8.with_l1_budget(budget))
     report = result.report
     assert report["fusion"]["fused"] == []
     (refused,) = report["fusion"]["refused"]
@@ -45,7 +45,7 @@ def test_pair_that_fits_no_tile_stays_unfused(dtype, budget):
 
 def test_pw_dw_pair_that_fits_no_tile_stays_unfused():
     result = compile_checked(M.pw_dw_block(cin=8, hidden=48, h=16, w=16),
-                             hw=GAP8.replace(l1_bytes=300))  # fused: >= 396 B
+                             hw=GAP8.with_l1_budget(300))  # fused: >= 396 B
     assert result.report["fusion"]["fused"] == []
     (refused,) = result.report["fusion"]["refused"]
     assert "producer: the fused kernel cannot fit L1 on gap8" in refused["reason"]
@@ -57,7 +57,7 @@ def test_pw_dw_pair_that_fits_no_tile_stays_unfused():
 def test_wide_block_fuses_channel_staged_under_a_small_l1():
     """In CI: at 10,000 B only the channel-staged variant fits the fused block (the row-tiled
     one stages 3 input rows of all 64 channels: over 26 kB at one row; staged: 9,276 B)."""
-    result = compile_checked(M.dw_pw_block(**WIDE), hw=GAP8.replace(l1_bytes=10000))
+    result = compile_checked(M.dw_pw_block(**WIDE), hw=GAP8.with_l1_budget(10000))
     (layer,) = _assert_tiled_within(result, 10000)
     assert layer["kind"] == "dw_pw"
     assert 0 < layer["tile"]["dw_channels"] < 64

@@ -56,7 +56,7 @@ def test_fused_intermediates_live_only_in_l1():
 def test_half_the_l1_gives_more_tiles():
     model = M.mobilenet_v1(alpha=0.25, resolution=96)
     full = compile_checked(model)
-    half = compile_checked(model, hw=GAP8.replace(l1_bytes=32000))
+    half = compile_checked(model, hw=GAP8.with_l1_budget(32000))
     tiles = lambda r: sum(lay["tile"]["row_tiles"] * lay["tile"]["channel_tiles"]  # noqa: E731
                           for lay in r.report["layers"] if lay.get("tiled"))
     _assert_tiled_within(half, 32000)

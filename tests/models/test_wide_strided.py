@@ -88,7 +88,7 @@ def test_int8_wide_pw_column_tiles_are_exact():
     b = M.GraphBuilder(1)
     y = b.act(b.conv("input", 64, 64, 1, base="pw"), "relu")
     result = compile_checked(quantized(b.model("input", [1, 64, 2, 320], y, name="wide_pw")),
-                             hw=GAP8.replace(l1_bytes=16000))
+                             hw=GAP8.with_l1_budget(16000))
     (layer,) = [lay for lay in result.report["layers"] if lay["kind"] == "pw"]
     assert layer["tile"]["col_tiles"] > 1
     (out,) = result.report["check"]["outputs"]

@@ -75,6 +75,7 @@ class Network:
     l1_arena: int = 0
     l3_bytes: int = 0
     l2_weights: int = 0
+    cluster_stack_bytes: int = 1024  # per core, in L1 beside the arena (from the target)
     stats: dict = field(default_factory=dict)
 
 
@@ -318,7 +319,8 @@ def read_network(lowered: tvm.IRModule, hw, instrument: bool = True) -> Network:
     for layer in reader.layers:
         if layer.kernel not in kernels:
             kernels[layer.kernel] = plain_kernel(layer.kernel, mod[layer.kernel], instrument)
-    net = Network(reader.tensors, reader.layers, kernels, inputs, outputs, boundary)
+    net = Network(reader.tensors, reader.layers, kernels, inputs, outputs, boundary,
+                  cluster_stack_bytes=hw.cluster_stack_bytes)
     _lifetimes(net.tensors, net.layers, outputs)
     _plan_memory(net, hw)
     net.stats = {

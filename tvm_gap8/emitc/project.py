@@ -12,12 +12,17 @@ from .network import Network, c_type
 RUNTIME = os.path.join(os.path.dirname(__file__), "runtime")
 #: copied verbatim into the project
 RUNTIME_FILES = ("gap8_dma.h", "gap8_cluster.h", "gap8_portable.c", "gap8_pmsis.c",
-                 "runner.c", "main.c", "Makefile")
+                 "gap8_pulprt.c", "runner.c", "main.c", "Makefile", "Makefile.pulprt")
 SECTIONS = """#if defined(GAP8_SECTIONS)
 #define GAP8_L1_DATA __attribute__((section(".gap8_l1"), aligned(8)))
 #define GAP8_L2_DATA __attribute__((section(".gap8_l2"), aligned(8)))
 #define GAP8_L3_DATA __attribute__((section(".gap8_l3"), aligned(8)))
+#elif defined(GAP8_PULPRT) /* GVSOC pulp-open: TCDM, L2, the L3 stand-in (gap8_pulprt.ld) */
+#define GAP8_L1_DATA __attribute__((section(".bss_l1"), aligned(8)))
+#define GAP8_L2_DATA __attribute__((aligned(8)))
+#define GAP8_L3_DATA __attribute__((section(".gap8_l3"), aligned(8)))
 #elif defined(GAP8_PMSIS)
+#include "pmsis.h"
 #define GAP8_L1_DATA PI_CL_L1 __attribute__((aligned(8)))
 #define GAP8_L2_DATA PI_L2 __attribute__((aligned(8)))
 #define GAP8_L3_DATA PI_L2 __attribute__((aligned(8))) /* board: load to HyperRAM (readfs) */
@@ -63,7 +68,9 @@ def network_h(net: Network) -> str:
                   f"#define GAP8_OUT_SCALE {b.out_scale!r}f", f"#define GAP8_OUT_ZP {b.out_zp}"]
     lines += [f"#define GAP8_L2_ARENA_BYTES {net.l2_arena}",
               f"#define GAP8_L1_ARENA_BYTES {max(net.l1_arena, 8)}",
-              f"#define GAP8_L3_WEIGHT_BYTES {net.l3_bytes}", "",
+              f"#define GAP8_L3_WEIGHT_BYTES {net.l3_bytes}",
+              "/* per cluster core, in L1 beside the arena (the tiler's L1 budget leaves them) */",
+              f"#define GAP8_CLUSTER_STACK_BYTES {net.cluster_stack_bytes}", "",
               "/* inputs first, then outputs (one of each: in, out); returns 0 */",
               f"int gap8_network_run({_entry_params(net)});",
               "extern const char *const gap8_layer_names[GAP8_NB_LAYERS];", "#endif", ""]

@@ -13,11 +13,11 @@ from tvm import relax
 from ..check import check_outputs, random_inputs
 from ..errors import UsageError
 from ..vocab import DMA_TRANSFERS, L1_TO_L2_ACT, L2_TO_L1_ACT, L2_TO_L1_WGT, L3_TO_L2
-from . import build
+from . import build, gvsoc
 from .network import read_network
 from .project import write_project
 
-PLATFORMS = ("host", "rv32")
+PLATFORMS = ("host", "rv32", "gvsoc")
 
 
 def _quantize_input(x: np.ndarray, scale: float, zp: int) -> np.ndarray:
@@ -84,6 +84,27 @@ def measured(counters, net, report) -> dict:
             "all_equal_to_static": bool(checked) and all(r["equal_to_static"] for r in checked)}
 
 
+def measured_gvsoc(ran: "gvsoc.GvsocRun", net, report) -> dict:
+    """report.json ``measured`` of a GVSOC run: per layer the cluster timer's cycles (wall, fork
+    and join included), the master core's DMA wait cycles, per-core active cycles and
+    instructions (PCCR), the DMA bytes and commands, beside the modelled cycles."""
+    static = _static_layers(report, net)
+    rows = []
+    for layer, c in zip(net.layers, ran.layers):
+        st = static.get(layer.index)
+        rows.append({"name": layer.name, "kernel": layer.kernel, "kind": layer.kind,
+                     "weights_in": layer.weights_in, "macs": st["macs"] if st else 0,
+                     "modelled_cycles": st["plan"]["cycles"] if st else None,
+                     **{k: v for k, v in c.items() if k != "macs"}})
+    keys = ("cycles", "dma_wait_cycles", "l2_to_l1_bytes", "l1_to_l2_bytes", "l3_to_l2_bytes",
+            "macs")
+    totals = {k: sum(r[k] for r in rows) for k in keys}
+    totals["network_cycles"] = ran.cycles
+    totals["modelled_cycles"] = sum(r["modelled_cycles"] or 0 for r in rows)
+    return {"source": gvsoc.SOURCE, "note": gvsoc.PLATFORM_NOTE,
+            "l3_stand_in": bool(net.l3_bytes), "layers": rows, "totals": totals}
+
+
 def _compare(ours: np.ndarray, llvm: np.ndarray, boundary) -> dict:
     if boundary.out_scale is not None:
         llvm_q = np.rint(llvm.astype(np.float64) / boundary.out_scale).astype(np.int64) \
@@ -111,14 +132,19 @@ def emit_and_run(result, hw, out_dir: str, platform: str | None = None,
         return report
     if len(net.inputs) != 1 or len(net.outputs) != 1:
         raise UsageError("--run: the runner handles one input and one output")
-    exe = build.build_host(project, instrument) if platform == "host" else \
-        build.build_rv32(project, instrument)
     inputs = random_inputs(result.imported, seed)
     x = next(iter(inputs.values()))
     b = net.boundary
     x_c = _quantize_input(x, b.in_scale, b.in_zp) if b.in_scale is not None else x
     t_out = net.tensors[net.outputs[0]]
-    ran = build.run_project(project, exe, platform, x_c, t_out.shape, t_out.dtype, timeout)
+    if platform == "gvsoc":
+        elf = gvsoc.build(project, x_c, net.cluster_stack_bytes)
+        sim = gvsoc.run(project, elf, t_out.shape, t_out.dtype, timeout)
+        ran = {"output": sim.output, "seconds": sim.seconds, "counters": None}
+    else:
+        exe = build.build_host(project, instrument) if platform == "host" else \
+            build.build_rv32(project, instrument)
+        ran = build.run_project(project, exe, platform, x_c, t_out.shape, t_out.dtype, timeout)
     ours = ran["output"]
     got = _dequantize(ours, b.out_scale, b.out_zp) if b.out_scale is not None else ours
     llvm = _llvm_outputs(result, inputs)[0]
@@ -128,6 +154,12 @@ def emit_and_run(result, hw, out_dir: str, platform: str | None = None,
     if platform == "rv32":
         run["soft_float_symbols"] = build.soft_float_symbols(exe)
     report["run"] = run
+    if platform == "gvsoc":
+        report["measured"] = measured_gvsoc(sim, net, report)
+        totals = report["measured"]["totals"]
+        run.update(source=gvsoc.SOURCE, note=gvsoc.PLATFORM_NOTE,
+                   measured_cycles=totals["network_cycles"],
+                   modelled_cycles=report["totals"]["cycles_modelled"])
     if ran["counters"] is not None:
         report["measured"] = measured(ran["counters"], net, report)
     return report

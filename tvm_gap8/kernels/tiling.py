@@ -309,7 +309,7 @@ def search(spec, hw: Gap8Target, layer, plans, tile_cols: bool = False,
                     best = p
     if best is None:
         reason = (f"its smallest tile ({smallest.describe()}) needs {smallest.l1_bytes} B, "
-                  f"the L1 budget is {hw.l1_budget} B")
+                  f"{hw.describe_l1_budget()}")
         err = TilingError(f"layer {layer} ({spec.kind}) cannot fit L1: {reason}")
         err.reason = reason
         raise err

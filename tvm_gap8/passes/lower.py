@@ -28,7 +28,8 @@ from ..kernels.tiling import weights_placement
 from .layouts import decided_layouts, layout_plan
 from ..target import GAP8, Gap8Target, gap8_enabled
 from ..vocab import (EPILOGUES_ATTR, INTEGER_ATTR, KIND_ATTR, LAYER_ATTR, LAYOUTS_ATTR, MACS_ATTR,
-                     ONNX_NODES_ATTR, PLACEMENT_ATTR, PLAN_ATTR, PLAN_FIGURES_ATTR)
+                     ONNX_NODES_ATTR, PLACEMENT_ATTR, PLAN_ATTR, PLAN_FIGURES_ATTR, WORK_ATTR)
+from ..cost.work import work_of
 
 OPAQUE = 8  # tvm::relax::OpPatternKind::kOpaque
 
@@ -133,6 +134,7 @@ class _FusedLowerer(PyExprMutator):  # pylint: disable=abstract-method
             KIND_ATTR: spec.kind,
             LAYOUTS_ATTR: spec.layouts.describe(),
             MACS_ATTR: spec.macs(),
+            WORK_ATTR: work_of(spec),
             PLAN_ATTR: plan.tile(),
             PLAN_FIGURES_ATTR: plan.figures(),
             EPILOGUES_ATTR: spec.describe_epilogues(),

@@ -129,7 +129,7 @@ def run_case_report(case: BlockCase):
     if case.int8:
         model = quantized(model, samples=4, seed=case.seed)
     try:
-        result = compile_model(model, hw=GAP8.replace(l1_bytes=case.l1_bytes), check=True,
+        result = compile_model(model, hw=GAP8.with_l1_budget(case.l1_bytes), check=True,
                                seed=case.seed)
     except TilingError as exc:
         msg = str(exc)

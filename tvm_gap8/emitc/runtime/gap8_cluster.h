@@ -4,7 +4,9 @@
  *   gap8_barrier();
  * and every other statement runs under gap8_is_master() followed by gap8_barrier().
  * Portable back end (GAP8_PMSIS undefined): one caller runs the core ids 0..7 in turn.
- * PMSIS back end: the kernel runs on all cores (pi_cl_team_fork); each core takes its chunk. */
+ * PMSIS back end: the kernel runs on all cores (pi_cl_team_fork); each core takes its chunk.
+ * pulp-runtime back end (GAP8_PULPRT, GVSOC): the same on all cores; the fork is a shared
+ * function pointer between two barriers (gap8_pulprt.c). */
 #ifndef GAP8_CLUSTER_H
 #define GAP8_CLUSTER_H
 #include <stdint.h>
@@ -25,6 +27,13 @@ static inline int32_t gap8_barrier(void) { pi_cl_team_barrier(); return 0; }
 static inline void gap8_cluster_fork(gap8_team_fn fn, void *arg) {
   pi_cl_team_fork(GAP8_NB_CORES, fn, arg);
 }
+#elif defined(GAP8_PULPRT)
+#include "pulp.h"
+static inline int32_t gap8_team_size(void) { return 1; }
+static inline int32_t gap8_core_of(int32_t c) { (void)c; return (int32_t)hal_core_id(); }
+static inline int32_t gap8_is_master(void) { return hal_core_id() == 0; }
+static inline int32_t gap8_barrier(void) { synch_barrier(); return 0; }
+void gap8_cluster_fork(gap8_team_fn fn, void *arg);
 #else
 static inline int32_t gap8_team_size(void) { return GAP8_NB_CORES; }
 static inline int32_t gap8_core_of(int32_t c) { return c; }

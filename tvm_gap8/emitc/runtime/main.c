@@ -19,6 +19,9 @@ static void start(void) {
   pi_open_from_conf(&cluster, &conf);
   if (pi_cluster_open(&cluster)) pmsis_exit(-1);
   pi_cluster_task(&task, cluster_entry, 0);
+  /* the cluster stacks live in L1 beside the arena: the tiler's budget left exactly these */
+  task.stack_size = GAP8_CLUSTER_STACK_BYTES;
+  task.slave_stack_size = GAP8_CLUSTER_STACK_BYTES;
   pi_perf_conf(1 << PI_PERF_CYCLES);
   pi_perf_reset();
   pi_perf_start();

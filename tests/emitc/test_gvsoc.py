@@ -1,0 +1,71 @@
+"""--run gvsoc: the emitted network built against pulp-runtime and run on GVSOC's pulp-open
+cluster (8 cores): bit-exact against the LLVM build and the integer reference, with cycles
+measured per layer (cluster timer, per-core PCCR, DMA waits) beside the modelled ones."""
+
+import json
+
+import numpy as np
+import pytest
+
+from tvm_gap8.cli import main
+from tvm_gap8.emitc import gvsoc as G
+from tvm_gap8.errors import BuildError, LinkError
+
+
+def _compile(model, out, *extra):
+    rc = main(["compile", model, "--emit-c", "--run", "gvsoc", "-o", str(out), "-q", *extra])
+    return rc, json.loads((out / "report.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def v1_on_gvsoc(int8_model, rv32, gvsoc, tmp_path_factory):
+    """int8 MobileNetV1 x0.25 @96, the CLI defaults, run on GVSOC once for this module."""
+    out = tmp_path_factory.mktemp("gvsoc") / "v1"
+    rc, report = _compile(int8_model("mobilenet_v1_025_96"), out)
+    return rc, report, out
+
+
+def test_int8_mobilenet_v1_on_gvsoc_bit_exact_and_measured(v1_on_gvsoc):
+    rc, report, _ = v1_on_gvsoc
+    run = report["run"]
+    assert rc == 0 and run["platform"] == "gvsoc"
+    assert run["vs_llvm"] == {"integers_equal": True, "max_abs_diff": 0}
+    assert run["check"]["passed"] and run["check"]["exact"]["equal"]
+    measured = report["measured"]
+    assert measured["source"] == G.SOURCE and "not GAP8" in measured["note"]
+    tiled = {t["name"]: t for t in report["layers"] if t.get("tiled")}
+    rows = [r for r in measured["layers"] if r["name"] in tiled]
+    assert len(rows) == len(tiled) > 20
+    for r in rows:
+        t = tiled[r["name"]]
+        assert r["cycles"] > 0 and r["modelled_cycles"] == t["plan"]["cycles"], r["name"]
+        assert len(r["cores"]) == 8 and all(c["active_cycles"] <= r["cycles"] for c in r["cores"])
+        assert r["dma_wait_cycles"] < r["cycles"], r["name"]
+        # the DMA back end moved exactly what the IR declares
+        tr = t["traffic"]
+        assert r["l2_to_l1_bytes"] == tr["l2_to_l1_act"] + tr["l2_to_l1_wgt"], r["name"]
+        assert r["l1_to_l2_bytes"] == tr["l1_to_l2_act"], r["name"]
+    totals = measured["totals"]
+    assert totals["cycles"] <= totals["network_cycles"] == run["measured_cycles"]
+    assert totals["modelled_cycles"] == sum(r["modelled_cycles"] for r in rows)
+
+
+def test_parse_reads_output_layers_and_cores():
+    out = ("gap8-status 0 cycles 1234\ngap8-out 0 01 ff 80\n"
+           "gap8-layer 0 10 20 0 1 1 0 0 1 900 50\ngap8-core 0" + " 800 400" * 8 + "\n")
+    ran = G.parse(out, 0, (3,), np.int8, 1.0)
+    assert ran.cycles == 1234 and ran.output.tolist() == [1, -1, -128]
+    layer = ran.layers[0]
+    assert layer["cycles"] == 900 and layer["dma_wait_cycles"] == 50
+    assert layer["l2_to_l1_bytes"] == 10 and len(layer["cores"]) == 8
+    with pytest.raises(BuildError, match="GVSOC run failed"):
+        G.parse("nothing printed", 0, (3,), np.int8, 1.0)
+
+
+def test_l1_check_names_the_region(v1_on_gvsoc):
+    """An L1 arena that leaves no room for the cluster stacks is refused before the run (on
+    pulp-runtime the stack allocation would fail silently and the run hang)."""
+    elf = str(v1_on_gvsoc[2] / "gap8" / "build" / "gap8" / "gap8")
+    G._check_l1(elf, 1024)  # what the build used: fits
+    with pytest.raises(LinkError, match=r"does not fit L1 .*over by [\d,]+ bytes"):
+        G._check_l1(elf, 8192)

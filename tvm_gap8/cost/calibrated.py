@@ -1,0 +1,64 @@
+"""The cycle model fitted to GVSOC: per layer, cycles as a non-negative linear function of what
+the layer does (``cost/work.py`` work per core, DMA bytes and commands, tiles, one fork). The
+coefficients are measured, not assumed: ``benchmarks/model_vs_measured.py --write`` fits them to
+per-layer cluster cycles of *our* emitted kernels on GVSOC pulp-open and stores them, with the
+networks, revision and date they came from, in ``gvsoc_calibration.json`` beside this module.
+One coefficient per kind of work: a PW's MACs cost the same fused or standalone."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+
+from ..vocab import DMA_TRANSFERS, L1_TO_L2_ACT, L2_TO_L1_ACT, L2_TO_L1_WGT
+from .work import TERMS
+
+#: the features, in the order of the fit
+FEATURES = (*TERMS, "dma_bytes", "dma_commands", "tiles", "layer")
+CALIBRATION_FILE = os.path.join(os.path.dirname(__file__), "gvsoc_calibration.json")
+
+
+@dataclass(frozen=True)
+class Calibration:
+    coefficients: dict       # feature -> cycles per unit
+    source: str              # what was measured, on what (GVSOC revision), by which command
+    fitted_on: tuple         # the networks of the fit
+    cores: int = 8
+
+    def to_json(self) -> dict:
+        return {"coefficients": self.coefficients, "source": self.source,
+                "fitted_on": list(self.fitted_on), "cores": self.cores}
+
+    @classmethod
+    def from_json(cls, data: dict) -> "Calibration":
+        unknown = set(data["coefficients"]) - set(FEATURES)
+        if unknown:
+            raise ValueError(f"{CALIBRATION_FILE}: unknown features {sorted(unknown)}")
+        return cls(dict(data["coefficients"]), data["source"], tuple(data["fitted_on"]),
+                   int(data.get("cores", 8)))
+
+
+def load(path: str = CALIBRATION_FILE) -> Calibration | None:
+    if not os.path.exists(path):
+        return None
+    with open(path, encoding="utf-8") as f:
+        return Calibration.from_json(json.load(f))
+
+
+def features(layer: dict, cores: int = 8) -> dict:
+    """The features of one tiled layer of ``report.json`` (its ``work``, ``traffic``, ``tile``):
+    work spread over the cores, the DMA it does, its tiles and its one fork."""
+    t = layer["traffic"]
+    tile = layer["tile"]
+    f = {term: layer["work"].get(term, 0) / cores for term in TERMS}
+    f["dma_bytes"] = t[L2_TO_L1_ACT] + t[L2_TO_L1_WGT] + t[L1_TO_L2_ACT]
+    f["dma_commands"] = t[DMA_TRANSFERS]
+    f["tiles"] = tile["row_tiles"] * tile["channel_tiles"]
+    f["layer"] = 1
+    return f
+
+
+def predict(cal: Calibration, layer: dict) -> int:
+    f = features(layer, cal.cores)
+    return int(round(sum(cal.coefficients.get(k, 0.0) * v for k, v in f.items())))

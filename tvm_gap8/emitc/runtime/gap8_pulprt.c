@@ -1,0 +1,290 @@
+/* pulp-runtime back end: the network on GVSOC's pulp-open cluster (8 RI5CY cores, MCHAN DMA),
+ * built with -DGAP8_PULPRT against pulp-runtime (Makefile.pulprt). How pulp-open differs from
+ * GAP8: L2 is larger (GAP8's 512 kB is enforced by the link script gap8_pulprt.ld), there is no
+ * HyperRAM (weights the plan keeps in L3 sit in an L2 region past 512 kB: a stand-in with L2
+ * timing), a cluster-controller core sits beside the 8 workers, clocks are pulp-open's.
+ *
+ * Cluster model: core 0 runs the network; cores 1..7 wait in worker_loop for a function
+ * published by gap8_cluster_fork (a shared pointer between two barriers: pulp-runtime has no
+ * team-fork call). DMA is issued by the master core; every copy returns when its data has
+ * arrived (the API's contract, gap8_dma.h). The output and, with GAP8_INSTRUMENT, the per-layer
+ * measurements are printed on stdout for the host to parse (lines "gap8-out", "gap8-layer",
+ * "gap8-core"). */
+#ifdef GAP8_PULPRT
+#include <stdio.h>
+#include <string.h>
+#include "pulp.h"
+#include "network.h"
+#include "gap8_dma.h"
+#include "gap8_cluster.h"
+
+#define TIMER timer_base_cl(0, 0, 0)
+static inline uint32_t gap8_now(void) { return timer_count_get(TIMER); } /* cluster cycles */
+
+/* MCHAN fields are 16 bits: one command moves at most this many bytes, strides below 64 KiB */
+#define GAP8_DMA_MAX_BYTES 32768
+#define GAP8_DMA_MAX_STRIDE 65535
+/* commands in flight before the oldest is waited for (MCHAN has a small counter pool) */
+#define GAP8_DMA_WINDOW 4
+
+extern const int8_t gap8_input[];
+static int8_t gap8_output[GAP8_OUT0_BYTES] __attribute__((aligned(8)));
+
+/* -- measurement ------------------------------------------------------------------------------ */
+#ifdef GAP8_INSTRUMENT
+gap8_counters_t gap8_counters[GAP8_NB_LAYERS + 1];
+gap8_counters_t *gap8_current = &gap8_counters[GAP8_NB_LAYERS];
+uint32_t gap8_copy_moved;
+static int32_t current_layer = GAP8_NB_LAYERS;
+/* per layer and core: active cycles and instructions (RI5CY PCCR: a core asleep in a barrier
+ * or a DMA wait does not count), DMA wait cycles (master core, cluster timer) */
+typedef struct { uint32_t cycles, instr; } gap8_core_count_t;
+static gap8_core_count_t core_counts[GAP8_NB_LAYERS + 1][GAP8_NB_CORES];
+static uint32_t dma_wait_cycles[GAP8_NB_LAYERS + 1];
+
+void gap8_counters_layer(int32_t layer) {
+  current_layer = layer < 0 ? GAP8_NB_LAYERS : layer;
+  gap8_current = &gap8_counters[current_layer];
+}
+
+/* the wall clock of a layer: the cluster timer, in the counters' instret field */
+uint64_t gap8_instret(void) { return gap8_now(); }
+
+static void count(int32_t dir, uint32_t bytes) {
+  if (dir < 0 || bytes == 0) return;
+  gap8_current->bytes[dir] += bytes;
+  gap8_current->transfers[dir] += 1;
+  if (dir == GAP8_DIR_L1_TO_L2) gap8_current->tiles += 1;
+}
+
+static void core_perf_start(void) {
+  cpu_perf_conf_events(CSR_PCER_ALL_EVENTS_MASK);
+  cpu_perf_setall(0);
+  cpu_perf_conf(CSR_PCMR_ACTIVE | CSR_PCMR_SATURATE);
+}
+
+static void core_perf_stop(void) {
+  gap8_core_count_t *c = &core_counts[current_layer][hal_core_id()];
+  c->cycles += cpu_perf_get(CSR_PCER_CYCLES);
+  c->instr += cpu_perf_get(CSR_PCER_INSTR);
+}
+#else
+#define count(dir, bytes) ((void)0)
+#define core_perf_start() ((void)0)
+#define core_perf_stop() ((void)0)
+#endif
+
+/* -- DMA -------------------------------------------------------------------------------------- */
+static int32_t in_flight[GAP8_DMA_WINDOW];
+static int32_t nb_in_flight;
+
+static void dma_wait_all(void) {
+#ifdef GAP8_INSTRUMENT
+  uint32_t t0 = gap8_now();
+#endif
+  for (int32_t i = 0; i < nb_in_flight; ++i) plp_dma_wait((unsigned)in_flight[i]);
+  nb_in_flight = 0;
+#ifdef GAP8_INSTRUMENT
+  dma_wait_cycles[current_layer] += gap8_now() - t0;
+#endif
+}
+
+static void dma_issued(int32_t id) {
+  if (nb_in_flight == GAP8_DMA_WINDOW) dma_wait_all();
+  in_flight[nb_in_flight++] = id;
+}
+
+/* one L1 <-> L2 command: `rows` lines of `row_bytes`, contiguous in L1, `ext_stride` apart in L2 */
+static void dma_lines(int8_t *ext, int8_t *loc, int32_t rows, int32_t row_bytes,
+                      int32_t ext_stride, int32_t ext2loc) {
+  if (rows == 1 || ext_stride == row_bytes)
+    dma_issued(plp_dma_memcpy((unsigned)ext, (unsigned)loc, (unsigned short)(rows * row_bytes),
+                              ext2loc));
+  else
+    dma_issued(plp_dma_memcpy_2d((unsigned)ext, (unsigned)loc,
+                                 (unsigned short)(rows * row_bytes), (unsigned short)ext_stride,
+                                 (unsigned short)row_bytes, ext2loc));
+}
+
+/* rows of row_bytes, each side with its stride; L1 is the local side */
+static void copy_2d(int8_t *dst, const int8_t *src, int32_t rows, int32_t row_bytes,
+                    int32_t dst_stride, int32_t src_stride, int32_t dir) {
+  int32_t ext2loc = dir == GAP8_DIR_L2_TO_L1;
+  int8_t *loc = ext2loc ? dst : (int8_t *)src;
+  int8_t *ext = ext2loc ? (int8_t *)src : dst;
+  int32_t loc_stride = ext2loc ? dst_stride : src_stride;
+  int32_t ext_stride = ext2loc ? src_stride : dst_stride;
+  if (rows > 1 && loc_stride == row_bytes && ext_stride == row_bytes) { /* one contiguous run */
+    row_bytes *= rows;
+    rows = 1;
+  }
+  if (row_bytes > GAP8_DMA_MAX_BYTES || (rows > 1 && loc_stride != row_bytes) ||
+      ext_stride > GAP8_DMA_MAX_STRIDE) {
+    for (int32_t r = 0; r < rows; ++r) /* line by line, each split into commands */
+      for (int32_t b = 0; b < row_bytes; b += GAP8_DMA_MAX_BYTES) {
+        int32_t n = row_bytes - b < GAP8_DMA_MAX_BYTES ? row_bytes - b : GAP8_DMA_MAX_BYTES;
+        dma_lines(ext + r * ext_stride + b, loc + r * loc_stride + b, 1, n, n, ext2loc);
+      }
+    return;
+  }
+  int32_t per_cmd = GAP8_DMA_MAX_BYTES / row_bytes; /* whole lines per command */
+  for (int32_t r = 0; r < rows; r += per_cmd) {
+    int32_t n = rows - r < per_cmd ? rows - r : per_cmd;
+    dma_lines(ext + r * ext_stride, loc + r * row_bytes, n, row_bytes, ext_stride, ext2loc);
+  }
+}
+
+/* the L3 stand-in is L2 memory: its tiles go to L1 in one DMA, counted on both edges */
+extern const int8_t *const gap8_l3_begin, *const gap8_l3_end;
+static int32_t from_l3(const void *src, int32_t dir) {
+  return dir == GAP8_DIR_L2_TO_L1 && (const int8_t *)src >= gap8_l3_begin &&
+         (const int8_t *)src < gap8_l3_end;
+}
+
+int32_t gap8_dma_copy_3d(void *dst, const void *src, int32_t n2, int32_t n1, int32_t row_bytes,
+                         int32_t dst_s2, int32_t src_s2, int32_t dst_s1, int32_t src_s1,
+                         int32_t dir) {
+  uint32_t bytes = (uint32_t)(n2 * n1 * row_bytes);
+  if (dir < 0) { /* L2 -> L2 (an output that is another tensor's alias) */
+    for (int32_t i = 0; i < n2; ++i)
+      for (int32_t j = 0; j < n1; ++j)
+        memcpy((int8_t *)dst + i * dst_s2 + j * dst_s1,
+               (const int8_t *)src + i * src_s2 + j * src_s1, (size_t)row_bytes);
+    return 0;
+  }
+  if (from_l3(src, dir)) count(GAP8_DIR_L3_TO_L2, bytes);
+  for (int32_t i = 0; i < n2; ++i)
+    copy_2d((int8_t *)dst + i * dst_s2, (const int8_t *)src + i * src_s2, n1, row_bytes,
+            dst_s1, src_s1, dir);
+  dma_wait_all();
+  count(dir, bytes);
+  return 0;
+}
+
+/* element-strided (layout-transposing) copy: commands along the dimension that is contiguous
+ * in L1, the other side strided (2-D lines of one element: DORY's HWC <-> CHW); when no
+ * dimension is contiguous in L1, the master core copies */
+int32_t gap8_dma_copy_strided(void *dst, const void *src, int32_t n2, int32_t n1, int32_t n0,
+                              int32_t elem, int32_t dst_s2, int32_t src_s2, int32_t dst_s1,
+                              int32_t src_s1, int32_t dst_s0, int32_t src_s0, int32_t dir) {
+  int32_t n[3] = {n0, n1, n2};
+  int32_t ds[3] = {dst_s0, dst_s1, dst_s2}, ss[3] = {src_s0, src_s1, src_s2};
+  const int32_t *loc_s = dir == GAP8_DIR_L2_TO_L1 ? ds : ss;
+  const int32_t *ext_s = dir == GAP8_DIR_L2_TO_L1 ? ss : ds;
+  uint32_t bytes = (uint32_t)(n0 * n1 * n2 * elem);
+  int32_t in = -1; /* the dimension contiguous in L1, with an L2 stride a command can take */
+  for (int32_t d = 0; d < 3 && in < 0; ++d)
+    if ((loc_s[d] == elem || n[d] == 1) && ext_s[d] <= GAP8_DMA_MAX_STRIDE &&
+        n[d] * elem <= GAP8_DMA_MAX_BYTES && n[d] > 1)
+      in = d;
+  if (from_l3(src, dir)) count(GAP8_DIR_L3_TO_L2, bytes);
+  if (in < 0) { /* core copy */
+    for (int32_t i = 0; i < n2; ++i)
+      for (int32_t j = 0; j < n1; ++j)
+        for (int32_t k = 0; k < n0; ++k)
+          memcpy((int8_t *)dst + i * dst_s2 + j * dst_s1 + k * dst_s0,
+                 (const int8_t *)src + i * src_s2 + j * src_s1 + k * src_s0, (size_t)elem);
+  } else {
+    int32_t a = (in + 1) % 3, b = (in + 2) % 3; /* the two outer dimensions */
+    int32_t ext2loc = dir == GAP8_DIR_L2_TO_L1;
+    int8_t *loc0 = ext2loc ? (int8_t *)dst : (int8_t *)src;
+    int8_t *ext0 = ext2loc ? (int8_t *)src : (int8_t *)dst;
+    for (int32_t i = 0; i < n[b]; ++i)
+      for (int32_t j = 0; j < n[a]; ++j)
+        dma_lines(ext0 + i * ext_s[b] + j * ext_s[a], loc0 + i * loc_s[b] + j * loc_s[a], n[in],
+                  elem, ext_s[in], ext2loc);
+    dma_wait_all();
+  }
+  count(dir, bytes);
+  return 0;
+}
+
+int32_t gap8_dma_copy_1d(void *dst, const void *src, int32_t bytes, int32_t dir) {
+  return gap8_dma_copy_3d(dst, src, 1, 1, bytes, 0, 0, 0, 0, dir);
+}
+
+int32_t gap8_dma_copy_2d(void *dst, const void *src, int32_t rows, int32_t row_bytes,
+                         int32_t dst_stride, int32_t src_stride, int32_t dir) {
+  return gap8_dma_copy_3d(dst, src, 1, rows, row_bytes, 0, 0, dst_stride, src_stride, dir);
+}
+
+int32_t gap8_dma_copy_transpose(void *dst, const void *src, int32_t a, int32_t b,
+                                int32_t elem_bytes, int32_t dir) {
+  return gap8_dma_copy_strided(dst, src, 1, a, b, elem_bytes, 0, 0, elem_bytes, b * elem_bytes,
+                               a * elem_bytes, elem_bytes, dir);
+}
+
+void gap8_dma_wait(void) { dma_wait_all(); }
+
+/* -- cluster ---------------------------------------------------------------------------------- */
+static volatile gap8_team_fn team_fn;
+static void *volatile team_arg;
+
+static void run_here(gap8_team_fn fn, void *arg) {
+  core_perf_start();
+  fn(arg);
+  core_perf_stop();
+}
+
+/* core 0: publish, release the workers, take part, join */
+void gap8_cluster_fork(gap8_team_fn fn, void *arg) {
+  team_fn = fn;
+  team_arg = arg;
+  synch_barrier();
+  run_here(fn, arg);
+  synch_barrier();
+}
+
+static void worker_loop(void) {
+  for (;;) {
+    synch_barrier();
+    gap8_team_fn fn = team_fn;
+    if (fn == 0) return;
+    run_here(fn, team_arg);
+    synch_barrier();
+  }
+}
+
+static void print_results(int32_t status, uint32_t cycles) {
+  printf("gap8-status %d cycles %u\n", (int)status, (unsigned)cycles);
+  for (int32_t i = 0; i < GAP8_OUT0_BYTES; i += 32) {
+    printf("gap8-out %d", (int)i);
+    for (int32_t j = i; j < i + 32 && j < GAP8_OUT0_BYTES; ++j)
+      printf(" %02x", (unsigned)(uint8_t)gap8_output[j]);
+    printf("\n");
+  }
+#ifdef GAP8_INSTRUMENT
+  for (int32_t l = 0; l < GAP8_NB_LAYERS; ++l) {
+    gap8_counters_t *c = &gap8_counters[l];
+    printf("gap8-layer %d %u %u %u %u %u %u %u %u %u %u\n", (int)l, (unsigned)c->bytes[0],
+           (unsigned)c->bytes[1], (unsigned)c->bytes[2], (unsigned)c->transfers[0],
+           (unsigned)c->transfers[1], (unsigned)c->transfers[2], (unsigned)c->macs,
+           (unsigned)c->tiles, (unsigned)c->instret, (unsigned)dma_wait_cycles[l]);
+    printf("gap8-core %d", (int)l);
+    for (int32_t k = 0; k < GAP8_NB_CORES; ++k)
+      printf(" %u %u", (unsigned)core_counts[l][k].cycles, (unsigned)core_counts[l][k].instr);
+    printf("\n");
+  }
+#endif
+}
+
+static int cluster_entry(void) {
+  if (hal_core_id() != 0) {
+    worker_loop();
+    return 0;
+  }
+  timer_conf_set(TIMER, TIMER_CFG_LO_ENABLE_MASK | TIMER_CFG_LO_RESET_MASK);
+  uint32_t t0 = gap8_now();
+  int32_t status = gap8_network_run((const void *)gap8_input, (void *)gap8_output);
+  uint32_t t1 = gap8_now();
+  team_fn = 0; /* release the workers for good */
+  synch_barrier();
+  print_results(status, t1 - t0);
+  return status;
+}
+
+int main(void) {
+  if (hal_cluster_id() == 0 && !hal_is_fc()) return cluster_entry();
+  return bench_cluster_forward(0);
+}
+#endif
