@@ -4,13 +4,14 @@ points elsewhere). The run prints the output and, instrumented, per-layer measur
 this module parses.
 
 How pulp-open differs from GAP8 (said next to every figure, ``PLATFORM_NOTE``): its L2 is
-1.6 MB (the link script keeps GAP8's 512 kB for code and data), it has no HyperRAM (weights
+1.6 MB (grown to 9 MB at launch; the link script keeps GAP8's 512 kB for code and data), it has no HyperRAM (weights
 the plan keeps in L3 live in an L2 region past 512 kB: a stand-in with L2 timing, no L3->L2
 cost), a cluster-controller core beside the 8 workers, and pulp-open's clocks and L2 latency.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -24,11 +25,15 @@ import numpy as np
 from ..errors import BuildError, LinkError
 
 #: GVSOC and pulp-runtime revisions of ``tools/ensure_gvsoc.sh``
+SOC_JSON = "gvsoc/generators/pulp/chips/pulp_open/soc.json"
 SOURCE = "gvsoc pulp-open (gvsoc 209c147, pulp-runtime 415a028)"
 PLATFORM_NOTE = ("GVSOC pulp-open, not GAP8: GAP8's 512 kB L2 enforced at link time; weights "
                  "in L3 read from an L2 stand-in (L2 timing, no L3 cost); pulp-open clocks")
-#: L2 of pulp-open (GVSOC soc.json l2/size 0x190000 at 0x1c000000); GAP8's 512 kB below it
-L2_BASE, L2_END, GAP8_L2 = 0x1C000000, 0x1C190000, 0x80000
+#: L2 of pulp-open as we launch it: soc.json's l2 grown to 9 MB (shared part 0x900000 in 48
+#: cuts of 0x30000; launch options only, verified by a 4-8 MB DMA read-back: DMA timing equal to
+#: stock L2), GAP8's 512 kB at its start, the L3 stand-in after it
+L2_BASE, L2_END, GAP8_L2 = 0x1C000000, 0x1C910000, 0x80000
+L2_SIZE, L2_SHARED, L2_CUT = 0x910000, 0x900000, 0x30000
 #: pulp-runtime's L1 region for pulp (kernel/chips/pulp/link.ld) and the cluster's cores
 L1_BASE, L1_SIZE, CLUSTER_CORES = 0x10000004, 0xFFFC, 8
 RV32_GCC = "riscv64-unknown-elf-gcc"
@@ -149,8 +154,8 @@ def run(project: str, elf: str, out_shape, out_dtype, timeout: int = 900) -> Gvs
     """Runs ``elf`` on ``gvsoc --target=pulp-open`` and parses what it printed."""
     h = home()
     env = dict(os.environ, PATH=f"{h / 'venv/bin'}:{h / 'gvsoc/bin'}:{os.environ['PATH']}")
-    cmd = ["gvsoc", "--target=pulp-open",
-           f"--work-dir={os.path.abspath(os.path.join(project, 'gvsoc-run'))}",
+    work = os.path.abspath(os.path.join(project, "gvsoc-run"))
+    cmd = ["gvsoc", "--target=pulp-open", f"--work-dir={work}", *_big_l2(work),
            f"--binary={os.path.abspath(elf)}", "run"]
     t0 = time.perf_counter()
     try:
@@ -161,6 +166,20 @@ def run(project: str, elf: str, out_shape, out_dtype, timeout: int = 900) -> Gvs
             from exc
     seconds = time.perf_counter() - t0
     return parse(proc.stdout, proc.returncode, out_shape, out_dtype, seconds)
+
+
+def _big_l2(work: str) -> list[str]:
+    """Launch options growing pulp-open's L2 to ``L2_SIZE`` (room for the L3 stand-in): the
+    installed soc.json with a larger l2 and shared mapping, and every memory cut resized."""
+    soc = json.loads((home() / SOC_JSON).read_text())
+    soc["l2"]["size"] = hex(L2_SIZE)
+    soc["l2"]["shared"]["mapping"]["size"] = hex(L2_SHARED)
+    os.makedirs(work, exist_ok=True)
+    path = os.path.join(work, "soc_gap8.json")
+    with open(path, "w") as f:
+        json.dump(soc, f, indent=1)
+    return ["--config-opt", f"chip/soc_config_file={path}",
+            "--config-opt", f"chip/soc/l2/*/size={L2_CUT:#x}"]
 
 
 def parse(stdout: str, returncode: int, out_shape, out_dtype, seconds: float) -> GvsocRun:

@@ -21,6 +21,7 @@ from tvm import s_tir, tirx
 
 from ..cost.ir import inspection_passes
 from ..errors import UnsupportedError
+from .intrinsics import dot_products
 from ..vocab import COPY_ANN, L1_SCOPE, L1_TO_L2, L2_TO_L1, MACS_ATTR, ROLE_ANN
 
 DMA_ANN = "gap8.dma"  # on every loop of a copy nest: "<direction>:<role>"
@@ -552,10 +553,11 @@ def _clean(source: str) -> str:
 
 
 def plain_kernel(name: str, prim, instrument_macs: bool = True) -> PlainKernel:
-    stats = {"dma_calls": 0, "core_copies": 0, "parallel_loops": 0}
+    stats = {"dma_calls": 0, "core_copies": 0, "parallel_loops": 0, "dot_calls": 0}
     func = _mark_parallel_loops(_mark_copy_loops(prim))
     func = _lower(func)
     func = _replace_copies(func, stats)
+    func = dot_products(func, stats)
     declared = prim.attrs.get(MACS_ATTR) if prim.attrs else None
     if instrument_macs and (declared is None or int(declared) > 0):
         func = _count_macs(func)  # a kernel the report gives 0 MACs (pooling) counts none

@@ -51,14 +51,17 @@ static inline int32_t GAP8_COPY_END(int32_t dir) {
 }
 #ifdef GAP8_NO_MAC_COUNT
 #define GAP8_COUNT_MAC() ((void)0)
+#define GAP8_COUNT_MACS(n) ((void)0)
 #else
 static inline int32_t GAP8_COUNT_MAC(void) { gap8_current->macs += 1; return 0; }
+static inline int32_t GAP8_COUNT_MACS(int32_t n) { gap8_current->macs += (uint32_t)n; return 0; }
 #endif
 #else
 #define GAP8_COPY_BEGIN() ((void)0)
 #define GAP8_COPY_ELEM(dir, bytes) ((void)0)
 #define GAP8_COPY_END(dir) ((void)0)
 #define GAP8_COUNT_MAC() ((void)0)
+#define GAP8_COUNT_MACS(n) ((void)0)
 #endif
 #ifdef GAP8_INSTRUMENT /* GAP8_INSTRET_ONLY: per-layer instructions and DMA calls only */
 extern gap8_counters_t *gap8_current;

@@ -1,0 +1,129 @@
+"""Reductions -> micro-kernel calls: after lowering, every innermost reduction loop of the form
+
+    for v in [0, n):  [if v == 0: acc[i] = 0]   acc[i] = acc[i] + (int32(a[pa + sa*v]) + c)
+                                                                  * int32(b[pb + sb*v])
+
+with int8 ``a`` and ``b`` becomes ``acc[i] = [acc[i] +] gap8_dot_i8(&a[pa], sa, &b[pb], sb, n,
+c)`` (``runtime/gap8_simd.h``): one 4-way int8 dot product per 4 MACs (Xpulpv2
+``pv.sdotsp.b`` on the cluster, with a hardware loop and post-increment loads when both
+operands are contiguous), plain C on the host and the emulator. Integer sums in any order are
+the same integers: every back end computes what the loop computed. The tensorize of TVM 0.27
+crashes, so this is a pass over the lowered TIR (../shared/notes/tvm-0.27-c-emission.md).
+A loop of any other form is left as it is.
+"""
+
+from __future__ import annotations
+
+import tvm
+import tvm_ffi
+from tvm import tirx
+
+#: below this many MACs a call costs more than the loop it replaces
+MIN_LENGTH = 4
+DOT = "gap8_dot_i8"
+
+
+def _int8_load(e):
+    """``int32(load)`` of an int8 buffer -> the load, else None."""
+    if isinstance(e, tirx.Cast) and str(e.ty) == "int32" and \
+            isinstance(e.value, tvm.ir.TensorLoad) and str(e.value.ty) == "int8" and \
+            len(e.value.indices) == 1:
+        return e.value
+    return None
+
+
+def _operand(e):
+    """(load, offset) of ``int32(load)`` or ``int32(load) +/- c``."""
+    load = _int8_load(e)
+    if load is not None:
+        return load, 0
+    if isinstance(e, (tirx.Add, tirx.Sub)) and isinstance(e.b, tirx.IntImm):
+        load = _int8_load(e.a)
+        if load is not None:
+            c = int(e.b.value)
+            return load, (c if isinstance(e, tirx.Add) else -c)
+    return None
+
+
+def _uses(expr, var) -> bool:
+    found = []
+    tvm_ffi.structural_map(expr, (tirx.Var, lambda v: found.append(v) or v if v.same_as(var)
+                                  else v))
+    return bool(found)
+
+
+def _mac(store, var):
+    """(a load, a offset, b load) of ``acc[i] = acc[i] + A * B``, or None."""
+    v = store.value
+    if not isinstance(v, tirx.Add) or len(store.indices) != 1 or _uses(store.indices[0], var):
+        return None
+    acc, term = v.a, v.b
+    if not (isinstance(acc, tvm.ir.TensorLoad) and acc.source.same_as(store.buffer)
+            and tvm_ffi.structural_equal(acc.indices[0], store.indices[0])):
+        return None
+    if not isinstance(term, tirx.Mul) or str(store.buffer.ty.dtype) != "int32":
+        return None
+    for x, w in ((term.a, term.b), (term.b, term.a)):
+        a, b = _operand(x), _int8_load(w)
+        if a is not None and b is not None:
+            return a[0], a[1], b
+    return None
+
+
+def _init(stmt, store, var) -> bool:
+    """``if v == 0: acc[i] = 0`` for the accumulator ``store`` writes."""
+    if not isinstance(stmt, tirx.IfThenElse) or stmt.else_case is not None:
+        return False
+    cond, then = stmt.condition, stmt.then_case
+    return (isinstance(cond, tirx.EQ) and cond.a.same_as(var) and isinstance(cond.b, tirx.IntImm)
+            and int(cond.b.value) == 0 and isinstance(then, tirx.BufferStore)
+            and then.buffer.same_as(store.buffer) and isinstance(then.value, tirx.IntImm)
+            and int(then.value.value) == 0
+            and tvm_ffi.structural_equal(then.indices[0], store.indices[0]))
+
+
+def _linear(index, var):
+    coeffs = tvm.sym.detect_linear_equation(index, [var])
+    if len(coeffs) != 2 or not isinstance(coeffs[0], tirx.IntImm):
+        return None
+    return int(coeffs[0].value), coeffs[1]
+
+
+def _dot_call(loop, stats):
+    """The call replacing ``loop``, or None."""
+    var, body = loop.loop_var, loop.body
+    if not (isinstance(loop.extent, tirx.IntImm) and isinstance(loop.min, tirx.IntImm)
+            and int(loop.min.value) == 0 and int(loop.extent.value) >= MIN_LENGTH):
+        return None
+    init = False
+    if isinstance(body, tirx.SeqStmt) and len(body.seq) == 2 and \
+            isinstance(body.seq[1], tirx.BufferStore) and _init(body.seq[0], body.seq[1], var):
+        init, body = True, body.seq[1]
+    if not isinstance(body, tirx.BufferStore):
+        return None
+    mac = _mac(body, var)
+    if mac is None:
+        return None
+    a, offset, b = mac
+    la, lb = _linear(a.indices[0], var), _linear(b.indices[0], var)
+    if la is None or lb is None:
+        return None
+    n = int(loop.extent.value)
+    dot = tirx.call_extern("int32", DOT, tirx.address_of(tirx.BufferLoad(a.source, [la[1]])),
+                           la[0], tirx.address_of(tirx.BufferLoad(b.source, [lb[1]])), lb[0], n,
+                           offset)
+    acc = tirx.BufferLoad(body.buffer, list(body.indices))
+    stats["dot_calls"] += 1
+    count = tirx.Evaluate(tirx.call_extern("int32", "GAP8_COUNT_MACS", n))
+    return tirx.SeqStmt([tirx.BufferStore(body.buffer, dot if init else acc + dot,
+                                          body.indices), count])
+
+
+def dot_products(func, stats):
+    """Every matching reduction loop of ``func`` -> a ``gap8_dot_i8`` call."""
+
+    def visit(loop):
+        call = _dot_call(loop, stats)
+        return loop if call is None else call
+
+    return func.with_body(tvm_ffi.structural_map(func.body, (tirx.For, visit)))

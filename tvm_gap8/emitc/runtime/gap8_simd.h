@@ -1,0 +1,69 @@
+/* Micro-kernels the emitted kernels call (tvm_gap8/emitc/intrinsics.py replaces a reduction
+ * loop by one call). Three back ends, the same integers (integer sums in any order are equal):
+ *   GAP8_PULPRT (GVSOC pulp-open): Xpulpv2 through .insn (Debian's GCC has no PULP builtins;
+ *     encodings from GVSOC's isa_pulpv2.py, verified in shared/tools/gvsoc): a hardware loop
+ *     (lp.setup), post-increment word loads (p.lw rd, 4(rs!)), pv.sdotsp.b (4 int8 MACs);
+ *   GAP8_PMSIS (GAP SDK): __builtin_pulp_sdotsp4, the same instruction through PULP GCC;
+ *   otherwise (host, rv32 emulator): plain C. */
+#ifndef GAP8_SIMD_H
+#define GAP8_SIMD_H
+#include <stdint.h>
+
+/* sum over i < n of (a[i * a_step] + a_offset) * b[i * b_step], int8 operands, int32 sum */
+static inline int32_t gap8_dot_i8_scalar(const int8_t *a, int32_t a_step, const int8_t *b,
+                                         int32_t b_step, int32_t n, int32_t a_offset) {
+  int32_t acc = 0;
+  for (int32_t i = 0; i < n; ++i, a += a_step, b += b_step)
+    acc += ((int32_t)*a + a_offset) * (int32_t)*b;
+  return acc;
+}
+
+#if defined(GAP8_PULPRT)
+/* both operands contiguous and word-aligned: 4 MACs per pv.sdotsp.b; the offset term is
+ * a_offset * sum(b), the sum a second pv.sdotsp.b against 0x01010101 */
+static inline int32_t gap8_dot_i8(const int8_t *a, int32_t a_step, const int8_t *b,
+                                  int32_t b_step, int32_t n, int32_t a_offset) {
+  int32_t acc = 0, sum_b = 0, words = n >> 2;
+  if (a_step != 1 || b_step != 1 || words == 0 || (((uintptr_t)a | (uintptr_t)b) & 3))
+    return gap8_dot_i8_scalar(a, a_step, b, b_step, n, a_offset);
+  if (a_offset == 0) {
+    __asm__ volatile(".option push\n.option norelax\n"
+                     ".insn i 0x7B, 4, x0, %[cnt], 6\n"      /* lp.setup x0, cnt, +12 */
+                     ".insn i 0x0B, 2, t0, %[pa], 4\n"       /* p.lw t0, 4(pa!) */
+                     ".insn i 0x0B, 2, t1, %[pb], 4\n"       /* p.lw t1, 4(pb!) */
+                     ".insn r 0x57, 1, 0x5C, %[acc], t0, t1\n" /* pv.sdotsp.b acc, t0, t1 */
+                     ".option pop\n"
+                     : [acc] "+r"(acc), [pa] "+r"(a), [pb] "+r"(b)
+                     : [cnt] "r"(words) : "t0", "t1", "memory");
+  } else {
+    int32_t ones = 0x01010101;
+    __asm__ volatile(".option push\n.option norelax\n"
+                     ".insn i 0x7B, 4, x0, %[cnt], 8\n"      /* lp.setup x0, cnt, +16 */
+                     ".insn i 0x0B, 2, t0, %[pa], 4\n"
+                     ".insn i 0x0B, 2, t1, %[pb], 4\n"
+                     ".insn r 0x57, 1, 0x5C, %[acc], t0, t1\n"
+                     ".insn r 0x57, 1, 0x5C, %[sum], t1, %[ones]\n"
+                     ".option pop\n"
+                     : [acc] "+r"(acc), [sum] "+r"(sum_b), [pa] "+r"(a), [pb] "+r"(b)
+                     : [cnt] "r"(words), [ones] "r"(ones) : "t0", "t1", "memory");
+  }
+  return acc + a_offset * sum_b + gap8_dot_i8_scalar(a, 1, b, 1, n & 3, a_offset);
+}
+#elif defined(GAP8_PMSIS)
+typedef signed char gap8_v4s __attribute__((vector_size(4)));
+static inline int32_t gap8_dot_i8(const int8_t *a, int32_t a_step, const int8_t *b,
+                                  int32_t b_step, int32_t n, int32_t a_offset) {
+  int32_t acc = 0, sum_b = 0;
+  const gap8_v4s ones = {1, 1, 1, 1};
+  if (a_step != 1 || b_step != 1 || (((uintptr_t)a | (uintptr_t)b) & 3))
+    return gap8_dot_i8_scalar(a, a_step, b, b_step, n, a_offset);
+  for (; n >= 4; n -= 4, a += 4, b += 4) {
+    acc = __builtin_pulp_sdotsp4(*(const gap8_v4s *)a, *(const gap8_v4s *)b, acc);
+    sum_b = __builtin_pulp_sdotsp4(*(const gap8_v4s *)b, ones, sum_b);
+  }
+  return acc + a_offset * sum_b + gap8_dot_i8_scalar(a, 1, b, 1, n, a_offset);
+}
+#else
+#define gap8_dot_i8 gap8_dot_i8_scalar
+#endif
+#endif
