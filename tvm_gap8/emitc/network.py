@@ -288,7 +288,7 @@ def _place_weights(net, hw):
     per_layer = [_layer_consts(net, layer) for layer in net.layers]
     direct = {n for _, d in per_layer for n in d}
     l2_used = sum(_aligned(net.tensors[n].nbytes) for n in direct)
-    budget = hw.l2_bytes - net.l2_arena - net.l1_arena
+    budget = hw.l2_budget - net.l2_arena - net.l1_arena
     l3_off = 0
     for layer, (staged, _) in zip(net.layers, per_layer):
         todo = [n for n in dict.fromkeys(staged) if n not in direct

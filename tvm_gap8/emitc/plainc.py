@@ -26,6 +26,7 @@ from ..vocab import COPY_ANN, L1_SCOPE, L1_TO_L2, L2_TO_L1, MACS_ATTR, ROLE_ANN
 
 DMA_ANN = "gap8.dma"  # on every loop of a copy nest: "<direction>:<role>"
 PAR_ANN = "gap8.parallel"  # on the loop split over the cores
+PAR_OUTER_ANN = "gap8.parallel_outer"  # on data-parallel loops above it: run by every core
 L1_ALIGN = 8
 #: direction codes of gap8_dma.h
 DIRECTIONS = {L2_TO_L1: 0, L1_TO_L2: 1, "l3_to_l2": 2}
@@ -109,15 +110,33 @@ def _is_data_parallel(loop) -> bool:
     return True
 
 
+def _balance(extent: int, cores: int = 8) -> float:
+    """Share of the cores' time a split of ``extent`` iterations keeps busy."""
+    return extent / (cores * -(-extent // cores))
+
+
+def _best_split(loop):
+    """In the perfect nest of data-parallel loops from ``loop`` down, the loop whose split keeps
+    the cores busiest (the outermost of equals): [loops above it], that loop."""
+    nest = [loop]
+    while isinstance(nest[-1].body, tirx.For) and _is_data_parallel(nest[-1].body):
+        nest.append(nest[-1].body)
+    nest = [lp for lp in nest if int(lp.extent) > 1]
+    best = max(range(len(nest)), key=lambda k: (_balance(int(nest[k].extent)), -k))
+    return nest[:best], nest[best]
+
+
 def _mark_parallel_loops(func):
     """The outermost loop of every compute nest (a loop holding no copy whose enclosing loops
-    all hold copies; unit loops passed through) gets PAR_ANN when it is data parallel."""
+    all hold copies; unit loops passed through) starts a nest of data-parallel loops: the one
+    whose split balances the cores best gets PAR_ANN, the loops above it PAR_OUTER_ANN (every
+    core runs them, one barrier after the nest)."""
     from ..tirwalk import walk
 
     def holds_copy(stmt):
         return any(COPY_ANN in r.block.annotations for r in _blocks_under(stmt))
 
-    targets = []
+    targets, outers = [], []
     for stmt, loops in walk(func.body):
         if isinstance(stmt, tirx.For) and DMA_ANN not in stmt.annotations \
                 and not holds_copy(stmt) and all(holds_copy(lp) for lp in loops):
@@ -125,11 +144,15 @@ def _mark_parallel_loops(func):
             while int(loop.extent) == 1 and isinstance(loop.body, tirx.For):
                 loop = loop.body  # through unit loops (a single tile of a split axis)
             if int(loop.extent) > 1 and _is_data_parallel(loop):
-                targets.append(loop.loop_var)
+                above, chosen = _best_split(loop)
+                targets.append(chosen.loop_var)
+                outers += [lp.loop_var for lp in above]
 
     def visit(loop):
         if any(loop.loop_var.same_as(v) for v in targets):
             return _with_ann(loop, PAR_ANN, 1)
+        if any(loop.loop_var.same_as(v) for v in outers):
+            return _with_ann(loop, PAR_OUTER_ANN, 1)
         return loop
 
     return func.with_body(tvm_ffi.structural_map(func.body, (tirx.For, visit)))
@@ -299,6 +322,8 @@ def _padded_dma(loops, store, direction):
     fill = tvm_ffi.structural_map(loops[0], [
         (tirx.BufferStore, lambda st: tirx.BufferStore(st.buffer, pad, st.indices)),
         (tirx.For, _unmarked)])
+    if int(fill.extent) > 1:  # every core fills its share of the tile
+        fill = _with_ann(fill, PAR_ANN, 1)
     return tirx.SeqStmt([fill, call])
 
 
@@ -379,7 +404,7 @@ def _count_macs(func):
 
 # -- cores -------------------------------------------------------------------------------
 
-def _split_over_cores(loop, stats):
+def _split_over_cores(loop, stats, barrier: bool = True):
     """for v in [0, E) -> for c in team: core = gap8_core_of(c);
     for v in [core*chunk, min(E, (core+1)*chunk)); then a barrier."""
     stats["parallel_loops"] += 1
@@ -392,7 +417,20 @@ def _split_over_cores(loop, stats):
     inner = tirx.For(loop.loop_var, start, count, tirx.ForKind.SERIAL, loop.body)
     team_loop = tirx.For(team, 0, tirx.call_extern("int32", "gap8_team_size"),
                          tirx.ForKind.SERIAL, inner)
+    if not barrier:
+        return team_loop
     return tirx.SeqStmt([team_loop, tirx.Evaluate(tirx.call_extern("int32", "gap8_barrier"))])
+
+
+def _split_nest(loop, stats):
+    """A PAR_OUTER_ANN nest: every core runs the outer loops and its chunk of the split loop
+    inside; one barrier after the nest."""
+    if PAR_ANN in loop.annotations:
+        return _split_over_cores(loop, stats, barrier=False)
+    if not isinstance(loop.body, tirx.For):
+        raise UnsupportedError("--emit-c: a split loop is not directly under the loops above it")
+    return tirx.For(loop.loop_var, loop.min, loop.extent, loop.kind,
+                    _split_nest(loop.body, stats), None, loop.annotations, loop.step, loop.span)
 
 
 def _contains_parallel(stmt) -> bool:
@@ -416,6 +454,9 @@ def _team(stmt, stats):
     master core followed by a barrier."""
     if isinstance(stmt, tirx.For) and PAR_ANN in stmt.annotations:
         return _split_over_cores(stmt, stats)
+    if isinstance(stmt, tirx.For) and PAR_OUTER_ANN in stmt.annotations:
+        return tirx.SeqStmt([_split_nest(stmt, stats),
+                             tirx.Evaluate(tirx.call_extern("int32", "gap8_barrier"))])
     if not _contains_parallel(stmt):
         return stmt if _declares(stmt) else _master(stmt)
     if isinstance(stmt, tirx.SeqStmt):

@@ -216,7 +216,7 @@ def weights_placement(plan: TilePlan, hw: Gap8Target) -> dict:
     """Where a kernel's weights live: weights that do not fit L2 beside the layer's
     activations stream from L3 through L2 (``l3_to_l2`` bytes, the same as reach L1)."""
     act = plan.l2_to_l1_act + plan.l1_to_l2_act
-    in_l3 = act + plan.l2_to_l1_wgt > hw.l2_bytes
+    in_l3 = act + plan.l2_to_l1_wgt > hw.l2_budget
     return {"weights_in": "L3" if in_l3 else "L2", L3_TO_L2: plan.l2_to_l1_wgt if in_l3 else 0}
 
 
