@@ -26,6 +26,7 @@ from ..vocab import COPY_ANN, L1_SCOPE, L1_TO_L2, L2_TO_L1, MACS_ATTR, ROLE_ANN
 
 DMA_ANN = "gap8.dma"  # on every loop of a copy nest: "<direction>:<role>"
 PAR_ANN = "gap8.parallel"  # on the loop split over the cores
+TEAM_ANN = "gap8.team_copy"  # a copy every core enters (gap8_copy_strided_part)
 PAR_OUTER_ANN = "gap8.parallel_outer"  # on data-parallel loops above it: run by every core
 L1_ALIGN = 8
 #: direction codes of gap8_dma.h
@@ -238,8 +239,14 @@ def _copy_call(dptr, sptr, dims, eb, direction):
         return tirx.Evaluate(tirx.call_extern("int32", "gap8_dma_copy_3d", dptr, sptr, *args,
                                               direction))
     args = [n2, n1, n0, eb, d2 * eb, s2 * eb, d1 * eb, s1 * eb, d0 * eb, s0 * eb]
-    return tirx.Evaluate(tirx.call_extern("int32", "gap8_dma_copy_strided", dptr, sptr, *args,
-                                          direction))
+    # the whole team enters a layout-transposing copy: the back end gives each core its share
+    # when the lines are too short for DMA commands, else core 0 issues them
+    team = tirx.Var("gap8_c", "int32")
+    call = tirx.call_extern("int32", "gap8_copy_strided_part",
+                            tirx.call_extern("int32", "gap8_core_of", team), dptr, sptr, *args,
+                            direction)
+    return tirx.For(team, 0, tirx.call_extern("int32", "gap8_team_size"), tirx.ForKind.SERIAL,
+                    tirx.Evaluate(call), None, {TEAM_ANN: 1})
 
 
 def _dma_call(loops, store, direction):
@@ -435,7 +442,8 @@ def _split_nest(loop, stats):
 
 def _contains_parallel(stmt) -> bool:
     from ..tirwalk import walk
-    return any(isinstance(s, tirx.For) and PAR_ANN in s.annotations for s, _ in walk(stmt))
+    return any(isinstance(s, tirx.For) and (PAR_ANN in s.annotations or TEAM_ANN in s.annotations)
+               for s, _ in walk(stmt))
 
 
 def _master(stmt):
@@ -454,6 +462,8 @@ def _team(stmt, stats):
     master core followed by a barrier."""
     if isinstance(stmt, tirx.For) and PAR_ANN in stmt.annotations:
         return _split_over_cores(stmt, stats)
+    if isinstance(stmt, tirx.For) and TEAM_ANN in stmt.annotations:
+        return tirx.SeqStmt([stmt, tirx.Evaluate(tirx.call_extern("int32", "gap8_barrier"))])
     if isinstance(stmt, tirx.For) and PAR_OUTER_ANN in stmt.annotations:
         return tirx.SeqStmt([_split_nest(stmt, stats),
                              tirx.Evaluate(tirx.call_extern("int32", "gap8_barrier"))])
@@ -619,6 +629,7 @@ def _staged_params(source: str, names) -> frozenset:
     staged = set()
     for name in names:
         uses = [line for line in body.splitlines() if re.search(rf"\b{name}_p\b", line)]
-        if uses and all("gap8_dma_copy_" in line for line in uses):
+        if uses and all("gap8_dma_copy_" in line or "gap8_copy_strided_part" in line
+                        for line in uses):
             staged.add(name)
     return frozenset(staged)

@@ -23,6 +23,12 @@ int32_t gap8_dma_copy_2d(void *dst, const void *src, int32_t rows, int32_t row_b
 int32_t gap8_dma_copy_strided(void *dst, const void *src, int32_t n2, int32_t n1, int32_t n0,
                               int32_t elem, int32_t dst_s2, int32_t src_s2, int32_t dst_s1,
                               int32_t src_s1, int32_t dst_s0, int32_t src_s0, int32_t dir);
+/* the same copy entered by every core of the team (core: its id): each back end decides who
+ * moves what (DMA by core 0, or a share per core); the caller's barrier ends it */
+int32_t gap8_copy_strided_part(int32_t core, void *dst, const void *src, int32_t n2, int32_t n1,
+                               int32_t n0, int32_t elem, int32_t dst_s2, int32_t src_s2,
+                               int32_t dst_s1, int32_t src_s1, int32_t dst_s0, int32_t src_s0,
+                               int32_t dir);
 /* layout change in flight: src [a][b] of elem_bytes -> dst [b][a] (CHW <-> HWC) */
 int32_t gap8_dma_copy_transpose(void *dst, const void *src, int32_t a, int32_t b,
                                 int32_t elem_bytes, int32_t dir);

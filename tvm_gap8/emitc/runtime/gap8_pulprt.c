@@ -216,6 +216,35 @@ int32_t gap8_dma_copy_transpose(void *dst, const void *src, int32_t a, int32_t b
 
 void gap8_dma_wait(void) { dma_wait_all(); }
 
+/* DMA lines shorter than this go faster by core loads and stores, every core a share (an MCHAN
+ * command costs ~100 cycles: shared/tools/gvsoc/README.md) */
+#define GAP8_MIN_DMA_LINE 16
+
+int32_t gap8_copy_strided_part(int32_t core, void *dst, const void *src, int32_t n2, int32_t n1,
+                               int32_t n0, int32_t elem, int32_t dst_s2, int32_t src_s2,
+                               int32_t dst_s1, int32_t src_s1, int32_t dst_s0, int32_t src_s0,
+                               int32_t dir) {
+  int32_t loc_s0 = dir == GAP8_DIR_L2_TO_L1 ? dst_s0 : src_s0;
+  int32_t loc_s1 = dir == GAP8_DIR_L2_TO_L1 ? dst_s1 : src_s1;
+  int32_t line = loc_s0 == elem ? n0 * elem : loc_s1 == elem ? n1 * elem : 0;
+  if (line >= GAP8_MIN_DMA_LINE || from_l3(src, dir))
+    return core == 0 ? gap8_dma_copy_strided(dst, src, n2, n1, n0, elem, dst_s2, src_s2, dst_s1,
+                                             src_s1, dst_s0, src_s0, dir) : 0;
+  int32_t outer = n2 * n1, chunk = (outer + GAP8_NB_CORES - 1) / GAP8_NB_CORES;
+  int32_t first = core * chunk, last = first + chunk < outer ? first + chunk : outer;
+  for (int32_t ij = first; ij < last; ++ij) {
+    int32_t i = ij / n1, j = ij % n1;
+    int8_t *d = (int8_t *)dst + i * dst_s2 + j * dst_s1;
+    const int8_t *s = (const int8_t *)src + i * src_s2 + j * src_s1;
+    if (elem == 1)
+      for (int32_t k = 0; k < n0; ++k) d[k * dst_s0] = s[k * src_s0];
+    else
+      for (int32_t k = 0; k < n0; ++k) memcpy(d + k * dst_s0, s + k * src_s0, (size_t)elem);
+  }
+  if (core == 0) count(dir, (uint32_t)(n2 * n1 * n0 * elem));
+  return 0;
+}
+
 /* -- cluster ---------------------------------------------------------------------------------- */
 static volatile gap8_team_fn team_fn;
 static void *volatile team_arg;
