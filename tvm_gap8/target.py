@@ -19,6 +19,10 @@ from .errors import UsageError
 
 #: How the cluster DMA runs against compute (``Gap8Target.dma_mode``).
 DMA_MODES = ("double", "blocking")
+#: How plans are priced (``Gap8Target.cycle_model``): ``gvsoc``, the linear model fitted to
+#: GVSOC measurements of our emitted kernels (tvm_gap8/cost/calibrated.py, when the package
+#: ships a fit); ``analytical``, the per-family formulas of tvm_gap8/cost/cycles.py.
+CYCLE_MODELS = ("gvsoc", "analytical")
 
 
 @dataclass(frozen=True)
@@ -65,6 +69,7 @@ class Gap8Target:
     # "blocking_dma_transfers": true; dory_dma.c ``ALWAYS_BLOCK_DMA_TRANSFERS // needed on GAP8
     # board``)
     dma_mode: str = "double"
+    cycle_model: str = "gvsoc"
     # DORY HW_description.json: double buffering supported
     double_buffering: bool = True
     # DORY HW_description.json: 32 int8 MAC/cycle peak (8 cores x 4-way sdotp); the sustained
@@ -93,6 +98,9 @@ class Gap8Target:
     def __post_init__(self):
         if self.dma_mode not in DMA_MODES:
             raise UsageError(f"dma_mode {self.dma_mode!r}: expected one of {', '.join(DMA_MODES)}")
+        if self.cycle_model not in CYCLE_MODELS:
+            raise UsageError(f"cycle_model {self.cycle_model!r}: expected one of "
+                             f"{', '.join(CYCLE_MODELS)}")
 
     @property
     def l1_budget(self) -> int:

@@ -45,6 +45,13 @@ def test_int8_mobilenet_v1_on_gvsoc_bit_exact_and_measured(v1_on_gvsoc):
         tr = t["traffic"]
         assert r["l2_to_l1_bytes"] == tr["l2_to_l1_act"] + tr["l2_to_l1_wgt"], r["name"]
         assert r["l1_to_l2_bytes"] == tr["l1_to_l2_act"], r["name"]
+    # every PW reduction is one micro-kernel call (pv.sdotsp.b on the cluster), and the split
+    # keeps the cores of a layer with enough parallel work within reach of each other
+    assert report["emit_c"]["dot_calls"] >= 13
+    for r in rows:
+        active = [c["active_cycles"] for c in r["cores"]]
+        if r["kind"] in ("pw", "dw_pw"):
+            assert min(active) >= 0.5 * max(active), (r["name"], active)
     totals = measured["totals"]
     assert totals["cycles"] <= totals["network_cycles"] == run["measured_cycles"]
     assert totals["modelled_cycles"] == sum(r["modelled_cycles"] for r in rows)

@@ -46,6 +46,22 @@ def load(path: str = CALIBRATION_FILE) -> Calibration | None:
         return Calibration.from_json(json.load(f))
 
 
+def plan_features(spec, plan, cores: int = 8) -> dict:
+    """The features of a tile plan of ``spec`` (what ``features`` reads off report.json)."""
+    from .work import work_of
+    f = {term: n / cores for term, n in work_of(spec).items()}
+    f["dma_bytes"] = plan.l2_to_l1_act + plan.l2_to_l1_wgt + plan.l1_to_l2_act
+    f["dma_commands"] = plan.dma_transfers
+    f["tiles"] = plan.row_tiles * plan.channel_tiles * plan.col_tiles
+    f["layer"] = 1
+    return f
+
+
+def plan_cycles(cal: Calibration, spec, plan) -> float:
+    f = plan_features(spec, plan, cal.cores)
+    return sum(cal.coefficients.get(k, 0.0) * v for k, v in f.items())
+
+
 def features(layer: dict, cores: int = 8) -> dict:
     """The features of one tiled layer of ``report.json`` (its ``work``, ``traffic``, ``tile``):
     work spread over the cores, the DMA it does, its tiles and its one fork."""
@@ -54,7 +70,7 @@ def features(layer: dict, cores: int = 8) -> dict:
     f = {term: layer["work"].get(term, 0) / cores for term in TERMS}
     f["dma_bytes"] = t[L2_TO_L1_ACT] + t[L2_TO_L1_WGT] + t[L1_TO_L2_ACT]
     f["dma_commands"] = t[DMA_TRANSFERS]
-    f["tiles"] = tile["row_tiles"] * tile["channel_tiles"]
+    f["tiles"] = tile["row_tiles"] * tile["channel_tiles"] * tile.get("col_tiles", 1)
     f["layer"] = 1
     return f
 
@@ -62,3 +78,7 @@ def features(layer: dict, cores: int = 8) -> dict:
 def predict(cal: Calibration, layer: dict) -> int:
     f = features(layer, cal.cores)
     return int(round(sum(cal.coefficients.get(k, 0.0) * v for k, v in f.items())))
+
+
+#: the calibration shipped with the package (None until benchmarks/model_vs_measured.py --write)
+SHIPPED = load()

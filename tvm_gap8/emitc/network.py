@@ -326,6 +326,7 @@ def read_network(lowered: tvm.IRModule, hw, instrument: bool = True) -> Network:
     net.stats = {
         "dma_calls": sum(k.dma_calls for k in kernels.values()),
         "core_copies": sum(k.core_copies for k in kernels.values()),
+        "dot_calls": sum(k.dot_calls for k in kernels.values()),
         "parallel_loops": sum(k.parallel_loops for k in kernels.values()),
         "kernels_not_split_over_cores": sorted(k.name for k in kernels.values()
                                                if k.parallel_loops == 0),

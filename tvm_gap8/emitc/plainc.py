@@ -44,6 +44,7 @@ class PlainKernel:
     core_copies: int  # copy stages left as counted core loops
     parallel_loops: int
     staged: frozenset = frozenset()  # parameters read only by DMA calls (may live in L3)
+    dot_calls: int = 0  # reduction loops replaced by gap8_dot_i8 (intrinsics.py)
 
 
 # -- before lowering: mark copy nests and parallel loops ---------------------------------------
@@ -620,7 +621,7 @@ def plain_kernel(name: str, prim, instrument_macs: bool = True) -> PlainKernel:
     proto = proto.rstrip(" {") + ";"
     return PlainKernel(name, source, proto, params, l1, stats["dma_calls"],
                        stats["core_copies"], stats["parallel_loops"],
-                       _staged_params(source, [p for p, _ in params]))
+                       _staged_params(source, [p for p, _ in params]), stats["dot_calls"])
 
 
 def _staged_params(source: str, names) -> frozenset:

@@ -21,7 +21,7 @@ import itertools
 import math
 from dataclasses import dataclass, replace
 
-from ..cost import cycles
+from ..cost import calibrated, cycles
 from ..errors import TilingError
 from ..target import Gap8Target
 from ..vocab import (DMA_TRANSFERS, INPUT, INTERMEDIATE, L1_TO_L2_ACT, L2_TO_L1_ACT,
@@ -275,6 +275,17 @@ def choose_plan(spec, hw: Gap8Target, layer, make, tile_cols: bool = False,
     return search(spec, hw, layer, plans, tile_cols, tile_in)
 
 
+def _costed(plans, spec, hw: Gap8Target):
+    """``plans`` priced by the target's cycle model: ``gvsoc`` (default), the model fitted to
+    GVSOC measurements of our kernels (cost/calibrated.py), when the package ships a fit;
+    ``analytical``, the per-family formulas of cost/cycles.py the plans carry."""
+    cal = calibrated.SHIPPED
+    if hw.cycle_model != "gvsoc" or cal is None:
+        return plans
+    return lambda *args: [replace(p, cycles=calibrated.plan_cycles(cal, spec, p))
+                          for p in plans(*args)]
+
+
 def _key(p):  # ties: the bigger tile, double-buffered, all DW channels at once or fewer
     return (p.cycles, -p.rows * p.channels * (p.cols or 1) * p.col_tiles,
             not p.double_buffered, bool(p.dw_channels), -p.dw_channels)
@@ -288,6 +299,7 @@ def search(spec, hw: Gap8Target, layer, plans, tile_cols: bool = False,
     and ``tile_in`` (the input channels), input-channel tiles (every divisor below it) with
     or without column tiles. Bounded, deterministic passes that leave every layer that fitted
     before exactly as it was."""
+    plans = _costed(plans, spec, hw)
     shape = spec.out_shape
     chan_extent, oh = (shape[1], shape[2]) if len(shape) == 4 else (shape[-1], 1)
     # double buffering is preferred by the cost model but optional: a tile that only fits
