@@ -19,6 +19,8 @@ from .errors import UsageError
 
 #: How the cluster DMA runs against compute (``Gap8Target.dma_mode``).
 DMA_MODES = ("double", "blocking")
+#: How integer kernels requantize (``Gap8Target.requant``; ``kernels/requant.py``).
+REQUANT_MODES = ("fixed", "float32")
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,10 @@ class Gap8Target:
     # "blocking_dma_transfers": true; dory_dma.c ``ALWAYS_BLOCK_DMA_TRANSFERS // needed on GAP8
     # board``)
     dma_mode: str = "double"
+    # how the integer kernels requantize an int32 accumulator (kernels/requant.py): "fixed"
+    # (a 31-bit multiplier, one 64-bit product, round half up: what an embedded engineer ships)
+    # or "float32" (onnxruntime's float32 arithmetic in integers, bit for bit)
+    requant: str = "fixed"
     # DORY HW_description.json: double buffering supported
     double_buffering: bool = True
     # DORY HW_description.json: 32 int8 MAC/cycle peak (8 cores x 4-way sdotp); the sustained
@@ -82,6 +88,9 @@ class Gap8Target:
     def __post_init__(self):
         if self.dma_mode not in DMA_MODES:
             raise UsageError(f"dma_mode {self.dma_mode!r}: expected one of {', '.join(DMA_MODES)}")
+        if self.requant not in REQUANT_MODES:
+            raise UsageError(f"requant {self.requant!r}: expected one of "
+                             f"{', '.join(REQUANT_MODES)}")
 
     @property
     def l1_budget(self) -> int:

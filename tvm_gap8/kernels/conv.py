@@ -20,6 +20,7 @@ from .epilogue import Epilogue
 from .family import KernelFamily
 from .geometry import ConvGeom, conv_geom, conv_kind
 from .layout import KernelLayouts
+from .requant import DEFAULT_REQUANT
 from .spec import TypedOperands
 from .stages import read_composite, spec_fields
 from .staging import (Operand, finish_staged, padded_input, scalar_accumulator, stage_buffers)
@@ -222,9 +223,10 @@ def schedule_conv(spec: ConvKernelSpec, plan):
     return finish_staged(sch, plan, loops, (INPUT, WEIGHT))
 
 
-def read_conv(func, args):
-    """A ``gap8.conv`` composite -> (ConvKernelSpec, [x, w, per-channel tensors])."""
-    kernel = read_composite(func, args)
+def read_conv(func, args, requant: str = DEFAULT_REQUANT):
+    """A ``gap8.conv`` composite -> (ConvKernelSpec, [x, w, per-channel tensors]), an integer
+    conv requantized by mode ``requant``."""
+    kernel = read_composite(func, args, requant)
     (stage,) = kernel.stages
     geom = conv_geom(stage.conv)
     x_shape = tuple(int(v) for v in kernel.x.ty.shape.values)

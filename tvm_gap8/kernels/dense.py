@@ -16,6 +16,7 @@ from . import patterns
 from .composite import (CompositeReader, activation_range, layer_parts, requantization, shape_of)
 from .epilogue import ACC, Epilogue, EpilogueOp, Ref
 from .family import KernelFamily
+from .requant import DEFAULT_REQUANT
 from .spec import TypedOperands
 from .stages import Kernel
 from .staging import Operand, finish_staged, scalar_accumulator
@@ -97,9 +98,10 @@ def schedule_dense(spec: DenseKernelSpec, plan):
     return finish_staged(sch, plan, {"channels": ot})
 
 
-def read_dense(func, args):
-    """A ``gap8.dense`` composite -> (DenseKernelSpec, [x, w, per-channel tensors])."""
-    r = CompositeReader(func, args)
+def read_dense(func, args, requant: str = DEFAULT_REQUANT):
+    """A ``gap8.dense`` composite -> (DenseKernelSpec, [x, w, per-channel tensors]), an integer
+    one requantized by mode ``requant``."""
+    r = CompositeReader(func, args, requant)
     parts = layer_parts(r, "dense")
     kernel = Kernel(stages=[], x=None)
     if parts.out is None:
@@ -117,7 +119,7 @@ def read_dense(func, args):
     w_scale = np.broadcast_to(w.scale.reshape(-1), (wq.shape[0],))
     bias = r.values[parts.bias].real() if parts.bias is not None else None
     requant, arrays = requantization(q.params.scale, w_scale, *parts.out,
-                                     activation_range(parts.acts), bias)
+                                     activation_range(parts.acts), bias, r.requant)
     epilogue = kernel.requant_epilogue(requant, arrays)
     spec = DenseKernelSpec(shape_of(q.source), wq.shape[0], epilogue,
                            tuple(kernel.channel_shapes), tuple(kernel.channel_dtypes),

@@ -32,6 +32,7 @@ from .epilogue import Epilogue
 from .family import KernelFamily
 from .geometry import ConvGeom, conv_geom
 from .layout import KernelLayouts
+from .requant import DEFAULT_REQUANT
 from .spec import TypedOperands
 from .stages import read_composite, spec_fields
 from .staging import scalar_accumulator
@@ -203,9 +204,10 @@ def fused_spec(kind: str, kernel) -> FusedKernelSpec:
 
 
 def fused_reader(kind: str):
-    """The reader of a ``kind`` composite -> (FusedKernelSpec, [x, w1, w2, per-channel])."""
-    def read(func, args):
-        kernel = read_composite(func, args)
+    """The reader of a ``kind`` composite -> (FusedKernelSpec, [x, w1, w2, per-channel]), its
+    integer convs and products requantized by mode ``requant``."""
+    def read(func, args, requant: str = DEFAULT_REQUANT):
+        kernel = read_composite(func, args, requant)
         spec = fused_spec(kind, kernel)
         weights = [relax.const(stage.weight) for stage in kernel.stages]
         tables = [relax.const(t) for t in kernel.tables]

@@ -1,32 +1,55 @@
-"""Integer requantization: int32 accumulator -> int8, with no float arithmetic.
+"""Integer requantization: int32 accumulator -> 8-bit output, with no float arithmetic.
 
 ONNX QDQ semantics for a conv output: ``y = saturate(round(r / s_y) + z_y)`` with
 ``r = s_x * s_w[o] * acc`` (``acc`` the int32 sum of ``(x - z_x) * (w - z_w)`` plus the int32
-bias, whose scale is ``s_x * s_w[o]``). onnxruntime (MLAS) evaluates it as
-``rne(fl32(fl32(acc) * S))`` with ``S = fl32(fl32(s_x * s_w) / s_y)`` a float32 and ``rne``
-round-half-to-even. We compute *the same number* with integers only:
+bias, whose scale is ``s_x * s_w[o]``). The real multiplier is onnxruntime's float32
+``S = fl32(fl32(s_x * s_w) / s_y)`` (``float32_scale``). Two integer algorithms apply it, chosen
+per compile (``RequantMode``, ``REQUANT_MODES``; the CLI's ``--requant``):
 
-* ``S = m * 2^-n`` exactly, with ``m`` its 24-bit mantissa (``2^23 <= m < 2^24``);
-* ``P = acc * m`` exactly in 64 bits;
-* the float32 rounding of the product is a round-half-even of ``P`` to 24 significant bits
-  (bit length from count-leading-zeros: GAP8 has ``p.fl1``);
-* then round-half-even by ``2^n``, add the zero point, clamp. The activation (ReLU, ReLU6, any
-  constant Clip) is folded into the clamp bounds: rounding and clamping commute with monotone
-  piecewise-linear functions.
+``fixed`` (the default; what an embedded engineer ships):
+  ``S = M * 2^-k`` with ``2^30 <= M < 2^31`` (``fixed_multiplier``; exact, since ``S`` has a
+  24-bit mantissa), then ``y = clamp(((acc * M + 2^(k-1)) >> k) + z_y, lo, hi)``: one
+  32x32->64-bit product, one 64-bit add and arithmetic shift, i.e. ``floor(acc * S + 1/2)``,
+  the exact product rounded to nearest with ties rounded toward +infinity (``-2.5 -> -2``,
+  ``2.5 -> 3``). ``1 <= k <= 62``: a tinier ``S`` (every ``|acc * S| < 1/2``) is encoded as
+  ``M = 0``, a huger one (``S >= 2^30``: every nonzero ``acc`` saturates) as
+  ``M = 2^30, k = 1``; both give the same clamped outputs as the exact ``S``.
+  It differs from onnxruntime only at exact ties (half up instead of half to even) and where
+  ``fl32(acc)`` or the float32 product rounds (``|acc| >= 2^24``, or a product within half a
+  float32 ulp of a rounding boundary): by at most one step.
 
-So the kernels agree with onnxruntime bit for bit whenever ``|acc| < 2^24`` (``fl32(acc)`` is
-then exact), and the difference between the two can only come from elsewhere in the graph.
+``float32`` (onnxruntime's arithmetic, bit for bit): MLAS evaluates
+  ``rne(fl32(fl32(acc) * S))``, ``rne`` round-half-to-even. We compute *the same number* with
+  integers only:
+
+  * ``S = m * 2^-n`` exactly, with ``m`` its 24-bit mantissa (``2^23 <= m < 2^24``);
+  * ``P = acc * m`` exactly in 64 bits;
+  * the float32 rounding of the product is a round-half-even of ``P`` to 24 significant bits
+    (bit length from count-leading-zeros: GAP8 has ``p.fl1``);
+  * then round-half-even by ``2^n``, add the zero point, clamp.
+
+  So the kernels agree with onnxruntime bit for bit whenever ``|acc| < 2^24`` (``fl32(acc)`` is
+  then exact). It costs ~150 RV32 instructions per output (a ``clz``, two 64-bit roundings).
+
+In both, the activation (ReLU, ReLU6, any constant Clip) is folded into the clamp bounds:
+rounding and clamping commute with monotone piecewise-linear functions. The TIR expression of
+a mode (``RequantMode.expr``) is what the kernels compute on the LLVM host and in the emitted
+C; its numpy twin (``RequantMode.reference``) is what the integer reference computes.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 from tvm import tirx
 
 INT8_MIN, INT8_MAX = -128, 127
 MANTISSA_BITS = 24  # float32
+FIXED_BITS = 31  # the fixed-point multiplier: 2^30 <= M < 2^31
+MAX_SHIFT = 62  # |acc * M| < 2^62: a larger shift rounds every product to 0
 
 
 def float32_scale(sx: float, sw, sy: float) -> np.ndarray:
@@ -35,15 +58,42 @@ def float32_scale(sx: float, sw, sy: float) -> np.ndarray:
     return (np.float32(sx) * sw) / np.float32(sy)
 
 
-def quantize_multiplier(real) -> tuple[int, int]:
-    """``real`` as ``m / 2**n`` with ``m`` the 24-bit mantissa of its float32 value (exact for
-    a float32 input; m = 0 for 0)."""
+def _float32_parts(real) -> tuple[float, int] | None:
+    """``fl32(real)`` as (mantissa in [0.5, 1), exponent), None for 0; refuses negative and
+    non-finite multipliers."""
     real = float(np.float32(real))
     if real == 0:
-        return 0, 1
+        return None
     if real < 0 or not math.isfinite(real):
         raise ValueError(f"requantization multiplier {real} must be positive and finite")
-    mant, exp = math.frexp(real)  # real = mant * 2**exp, 0.5 <= mant < 1
+    return math.frexp(real)
+
+
+def fixed_multiplier(real) -> tuple[int, int]:
+    """``fl32(real)`` as ``M / 2**k`` with ``2^30 <= M < 2^31`` and ``1 <= k <= 62``, exactly
+    (a float32 mantissa has 24 bits); ``(0, 1)`` for 0 and for a scale under
+    ``2^-32`` (every product of an int32 accumulator then rounds to 0), ``(2^30, 1)`` for a
+    scale of at least ``2^30`` (every nonzero accumulator saturates either way)."""
+    parts = _float32_parts(real)
+    if parts is None:
+        return 0, 1
+    mant, exp = parts
+    m = int(mant * (1 << FIXED_BITS))  # exact
+    k = FIXED_BITS - exp
+    if k > MAX_SHIFT:
+        return 0, 1
+    if k < 1:
+        return 1 << (FIXED_BITS - 1), 1
+    return m, k
+
+
+def quantize_multiplier(real) -> tuple[int, int]:
+    """``real`` as ``m / 2**n`` with ``m`` the 24-bit mantissa of its float32 value (exact for
+    a float32 input; m = 0 for 0): the ``float32`` mode's encoding."""
+    parts = _float32_parts(real)
+    if parts is None:
+        return 0, 1
+    mant, exp = parts
     m = int(mant * (1 << MANTISSA_BITS))  # exact: a float32 mantissa has 24 bits
     n = MANTISSA_BITS - exp
     if n < 1:
@@ -51,6 +101,26 @@ def quantize_multiplier(real) -> tuple[int, int]:
     if n > 62:  # everything rounds to 0
         return 0, 1
     return m, n
+
+
+def fixed_reference(acc, m, k, zp: int, lo: int, hi: int) -> np.ndarray:
+    """numpy twin of ``fixed_expr``: ``clamp(((acc * M + 2^(k-1)) >> k) + zp, lo, hi)`` in
+    int64, as int8 bits."""
+    p = np.asarray(acc, np.int64) * np.asarray(m, np.int64)
+    k = np.asarray(k, np.int64)
+    y = ((p + (np.int64(1) << (k - 1))) >> k) + zp
+    return np.clip(y, lo, hi).astype(np.int8)
+
+
+def fixed_expr(acc, mult, shift, zp: int, lo: int, hi: int, out_dtype: str = "int8"):
+    """The ``fixed`` mode's TIR: ``(acc * M + (1 << (k - 1))) >> k`` in int64 (the product
+    once), ``+ zp``, clamped, cast. ``shift`` in [1, 62]."""
+    i64 = "int64"
+    k = shift.astype(i64)
+    half = tirx.shift_left(tirx.const(1, i64), k - tirx.const(1, i64))
+    v = tirx.shift_right(acc.astype(i64) * mult.astype(i64) + half, k) + tirx.const(zp, i64)
+    v = tirx.max(tirx.min(v, tirx.const(hi, i64)), tirx.const(lo, i64))
+    return v.astype(out_dtype)
 
 
 def _rne_shift_np(v, k):
@@ -63,8 +133,9 @@ def _rne_shift_np(v, k):
     return q + up.astype(np.int64)
 
 
-def requant_reference(acc, m, n, zp: int, lo: int, hi: int) -> np.ndarray:
-    """numpy reference of the integer algorithm (what the kernels must compute bit-exactly)."""
+def float32_reference(acc, m, n, zp: int, lo: int, hi: int) -> np.ndarray:
+    """numpy twin of ``float32_expr`` (onnxruntime's float32 arithmetic in integers), as int8
+    bits."""
     acc = np.asarray(acc, np.int64)
     p = acc * np.asarray(m, np.int64)
     a = np.abs(p)
@@ -110,8 +181,8 @@ def _rne_shift(v, k):
     return tirx.shift_right(v + v + tirx.shift_left(one, k) - one + lsb, k + one)
 
 
-def requant_expr(acc, mult, shift, zp: int, lo: int, hi: int, out_dtype: str = "int8"):
-    """The TIR expression of the algorithm above (integer operations only)."""
+def float32_expr(acc, mult, shift, zp: int, lo: int, hi: int, out_dtype: str = "int8"):
+    """The ``float32`` mode's TIR (integer operations only)."""
     i64 = "int64"
     zero = tirx.const(0, i64)
     p = acc.astype(i64) * mult.astype(i64)
@@ -124,6 +195,34 @@ def requant_expr(acc, mult, shift, zp: int, lo: int, hi: int, out_dtype: str = "
     v = tirx.Select(neg, zero - q, q) + tirx.const(zp, i64)
     v = tirx.max(tirx.min(v, tirx.const(hi, i64)), tirx.const(lo, i64))
     return v.astype(out_dtype)
+
+
+@dataclass(frozen=True)
+class RequantMode:
+    """One requantization algorithm: ``multiplier`` (real scale -> (multiplier, shift) for the
+    kernel's int32 tensors), ``expr`` (the TIR of one output: ``(acc, mult, shift, zp, lo, hi,
+    out_dtype)``), ``reference`` (its numpy twin: ``(acc, mult, shift, zp, lo, hi)`` -> int8
+    bits)."""
+
+    name: str
+    multiplier: Callable
+    expr: Callable
+    reference: Callable
+
+
+FIXED = RequantMode("fixed", fixed_multiplier, fixed_expr, fixed_reference)
+FLOAT32 = RequantMode("float32", quantize_multiplier, float32_expr, float32_reference)
+REQUANT_MODES = {m.name: m for m in (FIXED, FLOAT32)}
+DEFAULT_REQUANT = FIXED.name
+
+
+def requant_mode(name: str) -> RequantMode:
+    """The mode named ``name`` (``fixed`` | ``float32``)."""
+    try:
+        return REQUANT_MODES[name]
+    except KeyError:
+        raise ValueError(f"requantization mode {name!r}: expected one of "
+                         f"{', '.join(REQUANT_MODES)}") from None
 
 
 def _register_c_lowering():

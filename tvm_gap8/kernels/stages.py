@@ -21,6 +21,7 @@ from .composite import (DEQUANTIZE, QUANTIZE, CompositeReader, QuantAct, QuantCo
                         activation_range, clip_bounds, output_dtype, real_value, requantization)
 from .epilogue import ACC, SUPPORTED_OPS, Epilogue, EpilogueOp, Ref
 from .lut import read_steps
+from .requant import DEFAULT_REQUANT
 
 
 @dataclass
@@ -151,7 +152,7 @@ def _read_stages(r: CompositeReader):
     return stages, x
 
 
-def _integer_epilogue(kernel: Kernel, stage: Stage) -> Epilogue:
+def _integer_epilogue(kernel: Kernel, stage: Stage, mode: str) -> Epilogue:
     """quantize(act(conv + bias)): only a bias add and ReLU/Clip may sit in between."""
     bias, acts = None, []
     for op, operands, bounds in stage.ops:
@@ -165,7 +166,7 @@ def _integer_epilogue(kernel: Kernel, stage: Stage) -> Epilogue:
                                    "ReLU, Clip)")
     out, dtype = stage.out
     requant, arrays = requantization(stage.act.params.scale, stage.w_scale, out, dtype,
-                                     activation_range(acts), bias)
+                                     activation_range(acts), bias, mode)
     return kernel.requant_epilogue(requant, arrays)
 
 
@@ -185,14 +186,15 @@ def _float_epilogue(kernel: Kernel, stage: Stage) -> Epilogue:
     return Epilogue(tuple(op(*o) for o in stage.ops))
 
 
-def read_composite(func: relax.Function, args) -> Kernel:
-    """A conv / dw_pw / pw_dw composite -> its stages, input and epilogues."""
-    r = CompositeReader(func, args)
+def read_composite(func: relax.Function, args, requant: str = DEFAULT_REQUANT) -> Kernel:
+    """A conv / dw_pw / pw_dw composite -> its stages, input and epilogues (integer ones
+    requantized by mode ``requant``)."""
+    r = CompositeReader(func, args, requant)
     stages, x = _read_stages(r)
     kernel = Kernel(stages=stages, x=x)
     for stage in stages:
-        make = _integer_epilogue if stage.integer else _float_epilogue
-        kernel.epilogues.append(make(kernel, stage))
+        kernel.epilogues.append(_integer_epilogue(kernel, stage, r.requant) if stage.integer
+                                else _float_epilogue(kernel, stage))
     if len(stages) == 2 and stages[0].integer:
         _read_between(r, kernel, *stages)
     return kernel
