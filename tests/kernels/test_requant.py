@@ -9,10 +9,11 @@ import tvm
 from tvm import te
 
 from tvm_gap8.kernels.eltwise import add_multipliers
-from tvm_gap8.kernels.requant import (FIXED, FLOAT32, activation_bounds, fixed_multiplier,
-                                        float32_scale, quantize_multiplier, requant_mode)
+from tvm_gap8.kernels.requant import (FIXED, FLOAT32, REQUANT_MODES, activation_bounds,
+                                        fixed_multiplier, float32_expr, float32_scale,
+                                        quantize_multiplier, requant_mode)
 
-requant_expr, requant_reference = FLOAT32.expr, FLOAT32.reference
+requant_expr, requant_reference = float32_expr, FLOAT32.reference
 
 
 def _float32_rne(acc, scale, zp, lo, hi):
@@ -111,11 +112,13 @@ def test_fixed_multiplier_is_the_float32_scale_in_31_bits(real):
     assert m / 2 ** k == float(np.float32(real))  # exact: at least float32's precision
 
 
-@pytest.mark.parametrize("real,expected", [(0.0, (0, 1)), (2.0 ** -33, (0, 1)), (1e-30, (0, 1)),
+@pytest.mark.parametrize("real,expected", [(0.0, (0, 62)), (2.0 ** -33, (0, 62)),
+                                           (1e-30, (0, 62)),
                                            (2.0 ** 30, (2 ** 30, 1)), (1e30, (2 ** 30, 1))])
 def test_fixed_multiplier_tiny_and_huge_scales(real, expected):
     """Below 2^-32 every product rounds to 0 (M = 0); from 2^30 up every nonzero accumulator
-    saturates, as it does with 2^30 / 2^1: the clamped outputs are those of the exact scale."""
+    saturates, as it does with 2^30 / 2^1: the clamped outputs are those of the exact scale.
+    (M = 0 keeps a large shift: the 32-bit form needs every shift >= 32.)"""
     assert fixed_multiplier(real) == expected
     acc = np.array([-2 ** 31, -2 ** 20, -3, -1, 0, 1, 2, 2 ** 20, 2 ** 31 - 1], np.int64)
     m, k = expected
@@ -143,54 +146,92 @@ def test_fixed_reference_is_exact_rational_rounding():
                                   _exact_half_up(acc, m, k, -3, -128, 127))
 
 
-def _llvm_requant(mode, acc, mult, shift, zp, lo, hi, out_dtype="int8"):
+def _llvm_requant(mode, acc, bias, mult, shift, zp, lo, hi, out_dtype="int8", min_shift=1):
+    """The mode's TIR built for LLVM, run on int32 (acc, bias, mult, shift)."""
     size = acc.size
-    a = te.placeholder((size,), "int32", name="a")
-    mt = te.placeholder((size,), "int32", name="m")
-    st = te.placeholder((size,), "int32", name="s")
-    y = te.compute((size,), lambda i: mode.expr(a[i], mt[i], st[i], zp, lo, hi, out_dtype),
-                   name="y")
-    f = tvm.compile(te.create_prim_func([a, mt, st, y]), target="llvm")
+    arrays = [np.asarray(v).astype(np.int32) for v in (acc, bias, mult, shift)]
+    a, f, mt, st = (te.placeholder((size,), str(v.dtype), name=n)
+                    for v, n in zip(arrays, ("a", "f", "m", "s")))
+    y = te.compute((size,), lambda i: mode.expr(a[i], f[i], mt[i], st[i], zp, lo, hi, out_dtype,
+                                                min_shift), name="y")
+    fn = tvm.compile(te.create_prim_func([a, f, mt, st, y]), target="llvm")
     out = tvm.runtime.tensor(np.zeros(size, out_dtype))
-    f(*[tvm.runtime.tensor(v.astype(np.int32)) for v in (acc, mult, shift)], out)
+    fn(*[tvm.runtime.tensor(v) for v in arrays], out)
     return out.numpy()
 
 
-def _fixed_cases(rng, size):
-    """Accumulators with the extremes, scales from below 2^-32 to above 2^30 (0 included),
-    and exact ties (S = 2^-k, odd multiples of 2^(k-1))."""
+def _fixed_cases(rng, size, min_real=2.0 ** -34, max_real=2.0 ** 31):
+    """Accumulators with the extremes (their sum with the bias within int32), scales from
+    ``min_real`` to ``max_real`` (from below 2^-32 to above 2^30: 0 included), exact ties
+    (S = 2^-k, odd multiples of 2^(k-1)). -> (acc, bias, mult, shift)"""
     acc = rng.integers(-2 ** 31, 2 ** 31, size).astype(np.int64)
     acc[:16] = [2 ** 31 - 1, -2 ** 31, 0, 1, -1, 2, -2, 3, -3, 2 ** 30, -2 ** 30, 127, -128,
                 2 ** 24 + 1, -(2 ** 24) - 1, 7]
     small = rng.integers(-2 ** 16, 2 ** 16, size // 4)
     acc[16:16 + small.size] = small
-    reals = np.exp(rng.uniform(np.log(2.0 ** -34), np.log(2.0 ** 31), size))
-    reals[:8] = [0.0, 2.0 ** -40, 2.0 ** -32, 2.0 ** -31, 2.0 ** 30, 1e30, 1.0, 0.5]
+    bias = rng.integers(-2 ** 20, 2 ** 20, size)
+    bias[:2] = 0
+    bias = np.clip(acc + bias, -2 ** 31, 2 ** 31 - 1) - acc  # acc + bias is an int32
+    reals = np.exp(rng.uniform(np.log(min_real), np.log(max_real), size))
+    special = [0.0, 2.0 ** -40, 2.0 ** -32, 2.0 ** -31, 2.0 ** 30, 1e30, 1.0, 0.5]
+    special = [r for r in special if r <= max_real]
+    reals[:len(special)] = special
     mk = np.array([fixed_multiplier(r) for r in reals])
     mult, shift = mk[:, 0], mk[:, 1]
-    ties = slice(size - 64, size)  # acc * 2^-k exactly half-way: (2j + 1) * 2^(k-1)
-    kk = rng.integers(1, 20, 64)
+    ties = slice(size - 64, size)  # (acc + bias) * 2^-k exactly half-way: (2j + 1) * 2^(k-1)
+    kk = rng.integers(3, 20, 64)
     mult[ties], shift[ties] = 2 ** 30, kk + 30
-    acc[ties] = (2 * rng.integers(-40, 40, 64) + 1) << (kk - 1)
-    return acc, mult, shift
+    total = (2 * rng.integers(-40, 40, 64) + 1) << (kk - 1)
+    bias[ties] = rng.integers(-2 ** 10, 2 ** 10, 64)
+    acc[ties] = total - bias[ties]
+    return acc, bias, mult, shift
 
 
 @pytest.mark.parametrize("out_dtype,zp,lo,hi", [("int8", -7, -100, 120), ("int8", 0, -128, 127),
                                                ("uint8", 128, 0, 255)])
 def test_fixed_tir_expression_is_bit_exact(out_dtype, zp, lo, hi):
-    acc, mult, shift = _fixed_cases(np.random.default_rng(3), 8192)
-    got = _llvm_requant(FIXED, acc, mult, shift, zp, lo, hi, out_dtype)
-    want = FIXED.reference(acc, mult, shift, zp, lo, hi).astype(out_dtype)
+    acc, bias, mult, shift = _fixed_cases(np.random.default_rng(3), 8192)
+    got = _llvm_requant(FIXED, acc, bias, mult, shift, zp, lo, hi, out_dtype)
+    want = FIXED.reference(acc + bias, mult, shift, zp, lo, hi).astype(out_dtype)
     np.testing.assert_array_equal(got, want)
     assert np.all(got.astype(np.int64) >= lo) and np.all(got.astype(np.int64) <= hi)
+
+
+@pytest.mark.parametrize("out_dtype,zp,lo,hi", [("int8", -7, -100, 120), ("uint8", 128, 0, 255)])
+def test_fixed_tir_32_bit_form_is_bit_exact(out_dtype, zp, lo, hi):
+    """Every shift >= 33 (scales below 1/4, every conv here): the high-word form."""
+    acc, bias, mult, shift = _fixed_cases(np.random.default_rng(5), 8192, max_real=0.2499)
+    assert shift.min() == 33
+    got = _llvm_requant(FIXED, acc, bias, mult, shift, zp, lo, hi, out_dtype, shift.min())
+    want = FIXED.reference(acc + bias, mult, shift, zp, lo, hi).astype(out_dtype)
+    np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("mode", sorted(REQUANT_MODES))
+def test_constant_scale_expression_is_bit_exact(mode):
+    """Pool and Mul: no bias, a constant scale (``RequantMode.const_expr``)."""
+    rq = requant_mode(mode)
+    rng = np.random.default_rng(6)
+    acc = rng.integers(-2 ** 16, 2 ** 16, 2048).astype(np.int32)
+    a = te.placeholder((acc.size,), "int32", name="a")
+    for real in (1e-4, 0.3, 0.7, 3.0):
+        m, k = rq.multiplier(real)
+        y = te.compute(a.shape, lambda i: rq.const_expr(a[i], m, k, 4, -128, 127, "int8"),
+                       name="y")
+        fn = tvm.compile(te.create_prim_func([a, y]), target="llvm")
+        out = tvm.runtime.tensor(np.zeros(acc.size, np.int8))
+        fn(tvm.runtime.tensor(acc), out)
+        np.testing.assert_array_equal(out.numpy(), rq.reference(acc, m, k, 4, -128, 127))
 
 
 def test_fixed_tir_expression_is_small():
     """One int64 product, no clz, no repeated sub-expression: what the C emission prints."""
     a, m, s = (tvm.tirx.Var(n, "int32") for n in "ams")
-    text = str(FIXED.expr(a, m, s, 3, -128, 127))
-    assert text.count("*") == 1 and "clz" not in text
-    assert len(text) < 400, text
+    f = tvm.tirx.Var("f", "int32")
+    for min_shift in (1, 33):
+        text = str(FIXED.expr(a, f, m, s, 3, -128, 127, "int8", min_shift))
+        assert text.count("*") == 1 and "clz" not in text
+        assert len(text) < 400, text
 
 
 def test_modes_by_name():

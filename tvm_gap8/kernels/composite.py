@@ -175,11 +175,11 @@ def requantization(in_scale: float, w_scale: np.ndarray, out: QuantParams, out_d
         bias = np.round(real / (in_scale * w_scale)).astype(np.int64)
     if np.abs(bias).max(initial=0) >= 2 ** 31:
         raise UnsupportedError("int32 bias overflow")
-    encode = requant_mode(mode).multiplier
-    mult, shift = zip(*(encode(m) for m in float32_scale(in_scale, w_scale, out.scale)))
+    rq = requant_mode(mode)
+    mult, shift = zip(*(rq.multiplier(m) for m in float32_scale(in_scale, w_scale, out.scale)))
     lo, hi = activation_bounds("clip", *act_range, out.scale, out.zero_point, out_dtype)
     arrays = [bias.astype(np.int32), np.array(mult, np.int32), np.array(shift, np.int32)]
-    return Requant(out.zero_point, lo, hi, out_dtype, mode=mode), arrays
+    return Requant(out.zero_point, lo, hi, out_dtype, mode=mode, min_shift=min(shift)), arrays
 
 
 @dataclass

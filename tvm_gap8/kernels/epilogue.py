@@ -59,7 +59,8 @@ class Requant:
     channel, rounded (``requant.py``), + ``zero_point``, clamped to ``[lo, hi]`` (the
     activation folded in), as ``out_dtype``, by the algorithm ``mode`` (``requant.py``:
     ``fixed`` | ``float32``). ``bias``, ``mult``, ``shift``: indices of the kernel's
-    per-channel tensors that hold them."""
+    per-channel tensors that hold them; ``min_shift``: the smallest shift of any channel
+    (``fixed`` takes its 32-bit form from 33 up)."""
 
     zero_point: int
     lo: int
@@ -69,6 +70,7 @@ class Requant:
     mult: int = -1
     shift: int = -1
     mode: str = DEFAULT_REQUANT
+    min_shift: int = 1
 
 
 _BINARY = {"relax.add": lambda a, b: a + b, "relax.subtract": lambda a, b: a - b,
@@ -112,9 +114,9 @@ class Epilogue:
 
         if self.requant is not None:
             r = self.requant
-            return requant_mode(r.mode).expr(acc + channel_value(r.bias), channel_value(r.mult),
+            return requant_mode(r.mode).expr(acc, channel_value(r.bias), channel_value(r.mult),
                                              channel_value(r.shift), r.zero_point, r.lo, r.hi,
-                                             r.out_dtype)
+                                             r.out_dtype, r.min_shift)
         vals = []
 
         def operand(o: Ref):

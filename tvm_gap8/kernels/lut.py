@@ -60,9 +60,8 @@ def mul_requant(a, b, za: int, zb: int, mult: int, shift: int, out_zp: int, out_
     int32 product of the zero-point-free operands, requantized like a conv accumulator (by
     requantization mode ``mode``)."""
     oa, ob = Operand(in_dtype, za), Operand(in_dtype, zb)
-    return requant_mode(mode).expr(oa.load(a) * ob.load(b), tirx.const(mult, "int32"),
-                                   tirx.const(shift, "int32"), out_zp, *dtype_range(out_dtype),
-                                   out_dtype)
+    return requant_mode(mode).const_expr(oa.load(a) * ob.load(b), mult, shift, out_zp,
+                                         *dtype_range(out_dtype), out_dtype)
 
 
 def _stored(shape, spec) -> tuple:

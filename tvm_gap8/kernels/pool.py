@@ -59,12 +59,10 @@ def pool_compute(spec: PoolKernelSpec):
                                                                        rj)), axis=[ri, rj]),
                      name="pool_acc")
     if spec.integer:
-        i32 = "int32"
-
         def body(n, ch, i, j):
-            return requant_mode(spec.requant).expr(
-                acc[n, ch, i, j], tirx.const(spec.mult, i32), tirx.const(spec.shift, i32),
-                spec.out_zp, *dtype_range(spec.dtype), spec.dtype)
+            return requant_mode(spec.requant).const_expr(
+                acc[n, ch, i, j], spec.mult, spec.shift, spec.out_zp, *dtype_range(spec.dtype),
+                spec.dtype)
     else:
         def body(n, ch, i, j):
             return acc[n, ch, i, j] / tirx.const(h * w, spec.dtype)

@@ -12,7 +12,7 @@ per compile (``RequantMode``, ``REQUANT_MODES``; the CLI's ``--requant``):
   32x32->64-bit product, one 64-bit add and arithmetic shift, i.e. ``floor(acc * S + 1/2)``,
   the exact product rounded to nearest with ties rounded toward +infinity (``-2.5 -> -2``,
   ``2.5 -> 3``). ``1 <= k <= 62``: a tinier ``S`` (every ``|acc * S| < 1/2``) is encoded as
-  ``M = 0``, a huger one (``S >= 2^30``: every nonzero ``acc`` saturates) as
+  ``M = 0, k = 62``, a huger one (``S >= 2^30``: every nonzero ``acc`` saturates) as
   ``M = 2^30, k = 1``; both give the same clamped outputs as the exact ``S``.
   It differs from onnxruntime only at exact ties (half up instead of half to even) and where
   ``fl32(acc)`` or the float32 product rounds (``|acc| >= 2^24``, or a product within half a
@@ -71,17 +71,18 @@ def _float32_parts(real) -> tuple[float, int] | None:
 
 def fixed_multiplier(real) -> tuple[int, int]:
     """``fl32(real)`` as ``M / 2**k`` with ``2^30 <= M < 2^31`` and ``1 <= k <= 62``, exactly
-    (a float32 mantissa has 24 bits); ``(0, 1)`` for 0 and for a scale under
-    ``2^-32`` (every product of an int32 accumulator then rounds to 0), ``(2^30, 1)`` for a
-    scale of at least ``2^30`` (every nonzero accumulator saturates either way)."""
+    (a float32 mantissa has 24 bits); ``(0, 62)`` for 0 and for a scale under
+    ``2^-32`` (every product of an int32 accumulator then rounds to 0; a large shift keeps the
+    32-bit form of ``fixed_expr`` available), ``(2^30, 1)`` for a scale of at least ``2^30``
+    (every nonzero accumulator saturates either way)."""
     parts = _float32_parts(real)
     if parts is None:
-        return 0, 1
+        return 0, MAX_SHIFT
     mant, exp = parts
     m = int(mant * (1 << FIXED_BITS))  # exact
     k = FIXED_BITS - exp
     if k > MAX_SHIFT:
-        return 0, 1
+        return 0, MAX_SHIFT
     if k < 1:
         return 1 << (FIXED_BITS - 1), 1
     return m, k
@@ -104,23 +105,60 @@ def quantize_multiplier(real) -> tuple[int, int]:
 
 
 def fixed_reference(acc, m, k, zp: int, lo: int, hi: int) -> np.ndarray:
-    """numpy twin of ``fixed_expr``: ``clamp(((acc * M + 2^(k-1)) >> k) + zp, lo, hi)`` in
-    int64, as int8 bits."""
+    """numpy twin of ``fixed_expr`` (``acc`` with its bias): ``clamp(((acc * M + 2^(k-1)) >> k)
+    + zp, lo, hi)`` in int64, as int8 bits."""
     p = np.asarray(acc, np.int64) * np.asarray(m, np.int64)
     k = np.asarray(k, np.int64)
     y = ((p + (np.int64(1) << (k - 1))) >> k) + zp
     return np.clip(y, lo, hi).astype(np.int8)
 
 
-def fixed_expr(acc, mult, shift, zp: int, lo: int, hi: int, out_dtype: str = "int8"):
-    """The ``fixed`` mode's TIR: ``(acc * M + (1 << (k - 1))) >> k`` in int64 (the product
-    once), ``+ zp``, clamped, cast. ``shift`` in [1, 62]."""
-    i64 = "int64"
-    k = shift.astype(i64)
-    half = tirx.shift_left(tirx.const(1, i64), k - tirx.const(1, i64))
-    v = tirx.shift_right(acc.astype(i64) * mult.astype(i64) + half, k) + tirx.const(zp, i64)
+def _biased(acc, bias):
+    """``acc + bias`` as an int32 value bound once (a Let): TVM would otherwise rewrite the
+    int64 cast of the sum into a sum of int64 casts, a 64-bit add and a 64x32-bit product in
+    the C. No Let for a constant 0 bias."""
+    if isinstance(bias, tirx.IntImm) and bias.value == 0:
+        return acc, None
+    var = tirx.Var("biased", "int32")
+    return var, (var, acc + bias.astype("int32"))
+
+
+def _bind(binding, value):
+    return value if binding is None else tirx.Let(binding[0], binding[1], value)
+
+
+def fixed_expr(acc, bias, mult, shift, zp: int, lo: int, hi: int, out_dtype: str = "int8",
+               min_shift: int = 1):
+    """The ``fixed`` mode's TIR of one output of the int32 accumulator ``acc`` and its int32
+    ``bias``: ``b = acc + bias`` (int32), ``((b * M + 2^(k-1)) >> k) + zp`` clamped to
+    ``[lo, hi]``, cast to ``out_dtype``; one 32x32->64-bit product.
+
+    ``min_shift``: a compile-time lower bound of ``shift`` (every channel's). From 33 up, the
+    same integers come from 32-bit operations on the product's high word ``h = (b * M) >> 32``:
+    ``((h + 2^(k-33)) >> (k-32))`` (the rounding half ``2^(k-1)`` has a zero low word, so adding
+    it carries nothing out of the low word; floor divisions compose; ``|h| <= 2^30``), then a
+    32-bit clamp: RV32 ``mulh``, ``sll``, ``add``, ``sra``. The shift amounts are written
+    ``(k - 1) & 31`` and ``k & 31`` (equal to ``k - 33``, ``k - 32`` for ``33 <= k <= 63``): that
+    tells TVM's bound analysis they lie in [0, 31] (with an unbounded shift it takes the
+    shifted value for [-1, 0] and drops the clamp). Below 33 the rounding, shift and clamp are
+    64-bit."""
+    i64, i32 = "int64", "int32"
+    b, binding = _biased(acc, bias)
+    p = b.astype(i64) * mult.astype(i64)
+    k = shift.astype(i32)
+    if min_shift >= 33:
+        high = tirx.shift_right(p, tirx.const(32, i64)).astype(i32)
+        half = tirx.shift_left(tirx.const(1, i32),
+                               tirx.bitwise_and(k - tirx.const(1, i32), tirx.const(31, i32)))
+        v = tirx.shift_right(high + half, tirx.bitwise_and(k, tirx.const(31, i32)))
+        v = v + tirx.const(zp, i32)
+        v = tirx.max(tirx.min(v, tirx.const(hi, i32)), tirx.const(lo, i32))
+        return _bind(binding, v).astype(out_dtype)
+    k64 = k.astype(i64)
+    half = tirx.shift_left(tirx.const(1, i64), k64 - tirx.const(1, i64))
+    v = tirx.shift_right(p + half, k64) + tirx.const(zp, i64)
     v = tirx.max(tirx.min(v, tirx.const(hi, i64)), tirx.const(lo, i64))
-    return v.astype(out_dtype)
+    return _bind(binding, v).astype(out_dtype)
 
 
 def _rne_shift_np(v, k):
@@ -197,21 +235,40 @@ def float32_expr(acc, mult, shift, zp: int, lo: int, hi: int, out_dtype: str = "
     return v.astype(out_dtype)
 
 
+def float32_biased_expr(acc, bias, mult, shift, zp: int, lo: int, hi: int,
+                        out_dtype: str = "int8", min_shift: int = 1):
+    """``float32_expr`` of ``acc + bias`` (``min_shift`` unused)."""
+    is_zero = isinstance(bias, tirx.IntImm) and bias.value == 0
+    return float32_expr(acc if is_zero else acc + bias.astype(acc.dtype), mult, shift, zp, lo, hi,
+                        out_dtype)
+
+
 @dataclass(frozen=True)
 class RequantMode:
-    """One requantization algorithm: ``multiplier`` (real scale -> (multiplier, shift) for the
-    kernel's int32 tensors), ``expr`` (the TIR of one output: ``(acc, mult, shift, zp, lo, hi,
-    out_dtype)``), ``reference`` (its numpy twin: ``(acc, mult, shift, zp, lo, hi)`` -> int8
-    bits)."""
+    """One requantization algorithm. The kernel reads three int32 numbers per output channel:
+    the bias (in accumulator units), a multiplier and a shift.
+
+    * ``multiplier``: real scale -> (multiplier, shift);
+    * ``expr``: the TIR of one output, ``(acc, bias, mult, shift, zp, lo, hi, out_dtype,
+      min_shift)``, with ``acc`` the int32 accumulator without its bias and ``min_shift`` a
+      compile-time lower bound of ``shift``;
+    * ``reference``: the numpy twin, ``(acc + bias, mult, shift, zp, lo, hi)`` -> int8 bits.
+    """
 
     name: str
     multiplier: Callable
     expr: Callable
     reference: Callable
 
+    def const_expr(self, acc, mult: int, shift: int, zp: int, lo: int, hi: int,
+                   out_dtype: str):
+        """``expr`` of an accumulator with no bias and a constant (``multiplier``) scale."""
+        return self.expr(acc, tirx.const(0, "int32"), tirx.const(mult, "int32"),
+                         tirx.const(shift, "int32"), zp, lo, hi, out_dtype, shift)
+
 
 FIXED = RequantMode("fixed", fixed_multiplier, fixed_expr, fixed_reference)
-FLOAT32 = RequantMode("float32", quantize_multiplier, float32_expr, float32_reference)
+FLOAT32 = RequantMode("float32", quantize_multiplier, float32_biased_expr, float32_reference)
 REQUANT_MODES = {m.name: m for m in (FIXED, FLOAT32)}
 DEFAULT_REQUANT = FIXED.name
 

@@ -63,7 +63,8 @@ class Kernel:
 
     def add_channel(self, arr: np.ndarray) -> int:
         c = arr.size
-        self.channel_tensors.append(relax.const(arr.reshape(1, c, 1, 1)))
+        # the dtype said: relax.const narrows an int64 array to int32 without it
+        self.channel_tensors.append(relax.const(arr.reshape(1, c, 1, 1), str(arr.dtype)))
         self.channel_shapes.append((1, c, 1, 1))
         self.channel_dtypes.append(str(arr.dtype))
         return len(self.channel_tensors) - 1
