@@ -163,16 +163,24 @@ def real_value(value) -> np.ndarray:
 
 
 def requantization(in_scale: float, w_scale: np.ndarray, out: QuantParams, out_dtype: str,
-                   act_range, bias_real: np.ndarray | None, mode: str = DEFAULT_REQUANT):
+                   act_range, bias_real: np.ndarray | None, mode: str = DEFAULT_REQUANT,
+                   in_zp: int = 0, weights: np.ndarray | None = None):
     """(Requant without its tensor indices, [int32 bias, int32 multiplier, int32 shift]) of a
     conv or dense output: the bias in accumulator units, the float32 scale
     ``fl32(fl32(s_x s_w) / s_y)`` as multiplier and shift per output channel in the encoding of
-    requantization mode ``mode``, the activation folded into the clamp."""
+    requantization mode ``mode``, the activation folded into the clamp.
+
+    The input zero point leaves the MACs: with ``weights`` (integer, output channels first) the
+    bias also holds ``-in_zp * sum(w[o])``, so the kernel accumulates ``x * w`` and the sum
+    equals ``sum((x - in_zp) * w)`` plus the bias exactly (padded taps hold ``in_zp``; weights
+    have no zero point: ``_conv_stage`` / ``_int_weights`` refuse one)."""
     cout = w_scale.size
     bias = np.zeros(cout, np.int64)
     if bias_real is not None:
         real = np.broadcast_to(bias_real.reshape(-1), (cout,))
         bias = np.round(real / (in_scale * w_scale)).astype(np.int64)
+    if weights is not None and in_zp:
+        bias = bias - in_zp * weights.reshape(cout, -1).astype(np.int64).sum(axis=1)
     if np.abs(bias).max(initial=0) >= 2 ** 31:
         raise UnsupportedError("int32 bias overflow")
     rq = requant_mode(mode)

@@ -37,7 +37,7 @@ class ConvKernelSpec(TypedOperands):
     channel_shapes: tuple = ()
     channel_dtypes: tuple = ()
     dtype: str = "float32"
-    in_zp: int = 0
+    in_zp: int = 0  # the padding value; the MACs read raw integers (the bias holds -zp sum(w))
     w_dtype: str = ""
     kind: str = "conv"  # conv | dw | pw (for reports)
     layouts: KernelLayouts = KernelLayouts()
@@ -71,7 +71,9 @@ def conv_compute(spec: ConvKernelSpec):
     k, (sh, sw) = g.kernel, g.stride
     _, o, oh, ow = spec.out_shape
     cg, og = c // spec.groups, o // spec.groups
-    xin, wop = Operand(spec.dtype, spec.in_zp), Operand(spec.weight_dtype)
+    # the MACs read the raw integers: the bias holds -in_zp * sum(w) (``requantization``)
+    xpad, xin, wop = Operand(spec.dtype, spec.in_zp), Operand(spec.dtype), \
+        Operand(spec.weight_dtype)
     lay = spec.layouts
     x = layout.placeholder(spec.in_shape, lay.source, spec.dtype, "x")
     wt = te.placeholder((o, cg, k, k), spec.weight_dtype, name="w")
@@ -80,7 +82,7 @@ def conv_compute(spec: ConvKernelSpec):
     rc = te.reduce_axis((0, cg), name="rc")
     rk = te.reduce_axis((0, k), name="rk")
     rl = te.reduce_axis((0, k), name="rl")
-    xp = padded_input(x, xin, g.padding, lay)
+    xp = padded_input(x, xpad, g.padding, lay)
     acc = layout.stage(
         (1, o, oh, ow),
         lambda n, oc, i, j: te.sum(

@@ -3,9 +3,10 @@ three conv families.
 
 A stage is ``conv2d -> elementwise ops`` (float) or, in a QDQ model,
 ``dequantize -> conv2d(dequantize(int8 weights)) -> [+ dequantize(int32 bias)] -> [ReLU/Clip]
--> quantize``, which becomes integer arithmetic: int8 operands with zero points, an int32
-accumulator and bias, and a :class:`Requant` (``composite.requantization``). Nothing of the
-float graph is left inside an integer stage.
+-> quantize``, which becomes integer arithmetic: raw int8 operands into an int32 accumulator,
+an int32 bias that also holds ``-z_x * sum(w)`` (the input zero point out of the MACs), and a
+:class:`Requant` (``composite.requantization``). Nothing of the float graph is left inside an
+integer stage.
 """
 
 from __future__ import annotations
@@ -167,7 +168,8 @@ def _integer_epilogue(kernel: Kernel, stage: Stage, mode: str) -> Epilogue:
                                    "ReLU, Clip)")
     out, dtype = stage.out
     requant, arrays = requantization(stage.act.params.scale, stage.w_scale, out, dtype,
-                                     activation_range(acts), bias, mode)
+                                     activation_range(acts), bias, mode, stage.in_zp,
+                                     stage.weight)
     return kernel.requant_epilogue(requant, arrays)
 
 
