@@ -9,8 +9,9 @@ on QEMU rv32imc (``minstret`` read around each call):
 
 * ``baseline``: ``y = (int8)(acc + bias)`` (the loop, the loads, the store);
 * ``fixed`` / ``float32``: ``y = requant(acc + bias, M[c], k[c])`` of that mode
-  (``kernels/requant.py``), zero point -3, clamp [-128, 127]; ``fixed64``: the fixed mode's 64-bit form (what a kernel with a shift
-  below 33 in some channel, i.e. a scale >= 1/4, computes).
+  (``kernels/requant.py``), zero point -3, clamp [-128, 127]; ``fixed64``: the fixed mode's
+  64-bit form (what a kernel with a shift below 33 in some channel, i.e. a scale >= 1/4,
+  computes).
 
 Instructions per requantization = (mode - baseline) / outputs: what the requantization adds to
 storing the accumulator, its per-channel loads included. Accumulators are random over
@@ -37,12 +38,14 @@ static inline int32_t gap8_team_size(void) { return 1; }
 static inline int32_t gap8_core_of(int32_t c) { return c; }
 #define GAP8_CHUNK(n) (n)
 static inline void gap8_barrier(void) {}
+#define CSR(name, var) __asm__ volatile(".option push\\n.option arch, +zicsr\\n" \\
+    "csrr %0, " name "\\n.option pop" : "=r"(var))
 static uint64_t instret(void) {
   uint32_t hi, lo, hi2;
   do {
-    __asm__ volatile(".option push\\n.option arch, +zicsr\\ncsrr %0, minstreth\\n.option pop" : "=r"(hi));
-    __asm__ volatile(".option push\\n.option arch, +zicsr\\ncsrr %0, minstret\\n.option pop" : "=r"(lo));
-    __asm__ volatile(".option push\\n.option arch, +zicsr\\ncsrr %0, minstreth\\n.option pop" : "=r"(hi2));
+    CSR("minstreth", hi);
+    CSR("minstret", lo);
+    CSR("minstreth", hi2);
   } while (hi != hi2);
   return ((uint64_t)hi << 32) | lo;
 }

@@ -16,7 +16,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from tvm import relax, te, tirx
+from tvm import relax, te
 
 from ..errors import UnsupportedError
 from . import layout, patterns
