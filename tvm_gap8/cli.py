@@ -72,6 +72,10 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--dma", choices=["double", "blocking"], default="double",
                    help="double-buffered DMA overlapping compute (default), or blocking copies "
                         "(DORY on GAP8)")
+    c.add_argument("--requant", choices=["fixed", "float32"], default="fixed",
+                   help="int8 requantization: fixed (default: a 31-bit multiplier and a "
+                        "rounding shift, round half up) or float32 (onnxruntime's float32 "
+                        "arithmetic emulated in integers, bit for bit, ~4x the instructions)")
     c.add_argument("--check", action="store_true",
                    help="build for the host and compare with onnxruntime on a seeded input")
     c.add_argument("--seed", type=int, default=0, help="seed of the --check input (default 0)")
@@ -161,7 +165,8 @@ def cmd_compile(args) -> int:
         result = compile_model(args.model, shapes, hw=hw, fuse=not args.no_fuse,
                                check=args.check, seed=args.seed, quiet=args.quiet,
                                fusion="none" if args.no_fuse else args.fusion,
-                               layout=args.layout, dma=args.dma, baseline=True)
+                               layout=args.layout, dma=args.dma, baseline=True,
+                               requant=args.requant)
         if args.emit_c:
             from .emitc.run import emit_and_run
             emit_and_run(result, hw, tmp, args.run, args.instrument, args.seed)

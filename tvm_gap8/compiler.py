@@ -27,6 +27,7 @@ class CompileResult:
     report: dict
     executable: object = None
     timings: dict = field(default_factory=dict)
+    requant: str = "fixed"  # the requantization mode the kernels were built with
 
 
 def versions() -> dict:
@@ -76,13 +77,15 @@ def build_host(lowered: tvm.IRModule):
 def compile_model(model, input_shapes=None, hw: Gap8Target = GAP8, fuse: bool = True,
                   check: bool = False, seed: int = 0, quiet: bool = True,
                   fusion: str = "all", layout: str = "chw", dma: str = "double",
-                  baseline: bool = False) -> CompileResult:
+                  baseline: bool = False, requant: str = "fixed") -> CompileResult:
     """``fusion``: auto (the planner decides) | all | profitable | none; ``layout``: auto |
     chw | hwc (the planner's layout policy); ``dma``: double | blocking; ``baseline``: also
-    cost the usual deployment (report.json's ``baseline``). The library defaults keep every
-    kernel in its default layouts with every allowed pair fused; the CLI's are auto/auto."""
+    cost the usual deployment (report.json's ``baseline``); ``requant``: fixed | float32, how
+    the integer kernels requantize (``kernels/requant.py``; the check's integer reference
+    computes the same). The library defaults keep every kernel in its default layouts with
+    every allowed pair fused; the CLI's are auto/auto."""
     fuse = fuse and fusion != "none"
-    hw = with_dma(hw, dma)
+    hw = with_dma(hw, dma).replace(requant=requant)
     timings = {}
     t0 = time.perf_counter()
     _progress("importing ONNX model", quiet)
@@ -110,6 +113,7 @@ def compile_model(model, input_shapes=None, hw: Gap8Target = GAP8, fuse: bool = 
         "fusion_policy": fusion if fuse else "none",
         "layout_policy": layout,
         "dma": dma,
+        "requant": requant,
         "fusion": fusion_of(lowered, layers),
         "layers": layers,
         "float_layers": float_layers(lowered, layers),
@@ -123,7 +127,7 @@ def compile_model(model, input_shapes=None, hw: Gap8Target = GAP8, fuse: bool = 
         t0 = time.perf_counter()
         report["baseline"] = baseline_totals(imported.mod, hw)
         timings["baseline_s"] = time.perf_counter() - t0
-    result = CompileResult(imported, lowered, report, timings=timings)
+    result = CompileResult(imported, lowered, report, timings=timings, requant=requant)
     if check:
         t0 = time.perf_counter()
         _progress("building for the host (LLVM)", quiet)
@@ -132,7 +136,7 @@ def compile_model(model, input_shapes=None, hw: Gap8Target = GAP8, fuse: bool = 
         _progress("checking against the references", quiet)
         inputs = random_inputs(imported, seed)
         got = run_host(result.executable, imported, inputs)
-        report["check"] = check_outputs(got, imported, inputs, seed)
+        report["check"] = check_outputs(got, imported, inputs, seed, requant)
     return result
 
 

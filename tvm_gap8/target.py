@@ -23,6 +23,8 @@ DMA_MODES = ("double", "blocking")
 #: GVSOC measurements of our emitted kernels (tvm_gap8/cost/calibrated.py, when the package
 #: ships a fit); ``analytical``, the per-family formulas of tvm_gap8/cost/cycles.py.
 CYCLE_MODELS = ("gvsoc", "analytical")
+#: How integer kernels requantize (``Gap8Target.requant``; ``kernels/requant.py``).
+REQUANT_MODES = ("fixed", "float32")
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,10 @@ class Gap8Target:
     # board``)
     dma_mode: str = "double"
     cycle_model: str = "gvsoc"
+    # how the integer kernels requantize an int32 accumulator (kernels/requant.py): "fixed"
+    # (a 31-bit multiplier, one 64-bit product, round half up: what an embedded engineer ships)
+    # or "float32" (onnxruntime's float32 arithmetic in integers, bit for bit)
+    requant: str = "fixed"
     # DORY HW_description.json: double buffering supported
     double_buffering: bool = True
     # DORY HW_description.json: 32 int8 MAC/cycle peak (8 cores x 4-way sdotp); the sustained
@@ -101,6 +107,9 @@ class Gap8Target:
         if self.cycle_model not in CYCLE_MODELS:
             raise UsageError(f"cycle_model {self.cycle_model!r}: expected one of "
                              f"{', '.join(CYCLE_MODELS)}")
+        if self.requant not in REQUANT_MODES:
+            raise UsageError(f"requant {self.requant!r}: expected one of "
+                             f"{', '.join(REQUANT_MODES)}")
 
     @property
     def l1_budget(self) -> int:

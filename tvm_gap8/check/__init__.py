@@ -3,8 +3,10 @@ the machine's CPU.
 
 * **int8 models** are judged two ways, both CPU-independent: *exact* — the outputs equal, bit
   for bit, those of an integer reference of the semantics our kernels implement
-  (``tvm_gap8.reference``: numpy, int32 accumulation, the float32-scale requantization
-  QLinearConv specifies, round half to even; written independently of our TIR); *spec* —
+  (``tvm_gap8.reference``: numpy, int32 accumulation, the requantization of the compile's mode:
+  ``fixed`` — the float32 scale as a 31-bit multiplier and a shift, round half up — or
+  ``float32`` — the float32 arithmetic QLinearConv specifies, round half to even; written
+  independently of our TIR); *spec* —
   every quantized layer of that reference is within one quantization step of the ONNX QDQ
   float semantics (float64), fed with its own previous outputs (= ours, by the exact check).
   onnxruntime's end-to-end figures stay in the report as information (``check.onnxruntime``):
@@ -109,9 +111,9 @@ def output_figures(got: list, want: list, lsbs: list, against: str) -> list[dict
     return outs
 
 
-INT8_REFERENCE = ("integer reference (tvm_gap8.reference: int32 accumulation, float32-scale "
-                  "requantization, round half to even), bit for bit; ONNX QDQ spec per layer "
-                  f"(<= {SPEC_MAX_STEPS} step)")
+INT8_REFERENCE = ("integer reference (tvm_gap8.reference: int32 accumulation, the compile's "
+                  "requantization: fixed-point round half up, or float32 round half to even), "
+                  f"bit for bit; ONNX QDQ spec per layer (<= {SPEC_MAX_STEPS} step)")
 
 
 def _exact(got: list, run, outs: list) -> dict:
@@ -129,7 +131,8 @@ def _spec_summary(spec) -> dict:
             "max_step_diff": max((r["max_step_diff"] for r in spec.layers), default=0)}
 
 
-def check_int8(got: list, imported, inputs: dict, ort_outs: list) -> dict:
+def check_int8(got: list, imported, inputs: dict, ort_outs: list,
+               requant: str = "fixed") -> dict:
     """Exact: our outputs equal the integer reference's. Spec: every quantized layer of that
     reference (fed with its own previous outputs, which are ours) within one quantization step
     of the ONNX QDQ float semantics. Where a float op that depends on summation order feeds a
@@ -138,7 +141,7 @@ def check_int8(got: list, imported, inputs: dict, ort_outs: list) -> dict:
     2. If the reference cannot evaluate a node, nothing is checked: ``not_checked`` names the
     node and its op type, and ``passed`` is False."""
     try:
-        run = integer_reference(imported.onnx_model, inputs)
+        run = integer_reference(imported.onnx_model, inputs, requant)
         spec = spec_layer_check(imported.onnx_model, run)
     except UnsupportedOpError as exc:
         return not_checked(exc, ort_outs)
@@ -181,15 +184,15 @@ def is_quantized(model) -> bool:
     return any(n.op_type == "QuantizeLinear" for n in model.graph.node)
 
 
-def check_outputs(got: list, imported, inputs: dict, seed: int) -> dict:
+def check_outputs(got: list, imported, inputs: dict, seed: int, requant: str = "fixed") -> dict:
     """The ``check`` section of report.json: QDQ models (int8 or uint8 layers, even with float
-    outputs) against the integer reference and the spec (onnxruntime's figures kept as
-    information), float models against onnxruntime."""
+    outputs) against the integer reference in requantization mode ``requant`` and the spec
+    (onnxruntime's figures kept as information), float models against onnxruntime."""
     want = run_onnxruntime(imported, inputs)
     lsbs = output_lsb(imported)
     ort_outs = output_figures(got, want, lsbs, "onnxruntime")
     if is_quantized(imported.onnx_model):
-        return {"seed": seed, **check_int8(got, imported, inputs, ort_outs)}
+        return {"seed": seed, **check_int8(got, imported, inputs, ort_outs, requant)}
     return {"seed": seed, **check_float(got, imported, inputs, want, ort_outs)}
 
 

@@ -150,7 +150,8 @@ def emit_and_run(result, hw, out_dir: str, platform: str | None = None,
     llvm = _llvm_outputs(result, inputs)[0]
     run = {"platform": platform, "seconds": round(ran["seconds"], 3), "seed": seed,
            "vs_llvm": _compare(ours, llvm, b),
-           "check": check_outputs([got.reshape(llvm.shape)], result.imported, inputs, seed)}
+           "check": check_outputs([got.reshape(llvm.shape)], result.imported, inputs, seed,
+                                  result.requant)}
     if platform == "rv32":
         run["soft_float_symbols"] = build.soft_float_symbols(exe)
     report["run"] = run

@@ -18,7 +18,7 @@ from tvm import relax
 
 from ..errors import UnsupportedError
 from .epilogue import Requant
-from .requant import activation_bounds, float32_scale, quantize_multiplier
+from .requant import DEFAULT_REQUANT, activation_bounds, float32_scale, requant_mode
 
 DEQUANTIZE, QUANTIZE = "relax.dequantize", "relax.quantize"
 
@@ -69,10 +69,13 @@ def shape_of(e) -> tuple:
 
 
 class CompositeReader:
-    """The bindings of a composite function called with ``args``, operands resolved."""
+    """The bindings of a composite function called with ``args``, operands resolved;
+    ``requant``: the requantization mode of the compile (``requant.REQUANT_MODES``), for the
+    kernels it reads."""
 
-    def __init__(self, func: relax.Function, args):
+    def __init__(self, func: relax.Function, args, requant: str = DEFAULT_REQUANT):
         self.func = func
+        self.requant = requant_mode(requant).name
         self.env = dict(zip(func.params, args))
         self.values: dict = {}  # var -> QuantConst | QuantAct | ndarray (a reshaped constant)
 
@@ -160,23 +163,31 @@ def real_value(value) -> np.ndarray:
 
 
 def requantization(in_scale: float, w_scale: np.ndarray, out: QuantParams, out_dtype: str,
-                   act_range, bias_real: np.ndarray | None):
+                   act_range, bias_real: np.ndarray | None, mode: str = DEFAULT_REQUANT,
+                   in_zp: int = 0, weights: np.ndarray | None = None):
     """(Requant without its tensor indices, [int32 bias, int32 multiplier, int32 shift]) of a
     conv or dense output: the bias in accumulator units, the float32 scale
-    ``fl32(fl32(s_x s_w) / s_y)`` as mantissa and shift per output channel, the activation
-    folded into the clamp."""
+    ``fl32(fl32(s_x s_w) / s_y)`` as multiplier and shift per output channel in the encoding of
+    requantization mode ``mode``, the activation folded into the clamp.
+
+    The input zero point leaves the MACs: with ``weights`` (integer, output channels first) the
+    bias also holds ``-in_zp * sum(w[o])``, so the kernel accumulates ``x * w`` and the sum
+    equals ``sum((x - in_zp) * w)`` plus the bias exactly (padded taps hold ``in_zp``; weights
+    have no zero point: ``_conv_stage`` / ``_int_weights`` refuse one)."""
     cout = w_scale.size
     bias = np.zeros(cout, np.int64)
     if bias_real is not None:
         real = np.broadcast_to(bias_real.reshape(-1), (cout,))
         bias = np.round(real / (in_scale * w_scale)).astype(np.int64)
+    if weights is not None and in_zp:
+        bias = bias - in_zp * weights.reshape(cout, -1).astype(np.int64).sum(axis=1)
     if np.abs(bias).max(initial=0) >= 2 ** 31:
         raise UnsupportedError("int32 bias overflow")
-    mult, shift = zip(*(quantize_multiplier(m)
-                        for m in float32_scale(in_scale, w_scale, out.scale)))
+    rq = requant_mode(mode)
+    mult, shift = zip(*(rq.multiplier(m) for m in float32_scale(in_scale, w_scale, out.scale)))
     lo, hi = activation_bounds("clip", *act_range, out.scale, out.zero_point, out_dtype)
     arrays = [bias.astype(np.int32), np.array(mult, np.int32), np.array(shift, np.int32)]
-    return Requant(out.zero_point, lo, hi, out_dtype), arrays
+    return Requant(out.zero_point, lo, hi, out_dtype, mode=mode, min_shift=min(shift)), arrays
 
 
 @dataclass

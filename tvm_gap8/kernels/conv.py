@@ -20,6 +20,7 @@ from .epilogue import Epilogue
 from .family import KernelFamily
 from .geometry import ConvGeom, conv_geom, conv_kind
 from .layout import KernelLayouts
+from .requant import DEFAULT_REQUANT
 from .spec import TypedOperands
 from .stages import read_composite, spec_fields
 from .staging import (Operand, finish_staged, padded_input, scalar_accumulator, stage_buffers)
@@ -36,7 +37,7 @@ class ConvKernelSpec(TypedOperands):
     channel_shapes: tuple = ()
     channel_dtypes: tuple = ()
     dtype: str = "float32"
-    in_zp: int = 0
+    in_zp: int = 0  # the padding value; the MACs read raw integers (the bias holds -zp sum(w))
     w_dtype: str = ""
     kind: str = "conv"  # conv | dw | pw (for reports)
     layouts: KernelLayouts = KernelLayouts()
@@ -70,7 +71,9 @@ def conv_compute(spec: ConvKernelSpec):
     k, (sh, sw) = g.kernel, g.stride
     _, o, oh, ow = spec.out_shape
     cg, og = c // spec.groups, o // spec.groups
-    xin, wop = Operand(spec.dtype, spec.in_zp), Operand(spec.weight_dtype)
+    # the MACs read the raw integers: the bias holds -in_zp * sum(w) (``requantization``)
+    xpad, xin, wop = Operand(spec.dtype, spec.in_zp), Operand(spec.dtype), \
+        Operand(spec.weight_dtype)
     lay = spec.layouts
     x = layout.placeholder(spec.in_shape, lay.source, spec.dtype, "x")
     wt = te.placeholder((o, cg, k, k), spec.weight_dtype, name="w")
@@ -79,7 +82,7 @@ def conv_compute(spec: ConvKernelSpec):
     rc = te.reduce_axis((0, cg), name="rc")
     rk = te.reduce_axis((0, k), name="rk")
     rl = te.reduce_axis((0, k), name="rl")
-    xp = padded_input(x, xin, g.padding, lay)
+    xp = padded_input(x, xpad, g.padding, lay)
     acc = layout.stage(
         (1, o, oh, ow),
         lambda n, oc, i, j: te.sum(
@@ -222,9 +225,10 @@ def schedule_conv(spec: ConvKernelSpec, plan):
     return finish_staged(sch, plan, loops, (INPUT, WEIGHT))
 
 
-def read_conv(func, args):
-    """A ``gap8.conv`` composite -> (ConvKernelSpec, [x, w, per-channel tensors])."""
-    kernel = read_composite(func, args)
+def read_conv(func, args, requant: str = DEFAULT_REQUANT):
+    """A ``gap8.conv`` composite -> (ConvKernelSpec, [x, w, per-channel tensors]), an integer
+    conv requantized by mode ``requant``."""
+    kernel = read_composite(func, args, requant)
     (stage,) = kernel.stages
     geom = conv_geom(stage.conv)
     x_shape = tuple(int(v) for v in kernel.x.ty.shape.values)

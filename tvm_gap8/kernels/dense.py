@@ -16,6 +16,7 @@ from . import patterns
 from .composite import (CompositeReader, activation_range, layer_parts, requantization, shape_of)
 from .epilogue import ACC, Epilogue, EpilogueOp, Ref
 from .family import KernelFamily
+from .requant import DEFAULT_REQUANT
 from .spec import TypedOperands
 from .stages import Kernel
 from .staging import Operand, finish_staged, scalar_accumulator
@@ -30,7 +31,7 @@ class DenseKernelSpec(TypedOperands):
     channel_shapes: tuple = ()
     channel_dtypes: tuple = ()
     dtype: str = "float32"
-    in_zp: int = 0
+    in_zp: int = 0  # informative: the MACs read raw integers (the bias holds -zp sum(w))
     w_dtype: str = ""
     kind: str = "dense"
 
@@ -57,7 +58,8 @@ def dense_compute(spec: DenseKernelSpec):
     w = te.placeholder((o, k), spec.weight_dtype, name="w")
     chans = [te.placeholder(sh, spec.channel_dtype(i), name=f"p{i}")
              for i, sh in enumerate(spec.channel_shapes)]
-    xin, wop = Operand(spec.dtype, spec.in_zp), Operand(spec.weight_dtype)
+    # the MACs read the raw integers: the bias holds -in_zp * sum(w) (``requantization``)
+    xin, wop = Operand(spec.dtype), Operand(spec.weight_dtype)
     rk = te.reduce_axis((0, k), name="rk")
     acc = te.compute((n, o), lambda b, oc: te.sum(xin.load(x[b, rk]) * wop.load(w[oc, rk]),
                                                   axis=rk), name="dense_acc")
@@ -97,9 +99,10 @@ def schedule_dense(spec: DenseKernelSpec, plan):
     return finish_staged(sch, plan, {"channels": ot})
 
 
-def read_dense(func, args):
-    """A ``gap8.dense`` composite -> (DenseKernelSpec, [x, w, per-channel tensors])."""
-    r = CompositeReader(func, args)
+def read_dense(func, args, requant: str = DEFAULT_REQUANT):
+    """A ``gap8.dense`` composite -> (DenseKernelSpec, [x, w, per-channel tensors]), an integer
+    one requantized by mode ``requant``."""
+    r = CompositeReader(func, args, requant)
     parts = layer_parts(r, "dense")
     kernel = Kernel(stages=[], x=None)
     if parts.out is None:
@@ -117,7 +120,8 @@ def read_dense(func, args):
     w_scale = np.broadcast_to(w.scale.reshape(-1), (wq.shape[0],))
     bias = r.values[parts.bias].real() if parts.bias is not None else None
     requant, arrays = requantization(q.params.scale, w_scale, *parts.out,
-                                     activation_range(parts.acts), bias)
+                                     activation_range(parts.acts), bias, r.requant,
+                                     q.params.zero_point, wq)
     epilogue = kernel.requant_epilogue(requant, arrays)
     spec = DenseKernelSpec(shape_of(q.source), wq.shape[0], epilogue,
                            tuple(kernel.channel_shapes), tuple(kernel.channel_dtypes),

@@ -33,8 +33,9 @@ def dw_pw_compute(spec: FusedKernelSpec):
     k, (sh, sw) = dw.kernel, dw.stride
     _, o, oh, ow = spec.out_shape
     lay = spec.layouts
-    xin = Operand(spec.dtype, spec.in_zp)
-    mid_in = Operand(spec.mid_dtype, spec.mid_zp)
+    # the MACs read the raw integers: each bias holds -zp * sum(w) (``requantization``)
+    xpad, xin = Operand(spec.dtype, spec.in_zp), Operand(spec.dtype)
+    mid_in = Operand(spec.mid_dtype)
     wop = Operand(spec.weight_dtype)
     x = layout.placeholder(spec.in_shape, lay.source, spec.dtype, "x")
     w_dw = te.placeholder((c, 1, k, k), spec.weight_dtype, name="w_dw")
@@ -42,7 +43,7 @@ def dw_pw_compute(spec: FusedKernelSpec):
     chans, tables = channel_placeholders(spec), table_placeholders(spec)
     rk = te.reduce_axis((0, k), name="rk")
     rl = te.reduce_axis((0, k), name="rl")
-    xp = padded_input(x, xin, dw.padding, lay)
+    xp = padded_input(x, xpad, dw.padding, lay)
     dw_acc = layout.stage(
         (c, oh, ow),
         lambda ci, i, j: te.sum(

@@ -20,7 +20,7 @@ from . import layout, patterns
 from .composite import CompositeReader, activation_range, layer_parts, shape_of
 from .family import KernelFamily
 from .layout import KernelLayouts
-from .requant import activation_bounds
+from .requant import DEFAULT_REQUANT, activation_bounds
 from .spec import KernelSpec
 from .staging import Operand, finish_staged
 from .tiling import LayerCost, L1Buffer, choose_plan, input_copies, plan_from
@@ -136,8 +136,9 @@ def add_tiling(spec: AddKernelSpec, hw, rows: int, channels: int):
     return elementwise_tiling(spec, hw, rows, channels, "add_out", ("a", "b"))
 
 
-def read_add(func, args):
-    """A ``gap8.add`` composite -> (AddKernelSpec, [a, b])."""
+def read_add(func, args, requant: str = DEFAULT_REQUANT):
+    """A ``gap8.add`` composite -> (AddKernelSpec, [a, b]). The integer add has one rescaling
+    (``add_multipliers``, already fixed-point, rounding half up) whatever ``requant``."""
     r = CompositeReader(func, args)
     parts = layer_parts(r, "add")
     lo_real, hi_real = activation_range(parts.acts)

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from tvm import tirx
 
-from .requant import requant_expr
+from .requant import DEFAULT_REQUANT, requant_mode
 
 #: Relax op -> number of tensor operands. These are the ops an epilogue may contain.
 SUPPORTED_OPS = {
@@ -57,8 +57,10 @@ class EpilogueOp:
 class Requant:
     """What follows an int32 accumulator: + the int32 bias, times ``mult / 2^shift`` per
     channel, rounded (``requant.py``), + ``zero_point``, clamped to ``[lo, hi]`` (the
-    activation folded in), as ``out_dtype``. ``bias``, ``mult``, ``shift``: indices of the
-    kernel's per-channel tensors that hold them."""
+    activation folded in), as ``out_dtype``, by the algorithm ``mode`` (``requant.py``:
+    ``fixed`` | ``float32``). ``bias``, ``mult``, ``shift``: indices of the kernel's
+    per-channel tensors that hold them; ``min_shift``: the smallest shift of any channel
+    (``fixed`` takes its 32-bit form from 33 up)."""
 
     zero_point: int
     lo: int
@@ -67,6 +69,8 @@ class Requant:
     bias: int = -1
     mult: int = -1
     shift: int = -1
+    mode: str = DEFAULT_REQUANT
+    min_shift: int = 1
 
 
 _BINARY = {"relax.add": lambda a, b: a + b, "relax.subtract": lambda a, b: a - b,
@@ -110,8 +114,9 @@ class Epilogue:
 
         if self.requant is not None:
             r = self.requant
-            return requant_expr(acc + channel_value(r.bias), channel_value(r.mult),
-                                channel_value(r.shift), r.zero_point, r.lo, r.hi, r.out_dtype)
+            return requant_mode(r.mode).expr(acc, channel_value(r.bias), channel_value(r.mult),
+                                             channel_value(r.shift), r.zero_point, r.lo, r.hi,
+                                             r.out_dtype, r.min_shift)
         vals = []
 
         def operand(o: Ref):

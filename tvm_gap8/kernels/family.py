@@ -25,7 +25,7 @@ class KernelFamily:
     kind: str  # the composite's name ``gap8.<kind>``; the lowered PrimFunc's ``gap8.kind``
     patterns: tuple  # factories () -> (pattern, annotations), tried in this order
     layer_keys: tuple  # annotations whose ONNX nodes name the layer, joined by "+"
-    read: Callable  # (composite function, call args) -> (spec, call_tir tensors)
+    read: Callable  # (composite function, call args, requant mode) -> (spec, call_tir tensors)
     plan: Callable  # (spec, hw, layer name) -> the TilePlan (the tiling and its search)
     schedule: Callable  # (spec, plan) -> the scheduled PrimFunc
     problem: Callable = no_problem  # (PatternCheckContext) -> why the match must not form

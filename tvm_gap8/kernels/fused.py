@@ -32,6 +32,7 @@ from .epilogue import Epilogue
 from .family import KernelFamily
 from .geometry import ConvGeom, conv_geom
 from .layout import KernelLayouts
+from .requant import DEFAULT_REQUANT
 from .spec import TypedOperands
 from .stages import read_composite, spec_fields
 from .staging import scalar_accumulator
@@ -52,8 +53,11 @@ class FusedKernelSpec(TypedOperands):
     dtype: str = "float32"  # element type of the input (and, float kernels, of everything)
     layouts: KernelLayouts = None  # None: the kind's default (``DEFAULT_LAYOUTS``)
     channel_dtypes: tuple = ()  # element types of the per-channel tensors (default: dtype)
-    in_zp: int = 0  # integer kernels: zero point of the input
-    mid_zp: int = 0  # zero point of the intermediate (requantized output of the first conv)
+    # integer kernels: zero points of the input and of the intermediate (the requantized output
+    # of the first conv): the padding values; the MACs read raw integers, each conv's bias
+    # holds -zp * sum(w) (``composite.requantization``)
+    in_zp: int = 0
+    mid_zp: int = 0
     w_dtype: str = ""  # weights' element type (default: dtype)
     # integer kernels: the ops the quantizer left between the convs (lut.IntStep), applied to
     # the 8-bit intermediate in L1; their 256-entry tables are kernel inputs t0, t1, ...
@@ -203,9 +207,10 @@ def fused_spec(kind: str, kernel) -> FusedKernelSpec:
 
 
 def fused_reader(kind: str):
-    """The reader of a ``kind`` composite -> (FusedKernelSpec, [x, w1, w2, per-channel])."""
-    def read(func, args):
-        kernel = read_composite(func, args)
+    """The reader of a ``kind`` composite -> (FusedKernelSpec, [x, w1, w2, per-channel]), its
+    integer convs and products requantized by mode ``requant``."""
+    def read(func, args, requant: str = DEFAULT_REQUANT):
+        kernel = read_composite(func, args, requant)
         spec = fused_spec(kind, kernel)
         weights = [relax.const(stage.weight) for stage in kernel.stages]
         tables = [relax.const(t) for t in kernel.tables]

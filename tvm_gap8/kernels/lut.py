@@ -16,7 +16,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from tvm import relax, te, tirx
+from tvm import relax, te
 
 from ..errors import UnsupportedError
 from . import layout, patterns
@@ -24,7 +24,7 @@ from .composite import (DEQUANTIZE, QUANTIZE, CompositeReader, QuantAct, QuantCo
                         clip_bounds, output_dtype, real_value, shape_of)
 from .eltwise import elementwise_tiling, schedule_elementwise
 from .family import KernelFamily
-from .requant import dtype_range, quantize_multiplier, requant_expr
+from .requant import DEFAULT_REQUANT, dtype_range, requant_mode
 from .layout import KernelLayouts
 from .spec import KernelSpec
 from .staging import Operand
@@ -55,12 +55,13 @@ def table_lookup(table, value, in_dtype: str):
 
 
 def mul_requant(a, b, za: int, zb: int, mult: int, shift: int, out_zp: int, out_dtype: str,
-                in_dtype: str = "int8"):
+                in_dtype: str = "int8", mode: str = DEFAULT_REQUANT):
     """``quantize(dequantize(a) * dequantize(b))`` of two 8-bit values, integer only: the
-    int32 product of the zero-point-free operands, requantized like a conv accumulator."""
+    int32 product of the zero-point-free operands, requantized like a conv accumulator (by
+    requantization mode ``mode``)."""
     oa, ob = Operand(in_dtype, za), Operand(in_dtype, zb)
-    return requant_expr(oa.load(a) * ob.load(b), tirx.const(mult, "int32"),
-                        tirx.const(shift, "int32"), out_zp, *dtype_range(out_dtype), out_dtype)
+    return requant_mode(mode).const_expr(oa.load(a) * ob.load(b), mult, shift, out_zp,
+                                         *dtype_range(out_dtype), out_dtype)
 
 
 def _stored(shape, spec) -> tuple:
@@ -88,6 +89,7 @@ class MulKernelSpec(KernelSpec):
     shift: int
     out_zp: int
     out_dtype: str
+    requant: str = DEFAULT_REQUANT  # the requantization mode (``requant.py``)
     kind: str = "mul"
     layouts: KernelLayouts = KernelLayouts()  # 4-D only: a, b and the output in one layout
 
@@ -110,7 +112,7 @@ def mul_compute(spec: MulKernelSpec):
             layout.element(b, lay, *idx) if len(idx) == 4 else b[idx]
         av = layout.element(a, lay, *idx) if len(idx) == 4 else a[idx]
         return mul_requant(av, bv, spec.za, spec.zb, spec.mult, spec.shift, spec.out_zp,
-                           spec.out_dtype, spec.dtype)
+                           spec.out_dtype, spec.dtype, spec.requant)
 
     if len(spec.in_shape) != 4:
         return [a, b, te.compute(spec.in_shape, body, name="mul_out")]
@@ -214,24 +216,27 @@ def table_of(r: CompositeReader, bindings) -> tuple:
     return x, out
 
 
-def read_lut(func: relax.Function, args):
-    """``quantize(f(dequantize(x)))`` -> (LutKernelSpec, [x, table]) (``table_of``)."""
+def read_lut(func: relax.Function, args, requant: str = DEFAULT_REQUANT):
+    """``quantize(f(dequantize(x)))`` -> (LutKernelSpec, [x, table]) (``table_of``; a table
+    needs no requantization, whatever ``requant``)."""
     r = CompositeReader(func, args)
     x, out = table_of(r, list(r.bindings()))
     spec = LutKernelSpec(shape_of(x), str(x.ty.dtype), str(out.dtype))
     return spec, [x, relax.const(out)]
 
 
-def mul_multiplier(qa: QuantParams, qb: QuantParams, out: QuantParams) -> tuple[int, int]:
-    """The requantization (mantissa, shift) of a product: onnxruntime's float32
-    ``fl32(s_a s_b) / s_y``."""
+def mul_multiplier(qa: QuantParams, qb: QuantParams, out: QuantParams,
+                   mode: str = DEFAULT_REQUANT) -> tuple[int, int]:
+    """The requantization (multiplier, shift) of a product in mode ``mode``'s encoding:
+    onnxruntime's float32 ``fl32(s_a s_b) / s_y``."""
     scale = (np.float32(qa.scale) * np.float32(qb.scale)) / np.float32(out.scale)
-    return quantize_multiplier(scale)
+    return requant_mode(mode).multiplier(scale)
 
 
-def read_mul(func: relax.Function, args):
-    """``quantize(dequantize(a) * dequantize(b))`` -> (MulKernelSpec, [a, b])."""
-    r = CompositeReader(func, args)
+def read_mul(func: relax.Function, args, requant: str = DEFAULT_REQUANT):
+    """``quantize(dequantize(a) * dequantize(b))`` -> (MulKernelSpec, [a, b]), requantized by
+    mode ``requant``."""
+    r = CompositeReader(func, args, requant)
     mul, out = None, None
     for b in r.bindings():
         call = b.value
@@ -245,10 +250,10 @@ def read_mul(func: relax.Function, args):
     if str(qa.source.ty.dtype) != str(qb.source.ty.dtype):
         raise UnsupportedError("multiply of tensors with different integer types")
     (params, dtype) = out
-    m, n = mul_multiplier(qa.params, qb.params, params)
+    m, n = mul_multiplier(qa.params, qb.params, params, r.requant)
     spec = MulKernelSpec(shape_of(qa.source), shape_of(qb.source), str(qa.source.ty.dtype),
                          qa.params.zero_point, qb.params.zero_point, m, n, params.zero_point,
-                         dtype)
+                         dtype, r.requant)
     return spec, [qa.source, qb.source]
 
 
@@ -259,7 +264,8 @@ class IntStep:
     """One integer elementwise op on a fused kernel's 8-bit intermediate, producing value
     number ``len(steps before) + 1`` (value 0: the requantized first conv). ``table``: index
     ``table`` of the kernel's tables applied to value ``args[0]``; ``mul``: the requantized
-    product of values ``args`` (``zps``: their zero points; ``mult``, ``shift``, ``out_zp``)."""
+    product of values ``args`` (``zps``: their zero points; ``mult``, ``shift``, ``out_zp``;
+    ``requant``: the requantization mode)."""
 
     kind: str  # "table" | "mul"
     args: tuple
@@ -270,6 +276,7 @@ class IntStep:
     mult: int = 0
     shift: int = 0
     out_zp: int = 0
+    requant: str = DEFAULT_REQUANT
 
     def describe(self) -> str:
         return "lut" if self.kind == "table" else "mul"
@@ -284,7 +291,7 @@ def apply_steps(steps, value, tables):
         else:
             a, b = (vals[i] for i in st.args)
             vals.append(mul_requant(a, b, *st.zps, st.mult, st.shift, st.out_zp, st.out_dtype,
-                                    st.in_dtype))
+                                    st.in_dtype, st.requant))
     return vals[-1]
 
 
@@ -296,12 +303,13 @@ def _mul_step(r: CompositeReader, group, index: dict, out) -> IntStep | None:
     acts = [r.values.get(a) for a in ops[0].args]
     if not all(isinstance(a, QuantAct) and a.source in index for a in acts):
         return None
-    m, n = mul_multiplier(acts[0].params, acts[1].params, out[0])
+    m, n = mul_multiplier(acts[0].params, acts[1].params, out[0], r.requant)
     dtypes = {str(a.source.ty.dtype) for a in acts}
     if len(dtypes) != 1:
         raise UnsupportedError("multiply of tensors with different integer types")
     return IntStep("mul", tuple(index[a.source] for a in acts), out[1], dtypes.pop(), zps=tuple(
-        a.params.zero_point for a in acts), mult=m, shift=n, out_zp=out[0].zero_point)
+        a.params.zero_point for a in acts), mult=m, shift=n, out_zp=out[0].zero_point,
+        requant=r.requant)
 
 
 def read_steps(r: CompositeReader, bindings, first) -> tuple:

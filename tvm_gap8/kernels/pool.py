@@ -15,7 +15,7 @@ from . import layout, patterns
 from .composite import CompositeReader, layer_parts, shape_of
 from .family import KernelFamily
 from .layout import KernelLayouts
-from .requant import dtype_range, quantize_multiplier, requant_expr
+from .requant import DEFAULT_REQUANT, dtype_range, requant_mode
 from .spec import KernelSpec
 from .staging import Operand, finish_staged, scalar_accumulator
 from .tiling import LayerCost, L1Buffer, choose_plan, input_copies, plan_from
@@ -29,6 +29,7 @@ class PoolKernelSpec(KernelSpec):
     mult: int = 0
     shift: int = 0
     out_zp: int = 0
+    requant: str = DEFAULT_REQUANT  # the requantization mode (``requant.py``)
     kind: str = "pool"
     layouts: KernelLayouts = KernelLayouts()  # input staged as stored (source == tile)
 
@@ -58,12 +59,10 @@ def pool_compute(spec: PoolKernelSpec):
                                                                        rj)), axis=[ri, rj]),
                      name="pool_acc")
     if spec.integer:
-        i32 = "int32"
-
         def body(n, ch, i, j):
-            return requant_expr(acc[n, ch, i, j], tirx.const(spec.mult, i32),
-                                tirx.const(spec.shift, i32), spec.out_zp, *dtype_range(spec.dtype),
-                                spec.dtype)
+            return requant_mode(spec.requant).const_expr(
+                acc[n, ch, i, j], spec.mult, spec.shift, spec.out_zp, *dtype_range(spec.dtype),
+                spec.dtype)
     else:
         def body(n, ch, i, j):
             return acc[n, ch, i, j] / tirx.const(h * w, spec.dtype)
@@ -97,9 +96,10 @@ def schedule_pool(spec: PoolKernelSpec, plan):
     return finish_staged(sch, plan, {"channels": ct})
 
 
-def read_pool(func, args):
-    """A ``gap8.pool`` composite -> (PoolKernelSpec, [x])."""
-    r = CompositeReader(func, args)
+def read_pool(func, args, requant: str = DEFAULT_REQUANT):
+    """A ``gap8.pool`` composite -> (PoolKernelSpec, [x]), an integer one requantized by mode
+    ``requant``."""
+    r = CompositeReader(func, args, requant)
     parts = layer_parts(r, "pool")
     if parts.out is None:
         x = r.resolve(parts.anchor.args[0])
@@ -107,10 +107,11 @@ def read_pool(func, args):
     (q,) = parts.inputs
     out, dtype = parts.out
     shape = shape_of(q.source)
-    m, n = quantize_multiplier(q.params.scale / (out.scale * shape[2] * shape[3]))
+    m, n = requant_mode(r.requant).multiplier(q.params.scale / (out.scale * shape[2] * shape[3]))
     if str(q.source.ty.dtype) != dtype:
         raise UnsupportedError("pooling that changes the integer type")
-    return PoolKernelSpec(shape, dtype, q.params.zero_point, m, n, out.zero_point), [q.source]
+    return PoolKernelSpec(shape, dtype, q.params.zero_point, m, n, out.zero_point,
+                          r.requant), [q.source]
 
 
 POOL = KernelFamily(kind="pool", layout_rule="reduce",

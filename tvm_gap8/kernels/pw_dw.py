@@ -31,8 +31,10 @@ def pw_dw_compute(spec: FusedKernelSpec):
     k, (sh, sw) = dw.kernel, dw.stride
     t, l, _, _ = dw.padding
     _, _, oh, ow = spec.out_shape
-    xin = Operand(spec.dtype, spec.in_zp)
-    mid_in = Operand(spec.mid_dtype, spec.mid_zp)
+    # the MACs read the raw integers: each bias holds -zp * sum(w) (``requantization``); the
+    # padding rings hold the zero points, so a padded tap's z * w cancels there too
+    xpad, xin = Operand(spec.dtype, spec.in_zp), Operand(spec.dtype)
+    mid_in = Operand(spec.mid_dtype)
     wop = Operand(spec.weight_dtype)
     lay = spec.layouts
     x = layout.placeholder(spec.in_shape, lay.source, spec.dtype, "x")
@@ -45,7 +47,7 @@ def pw_dw_compute(spec: FusedKernelSpec):
     # intermediate needs a fixed number of rows per tile (TVM compacts its L1 buffer to exactly
     # the tile) and the DW reads it without bounds checks. Its padding ring holds the real
     # value 0 (the intermediate's zero point in an int8 kernel).
-    xp = padded_input(x, xin, dw.padding, lay)
+    xp = padded_input(x, xpad, dw.padding, lay)
     pw_acc = layout.stage(
         (hid, hp, wp),
         lambda hc, i, j: te.sum(xin.load(layout.element(xp, lay.tile, 0, rc, i, j))

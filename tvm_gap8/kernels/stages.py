@@ -3,9 +3,10 @@ three conv families.
 
 A stage is ``conv2d -> elementwise ops`` (float) or, in a QDQ model,
 ``dequantize -> conv2d(dequantize(int8 weights)) -> [+ dequantize(int32 bias)] -> [ReLU/Clip]
--> quantize``, which becomes integer arithmetic: int8 operands with zero points, an int32
-accumulator and bias, and a :class:`Requant` (``composite.requantization``). Nothing of the
-float graph is left inside an integer stage.
+-> quantize``, which becomes integer arithmetic: raw int8 operands into an int32 accumulator,
+an int32 bias that also holds ``-z_x * sum(w)`` (the input zero point out of the MACs), and a
+:class:`Requant` (``composite.requantization``). Nothing of the float graph is left inside an
+integer stage.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from .composite import (DEQUANTIZE, QUANTIZE, CompositeReader, QuantAct, QuantCo
                         activation_range, clip_bounds, output_dtype, real_value, requantization)
 from .epilogue import ACC, SUPPORTED_OPS, Epilogue, EpilogueOp, Ref
 from .lut import read_steps
+from .requant import DEFAULT_REQUANT
 
 
 @dataclass
@@ -62,7 +64,8 @@ class Kernel:
 
     def add_channel(self, arr: np.ndarray) -> int:
         c = arr.size
-        self.channel_tensors.append(relax.const(arr.reshape(1, c, 1, 1)))
+        # the dtype said: relax.const narrows an int64 array to int32 without it
+        self.channel_tensors.append(relax.const(arr.reshape(1, c, 1, 1), str(arr.dtype)))
         self.channel_shapes.append((1, c, 1, 1))
         self.channel_dtypes.append(str(arr.dtype))
         return len(self.channel_tensors) - 1
@@ -151,7 +154,7 @@ def _read_stages(r: CompositeReader):
     return stages, x
 
 
-def _integer_epilogue(kernel: Kernel, stage: Stage) -> Epilogue:
+def _integer_epilogue(kernel: Kernel, stage: Stage, mode: str) -> Epilogue:
     """quantize(act(conv + bias)): only a bias add and ReLU/Clip may sit in between."""
     bias, acts = None, []
     for op, operands, bounds in stage.ops:
@@ -165,7 +168,8 @@ def _integer_epilogue(kernel: Kernel, stage: Stage) -> Epilogue:
                                    "ReLU, Clip)")
     out, dtype = stage.out
     requant, arrays = requantization(stage.act.params.scale, stage.w_scale, out, dtype,
-                                     activation_range(acts), bias)
+                                     activation_range(acts), bias, mode, stage.in_zp,
+                                     stage.weight)
     return kernel.requant_epilogue(requant, arrays)
 
 
@@ -185,14 +189,15 @@ def _float_epilogue(kernel: Kernel, stage: Stage) -> Epilogue:
     return Epilogue(tuple(op(*o) for o in stage.ops))
 
 
-def read_composite(func: relax.Function, args) -> Kernel:
-    """A conv / dw_pw / pw_dw composite -> its stages, input and epilogues."""
-    r = CompositeReader(func, args)
+def read_composite(func: relax.Function, args, requant: str = DEFAULT_REQUANT) -> Kernel:
+    """A conv / dw_pw / pw_dw composite -> its stages, input and epilogues (integer ones
+    requantized by mode ``requant``)."""
+    r = CompositeReader(func, args, requant)
     stages, x = _read_stages(r)
     kernel = Kernel(stages=stages, x=x)
     for stage in stages:
-        make = _integer_epilogue if stage.integer else _float_epilogue
-        kernel.epilogues.append(make(kernel, stage))
+        kernel.epilogues.append(_integer_epilogue(kernel, stage, r.requant) if stage.integer
+                                else _float_epilogue(kernel, stage))
     if len(stages) == 2 and stages[0].integer:
         _read_between(r, kernel, *stages)
     return kernel

@@ -68,7 +68,7 @@ class Option:
 def plan_network(mod: tvm.IRModule, hw, policy: str = "auto", fusion: str = "auto"):
     """{layer: decision} for every kernel of ``mod``'s main (see the module docstring)."""
     func = mod["main"]
-    nodes, forced = _nodes(mod, func)
+    nodes, forced = _nodes(mod, func, hw.requant)
     if policy == "chw":
         forced |= {n.output for n in nodes}
     for node in nodes:
@@ -81,11 +81,11 @@ def plan_network(mod: tvm.IRModule, hw, policy: str = "auto", fusion: str = "aut
     return total, decisions
 
 
-def _nodes(mod, func):
+def _nodes(mod, func, requant: str):
     """The kernels in binding order, and the tensors fixed to CHW."""
     nodes, users = [], {}
     for b in bindings(func):
-        node = _kernel_node(mod, b)
+        node = _kernel_node(mod, b, requant)
         if node is not None:
             nodes.append(node)
         for v in node.inputs if node is not None else relax.analysis.free_vars(b.value):
@@ -97,8 +97,9 @@ def _nodes(mod, func):
     return nodes, forced
 
 
-def _kernel_node(mod, binding):
-    """The Node of a binding that calls a gap8 composite, else None."""
+def _kernel_node(mod, binding, requant: str):
+    """The Node of a binding that calls a gap8 composite (read with requantization mode
+    ``requant``), else None."""
     call = binding.value
     if not isinstance(call, relax.Call) or not isinstance(call.op, relax.GlobalVar):
         return None
@@ -106,7 +107,7 @@ def _kernel_node(mod, binding):
     if callee.attrs is None or KIND_ATTR not in callee.attrs:
         return None
     family = family_of(str(callee.attrs[KIND_ATTR]))
-    spec, tensors = family.read(callee, list(call.args))
+    spec, tensors = family.read(callee, list(call.args), requant)
     rule = family.layout_rule if len(spec.out_shape) == 4 else "fixed"
     return Node(str(callee.attrs.get(LAYER_ATTR, family.kind)), spec.kind, spec,
                 [t for t in tensors if isinstance(t, relax.Var)], binding.var, rule)

@@ -74,7 +74,7 @@ def _plan_group(call, func, hw, decisions: dict) -> list:
     in the layouts the planner decided (its defaults without a plan), or the two convs of a
     fused pair the planner split (the first's output a new L2 tensor)."""
     family = family_of(str(func.attrs[KIND_ATTR]))
-    spec, tensors = family.read(func, list(call.args))
+    spec, tensors = family.read(func, list(call.args), hw.requant)
     info = {"layer": str(func.attrs.get(LAYER_ATTR, family.kind)),
             "onnx_nodes": [str(n) for n in func.attrs[ONNX_NODES_ATTR]]}
     if min(spec.out_shape) < 1:

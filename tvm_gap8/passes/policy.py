@@ -24,7 +24,7 @@ POLICIES = ("all", "profitable")
 
 def policy_problem(family, ctx, hw, policy: str) -> str | None:
     try:
-        spec, _ = family.read(_matched_function(ctx), [])
+        spec, _ = family.read(_matched_function(ctx), [], hw.requant)
     except Gap8Error:
         return None  # the lowering will say what it cannot read
     problem = _unfit(family, spec, hw)

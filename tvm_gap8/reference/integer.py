@@ -1,10 +1,12 @@
 """Integer semantics of each layer kind: what our kernels compute, restated in numpy.
 
 Operands are the integer tensors of the layer's activation DQs; nothing here reads TIR or our
-Relax extraction. The requantization arithmetic (``float32_scale``, ``quantize_multiplier``,
-``requant_reference``, ``activation_bounds``) and the Add multipliers (``add_multipliers``) are
-the numpy helpers the kernels' parameters are derived with; they are documented in
-``kernels/requant.py`` / ``kernels/eltwise.py``.
+Relax extraction. The requantization arithmetic (``float32_scale``, a mode's ``multiplier``
+encoding and numpy ``reference``, ``activation_bounds``) and the Add multipliers
+(``add_multipliers``) are the numpy helpers the kernels' parameters are derived with; they are
+documented in ``kernels/requant.py`` / ``kernels/eltwise.py``. Every evaluator takes the
+requantization mode (``fixed`` | ``float32``) the compile used: ``requant(acc)`` below is that
+mode's integers.
 
 * conv / dense: ``acc = sum((x - z_x) * w) + b`` exactly (int64 here, int32 on the device; an
   accumulator outside int32 is an error), with ``b = round(dequantized bias / (s_x * s_w[o]))``
@@ -24,18 +26,19 @@ from __future__ import annotations
 import numpy as np
 
 from ..kernels.eltwise import add_multipliers
-from ..kernels.requant import (activation_bounds, dtype_range, float32_scale, quantize_multiplier,
-                               requant_reference)
+from ..kernels.requant import (DEFAULT_REQUANT, activation_bounds, dtype_range, float32_scale,
+                               requant_mode)
 from .graph import Graph, Layer
 from .ops import activation_range, conv2d, conv_attrs, dequantize, eval_node, quantize
 
 INT32 = (-2 ** 31, 2 ** 31 - 1)
 
 
-def requant(acc, m, n, zp, lo, hi, dtype):
-    """``requant_reference`` (which returns int8 bits) as ``dtype``: the int8 result reread
-    modulo 256 is the clamped value for uint8 too (the clamp already bounds it to 0..255)."""
-    return requant_reference(acc, m, n, zp, lo, hi).astype(dtype)
+def requant(acc, m, n, zp, lo, hi, dtype, mode: str = DEFAULT_REQUANT):
+    """Mode ``mode``'s numpy reference (which returns int8 bits) as ``dtype``: the int8 result
+    reread modulo 256 is the clamped value for uint8 too (the clamp already bounds it to
+    0..255)."""
+    return requant_mode(mode).reference(acc, m, n, zp, lo, hi).astype(dtype)
 
 
 def _check_int32(layer: Layer, acc):
@@ -53,14 +56,15 @@ def _bias(graph: Graph, tensor, sx, sw, cout):
     return np.round(real / (np.float64(sx) * sw.astype(np.float64))).astype(np.int64)
 
 
-def _requant_channels(graph, layer, acc, sx, sw, channel_axis):
+def _requant_channels(graph, layer, acc, sx, sw, channel_axis, mode):
     sy, zy, dtype = graph.act_qparams(layer.quant)
     scales = float32_scale(sx, sw, sy)
-    mult, shift = (np.array(v, np.int64) for v in zip(*(quantize_multiplier(s) for s in scales)))
+    encode = requant_mode(mode).multiplier
+    mult, shift = (np.array(v, np.int64) for v in zip(*(encode(s) for s in scales)))
     lo, hi = activation_bounds("clip", *activation_range(graph, layer.nodes[1:]), sy, zy, dtype)
     shape = [1] * acc.ndim
     shape[channel_axis] = -1
-    return requant(acc, mult.reshape(shape), shift.reshape(shape), zy, lo, hi, dtype)
+    return requant(acc, mult.reshape(shape), shift.reshape(shape), zy, lo, hi, dtype, mode)
 
 
 def _weights(graph: Graph, node, transposed: bool = False):
@@ -73,7 +77,7 @@ def _weights(graph: Graph, node, transposed: bool = False):
     return wq.astype(np.int64), np.broadcast_to(sw.reshape(-1), (wq.shape[0],))
 
 
-def conv_layer(graph: Graph, layer: Layer, acts):
+def conv_layer(graph: Graph, layer: Layer, acts, mode: str = DEFAULT_REQUANT):
     node = layer.nodes[0]
     x, sx, zx = acts[node.input[0]]
     wq, sw = _weights(graph, node)
@@ -82,10 +86,10 @@ def conv_layer(graph: Graph, layer: Layer, acts):
     bias = _bias(graph, node.input[2] if len(node.input) > 2 else "", sx, sw, wq.shape[0])
     acc = acc + bias.reshape(1, -1, 1, 1)
     _check_int32(layer, acc)
-    return _requant_channels(graph, layer, acc, sx, sw, 1)
+    return _requant_channels(graph, layer, acc, sx, sw, 1, mode)
 
 
-def dense_layer(graph: Graph, layer: Layer, acts):
+def dense_layer(graph: Graph, layer: Layer, acts, mode: str = DEFAULT_REQUANT):
     node = layer.nodes[0]
     x, sx, zx = acts[node.input[0]]
     transposed = node.op_type == "MatMul" or not graph.attr(node, "transB", 0)
@@ -94,10 +98,11 @@ def dense_layer(graph: Graph, layer: Layer, acts):
     bias = node.input[2] if node.op_type == "Gemm" and len(node.input) > 2 else ""
     acc = acc + _bias(graph, bias, sx, sw, wq.shape[0])
     _check_int32(layer, acc)
-    return _requant_channels(graph, layer, acc, sx, sw, acc.ndim - 1)
+    return _requant_channels(graph, layer, acc, sx, sw, acc.ndim - 1, mode)
 
 
-def add_layer(graph: Graph, layer: Layer, acts):
+def add_layer(graph: Graph, layer: Layer, acts, mode: str = DEFAULT_REQUANT):
+    """The same in every mode (``add_multipliers``: already fixed-point, round half up)."""
     node = layer.nodes[0]
     (a, sa, za), (b, sb, zb) = acts[node.input[0]], acts[node.input[1]]
     sy, zy, dtype = graph.act_qparams(layer.quant)
@@ -107,22 +112,22 @@ def add_layer(graph: Graph, layer: Layer, acts):
     return np.clip(zy + (acc >> n), lo, hi).astype(dtype)
 
 
-def pool_layer(graph: Graph, layer: Layer, acts):
+def pool_layer(graph: Graph, layer: Layer, acts, mode: str = DEFAULT_REQUANT):
     (x, sx, zx), = acts.values()
     sy, zy, dtype = graph.act_qparams(layer.quant)
     h, w = x.shape[2], x.shape[3]
-    m, n = quantize_multiplier(sx / (sy * h * w))
+    m, n = requant_mode(mode).multiplier(sx / (sy * h * w))
     acc = (x.astype(np.int64) - zx).sum(axis=(2, 3), keepdims=True)
-    return requant(acc, m, n, zy, *dtype_range(dtype), dtype)
+    return requant(acc, m, n, zy, *dtype_range(dtype), dtype, mode)
 
 
-def mul_layer(graph: Graph, layer: Layer, acts):
+def mul_layer(graph: Graph, layer: Layer, acts, mode: str = DEFAULT_REQUANT):
     node = layer.nodes[0]
     (a, sa, za), (b, sb, zb) = acts[node.input[0]], acts[node.input[1]]
     sy, zy, dtype = graph.act_qparams(layer.quant)
-    m, n = quantize_multiplier((np.float32(sa) * np.float32(sb)) / np.float32(sy))
+    m, n = requant_mode(mode).multiplier((np.float32(sa) * np.float32(sb)) / np.float32(sy))
     prod = (a.astype(np.int64) - za) * (b.astype(np.int64) - zb)
-    return requant(prod, m, n, zy, *dtype_range(dtype), dtype)
+    return requant(prod, m, n, zy, *dtype_range(dtype), dtype, mode)
 
 
 def float_path(graph: Graph, layer: Layer, acts):
@@ -169,20 +174,20 @@ def table_of(graph: Graph, layer: Layer, in_dtype: str, float_dtype=np.float32):
     return quantize(vals[layer.quant.input[0]], np.float32(sy), zy, dtype, float_dtype)
 
 
-def table_layer(graph: Graph, layer: Layer, acts):
+def table_layer(graph: Graph, layer: Layer, acts, mode: str = DEFAULT_REQUANT):
     ((x, _, _),) = acts.values()
     table = table_of(graph, layer, str(x.dtype))
     return table[x.astype(np.int64) - dtype_range(str(x.dtype))[0]]
 
 
-def reshape_layer(graph: Graph, layer: Layer, acts):
+def reshape_layer(graph: Graph, layer: Layer, acts, mode: str = DEFAULT_REQUANT):
     ((x, _, _),) = acts.values()
     node = layer.nodes[0]
     return eval_node(graph, node, [x] + [graph.const(t) for t in node.input[1:] if t],
                      np.float32)
 
 
-def identity_layer(graph: Graph, layer: Layer, acts):
+def identity_layer(graph: Graph, layer: Layer, acts, mode: str = DEFAULT_REQUANT):
     ((x, _, _),) = acts.values()
     return x
 
@@ -208,10 +213,11 @@ def effective_kind(layer: Layer, acts) -> str:
     return "mul" if ok else "float"
 
 
-def eval_layer(graph: Graph, layer: Layer, acts):
+def eval_layer(graph: Graph, layer: Layer, acts, mode: str = DEFAULT_REQUANT):
     """(kind, integer output) of ``layer``; ``acts`` maps each activation DQ's output name to
-    (integer tensor, scale, zero point)."""
+    (integer tensor, scale, zero point); ``mode``: the requantization mode (``fixed`` |
+    ``float32``)."""
     kind = effective_kind(layer, acts)
     if kind == "float":
         return kind, float_path(graph, layer, acts)
-    return kind, EVALUATORS[kind](graph, layer, acts)
+    return kind, EVALUATORS[kind](graph, layer, acts, mode)

@@ -8,6 +8,7 @@ import numpy as np
 import onnx
 
 from .graph import Graph, Layer, order_dependent, trace
+from ..kernels.requant import DEFAULT_REQUANT
 from .integer import eval_layer
 from .ops import dequantize, eval_node, quantize
 
@@ -93,9 +94,11 @@ def _record(graph: Graph, layer: Layer, values, output, kind) -> LayerRecord:
                        [n.name for n in layer.nodes])
 
 
-def integer_reference(model: onnx.ModelProto, inputs: dict) -> ReferenceRun:
+def integer_reference(model: onnx.ModelProto, inputs: dict,
+                      requant: str = DEFAULT_REQUANT) -> ReferenceRun:
     """Evaluate ``model`` (the ONNX model after our frontend: ``import_onnx(...).onnx_model``)
-    on ``inputs`` with the integer semantics of our kernels.
+    on ``inputs`` with the integer semantics of our kernels, requantizing as the kernels of
+    a compile in mode ``requant`` do (``fixed`` | ``float32``, ``kernels/requant.py``).
 
     Every QuantizeLinear ends a layer (``graph.trace``); a layer one of our integer kernels
     computes is evaluated with that kernel's integer arithmetic (``integer.py``), bit for bit;
@@ -126,7 +129,7 @@ def integer_reference(model: onnx.ModelProto, inputs: dict) -> ReferenceRun:
         if layer is not None and layer.kind != "float":
             acts = {dq.output[0]: (values[dq.input[0]], *graph.act_qparams(dq)[:2])
                     for dq in layer.dqs}
-            kind, out = eval_layer(graph, layer, acts)
+            kind, out = eval_layer(graph, layer, acts, requant)
         else:
             kind, out = "float", _float_node(graph, node, values)
             if order_dependent(graph, node, _operands(graph, node, values)):
