@@ -75,35 +75,34 @@ static void core_perf_stop(void) {
 #endif
 
 /* -- DMA -------------------------------------------------------------------------------------- */
-static int32_t in_flight[GAP8_DMA_WINDOW];
-static int32_t nb_in_flight;
+/* One MCHAN transfer counter per copy call: every command of the copy is pushed on it (the
+ * counter stays active until the next allocation) and the copy waits once for all of them. */
+static uint32_t copy_counter;
 
-static void dma_wait_all(void) {
+static void dma_begin(void) { copy_counter = (uint32_t)plp_dma_counter_alloc(); }
+
+static void dma_end(void) {
 #ifdef GAP8_INSTRUMENT
   uint32_t t0 = gap8_now();
 #endif
-  for (int32_t i = 0; i < nb_in_flight; ++i) plp_dma_wait((unsigned)in_flight[i]);
-  nb_in_flight = 0;
+  plp_dma_wait(copy_counter);
 #ifdef GAP8_INSTRUMENT
   dma_wait_cycles[current_layer] += gap8_now() - t0;
 #endif
 }
 
-static void dma_issued(int32_t id) {
-  if (nb_in_flight == GAP8_DMA_WINDOW) dma_wait_all();
-  in_flight[nb_in_flight++] = id;
-}
-
 /* one L1 <-> L2 command: `rows` lines of `row_bytes`, contiguous in L1, `ext_stride` apart in L2 */
 static void dma_lines(int8_t *ext, int8_t *loc, int32_t rows, int32_t row_bytes,
                       int32_t ext_stride, int32_t ext2loc) {
+  uint32_t size = (uint32_t)(rows * row_bytes);
   if (rows == 1 || ext_stride == row_bytes)
-    dma_issued(plp_dma_memcpy((unsigned)ext, (unsigned)loc, (unsigned short)(rows * row_bytes),
-                              ext2loc));
+    plp_dma_cmd_push(plp_dma_getCmd(ext2loc, size, PLP_DMA_1D, PLP_DMA_TRIG_EVT,
+                                    PLP_DMA_NO_TRIG_IRQ, PLP_DMA_SHARED),
+                     (unsigned)loc, (unsigned)ext);
   else
-    dma_issued(plp_dma_memcpy_2d((unsigned)ext, (unsigned)loc,
-                                 (unsigned short)(rows * row_bytes), (unsigned short)ext_stride,
-                                 (unsigned short)row_bytes, ext2loc));
+    plp_dma_memcpy_2d_keepCounter((unsigned)ext, (unsigned)loc, (unsigned short)size,
+                                  (unsigned short)ext_stride, (unsigned short)row_bytes,
+                                  ext2loc);
 }
 
 /* rows of row_bytes, each side with its stride; L1 is the local side */
@@ -153,10 +152,11 @@ int32_t gap8_dma_copy_3d(void *dst, const void *src, int32_t n2, int32_t n1, int
     return 0;
   }
   if (from_l3(src, dir)) count(GAP8_DIR_L3_TO_L2, bytes);
+  dma_begin();
   for (int32_t i = 0; i < n2; ++i)
     copy_2d((int8_t *)dst + i * dst_s2, (const int8_t *)src + i * src_s2, n1, row_bytes,
             dst_s1, src_s1, dir);
-  dma_wait_all();
+  dma_end();
   count(dir, bytes);
   return 0;
 }
@@ -189,11 +189,12 @@ int32_t gap8_dma_copy_strided(void *dst, const void *src, int32_t n2, int32_t n1
     int32_t ext2loc = dir == GAP8_DIR_L2_TO_L1;
     int8_t *loc0 = ext2loc ? (int8_t *)dst : (int8_t *)src;
     int8_t *ext0 = ext2loc ? (int8_t *)src : (int8_t *)dst;
+    dma_begin();
     for (int32_t i = 0; i < n[b]; ++i)
       for (int32_t j = 0; j < n[a]; ++j)
         dma_lines(ext0 + i * ext_s[b] + j * ext_s[a], loc0 + i * loc_s[b] + j * loc_s[a], n[in],
                   elem, ext_s[in], ext2loc);
-    dma_wait_all();
+    dma_end();
   }
   count(dir, bytes);
   return 0;
@@ -214,7 +215,7 @@ int32_t gap8_dma_copy_transpose(void *dst, const void *src, int32_t a, int32_t b
                                a * elem_bytes, elem_bytes, dir);
 }
 
-void gap8_dma_wait(void) { dma_wait_all(); }
+void gap8_dma_wait(void) {} /* every copy has waited for its data */
 
 /* DMA lines shorter than this go faster by core loads and stores, every core a share (an MCHAN
  * command costs ~100 cycles: shared/tools/gvsoc/README.md) */
