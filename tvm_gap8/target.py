@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import tvm
 
+from .cost.cycles import ComputeCosts
 from .errors import UsageError
 
 
@@ -96,10 +97,20 @@ class Gap8Target:
     #: ~99 kB reported for the MobileNetV2-style example, FC stack 2 kB. The link checks the real
     #: figure and names the region it overflows.
     l2_reserved_bytes: int = 98304
+    # L3 (off-chip HyperRAM) -> L2, for weights that do not fit L2 (``tiling.weights_placement``):
+    # OUR ASSUMPTION, no cited figure: GAP8's HyperBus is an 8-bit DDR bus; taken at ~1 byte per
+    # cycle of the 100 MHz clock above (the order of the figure GreenWaves' docs give for
+    # HyperRAM; not verified against a datasheet here), 8x slower than the cluster DMA
+    l3_bytes_per_cycle: float = 1.0
+    # OUR ASSUMPTION: an L3 transfer's software set-up (micro-DMA request from the fabric
+    # controller + HyperRAM command/latency) taken equal to the cluster DMA's (MATCH's 920)
+    l3_setup_cycles: int = 920
+    # The constants of the compute-cycle models (PLiNIO's GAP8 latency models and the terms we
+    # derive), as one record, cited field by field in ``tvm_gap8/cost/cycles.py`` (the cycle
+    # model's one home, with the formulas and the DMA/overlap arithmetic); a JSON ``--hw`` file
+    # may override them as {"compute": {field: value}}
+    compute: ComputeCosts = field(default_factory=ComputeCosts)
     extra: dict = field(default_factory=dict, compare=False)
-
-    # The compute-cycle models of the int8 kernels (PLiNIO's GAP8 latency models) and the
-    # DMA/overlap arithmetic live in ``tvm_gap8/cost/cycles.py``, the cycle model's one home.
 
     def __post_init__(self):
         if self.dma_mode not in DMA_MODES:
@@ -159,6 +170,13 @@ class Gap8Target:
         if unknown:
             raise UsageError(f"--hw {path}: unknown field(s) {', '.join(unknown)}; known: "
                              f"{', '.join(sorted(known))}")
+        if isinstance(data.get("compute"), dict):
+            known_c = {f.name for f in dataclasses.fields(ComputeCosts)}
+            bad = sorted(set(data["compute"]) - known_c)
+            if bad:
+                raise UsageError(f"--hw {path}: unknown compute field(s) {', '.join(bad)}; "
+                                 f"known: {', '.join(sorted(known_c))}")
+            data = {**data, "compute": ComputeCosts(**data["compute"])}
         return cls().replace(**data)
 
 

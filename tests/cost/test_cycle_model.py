@@ -10,14 +10,15 @@ from tvm_gap8.target import GAP8
 BLOCKING = GAP8.replace(dma_mode="blocking")
 
 
-# --- defaults: PLiNIO's figures unchanged ---------------------------------------------------
+# --- defaults: PLiNIO's figures unchanged (a PW: when rows and cols are multiples of 8) -----
 
 def _plinio_conv(cin, cout, oh, ow, k):
     return (-(-oh // 2)) * (-(-ow // 8)) * (k * k * cin * 2 + (-(-cout // 4))
                                             * (5 + (-(-(k * k * cin) // 4)) * 14 + 10))
 
 
-@pytest.mark.parametrize("shape", [(32, 64, 48, 48, 1), (3, 32, 48, 48, 3), (7, 5, 3, 9, 3)])
+@pytest.mark.parametrize("shape", [(32, 64, 48, 48, 1), (3, 32, 48, 48, 3), (7, 5, 3, 9, 3),
+                                   (12, 8, 16, 40, 1)])
 def test_conv_default_is_plinio_and_its_reference_layouts(shape):
     assert cycles.conv(*shape) == _plinio_conv(*shape)
     assert cycles.conv(*shape, in_layout="HWC", out_layout="HWC") == _plinio_conv(*shape)
@@ -174,11 +175,13 @@ def test_comparison_table_against_published_figures():
     mpc, (lo, hi) = rows["DW 3x3 32ch 48x48 CHW->HWC (PLiNIO ref)"]
     assert mpc == pytest.approx(1.0) and 0.3 < mpc / hi and mpc / lo < 0.55
     assert rows["DW 3x3 32ch 48x48, MATCH's own DW model"][0] == pytest.approx(mpc, rel=0.1)
-    # PW at gap_sdk#150's shapes: the model is 2.4-3.5x faster than those whole-layer figures
+    # PW at gap_sdk#150's shapes: the model is 2.5-3.7x faster than those whole-layer figures
+    # (52 rows x 60 columns: the HoWo split keeps every core busy, where PLiNIO's
+    # ceil(ow/8) rounded 60 columns up to 64)
     for label in ("#150 S5: PW 12->8 52x60", "#150 S9: PW 16->36 52x60",
                   "#150 S11: PW 36->16 52x60"):
         mpc, (lo, _) = rows[label]
-        assert 2.4 < mpc / lo < 3.5
+        assert 2.5 < mpc / lo < 3.7
     # layouts reorder as the paper's kernels imply
     assert (rows["DW 3x3 32ch 48x48 HWC->HWC"][0] < rows["DW 3x3 32ch 48x48 CHW->CHW"][0])
     assert (rows["PW 32->64 48x48 CHW->CHW"][0] < rows["PW 32->64 48x48 HWC->CHW"][0])

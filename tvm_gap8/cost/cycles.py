@@ -3,7 +3,12 @@
 Compute: the per-kernel latency models of GAP8's int8 kernels on the 8-core cluster published
 with PLiNIO (eml-eda/plinio ``plinio/cost/gap8_latency.py``, Jahier Pagliari et al.; fitted on
 measurements), evaluated per tile so that small tiles pay their loop overheads. Add and pooling
-have no published model: ``eltwise`` is our assumption, labelled as such.
+have no published model: ``eltwise`` is our assumption, labelled as such. ONE formula per kernel
+kind (``conv`` KxK, ``pointwise``, ``depthwise``, ``linear``, ``eltwise``), whether the kernel
+runs standalone or as a half of a fused pair: a fused kernel's PW / DW half costs what the same
+PW / DW costs standalone on the same tile and layouts, so fusion gains only what it changes
+(DMA traffic and transfers, tile counts, the core split its tiles allow). Their constants are
+data, ``ComputeCosts`` (``Gap8Target.compute``), each cited, to be fitted to measured cycles.
 
 Layouts. ``conv`` and ``depthwise`` take the layouts of the kernel's L1 input and output buffers
 ("CHW" or "HWC"). None means the layouts PLiNIO's models stand for, and gives PLiNIO's figure
@@ -20,11 +25,10 @@ terms are lower bounds). ``linear`` and ``eltwise`` are layout-neutral: a dense 
 flat vector, an element-wise kernel visits both operands in the same order whatever it is.
 
 Data movement: ``dma_cycles`` per transfer kind (contiguous, 2-D, the HWC->CHW transposing copy
-DORY uses for depthwise inputs; constants in ``Gap8Target``, cited there). ``kernel_cycles``
-composes compute, transfers, per-tile and per-layer overheads and the DMA mode (double-buffered:
-all trips but one of the pipelined loop's copies hide behind compute; blocking: nothing hides).
-``tiled_kernel`` / ``streamed_kernel`` are the older entry points, kept with their exact results
-(no per-tile or per-layer overheads).
+DORY uses for depthwise inputs, and ``l3``: weights streamed L3 -> L2; constants in
+``Gap8Target``, cited or marked OUR ASSUMPTION there). ``kernel_cycles`` composes compute,
+transfers, per-tile and per-layer overheads and the DMA mode (double-buffered: all trips but one
+of the pipelined loop's copies hide behind compute; blocking: nothing hides).
 
 These are model figures, not measurements; the tiler ranks tiles by them and the report shows
 them as ``plan.cycles``. The IR measurement next door (``cost/ir.py``) is the truth for bytes
@@ -34,8 +38,11 @@ modelled MAC/cycle with published per-kernel figures (docs/cycle_model.md).
 
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass
+
 LAYOUTS = ("CHW", "HWC")
-DMA_KINDS = ("contiguous", "2d", "transposing")
+DMA_KINDS = ("contiguous", "2d", "transposing", "l3")
 
 #: Cores PLiNIO's fits (and the paper's kernels, NUM_CORES) run on: the models below are
 #: cluster-level figures for 8 cores.
@@ -44,6 +51,69 @@ MODEL_CORES = 8
 #: Reference layouts (in, out) = what the PLiNIO figure stands for (see the module docstring).
 CONV_REF_LAYOUTS = ("HWC", "HWC")
 DW_REF_LAYOUTS = ("CHW", "HWC")
+
+
+@dataclass(frozen=True)
+class ComputeCosts:
+    """The constants of the per-kind compute formulas, as data: one record, read by every
+    kernel family (fused or not) through ``Gap8Target.compute``, so that a later step can fit
+    them to cycles measured on GVSOC (``dataclasses.replace``) without touching a formula.
+    Today's values are the published / derived ones, each cited below; none is fitted here.
+
+    One formula per kernel kind, whatever kernel it runs in: ``conv`` (a standard KxK conv),
+    ``pointwise`` (a 1x1 conv: standalone, the PW half of dw_pw and of pw_dw), ``depthwise``
+    (standalone, the DW half of dw_pw and of pw_dw), ``linear``, ``eltwise``. Per-tile and
+    per-layer overheads and the DMA figures are ``Gap8Target`` fields (``tile_overhead_cycles``,
+    ``layer_overhead_cycles``, ``dma_*``, ``l3_*``), also data."""
+
+    # --- conv / pointwise: PLiNIO's GAP8 model (eml-eda/plinio plinio/cost/gap8_latency.py),
+    # per call of the matmul on a pixel pair (2 output pixels):
+    #   im2col: k*k*C_in*2 -> 1 cycle per byte copied per pixel
+    conv_im2col_cycles_per_byte: int = 1
+    #   matmul: ceil(C_out/4) * (5 + ceil(k*k*C_in/4) * 14 + 10): per 4 output channels a
+    #   set-up of 5, 14 per 4 input channels ("(6 + 8)": 6 lw + 8 sdotp for 4 C_in x 4 C_out x
+    #   2 pixels) and 10 for the requantization and stores of the 4 x 2 outputs
+    conv_matmul_setup_cycles: int = 5
+    conv_matmul_cycles_per_4_in: int = 14
+    conv_requant_cycles_per_4_out: int = 10
+    # a pointwise's odd pixel (the HoWo split's leftover, ``howo_split``): MATCH's single-pixel
+    # cost (eml-eda/match match/cost_model/examples/pulp_cluster.py ``leftover_width_matmul``
+    # = 5 + ceil(C_in/4)*(2+1) + 10 per output channel)
+    pw_single_setup_cycles: int = 5
+    pw_single_cycles_per_4_in: int = 3
+    pw_single_requant_cycles: int = 10
+    # a CHW input's im2col gather, derived from the paper's pulp_nn_pointwise_HoWo_parallel_
+    # CHW_CHW.c, our reading (see ``PW_GATHER_CYCLES_PER_ELEMENT``): 2 lbu + 2 sb per input
+    # channel per pixel pair; an HWC input is handed to the matmul in place (0)
+    pw_gather_cycles_chw: int = 4
+    pw_gather_cycles_hwc: int = 0
+    # --- depthwise: PLiNIO's model, 4 * ceil(C/4) * OH * OW * K * K: one cycle per MAC over the
+    # channels rounded up to the 4-way SIMD width
+    dw_cycles_per_mac: int = 1
+    dw_channel_granule: int = 4
+    # the im2col strip fill per 4-byte word (see ``DW_STRIP_WORD_CYCLES``): CHW input 1 lw +
+    # 1 sw, HWC input 4 lbu + 4 sb (paper's pulp_nn_depthwise_generic_*, our reading)
+    dw_strip_word_cycles_chw: int = 2
+    dw_strip_word_cycles_hwc: int = 8
+    # --- linear: PLiNIO's model, ceil(C_in/2) * ceil(C_out/4) -> 1 cycle per 2 inputs x 4 outputs
+    linear_cycles_per_2x4: int = 1
+    # --- add / pooling / tables: OUR ASSUMPTION (no published model): 2 cycles per element per
+    # core (load-load/accumulate-store in a 4-way SIMD loop), spread over the cores
+    eltwise_cycles_per_element: int = 2
+
+    def pw_gather(self, in_layout: str) -> int:
+        return self.pw_gather_cycles_chw if in_layout == "CHW" else self.pw_gather_cycles_hwc
+
+    def dw_strip_word(self, in_layout: str) -> int:
+        return (self.dw_strip_word_cycles_chw if in_layout == "CHW"
+                else self.dw_strip_word_cycles_hwc)
+
+    def replace(self, **changes) -> "ComputeCosts":
+        return dataclasses.replace(self, **changes)
+
+
+#: Today's constants (the published / derived figures above).
+DEFAULT_COSTS = ComputeCosts()
 
 # --- layout terms, derived from the paper's kernels (our reading) --------------------------
 # Depthwise, derived from src/convolution/pulp_nn_depthwise_generic_{CHW_CHW,CHW_HWC,HWC_HWC}.c,
@@ -55,8 +125,9 @@ DW_REF_LAYOUTS = ("CHW", "HWC")
 # so HWC input costs (8 - 2) = 6 more cycles per strip word. The MAC loop (leftCnt byte MACs,
 # colCnt ``SumDotp``), the quantisation and the single byte store per output are the same code in
 # all three files; CHW vs HWC output differs only in pOut's stride (diff CHW_CHW.c CHW_HWC.c):
-# no term for the output layout.
-DW_STRIP_WORD_CYCLES = {"CHW": 2, "HWC": 8}
+# no term for the output layout. (The values: ``ComputeCosts.dw_strip_word_cycles_*``.)
+DW_STRIP_WORD_CYCLES = {"CHW": DEFAULT_COSTS.dw_strip_word_cycles_chw,
+                        "HWC": DEFAULT_COSTS.dw_strip_word_cycles_hwc}
 # Pointwise, derived from src/convolution/pulp_nn_pointwise_HoWo_parallel_CHW_CHW.c, our
 # reading: for every pixel pair the CHW kernel gathers both pixels' C_in bytes at stride H*W into
 # an im2col buffer, ``pIm2Col[cin] = *pB; pIm2Col[cin + ch_in] = *(pB + 1); pB += H*W``
@@ -67,7 +138,9 @@ DW_STRIP_WORD_CYCLES = {"CHW": 2, "HWC": 8}
 # either way (HWC_CHW vs HWC_HWC: same stores; the HWC_HWC file even calls matmul_ANY_CHW): no
 # term for the output layout. Against the matmul of a pixel pair, ~ (C_out/4)*(C_in/4)*14 =
 # 0.875*C_in*C_out cycles, the gather's 4*C_in is 4 / (0.875*C_out) ~= 4.6 / C_out.
-PW_GATHER_CYCLES_PER_ELEMENT = {"CHW": 4, "HWC": 0}
+# (The values: ``ComputeCosts.pw_gather_cycles_*``.)
+PW_GATHER_CYCLES_PER_ELEMENT = {"CHW": DEFAULT_COSTS.pw_gather_cycles_chw,
+                                "HWC": DEFAULT_COSTS.pw_gather_cycles_hwc}
 # A standard K x K conv on CHW input: the paper's code has none. OUR EXTENSION of the pointwise
 # gather: the im2col column of a pixel pair is 2*K*K*C_in bytes gathered one byte at a time
 # (1 load + 1 store each) -> 4 cycles per (c, ky, kx) per pixel pair, on top of PLiNIO's HWC
@@ -87,50 +160,70 @@ def _layouts(in_layout, out_layout, ref):
     return in_layout, out_layout
 
 
+def _pair_cycles(reduce: int, cout: int, in_layout: str, costs: ComputeCosts) -> int:
+    """One matmul call on a pixel pair reducing over ``reduce`` = k*k*C_in_per_group inputs
+    (PLiNIO's per-iteration figure, plus the CHW gather)."""
+    im2col = costs.conv_im2col_cycles_per_byte * reduce * 2
+    gather = costs.pw_gather(in_layout) * reduce
+    matmul = _ceil(cout, 4) * (costs.conv_matmul_setup_cycles
+                               + _ceil(reduce, 4) * costs.conv_matmul_cycles_per_4_in
+                               + costs.conv_requant_cycles_per_4_out)
+    return im2col + gather + matmul
+
+
 def conv(cin: int, cout: int, oh: int, ow: int, k: int, groups: int = 1,
-         in_layout: str | None = None, out_layout: str | None = None) -> int:
-    """An int8 conv (standard or pointwise) on the cluster: PLiNIO's GAP8 model, for HWC -> HWC
-    (the default); a CHW input adds the im2col gather of the paper's CHW pointwise kernel
-    (``PW_GATHER_CYCLES_PER_ELEMENT``); the output layout costs nothing extra. A depthwise conv
-    (groups == cin == cout) goes to ``depthwise`` with the layouts given."""
+         in_layout: str | None = None, out_layout: str | None = None, stride: int = 1,
+         costs: ComputeCosts | None = None) -> int:
+    """An int8 conv on the cluster, dispatched to the one formula of its kind: a depthwise conv
+    (groups == cin == cout) to ``depthwise``, a pointwise one (1x1, ungrouped) to ``pointwise``,
+    both with the layouts given; a standard KxK conv is PLiNIO's GAP8 model, for HWC -> HWC (the
+    default), ceil(oh/2) * ceil(ow/8) pixel pairs per core; a CHW input adds the im2col gather
+    (OUR EXTENSION of the paper's CHW pointwise gather); the output layout costs nothing extra.
+    ``stride``: the depthwise's (its HWC-input term reads the input rows)."""
+    costs = DEFAULT_COSTS if costs is None else costs
     if groups > 1 and groups == cin == cout:
-        return depthwise(cout, oh, ow, k, in_layout, out_layout)
+        return depthwise(cout, oh, ow, k, in_layout, out_layout, stride, costs)
+    if k == 1 and groups == 1:
+        return pointwise(cin, cout, oh, ow, in_layout, out_layout, costs=costs)
     in_layout, _ = _layouts(in_layout, out_layout, CONV_REF_LAYOUTS)
     cin_g = cin // groups
     # pixel pairs per core: 2 output pixels per matmul call, 8 cores
     iterations = _ceil(oh, 2) * _ceil(ow, 8)
-    im2col = k * k * cin_g * 2
-    gather = PW_GATHER_CYCLES_PER_ELEMENT[in_layout] * k * k * cin_g
-    matmul = _ceil(cout, 4) * (5 + _ceil(k * k * cin_g, 4) * 14 + 10)
-    return iterations * (im2col + gather + matmul)
+    return iterations * _pair_cycles(k * k * cin_g, cout, in_layout, costs)
 
 
 def depthwise(channels: int, oh: int, ow: int, k: int, in_layout: str | None = None,
-              out_layout: str | None = None, stride: int = 1) -> int:
-    """An int8 depthwise conv (same source), also for a tile of one channel. PLiNIO's figure
-    stands for CHW -> HWC (PULP-NN's depthwise, the default); an HWC input adds the strided byte
-    fill of the paper's HWC kernel (``DW_STRIP_WORD_CYCLES``) on the busiest core: ceil(C/8)
-    channels x ow output columns x ((oh-1)*stride + k) input rows x ceil(k/4) words."""
+              out_layout: str | None = None, stride: int = 1,
+              costs: ComputeCosts | None = None) -> int:
+    """An int8 depthwise conv (same source), also for a tile of one channel; the one formula
+    of the DW, standalone or the half of a fused kernel. PLiNIO's figure stands for CHW -> HWC
+    (PULP-NN's depthwise, the default); an HWC input adds the strided byte fill of the paper's
+    HWC kernel (``DW_STRIP_WORD_CYCLES``) on the busiest core: ceil(C/8) channels x ow output
+    columns x ((oh-1)*stride + k) input rows x ceil(k/4) words."""
+    costs = DEFAULT_COSTS if costs is None else costs
     in_layout, _ = _layouts(in_layout, out_layout, DW_REF_LAYOUTS)
-    base = 4 * _ceil(channels, 4) * oh * ow * k * k
-    extra_per_word = DW_STRIP_WORD_CYCLES[in_layout] - DW_STRIP_WORD_CYCLES[DW_REF_LAYOUTS[0]]
+    g = costs.dw_channel_granule
+    base = costs.dw_cycles_per_mac * g * _ceil(channels, g) * oh * ow * k * k
+    extra_per_word = costs.dw_strip_word(in_layout) - costs.dw_strip_word(DW_REF_LAYOUTS[0])
     if not extra_per_word:
         return base
     in_rows = (oh - 1) * stride + k
     return base + (_ceil(channels, MODEL_CORES) * ow * in_rows * _ceil(k, 4) * extra_per_word)
 
 
-def linear(cin: int, cout: int) -> int:
+def linear(cin: int, cout: int, costs: ComputeCosts | None = None) -> int:
     """An int8 fully connected layer (same source). Layout-neutral: its input is a flat
     vector."""
-    return _ceil(cin, 2) * _ceil(cout, 4)
+    costs = DEFAULT_COSTS if costs is None else costs
+    return costs.linear_cycles_per_2x4 * _ceil(cin, 2) * _ceil(cout, 4)
 
 
 def eltwise(hw, elements: int) -> int:
     """Add / pooling: OUR ASSUMPTION (no published model): 2 cycles per element per core
-    (load-load/accumulate-store in a 4-way SIMD loop), spread over the cores. Layout-neutral:
+    (``ComputeCosts.eltwise_cycles_per_element``), spread over the cores. Layout-neutral:
     both operands and the result are walked in the same order, whatever the layout."""
-    return _ceil(2 * elements, hw.cores)
+    costs = getattr(hw, "compute", None) or DEFAULT_COSTS
+    return _ceil(costs.eltwise_cycles_per_element * elements, hw.cores)
 
 
 # --- the core split of the paper's pointwise kernels over output rows ----------------------
@@ -155,32 +248,51 @@ def howo_split(rows: int, cols: int, cores: int = MODEL_CORES):
     return chunk * (width // 2), chunk * (width % 2), busy
 
 
-def pointwise_rows(cin: int, cout: int, rows: int, cols: int, in_layout: str = "HWC",
-                   out_layout: str = "HWC", cores: int = MODEL_CORES) -> int:
-    """An int8 pointwise conv over a batch of ``rows`` output rows with the paper's HoWo core
-    split (``howo_split``): PLiNIO's per-pixel-pair cost (as ``conv``) times the busiest core's
-    pixel pairs, plus its odd pixels at MATCH's single-pixel cost (eml-eda/match
-    match/cost_model/examples/pulp_cluster.py ``leftover_width_matmul`` = 5 + ceil(C_in/4)*(2+1)
-    + 10 per output channel). For a fused row batch this is what ``conv`` misses: 1 row keeps 2
-    of 8 cores busy, 2 rows 4, 3 rows 6."""
+def pointwise(cin: int, cout: int, rows: int, cols: int, in_layout: str | None = None,
+              out_layout: str | None = None, cores: int = MODEL_CORES,
+              costs: ComputeCosts | None = None) -> int:
+    """An int8 pointwise conv on a tile of ``rows`` x ``cols`` output pixels: THE pointwise
+    formula, the same for a standalone PW, the PW half of dw_pw and the PW half of pw_dw (on
+    their tiles). The paper's pointwise kernels (``pulp_nn_pointwise_HoWo_parallel_*``, which
+    its fused "rows" kernels call per batch of rows) split the tile's pixels over the cores by
+    ``howo_split``: PLiNIO's per-pixel-pair cost (``_pair_cycles`` with k = 1) times the busiest
+    core's pixel pairs, plus its odd pixels at MATCH's single-pixel cost (``ComputeCosts``).
+    When rows and cols are multiples of 8 this is PLiNIO's ceil(oh/2) * ceil(ow/8) pairs
+    exactly; otherwise it counts the cores the split really keeps busy (1 row: 2 of 8, 2 rows:
+    4, 3 rows: 6). A CHW input adds the gather (``PW_GATHER_CYCLES_PER_ELEMENT``); the output
+    layout costs nothing extra."""
+    costs = DEFAULT_COSTS if costs is None else costs
     in_layout, _ = _layouts(in_layout, out_layout, CONV_REF_LAYOUTS)
     pairs, singles, _ = howo_split(rows, cols, cores)
-    per_pair = (cin * 2 + PW_GATHER_CYCLES_PER_ELEMENT[in_layout] * cin
-                + _ceil(cout, 4) * (5 + _ceil(cin, 4) * 14 + 10))
-    per_single = (cin + PW_GATHER_CYCLES_PER_ELEMENT[in_layout] * cin // 2
-                  + cout * (5 + _ceil(cin, 4) * 3 + 10))
+    per_pair = _pair_cycles(cin, cout, in_layout, costs)
+    per_single = (costs.conv_im2col_cycles_per_byte * cin + costs.pw_gather(in_layout) * cin // 2
+                  + cout * (costs.pw_single_setup_cycles
+                            + _ceil(cin, 4) * costs.pw_single_cycles_per_4_in
+                            + costs.pw_single_requant_cycles))
     return pairs * per_pair + singles * per_single
+
+
+def pointwise_rows(cin: int, cout: int, rows: int, cols: int, in_layout: str = "HWC",
+                   out_layout: str = "HWC", cores: int = MODEL_CORES) -> int:
+    """The old name of ``pointwise`` (a fused row batch): the same formula."""
+    return pointwise(cin, cout, rows, cols, in_layout, out_layout, cores)
 
 
 # --- data movement --------------------------------------------------------------------------
 
 def dma_cycles(hw, nbytes: int, kind: str, rows: int = 1, channels: int = 1) -> float:
-    """One L2<->L1 cluster-DMA transfer: set-up (API + programming, ``dma_setup_cycles``) +
-    the engine's time. ``contiguous``: nbytes / ``dma_bytes_per_cycle``; ``2d``: the same + one
-    cycle per row (``dma_cycles_per_row``); ``transposing`` (HWC in L2 -> CHW in L1, one 2-D copy
-    of 1-byte rows per channel): nbytes / ``dma_transpose_bytes_per_cycle`` +
-    ``dma_transpose_cycles_per_channel`` per channel. All constants cited in ``Gap8Target``."""
-    return hw.dma_setup_cycles + _dma_engine(hw, nbytes, kind, rows, channels)
+    """One transfer: set-up (``_setup``) + the engine's time. L2<->L1 cluster DMA:
+    ``contiguous``: nbytes / ``dma_bytes_per_cycle``; ``2d``: the same + one cycle per row
+    (``dma_cycles_per_row``); ``transposing`` (HWC in L2 -> CHW in L1, one 2-D copy of 1-byte
+    rows per channel): nbytes / ``dma_transpose_bytes_per_cycle`` +
+    ``dma_transpose_cycles_per_channel`` per channel. ``l3``: an L3 (HyperRAM) -> L2 copy of
+    weights streamed from L3, nbytes / ``l3_bytes_per_cycle``, set-up ``l3_setup_cycles``. All
+    constants in ``Gap8Target``, cited (or marked OUR ASSUMPTION) there."""
+    return _setup(hw, kind) + _dma_engine(hw, nbytes, kind, rows, channels)
+
+
+def _setup(hw, kind) -> float:
+    return hw.l3_setup_cycles if kind == "l3" else hw.dma_setup_cycles
 
 
 def _dma_engine(hw, nbytes, kind, rows, channels) -> float:
@@ -191,6 +303,8 @@ def _dma_engine(hw, nbytes, kind, rows, channels) -> float:
     if kind == "transposing":
         return (nbytes / hw.dma_transpose_bytes_per_cycle
                 + channels * hw.dma_transpose_cycles_per_channel)
+    if kind == "l3":
+        return nbytes / hw.l3_bytes_per_cycle
     raise ValueError(f"DMA kind {kind!r}: expected one of {', '.join(DMA_KINDS)}")
 
 
@@ -207,16 +321,17 @@ def kernel_cycles(hw, compute: float, transfers, tiles: int, overlap=None) -> fl
     """A layer's modelled cycles: compute + DMA not hidden + per-tile and per-layer overheads.
 
     ``transfers``: records (nbytes, kind, rows, channels, count): ``count`` transfers of
-    ``nbytes`` each (``dma_cycles``). ``tiles``: trips of the tile loop, each paying
-    ``hw.tile_overhead_cycles``; the layer pays ``hw.layer_overhead_cycles`` once (fork +
-    barrier). ``overlap``: which copies the double-buffered loop pipelines, as
-    (records, trips) in the format of ``transfers`` (e.g. the activations but not the weights
-    loaded once); None: all of ``transfers`` over ``tiles`` trips. Under ``hw.dma_mode ==
-    "double"`` all trips but one of those copies' engine time hide behind compute (set-ups are
-    core time and never hide), as ``tiled_kernel`` does; under "blocking" nothing hides."""
+    ``nbytes`` each (``dma_cycles``; kind ``l3`` for the L3->L2 copies of weights streamed from
+    L3). ``tiles``: trips of the tile loop, each paying ``hw.tile_overhead_cycles``; the layer
+    pays ``hw.layer_overhead_cycles`` once (fork + barrier). ``overlap``: which copies the
+    double-buffered loop pipelines, as (records, trips) in the format of ``transfers`` (e.g.
+    the activations but not the weights loaded once); None: all of ``transfers`` over
+    ``tiles`` trips. Under ``hw.dma_mode == "double"`` all trips but one of those copies'
+    engine time hide behind compute (set-ups are core time and never hide); under "blocking"
+    nothing hides."""
     setup = engine = 0.0
     for nbytes, kind, rows, channels, count in transfers:
-        setup += count * hw.dma_setup_cycles
+        setup += count * _setup(hw, kind)
         engine += count * _dma_engine(hw, nbytes, kind, rows, channels)
     if overlap is None:
         pipelined_records, trips = transfers, tiles
@@ -270,10 +385,10 @@ def comparison_rows():
          conv(32, 64, 48, 48, 1, in_layout="HWC", out_layout="CHW"), peak, "PULP-NN peak"),
         ("PW 32->64 48x48 CHW->CHW", pw_macs,
          conv(32, 64, 48, 48, 1, in_layout="CHW", out_layout="CHW"), peak, "PULP-NN peak"),
-        ("PW 32->64 1 row x 48 (fused batch, HoWo split)", 32 * 64 * 48,
-         pointwise_rows(32, 64, 1, 48), peak, "PULP-NN peak"),
-        ("PW 32->64 4 rows x 48 (fused batch, HoWo split)", 32 * 64 * 4 * 48,
-         pointwise_rows(32, 64, 4, 48), peak, "PULP-NN peak"),
+        ("PW 32->64 1 row x 48 (HoWo split)", 32 * 64 * 48,
+         pointwise(32, 64, 1, 48), peak, "PULP-NN peak"),
+        ("PW 32->64 4 rows x 48 (HoWo split)", 32 * 64 * 4 * 48,
+         pointwise(32, 64, 4, 48), peak, "PULP-NN peak"),
         ("conv 3x3 3->32 48x48 HWC->HWC (PLiNIO ref)", st_macs, conv(3, 32, 48, 48, 3), peak,
          "PULP-NN peak"),
         ("conv 3x3 3->32 48x48 CHW->HWC", st_macs, conv(3, 32, 48, 48, 3, in_layout="CHW"),

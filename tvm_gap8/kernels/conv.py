@@ -135,7 +135,8 @@ def conv_tiling(spec: ConvKernelSpec, hw, rows: int, channels: int, cols: int = 
                        set(range(len(spec.channel_shapes))) if ct > 1 else set(), tile_db)]
     lay = spec.layouts
     compute = rt * qt * ct * cycles.conv(channels if dw else c, channels, rows, cols, k,
-                                         channels if dw else spec.groups, lay.tile, lay.out)
+                                         channels if dw else spec.groups, lay.tile, lay.out,
+                                         sh, hw.compute)
     cost = LayerCost(hw, compute)
     return plan_from(spec.kind, rows, channels, (("rows", rt), ("cols", qt), ("channels", ct)),
                      bufs, spec.macs(), cost, pipelined if db == 2 else "",
@@ -178,7 +179,7 @@ def conv_ic_tiling(spec: ConvKernelSpec, hw, rows: int, channels: int, cols: int
     # as an element-wise pass over the tile (``cycles.eltwise``, itself our assumption)
     lay = spec.layouts
     compute = rt * qt * ct * (it * cycles.conv(in_channels, channels, rows, cols, k, 1,
-                                               lay.tile, lay.out)
+                                               lay.tile, lay.out, sh, hw.compute)
                               + (it - 1) * cycles.eltwise(hw, channels * rows * cols))
     cost = LayerCost(hw, compute)
 

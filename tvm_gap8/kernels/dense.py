@@ -81,7 +81,7 @@ def dense_tiling(spec: DenseKernelSpec, hw, rows: int, channels: int):
             L1Buffer("w", WEIGHT, channels * k, spec.weight_dtype, db, tile_at),
             *param_buffers(spec, channels, o, tile_at,
                            set(range(len(spec.channel_shapes))) if ct > 1 else set(), db))
-    compute = n * ct * cycles.linear(k, channels)
+    compute = n * ct * cycles.linear(k, channels, hw.compute)
 
     cost = LayerCost(hw, compute)  # every copy costed, the pipelined ones overlapping
 

@@ -99,8 +99,12 @@ def dw_pw_tiling(spec: FusedKernelSpec, hw, rows: int, channels: int, cols: int 
                        spec.second_epilogue.channels() if ct > 1 else set()),
         *table_buffers(spec))
     lay = spec.layouts
-    compute = rt * qt * (cycles.depthwise(c, rows, cols, k, lay.tile, lay.mid, s[0])
-                         + ct * cycles.pointwise_rows(c, channels, rows, cols, lay.mid, lay.out)
+    # the same DW / PW formulas as the standalone kernels on the same tiles
+    # (``cycles.depthwise`` / ``cycles.pointwise``)
+    compute = rt * qt * (cycles.depthwise(c, rows, cols, k, lay.tile, lay.mid, s[0],
+                                          hw.compute)
+                         + ct * cycles.pointwise(c, channels, rows, cols, lay.mid, lay.out,
+                                                 costs=hw.compute)
                          + steps_cycles(spec, hw, rows * cols * c))
     return plan_from("dw_pw", rows, channels, (("rows", rt), ("cols", qt), ("channels", ct)),
                      bufs, spec.macs(), LayerCost(hw, compute),
@@ -134,8 +138,9 @@ def dw_pw_staged_tiling(spec: FusedKernelSpec, hw, rows: int, channels: int, dw_
         *table_buffers(spec))
     lay = spec.layouts
     compute = rt * qt * (dt * cycles.depthwise(dw_channels, rows, cols, k, lay.tile, lay.mid,
-                                               s[0])
-                         + ct * cycles.pointwise_rows(c, channels, rows, cols, lay.mid, lay.out)
+                                               s[0], hw.compute)
+                         + ct * cycles.pointwise(c, channels, rows, cols, lay.mid, lay.out,
+                                                 costs=hw.compute)
                          + steps_cycles(spec, hw, rows * cols * c))
     px = rt * qt
     trips = {ROOT: 1, "rows": rt, "cols": px, "channels": px * ct, "dw_channels": px * dt}

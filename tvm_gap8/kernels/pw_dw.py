@@ -105,10 +105,12 @@ def pw_dw_tiling(spec: FusedKernelSpec, hw, rows: int, channels: int, cols: int 
         *table_buffers(spec))
     in_rows = halo_rows(rows, dw.sh, dw.kernel, hp)
     lay = spec.layouts
-    compute = rt * qt * ct * (cycles.conv(c, channels, in_rows, in_tile // in_rows, 1, 1,
-                                          lay.tile, lay.mid)
+    # the same PW / DW formulas as the standalone kernels on the same tiles
+    # (``cycles.pointwise`` over the padded rows x columns the DW reads, ``cycles.depthwise``)
+    compute = rt * qt * ct * (cycles.pointwise(c, channels, in_rows, in_tile // in_rows,
+                                               lay.tile, lay.mid, costs=hw.compute)
                               + cycles.depthwise(channels, rows, cols, dw.kernel, lay.mid,
-                                                 lay.out, dw.sh)
+                                                 lay.out, dw.sh, hw.compute)
                               + steps_cycles(spec, hw, channels * in_tile))
     # the PW runs over the padded tile: halo rows recomputed, padding ring included
     macs = spec.macs() + (rt * qt * in_tile - h * w) * c * spec.first.out_channels

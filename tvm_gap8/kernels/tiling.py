@@ -193,30 +193,45 @@ class LayerCost:
     a DMA transfer of its kind (``transposing`` for a transposing input copy, else
     ``contiguous``: MATCH's +1 cycle per row of a 2-D copy is left out), the copies at the
     pipelined loop overlapping compute under double buffering, per-tile and per-layer
-    overheads (``cycles.kernel_cycles``, the one home of the model)."""
+    overheads (``cycles.kernel_cycles``, the one home of the model). When the weights stream
+    from L3 (``weights_in_l3``), every weight copy is preceded by its L3->L2 copy (kind ``l3``,
+    the same bytes), which overlaps compute only where its L2->L1 copy does: at the pipelined
+    (double-buffered) loop."""
 
     hw: Gap8Target
     compute: float
 
     def bind(self, bufs, trips: dict, pipelined: str):
         records = [_transfer(b) for b in bufs if b.transfers]
-        overlap = ([_transfer(b) for b in bufs if b.transfers and b.at == pipelined],
-                   trips[pipelined]) if pipelined else ([], 1)
+        overlap = [_transfer(b) for b in bufs if b.transfers and b.at == pipelined] \
+            if pipelined else []
+        if weights_in_l3(moved_by(bufs, INPUT) + moved_by(bufs, OUTPUT),
+                         moved_by(bufs, WEIGHT), self.hw):
+            l3 = [(b, _transfer(b, "l3")) for b in bufs if b.role == WEIGHT and b.transfers]
+            records += [r for _, r in l3]
+            overlap += [r for b, r in l3 if pipelined and b.at == pipelined]
+        overlap = (overlap, trips[pipelined]) if pipelined else ([], 1)
         tiles = max(trips.values())
         return lambda *_: cycles.kernel_cycles(self.hw, self.compute, records, tiles, overlap)
 
 
-def _transfer(b: L1Buffer) -> tuple:
+def _transfer(b: L1Buffer, kind: str = "") -> tuple:
     """(bytes per transfer, kind, rows, channels, count) of a resolved buffer's copies."""
-    kind = "transposing" if b.transposing else "contiguous"
+    kind = kind or ("transposing" if b.transposing else "contiguous")
     return (b.moved / b.transfers, kind, 1, b.planes, b.transfers)
+
+
+def weights_in_l3(act_bytes: int, weight_bytes: int, hw: Gap8Target) -> bool:
+    """Whether a kernel's weights stream from L3: the weights its tiles copy do not fit L2
+    beside the activations it moves (the placement the report and the C back end use)."""
+    return act_bytes + weight_bytes > hw.l2_budget
 
 
 def weights_placement(plan: TilePlan, hw: Gap8Target) -> dict:
     """Where a kernel's weights live: weights that do not fit L2 beside the layer's
-    activations stream from L3 through L2 (``l3_to_l2`` bytes, the same as reach L1)."""
-    act = plan.l2_to_l1_act + plan.l1_to_l2_act
-    in_l3 = act + plan.l2_to_l1_wgt > hw.l2_budget
+    activations stream from L3 through L2 (``l3_to_l2`` bytes, the same as reach L1; their
+    cycles are in the plan's, ``LayerCost``)."""
+    in_l3 = weights_in_l3(plan.l2_to_l1_act + plan.l1_to_l2_act, plan.l2_to_l1_wgt, hw)
     return {"weights_in": "L3" if in_l3 else "L2", L3_TO_L2: plan.l2_to_l1_wgt if in_l3 else 0}
 
 
