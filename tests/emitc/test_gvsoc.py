@@ -76,3 +76,20 @@ def test_l1_check_names_the_region(v1_on_gvsoc):
     G._check_l1(elf, 1024)  # what the build used: fits
     with pytest.raises(LinkError, match=r"does not fit L1 .*over by [\d,]+ bytes"):
         G._check_l1(elf, 8192)
+
+
+def test_emitted_l1_arena_is_the_ir_peak(int8_model):
+    """IR == plan extends to the C: every kernel's L1 arena is its IR-measured L1 peak up to
+    the 8-byte alignment of its buffers, and the network's arena leaves the cluster stacks
+    (int8 MobileNetV1 x1.0 @128 peels pipelined loops: copies of a buffer share its region)."""
+    from tvm_gap8.compiler import compile_model
+    from tvm_gap8.emitc.network import read_network
+    from tvm_gap8.target import GAP8
+
+    result = compile_model(int8_model("mobilenet_v1_100_128"), fusion="auto", layout="auto")
+    net = read_network(result.lowered, GAP8)
+    peaks = {t["kernel"]: t["l1_peak_bytes"] for t in result.report["layers"] if t.get("tiled")}
+    for k in net.kernels.values():
+        if k.name in peaks:
+            assert 0 <= k.l1_bytes - peaks[k.name] < 64, (k.name, k.l1_bytes, peaks[k.name])
+    assert net.l1_arena <= GAP8.l1_bytes - GAP8.stack_bytes

@@ -489,12 +489,15 @@ def _team(stmt, stats):
 
 def _l1_arena(func, arena):
     """Every global.l1 allocation -> a view at a fixed offset of ``arena``; returns the new
-    function and the arena size."""
+    function and the arena size. One region per buffer name: the copies of a buffer that
+    lowering makes for the peeled iterations of a loop (disjoint scopes) share it, as
+    ``cost/ir.py`` counts the L1 peak."""
     offsets = {}
     size = 0
     from ..tirwalk import walk
     for stmt, _ in walk(func.body):
-        if isinstance(stmt, tirx.AllocBuffer) and stmt.buffer.ty.storage_scope == L1_SCOPE:
+        if isinstance(stmt, tirx.AllocBuffer) and stmt.buffer.ty.storage_scope == L1_SCOPE \
+                and stmt.buffer.name not in offsets:
             buf = stmt.buffer
             nbytes = _elem_bytes(buf)
             for d in buf.ty.shape:
