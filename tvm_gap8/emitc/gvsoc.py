@@ -101,7 +101,9 @@ def libm_flags() -> str | None:
     except (OSError, subprocess.TimeoutExpired):
         return None
     lib = Path(PICOLIBC) / "lib" / d
-    return f"-L{lib} -lm -lgcc" if d and (lib / "libm.a").exists() else None
+    # picolibc keeps its math in libc.a (libm.a is an empty stand-in): only what the kernels
+    # call is pulled in, pulp-runtime's own printf staying first
+    return f"-L{lib} -lm -lc -lgcc" if d and (lib / "libc.a").exists() else None
 
 
 def build(project: str, data: np.ndarray, stack_bytes: int, instrument: bool = True,
