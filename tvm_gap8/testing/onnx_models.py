@@ -529,3 +529,26 @@ def efficientnet_small(resolution: int = 32, seed: int = 0) -> onnx.ModelProto:
             y = b.node("Add", [x, y], f"m{i}_add")
         c = co
     return b.model("input", [1, 3, resolution, resolution], y, name="efficientnet_small")
+
+
+def two_input_block(c=8, h=8, w=8, seed=0) -> onnx.ModelProto:
+    """Two inputs and two outputs: ``a`` through DW 3x3 + ReLU -> PW, ``b`` added to it
+    (``sum``, then 1x1 conv ``head``); outputs ``head`` [1, c, h, w] and ``pooled``
+    [1, c, 1, 1] (global average pool of the sum), in that order."""
+    b = GraphBuilder(seed)
+    y = b.conv_bn_act("a", c, c, 3, groups=c, act="relu", base="dw")
+    y = b.conv_bn_act(y, c, c, 1, act=None, base="pw")
+    s = b.node("Add", [y, "b"], "sum")
+    head = b.conv(s, c, c, 1, base="head")
+    pooled = b.node("GlobalAveragePool", [s], "pooled")
+    graph = helper.make_graph(
+        b.nodes, "two_input_block",
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, [1, c, h, w]) for n in "ab"],
+        [helper.make_tensor_value_info(head, TensorProto.FLOAT, [1, c, h, w]),
+         helper.make_tensor_value_info(pooled, TensorProto.FLOAT, [1, c, 1, 1])],
+        initializer=b.inits)
+    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
+                          producer_name="tvm_gap8.testing")
+    m.ir_version = 8
+    onnx.checker.check_model(m)
+    return m
