@@ -106,6 +106,12 @@ def _scalar(expr):
     return np.asarray(expr.value.numpy()).reshape(-1)[0]
 
 
+def _per_tensor(call) -> bool:
+    """A (de)quantize by one constant scale and zero point (what the caller can apply)."""
+    return all(isinstance(a, tvm.ir.expr.GenericConst) and a.value.numpy().size == 1
+               for a in call.args[1:3])
+
+
 def _reads(bindings, var) -> int:
     """How many times ``bindings`` read ``var``."""
     n = [0]
@@ -159,7 +165,8 @@ def _strip_boundary(func):
     for i, p in enumerate(params):
         readers = [b for b in rest if isinstance(b.value, relax.Call)
                    and _op_name(b.value) == "relax.quantize" and b.value.args[0].same_as(p)]
-        if len(readers) == 1 and _reads(rest, p) == 1 and not any(f.same_as(p) for f in fields):
+        if len(readers) == 1 and _reads(rest, p) == 1 and _per_tensor(readers[0].value) \
+                and not any(f.same_as(p) for f in fields):
             q = readers[0]
             boundary.inputs[i] = Quant(float(_scalar(q.value.args[1])),
                                        int(_scalar(q.value.args[2])))
@@ -170,7 +177,8 @@ def _strip_boundary(func):
         b = bound(f)
         quant = Quant()
         if b is not None and isinstance(b.value, relax.Call) \
-                and _op_name(b.value) == "relax.dequantize" and _reads(rest, f) == 0:
+                and _op_name(b.value) == "relax.dequantize" and _per_tensor(b.value) \
+                and _reads(rest, f) == 0:
             quant = Quant(float(_scalar(b.value.args[1])), int(_scalar(b.value.args[2])))
             f = b.value.args[0]
             drop.add(id(b))
