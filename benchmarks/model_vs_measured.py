@@ -31,20 +31,30 @@ def name(net):
     return f"MobileNet{fam.upper()} x{width} @{res}"
 
 
-def measure(net, out_root):
-    """Compiles ``net`` (int8, CLI defaults) with --emit-c --run gvsoc; returns its report."""
+def _tag(net):
+    fam, width, res = net
+    return f"{fam}_{width}_{res}".replace(".", "")
+
+
+def build_model(net, out_root) -> str:
+    """The int8 QDQ model of ``net`` (seeded builder, 4 calibration samples), built once."""
     from tvm_gap8.testing import onnx_models as M
     from tvm_gap8.testing.quant import quantized
     import onnx
 
     fam, width, res = net
-    tag = f"{fam}_{width}_{res}".replace(".", "")
     os.makedirs(out_root, exist_ok=True)
-    model = os.path.join(out_root, f"{tag}_int8.onnx")
+    model = os.path.join(out_root, f"{_tag(net)}_int8.onnx")
     if not os.path.exists(model):
         build = M.mobilenet_v1 if fam == "v1" else M.mobilenet_v2
         onnx.save(quantized(build(alpha=width, resolution=res), samples=4), model)
-    out = os.path.join(out_root, tag)
+    return model
+
+
+def measure(net, out_root):
+    """Compiles ``net`` (int8, CLI defaults) with --emit-c --run gvsoc; returns its report."""
+    model = os.path.join(out_root, f"{_tag(net)}_int8.onnx")
+    out = os.path.join(out_root, _tag(net))
     t0 = time.perf_counter()
     cli = os.path.join(os.path.dirname(sys.executable), "tvm-gap8")
     proc = subprocess.run([cli, "compile", model, "--emit-c", "--run", "gvsoc", "-q", "-o", out],
@@ -142,6 +152,8 @@ def main(argv=None):
     if missing:
         raise SystemExit(missing)
     nets = FIT + HELD_OUT
+    for net in nets:  # the quantizer and the importer are not thread-safe: built here, in turn
+        build_model(net, args.out)
     with ThreadPoolExecutor(args.jobs) as pool:
         reports = list(pool.map(lambda n: measure(n, args.out), nets))
     fitted = reports[:len(FIT)]

@@ -186,8 +186,9 @@ def split_by_planner(mod: tvm.IRModule) -> list[dict]:
         fused = [a["cycles"] for a in d["alternatives"]
                  if not a["variant"].startswith("split") and (a["input"], a["output"]) == io]
         best = f"{min(fused):,} fused" if fused else "no fused variant fits"
+        kernels = "two" if len(d["layouts"]) == 2 else str(len(d["layouts"]))
         out.append({"layer": name, "reason": f"split by the planner: {d['cycles']:,} modelled "
-                                             f"cycles as two kernels vs {best}"})
+                                             f"cycles as {kernels} kernels vs {best}"})
     return out
 
 

@@ -215,3 +215,60 @@ def test_not_checked_names_any_op_the_reference_lacks(monkeypatch):
     assert not check["passed"] and check["checked"] is False
     assert check_lines(check) == ["check vs the integer reference: NOT CHECKED: the reference "
                                   "cannot evaluate node 'up_nearest_0' (op type Resize)"]
+
+
+@pytest.mark.parametrize("mode,pads,value,axes", [
+    ("constant", [0, 0, 1, 2, 0, 3, 2, 0], None, None),
+    ("constant", [0, 1, 0, 0, 0, 4, 0, 0], 0.0, None),  # channel padding
+    ("constant", [0, 0, 1, 1, 0, 0, -1, 2], 1.5, None),  # a negative pad crops
+    ("constant", [1, 2, 0, 1], -2.0, [1, 3]),  # opset 18: pads of the listed axes only
+    ("reflect", [0, 0, 2, 1, 0, 0, 1, 2], None, None),
+    ("edge", [0, 0, 1, 3, 0, 0, 2, 1], None, None)])
+def test_pad_is_the_onnx_definition(mode, pads, value, axes):
+    inits = {"p": np.array(pads, np.int64)}
+    inputs = ["x", "p"]
+    if value is not None or axes is not None:
+        inputs.append("v" if value is not None else "")
+        if value is not None:
+            inits["v"] = np.array(value, np.float32)
+    if axes is not None:
+        inputs.append("a")
+        inits["a"] = np.array(axes, np.int64)
+    node = helper.make_node("Pad", inputs, ["y"], name="pad", mode=mode)
+    for dtype in (np.float32, np.float64):
+        ours, ort = _ours_and_ort(node, inits, X, opset=19, dtype=dtype)
+        assert ours.shape == ort.shape and np.array_equal(ours.astype(np.float32), ort)
+
+
+def test_pad_of_an_integer_tensor_pads_with_its_value():
+    """An int8 tensor padded with a constant of its own type: the zero point when a QDQ graph
+    pads a real 0."""
+    node = helper.make_node("Pad", ["x", "p", "v"], ["y"], name="pad", mode="constant")
+    model = _one_node(node, {}, 19)
+    q = np.arange(-4, 4, dtype=np.int8).reshape(1, 2, 2, 2)
+    y = eval_node(Graph(model), node, [q, np.array([0, 0, 0, 0, 0, 2, 0, 0]),
+                                       np.array(-7, np.int8)], np.float32)
+    assert y.dtype == np.int8 and y.shape == (1, 4, 2, 2)
+    assert np.array_equal(y[:, :2], q) and (y[:, 2:] == -7).all()
+
+
+@pytest.mark.parametrize("int8", [True, False], ids=["int8", "float"])
+def test_channel_pad_add_block_passes_check(int8):
+    """The channel-padding shortcut through --check: checked (no longer "cannot evaluate
+    Pad") and passed; int8 bit for bit, the padded channels at the zero point of the
+    quantized Pad output (a real 0)."""
+    model = quantized(M.pad_add_block(), samples=2) if int8 else M.pad_add_block()
+    r = compile_model(model, check=True).report
+    assert r["check"]["passed"] and r["check"].get("checked", True), r["check"]
+    if not int8:
+        return
+    assert r["check"]["exact"]["equal"]
+    imported = import_onnx(model)
+    x = np.random.default_rng(0).standard_normal((1, 8, 16, 16)).astype(np.float32)
+    run = integer_reference(imported.onnx_model, {"input": x})
+    g = Graph(imported.onnx_model)
+    pad = next(n for n in g.nodes if n.op_type == "Pad")
+    q = next(n for n in g.nodes if n.op_type == "QuantizeLinear" and n.input[0] == pad.output[0])
+    _, zp, _ = g.act_qparams(q)
+    padded = run.values[q.output[0]]
+    assert padded.shape == (1, 16, 16, 16) and (padded[:, 8:] == zp).all()

@@ -58,7 +58,7 @@ def test_int8_mobilenet_v1_on_gvsoc_bit_exact_and_measured(v1_on_gvsoc):
 
 
 def test_parse_reads_output_layers_and_cores():
-    out = ("gap8-status 0 cycles 1234\ngap8-out 0 01 ff 80\n"
+    out = ("gap8-status 0 cycles 1234\ngap8-out 0 0 01 ff 80\n"
            "gap8-layer 0 10 20 0 1 1 0 0 1 900 50\ngap8-core 0" + " 800 400" * 8 + "\n")
     ran = G.parse(out, 0, (3,), np.int8, 1.0)
     assert ran.cycles == 1234 and ran.output.tolist() == [1, -1, -128]
@@ -93,3 +93,47 @@ def test_emitted_l1_arena_is_the_ir_peak(int8_model):
         if k.name in peaks:
             assert 0 <= k.l1_bytes - peaks[k.name] < 64, (k.name, k.l1_bytes, peaks[k.name])
     assert net.l1_arena <= GAP8.l1_bytes - GAP8.stack_bytes
+
+
+def test_parse_reads_every_output():
+    out = ("gap8-status 0 cycles 99\ngap8-out 0 0 01 02\ngap8-out 1 0 00 00 80 3f\n"
+           "gap8-out 2 0 ff\n")
+    ran = G.parse(out, 0, [(2,), (1,), (1, 1)], [np.int8, np.float32, np.int8], 1.0)
+    assert [o.tolist() for o in ran.output] == [[1, 2], [1.0], [[-1]]]
+
+
+@pytest.mark.parametrize("int8", [True, False], ids=["int8", "float"])
+def test_detector_head_three_outputs_on_gvsoc(int8, rv32, gvsoc, tmp_path):
+    """The three-output detector on pulp-open: every output equal to the LLVM build (float:
+    the Sigmoids' expf from picolibc's math, linked after pulp-runtime)."""
+    import onnx
+
+    from tvm_gap8.testing import onnx_models as M
+    from tvm_gap8.testing.quant import quantized
+
+    path = tmp_path / "det.onnx"
+    onnx.save(quantized(M.detector_head()) if int8 else M.detector_head(), str(path))
+    rc, report = _compile(str(path), tmp_path / "o")
+    run = report["run"]
+    assert rc == 0 and run["platform"] == "gvsoc" and run["check"]["passed"]
+    assert len(run["vs_llvm_outputs"]) == 3
+    assert run["vs_llvm"] == ({"integers_equal": True, "max_abs_diff": 0} if int8 else
+                              {"equal": True, "max_abs_diff": 0.0})
+    assert run["measured_cycles"] > 0
+
+
+def test_float_layers_without_libm_are_refused_naming_them(tmp_path, capsys, monkeypatch):
+    """No picolibc math for pulp-runtime: one error naming the float layers, before building."""
+    import onnx
+
+    from tvm_gap8.testing import onnx_models as M
+
+    monkeypatch.setattr(G, "libm_flags", lambda: None)
+    path = tmp_path / "det.onnx"
+    onnx.save(M.detector_head(), str(path))
+    rc = main(["compile", str(path), "--emit-c", "--run", "gvsoc", "-o", str(tmp_path / "o"),
+               "-q"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1
+    assert err[0].startswith("error: --run gvsoc: pulp-runtime has no libm for the float layers")
+    assert "cls1" in err[0] and "expf" in err[0]

@@ -49,8 +49,8 @@ def _assert_counters_equal_report(report):
     assert report["measured"]["all_equal_to_static"]
 
 
-def _output(out):
-    return np.fromfile(out / "gap8" / "gap8_out.bin", dtype=np.int8)
+def _output(out, index=0):
+    return np.fromfile(out / "gap8" / f"gap8_out{index}.bin", dtype=np.int8)
 
 
 def _assert_plain_c(project):
@@ -84,7 +84,7 @@ def test_int8_network_rv32_and_host(name, int8_model, rv32, tmp_path):
     # the same project and input built with the host's cc: the same integers as on rv32
     # (the CLI's --run host path is tested on a float network, test_float_and_units.py)
     project = str(tmp_path / "rv32" / "gap8")
-    x = np.fromfile(os.path.join(project, "gap8_in.bin"), dtype=np.int8)
+    x = np.fromfile(os.path.join(project, "gap8_in0.bin"), dtype=np.int8)
     rv32_out = _output(tmp_path / "rv32")
     host = build.run_project(project, build.build_host(project), "host", x, rv32_out.shape,
                              np.int8)
@@ -120,3 +120,97 @@ def test_network_too_big_for_l2_fails_to_link(rv32, tmp_path, capsys):
     assert len(err) == 1 and err[0].startswith("error: the network does not fit GAP8's L2")
     assert "region `L2' overflowed" in err[0]
     assert not (tmp_path / "o").exists()  # nothing written
+
+
+def _assert_outputs_equal(report, n):
+    """Every one of the ``n`` outputs equal to the LLVM build's (integers or floats)."""
+    per = report["run"]["vs_llvm_outputs"]
+    assert len(per) == n
+    for c in per:
+        assert c.get("integers_equal", c.get("equal")) is True and c["max_abs_diff"] == 0, per
+
+
+@pytest.mark.parametrize("int8", [True, False], ids=["int8", "float"])
+def test_detector_head_three_outputs_rv32_and_host(int8, rv32, tmp_path):
+    """A detector with three outputs (scores, boxes, coarse scores: a Relax Tuple): --check
+    passes, and --emit-c --run rv32 and --run host both equal the LLVM build output by output
+    (int8: each output with its own dequantize left to the caller; float: the Sigmoids call
+    expf through <math.h>, linked with -lm)."""
+    import onnx
+
+    from tvm_gap8.testing import onnx_models as M
+    from tvm_gap8.testing.quant import quantized
+
+    model = M.detector_head()
+    path = tmp_path / "det.onnx"
+    onnx.save(quantized(model) if int8 else model, str(path))
+    for platform in ("rv32", "host"):
+        rc, rep = _compile(str(path), tmp_path / platform, "--run", platform, "--check")
+        assert rc == 0, rep.get("run")
+        assert rep["check"]["passed"]
+        run = rep["run"]
+        assert run["platform"] == platform and run["check"]["passed"]
+        assert run["vs_llvm"] == ({"integers_equal": True, "max_abs_diff": 0} if int8 else
+                                  {"equal": True, "max_abs_diff": 0.0})
+        _assert_outputs_equal(rep, 3)
+        assert rep["emit_c"]["inputs"] == 1 and rep["emit_c"]["outputs"] == 3
+        project = tmp_path / platform / "gap8"
+        header = (project / "network.h").read_text()
+        t = "int8_t" if int8 else "float"
+        assert f"int gap8_network_run(const {t} *in, {t} *out0, {t} *out1, {t} *out2);" \
+            in header
+        for i, shape in enumerate(([1, 6, 4, 4], [1, 8, 4, 4], [1, 6, 2, 2])):
+            assert f"#define GAP8_OUT{i}_BYTES {np.prod(shape) * (1 if int8 else 4)}" in header
+            assert (project / f"gap8_out{i}.bin").exists()
+            assert (f"#define GAP8_OUT{i}_SCALE" in header) == int8  # its own dequantize
+        kernels = (project / "kernels.c").read_text()
+        assert ("#include <math.h>" in kernels) == (not int8)  # only leftover float code
+        assert bool(rep["emit_c"]["libm_calls"]) == (not int8)
+        if int8 and platform == "rv32":
+            assert run["soft_float_symbols"] == []  # no float code left
+
+
+def test_two_inputs_two_outputs_int8_rv32(rv32, tmp_path):
+    """Two inputs, each quantized by the caller with its own scale and zero point, and two
+    outputs, each dequantized with its own: the entry takes in0, in1, out0, out1."""
+    import onnx
+
+    from tvm_gap8.testing import onnx_models as M
+    from tvm_gap8.testing.quant import quantized
+
+    path = tmp_path / "two.onnx"
+    onnx.save(quantized(M.two_input_block()), str(path))
+    rc, rep = _compile(str(path), tmp_path / "o", "--run", "rv32")
+    assert rc == 0
+    _assert_ran_equal(rep, "rv32")
+    _assert_outputs_equal(rep, 2)
+    header = (tmp_path / "o" / "gap8" / "network.h").read_text()
+    assert ("int gap8_network_run(const int8_t *in0, const int8_t *in1, int8_t *out0, "
+            "int8_t *out1);") in header
+    for name in ("IN0", "IN1", "OUT0", "OUT1"):
+        assert f"#define GAP8_{name}_SCALE" in header and f"#define GAP8_{name}_ZP" in header
+    scales = [float(line.split()[2].rstrip("f")) for line in header.splitlines()
+              if line.startswith("#define GAP8_IN") and "_SCALE" in line]
+    assert len(scales) == 2 and scales[0] != scales[1]
+
+
+@pytest.mark.parametrize("int8", [True, False], ids=["int8", "float"])
+def test_channel_pad_add_block_on_host(int8, tmp_path):
+    """A shortcut widened by a channel Pad (left to TVM; in the int8 graph a float Pad between
+    a dequantize and a quantize: float code calling nearbyintf) added to a DW/PW branch:
+    --check passes (the reference evaluates Pad) and the C equals the LLVM build."""
+    import onnx
+
+    from tvm_gap8.testing import onnx_models as M
+    from tvm_gap8.testing.quant import quantized
+
+    path = tmp_path / "pad.onnx"
+    onnx.save(quantized(M.pad_add_block()) if int8 else M.pad_add_block(), str(path))
+    rc, rep = _compile(str(path), tmp_path / "o", "--run", "host", "--check")
+    assert rc == 0
+    assert rep["check"]["passed"] and rep["run"]["check"]["passed"]
+    if int8:
+        _assert_ran_equal(rep, "host")
+        assert rep["emit_c"]["libm_calls"]  # the quantize after the float Pad
+    else:
+        assert rep["run"]["vs_llvm"] == {"equal": True, "max_abs_diff": 0.0}

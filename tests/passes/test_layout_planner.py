@@ -128,3 +128,76 @@ def test_a_full_state_keeps_outputs_chw_and_says_so(mbv2_int8, monkeypatch):
     assert notes and all("kept CHW" in n for n in notes.values())
     layers = {layer["name"]: layer for layer in r["layers"] if layer["tiled"]}
     assert all(layers[name]["layouts"]["output"] == "CHW" for name in notes)
+
+
+def _totals(model, **kw):
+    return compile_model(model, baseline=True, **kw).report
+
+
+@pytest.mark.parametrize("name,build", [
+    ("mobilenet_v1", lambda: M.mobilenet_v1(alpha=0.25, resolution=64)),
+    ("mobilenet_v2", lambda: M.mobilenet_v2(alpha=0.35, resolution=64, blocks=[
+        (1, 16, 1, 1), (6, 24, 2, 2), (6, 24, 1, 1)])),
+    ("efficientnet_block", lambda: M.efficientnet_block()),
+    ("efficientnet_small", lambda: M.efficientnet_small()),
+    ("detector_head", lambda: M.detector_head()),
+])
+@pytest.mark.parametrize("int8", [True, False], ids=["int8", "float"])
+def test_planner_never_worse_than_what_it_could_choose(name, build, int8):
+    """Whole networks: the planner's modelled cycles are at most the usual deployment's
+    (baseline) and at most --fusion none's; every fused pair, with integer ops between its
+    convs or not, lists its split among its alternatives."""
+    model = quantized(build(), samples=2) if int8 else build()
+    auto = _totals(model, fusion="auto", layout="auto")
+    unfused = compile_model(model, fusion="none", layout="auto").report
+    cycles = auto["totals"]["cycles_modelled"]
+    assert cycles <= auto["baseline"]["totals"]["cycles_modelled"]
+    assert cycles <= unfused["totals"]["cycles_modelled"], (cycles, unfused["totals"])
+    for layer, d in auto["layout_plan"]["layers"].items():
+        if "+" in layer:  # a fused pair: fusion itself is a choice
+            assert any(a["variant"].startswith("split") for a in d["alternatives"]), layer
+
+
+@pytest.fixture(scope="module")
+def efficientnet_block_int8():
+    return quantized(M.efficientnet_block(), samples=4)
+
+
+def test_pair_with_silu_between_competes_with_its_split(efficientnet_block_int8):
+    """EfficientNet's DW -> SiLU -> PW, SiLU quantized as a table and a product: the fused
+    pair carries both ops between its convs, and its split (DW, table, product, PW: four
+    kernels) is one of its costed alternatives."""
+    r = compile_model(efficientnet_block_int8, fusion="auto", layout="auto").report
+    pairs = {k: d for k, d in r["layout_plan"]["layers"].items() if "+" in k}
+    assert pairs
+    for d in pairs.values():
+        splits = [a for a in d["alternatives"] if a["variant"].startswith("split")]
+        assert splits and all(a["variant"].count("|") == 3 for a in splits)
+    fused = [layer for layer in r["layers"] if layer.get("fused")]
+    assert any("lut" in e and "mul" in e for layer in fused for e in layer["epilogues"])
+
+
+def test_split_pair_with_steps_is_exact_and_is_fusion_none(efficientnet_block_int8,
+                                                           monkeypatch):
+    """With every fused variant priced out, the planner splits each pair into the kernels
+    --fusion none forms (same names, same kinds, same modelled cycles) and the lowered
+    network still computes the integer reference bit for bit."""
+    import math
+
+    from tvm_gap8.kernels.fused import FusedKernelSpec
+    from tvm_gap8.passes import layouts
+
+    unfused = compile_model(efficientnet_block_int8, fusion="none", layout="auto").report
+    plan_cycles = layouts._plan_cycles
+    monkeypatch.setattr(layouts, "_plan_cycles", lambda spec, hw: math.inf if isinstance(
+        spec, FusedKernelSpec) else plan_cycles(spec, hw))
+    r = compile_model(efficientnet_block_int8, fusion="auto", layout="auto", check=True).report
+    assert r["check"]["passed"] and r["check"]["exact"]["equal"]
+    assert r["fusion"]["split"] and all("as 4 kernels" in s["reason"]
+                                        for s in r["fusion"]["split"])
+    kinds = [(layer["name"], layer["kind"]) for layer in r["layers"]]
+    assert kinds == [(layer["name"], layer["kind"]) for layer in unfused["layers"]]
+    assert r["totals"]["cycles_modelled"] == unfused["totals"]["cycles_modelled"]
+    # every ONNX node attributed once (a dequantize read by two ops may go to either)
+    assert sorted(n for layer in r["layers"] for n in layer["onnx_nodes"]) == \
+        sorted(n for layer in unfused["layers"] for n in layer["onnx_nodes"])

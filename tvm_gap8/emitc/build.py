@@ -1,4 +1,5 @@
-"""Build and run the emitted project: on the host (``cc``) or for rv32imc on QEMU."""
+"""Build and run the emitted project: on the host (``cc``) or for rv32imc on QEMU (both link
+``-lm``: leftover float code calls <math.h>)."""
 
 from __future__ import annotations
 
@@ -49,7 +50,7 @@ def _flags(instrument: bool, mac_count: bool = True):
 def build_host(project: str, instrument: bool = False) -> str:
     exe = os.path.join(project, "gap8_host")
     cmd = ["cc", "-std=c99", "-Wall", "-Werror", "-O2", *_flags(instrument), *SOURCES,
-           "-o", exe]
+           "-o", exe, "-lm"]
     proc = _run(cmd, project, "host build")
     if proc.returncode:
         raise BuildError(f"host build of {project} failed: {proc.stderr.strip()[-2000:]}")
@@ -73,7 +74,7 @@ def build_rv32(project: str, instrument: bool = False, mac_count: bool = True,
     elf = os.path.join(project, "gap8_rv32.elf")
     cmd = [RV32_GCC, "-std=c99", "-Wall", "-Werror", *RV32_FLAGS, "-DGAP8_SECTIONS",
            *_flags(instrument, mac_count), *extra_flags, *SOURCES, "-T", "gap8_memory.ld",
-           "-o", elf]
+           "-o", elf, "-lm"]
     proc = _run(cmd, project, "rv32 build")
     if proc.returncode:
         _link_error(proc.stderr)
@@ -102,20 +103,30 @@ def qemu_command(elf: str) -> list[str]:
             "enable=on,target=native", "-icount", "shift=0", "-kernel", os.path.abspath(elf)]
 
 
-def run_project(project: str, exe: str, platform: str, data: np.ndarray, out_shape, out_dtype,
+def run_project(project: str, exe: str, platform: str, data, out_shapes, out_dtypes,
                 timeout: int = 300) -> dict:
-    """Runs one inference: returns {"output", "seconds", "counters" (per layer, if any)}."""
-    for name in ("gap8_out.bin", "gap8_counters.txt"):
-        if os.path.exists(os.path.join(project, name)):
+    """Runs one inference: returns {"output", "seconds", "counters" (per layer, if any)}.
+    ``data``: the inputs in the entry's order (a list; written to ``gap8_in<i>.bin``) and
+    ``out_shapes``/``out_dtypes`` one per output (``output`` then a list); or one array, shape
+    and dtype for a network of one input and one output (``output`` then that array)."""
+    single = not isinstance(data, (list, tuple))
+    datas = [data] if single else list(data)
+    shapes = [out_shapes] if single else list(out_shapes)
+    dtypes = [out_dtypes] if single else list(out_dtypes)
+    for name in os.listdir(project):
+        if re.fullmatch(r"gap8_(in|out)\d+\.bin|gap8_counters\.txt", name):
             os.remove(os.path.join(project, name))
-    np.ascontiguousarray(data).tofile(os.path.join(project, "gap8_in.bin"))
+    for i, d in enumerate(datas):
+        np.ascontiguousarray(d).tofile(os.path.join(project, f"gap8_in{i}.bin"))
     if platform == "host":
         cmd = [os.path.abspath(exe)]
     else:
         cmd = qemu_command(exe)
     seconds = _exec(cmd, project, f"the {platform} run", timeout)
-    out = np.fromfile(os.path.join(project, "gap8_out.bin"), dtype=out_dtype).reshape(out_shape)
-    return {"output": out, "seconds": seconds, "counters": read_counters(project)}
+    outs = [np.fromfile(os.path.join(project, f"gap8_out{i}.bin"), dtype=dt).reshape(shape)
+            for i, (shape, dt) in enumerate(zip(shapes, dtypes))]
+    return {"output": outs[0] if single else outs, "seconds": seconds,
+            "counters": read_counters(project)}
 
 
 def read_counters(project: str) -> list[dict] | None:

@@ -37,6 +37,7 @@ L2_SIZE, L2_SHARED, L2_CUT = 0x910000, 0x900000, 0x30000
 #: pulp-runtime's L1 region for pulp (kernel/chips/pulp/link.ld) and the cluster's cores
 L1_BASE, L1_SIZE, CLUSTER_CORES = 0x10000004, 0xFFFC, 8
 RV32_GCC = "riscv64-unknown-elf-gcc"
+PICOLIBC = "/usr/lib/picolibc/riscv64-unknown-elf"
 COUNTER_FIELDS = ("l2_to_l1_bytes", "l1_to_l2_bytes", "l3_to_l2_bytes", "l2_to_l1_transfers",
                   "l1_to_l2_transfers", "l3_to_l2_transfers", "macs", "tiles", "cycles",
                   "dma_wait_cycles")
@@ -63,14 +64,21 @@ def gvsoc_available() -> str | None:
 @dataclass
 class GvsocRun:
     """One inference on GVSOC: the output and what the cluster measured."""
-    output: np.ndarray
+    output: object  # np.ndarray, or a list of them (one per output)
     seconds: float
     cycles: int                      # cluster timer, the whole network
     layers: list[dict] = field(default_factory=list)   # per layer: COUNTER_FIELDS + cores
 
 
-def _input_c(data: np.ndarray) -> str:
-    raw = np.frombuffer(np.ascontiguousarray(data).tobytes(), np.int8)
+def _input_c(data) -> str:
+    """``data``: the inputs in the entry's order, back to back, each at a multiple of 8 bytes
+    (one array or a list of them)."""
+    parts = data if isinstance(data, (list, tuple)) else [data]
+    chunks = []
+    for d in parts:
+        b = np.ascontiguousarray(d).tobytes()
+        chunks.append(b + bytes(-len(b) % 8))
+    raw = np.frombuffer(b"".join(chunks), np.int8)
     rows = [", ".join(str(int(v)) for v in raw[i:i + 32]) for i in range(0, raw.size, 32)]
     return ("/* the input of this run (written by tvm_gap8.emitc.gvsoc) */\n#include <stdint.h>\n"
             f"const int8_t gap8_input[{max(raw.size, 1)}] __attribute__((aligned(8))) = {{\n  "
@@ -86,6 +94,21 @@ def _link_script() -> str:
     section = "  .gap8_l3 : { *(.gap8_l3) } > L3STANDIN\n"
     head, tail = base.rsplit("}", 1)
     return head + section + "}" + tail
+
+
+def libm_flags() -> str | None:
+    """Link flags of picolibc's rv32im libm (pulp-runtime links -nostdlib, with only its minimal
+    printf: leftover float code calling <math.h> needs it), or None when it is not installed."""
+    try:
+        d = subprocess.run([RV32_GCC, "-march=rv32imc", "-mabi=ilp32", "--specs=picolibc.specs",
+                            "-print-multi-directory"], capture_output=True, text=True,
+                           timeout=60).stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    lib = Path(PICOLIBC) / "lib" / d
+    # picolibc keeps its math in libc.a (libm.a is an empty stand-in): only what the kernels
+    # call is pulled in, pulp-runtime's own printf staying first
+    return f"-L{lib} -lm -lc -lgcc" if d and (lib / "libc.a").exists() else None
 
 
 def build(project: str, data: np.ndarray, stack_bytes: int, instrument: bool = True,
@@ -108,7 +131,8 @@ def build(project: str, data: np.ndarray, stack_bytes: int, instrument: bool = T
            f"PULP_CC={t}-gcc", f"PULP_LD={t}-gcc", f"PULP_AR={t}-ar",
            f"PULP_OBJDUMP={t}-objdump", f"GAP8_CFLAGS={flags}",
            f"GAP8_CLUSTER_STACK_BYTES={stack_bytes}",
-           f"PULP_ARCH_CFLAGS={arch} -isystem /usr/lib/picolibc/riscv64-unknown-elf/include "
+           f"GAP8_LDLIBS={libm_flags() or ''}",
+           f"PULP_ARCH_CFLAGS={arch} -isystem {PICOLIBC}/include "
            f"-include {h / 'pulp_compat.h'}",
            f"PULP_ARCH_LDFLAGS={arch} -L{os.path.dirname(libgcc.strip())}"]
     env = dict(os.environ, PULPRT_HOME=str(h / "pulp-runtime"), PULPRT_TARGET="pulp",
@@ -150,7 +174,7 @@ def _link_error(stderr: str):
                         f"by {int(m.group(2)):,} bytes (pulp-runtime link for GVSOC)")
 
 
-def run(project: str, elf: str, out_shape, out_dtype, timeout: int = 900) -> GvsocRun:
+def run(project: str, elf: str, out_shapes, out_dtypes, timeout: int = 900) -> GvsocRun:
     """Runs ``elf`` on ``gvsoc --target=pulp-open`` and parses what it printed."""
     h = home()
     env = dict(os.environ, PATH=f"{h / 'venv/bin'}:{h / 'gvsoc/bin'}:{os.environ['PATH']}")
@@ -165,7 +189,7 @@ def run(project: str, elf: str, out_shape, out_dtype, timeout: int = 900) -> Gvs
         raise BuildError(f"the GVSOC run timed out after {timeout} s (a hang: L1 full?)") \
             from exc
     seconds = time.perf_counter() - t0
-    return parse(proc.stdout, proc.returncode, out_shape, out_dtype, seconds)
+    return parse(proc.stdout, proc.returncode, out_shapes, out_dtypes, seconds)
 
 
 def _big_l2(work: str) -> list[str]:
@@ -182,14 +206,21 @@ def _big_l2(work: str) -> list[str]:
             "--config-opt", f"chip/soc/l2/*/size={L2_CUT:#x}"]
 
 
-def parse(stdout: str, returncode: int, out_shape, out_dtype, seconds: float) -> GvsocRun:
+def parse(stdout: str, returncode: int, out_shapes, out_dtypes, seconds: float) -> GvsocRun:
+    """The run's printout: ``out_shapes``/``out_dtypes`` one per output (lists), or one shape
+    and dtype for a single output (``output`` then that array; else the list)."""
     status = re.search(r"^gap8-status (-?\d+) cycles (\d+)", stdout, re.M)
     if returncode or status is None or int(status.group(1)):
         raise BuildError(f"the GVSOC run failed (exit {returncode}): {stdout.strip()[-1000:]}")
-    raw = bytearray()
-    for m in re.finditer(r"^gap8-out \d+((?: [0-9a-f]{2})+)$", stdout, re.M):
-        raw += bytes(int(v, 16) for v in m.group(1).split())
-    out = np.frombuffer(bytes(raw), dtype=out_dtype).reshape(out_shape)
+    single = not (isinstance(out_shapes, list) and out_shapes
+                  and isinstance(out_shapes[0], (tuple, list)))
+    shapes = [out_shapes] if single else out_shapes
+    dtypes = [out_dtypes] * len(shapes) if single else out_dtypes
+    raw = [bytearray() for _ in shapes]
+    for m in re.finditer(r"^gap8-out (\d+) \d+((?: [0-9a-f]{2})+)$", stdout, re.M):
+        raw[int(m.group(1))] += bytes(int(v, 16) for v in m.group(2).split())
+    outs = [np.frombuffer(bytes(r), dtype=d).reshape(s) for r, d, s in zip(raw, dtypes, shapes)]
+    out = outs[0] if single else outs
     layers = {}
     for m in re.finditer(r"^gap8-layer (\d+)((?: \d+)+)$", stdout, re.M):
         layers[int(m.group(1))] = dict(zip(COUNTER_FIELDS, map(int, m.group(2).split())))

@@ -1,8 +1,9 @@
 """The network as a C99 project: Relax ``main`` walked binding by binding.
 
-* Boundary: an int8 model's leading ``quantize`` of the input and trailing ``dequantize`` of the
-  output stay outside (the entry point takes and returns the int8 tensors; ``network.h`` gives
-  their scales and zero points). Everything in between is emitted.
+* Boundary: an int8 model's ``quantize`` of each input and trailing ``dequantize`` of each output
+  stay outside (the entry point takes and returns the int8 tensors; ``network.h`` gives each
+  one's scale and zero point). Everything in between is emitted. A model with several outputs
+  (Relax ``main`` returning a Tuple) has one output pointer per field, in order.
 * Each ``call_tir`` (gap8 kernels and the TIR of ops TVM legalizes for us) is one layer, its
   function emitted by ``plainc``; reshapes are aliases (no code, no memory).
 * L2 activations live in one static arena (greedy first-fit over tensor lifetimes); weights are
@@ -55,12 +56,20 @@ class Layer:
 
 
 @dataclass
+class Quant:
+    """One boundary tensor's quantization, which stays with the caller: an input quantized as
+    q = clamp(round(x / scale) + zp), an output dequantized as x = (q - zp) * scale. ``scale``
+    None: the tensor crosses the boundary as it is (float, or an integer the model takes)."""
+    scale: float | None = None
+    zp: int = 0
+
+
+@dataclass
 class Boundary:
-    """What stays outside the C entry point: input quantization, output dequantization."""
-    in_scale: float | None = None
-    in_zp: int = 0
-    out_scale: float | None = None
-    out_zp: int = 0
+    """What stays outside the C entry point: per input its quantization, per output its
+    dequantization (in the entry's order)."""
+    inputs: list = field(default_factory=list)   # Quant per input
+    outputs: list = field(default_factory=list)  # Quant per output
 
 
 @dataclass
@@ -97,39 +106,95 @@ def _scalar(expr):
     return np.asarray(expr.value.numpy()).reshape(-1)[0]
 
 
+def _per_tensor(call) -> bool:
+    """A (de)quantize by one constant scale and zero point (what the caller can apply)."""
+    return all(isinstance(a, tvm.ir.expr.GenericConst) and a.value.numpy().size == 1
+               for a in call.args[1:3])
+
+
+def _reads(bindings, var) -> int:
+    """How many times ``bindings`` read ``var``."""
+    n = [0]
+
+    def visit(expr):
+        if isinstance(expr, relax.Var) and expr.same_as(var):
+            n[0] += 1
+
+    for b in bindings:
+        relax.analysis.post_order_visit(b.value, visit)
+    return n[0]
+
+
 def _strip_boundary(func):
-    """(bindings to emit, entry input var, output var, Boundary)."""
+    """(bindings to emit, entry params, output vars, Boundary).
+
+    Inputs: a param read only by one ``quantize`` becomes that quantize's result (the caller
+    quantizes). Outputs: the fields of the function's result, a Tuple (several outputs, in
+    order) or one var, ``gv = lv`` aliases and the Tuple binding followed (and not emitted); an
+    output a ``dequantize`` produces and nothing else reads becomes the dequantize's operand
+    (the caller dequantizes)."""
     bindings = [b for block in func.body.blocks for b in block.bindings]
-    out_var = func.body.body
+    producer = {b.var: b for b in bindings}
+
+    def bound(var):
+        for v, b in producer.items():
+            if v.same_as(var):
+                return b
+        return None
+
+    plumbing = set()
+
+    def resolve(expr):  # follow `gv = lv` and the bound output Tuple
+        while isinstance(expr, relax.Var):
+            b = bound(expr)
+            if b is None or not isinstance(b.value, (relax.Var, relax.Tuple)):
+                break
+            plumbing.add(id(b))
+            expr = b.value
+        return expr
+
+    top = resolve(func.body.body)
+    fields = [resolve(f) for f in top.fields] if isinstance(top, relax.Tuple) else [top]
+    if any(isinstance(f, relax.Tuple) for f in fields):
+        raise UnsupportedError("--emit-c: a nested Tuple output; the C entry takes one pointer "
+                               "per output tensor")
     params = list(func.params)
-    boundary = Boundary()
-    first = bindings[0] if bindings else None
-    if first is not None and isinstance(first.value, relax.Call) and \
-            _op_name(first.value) == "relax.quantize" and first.value.args[0].same_as(params[0]) \
-            and len(params) == 1:
-        boundary.in_scale = float(_scalar(first.value.args[1]))
-        boundary.in_zp = int(_scalar(first.value.args[2]))
-        params = [first.var]
-        bindings = bindings[1:]
-    while bindings and bindings[-1].var.same_as(out_var) and \
-            isinstance(bindings[-1].value, relax.Var):  # gv = lv: the output's alias
-        out_var = bindings[-1].value
-        bindings = bindings[:-1]
-    last = bindings[-1] if bindings else None
-    if last is not None and last.var.same_as(out_var) and isinstance(last.value, relax.Call) \
-            and _op_name(last.value) == "relax.dequantize":
-        boundary.out_scale = float(_scalar(last.value.args[1]))
-        boundary.out_zp = int(_scalar(last.value.args[2]))
-        out_var = last.value.args[0]
-        bindings = bindings[:-1]
-    return bindings, params, out_var, boundary
+    boundary = Boundary(inputs=[Quant() for _ in params])
+    drop = set(plumbing)
+    rest = [b for b in bindings if id(b) not in plumbing]
+    for i, p in enumerate(params):
+        readers = [b for b in rest if isinstance(b.value, relax.Call)
+                   and _op_name(b.value) == "relax.quantize" and b.value.args[0].same_as(p)]
+        if len(readers) == 1 and _reads(rest, p) == 1 and _per_tensor(readers[0].value) \
+                and not any(f.same_as(p) for f in fields):
+            q = readers[0]
+            boundary.inputs[i] = Quant(float(_scalar(q.value.args[1])),
+                                       int(_scalar(q.value.args[2])))
+            params[i] = q.var
+            drop.add(id(q))
+    outs = []
+    for f in fields:
+        b = bound(f)
+        quant = Quant()
+        if b is not None and isinstance(b.value, relax.Call) \
+                and _op_name(b.value) == "relax.dequantize" and _per_tensor(b.value) \
+                and _reads(rest, f) == 0:
+            quant = Quant(float(_scalar(b.value.args[1])), int(_scalar(b.value.args[2])))
+            f = b.value.args[0]
+            drop.add(id(b))
+        outs.append(f)
+        boundary.outputs.append(quant)
+    return [b for b in bindings if id(b) not in drop], params, outs, boundary
 
 
-def _legalized(mod, bindings, params, out_var):
-    """A module whose ``main`` is exactly the emitted part, TVM's legalization applied to ops
-    that are not ours (reshape-like ops kept: they are aliases)."""
-    body = relax.SeqExpr([relax.BindingBlock(list(bindings))], out_var)
-    core = relax.Function(list(params), body, out_var.ty)
+def _legalized(mod, bindings, params, out_vars):
+    """A module whose ``main`` is exactly the emitted part (returning one var, or a Tuple of
+    them), TVM's legalization applied to ops that are not ours (reshape-like ops kept: they
+    are aliases)."""
+    out = out_vars[0] if len(out_vars) == 1 else relax.Tuple(list(out_vars))
+    body = relax.SeqExpr([relax.BindingBlock(list(bindings))], out)
+    ret = out.ty if len(out_vars) == 1 else relax.TupleType([v.ty for v in out_vars])
+    core = relax.Function(list(params), body, ret)
     work = tvm.IRModule({gv: f for gv, f in mod.functions_items() if gv.name_hint != "main"})
     work["main"] = core
     keep = {op: (lambda bb, call: call) for op in ALIAS_OPS}
@@ -174,7 +239,7 @@ class _Reader:
         self.names[var] = name
         return name
 
-    def read(self, params, out_var):
+    def read(self, params, result):
         inputs = [self.define(p, "input") for p in params]
         main = self.mod["main"]
         call_tir = tvm.ir.Op.get("relax.call_tir")
@@ -189,11 +254,14 @@ class _Reader:
                     self.define(b.var, "alias", alias_of=src)
                 elif isinstance(v, relax.Var):
                     self.define(b.var, "alias", alias_of=self.tensor_of(v))
+                elif isinstance(v, relax.Tuple) and b.var.same_as(result):
+                    result = v  # the outputs, bound by the normalizer
                 else:
                     what = _op_name(v) if isinstance(v, relax.Call) else type(v).__name__
                     raise UnsupportedError(f"--emit-c: cannot emit '{what}' in main "
                                            f"(binding {b.var.name})")
-        outputs = [self.tensor_of(out_var)]
+        fields = result.fields if isinstance(result, relax.Tuple) else [result]
+        outputs = [self.tensor_of(f) for f in fields]
         return inputs, outputs
 
     def _layer(self, binding, call, gap8_index):
@@ -311,8 +379,8 @@ def _place_weights(net, hw):
 
 def read_network(lowered: tvm.IRModule, hw, instrument: bool = True) -> Network:
     lowered = relax.transform.ToNonDataflow()(lowered)
-    bindings, params, out_var, boundary = _strip_boundary(lowered["main"])
-    mod = _legalized(lowered, bindings, params, out_var)
+    bindings, params, out_vars, boundary = _strip_boundary(lowered["main"])
+    mod = _legalized(lowered, bindings, params, out_vars)
     reader = _Reader(mod)
     inputs, outputs = reader.read(mod["main"].params, mod["main"].body.body)
     kernels = {}

@@ -15,7 +15,7 @@ from ..errors import UsageError
 from ..vocab import DMA_TRANSFERS, L1_TO_L2_ACT, L2_TO_L1_ACT, L2_TO_L1_WGT, L3_TO_L2
 from . import build, gvsoc
 from .network import read_network
-from .project import write_project
+from .project import libm_calls, write_project
 
 PLATFORMS = ("host", "rv32", "gvsoc")
 
@@ -105,20 +105,38 @@ def measured_gvsoc(ran: "gvsoc.GvsocRun", net, report) -> dict:
             "l3_stand_in": bool(net.l3_bytes), "layers": rows, "totals": totals}
 
 
-def _compare(ours: np.ndarray, llvm: np.ndarray, boundary) -> dict:
-    if boundary.out_scale is not None:
-        llvm_q = np.rint(llvm.astype(np.float64) / boundary.out_scale).astype(np.int64) \
-            + boundary.out_zp
+def _compare(ours: np.ndarray, llvm: np.ndarray, quant) -> dict:
+    """One output: ours (int8 before the caller's dequantize when ``quant.scale``) against the
+    LLVM build's float output (requantized with that output's own scale and zero point)."""
+    if quant.scale is not None:
+        llvm_q = np.rint(llvm.astype(np.float64) / quant.scale).astype(np.int64) + quant.zp
         return {"integers_equal": bool(np.array_equal(llvm_q, ours.astype(np.int64))),
                 "max_abs_diff": int(np.abs(llvm_q - ours.astype(np.int64)).max(initial=0))}
     diff = float(np.abs(llvm.astype(np.float64) - ours.astype(np.float64)).max(initial=0))
     return {"max_abs_diff": diff, "equal": diff == 0.0}
 
 
+def _compare_all(per_output: list) -> dict:
+    """``vs_llvm`` of the whole run: the per-output comparisons folded (integers_equal when
+    every output is an int8 one, equal when every one is float, both when mixed)."""
+    if len(per_output) == 1:
+        return dict(per_output[0])
+    ints = [c for c in per_output if "integers_equal" in c]
+    floats = [c for c in per_output if "equal" in c]
+    out = {}
+    if ints:
+        out["integers_equal"] = all(c["integers_equal"] for c in ints)
+    if floats:
+        out["equal"] = all(c["equal"] for c in floats)
+    diffs = [c["max_abs_diff"] for c in per_output]
+    out["max_abs_diff"] = max(diffs) if ints and not floats else float(max(diffs))
+    return out
+
+
 def emit_and_run(result, hw, out_dir: str, platform: str | None = None,
                  instrument: bool = False, seed: int = 0, timeout: int = 600) -> dict:
-    """Writes ``out_dir/gap8``; with ``platform`` builds, runs and checks it. Updates and
-    returns ``result.report``."""
+    """Writes ``out_dir/gap8``; with ``platform`` builds, runs and checks it (every input and
+    output, in the entry's order). Updates and returns ``result.report``."""
     if platform is not None and platform not in PLATFORMS:
         raise UsageError(f"--run {platform}: choose one of {', '.join(PLATFORMS)}")
     net = read_network(result.lowered, hw, instrument=True)
@@ -127,31 +145,42 @@ def emit_and_run(result, hw, out_dir: str, platform: str | None = None,
     report = result.report
     report["emit_c"] = {"dir": "gap8", "files": files, "l2_arena_bytes": net.l2_arena,
                         "l1_arena_bytes": net.l1_arena, "l2_weight_bytes": net.l2_weights,
-                        "l3_weight_bytes": net.l3_bytes, "layers": len(net.layers), **net.stats}
+                        "l3_weight_bytes": net.l3_bytes, "layers": len(net.layers),
+                        "inputs": len(net.inputs), "outputs": len(net.outputs),
+                        "libm_calls": libm_calls(net), **net.stats}
     if platform is None:
         return report
-    if len(net.inputs) != 1 or len(net.outputs) != 1:
-        raise UsageError("--run: the runner handles one input and one output")
     inputs = random_inputs(result.imported, seed)
-    x = next(iter(inputs.values()))
+    if len(inputs) != len(net.inputs):
+        raise UsageError(f"--run: the model has {len(inputs)} inputs, the C entry "
+                         f"{len(net.inputs)}")
     b = net.boundary
-    x_c = _quantize_input(x, b.in_scale, b.in_zp) if b.in_scale is not None else x
-    t_out = net.tensors[net.outputs[0]]
+    xs_c = [_quantize_input(x, q.scale, q.zp) if q.scale is not None else x
+            for x, q in zip(inputs.values(), b.inputs)]
+    t_outs = [net.tensors[o] for o in net.outputs]
+    shapes, dtypes = [t.shape for t in t_outs], [t.dtype for t in t_outs]
     if platform == "gvsoc":
-        elf = gvsoc.build(project, x_c, net.cluster_stack_bytes)
-        sim = gvsoc.run(project, elf, t_out.shape, t_out.dtype, timeout)
+        refuse_float_on_gvsoc(net)
+        elf = gvsoc.build(project, xs_c, net.cluster_stack_bytes)
+        sim = gvsoc.run(project, elf, shapes, dtypes, timeout)
         ran = {"output": sim.output, "seconds": sim.seconds, "counters": None}
     else:
         exe = build.build_host(project, instrument) if platform == "host" else \
             build.build_rv32(project, instrument)
-        ran = build.run_project(project, exe, platform, x_c, t_out.shape, t_out.dtype, timeout)
+        ran = build.run_project(project, exe, platform, xs_c, shapes, dtypes, timeout)
     ours = ran["output"]
-    got = _dequantize(ours, b.out_scale, b.out_zp) if b.out_scale is not None else ours
-    llvm = _llvm_outputs(result, inputs)[0]
+    llvm = _llvm_outputs(result, inputs)
+    if len(llvm) != len(ours):
+        raise UsageError(f"--run: the LLVM build returns {len(llvm)} outputs, the C entry "
+                         f"{len(ours)}")
+    got = [(_dequantize(o, q.scale, q.zp) if q.scale is not None else o).reshape(ref.shape)
+           for o, q, ref in zip(ours, b.outputs, llvm)]
+    per_output = [_compare(o, ref, q) for o, ref, q in zip(ours, llvm, b.outputs)]
     run = {"platform": platform, "seconds": round(ran["seconds"], 3), "seed": seed,
-           "vs_llvm": _compare(ours, llvm, b),
-           "check": check_outputs([got.reshape(llvm.shape)], result.imported, inputs, seed,
-                                  result.requant)}
+           "vs_llvm": _compare_all(per_output),
+           "check": check_outputs(got, result.imported, inputs, seed, result.requant)}
+    if len(per_output) > 1:
+        run["vs_llvm_outputs"] = per_output
     if platform == "rv32":
         run["soft_float_symbols"] = build.soft_float_symbols(exe)
     report["run"] = run
@@ -164,3 +193,16 @@ def emit_and_run(result, hw, out_dir: str, platform: str | None = None,
     if ran["counters"] is not None:
         report["measured"] = measured(ran["counters"], net, report)
     return report
+
+
+def refuse_float_on_gvsoc(net):
+    """pulp-runtime links no C library beyond its minimal printf: leftover float code that
+    calls <math.h> needs picolibc's libm (``gvsoc.libm_flags``); without it, one clear error
+    naming the float layers."""
+    calls = libm_calls(net)
+    if calls and gvsoc.libm_flags() is None:
+        layers = sorted({layer.name for layer in net.layers if layer.kernel in calls})
+        raise UsageError("--run gvsoc: pulp-runtime has no libm for the float layers "
+                         f"{', '.join(layers)} (they call "
+                         f"{', '.join(sorted({f for v in calls.values() for f in v}))}); "
+                         "run them with --run host or --run rv32")

@@ -100,7 +100,9 @@ class FusedKernelSpec(TypedOperands):
 
     def split(self) -> tuple:
         """The two conv kernels this pair is without fusion: same geometry, epilogues and
-        per-channel tensors, the intermediate in L2 (what the fusion policy compares with)."""
+        per-channel tensors, the intermediate in L2 (what the fusion policy compares with).
+        With integer ops between the convs, the first writes its requantized output and the
+        ops run as their own kernels in between (``split_steps``)."""
         _, c, h, w = self.in_shape
         mid_hw = self.first.out_hw(h, w)
         ins = [(self.in_shape, self.dtype, self.in_zp),
@@ -116,6 +118,25 @@ class FusedKernelSpec(TypedOperands):
                 tuple(self.channel_dtype(k) for k in used), dtype, zp, self.w_dtype,
                 kind="dw" if geom is self.dw else "pw"))
         return tuple(convs)
+
+    def split_steps(self) -> tuple:
+        """The ops between the convs as the standalone kernels they are without fusion, in
+        order, on the intermediate's shape (step ``i`` makes value ``i + 1``; value 0 is the
+        first conv's output): a table -> ``LutKernelSpec``, a product -> ``MulKernelSpec``.
+        Kernel ``i + 1`` of the split pair (``split`` first conv, these, second conv) makes
+        value ``i + 1``, so a step reads the outputs of the kernels its ``args`` name."""
+        from .lut import LutKernelSpec, MulKernelSpec  # lut imports nothing of the fused pairs
+
+        _, _, h, w = self.in_shape
+        shape = (1, self.first.out_channels, *self.first.out_hw(h, w))
+        out = []
+        for st in self.mid_steps:
+            if st.kind == "table":
+                out.append(LutKernelSpec(shape, st.in_dtype, st.out_dtype))
+            else:
+                out.append(MulKernelSpec(shape, shape, st.in_dtype, st.zps[0], st.zps[1],
+                                         st.mult, st.shift, st.out_zp, st.out_dtype))
+        return tuple(out)
 
     def macs(self) -> int:
         _, c, h, w = self.in_shape

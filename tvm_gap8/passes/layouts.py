@@ -52,8 +52,9 @@ class Node:
 
 @dataclass(frozen=True)
 class Option:
-    """One way to run a kernel: fused (one spec) or split (two convs, the intermediate in L2
-    in ``mid``), with its layouts and modelled cycles."""
+    """One way to run a kernel: fused (one spec) or split (two convs, with the integer ops
+    between them as kernels of their own, the intermediates in L2), with its layouts (one per
+    kernel) and modelled cycles."""
 
     cycles: float
     layouts: tuple  # KernelLayouts per kernel spec (one, or two when split)
@@ -170,16 +171,28 @@ def _fused_variants(spec, hw, policy, fusion, src, dst):
     for tile, mid in itertools.product(_tiles(spec.kind, policy), mids):
         lay = KernelLayouts(src, src if tile is None else tile, dst, mid)
         opts.append(Option(_plan_cycles(replace(spec, layouts=lay), hw), (lay,)))
-    if fusion == "auto" and not spec.mid_steps:
-        first, second = spec.split()
-        for mid in ((CHW,) if policy == "chw" else (HWC,) if policy == "hwc" else (CHW, HWC)):
-            a = min(_conv_layouts(first, policy, src, mid),
-                    key=lambda lay: _plan_cycles(replace(first, layouts=lay), hw))
-            b = min(_conv_layouts(second, policy, mid, dst),
-                    key=lambda lay: _plan_cycles(replace(second, layouts=lay), hw))
-            cycles = (_plan_cycles(replace(first, layouts=a), hw)
-                      + _plan_cycles(replace(second, layouts=b), hw))
-            opts.append(Option(cycles, (a, b), split=True))
+    if fusion == "auto":
+        opts += _split_variants(spec, hw, policy, src, dst)
+    return opts
+
+
+def _split_variants(spec, hw, policy, src, dst):
+    """The pair as the kernels it is without fusion: the first conv, the integer ops between
+    the convs (``spec.split_steps``: tables, products; each its own elementwise kernel, the
+    intermediate in one layout ``mid``) and the second conv; one option per ``mid``."""
+    first, second = spec.split()
+    steps = spec.split_steps()
+    opts = []
+    for mid in ((CHW,) if policy == "chw" else (HWC,) if policy == "hwc" else (CHW, HWC)):
+        a = min(_conv_layouts(first, policy, src, mid),
+                key=lambda lay: _plan_cycles(replace(first, layouts=lay), hw))
+        b = min(_conv_layouts(second, policy, mid, dst),
+                key=lambda lay: _plan_cycles(replace(second, layouts=lay), hw))
+        between = KernelLayouts(mid, mid, mid)
+        cycles = (_plan_cycles(replace(first, layouts=a), hw)
+                  + sum(_plan_cycles(replace(st, layouts=between), hw) for st in steps)
+                  + _plan_cycles(replace(second, layouts=b), hw))
+        opts.append(Option(cycles, (a, *(between for _ in steps), b), split=True))
     return opts
 
 

@@ -89,22 +89,68 @@ def _plan_group(call, func, hw, decisions: dict) -> list:
     return _split(spec, tensors, layouts, info, hw)
 
 
+class Prev(int):
+    """An argument of a split pair's kernel: the output of kernel number ``self`` of the pair."""
+
+
 def _split(spec, tensors, layouts, info, hw) -> list:
-    """A fused pair's two conv kernels: [x, w1, p...] and [<the first's output>, w2, p...]
-    (``None`` stands for the first's output), the ONNX nodes cut at the second anchor."""
+    """A fused pair's kernels without fusion: the first conv [x, w1, p...], the integer ops
+    between the convs (tables [value, table], products [value, value]) and the second conv
+    [<its input value>, w2, p...] (``Prev(i)``: the output of kernel i), the ONNX nodes cut
+    at each ``QuantizeLinear`` closing a value and at the second anchor."""
     names = info["layer"].split("+")
     nodes = info["onnx_nodes"]
     cut = nodes.index(names[1]) if len(names) > 1 and names[1] in nodes else len(nodes)
-    x, w1, w2, *chans = tensors
+    x, w1, w2, *rest = tensors
+    chans, tables = rest[:len(spec.channel_shapes)], rest[len(spec.channel_shapes):]
+    steps = spec.split_steps()
+    parts, rest_nodes = _cut_nodes(nodes[:cut], len(steps) + 1)
+    tail = rest_nodes + list(nodes[cut:])
+    first, second = spec.split()
     out = []
-    for i, (conv, lay) in enumerate(zip(spec.split(), layouts)):
-        used = sorted((spec.first_epilogue if i == 0 else spec.second_epilogue).channels())
-        args = [x if i == 0 else None, w1 if i == 0 else w2, *(chans[k] for k in used)]
-        conv = replace(conv, layouts=lay)
+    for i, (conv, epilogue) in enumerate(((first, spec.first_epilogue),
+                                          (second, spec.second_epilogue))):
+        used = sorted(epilogue.channels())
+        args = [x if i == 0 else Prev(len(steps)), w1 if i == 0 else w2,
+                *(chans[k] for k in used)]
+        conv = replace(conv, layouts=layouts[0] if i == 0 else layouts[-1])
         part = {"layer": names[min(i, len(names) - 1)],
-                "onnx_nodes": nodes[:cut] if i == 0 else nodes[cut:]}
+                "onnx_nodes": parts[0] if i == 0 else tail}
         out.append((CONV, conv, args, plan_kernel(conv, hw, part["layer"]), part))
+        if i == 0:
+            for j, (st, kernel) in enumerate(zip(spec.mid_steps, steps)):
+                kernel = replace(kernel, layouts=layouts[1 + j])
+                args = [Prev(st.args[0]), tables[st.table]] if st.kind == "table" \
+                    else [Prev(a) for a in st.args]
+                part = {"layer": _main_node(parts[1 + j]) or f"{names[0]}_{st.describe()}{j}",
+                        "onnx_nodes": parts[1 + j]}
+                out.append((family_of(kernel.kind), kernel, args,
+                            plan_kernel(kernel, hw, part["layer"]), part))
     return out
+
+
+def _cut_nodes(nodes, count: int) -> list:
+    """``nodes`` (a pair's ONNX nodes before its second conv) as (``count`` parts, each ending
+    at a ``QuantizeLinear``: the first conv's output, then each op between the convs; what
+    follows the last: the second conv's dequantizes); all in the first part when they do not
+    cut that way."""
+    ends = [i for i, n in enumerate(nodes) if _base(n).endswith("QuantizeLinear")
+            and not _base(n).endswith("DequantizeLinear")]
+    if len(ends) != count:
+        return [list(nodes)] + [[] for _ in range(count - 1)], []
+    bounds = [0] + [e + 1 for e in ends] + [len(nodes)]
+    parts = [list(nodes[a:b]) for a, b in zip(bounds, bounds[1:])]
+    return parts[:count], parts[count]
+
+
+def _base(node: str) -> str:
+    return node.split("/")[0]
+
+
+def _main_node(nodes) -> str | None:
+    """The op a part computes: its first node that is no (De)QuantizeLinear."""
+    return next((n for n in nodes if not _base(n).endswith(("QuantizeLinear",
+                                                          "DequantizeLinear"))), None)
 
 
 @mutator
@@ -117,16 +163,16 @@ class _FusedLowerer(PyExprMutator):  # pylint: disable=abstract-method
     def visit_call_(self, call: relax.Call) -> relax.Expr:  # pylint: disable=arguments-renamed
         for group_call, planned in self.kernels:
             if call.same_as(group_call):
-                previous = None
+                outs = []
                 for i, kernel in enumerate(planned):
-                    if previous is not None:
-                        previous = self.builder_.emit(previous)
-                    previous = self._lower(*kernel, previous)
-                return previous
+                    if outs:
+                        outs[-1] = self.builder_.emit(outs[-1])
+                    outs.append(self._lower(*kernel, outs))
+                return outs[-1]
         return super().visit_call_(call)
 
-    def _lower(self, family, spec, tensors, plan, info, previous=None):
-        tensors = [previous if a is None else self.visit_expr(a) for a in tensors]
+    def _lower(self, family, spec, tensors, plan, info, outs=()):
+        tensors = [outs[a] if isinstance(a, Prev) else self.visit_expr(a) for a in tensors]
         prim = family.schedule(spec, plan).with_attrs({
             INTEGER_ATTR: spec.integer,
             "op_pattern": OPAQUE,

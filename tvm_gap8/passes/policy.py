@@ -7,7 +7,8 @@ reader, per-channel tensors included), and planned by the family's own tiler:
 * under every policy, a pair whose fused kernel fits no tile stays unfused (the reason gives
   the bytes its smallest tile needs and the L1 budget);
 * ``profitable`` also refuses a pair whose fused kernel's modelled cycles do not beat the two
-  kernels it splits into (``FusedKernelSpec.split``, planned by the conv family's tiler).
+  kernels it splits into (``FusedKernelSpec.split``, planned by the conv family's tiler, and
+  the integer ops between the convs as their own kernels, ``split_steps``).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from types import SimpleNamespace
 from tvm import relax
 
 from ..errors import Gap8Error, TilingError
+from ..kernels import plan_kernel
 from ..kernels.conv import CONV
 
 POLICIES = ("all", "profitable")
@@ -46,7 +48,8 @@ def _unfit(family, spec, hw) -> str | None:
 def _unprofitable(family, spec, hw) -> str | None:
     fused = family.plan(spec, hw, "?").cycles
     try:
-        apart = sum(CONV.plan(s, hw, "?").cycles for s in spec.split())
+        apart = sum(CONV.plan(s, hw, "?").cycles for s in spec.split()) + \
+            sum(plan_kernel(s, hw).cycles for s in spec.split_steps())
     except TilingError:
         return None  # only the fused form fits
     if fused >= apart:

@@ -197,7 +197,44 @@ def _shape_op(graph: Graph, node, a):
         return x
     if op == "MaxPool":
         return _maxpool(graph, node, x)
+    if op == "Pad":
+        return pad(graph, node, _operands(node, a))
     return None
+
+
+def pad(graph: Graph, node, ops):
+    """ONNX Pad: ``ops`` its inputs aligned with ``node.input`` (data, pads, constant_value,
+    axes; None where absent). Opset >= 11 takes pads (and the value) as inputs, older opsets as
+    attributes. Modes constant (the value, default 0, in the data's type: an int8 tensor is
+    padded with that integer, the zero point when the QDQ graph pads a real 0), reflect, edge.
+    Negative pads crop."""
+    x = ops[0]
+    if len(ops) > 1 and ops[1] is not None:
+        pads = [int(v) for v in np.asarray(ops[1]).reshape(-1)]
+    else:
+        pads = [int(v) for v in graph.attr(node, "pads", [])]
+    value = ops[2] if len(ops) > 2 and ops[2] is not None else graph.attr(node, "value", 0.0)
+    value = np.asarray(value).reshape(-1)[0] if np.size(value) else 0
+    axes = list(range(x.ndim))
+    if len(ops) > 3 and ops[3] is not None:
+        axes = [int(v) % x.ndim for v in np.asarray(ops[3]).reshape(-1)]
+    n = len(axes)
+    if len(pads) != 2 * n:
+        raise UnsupportedOpError(node, f"{len(pads)} pads for {n} axes")
+    before, after = [0] * x.ndim, [0] * x.ndim
+    for i, ax in enumerate(axes):
+        before[ax], after[ax] = pads[i], pads[n + i]
+    crop = tuple(slice(max(-b, 0), x.shape[d] - max(-e, 0))
+                 for d, (b, e) in enumerate(zip(before, after)))
+    x = x[crop]
+    width = [(max(b, 0), max(e, 0)) for b, e in zip(before, after)]
+    mode = graph.attr(node, "mode", b"constant")
+    mode = mode.decode() if isinstance(mode, bytes) else mode
+    if mode == "constant":
+        return np.pad(x, width, mode="constant", constant_values=np.asarray(value).astype(x.dtype))
+    if mode in ("reflect", "edge"):
+        return np.pad(x, width, mode=mode)
+    raise UnsupportedOpError(node, f"mode {mode}")
 
 
 def _maxpool(graph: Graph, node, x):

@@ -113,22 +113,29 @@ class GraphBuilder:
 
     def model(self, x_name, x_shape, y, y_shape=None, name="net",
               opset: int = OPSET) -> onnx.ModelProto:
-        def build(out_shape):
+        """A model of input ``x_name``; ``y`` one output name or a list of them (graph outputs
+        in that order; ``y_shape`` then a list too, or None to infer them)."""
+        ys = list(y) if isinstance(y, (list, tuple)) else [y]
+        shapes = list(y_shape) if isinstance(y, (list, tuple)) and y_shape is not None else \
+            [y_shape] * len(ys)
+
+        def build(out_shapes):
             graph = helper.make_graph(
                 self.nodes, name,
                 [helper.make_tensor_value_info(x_name, TensorProto.FLOAT, x_shape)],
-                [helper.make_tensor_value_info(y, TensorProto.FLOAT, out_shape)],
+                [helper.make_tensor_value_info(o, TensorProto.FLOAT, s)
+                 for o, s in zip(ys, out_shapes)],
                 initializer=self.inits)
             m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)],
                                   producer_name="tvm_gap8.testing")
             m.ir_version = 8
             return m
 
-        if y_shape is None:  # let ONNX shape inference fill in the output shape
-            inferred = onnx.shape_inference.infer_shapes(build(None))
-            vi = inferred.graph.output[0]
-            y_shape = [d.dim_value for d in vi.type.tensor_type.shape.dim]
-        m = build(y_shape)
+        if any(s is None for s in shapes):  # let ONNX shape inference fill in the output shapes
+            inferred = onnx.shape_inference.infer_shapes(build([None] * len(ys)))
+            shapes = [s if s is not None else [d.dim_value for d in vi.type.tensor_type.shape.dim]
+                      for s, vi in zip(shapes, inferred.graph.output)]
+        m = build(shapes)
         onnx.checker.check_model(m)
         return m
 
@@ -454,3 +461,94 @@ def text_recognizer(height: int = 48, width: int = 320, scale: float = 0.25, see
     y = _linear(b, y, c, num_classes, base="head")
     return b.model("input", [1, 3, height, width], y, [1, w, num_classes],
                    name=f"text_recognizer_{height}x{width}", opset=opset)
+
+
+# -- several outputs, channel padding, SiLU between the convs -----------------------------------
+
+def detector_head(resolution: int = 32, classes: int = 3, anchors: int = 2,
+                  seed: int = 0) -> onnx.ModelProto:
+    """A small single-shot detector (SSD-lite / BlazeFace style) with three outputs, in order:
+    ``scores`` [1, anchors*classes, R/8, R/8] (1x1 conv + Sigmoid on the 1/8 map), ``boxes``
+    [1, anchors*4, R/8, R/8] (DW 3x3 + PW 1x1 on the 1/8 map, linear) and ``scores_coarse``
+    [1, anchors*classes, R/16, R/16] (1x1 conv + Sigmoid on the 1/16 map). Backbone: conv stem
+    s2 and three DW/PW blocks of stride 2. ``resolution`` a multiple of 16."""
+    b = GraphBuilder(seed)
+    y = b.conv_bn_act("input", 3, 8, 3, stride=2, act="relu", base="stem")
+    y = b.conv_bn_act(y, 8, 8, 3, stride=2, groups=8, act="relu", base="b0_dw")
+    y = b.conv_bn_act(y, 8, 16, 1, act="relu", base="b0_pw")
+    y = b.conv_bn_act(y, 16, 16, 3, stride=2, groups=16, act="relu", base="b1_dw")
+    f1 = b.conv_bn_act(y, 16, 24, 1, act="relu", base="b1_pw")  # 1/8
+    y = b.conv_bn_act(f1, 24, 24, 3, stride=2, groups=24, act="relu", base="b2_dw")
+    f2 = b.conv_bn_act(y, 24, 32, 1, act="relu", base="b2_pw")  # 1/16
+    scores = b.node("Sigmoid", [b.conv(f1, 24, anchors * classes, 1, base="cls1")], "scores")
+    boxes = b.conv(b.conv(f1, 24, 24, 3, groups=24, base="box_dw"), 24, anchors * 4, 1,
+                   base="box_pw")
+    coarse = b.node("Sigmoid", [b.conv(f2, 32, anchors * classes, 1, base="cls2")],
+                    "scores_coarse")
+    return b.model("input", [1, 3, resolution, resolution], [scores, boxes, coarse],
+                   name=f"detector_head_{resolution}")
+
+
+def pad_add_block(cin=8, cout=16, h=16, w=16, seed=0) -> onnx.ModelProto:
+    """A ResNet-style shortcut that widens by channel padding (constant Pad of zeros on the
+    channel axis, as exporters write ``F.pad`` of the channels) added to a DW/PW branch:
+    Add(PW(DW(x)), Pad(x, channels cin -> cout)) -> ReLU."""
+    b = GraphBuilder(seed)
+    y = b.conv_bn_act("input", cin, cin, 3, groups=cin, act="relu", base="dw")
+    y = b.conv_bn_act(y, cin, cout, 1, act=None, base="pw")
+    pads = b.const("pads", np.array([0, 0, 0, 0, 0, cout - cin, 0, 0], np.int64))
+    short = b.node("Pad", ["input", pads], "channel_padding", mode="constant")
+    y = b.node("Relu", [b.node("Add", [y, short], "add")], "relu")
+    return b.model("input", [1, cin, h, w], y, name="pad_add_block")
+
+
+def efficientnet_block(cin=8, hidden=32, cout=16, h=16, w=16, k=3, stride=1,
+                       seed=0) -> onnx.ModelProto:
+    """EfficientNet-style MBConv without squeeze-excite: PW expand + BN + SiLU (x * Sigmoid(x),
+    int8: a table and a product between the convs) -> DW kxk + BN + SiLU -> PW project + BN."""
+    b = GraphBuilder(seed)
+    y = b.conv_bn_act("input", cin, hidden, 1, act="silu", base="expand")
+    y = b.conv_bn_act(y, hidden, hidden, k, stride, groups=hidden, act="silu", base="dw")
+    y = b.conv_bn_act(y, hidden, cout, 1, act=None, base="project")
+    return b.model("input", [1, cin, h, w], y, name="efficientnet_block")
+
+
+def efficientnet_small(resolution: int = 32, seed: int = 0) -> onnx.ModelProto:
+    """A few EfficientNet-style MBConv blocks (SiLU everywhere) after a conv stem."""
+    b = GraphBuilder(seed)
+    y = b.conv_bn_act("input", 3, 8, 3, stride=2, act="silu", base="stem")
+    c = 8
+    for i, (t, co, s) in enumerate([(1, 8, 1), (4, 16, 2), (4, 16, 1), (4, 24, 2)]):
+        hidden = c * t
+        x = y
+        if t != 1:
+            y = b.conv_bn_act(y, c, hidden, 1, act="silu", base=f"m{i}_expand")
+        y = b.conv_bn_act(y, hidden, hidden, 3, s, groups=hidden, act="silu", base=f"m{i}_dw")
+        y = b.conv_bn_act(y, hidden, co, 1, act=None, base=f"m{i}_project")
+        if s == 1 and c == co:
+            y = b.node("Add", [x, y], f"m{i}_add")
+        c = co
+    return b.model("input", [1, 3, resolution, resolution], y, name="efficientnet_small")
+
+
+def two_input_block(c=8, h=8, w=8, seed=0) -> onnx.ModelProto:
+    """Two inputs and two outputs: ``a`` through DW 3x3 + ReLU -> PW, ``b`` added to it
+    (``sum``, then 1x1 conv ``head``); outputs ``head`` [1, c, h, w] and ``pooled``
+    [1, c, 1, 1] (global average pool of the sum), in that order."""
+    b = GraphBuilder(seed)
+    y = b.conv_bn_act("a", c, c, 3, groups=c, act="relu", base="dw")
+    y = b.conv_bn_act(y, c, c, 1, act=None, base="pw")
+    s = b.node("Add", [y, "b"], "sum")
+    head = b.conv(s, c, c, 1, base="head")
+    pooled = b.node("GlobalAveragePool", [s], "pooled")
+    graph = helper.make_graph(
+        b.nodes, "two_input_block",
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, [1, c, h, w]) for n in "ab"],
+        [helper.make_tensor_value_info(head, TensorProto.FLOAT, [1, c, h, w]),
+         helper.make_tensor_value_info(pooled, TensorProto.FLOAT, [1, c, 1, 1])],
+        initializer=b.inits)
+    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
+                          producer_name="tvm_gap8.testing")
+    m.ir_version = 8
+    onnx.checker.check_model(m)
+    return m

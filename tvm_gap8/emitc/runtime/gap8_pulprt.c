@@ -8,8 +8,8 @@
  * published by gap8_cluster_fork (a shared pointer between two barriers: pulp-runtime has no
  * team-fork call). DMA is issued by the master core; every copy returns when its data has
  * arrived (the API's contract, gap8_dma.h). The output and, with GAP8_INSTRUMENT, the per-layer
- * measurements are printed on stdout for the host to parse (lines "gap8-out", "gap8-layer",
- * "gap8-core"). */
+ * measurements are printed on stdout for the host to parse (lines "gap8-out" for every output,
+ * "gap8-layer", "gap8-core"). */
 #ifdef GAP8_PULPRT
 #include <stdio.h>
 #include <string.h>
@@ -27,8 +27,9 @@ static inline uint32_t gap8_now(void) { return timer_count_get(TIMER); } /* clus
 /* commands in flight before the oldest is waited for (MCHAN has a small counter pool) */
 #define GAP8_DMA_WINDOW 4
 
+/* every input (output) back to back, each at a multiple of 8 bytes (gap8_input.c) */
 extern const int8_t gap8_input[];
-static int8_t gap8_output[GAP8_OUT0_BYTES] __attribute__((aligned(8)));
+static int8_t gap8_output[GAP8_OUT_TOTAL_BYTES] __attribute__((aligned(8)));
 
 /* -- measurement ------------------------------------------------------------------------------ */
 #ifdef GAP8_INSTRUMENT
@@ -277,11 +278,16 @@ static void worker_loop(void) {
 
 static void print_results(int32_t status, uint32_t cycles) {
   printf("gap8-status %d cycles %u\n", (int)status, (unsigned)cycles);
-  for (int32_t i = 0; i < GAP8_OUT0_BYTES; i += 32) {
-    printf("gap8-out %d", (int)i);
-    for (int32_t j = i; j < i + 32 && j < GAP8_OUT0_BYTES; ++j)
-      printf(" %02x", (unsigned)(uint8_t)gap8_output[j]);
-    printf("\n");
+  /* "gap8-out <output> <byte offset> <bytes in hex>", every output in order */
+  uint32_t off = 0;
+  for (int32_t o = 0; o < GAP8_NB_OUTPUTS; off += (gap8_out_bytes[o] + 7) / 8 * 8, ++o) {
+    const int8_t *out = gap8_output + off;
+    for (int32_t i = 0; i < (int32_t)gap8_out_bytes[o]; i += 32) {
+      printf("gap8-out %d %d", (int)o, (int)i);
+      for (int32_t j = i; j < i + 32 && j < (int32_t)gap8_out_bytes[o]; ++j)
+        printf(" %02x", (unsigned)(uint8_t)out[j]);
+      printf("\n");
+    }
   }
 #ifdef GAP8_INSTRUMENT
   for (int32_t l = 0; l < GAP8_NB_LAYERS; ++l) {
@@ -305,7 +311,15 @@ static int cluster_entry(void) {
   }
   timer_conf_set(TIMER, TIMER_CFG_LO_ENABLE_MASK | TIMER_CFG_LO_RESET_MASK);
   uint32_t t0 = gap8_now();
-  int32_t status = gap8_network_run((const void *)gap8_input, (void *)gap8_output);
+  const void *in[GAP8_NB_INPUTS];
+  void *out[GAP8_NB_OUTPUTS];
+  uint32_t off = 0;
+  for (int32_t i = 0; i < GAP8_NB_INPUTS; off += (gap8_in_bytes[i] + 7) / 8 * 8, ++i)
+    in[i] = gap8_input + off;
+  off = 0;
+  for (int32_t i = 0; i < GAP8_NB_OUTPUTS; off += (gap8_out_bytes[i] + 7) / 8 * 8, ++i)
+    out[i] = gap8_output + off;
+  int32_t status = gap8_network_run_arrays(in, out);
   uint32_t t1 = gap8_now();
   team_fn = 0; /* release the workers for good */
   synch_barrier();

@@ -3,12 +3,21 @@
 #include "pmsis.h"
 #include "network.h"
 
-PI_L2 static int8_t in_buf[GAP8_IN0_BYTES];
-PI_L2 static int8_t out_buf[GAP8_OUT0_BYTES];
+/* every input (output) back to back, each at a multiple of 8 bytes */
+PI_L2 static int8_t in_buf[GAP8_IN_TOTAL_BYTES] __attribute__((aligned(8)));
+PI_L2 static int8_t out_buf[GAP8_OUT_TOTAL_BYTES] __attribute__((aligned(8)));
 
 static void cluster_entry(void *arg) {
   (void)arg;
-  gap8_network_run((const void *)in_buf, (void *)out_buf);
+  const void *in[GAP8_NB_INPUTS];
+  void *out[GAP8_NB_OUTPUTS];
+  uint32_t off = 0;
+  for (int i = 0; i < GAP8_NB_INPUTS; off += (gap8_in_bytes[i] + 7) / 8 * 8, ++i)
+    in[i] = in_buf + off;
+  off = 0;
+  for (int i = 0; i < GAP8_NB_OUTPUTS; off += (gap8_out_bytes[i] + 7) / 8 * 8, ++i)
+    out[i] = out_buf + off;
+  gap8_network_run_arrays(in, out);
 }
 
 static void start(void) {
@@ -27,7 +36,7 @@ static void start(void) {
   pi_perf_start();
   pi_cluster_send_task_to_cl(&cluster, &task);
   pi_perf_stop();
-  printf("gap8 network: %d cycles, out[0] = %d\n", (int)pi_perf_read(PI_PERF_CYCLES), out_buf[0]);
+  printf("gap8 network: %d cycles, out0[0] = %d\n", (int)pi_perf_read(PI_PERF_CYCLES), out_buf[0]);
   pi_cluster_close(&cluster);
   pmsis_exit(0);
 }
