@@ -51,10 +51,14 @@ def build_model(net, out_root) -> str:
     return model
 
 
-def measure(net, out_root):
-    """Compiles ``net`` (int8, CLI defaults) with --emit-c --run gvsoc; returns its report."""
+def measure(net, out_root, reuse=False):
+    """Compiles ``net`` (int8, CLI defaults) with --emit-c --run gvsoc; returns its report
+    (``reuse``: the report of an earlier run in ``out_root``, when there is one)."""
     model = os.path.join(out_root, f"{_tag(net)}_int8.onnx")
     out = os.path.join(out_root, _tag(net))
+    if reuse and os.path.exists(os.path.join(out, "report.json")):
+        with open(os.path.join(out, "report.json")) as f:
+            return json.load(f)
     t0 = time.perf_counter()
     cli = os.path.join(os.path.dirname(sys.executable), "tvm-gap8")
     proc = subprocess.run([cli, "compile", model, "--emit-c", "--run", "gvsoc", "-q", "-o", out],
@@ -147,6 +151,8 @@ def main(argv=None):
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--write", action="store_true", help="store the fitted coefficients")
     ap.add_argument("--out", default="out/model_vs_measured")
+    ap.add_argument("--reuse", action="store_true",
+                    help="fit on the reports of an earlier run in --out (no new GVSOC runs)")
     args = ap.parse_args(argv)
     missing = gvsoc_available()
     if missing:
@@ -155,7 +161,7 @@ def main(argv=None):
     for net in nets:  # the quantizer and the importer are not thread-safe: built here, in turn
         build_model(net, args.out)
     with ThreadPoolExecutor(args.jobs) as pool:
-        reports = list(pool.map(lambda n: measure(n, args.out), nets))
+        reports = list(pool.map(lambda n: measure(n, args.out, args.reuse), nets))
     fitted = reports[:len(FIT)]
     coef = fit(fitted)
     cal = Calibration(coef, f"benchmarks/model_vs_measured.py on {SOURCE}, "

@@ -11,11 +11,12 @@ import json
 import os
 from dataclasses import dataclass
 
-from ..vocab import DMA_TRANSFERS, L1_TO_L2_ACT, L2_TO_L1_ACT, L2_TO_L1_WGT
+from ..vocab import (DMA_TRANSFERS, L1_TO_L2_ACT, L2_TO_L1_ACT, L2_TO_L1_TRANSPOSED,
+                     L2_TO_L1_WGT)
 from .work import TERMS
 
 #: the features, in the order of the fit
-FEATURES = (*TERMS, "dma_bytes", "dma_commands", "tiles", "layer")
+FEATURES = (*TERMS, "dma_bytes", "transposed_bytes", "dma_commands", "tiles", "layer")
 CALIBRATION_FILE = os.path.join(os.path.dirname(__file__), "gvsoc_calibration.json")
 
 
@@ -51,6 +52,7 @@ def plan_features(spec, plan, cores: int = 8) -> dict:
     from .work import work_of
     f = {term: n / cores for term, n in work_of(spec).items()}
     f["dma_bytes"] = plan.l2_to_l1_act + plan.l2_to_l1_wgt + plan.l1_to_l2_act
+    f["transposed_bytes"] = plan.l2_to_l1_transposed  # layout-changing copies (cores or DMA)
     f["dma_commands"] = plan.dma_transfers
     f["tiles"] = plan.row_tiles * plan.channel_tiles * plan.col_tiles
     f["layer"] = 1
@@ -69,6 +71,7 @@ def features(layer: dict, cores: int = 8) -> dict:
     tile = layer["tile"]
     f = {term: layer["work"].get(term, 0) / cores for term in TERMS}
     f["dma_bytes"] = t[L2_TO_L1_ACT] + t[L2_TO_L1_WGT] + t[L1_TO_L2_ACT]
+    f["transposed_bytes"] = t.get(L2_TO_L1_TRANSPOSED, 0)
     f["dma_commands"] = t[DMA_TRANSFERS]
     f["tiles"] = tile["row_tiles"] * tile["channel_tiles"] * tile.get("col_tiles", 1)
     f["layer"] = 1

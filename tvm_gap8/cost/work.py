@@ -7,7 +7,8 @@ from __future__ import annotations
 import math
 
 #: the work terms, each a count over the whole layer
-TERMS = ("conv_macs", "dw_macs", "pw_macs", "dense_macs", "conv_outputs", "elements")
+TERMS = ("conv_macs", "dw_macs", "pw_macs", "dense_macs", "conv_outputs", "add_elements",
+         "pool_elements", "lut_elements", "mul_elements")
 
 
 def work_of(spec) -> dict[str, int]:
@@ -22,6 +23,6 @@ def work_of(spec) -> dict[str, int]:
         elif kind == "dense":
             work["dense_macs"] += part.macs()
             work["conv_outputs"] += math.prod(part.out_shape)
-        else:  # add, pool, lut, mul: element-wise or reductions over their input
-            work["elements"] += math.prod(part.in_shape)
+        elif f"{kind}_elements" in work:  # add, pool, lut, mul: over their input elements
+            work[f"{kind}_elements"] += math.prod(part.in_shape)
     return work
