@@ -123,12 +123,14 @@ def kernels_c(net: Network) -> str:
            "/* accumulators are initialised under an `if` on the first reduction step */",
            "#if defined(__GNUC__) && !defined(__clang__)",
            '#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"', "#endif",
-           "/* requantization uses __builtin_clzll (GCC/Clang; guarded against 0 by the code) */",
            "/* float constants by their bits: exact, whatever the printing precision */",
            "static inline float gap8_f32(uint32_t b) "
            "{ union { uint32_t u; float f; } v; v.u = b; return v.f; }",
            "static inline double gap8_f64(uint64_t b) "
            "{ union { uint64_t u; double f; } v; v.u = b; return v.f; }", ""]
+    if any("__builtin_clzll(" in k.source for k in net.kernels.values()):
+        out.insert(out.index("#endif") + 1, "/* --requant float32 uses __builtin_clzll "
+                                             "(GCC/Clang; guarded against 0 by the code) */")
     for k in net.kernels.values():
         out.append(k.source)
     return "\n".join(out)
