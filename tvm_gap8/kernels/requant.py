@@ -264,9 +264,9 @@ class RequantMode:
     reference: Callable
 
     def const_expr(self, acc, mult: int, shift: int, zp: int, lo: int, hi: int,
-                   out_dtype: str):
-        """``expr`` of an accumulator with no bias and a constant (``multiplier``) scale."""
-        return self.expr(acc, tirx.const(0, "int32"), tirx.const(mult, "int32"),
+                   out_dtype: str, bias: int = 0):
+        """``expr`` of an accumulator with a constant bias and (``multiplier``) scale."""
+        return self.expr(acc, tirx.const(bias, "int32"), tirx.const(mult, "int32"),
                          tirx.const(shift, "int32"), zp, lo, hi, out_dtype, shift)
 
 
