@@ -214,3 +214,23 @@ def test_channel_pad_add_block_on_host(int8, tmp_path):
         assert rep["emit_c"]["libm_calls"]  # the quantize after the float Pad
     else:
         assert rep["run"]["vs_llvm"] == {"equal": True, "max_abs_diff": 0.0}
+
+
+def test_int8_network_rv32_float32_requantization(int8_model, rv32, tmp_path):
+    """``--requant float32`` (count-leading-zeros, two 64-bit roundings) in the emitted C: equal
+    to the LLVM build and to the integer reference of that mode; more instructions per layer
+    than the default fixed-point requantization, none fewer."""
+    model = int8_model("mobilenet_v1_025_96")
+    rc, flt = _compile(model, tmp_path / "f32", "--run", "rv32", "--instrument",
+                       "--requant", "float32")
+    assert rc == 0 and flt["requant"] == "float32"
+    _assert_ran_equal(flt, "rv32")
+    assert "__builtin_clzll" in (tmp_path / "f32" / "gap8" / "kernels.c").read_text()
+    rc, fix = _compile(model, tmp_path / "fixed", "--run", "rv32", "--instrument")
+    assert rc == 0 and fix["requant"] == "fixed"
+    _assert_ran_equal(fix, "rv32")
+    assert "__builtin_clzll" not in (tmp_path / "fixed" / "gap8" / "kernels.c").read_text()
+    counts = {m["name"]: m["instructions"] for m in fix["measured"]["layers"]}
+    for m in flt["measured"]["layers"]:
+        if m["kind"] in ("conv", "dw", "pw", "dw_pw", "pw_dw", "dense"):
+            assert m["instructions"] > counts[m["name"]], m["name"]

@@ -163,7 +163,6 @@ def kernels_c(net: Network) -> str:
            "/* accumulators are initialised under an `if` on the first reduction step */",
            "#if defined(__GNUC__) && !defined(__clang__)",
            '#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"', "#endif",
-           "/* requantization uses __builtin_clzll (GCC/Clang; guarded against 0 by the code) */",
            "/* float constants by their bits: exact, whatever the printing precision */",
            "static inline float gap8_f32(uint32_t b) "
            "{ union { uint32_t u; float f; } v; v.u = b; return v.f; }",
@@ -172,6 +171,9 @@ def kernels_c(net: Network) -> str:
     if uses_libm(net):
         out[1:1] = ["#include <math.h>  /* leftover float code: link with -lm */"]
         out += [EXPF, ""]
+    if any("__builtin_clzll(" in k.source for k in net.kernels.values()):
+        out.insert(out.index("#endif") + 1, "/* --requant float32 uses __builtin_clzll "
+                                             "(GCC/Clang; guarded against 0 by the code) */")
     for k in net.kernels.values():
         out.append(re.sub(r"\bexpf\(", "gap8_expf(", k.source))
     return "\n".join(out)

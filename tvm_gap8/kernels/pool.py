@@ -1,5 +1,6 @@
 """Global average pooling (``mean`` over H, W) as a channel-tiled L1 kernel, float or int8
-(int8: the int32 sum requantized with ``M = s_x / (s_y * H * W)``)."""
+(int8: the int32 sum of the raw integers, ``-z_x * H * W`` as the requantization's bias,
+requantized with ``M = s_x / (s_y * H * W)``)."""
 
 from __future__ import annotations
 
@@ -51,7 +52,7 @@ def pool_compute(spec: PoolKernelSpec):
     _, c, h, w = spec.in_shape
     lay = spec.layouts
     x = layout.placeholder(spec.in_shape, lay.source, spec.dtype, "x")
-    op = Operand(spec.dtype, spec.in_zp)
+    op = Operand(spec.dtype)  # raw integers: the requantization's bias holds -in_zp * h * w
     ri = te.reduce_axis((0, h), name="ri")
     rj = te.reduce_axis((0, w), name="rj")
     acc = te.compute(spec.out_shape,
@@ -62,7 +63,7 @@ def pool_compute(spec: PoolKernelSpec):
         def body(n, ch, i, j):
             return requant_mode(spec.requant).const_expr(
                 acc[n, ch, i, j], spec.mult, spec.shift, spec.out_zp, *dtype_range(spec.dtype),
-                spec.dtype)
+                spec.dtype, -spec.in_zp * h * w)
     else:
         def body(n, ch, i, j):
             return acc[n, ch, i, j] / tirx.const(h * w, spec.dtype)
