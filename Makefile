@@ -7,6 +7,8 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.tvm-gap8-installed
 OUT    ?= out
 PYTEST_ARGS ?=
+# test workers: one per core (CI has 2)
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 
 .PHONY: install demo test test-all clean riscv gvsoc
 
@@ -37,10 +39,10 @@ gvsoc:
 	-sh tools/ensure_gvsoc.sh
 
 test: install riscv gvsoc
-	$(BIN)/python -m pytest -q -m "not slow" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -m "not slow" -n $(JOBS) --dist loadfile $(PYTEST_ARGS)
 
 test-all: install riscv gvsoc
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -n $(JOBS) --dist loadfile $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(OUT) .pytest_cache .hypothesis
