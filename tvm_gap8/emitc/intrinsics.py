@@ -10,6 +10,14 @@ operands are contiguous), plain C on the host and the emulator. Integer sums in 
 the same integers: every back end computes what the loop computed. The tensorize of TVM 0.27
 crashes, so this is a pass over the lowered TIR (../shared/notes/tvm-0.27-c-emission.md).
 A loop of any other form is left as it is.
+
+Then a loop over ``DOT_ROWS`` accumulators of such calls that share their ``a`` operand,
+
+    for k in [0, 4):  acc[i + k] = [acc[i + k] +] gap8_dot_i8(&a[pa], 1, &b[pb + K*k], 1, n, c)
+
+(a 1x1 reduction whose schedule blocks output channels, ``kernels/conv.py:tile_pixels``)
+becomes one ``gap8_dot4_i8(&acc[i], &a[pa], &b[pb], K, n, c, accumulate)``: each word of ``a``
+loaded once feeds four ``pv.sdotsp.b`` (register blocking, PULP-NN's matmul).
 """
 
 from __future__ import annotations
@@ -21,6 +29,8 @@ from tvm import tirx
 #: below this many MACs a call costs more than the loop it replaces
 MIN_LENGTH = 4
 DOT = "gap8_dot_i8"
+DOT_ROWS = 4
+DOT4 = "gap8_dot4_i8"
 
 
 def _int8_load(e):
@@ -119,11 +129,67 @@ def _dot_call(loop, stats):
                                           body.indices), count])
 
 
+def _address(e):
+    """(buffer, index) of ``&buf[index]``, else None."""
+    if isinstance(e, tvm.ir.expr.Call) and getattr(e.op, "name", "") in (
+            "tirx.address_of", "prim.address_of") and len(e.args) == 1 and \
+            isinstance(e.args[0], tvm.ir.TensorLoad) and len(e.args[0].indices) == 1:
+        return e.args[0].source, e.args[0].indices[0]
+    return None
+
+
+def _is_call(e, name):
+    return isinstance(e, tvm.ir.expr.Call) and getattr(e.op, "name", "") in (
+        "tirx.call_extern", "prim.call_extern") and str(e.args[0].value) == name
+
+
+def _dot4_call(loop, stats):
+    """``for k < 4: acc[i+k] = [acc[i+k] +] gap8_dot_i8(&a[pa], 1, &b[pb+K*k], 1, n, c)``
+    (``a`` the same for every k) -> one ``gap8_dot4_i8`` call, or None."""
+    var, body = loop.loop_var, loop.body
+    if not (isinstance(loop.extent, tirx.IntImm) and isinstance(loop.min, tirx.IntImm)
+            and int(loop.min.value) == 0 and int(loop.extent.value) == DOT_ROWS):
+        return None
+    if not (isinstance(body, tirx.SeqStmt) and len(body.seq) == 2
+            and isinstance(body.seq[0], tirx.BufferStore)):
+        return None
+    store, value = body.seq[0], body.seq[0].value
+    accumulate = False
+    if isinstance(value, tirx.Add) and _is_call(value.b, DOT):
+        load = value.a
+        if not (isinstance(load, tvm.ir.TensorLoad) and load.source.same_as(store.buffer)
+                and len(load.indices) == 1
+                and tvm_ffi.structural_equal(load.indices[0], store.indices[0])):
+            return None
+        accumulate, value = True, value.b
+    if not _is_call(value, DOT) or len(store.indices) != 1:
+        return None
+    _, pa, sa, pb, sb, n, offset = value.args
+    a, b = _address(pa), _address(pb)
+    if a is None or b is None or not all(isinstance(x, tirx.IntImm) for x in (sa, sb, n)) \
+            or int(sa.value) != 1 or int(sb.value) != 1 or _uses(a[1], var):
+        return None
+    lacc, lb = _linear(store.indices[0], var), _linear(b[1], var)
+    if lacc is None or lb is None or lacc[0] != 1 or lb[0] <= 0:
+        return None
+    n = int(n.value)
+    dot = tirx.call_extern("int32", DOT4, tirx.address_of(tirx.BufferLoad(store.buffer,
+                                                                          [lacc[1]])),
+                           pa, tirx.address_of(tirx.BufferLoad(b[0], [lb[1]])), lb[0], n,
+                           offset, int(accumulate))
+    stats["dot4_calls"] = stats.get("dot4_calls", 0) + 1
+    count = tirx.Evaluate(tirx.call_extern("int32", "GAP8_COUNT_MACS", DOT_ROWS * n))
+    return tirx.SeqStmt([tirx.Evaluate(dot), count])
+
+
 def dot_products(func, stats):
-    """Every matching reduction loop of ``func`` -> a ``gap8_dot_i8`` call."""
+    """Every matching reduction loop of ``func`` -> a ``gap8_dot_i8`` call; every loop of
+    four such calls sharing their ``a`` -> a ``gap8_dot4_i8`` call."""
 
     def visit(loop):
         call = _dot_call(loop, stats)
+        if call is None:
+            call = _dot4_call(loop, stats)
         return loop if call is None else call
 
     return func.with_body(tvm_ffi.structural_map(func.body, (tirx.For, visit)))

@@ -189,10 +189,17 @@ def conv_ic_tiling(spec: ConvKernelSpec, hw, rows: int, channels: int, cols: int
                      in_channels=in_channels)
 
 
-def tile_pixels(sch, block, plan, out_layout: str = layout.CHW):
+#: output channels a 1x1 reduction computes per pass over a pixel's input channels (register
+#: blocking: each activation word loaded feeds this many ``pv.sdotsp.b``, ``gap8_dot4_i8``)
+CHANNEL_BLOCK = 4
+
+
+def tile_pixels(sch, block, plan, out_layout: str = layout.CHW, channel_block: int = 1):
     """Split ``block``'s (n, channels, rows, columns) loops (stored in ``out_layout``) into
     the plan's tiles: row tile { [column tile] { channel tile { the tile's elements in storage
-    order } } }. Returns the tile loops by label and the innermost loop."""
+    order } } }. Returns the tile loops by label and the loop to compute one output's (or, with
+    ``channel_block`` > 1 dividing the channel tile, one pixel's ``channel_block`` consecutive
+    channels') accumulators at: the innermost loop, or the one above the channel block loop."""
     _, o, i, j = layout.logical_loops(sch.get_loops(block), out_layout)
     it, ii = sch.split(i, [None, plan.rows])
     ot, oi = sch.split(o, [None, plan.channels])
@@ -200,6 +207,11 @@ def tile_pixels(sch, block, plan, out_layout: str = layout.CHW):
     if plan.cols:
         tiles["cols"], j = sch.split(j, [None, plan.cols])
     tiles["channels"] = ot
+    if channel_block > 1 and plan.channels % channel_block == 0:
+        oo, ob = sch.split(oi, [None, channel_block])
+        inner = (oo, ii, j, ob) if out_layout == layout.CHW else (ii, j, oo, ob)
+        sch.reorder(*tiles.values(), *inner)
+        return tiles, inner[-2]
     inner = (oi, ii, j) if out_layout == layout.CHW else (ii, j, oi)
     sch.reorder(*tiles.values(), *inner)
     return tiles, inner[-1]
@@ -207,7 +219,9 @@ def tile_pixels(sch, block, plan, out_layout: str = layout.CHW):
 
 def schedule_conv(spec: ConvKernelSpec, plan):
     sch = s_tir.Schedule(te.create_prim_func(conv_compute(spec)))
-    loops, j = tile_pixels(sch, sch.get_sblock("conv_out"), plan, spec.layouts.out)
+    pointwise = spec.geom.kernel == 1 and spec.groups == 1 and not plan.in_channels
+    loops, j = tile_pixels(sch, sch.get_sblock("conv_out"), plan, spec.layouts.out,
+                           CHANNEL_BLOCK if pointwise else 1)
     if not plan.in_channels:
         scalar_accumulator(sch, sch.get_sblock("conv_acc"), j)
         return finish_staged(sch, plan, loops)

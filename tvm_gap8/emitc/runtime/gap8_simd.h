@@ -66,4 +66,82 @@ static inline int32_t gap8_dot_i8(const int8_t *a, int32_t a_step, const int8_t 
 #else
 #define gap8_dot_i8 gap8_dot_i8_scalar
 #endif
+
+/* four dot products sharing a: acc[k] = [acc[k] +] sum over i < n of (a[i] + a_offset) *
+ * b[k * b_row + i], k < 4 (a 1x1 reduction blocked over 4 output channels) */
+static inline void gap8_dot4_i8_rows(int32_t *acc, const int8_t *a, const int8_t *b,
+                                     int32_t b_row, int32_t n, int32_t a_offset,
+                                     int32_t accumulate) {
+  for (int32_t k = 0; k < 4; ++k) {
+    int32_t s = gap8_dot_i8(a, 1, b + k * b_row, 1, n, a_offset);
+    acc[k] = accumulate ? acc[k] + s : s;
+  }
+}
+
+#if defined(GAP8_PULPRT)
+/* contiguous word-aligned rows, no offset: one hardware loop, per word of a one load of a and
+ * one of each row of b, four pv.sdotsp.b (each load's first use two instructions later) */
+static inline void gap8_dot4_i8(int32_t *acc, const int8_t *a, const int8_t *b, int32_t b_row,
+                                int32_t n, int32_t a_offset, int32_t accumulate) {
+  int32_t words = n >> 2, s0 = 0, s1 = 0, s2 = 0, s3 = 0, x, w0, w1, w2, w3;
+  const int8_t *b0 = b, *b1 = b + b_row, *b2 = b + 2 * b_row, *b3 = b + 3 * b_row;
+  if (a_offset != 0 || words == 0 || (((uintptr_t)a | (uintptr_t)b | (uintptr_t)b_row) & 3)) {
+    gap8_dot4_i8_rows(acc, a, b, b_row, n, a_offset, accumulate);
+    return;
+  }
+  __asm__ volatile(".option push\n.option norelax\n"
+                   ".insn i 0x7B, 4, x0, %[cnt], 18\n"        /* lp.setup x0, cnt, +36 */
+                   ".insn i 0x0B, 2, %[x], %[pa], 4\n"        /* p.lw x, 4(pa!) */
+                   ".insn i 0x0B, 2, %[w0], %[b0], 4\n"
+                   ".insn i 0x0B, 2, %[w1], %[b1], 4\n"
+                   ".insn i 0x0B, 2, %[w2], %[b2], 4\n"
+                   ".insn r 0x57, 1, 0x5C, %[s0], %[x], %[w0]\n" /* pv.sdotsp.b s0, x, w0 */
+                   ".insn i 0x0B, 2, %[w3], %[b3], 4\n"
+                   ".insn r 0x57, 1, 0x5C, %[s1], %[x], %[w1]\n"
+                   ".insn r 0x57, 1, 0x5C, %[s2], %[x], %[w2]\n"
+                   ".insn r 0x57, 1, 0x5C, %[s3], %[x], %[w3]\n"
+                   ".option pop\n"
+                   : [s0] "+r"(s0), [s1] "+r"(s1), [s2] "+r"(s2), [s3] "+r"(s3), [pa] "+r"(a),
+                     [b0] "+r"(b0), [b1] "+r"(b1), [b2] "+r"(b2), [b3] "+r"(b3), [x] "=&r"(x),
+                     [w0] "=&r"(w0), [w1] "=&r"(w1), [w2] "=&r"(w2), [w3] "=&r"(w3)
+                   : [cnt] "r"(words) : "memory");
+  if (n & 3) {
+    s0 += gap8_dot_i8_scalar(a, 1, b0, 1, n & 3, 0);
+    s1 += gap8_dot_i8_scalar(a, 1, b1, 1, n & 3, 0);
+    s2 += gap8_dot_i8_scalar(a, 1, b2, 1, n & 3, 0);
+    s3 += gap8_dot_i8_scalar(a, 1, b3, 1, n & 3, 0);
+  }
+  if (accumulate) {
+    s0 += acc[0]; s1 += acc[1]; s2 += acc[2]; s3 += acc[3];
+  }
+  acc[0] = s0; acc[1] = s1; acc[2] = s2; acc[3] = s3;
+}
+#elif defined(GAP8_PMSIS)
+static inline void gap8_dot4_i8(int32_t *acc, const int8_t *a, const int8_t *b, int32_t b_row,
+                                int32_t n, int32_t a_offset, int32_t accumulate) {
+  int32_t s0 = 0, s1 = 0, s2 = 0, s3 = 0, i = 0;
+  const int8_t *b1 = b + b_row, *b2 = b + 2 * b_row, *b3 = b + 3 * b_row;
+  if (a_offset != 0 || (((uintptr_t)a | (uintptr_t)b | (uintptr_t)b_row) & 3)) {
+    gap8_dot4_i8_rows(acc, a, b, b_row, n, a_offset, accumulate);
+    return;
+  }
+  for (; i + 4 <= n; i += 4) {
+    gap8_v4s x = *(const gap8_v4s *)(a + i);
+    s0 = __builtin_pulp_sdotsp4(x, *(const gap8_v4s *)(b + i), s0);
+    s1 = __builtin_pulp_sdotsp4(x, *(const gap8_v4s *)(b1 + i), s1);
+    s2 = __builtin_pulp_sdotsp4(x, *(const gap8_v4s *)(b2 + i), s2);
+    s3 = __builtin_pulp_sdotsp4(x, *(const gap8_v4s *)(b3 + i), s3);
+  }
+  s0 += gap8_dot_i8_scalar(a + i, 1, b + i, 1, n - i, 0);
+  s1 += gap8_dot_i8_scalar(a + i, 1, b1 + i, 1, n - i, 0);
+  s2 += gap8_dot_i8_scalar(a + i, 1, b2 + i, 1, n - i, 0);
+  s3 += gap8_dot_i8_scalar(a + i, 1, b3 + i, 1, n - i, 0);
+  if (accumulate) {
+    s0 += acc[0]; s1 += acc[1]; s2 += acc[2]; s3 += acc[3];
+  }
+  acc[0] = s0; acc[1] = s1; acc[2] = s2; acc[3] = s3;
+}
+#else
+#define gap8_dot4_i8 gap8_dot4_i8_rows
+#endif
 #endif
