@@ -18,6 +18,16 @@ Then a loop over ``DOT_ROWS`` accumulators of such calls that share their ``a`` 
 (a 1x1 reduction whose schedule blocks output channels, ``kernels/conv.py:tile_pixels``)
 becomes one ``gap8_dot4_i8(&acc[i], &a[pa], &b[pb], K, n, c, accumulate)``: each word of ``a``
 loaded once feeds four ``pv.sdotsp.b`` (register blocking, PULP-NN's matmul).
+
+And a 3x3 tap nest whose columns are contiguous in both operands (a depthwise conv over a CHW
+tile, rows ``R`` bytes apart, weights [3][3]),
+
+    for r in [0, 3):  for s in [0, 3):  [if r == 0 and s == 0: acc[i] = 0]
+        acc[i] = acc[i] + (int32(a[pa + R*r + s]) + c) * int32(b[pb + 3*r + s])
+
+becomes ``acc[i] = [acc[i] +] gap8_dw3x3_i8(&a[pa], R, &b[pb], c)``: on the cluster three
+(unaligned) word loads of each operand, the weights' fourth byte masked off, three
+``pv.sdotsp.b``.
 """
 
 from __future__ import annotations
@@ -182,6 +192,68 @@ def _dot4_call(loop, stats):
     return tirx.SeqStmt([tirx.Evaluate(dot), count])
 
 
+DW3X3 = "gap8_dw3x3_i8"
+
+
+def _init2(stmt, store, outer, inner) -> bool:
+    """``if r == 0 and s == 0: acc[i] = 0`` for the accumulator ``store`` writes."""
+    if not isinstance(stmt, tirx.IfThenElse) or stmt.else_case is not None:
+        return False
+    cond, then = stmt.condition, stmt.then_case
+    if not isinstance(cond, tirx.And):
+        return False
+
+    def zero_test(e, var):
+        return isinstance(e, tirx.EQ) and e.a.same_as(var) and isinstance(e.b, tirx.IntImm) \
+            and int(e.b.value) == 0
+
+    return (zero_test(cond.a, outer) and zero_test(cond.b, inner)
+            and isinstance(then, tirx.BufferStore) and then.buffer.same_as(store.buffer)
+            and isinstance(then.value, tirx.IntImm) and int(then.value.value) == 0
+            and len(then.indices) == 1
+            and tvm_ffi.structural_equal(then.indices[0], store.indices[0]))
+
+
+def _linear2(index, outer, inner):
+    coeffs = tvm.sym.detect_linear_equation(index, [outer, inner])
+    if len(coeffs) != 3 or not all(isinstance(c, tirx.IntImm) for c in coeffs[:2]):
+        return None
+    return int(coeffs[0].value), int(coeffs[1].value), coeffs[2]
+
+
+def _dw3x3_call(loop):
+    """``for r < 3: for s < 3: acc[i] += (a[pa + R*r + s] + c) * b[pb + 3*r + s]`` -> one
+    ``gap8_dw3x3_i8`` call, or None."""
+    def unit(lp, extent):
+        return isinstance(lp, tirx.For) and isinstance(lp.extent, tirx.IntImm) and \
+            isinstance(lp.min, tirx.IntImm) and int(lp.min.value) == 0 and \
+            int(lp.extent.value) == extent
+
+    if not (unit(loop, 3) and unit(loop.body, 3)):
+        return None
+    outer, inner, body = loop.loop_var, loop.body.loop_var, loop.body.body
+    init = False
+    if isinstance(body, tirx.SeqStmt) and len(body.seq) == 2 and \
+            isinstance(body.seq[1], tirx.BufferStore) and \
+            _init2(body.seq[0], body.seq[1], outer, inner):
+        init, body = True, body.seq[1]
+    if not isinstance(body, tirx.BufferStore):
+        return None
+    mac = _mac(body, inner)
+    if mac is None or _uses(body.indices[0], outer):
+        return None
+    a, offset, b = mac
+    la, lb = _linear2(a.indices[0], outer, inner), _linear2(b.indices[0], outer, inner)
+    if la is None or lb is None or la[1] != 1 or lb[:2] != (3, 1) or la[0] <= 0:
+        return None
+    call = tirx.call_extern("int32", DW3X3, tirx.address_of(tirx.BufferLoad(a.source, [la[2]])),
+                            la[0], tirx.address_of(tirx.BufferLoad(b.source, [lb[2]])), offset)
+    acc = tirx.BufferLoad(body.buffer, list(body.indices))
+    count = tirx.Evaluate(tirx.call_extern("int32", "GAP8_COUNT_MACS", 9))
+    return tirx.SeqStmt([tirx.BufferStore(body.buffer, call if init else acc + call,
+                                          body.indices), count])
+
+
 def dot_products(func, stats):
     """Every matching reduction loop of ``func`` -> a ``gap8_dot_i8`` call; every loop of
     four such calls sharing their ``a`` -> a ``gap8_dot4_i8`` call."""
@@ -190,6 +262,10 @@ def dot_products(func, stats):
         call = _dot_call(loop, stats)
         if call is None:
             call = _dot4_call(loop, stats)
+        if call is None:
+            call = _dw3x3_call(loop)
+            if call is not None:
+                stats["dw3x3_calls"] = stats.get("dw3x3_calls", 0) + 1
         return loop if call is None else call
 
     return func.with_body(tvm_ffi.structural_map(func.body, (tirx.For, visit)))

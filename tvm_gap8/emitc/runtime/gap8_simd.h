@@ -144,4 +144,41 @@ static inline void gap8_dot4_i8(int32_t *acc, const int8_t *a, const int8_t *b, 
 #else
 #define gap8_dot4_i8 gap8_dot4_i8_rows
 #endif
+
+/* a 3x3 tap window: sum over r, s < 3 of (a[r * a_row + s] + a_offset) * b[3 * r + s] */
+static inline int32_t gap8_dw3x3_i8_scalar(const int8_t *a, int32_t a_row, const int8_t *b,
+                                           int32_t a_offset) {
+  int32_t acc = 0;
+  for (int32_t r = 0; r < 3; ++r, a += a_row, b += 3)
+    for (int32_t s = 0; s < 3; ++s)
+      acc += ((int32_t)a[s] + a_offset) * (int32_t)b[s];
+  return acc;
+}
+
+#if defined(GAP8_PULPRT)
+/* one word load per row of each operand (unaligned: the core splits it), the fourth weight
+ * byte masked to 0 (so the fourth activation byte, the next column or one byte past the tile
+ * in L1, adds nothing), three pv.sdotsp.b */
+static inline int32_t gap8_lw_any(const int8_t *p) {
+  int32_t v;
+  __asm__ volatile("lw %0, 0(%1)" : "=r"(v) : "r"(p) : "memory");
+  return v;
+}
+static inline int32_t gap8_dw3x3_i8(const int8_t *a, int32_t a_row, const int8_t *b,
+                                    int32_t a_offset) {
+  int32_t acc = 0;
+  const int32_t m = 0x00FFFFFF;
+  if (a_offset != 0) return gap8_dw3x3_i8_scalar(a, a_row, b, a_offset);
+  int32_t x0 = gap8_lw_any(a), x1 = gap8_lw_any(a + a_row), x2 = gap8_lw_any(a + 2 * a_row);
+  int32_t w0 = gap8_lw_any(b) & m, w1 = gap8_lw_any(b + 3) & m, w2 = gap8_lw_any(b + 6) & m;
+  __asm__(".insn r 0x57, 1, 0x5C, %[acc], %[x0], %[w0]\n"
+          ".insn r 0x57, 1, 0x5C, %[acc], %[x1], %[w1]\n"
+          ".insn r 0x57, 1, 0x5C, %[acc], %[x2], %[w2]\n"
+          : [acc] "+r"(acc) : [x0] "r"(x0), [x1] "r"(x1), [x2] "r"(x2), [w0] "r"(w0),
+            [w1] "r"(w1), [w2] "r"(w2));
+  return acc;
+}
+#else
+#define gap8_dw3x3_i8 gap8_dw3x3_i8_scalar
+#endif
 #endif
