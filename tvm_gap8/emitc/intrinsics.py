@@ -17,7 +17,10 @@ Then a loop over ``DOT_ROWS`` accumulators of such calls that share their ``a`` 
 
 (a 1x1 reduction whose schedule blocks output channels, ``kernels/conv.py:tile_pixels``)
 becomes one ``gap8_dot4_i8(&acc[i], &a[pa], &b[pb], K, n, c, accumulate)``: each word of ``a``
-loaded once feeds four ``pv.sdotsp.b`` (register blocking, PULP-NN's matmul).
+loaded once feeds four ``pv.sdotsp.b`` (register blocking, PULP-NN's matmul); blocked over two
+adjacent pixels too (``acc[i + 2k + p]``, ``a`` rows ``P`` apart), one
+``gap8_dot4x2_i8(&acc[i], &a[pa], P, &b[pb], K, n, c, accumulate)``: 4 x 2 outputs, each word
+of ``a`` feeding four ``pv.sdotsp.b`` and each word of ``b`` two.
 
 And a 3x3 tap nest whose columns are contiguous in both operands (a depthwise conv over a CHW
 tile, rows ``R`` bytes apart, weights [3][3]),
@@ -193,6 +196,62 @@ def _dot4_call(loop, stats):
 
 
 DW3X3 = "gap8_dw3x3_i8"
+DOT4X2 = "gap8_dot4x2_i8"
+
+
+def _dot_parts(store):
+    """(accumulate, a (buffer, index), b (buffer, index), n, c) of ``acc[i] = [acc[i] +]
+    gap8_dot_i8(&a[pa], 1, &b[pb], 1, n, c)``, or None."""
+    value, accumulate = store.value, False
+    if isinstance(value, tirx.Add) and _is_call(value.b, DOT):
+        load = value.a
+        if not (isinstance(load, tvm.ir.TensorLoad) and load.source.same_as(store.buffer)
+                and len(load.indices) == 1 and len(store.indices) == 1
+                and tvm_ffi.structural_equal(load.indices[0], store.indices[0])):
+            return None
+        accumulate, value = True, value.b
+    if not _is_call(value, DOT) or len(store.indices) != 1:
+        return None
+    _, pa, sa, pb, sb, n, offset = value.args
+    a, b = _address(pa), _address(pb)
+    if a is None or b is None or not all(isinstance(x, tirx.IntImm) for x in (sa, sb, n)) \
+            or int(sa.value) != 1 or int(sb.value) != 1:
+        return None
+    return accumulate, a, b, int(n.value), offset
+
+
+def _dot4x2_call(loop):
+    """``for k < 4: for p < 2: acc[i + 2k + p] = [acc +] gap8_dot_i8(&a[pa + P*p], 1,
+    &b[pb + K*k], 1, n, c)`` -> one ``gap8_dot4x2_i8`` call (4 output channels x 2 pixels:
+    each activation word feeds 4 ``pv.sdotsp.b``, each weight word 2), or None."""
+    def unit(lp, extent):
+        return isinstance(lp, tirx.For) and isinstance(lp.extent, tirx.IntImm) and \
+            isinstance(lp.min, tirx.IntImm) and int(lp.min.value) == 0 and \
+            int(lp.extent.value) == extent
+
+    if not (unit(loop, DOT_ROWS) and unit(loop.body, 2)):
+        return None
+    k, p, body = loop.loop_var, loop.body.loop_var, loop.body.body
+    if not (isinstance(body, tirx.SeqStmt) and len(body.seq) == 2
+            and isinstance(body.seq[0], tirx.BufferStore)):
+        return None
+    store = body.seq[0]
+    parts = _dot_parts(store)
+    if parts is None:
+        return None
+    accumulate, a, b, n, offset = parts
+    lacc, la, lb = (_linear2(store.indices[0], k, p), _linear2(a[1], k, p),
+                    _linear2(b[1], k, p))
+    if lacc is None or la is None or lb is None or lacc[:2] != (2, 1) or la[0] != 0 \
+            or la[1] <= 0 or lb[1] != 0 or lb[0] <= 0:
+        return None
+    dot = tirx.call_extern("int32", DOT4X2,
+                           tirx.address_of(tirx.BufferLoad(store.buffer, [lacc[2]])),
+                           tirx.address_of(tirx.BufferLoad(a[0], [la[2]])), la[1],
+                           tirx.address_of(tirx.BufferLoad(b[0], [lb[2]])), lb[0], n, offset,
+                           int(accumulate))
+    count = tirx.Evaluate(tirx.call_extern("int32", "GAP8_COUNT_MACS", 2 * DOT_ROWS * n))
+    return tirx.SeqStmt([tirx.Evaluate(dot), count])
 
 
 def _init2(stmt, store, outer, inner) -> bool:
@@ -262,6 +321,10 @@ def dot_products(func, stats):
         call = _dot_call(loop, stats)
         if call is None:
             call = _dot4_call(loop, stats)
+        if call is None:
+            call = _dot4x2_call(loop)
+            if call is not None:
+                stats["dot4_calls"] = stats.get("dot4_calls", 0) + 1
         if call is None:
             call = _dw3x3_call(loop)
             if call is not None:

@@ -192,6 +192,8 @@ def conv_ic_tiling(spec: ConvKernelSpec, hw, rows: int, channels: int, cols: int
 #: output channels a 1x1 reduction computes per pass over a pixel's input channels (register
 #: blocking: each activation word loaded feeds this many ``pv.sdotsp.b``, ``gap8_dot4_i8``)
 CHANNEL_BLOCK = 4
+#: and this many adjacent pixels of a row (each weight word loaded feeds this many)
+PIXEL_BLOCK = 2
 
 
 def tile_pixels(sch, block, plan, out_layout: str = layout.CHW, channel_block: int = 1):
@@ -209,6 +211,11 @@ def tile_pixels(sch, block, plan, out_layout: str = layout.CHW, channel_block: i
     tiles["channels"] = ot
     if channel_block > 1 and plan.channels % channel_block == 0:
         oo, ob = sch.split(oi, [None, channel_block])
+        if int(sch.get(j).extent) % PIXEL_BLOCK == 0:  # and two adjacent pixels (4x2)
+            jo, jb = sch.split(j, [None, PIXEL_BLOCK])
+            inner = (oo, ii, jo, ob, jb) if out_layout == layout.CHW else (ii, jo, oo, ob, jb)
+            sch.reorder(*tiles.values(), *inner)
+            return tiles, inner[-3]
         inner = (oo, ii, j, ob) if out_layout == layout.CHW else (ii, j, oo, ob)
         sch.reorder(*tiles.values(), *inner)
         return tiles, inner[-2]

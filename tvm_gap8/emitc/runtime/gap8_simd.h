@@ -145,6 +145,99 @@ static inline void gap8_dot4_i8(int32_t *acc, const int8_t *a, const int8_t *b, 
 #define gap8_dot4_i8 gap8_dot4_i8_rows
 #endif
 
+/* 4 x 2 dot products: acc[2k + p] = [acc[2k + p] +] sum over i < n of (a[p * a_pix + i] +
+ * a_offset) * b[k * b_row + i], k < 4, p < 2 (a 1x1 reduction blocked over 4 output channels
+ * and 2 pixels) */
+static inline void gap8_dot4x2_i8_rows(int32_t *acc, const int8_t *a, int32_t a_pix,
+                                       const int8_t *b, int32_t b_row, int32_t n,
+                                       int32_t a_offset, int32_t accumulate) {
+  for (int32_t k = 0; k < 4; ++k)
+    for (int32_t p = 0; p < 2; ++p) {
+      int32_t s = gap8_dot_i8(a + p * a_pix, 1, b + k * b_row, 1, n, a_offset);
+      acc[2 * k + p] = accumulate ? acc[2 * k + p] + s : s;
+    }
+}
+
+#if defined(GAP8_PULPRT)
+/* contiguous word-aligned rows, no offset: one hardware loop; per word, 2 activation and 4
+ * weight p.lw (two weight registers reused, each load's first use two instructions later) and
+ * 8 pv.sdotsp.b: 14 instructions for 32 MACs */
+static inline void gap8_dot4x2_i8(int32_t *acc, const int8_t *a, int32_t a_pix,
+                                  const int8_t *b, int32_t b_row, int32_t n, int32_t a_offset,
+                                  int32_t accumulate) {
+  int32_t words = n >> 2;
+  int32_t s00 = 0, s01 = 0, s10 = 0, s11 = 0, s20 = 0, s21 = 0, s30 = 0, s31 = 0;
+  const int8_t *a0 = a, *a1 = a + a_pix;
+  const int8_t *b0 = b, *b1 = b + b_row, *b2 = b + 2 * b_row, *b3 = b + 3 * b_row;
+  if (a_offset != 0 || words == 0 ||
+      (((uintptr_t)a | (uintptr_t)a_pix | (uintptr_t)b | (uintptr_t)b_row) & 3)) {
+    gap8_dot4x2_i8_rows(acc, a, a_pix, b, b_row, n, a_offset, accumulate);
+    return;
+  }
+  __asm__ volatile(".option push\n.option norelax\n"
+                   ".insn i 0x7B, 4, x0, %[cnt], 28\n"          /* lp.setup x0, cnt, +56 */
+                   ".insn i 0x0B, 2, t0, %[a0], 4\n"            /* p.lw t0, 4(a0!) */
+                   ".insn i 0x0B, 2, t1, %[a1], 4\n"
+                   ".insn i 0x0B, 2, t2, %[b0], 4\n"
+                   ".insn i 0x0B, 2, t3, %[b1], 4\n"
+                   ".insn r 0x57, 1, 0x5C, %[s00], t0, t2\n"     /* pv.sdotsp.b */
+                   ".insn r 0x57, 1, 0x5C, %[s01], t1, t2\n"
+                   ".insn i 0x0B, 2, t2, %[b2], 4\n"
+                   ".insn r 0x57, 1, 0x5C, %[s10], t0, t3\n"
+                   ".insn r 0x57, 1, 0x5C, %[s11], t1, t3\n"
+                   ".insn i 0x0B, 2, t3, %[b3], 4\n"
+                   ".insn r 0x57, 1, 0x5C, %[s20], t0, t2\n"
+                   ".insn r 0x57, 1, 0x5C, %[s21], t1, t2\n"
+                   ".insn r 0x57, 1, 0x5C, %[s30], t0, t3\n"
+                   ".insn r 0x57, 1, 0x5C, %[s31], t1, t3\n"
+                   ".option pop\n"
+                   : [s00] "+r"(s00), [s01] "+r"(s01), [s10] "+r"(s10), [s11] "+r"(s11),
+                     [s20] "+r"(s20), [s21] "+r"(s21), [s30] "+r"(s30), [s31] "+r"(s31),
+                     [a0] "+r"(a0), [a1] "+r"(a1), [b0] "+r"(b0), [b1] "+r"(b1), [b2] "+r"(b2),
+                     [b3] "+r"(b3)
+                   : [cnt] "r"(words) : "t0", "t1", "t2", "t3", "memory");
+  if (n & 3) {
+    int32_t t = n & 3;
+    s00 += gap8_dot_i8_scalar(a0, 1, b0, 1, t, 0); s01 += gap8_dot_i8_scalar(a1, 1, b0, 1, t, 0);
+    s10 += gap8_dot_i8_scalar(a0, 1, b1, 1, t, 0); s11 += gap8_dot_i8_scalar(a1, 1, b1, 1, t, 0);
+    s20 += gap8_dot_i8_scalar(a0, 1, b2, 1, t, 0); s21 += gap8_dot_i8_scalar(a1, 1, b2, 1, t, 0);
+    s30 += gap8_dot_i8_scalar(a0, 1, b3, 1, t, 0); s31 += gap8_dot_i8_scalar(a1, 1, b3, 1, t, 0);
+  }
+  if (accumulate) {
+    s00 += acc[0]; s01 += acc[1]; s10 += acc[2]; s11 += acc[3];
+    s20 += acc[4]; s21 += acc[5]; s30 += acc[6]; s31 += acc[7];
+  }
+  acc[0] = s00; acc[1] = s01; acc[2] = s10; acc[3] = s11;
+  acc[4] = s20; acc[5] = s21; acc[6] = s30; acc[7] = s31;
+}
+#elif defined(GAP8_PMSIS)
+static inline void gap8_dot4x2_i8(int32_t *acc, const int8_t *a, int32_t a_pix,
+                                  const int8_t *b, int32_t b_row, int32_t n, int32_t a_offset,
+                                  int32_t accumulate) {
+  if (a_offset != 0 || (((uintptr_t)a | (uintptr_t)a_pix | (uintptr_t)b | (uintptr_t)b_row) & 3)) {
+    gap8_dot4x2_i8_rows(acc, a, a_pix, b, b_row, n, a_offset, accumulate);
+    return;
+  }
+  int32_t s[8] = {0, 0, 0, 0, 0, 0, 0, 0}, i = 0;
+  for (; i + 4 <= n; i += 4) {
+    gap8_v4s x0 = *(const gap8_v4s *)(a + i), x1 = *(const gap8_v4s *)(a + a_pix + i);
+    for (int32_t k = 0; k < 4; ++k) {
+      gap8_v4s w = *(const gap8_v4s *)(b + k * b_row + i);
+      s[2 * k] = __builtin_pulp_sdotsp4(x0, w, s[2 * k]);
+      s[2 * k + 1] = __builtin_pulp_sdotsp4(x1, w, s[2 * k + 1]);
+    }
+  }
+  for (int32_t k = 0; k < 4; ++k)
+    for (int32_t p = 0; p < 2; ++p) {
+      int32_t v = s[2 * k + p] + gap8_dot_i8_scalar(a + p * a_pix + i, 1, b + k * b_row + i, 1,
+                                                    n - i, 0);
+      acc[2 * k + p] = accumulate ? acc[2 * k + p] + v : v;
+    }
+}
+#else
+#define gap8_dot4x2_i8 gap8_dot4x2_i8_rows
+#endif
+
 /* a 3x3 tap window: sum over r, s < 3 of (a[r * a_row + s] + a_offset) * b[3 * r + s] */
 static inline int32_t gap8_dw3x3_i8_scalar(const int8_t *a, int32_t a_row, const int8_t *b,
                                            int32_t a_offset) {
