@@ -72,6 +72,10 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--dma", choices=["double", "blocking"], default="double",
                    help="double-buffered DMA overlapping compute (default), or blocking copies "
                         "(DORY on GAP8)")
+    c.add_argument("--cycle-model", choices=["gvsoc", "analytical"], default=None,
+                   help="price plans by the model fitted to GVSOC measurements of the emitted "
+                        "kernels (default; benchmarks/model_vs_measured.py) or by the "
+                        "analytical per-family formulas (tvm_gap8/cost/cycles.py)")
     c.add_argument("--requant", choices=["fixed", "float32"], default="fixed",
                    help="int8 requantization: fixed (default: a 31-bit multiplier and a "
                         "rounding shift, round half up) or float32 (onnxruntime's float32 "
@@ -128,7 +132,7 @@ def _hardware(args):
         if args.l1_kb <= 0:
             raise UsageError(f"--l1-kb {args.l1_kb:g}: must be > 0")
         hw = hw.replace(l1_bytes=int(round(args.l1_kb * 1000)))
-    return hw
+    return hw.replace(cycle_model=args.cycle_model) if args.cycle_model else hw
 
 
 def _output_dir(args) -> str:

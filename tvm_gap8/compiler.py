@@ -74,6 +74,15 @@ def build_host(lowered: tvm.IRModule):
     return tvm.compile(lowered, target=tvm_target(host=True), relax_pipeline="default_build")
 
 
+def cycle_model_of(hw: Gap8Target) -> dict:
+    """Which model priced the plans (report.json ``cycle_model``)."""
+    from .cost import calibrated
+    cal = calibrated.SHIPPED
+    if hw.cycle_model == "gvsoc" and cal is not None:
+        return {"kind": "gvsoc", "source": cal.source, "fitted_on": list(cal.fitted_on)}
+    return {"kind": "analytical", "source": "tvm_gap8/cost/cycles.py (cited constants)"}
+
+
 def compile_model(model, input_shapes=None, hw: Gap8Target = GAP8, fuse: bool = True,
                   check: bool = False, seed: int = 0, quiet: bool = True,
                   fusion: str = "all", layout: str = "chw", dma: str = "double",
@@ -114,6 +123,7 @@ def compile_model(model, input_shapes=None, hw: Gap8Target = GAP8, fuse: bool = 
         "layout_policy": layout,
         "dma": dma,
         "requant": requant,
+        "cycle_model": cycle_model_of(hw),
         "fusion": fusion_of(lowered, layers),
         "layers": layers,
         "float_layers": float_layers(lowered, layers),

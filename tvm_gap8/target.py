@@ -148,7 +148,8 @@ class Gap8Target:
 
     def with_l1_budget(self, budget: int) -> "Gap8Target":
         """This target with L1 sized so that the tiler may fill ``budget`` bytes."""
-        return self.replace(l1_bytes=budget + self.l1_reserved_bytes + self.stack_bytes)
+        return self.replace(l1_bytes=budget + self.l1_reserved_bytes + self.stack_bytes
+                            + L1_ALIGN_SLACK)
 
     def replace(self, **changes) -> "Gap8Target":
         return dataclasses.replace(self, **changes)

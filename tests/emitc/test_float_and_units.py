@@ -105,6 +105,9 @@ void pi_perf_stop(void);
 unsigned pi_perf_read(int event);
 void pmsis_exit(int err);
 int pmsis_kickoff(void *entry);
+/* PULP GCC's builtin for pv.sdotsp.b (gap8_simd.h), declared for the host compiler */
+int __builtin_pulp_sdotsp4(signed char __attribute__((vector_size(4))) a,
+                           signed char __attribute__((vector_size(4))) b, int c);
 """
 
 

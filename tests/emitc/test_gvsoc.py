@@ -35,7 +35,7 @@ def test_int8_mobilenet_v1_on_gvsoc_bit_exact_and_measured(v1_on_gvsoc):
     assert measured["source"] == G.SOURCE and "not GAP8" in measured["note"]
     tiled = {t["name"]: t for t in report["layers"] if t.get("tiled")}
     rows = [r for r in measured["layers"] if r["name"] in tiled]
-    assert len(rows) == len(tiled) > 20
+    assert len(rows) == len(tiled) > 10
     for r in rows:
         t = tiled[r["name"]]
         assert r["cycles"] > 0 and r["modelled_cycles"] == t["plan"]["cycles"], r["name"]
