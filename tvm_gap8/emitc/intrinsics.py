@@ -313,6 +313,76 @@ def _dw3x3_call(loop):
                                           body.indices), count])
 
 
+ROWS = "gap8_rows_i8"
+
+
+def _zero_tests(cond):
+    """The variables of a conjunction of ``v == 0`` tests, else None."""
+    if isinstance(cond, tirx.And):
+        a, b = _zero_tests(cond.a), _zero_tests(cond.b)
+        return None if a is None or b is None else a + b
+    if isinstance(cond, tirx.EQ) and isinstance(cond.a, tirx.Var) and \
+            isinstance(cond.b, tirx.IntImm) and int(cond.b.value) == 0:
+        return [cond.a]
+    return None
+
+
+def _rows_call(loop):
+    """``for r < R: for s < S: for c < C: acc[i] += (a[pa + A*r + C*s + c] + k) *
+    b[pb + B*r + C*s + c]`` (each row's S x C taps contiguous in both operands: a kxk conv
+    over an HWC tile with (o, kh, kw, i) weights, ``kernels/conv.py:hwc_weights``) -> one
+    ``gap8_rows_i8(&a[pa], A, &b[pb], B, R, S*C, k)`` call, or None."""
+    nest = [loop]
+    while len(nest) < 3 and isinstance(nest[-1].body, tirx.For):
+        nest.append(nest[-1].body)
+    if len(nest) != 3 or not all(isinstance(lp.extent, tirx.IntImm) and
+                                 isinstance(lp.min, tirx.IntImm) and int(lp.min.value) == 0
+                                 for lp in nest):
+        return None
+    r, s_, c = (lp.loop_var for lp in nest)
+    rows, e1, e2 = (int(lp.extent.value) for lp in nest)
+    body, init = nest[-1].body, False
+    if isinstance(body, tirx.SeqStmt) and len(body.seq) == 2 and \
+            isinstance(body.seq[1], tirx.BufferStore):
+        first, store = body.seq
+        if not (isinstance(first, tirx.IfThenElse) and first.else_case is None):
+            return None
+        zeros = _zero_tests(first.condition)
+        then = first.then_case
+        if zeros is None or len(zeros) != 3 or \
+                not all(any(z.same_as(v) for z in zeros) for v in (r, s_, c)) or \
+                not (isinstance(then, tirx.BufferStore) and then.buffer.same_as(store.buffer)
+                     and isinstance(then.value, tirx.IntImm) and int(then.value.value) == 0
+                     and len(then.indices) == 1 and len(store.indices) == 1
+                     and tvm_ffi.structural_equal(then.indices[0], store.indices[0])):
+            return None
+        init, body = True, store
+    if not isinstance(body, tirx.BufferStore):
+        return None
+    mac = _mac(body, c)
+    if mac is None or _uses(body.indices[0], r) or _uses(body.indices[0], s_):
+        return None
+    a, offset, b = mac
+
+    def lin(index):
+        coeffs = tvm.sym.detect_linear_equation(index, [r, s_, c])
+        if len(coeffs) != 4 or not all(isinstance(x, tirx.IntImm) for x in coeffs[:3]):
+            return None
+        return [int(x.value) for x in coeffs[:3]], coeffs[3]
+
+    la, lb = lin(a.indices[0]), lin(b.indices[0])
+    if la is None or lb is None or la[0][1:] != [e2, 1] or lb[0][1:] != [e2, 1] or \
+            la[0][0] <= 0 or lb[0][0] <= 0:
+        return None
+    call = tirx.call_extern("int32", ROWS, tirx.address_of(tirx.BufferLoad(a.source, [la[1]])),
+                            la[0][0], tirx.address_of(tirx.BufferLoad(b.source, [lb[1]])),
+                            lb[0][0], rows, e1 * e2, offset)
+    acc = tirx.BufferLoad(body.buffer, list(body.indices))
+    count = tirx.Evaluate(tirx.call_extern("int32", "GAP8_COUNT_MACS", rows * e1 * e2))
+    return tirx.SeqStmt([tirx.BufferStore(body.buffer, call if init else acc + call,
+                                          body.indices), count])
+
+
 def dot_products(func, stats):
     """Every matching reduction loop of ``func`` -> a ``gap8_dot_i8`` call; every loop of
     four such calls sharing their ``a`` -> a ``gap8_dot4_i8`` call."""
@@ -329,6 +399,8 @@ def dot_products(func, stats):
             call = _dw3x3_call(loop)
             if call is not None:
                 stats["dw3x3_calls"] = stats.get("dw3x3_calls", 0) + 1
+        if call is None:
+            call = _rows_call(loop)
         return loop if call is None else call
 
     return func.with_body(tvm_ffi.structural_map(func.body, (tirx.For, visit)))

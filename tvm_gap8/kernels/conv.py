@@ -9,8 +9,9 @@ once, when one tile holds all channels), and the output tile is copied L1->L2.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+import tvm
 from tvm import relax, s_tir, te
 
 from ..cost import cycles
@@ -41,6 +42,9 @@ class ConvKernelSpec(TypedOperands):
     w_dtype: str = ""
     kind: str = "conv"  # conv | dw | pw (for reports)
     layouts: KernelLayouts = KernelLayouts()
+    # the weight tensor's order: "oihw" (ONNX), or "ohwi" (``hwc_weights``: an ungrouped kxk
+    # conv over an HWC tile, each kernel row's k x C taps contiguous in both operands)
+    weight_order: str = "oihw"
 
     @property
     def epilogues(self) -> tuple:
@@ -76,7 +80,8 @@ def conv_compute(spec: ConvKernelSpec):
         Operand(spec.weight_dtype)
     lay = spec.layouts
     x = layout.placeholder(spec.in_shape, lay.source, spec.dtype, "x")
-    wt = te.placeholder((o, cg, k, k), spec.weight_dtype, name="w")
+    ohwi = spec.weight_order == "ohwi"
+    wt = te.placeholder((o, k, k, cg) if ohwi else (o, cg, k, k), spec.weight_dtype, name="w")
     chans = [te.placeholder(sh, spec.channel_dtype(i), name=f"p{i}")
              for i, sh in enumerate(spec.channel_shapes)]
     rc = te.reduce_axis((0, cg), name="rc")
@@ -88,7 +93,8 @@ def conv_compute(spec: ConvKernelSpec):
         lambda n, oc, i, j: te.sum(
             xin.load(layout.element(xp, lay.tile, 0, (oc // og) * cg + rc, i * sh + rk,
                                     j * sw + rl))
-            * wop.load(wt[oc, rc, rk, rl]), axis=[rc, rk, rl]),
+            * wop.load(wt[oc, rk, rl, rc] if ohwi else wt[oc, rc, rk, rl]),
+            axis=[rk, rl, rc] if ohwi else [rc, rk, rl]),
         lay.out, "conv_acc")
     y = layout.stage((1, o, oh, ow),
                      lambda n, oc, i, j: spec.epilogue.apply(
@@ -245,6 +251,19 @@ def schedule_conv(spec: ConvKernelSpec, plan):
         sch.reorder(rco, *pixels)
     loops["in_channels"] = rco
     return finish_staged(sch, plan, loops, (INPUT, WEIGHT))
+
+
+def hwc_weights(spec: ConvKernelSpec, plan, tensors):
+    """An ungrouped kxk conv (k > 1) over an HWC tile without input-channel tiles (the stem):
+    its weights reordered to (o, kh, kw, i), the reduction to (kh, kw, i), so each kernel row's
+    k x C taps are contiguous in the tile and in the weights (one ``gap8_rows_i8`` call per
+    output: emitc/intrinsics.py). Returns (spec, tensors), unchanged for any other conv."""
+    if not (spec.groups == 1 and spec.geom.kernel > 1 and spec.layouts.tile == layout.HWC
+            and not plan.in_channels and spec.weight_order == "oihw"
+            and isinstance(tensors[1], tvm.ir.expr.GenericConst)):
+        return spec, tensors
+    w = tensors[1].value.numpy().transpose(0, 2, 3, 1).copy()
+    return replace(spec, weight_order="ohwi"), [tensors[0], relax.const(w), *tensors[2:]]
 
 
 def read_conv(func, args, requant: str = DEFAULT_REQUANT):

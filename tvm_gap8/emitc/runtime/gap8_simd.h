@@ -274,4 +274,43 @@ static inline int32_t gap8_dw3x3_i8(const int8_t *a, int32_t a_row, const int8_t
 #else
 #define gap8_dw3x3_i8 gap8_dw3x3_i8_scalar
 #endif
+
+/* rows of contiguous taps: sum over r < rows, i < len of (a[r * a_row + i] + a_offset) *
+ * b[r * b_row + i] (a kxk conv over an HWC tile, (o, kh, kw, i) weights: len = k * C) */
+static inline int32_t gap8_rows_i8_scalar(const int8_t *a, int32_t a_row, const int8_t *b,
+                                          int32_t b_row, int32_t rows, int32_t len,
+                                          int32_t a_offset) {
+  int32_t acc = 0;
+  for (int32_t r = 0; r < rows; ++r, a += a_row, b += b_row)
+    for (int32_t i = 0; i < len; ++i)
+      acc += ((int32_t)a[i] + a_offset) * (int32_t)b[i];
+  return acc;
+}
+
+#if defined(GAP8_PULPRT)
+/* per row, (unaligned) word loads of both operands and pv.sdotsp.b; the last partial word's
+ * weight bytes past the row masked to 0 (the activation bytes there, in L1, add nothing) */
+static inline int32_t gap8_rows_i8(const int8_t *a, int32_t a_row, const int8_t *b,
+                                   int32_t b_row, int32_t rows, int32_t len, int32_t a_offset) {
+  int32_t acc = 0, words = len >> 2, tail = len & 3;
+  const int32_t mask = tail ? (int32_t)((1u << (8 * tail)) - 1) : 0;
+  if (a_offset != 0) return gap8_rows_i8_scalar(a, a_row, b, b_row, rows, len, a_offset);
+  for (int32_t r = 0; r < rows; ++r, a += a_row, b += b_row) {
+    int32_t i = 0;
+    for (; i < words; ++i) {
+      int32_t x = gap8_lw_any(a + 4 * i), w = gap8_lw_any(b + 4 * i);
+      __asm__(".insn r 0x57, 1, 0x5C, %[acc], %[x], %[w]\n" : [acc] "+r"(acc)
+              : [x] "r"(x), [w] "r"(w));
+    }
+    if (tail) {
+      int32_t x = gap8_lw_any(a + 4 * i), w = gap8_lw_any(b + 4 * i) & mask;
+      __asm__(".insn r 0x57, 1, 0x5C, %[acc], %[x], %[w]\n" : [acc] "+r"(acc)
+              : [x] "r"(x), [w] "r"(w));
+    }
+  }
+  return acc;
+}
+#else
+#define gap8_rows_i8 gap8_rows_i8_scalar
+#endif
 #endif
