@@ -34,6 +34,11 @@ def _cases(rng):
         for al in range(4):
             cases.append(("dw3x3", dict(a=300 + al, r=row, b=3000 + al * 9, c=0)))
     cases.append(("dw3x3", dict(a=310, r=34, b=3009, c=5)))
+    for rows, length in ((3, 9), (3, 4), (1, 1), (2, 7), (3, 15), (5, 16)):
+        for al in range(4):
+            cases.append(("rows", dict(a=400 + al, ar=387 - al, b=3500 + al, br=length + al,
+                                       rows=rows, n=length, c=0)))
+    cases.append(("rows", dict(a=401, ar=40, b=3501, br=9, rows=3, n=9, c=-7)))
     return cases
 
 
@@ -49,6 +54,10 @@ def _harness(cases, a, b, init) -> str:
         if kind == "dot":
             lines.append(f'  printf("r {i} %ld\\n", (long)gap8_dot_i8(A + {p["a"]}, {p["sa"]}, '
                          f'B + {p["b"]}, {p["sb"]}, {p["n"]}, {p["c"]}));')
+            continue
+        if kind == "rows":
+            lines.append(f'  printf("r {i} %ld\\n", (long)gap8_rows_i8(A + {p["a"]}, {p["ar"]}, '
+                         f'B + {p["b"]}, {p["br"]}, {p["rows"]}, {p["n"]}, {p["c"]}));')
             continue
         if kind == "dw3x3":
             lines.append(f'  printf("r {i} %ld\\n", (long)gap8_dw3x3_i8(A + {p["a"]}, {p["r"]}, '
@@ -79,6 +88,9 @@ def _expected(kind, p, a, b, init):
 
     if kind == "dot":
         return [dot(p["a"], p["sa"], p["b"], p["sb"], p["n"], p["c"])]
+    if kind == "rows":
+        return [sum(dot(p["a"] + r * p["ar"], 1, p["b"] + r * p["br"], 1, p["n"], p["c"])
+                    for r in range(p["rows"]))]
     if kind == "dw3x3":
         return [sum(int((a32[p["a"] + r * p["r"] + s] + p["c"]) * b32[p["b"] + 3 * r + s])
                     for r in range(3) for s in range(3))]
