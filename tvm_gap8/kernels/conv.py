@@ -257,8 +257,10 @@ def hwc_weights(spec: ConvKernelSpec, plan, tensors):
     """An ungrouped kxk conv (k > 1) over an HWC tile without input-channel tiles (the stem):
     its weights reordered to (o, kh, kw, i), the reduction to (kh, kw, i), so each kernel row's
     k x C taps are contiguous in the tile and in the weights (one ``gap8_rows_i8`` call per
-    output: emitc/intrinsics.py). Returns (spec, tensors), unchanged for any other conv."""
+    output: emitc/intrinsics.py). Integer convs only (a float conv keeps its summation order).
+    Returns (spec, tensors), unchanged for any other conv."""
     if not (spec.groups == 1 and spec.geom.kernel > 1 and spec.layouts.tile == layout.HWC
+            and not spec.dtype.startswith("float")
             and not plan.in_channels and spec.weight_order == "oihw"
             and isinstance(tensors[1], tvm.ir.expr.GenericConst)):
         return spec, tensors
