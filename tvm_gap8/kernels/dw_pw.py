@@ -170,7 +170,8 @@ def schedule_dw_pw(spec: FusedKernelSpec, plan):
     channel tile { input rows+halo of those channels and their DW weights L2->L1; DW -> their
     slice of the intermediate }."""
     sch = s_tir.Schedule(te.create_prim_func(dw_pw_compute(spec)))
-    loops, j = tile_pixels(sch, sch.get_sblock("pw_out"), plan, spec.layouts.out, CHANNEL_BLOCK)
+    loops, j = tile_pixels(sch, sch.get_sblock("pw_out"), plan, spec.layouts.out, CHANNEL_BLOCK,
+                           spec.in_shape[1])
     scalar_accumulator(sch, sch.get_sblock("pw_acc"), j)
     stage_buffers(sch, plan, loops, (OUTPUT, INTERMEDIATE))
     mid = sch.get_sblock("dw_out")
