@@ -237,8 +237,17 @@ def _copy_call(dptr, sptr, dims, eb, direction):
     (n2, d2, s2), (n1, d1, s1), (n0, d0, s0) = dims
     if d0 == 1 and s0 == 1:
         args = [n2, n1, n0 * eb, d2 * eb, s2 * eb, d1 * eb, s1 * eb]
-        return tirx.Evaluate(tirx.call_extern("int32", "gap8_dma_copy_3d", dptr, sptr, *args,
-                                              direction))
+        if isinstance(n2, tirx.IntImm) and int(n2.value) == 1:
+            return tirx.Evaluate(tirx.call_extern("int32", "gap8_dma_copy_3d", dptr, sptr,
+                                                  *args, direction))
+        # blocks (a tile's channel planes): the whole team enters, each core issues the
+        # commands of its share (one per line when the L1 rows are padded)
+        team = tirx.Var("gap8_c", "int32")
+        call = tirx.call_extern("int32", "gap8_dma_copy_3d_part",
+                                tirx.call_extern("int32", "gap8_core_of", team), dptr, sptr,
+                                *args, direction)
+        return tirx.For(team, 0, tirx.call_extern("int32", "gap8_team_size"),
+                        tirx.ForKind.SERIAL, tirx.Evaluate(call), None, {TEAM_ANN: 1})
     args = [n2, n1, n0, eb, d2 * eb, s2 * eb, d1 * eb, s1 * eb, d0 * eb, s0 * eb]
     # the whole team enters a layout-transposing copy: the back end gives each core its share
     # when the lines are too short for DMA commands, else core 0 issues them

@@ -9,8 +9,9 @@ once, when one tile holds all channels), and the output tile is copied L1->L2.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+import tvm
 from tvm import relax, s_tir, te
 
 from ..cost import cycles
@@ -41,6 +42,9 @@ class ConvKernelSpec(TypedOperands):
     w_dtype: str = ""
     kind: str = "conv"  # conv | dw | pw (for reports)
     layouts: KernelLayouts = KernelLayouts()
+    # the weight tensor's order: "oihw" (ONNX), or "ohwi" (``hwc_weights``: an ungrouped kxk
+    # conv over an HWC tile, each kernel row's k x C taps contiguous in both operands)
+    weight_order: str = "oihw"
 
     @property
     def epilogues(self) -> tuple:
@@ -76,7 +80,8 @@ def conv_compute(spec: ConvKernelSpec):
         Operand(spec.weight_dtype)
     lay = spec.layouts
     x = layout.placeholder(spec.in_shape, lay.source, spec.dtype, "x")
-    wt = te.placeholder((o, cg, k, k), spec.weight_dtype, name="w")
+    ohwi = spec.weight_order == "ohwi"
+    wt = te.placeholder((o, k, k, cg) if ohwi else (o, cg, k, k), spec.weight_dtype, name="w")
     chans = [te.placeholder(sh, spec.channel_dtype(i), name=f"p{i}")
              for i, sh in enumerate(spec.channel_shapes)]
     rc = te.reduce_axis((0, cg), name="rc")
@@ -88,7 +93,8 @@ def conv_compute(spec: ConvKernelSpec):
         lambda n, oc, i, j: te.sum(
             xin.load(layout.element(xp, lay.tile, 0, (oc // og) * cg + rc, i * sh + rk,
                                     j * sw + rl))
-            * wop.load(wt[oc, rc, rk, rl]), axis=[rc, rk, rl]),
+            * wop.load(wt[oc, rk, rl, rc] if ohwi else wt[oc, rc, rk, rl]),
+            axis=[rk, rl, rc] if ohwi else [rc, rk, rl]),
         lay.out, "conv_acc")
     y = layout.stage((1, o, oh, ow),
                      lambda n, oc, i, j: spec.epilogue.apply(
@@ -189,10 +195,25 @@ def conv_ic_tiling(spec: ConvKernelSpec, hw, rows: int, channels: int, cols: int
                      in_channels=in_channels)
 
 
-def tile_pixels(sch, block, plan, out_layout: str = layout.CHW):
+#: output channels a 1x1 reduction computes per pass over a pixel's input channels (register
+#: blocking: each activation word loaded feeds this many ``pv.sdotsp.b``, ``gap8_dot4_i8``)
+CHANNEL_BLOCK = 4
+#: and this many adjacent pixels of a row (each weight word loaded feeds this many)
+PIXEL_BLOCK = 2
+#: ... when the reduction is at least this long (shorter, the 4 x 2 call's fixed costs lose
+#: to 4 x 1: MobileNetV1 x1.0's 32-channel PW on GVSOC, 4.93 vs 5.58 MAC/cycle)
+PIXEL_BLOCK_MIN_REDUCTION = 64
+
+
+def tile_pixels(sch, block, plan, out_layout: str = layout.CHW, channel_block: int = 1,
+                reduction: int = 0):
     """Split ``block``'s (n, channels, rows, columns) loops (stored in ``out_layout``) into
     the plan's tiles: row tile { [column tile] { channel tile { the tile's elements in storage
-    order } } }. Returns the tile loops by label and the innermost loop."""
+    order } } }. Returns the tile loops by label and the loop to compute one output's (or, with
+    ``channel_block`` > 1 dividing the channel tile, one pixel's ``channel_block`` consecutive
+    channels', times ``PIXEL_BLOCK`` adjacent pixels when the row splits evenly and the
+    ``reduction`` is long enough) accumulators at: the innermost loop, or the one above the
+    block loops."""
     _, o, i, j = layout.logical_loops(sch.get_loops(block), out_layout)
     it, ii = sch.split(i, [None, plan.rows])
     ot, oi = sch.split(o, [None, plan.channels])
@@ -200,6 +221,17 @@ def tile_pixels(sch, block, plan, out_layout: str = layout.CHW):
     if plan.cols:
         tiles["cols"], j = sch.split(j, [None, plan.cols])
     tiles["channels"] = ot
+    if channel_block > 1 and plan.channels % channel_block == 0:
+        oo, ob = sch.split(oi, [None, channel_block])
+        if int(sch.get(j).extent) % PIXEL_BLOCK == 0 and \
+                reduction >= PIXEL_BLOCK_MIN_REDUCTION:  # and two adjacent pixels (4x2)
+            jo, jb = sch.split(j, [None, PIXEL_BLOCK])
+            inner = (oo, ii, jo, ob, jb) if out_layout == layout.CHW else (ii, jo, oo, ob, jb)
+            sch.reorder(*tiles.values(), *inner)
+            return tiles, inner[-3]
+        inner = (oo, ii, j, ob) if out_layout == layout.CHW else (ii, j, oo, ob)
+        sch.reorder(*tiles.values(), *inner)
+        return tiles, inner[-2]
     inner = (oi, ii, j) if out_layout == layout.CHW else (ii, j, oi)
     sch.reorder(*tiles.values(), *inner)
     return tiles, inner[-1]
@@ -207,7 +239,9 @@ def tile_pixels(sch, block, plan, out_layout: str = layout.CHW):
 
 def schedule_conv(spec: ConvKernelSpec, plan):
     sch = s_tir.Schedule(te.create_prim_func(conv_compute(spec)))
-    loops, j = tile_pixels(sch, sch.get_sblock("conv_out"), plan, spec.layouts.out)
+    pointwise = spec.geom.kernel == 1 and spec.groups == 1 and not plan.in_channels
+    loops, j = tile_pixels(sch, sch.get_sblock("conv_out"), plan, spec.layouts.out,
+                           CHANNEL_BLOCK if pointwise else 1, spec.in_shape[1])
     if not plan.in_channels:
         scalar_accumulator(sch, sch.get_sblock("conv_acc"), j)
         return finish_staged(sch, plan, loops)
@@ -224,6 +258,21 @@ def schedule_conv(spec: ConvKernelSpec, plan):
         sch.reorder(rco, *pixels)
     loops["in_channels"] = rco
     return finish_staged(sch, plan, loops, (INPUT, WEIGHT))
+
+
+def hwc_weights(spec: ConvKernelSpec, plan, tensors):
+    """An ungrouped kxk conv (k > 1) over an HWC tile without input-channel tiles (the stem):
+    its weights reordered to (o, kh, kw, i), the reduction to (kh, kw, i), so each kernel row's
+    k x C taps are contiguous in the tile and in the weights (one ``gap8_rows_i8`` call per
+    output: emitc/intrinsics.py). Integer convs only (a float conv keeps its summation order).
+    Returns (spec, tensors), unchanged for any other conv."""
+    if not (spec.groups == 1 and spec.geom.kernel > 1 and spec.layouts.tile == layout.HWC
+            and not spec.dtype.startswith("float")
+            and not plan.in_channels and spec.weight_order == "oihw"
+            and isinstance(tensors[1], tvm.ir.expr.GenericConst)):
+        return spec, tensors
+    w = tensors[1].value.numpy().transpose(0, 2, 3, 1).copy()
+    return replace(spec, weight_order="ohwi"), [tensors[0], relax.const(w), *tensors[2:]]
 
 
 def read_conv(func, args, requant: str = DEFAULT_REQUANT):

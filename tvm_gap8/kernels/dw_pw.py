@@ -15,7 +15,7 @@ from tvm import s_tir, te
 from ..cost import cycles
 from ..vocab import INPUT, INTERMEDIATE, OUTPUT, WEIGHT
 from . import layout, patterns
-from .conv import tile_pixels
+from .conv import CHANNEL_BLOCK, tile_pixels
 from .fused import (FusedKernelSpec, channel_placeholders, first_out, fused_family,
                     pixel_tiles, stage_first_out, steps_cycles, table_buffers, table_placeholders)
 from .lut import apply_steps
@@ -170,7 +170,8 @@ def schedule_dw_pw(spec: FusedKernelSpec, plan):
     channel tile { input rows+halo of those channels and their DW weights L2->L1; DW -> their
     slice of the intermediate }."""
     sch = s_tir.Schedule(te.create_prim_func(dw_pw_compute(spec)))
-    loops, j = tile_pixels(sch, sch.get_sblock("pw_out"), plan, spec.layouts.out)
+    loops, j = tile_pixels(sch, sch.get_sblock("pw_out"), plan, spec.layouts.out, CHANNEL_BLOCK,
+                           spec.in_shape[1])
     scalar_accumulator(sch, sch.get_sblock("pw_acc"), j)
     stage_buffers(sch, plan, loops, (OUTPUT, INTERMEDIATE))
     mid = sch.get_sblock("dw_out")

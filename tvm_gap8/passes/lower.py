@@ -22,7 +22,7 @@ from tvm.relax.expr_functor import PyExprMutator, mutator
 from ..errors import UnsupportedError
 from ..irutil import bindings, group_span, with_span
 from ..kernels import family_of, plan_kernel
-from ..kernels.conv import CONV
+from ..kernels.conv import CONV, hwc_weights
 from ..kernels.layout import physical
 from ..kernels.tiling import weights_placement
 from .layouts import decided_layouts, layout_plan
@@ -85,7 +85,10 @@ def _plan_group(call, func, hw, decisions: dict) -> list:
     layouts = decided_layouts(decision)
     if not decision["split"]:
         spec = replace(spec, layouts=layouts[0])
-        return [(family, spec, tensors, plan_kernel(spec, hw, info["layer"]), info)]
+        plan = plan_kernel(spec, hw, info["layer"])
+        if family is CONV:
+            spec, tensors = hwc_weights(spec, plan, tensors)
+        return [(family, spec, tensors, plan, info)]
     return _split(spec, tensors, layouts, info, hw)
 
 

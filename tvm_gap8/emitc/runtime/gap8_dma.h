@@ -29,6 +29,12 @@ int32_t gap8_copy_strided_part(int32_t core, void *dst, const void *src, int32_t
                                int32_t n0, int32_t elem, int32_t dst_s2, int32_t src_s2,
                                int32_t dst_s1, int32_t src_s1, int32_t dst_s0, int32_t src_s0,
                                int32_t dir);
+/* gap8_dma_copy_3d entered by every core of the team (core: its id): the back end shares the
+ * blocks' commands among the cores (pulp-runtime) or lets core 0 copy; the caller's barrier
+ * ends it */
+int32_t gap8_dma_copy_3d_part(int32_t core, void *dst, const void *src, int32_t n2, int32_t n1,
+                              int32_t row_bytes, int32_t dst_s2, int32_t src_s2, int32_t dst_s1,
+                              int32_t src_s1, int32_t dir);
 /* layout change in flight: src [a][b] of elem_bytes -> dst [b][a] (CHW <-> HWC) */
 int32_t gap8_dma_copy_transpose(void *dst, const void *src, int32_t a, int32_t b,
                                 int32_t elem_bytes, int32_t dir);

@@ -92,23 +92,33 @@ static void dma_end(void) {
 #endif
 }
 
+/* every core has its own MCHAN command queue at the cluster's demux address (pulp-open binds
+ * each core's demux port to its own channel: gvsoc generators/pulp/chips/pulp_open/cluster.py);
+ * the master's copies use the shared port, a team copy (gap8_dma_copy_3d_part) the cores' own */
+#define DEMUX(off) (ARCHI_MCHAN_DEMUX_ADDR + (off))
+static void push(int32_t demux, uint32_t word) {
+  if (demux) pulp_write32(DEMUX(MCHAN_CMD_OFFSET), word);
+  else pulp_write32(ARCHI_MCHAN_EXT_ADDR + MCHAN_CMD_OFFSET, word);
+}
+
 /* one L1 <-> L2 command: `rows` lines of `row_bytes`, contiguous in L1, `ext_stride` apart in L2 */
 static void dma_lines(int8_t *ext, int8_t *loc, int32_t rows, int32_t row_bytes,
-                      int32_t ext_stride, int32_t ext2loc) {
+                      int32_t ext_stride, int32_t ext2loc, int32_t demux) {
   uint32_t size = (uint32_t)(rows * row_bytes);
-  if (rows == 1 || ext_stride == row_bytes)
-    plp_dma_cmd_push(plp_dma_getCmd(ext2loc, size, PLP_DMA_1D, PLP_DMA_TRIG_EVT,
-                                    PLP_DMA_NO_TRIG_IRQ, PLP_DMA_SHARED),
-                     (unsigned)loc, (unsigned)ext);
-  else
-    plp_dma_memcpy_2d_keepCounter((unsigned)ext, (unsigned)loc, (unsigned short)size,
-                                  (unsigned short)ext_stride, (unsigned short)row_bytes,
-                                  ext2loc);
+  int32_t two_d = !(rows == 1 || ext_stride == row_bytes);
+  push(demux, plp_dma_getCmd(ext2loc, size, two_d ? PLP_DMA_2D : PLP_DMA_1D, PLP_DMA_TRIG_EVT,
+                             PLP_DMA_NO_TRIG_IRQ, PLP_DMA_SHARED));
+  push(demux, (uint32_t)loc);
+  push(demux, (uint32_t)ext);
+  if (two_d) {
+    push(demux, (uint32_t)row_bytes);  /* length, then stride: plp_dma_cmd_push_2d */
+    push(demux, (uint32_t)ext_stride);
+  }
 }
 
 /* rows of row_bytes, each side with its stride; L1 is the local side */
 static void copy_2d(int8_t *dst, const int8_t *src, int32_t rows, int32_t row_bytes,
-                    int32_t dst_stride, int32_t src_stride, int32_t dir) {
+                    int32_t dst_stride, int32_t src_stride, int32_t dir, int32_t demux) {
   int32_t ext2loc = dir == GAP8_DIR_L2_TO_L1;
   int8_t *loc = ext2loc ? dst : (int8_t *)src;
   int8_t *ext = ext2loc ? (int8_t *)src : dst;
@@ -123,14 +133,15 @@ static void copy_2d(int8_t *dst, const int8_t *src, int32_t rows, int32_t row_by
     for (int32_t r = 0; r < rows; ++r) /* line by line, each split into commands */
       for (int32_t b = 0; b < row_bytes; b += GAP8_DMA_MAX_BYTES) {
         int32_t n = row_bytes - b < GAP8_DMA_MAX_BYTES ? row_bytes - b : GAP8_DMA_MAX_BYTES;
-        dma_lines(ext + r * ext_stride + b, loc + r * loc_stride + b, 1, n, n, ext2loc);
+        dma_lines(ext + r * ext_stride + b, loc + r * loc_stride + b, 1, n, n, ext2loc, demux);
       }
     return;
   }
   int32_t per_cmd = GAP8_DMA_MAX_BYTES / row_bytes; /* whole lines per command */
   for (int32_t r = 0; r < rows; r += per_cmd) {
     int32_t n = rows - r < per_cmd ? rows - r : per_cmd;
-    dma_lines(ext + r * ext_stride, loc + r * row_bytes, n, row_bytes, ext_stride, ext2loc);
+    dma_lines(ext + r * ext_stride, loc + r * row_bytes, n, row_bytes, ext_stride, ext2loc,
+              demux);
   }
 }
 
@@ -156,7 +167,7 @@ int32_t gap8_dma_copy_3d(void *dst, const void *src, int32_t n2, int32_t n1, int
   dma_begin();
   for (int32_t i = 0; i < n2; ++i)
     copy_2d((int8_t *)dst + i * dst_s2, (const int8_t *)src + i * src_s2, n1, row_bytes,
-            dst_s1, src_s1, dir);
+            dst_s1, src_s1, dir, 0);
   dma_end();
   count(dir, bytes);
   return 0;
@@ -194,10 +205,41 @@ int32_t gap8_dma_copy_strided(void *dst, const void *src, int32_t n2, int32_t n1
     for (int32_t i = 0; i < n[b]; ++i)
       for (int32_t j = 0; j < n[a]; ++j)
         dma_lines(ext0 + i * ext_s[b] + j * ext_s[a], loc0 + i * loc_s[b] + j * loc_s[a], n[in],
-                  elem, ext_s[in], ext2loc);
+                  elem, ext_s[in], ext2loc, 0);
     dma_end();
   }
   count(dir, bytes);
+  return 0;
+}
+
+/* gap8_dma_copy_3d entered by every core of the team: each core pushes the commands of its
+ * share of the n2 blocks on its own channel and counter and waits for them (the copy's many
+ * commands issued 8 at a time); core 0 counts the copy once. Copies of one block, from the L3
+ * stand-in or L2 -> L2: core 0 alone, as gap8_dma_copy_3d. */
+int32_t gap8_dma_copy_3d_part(int32_t core, void *dst, const void *src, int32_t n2, int32_t n1,
+                              int32_t row_bytes, int32_t dst_s2, int32_t src_s2, int32_t dst_s1,
+                              int32_t src_s1, int32_t dir) {
+  if (n2 < 2 || dir < 0 || from_l3(src, dir))
+    return core == 0 ? gap8_dma_copy_3d(dst, src, n2, n1, row_bytes, dst_s2, src_s2, dst_s1,
+                                        src_s1, dir) : 0;
+  int32_t chunk = (n2 + GAP8_NB_CORES - 1) / GAP8_NB_CORES;
+  int32_t first = core * chunk, last = first + chunk < n2 ? first + chunk : n2;
+  if (first < last) {
+    uint32_t counter = pulp_read32(DEMUX(MCHAN_CMD_OFFSET)); /* allocate */
+#ifdef GAP8_INSTRUMENT
+    uint32_t t0 = core == 0 ? gap8_now() : 0;
+#endif
+    for (int32_t i = first; i < last; ++i)
+      copy_2d((int8_t *)dst + i * dst_s2, (const int8_t *)src + i * src_s2, n1, row_bytes,
+              dst_s1, src_s1, dir, 1);
+    while (pulp_read32(DEMUX(MCHAN_STATUS_OFFSET)) & (1u << counter))
+      eu_evt_maskWaitAndClr(1 << ARCHI_CL_EVT_DMA0);
+    pulp_write32(DEMUX(MCHAN_STATUS_OFFSET), 1u << counter); /* free */
+#ifdef GAP8_INSTRUMENT
+    if (core == 0) dma_wait_cycles[current_layer] += gap8_now() - t0;
+#endif
+  }
+  if (core == 0) count(dir, (uint32_t)(n2 * n1 * row_bytes));
   return 0;
 }
 
