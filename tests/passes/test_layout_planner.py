@@ -64,8 +64,10 @@ def test_model_boundaries_stay_chw(mbv1_planned):
     tiled = [layer for layer in mbv1_planned.report["layers"] if layer["tiled"]]
     assert tiled[0]["layouts"]["input"] == "CHW"  # the model's input is NCHW
     assert tiled[-1]["layouts"]["output"] == "CHW"  # and its output
-    # some tensor between kernels is HWC: the planner did use the choice
-    assert any(layer["layouts"]["output"] == "HWC" for layer in tiled)
+    # the planner weighed HWC tensors between kernels (whether the measured-fit model then
+    # prefers them depends on the kernels' speeds in each layout)
+    plan = mbv1_planned.report["layout_plan"]["layers"]
+    assert any(alt["output"] == "HWC" for d in plan.values() for alt in d["alternatives"])
 
 
 def test_planner_is_deterministic(mbv1_int8, mbv1_planned):
