@@ -139,6 +139,7 @@ def emit_and_run(result, hw, out_dir: str, platform: str | None = None,
     output, in the entry's order). Updates and returns ``result.report``."""
     if platform is not None and platform not in PLATFORMS:
         raise UsageError(f"--run {platform}: choose one of {', '.join(PLATFORMS)}")
+    out_dir = os.path.abspath(out_dir)  # the builds run inside the project
     net = read_network(result.lowered, hw, instrument=True)
     project = os.path.join(out_dir, "gap8")
     files = write_project(net, hw, project)
