@@ -132,3 +132,32 @@ def test_sdk_back_end_type_checks_against_the_pmsis_api(tmp_path):
     assert "L2 (rw) : ORIGIN = 0x80500000, LENGTH = 512000" in ld
     report = json.loads((tmp_path / "o" / "report.json").read_text())
     assert 0 < report["emit_c"]["l1_arena_bytes"] <= 16000
+
+
+def test_float_emit_c_warns_no_fpu_and_int8_has_no_float_layer(tmp_path, capsys):
+    """GAP8's cluster has no FPU: --emit-c of a float model says so in one warning line naming
+    its float layers (and report.json emit_c.float_layers); an int8 model has none, and with no
+    weight in L3 its L3 stage buffer is not allocated."""
+    import json
+
+    import onnx
+
+    from tvm_gap8.cli import main
+    from tvm_gap8.testing import onnx_models as M
+    from tvm_gap8.testing.quant import quantized
+
+    model = M.dw_pw_block(cin=8, cout=16, h=8, w=8)
+    onnx.save(model, str(tmp_path / "f.onnx"))
+    onnx.save(quantized(model), str(tmp_path / "q.onnx"))
+    assert main(["compile", str(tmp_path / "f.onnx"), "--emit-c", "-o", str(tmp_path / "f"),
+                 "-q"]) == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("warning: GAP8's cluster has no FPU: ")
+    report = json.loads((tmp_path / "f" / "report.json").read_text())
+    assert report["emit_c"]["float_layers"] and report["emit_c"]["float_layers"][0] in err[0]
+    assert main(["compile", str(tmp_path / "q.onnx"), "--emit-c", "-o", str(tmp_path / "q"),
+                 "-q"]) == 0
+    assert not capsys.readouterr().err.strip()
+    report = json.loads((tmp_path / "q" / "report.json").read_text())
+    assert report["emit_c"]["float_layers"] == [] and report["emit_c"]["l3_weight_bytes"] == 0
+    assert "gap8_l3_stage[8]" in (tmp_path / "q" / "gap8" / "network.c").read_text()

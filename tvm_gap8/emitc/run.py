@@ -5,6 +5,7 @@ and put the result in report.json (``run``, ``measured``, ``emit_c``)."""
 from __future__ import annotations
 
 import os
+import sys
 
 import numpy as np
 import tvm
@@ -133,6 +134,13 @@ def _compare_all(per_output: list) -> dict:
     return out
 
 
+def float_layers(net) -> list[str]:
+    """The emitted layers that compute in floating point (any float operand): on GAP8's cluster,
+    which has no FPU, they run in software floating point."""
+    return [layer.name for layer in net.layers
+            if any(ctype in ("float", "double") for _, ctype in net.kernels[layer.kernel].params)]
+
+
 def emit_and_run(result, hw, out_dir: str, platform: str | None = None,
                  instrument: bool = False, seed: int = 0, timeout: int = 600) -> dict:
     """Writes ``out_dir/gap8``; with ``platform`` builds, runs and checks it (every input and
@@ -148,7 +156,14 @@ def emit_and_run(result, hw, out_dir: str, platform: str | None = None,
                         "l1_arena_bytes": net.l1_arena, "l2_weight_bytes": net.l2_weights,
                         "l3_weight_bytes": net.l3_bytes, "layers": len(net.layers),
                         "inputs": len(net.inputs), "outputs": len(net.outputs),
-                        "libm_calls": libm_calls(net), **net.stats}
+                        "libm_calls": libm_calls(net), "float_layers": float_layers(net),
+                        **net.stats}
+    if report["emit_c"]["float_layers"]:
+        print(f"warning: GAP8's cluster has no FPU: {len(report['emit_c']['float_layers'])} "
+              f"float layer(s) run in software floating point "
+              f"({', '.join(report['emit_c']['float_layers'][:6])}"
+              f"{', ...' if len(report['emit_c']['float_layers']) > 6 else ''})",
+              file=sys.stderr)
     if platform is None:
         return report
     inputs = random_inputs(result.imported, seed)
