@@ -166,26 +166,17 @@ def _dot4_call(loop, stats):
     if not (isinstance(body, tirx.SeqStmt) and len(body.seq) == 2
             and isinstance(body.seq[0], tirx.BufferStore)):
         return None
-    store, value = body.seq[0], body.seq[0].value
-    accumulate = False
-    if isinstance(value, tirx.Add) and _is_call(value.b, DOT):
-        load = value.a
-        if not (isinstance(load, tvm.ir.TensorLoad) and load.source.same_as(store.buffer)
-                and len(load.indices) == 1
-                and tvm_ffi.structural_equal(load.indices[0], store.indices[0])):
-            return None
-        accumulate, value = True, value.b
-    if not _is_call(value, DOT) or len(store.indices) != 1:
+    store = body.seq[0]
+    parts = _dot_parts(store)
+    if parts is None:
         return None
-    _, pa, sa, pb, sb, n, offset = value.args
-    a, b = _address(pa), _address(pb)
-    if a is None or b is None or not all(isinstance(x, tirx.IntImm) for x in (sa, sb, n)) \
-            or int(sa.value) != 1 or int(sb.value) != 1 or _uses(a[1], var):
+    accumulate, a, b, n, offset = parts
+    if _uses(a[1], var):
         return None
     lacc, lb = _linear(store.indices[0], var), _linear(b[1], var)
     if lacc is None or lb is None or lacc[0] != 1 or lb[0] <= 0:
         return None
-    n = int(n.value)
+    pa = tirx.address_of(tirx.BufferLoad(a[0], [a[1]]))
     dot = tirx.call_extern("int32", DOT4, tirx.address_of(tirx.BufferLoad(store.buffer,
                                                                           [lacc[1]])),
                            pa, tirx.address_of(tirx.BufferLoad(b[0], [lb[1]])), lb[0], n,

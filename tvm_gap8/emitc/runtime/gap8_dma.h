@@ -15,9 +15,16 @@
 int32_t gap8_dma_copy_3d(void *dst, const void *src, int32_t n2, int32_t n1, int32_t row_bytes,
                          int32_t dst_s2, int32_t src_s2, int32_t dst_s1, int32_t src_s1,
                          int32_t dir);
-int32_t gap8_dma_copy_1d(void *dst, const void *src, int32_t bytes, int32_t dir);
-int32_t gap8_dma_copy_2d(void *dst, const void *src, int32_t rows, int32_t row_bytes,
-                         int32_t dst_stride, int32_t src_stride, int32_t dir);
+/* the 1-D and 2-D copies are 3-D copies (every back end implements gap8_dma_copy_3d) */
+static inline int32_t gap8_dma_copy_1d(void *dst, const void *src, int32_t bytes,
+                                       int32_t dir) {
+  return gap8_dma_copy_3d(dst, src, 1, 1, bytes, 0, 0, 0, 0, dir);
+}
+static inline int32_t gap8_dma_copy_2d(void *dst, const void *src, int32_t rows,
+                                       int32_t row_bytes, int32_t dst_stride,
+                                       int32_t src_stride, int32_t dir) {
+  return gap8_dma_copy_3d(dst, src, 1, rows, row_bytes, 0, 0, dst_stride, src_stride, dir);
+}
 /* element-strided copy: n2 x n1 x n0 elements of elem bytes, byte strides per dim and side
  * (what a layout-transposing copy stage, HWC <-> CHW, becomes); one transfer */
 int32_t gap8_dma_copy_strided(void *dst, const void *src, int32_t n2, int32_t n1, int32_t n0,

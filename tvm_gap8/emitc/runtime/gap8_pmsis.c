@@ -39,6 +39,14 @@ int32_t gap8_dma_copy_3d(void *dst, const void *src, int32_t n2, int32_t n1, int
                          int32_t dir) {
   /* L3 weights: on the board they are in HyperRAM; pi_cl_ram_read into gap8_l3_stage
    * belongs here (see gap-sdk-api notes); this back end expects them in L2 (PI_L2). */
+  if (dir < 0) { /* L2 -> L2 (an output that is another tensor's alias): the core copies */
+    for (int32_t i = 0; i < n2; ++i)
+      for (int32_t j = 0; j < n1; ++j)
+        for (int32_t k = 0; k < row_bytes; ++k)
+          ((int8_t *)dst)[i * dst_s2 + j * dst_s1 + k] =
+              ((const int8_t *)src)[i * src_s2 + j * src_s1 + k];
+    return 0;
+  }
   for (int32_t i = 0; i < n2; ++i)
     copy_2d((int8_t *)dst + i * dst_s2, (const int8_t *)src + i * src_s2, n1, row_bytes,
             dst_s1, src_s1, dir);
@@ -61,16 +69,6 @@ int32_t gap8_dma_copy_strided(void *dst, const void *src, int32_t n2, int32_t n1
           copy_2d(d + k * dst_s0, s + k * src_s0, 1, elem, elem, elem, dir);
     }
   return 0;
-}
-
-int32_t gap8_dma_copy_1d(void *dst, const void *src, int32_t bytes, int32_t dir) {
-  if (dir < 0) { for (int32_t i = 0; i < bytes; ++i) ((int8_t *)dst)[i] = ((const int8_t *)src)[i]; return 0; }
-  return gap8_dma_copy_3d(dst, src, 1, 1, bytes, 0, 0, 0, 0, dir);
-}
-
-int32_t gap8_dma_copy_2d(void *dst, const void *src, int32_t rows, int32_t row_bytes,
-                         int32_t dst_stride, int32_t src_stride, int32_t dir) {
-  return gap8_dma_copy_3d(dst, src, 1, rows, row_bytes, 0, 0, dst_stride, src_stride, dir);
 }
 
 int32_t gap8_dma_copy_transpose(void *dst, const void *src, int32_t a, int32_t b,

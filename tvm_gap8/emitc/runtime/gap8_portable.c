@@ -83,15 +83,6 @@ int32_t gap8_dma_copy_strided(void *dst, const void *src, int32_t n2, int32_t n1
   return 0;
 }
 
-int32_t gap8_dma_copy_1d(void *dst, const void *src, int32_t bytes, int32_t dir) {
-  return gap8_dma_copy_3d(dst, src, 1, 1, bytes, 0, 0, 0, 0, dir);
-}
-
-int32_t gap8_dma_copy_2d(void *dst, const void *src, int32_t rows, int32_t row_bytes,
-                         int32_t dst_stride, int32_t src_stride, int32_t dir) {
-  return gap8_dma_copy_3d(dst, src, 1, rows, row_bytes, 0, 0, dst_stride, src_stride, dir);
-}
-
 int32_t gap8_dma_copy_transpose(void *dst, const void *src, int32_t a, int32_t b,
                                 int32_t elem_bytes, int32_t dir) {
   int32_t i, j;
