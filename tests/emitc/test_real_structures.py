@@ -76,13 +76,46 @@ def test_structure_checks_and_runs_equal_to_llvm(name, int8, rv32, tmp_path):
     if not int8:
         assert emit["float_layers"]  # every layer float: GAP8 runs it in soft-float, warned
         return
-    # int8: float code only where float_layers says so, and then named with a reason
-    listed = {f["name"] for f in reports["rv32"]["float_layers"]}
-    for layer in reports["rv32"]["float_layers"]:
-        assert layer["reason"], layer
-    if not emit["float_layers"]:
-        assert reports["rv32"]["run"]["soft_float_symbols"] == []
-    assert listed or not emit["libm_calls"], (emit["libm_calls"], listed)
+    _assert_float_code_listed(reports["rv32"])
+    # int8 float code left: the Keras net's Softmax; the FPN's nearest Resizes move integers
+    assert [f["kind"] for f in reports["rv32"]["float_layers"]] == \
+        (["softmax"] if name == "keras_nhwc" else [])
+
+
+def _assert_float_code_listed(report):
+    """int8: every emitted layer computing in float is a layer ``float_layers`` names (with its
+    reason) or the dequantize/quantize around one; none listed: no soft-float routine linked."""
+    listed = report["float_layers"]
+    assert all(f["reason"] for f in listed), listed
+    emitted = [n for n in report["emit_c"]["float_layers"]
+               if not n.rstrip("0123456789").endswith("quantize")]
+    assert len(emitted) == len(listed), (emitted, listed)
+    if not listed:
+        assert report["emit_c"]["float_layers"] == [] and report["emit_c"]["libm_calls"] == {}
+        assert report["run"]["soft_float_symbols"] == []
+
+
+INTEGER_MOVES = {  # builder, the layer moving int8 values, its kind
+    "nhwc_transpose": (lambda: M.keras_mobilenet_nhwc(resolution=32, softmax=False),
+                       "input_nchw_0", "transpose"),
+    "channel_pad": (lambda: M.pad_add_block(), "channel_padding_0", "pad"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(INTEGER_MOVES))
+def test_int8_data_movement_is_integer_and_links_no_soft_float(name, rv32, tmp_path):
+    """Between a dequantize and a quantize of equal parameters, a layout Transpose and a
+    channel Pad (by the zero point) run on the int8 values (the FPN's nearest Resizes: above): no float layer left,
+    the check bit-exact, and the rv32 link has no soft-float routine."""
+    build, layer_name, kind = INTEGER_MOVES[name]
+    path = tmp_path / f"{name}.onnx"
+    onnx.save(quantized(build(), samples=2), str(path))
+    report = _compile_and_run(str(path), tmp_path / "o", "rv32")
+    _assert_equal_to_llvm(report, "rv32", True)
+    layer = next(la for la in report["layers"] if la["name"] == layer_name)
+    assert layer["kind"] == kind and layer["integer"], layer
+    assert report["float_layers"] == []
+    _assert_float_code_listed(report)
 
 
 @pytest.mark.slow

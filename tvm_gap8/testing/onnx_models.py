@@ -557,11 +557,12 @@ def two_input_block(c=8, h=8, w=8, seed=0) -> onnx.ModelProto:
 # -- Keras-style NHWC input and an FPN decoder with Add joins --------------------------------
 
 def keras_mobilenet_nhwc(alpha: float = 0.25, resolution: int = 32, num_classes: int = 10,
-                         blocks=((64, 1), (128, 2), (128, 1), (256, 2)),
+                         blocks=((64, 1), (128, 2), (128, 1), (256, 2)), softmax: bool = True,
                          seed: int = 0) -> onnx.ModelProto:
     """A MobileNetV1 the way tf2onnx exports a Keras model: the input is NHWC
     [1, R, R, 3] and a Transpose (perm 0, 3, 1, 2) follows it; stem, DW/PW pairs (ReLU6 as
-    Clip), global average pool, then Reshape to [1, C] (not Flatten), Gemm and Softmax."""
+    Clip), global average pool, then Reshape to [1, C] (not Flatten), Gemm and (``softmax``)
+    Softmax."""
     b = GraphBuilder(seed)
     y = b.node("Transpose", ["input"], "input_nchw", perm=[0, 3, 1, 2])
     c = _make_divisible(32 * alpha)
@@ -577,7 +578,8 @@ def keras_mobilenet_nhwc(alpha: float = 0.25, resolution: int = 32, num_classes:
     y = b.node("Gemm", [y, b.const("fc_w", w), b.const("fc_b", np.zeros(num_classes,
                                                                           np.float32))],
                "fc", transB=1)
-    y = b.node("Softmax", [y], "probs", axis=-1)
+    if softmax:
+        y = b.node("Softmax", [y], "probs", axis=-1)
     return b.model("input", [1, resolution, resolution, 3], y, [1, num_classes],
                    name=f"keras_mobilenet_nhwc_{resolution}")
 
