@@ -17,6 +17,7 @@ from .passes import (LowerFusedKernels, SimplifyQDQ, record_fusion_disabled,
                      record_unfused_depthwise)
 from .passes.formation import formation_pass
 from .passes.layouts import PlanLayouts
+from .passes.tables import MergeTables
 from .target import GAP8, Gap8Target
 
 
@@ -62,7 +63,8 @@ def gap8_passes(hw: Gap8Target = GAP8, fuse: bool = True, policy: str = "all",
         passes.append(record_fusion_disabled)
     if layout != "chw" or (fuse and policy == "auto"):
         passes.append(PlanLayouts(hw, layout, policy if fuse else "none"))
-    passes += [LowerFusedKernels(hw), SimplifyQDQ(), relax.transform.FoldConstant()]
+    passes += [LowerFusedKernels(hw), MergeTables(), SimplifyQDQ(),
+               relax.transform.FoldConstant()]
     return passes
 
 
