@@ -3,9 +3,10 @@ split into its two convs) and each kernel's variant (the layouts of its L1 tiles
 minimising the total modelled cycles.
 
 Runs after formation (the fused pairs the rules and L1 allow are composites), before lowering,
-which reads the decisions (module attribute ``gap8.layout_plan``, by layer). Every kernel's
-cost under a choice is its family's tile plan (``kernels.plan_kernel``: the tile search under
-the cycle model), so the planner and the tiler never disagree.
+which reads the decisions (a ``LayoutPlan``, by layer) from the ``Compilation`` the two passes
+share. Every kernel's cost under a choice is its family's tile plan (``Compilation.plans``: the
+tile search under the cycle model, memoised for the compile), so the planner and the tiler never
+disagree.
 
 Dynamic programming over the kernels in binding order: the state is the layout of every tensor
 produced and not yet consumed (residual branches keep theirs across the branch); a kernel's
@@ -20,7 +21,6 @@ other tiles HWC: the usual deployment, DORY's).
 from __future__ import annotations
 
 import itertools
-import json
 import math
 from dataclasses import dataclass, field, replace
 
@@ -31,7 +31,8 @@ from ..errors import TilingError
 from ..irutil import bindings
 from ..kernels import family_of, plan_kernel
 from ..kernels.layout import CHW, HWC, KernelLayouts
-from ..vocab import KIND_ATTR, LAYER_ATTR, LAYOUT_PLAN_ATTR
+from ..vocab import KIND_ATTR, LAYER_ATTR
+from .compilation import Compilation
 
 LAYOUT_POLICIES = ("auto", "chw", "hwc")
 MAX_FRONTIER = 10  # live tensors a DP state may hold (2**10 states); beyond: CHW, noted
@@ -66,8 +67,58 @@ class Option:
         return self.layouts[0].name()
 
 
-def plan_network(mod: tvm.IRModule, hw, policy: str = "auto", fusion: str = "auto"):
-    """{layer: decision} for every kernel of ``mod``'s main (see the module docstring)."""
+@dataclass(frozen=True)
+class Alternative:
+    """A variant the planner priced for a kernel: its name, tensor layouts and cycles."""
+
+    variant: str
+    input: str
+    output: str
+    cycles: int
+
+    def describe(self) -> dict:
+        return {"variant": self.variant, "input": self.input, "output": self.output,
+                "cycles": self.cycles}
+
+
+@dataclass(frozen=True)
+class LayerDecision:
+    """The planner's decision for one layer: the layouts of its kernel(s) (two or more when a
+    fused pair is split), its modelled cycles and every alternative it priced."""
+
+    layouts: tuple  # KernelLayouts per kernel
+    split: bool
+    cycles: int
+    alternatives: tuple = ()  # Alternative
+    note: str = ""  # why the search did not choose its output's layout
+
+    def describe(self) -> dict:
+        """The report's form (``report.json`` ``layout_plan.layers.<layer>``)."""
+        d = {"layouts": [lay.describe() for lay in self.layouts], "split": self.split,
+             "cycles": self.cycles, "alternatives": [a.describe() for a in self.alternatives]}
+        if self.note:
+            d["note"] = self.note
+        return d
+
+
+@dataclass(frozen=True)
+class LayoutPlan:
+    """The planner's decisions for a whole network, by layer (binding order)."""
+
+    policy: str
+    fusion: str
+    cycles: int
+    layers: dict  # layer name -> LayerDecision
+
+    def describe(self) -> dict:
+        """The report's ``layout_plan``."""
+        return {"policy": self.policy, "fusion": self.fusion, "cycles": self.cycles,
+                "layers": {name: d.describe() for name, d in self.layers.items()}}
+
+
+def plan_network(mod: tvm.IRModule, hw, policy: str = "auto",
+                 fusion: str = "auto") -> LayoutPlan:
+    """The decision for every kernel of ``mod``'s main (see the module docstring)."""
     func = mod["main"]
     nodes, forced = _nodes(mod, func, hw.requant)
     if policy == "chw":
@@ -75,11 +126,11 @@ def plan_network(mod: tvm.IRModule, hw, policy: str = "auto", fusion: str = "aut
     for node in nodes:
         node.options = _options(node, hw, policy, fusion)
     total, choice, capped = _search(nodes, forced, hw, policy)
-    decisions = {n.layer: _decision(n, choice[n.layer]) for n in nodes}
-    for layer in capped:
-        decisions[layer]["note"] = (f"output kept CHW: more than {MAX_FRONTIER} tensors live "
-                                    "at once, the search does not choose its layout")
-    return total, decisions
+    note = (f"output kept CHW: more than {MAX_FRONTIER} tensors live at once, the search does "
+            "not choose its layout")
+    decisions = {n.layer: _decision(n, choice[n.layer], note if n.layer in capped else "")
+                 for n in nodes}
+    return LayoutPlan(policy, fusion, int(round(total)), decisions)
 
 
 def _nodes(mod, func, requant: str):
@@ -249,42 +300,28 @@ def _out_layouts(node, forced, frontier: int):
     return (CHW, HWC)
 
 
-def _decision(node, io) -> dict:
+def _decision(node, io, note: str) -> LayerDecision:
     src, dst = io
-    opts = node.options[(src, dst)]
-    best = opts[0]
-    alternatives = [{"variant": o.describe(), "input": s, "output": d,
-                     "cycles": int(round(o.cycles))}
-                    for (s, d), os_ in sorted(node.options.items()) for o in os_
-                    if not math.isinf(o.cycles)]
-    return {"layouts": [lay.describe() for lay in best.layouts], "split": best.split,
-            "cycles": int(round(best.cycles)), "alternatives": alternatives}
+    best = node.options[(src, dst)][0]
+    alternatives = tuple(Alternative(o.describe(), s, d, int(round(o.cycles)))
+                         for (s, d), os_ in sorted(node.options.items()) for o in os_
+                         if not math.isinf(o.cycles))
+    return LayerDecision(tuple(best.layouts), best.split, int(round(best.cycles)), alternatives,
+                         note)
 
 
 @tvm.transform.module_pass(opt_level=0, name="PlanLayouts")
 class PlanLayouts:
-    """Record the planner's decisions on the module (``gap8.layout_plan``) for the lowering."""
+    """Plan the network's layouts and record the ``LayoutPlan`` on ``compilation`` (the
+    compile's shared records, ``passes.compilation.Compilation``) for the lowering and the
+    report; the module itself is unchanged."""
 
-    def __init__(self, hw, policy: str = "auto", fusion: str = "auto"):
+    def __init__(self, hw, policy: str = "auto", fusion: str = "auto", compilation=None):
         if policy not in LAYOUT_POLICIES:
             raise ValueError(f"layout policy {policy!r}: one of {', '.join(LAYOUT_POLICIES)}")
         self.hw, self.policy, self.fusion = hw, policy, fusion
+        self.compilation = compilation if compilation is not None else Compilation()
 
     def transform_module(self, mod: tvm.IRModule, _ctx) -> tvm.IRModule:
-        total, decisions = plan_network(mod, self.hw, self.policy, self.fusion)
-        plan = {"policy": self.policy, "fusion": self.fusion, "cycles": int(round(total)),
-                "layers": decisions}
-        return mod.with_attr(LAYOUT_PLAN_ATTR, json.dumps(plan))
-
-
-def layout_plan(mod: tvm.IRModule) -> dict | None:
-    """The planner's record on a module (None: no plan, every kernel in its defaults)."""
-    if mod.attrs is None or LAYOUT_PLAN_ATTR not in mod.attrs:
-        return None
-    return json.loads(str(mod.attrs[LAYOUT_PLAN_ATTR]))
-
-
-def decided_layouts(decision: dict) -> list:
-    """KernelLayouts per kernel of a layer's decision."""
-    return [KernelLayouts(d["input"], d["input_tile"], d["output"], d.get("intermediate", ""))
-            for d in decision["layouts"]]
+        self.compilation.layout_plan = plan_network(mod, self.hw, self.policy, self.fusion)
+        return mod

@@ -25,7 +25,7 @@ from ..kernels import family_of, plan_kernel
 from ..kernels.conv import CONV, hwc_weights
 from ..kernels.layout import physical
 from ..kernels.tiling import weights_placement
-from .layouts import decided_layouts, layout_plan
+from .compilation import Compilation
 from ..target import GAP8, Gap8Target, gap8_enabled
 from ..vocab import (EPILOGUES_ATTR, INTEGER_ATTR, KIND_ATTR, LAYER_ATTR, LAYOUTS_ATTR, MACS_ATTR,
                      ONNX_NODES_ATTR, PLACEMENT_ATTR, PLAN_ATTR, PLAN_FIGURES_ATTR, WORK_ATTR)
@@ -38,15 +38,18 @@ OPAQUE = 8  # tvm::relax::OpPatternKind::kOpaque
 class LowerFusedKernels:
     """Composite ``gap8.*`` calls -> ``call_tir`` of one tiled, L1-scoped PrimFunc each."""
 
-    def __init__(self, hw: Gap8Target = GAP8):
+    def __init__(self, hw: Gap8Target = GAP8, compilation: Compilation | None = None):
         self.hw = hw
+        # the layout plan (when a planner ran in the same compilation) is read from here
+        self.compilation = compilation if compilation is not None else Compilation()
 
     def transform_module(self, mod: tvm.IRModule, _ctx) -> tvm.IRModule:
         if not gap8_enabled():
             return mod
         # plan every group first: a layer that cannot be tiled fails here, cleanly, before
         # the mutator has opened any block
-        decisions = (layout_plan(mod) or {}).get("layers", {})
+        plan = self.compilation.layout_plan
+        decisions = plan.layers if plan is not None else {}
         kernels = []
         for _, func in mod.functions_items():
             if isinstance(func, relax.Function) and not (func.attrs and "Composite" in func.attrs):
@@ -82,8 +85,8 @@ def _plan_group(call, func, hw, decisions: dict) -> list:
     decision = decisions.get(info["layer"])
     if decision is None or not spec.has_layouts():  # no plan, or a CHW-only family
         return [(family, spec, tensors, plan_kernel(spec, hw, info["layer"]), info)]
-    layouts = decided_layouts(decision)
-    if not decision["split"]:
+    layouts = decision.layouts
+    if not decision.split:
         spec = replace(spec, layouts=layouts[0])
         plan = plan_kernel(spec, hw, info["layer"])
         if family is CONV:
