@@ -29,7 +29,7 @@ from tvm import relax
 
 from ..errors import TilingError
 from ..irutil import bindings
-from ..kernels import family_of, plan_kernel
+from ..kernels import KernelPlans, family_of
 from ..kernels.layout import CHW, HWC, KernelLayouts
 from ..vocab import KIND_ATTR, LAYER_ATTR
 from .compilation import Compilation
@@ -116,16 +116,33 @@ class LayoutPlan:
                 "layers": {name: d.describe() for name, d in self.layers.items()}}
 
 
-def plan_network(mod: tvm.IRModule, hw, policy: str = "auto",
-                 fusion: str = "auto") -> LayoutPlan:
-    """The decision for every kernel of ``mod``'s main (see the module docstring)."""
+@dataclass(frozen=True)
+class _Costing:
+    """Prices kernel specs on ``hw`` by their tile plans, memoised in the compile's ``plans``."""
+
+    hw: object
+    plans: KernelPlans
+
+    def cycles(self, spec) -> float:
+        """The modelled cycles of ``spec``'s plan, infinite when it fits no tile."""
+        try:
+            return self.plans.plan(spec, self.hw).cycles
+        except TilingError:
+            return math.inf
+
+
+def plan_network(mod: tvm.IRModule, hw, policy: str = "auto", fusion: str = "auto",
+                 plans: KernelPlans | None = None) -> LayoutPlan:
+    """The decision for every kernel of ``mod``'s main (see the module docstring); ``plans``:
+    the compile's tile plans (a fresh memo when None)."""
+    cost = _Costing(hw, plans if plans is not None else KernelPlans())
     func = mod["main"]
     nodes, forced = _nodes(mod, func, hw.requant)
     if policy == "chw":
         forced |= {n.output for n in nodes}
     for node in nodes:
-        node.options = _options(node, hw, policy, fusion)
-    total, choice, capped = _search(nodes, forced, hw, policy)
+        node.options = _options(node, cost, policy, fusion)
+    total, choice, capped = _search(nodes, forced, cost, policy)
     note = (f"output kept CHW: more than {MAX_FRONTIER} tensors live at once, the search does "
             "not choose its layout")
     decisions = {n.layer: _decision(n, choice[n.layer], note if n.layer in capped else "")
@@ -174,39 +191,32 @@ def _tiles(kind: str, policy: str):
     return (CHW, HWC)
 
 
-def _options(node, hw, policy, fusion):
+def _options(node, cost, policy, fusion):
     """(in, out) -> options sorted by cycles, for every layout pair the node may see."""
     layouts = (CHW,) if node.rule == "fixed" else (CHW, HWC)
     out = {}
     for src, dst in itertools.product(layouts, layouts):
-        opts = _variants(node, hw, policy, fusion, src, dst)
+        opts = _variants(node, cost, policy, fusion, src, dst)
         if opts:
             out[(src, dst)] = sorted(opts, key=lambda o: o.cycles)
     return out
 
 
-def _plan_cycles(spec, hw):
-    try:
-        return plan_kernel(spec, hw).cycles
-    except TilingError:
-        return math.inf
-
-
-def _variants(node, hw, policy, fusion, src, dst):
+def _variants(node, cost, policy, fusion, src, dst):
     """The options of ``node`` reading its inputs in ``src`` and writing ``dst``, by its
     family's ``layout_rule``."""
     spec, rule = node.spec, node.rule
     if rule == "fixed":
-        return [Option(_plan_cycles(spec, hw), (KernelLayouts(),))] if src == dst == CHW else []
+        return [Option(cost.cycles(spec), (KernelLayouts(),))] if src == dst == CHW else []
     if rule == "fused":
-        return _fused_variants(spec, hw, policy, fusion, src, dst)
+        return _fused_variants(spec, cost, policy, fusion, src, dst)
     if rule == "conv":
         lays = _conv_layouts(spec, policy, src, dst)
     elif rule == "elementwise":
         lays = [KernelLayouts(src, src, dst)] if src == dst else []
     else:  # reduce: the input staged as stored, the output in either layout
         lays = [KernelLayouts(src, src, dst)]
-    return [Option(_plan_cycles(replace(spec, layouts=lay), hw), (lay,)) for lay in lays]
+    return [Option(cost.cycles(replace(spec, layouts=lay)), (lay,)) for lay in lays]
 
 
 def _conv_layouts(spec, policy, src, dst):
@@ -216,18 +226,18 @@ def _conv_layouts(spec, policy, src, dst):
     return out
 
 
-def _fused_variants(spec, hw, policy, fusion, src, dst):
+def _fused_variants(spec, cost, policy, fusion, src, dst):
     opts = []
     mids = (spec.layouts.mid,) if policy == "chw" else (CHW, HWC)
     for tile, mid in itertools.product(_tiles(spec.kind, policy), mids):
         lay = KernelLayouts(src, src if tile is None else tile, dst, mid)
-        opts.append(Option(_plan_cycles(replace(spec, layouts=lay), hw), (lay,)))
+        opts.append(Option(cost.cycles(replace(spec, layouts=lay)), (lay,)))
     if fusion == "auto":
-        opts += _split_variants(spec, hw, policy, src, dst)
+        opts += _split_variants(spec, cost, policy, src, dst)
     return opts
 
 
-def _split_variants(spec, hw, policy, src, dst):
+def _split_variants(spec, cost, policy, src, dst):
     """The pair as the kernels it is without fusion: the first conv, the integer ops between
     the convs (``spec.split_steps``: tables, products; each its own elementwise kernel, the
     intermediate in one layout ``mid``) and the second conv; one option per ``mid``."""
@@ -236,18 +246,18 @@ def _split_variants(spec, hw, policy, src, dst):
     opts = []
     for mid in ((CHW,) if policy == "chw" else (HWC,) if policy == "hwc" else (CHW, HWC)):
         a = min(_conv_layouts(first, policy, src, mid),
-                key=lambda lay: _plan_cycles(replace(first, layouts=lay), hw))
+                key=lambda lay: cost.cycles(replace(first, layouts=lay)))
         b = min(_conv_layouts(second, policy, mid, dst),
-                key=lambda lay: _plan_cycles(replace(second, layouts=lay), hw))
+                key=lambda lay: cost.cycles(replace(second, layouts=lay)))
         between = KernelLayouts(mid, mid, mid)
-        cycles = (_plan_cycles(replace(first, layouts=a), hw)
-                  + sum(_plan_cycles(replace(st, layouts=between), hw) for st in steps)
-                  + _plan_cycles(replace(second, layouts=b), hw))
+        cycles = (cost.cycles(replace(first, layouts=a))
+                  + sum(cost.cycles(replace(st, layouts=between)) for st in steps)
+                  + cost.cycles(replace(second, layouts=b)))
         opts.append(Option(cycles, (a, *(between for _ in steps), b), split=True))
     return opts
 
 
-def _search(nodes, forced, hw, policy):
+def _search(nodes, forced, cost, policy):
     """Dynamic programming over ``nodes`` in order; returns (total cycles, {layer: (in, out)}).
     Under ``hwc`` the objective is (free tensors left CHW, cycles): HWC wherever the graph
     allows (a residual add joining a CHW-fixed tensor keeps its branch CHW)."""
@@ -278,7 +288,7 @@ def _search(nodes, forced, hw, policy):
                 if key not in nxt or total < nxt[key][0]:
                     nxt[key] = (total, {**choices, node.layer: (src, dst)})
         if not nxt:  # no variant of this kernel fits: the tiler says why, naming the layer
-            plan_kernel(node.spec, hw, node.layer)
+            cost.plans.plan(node.spec, cost.hw, node.layer)
             raise TilingError(f"layer {node.layer}: no layout of its tensors can be planned")
         states = nxt
     (_, cycles), choices = min(states.values(), key=lambda s: s[0])
@@ -323,5 +333,6 @@ class PlanLayouts:
         self.compilation = compilation if compilation is not None else Compilation()
 
     def transform_module(self, mod: tvm.IRModule, _ctx) -> tvm.IRModule:
-        self.compilation.layout_plan = plan_network(mod, self.hw, self.policy, self.fusion)
+        self.compilation.layout_plan = plan_network(mod, self.hw, self.policy, self.fusion,
+                                                    self.compilation.plans)
         return mod
