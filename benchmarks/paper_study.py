@@ -43,14 +43,12 @@ def measure(model, net) -> dict:
 
     from tvm_gap8.compiler import compile_model
     from tvm_gap8.emitc.run import emit_and_run
-    from tvm_gap8.compiler import with_dma
-    from tvm_gap8.target import GAP8
 
     out = {}
     for cfg, opts in CONFIGS.items():
         result = compile_model(model, **opts)
         with tempfile.TemporaryDirectory() as tmp:
-            emit_and_run(result, with_dma(GAP8, opts.get("dma", "double")), tmp, "gvsoc")
+            emit_and_run(result, tmp, "gvsoc")
         run = result.report["run"]
         if not (run["vs_llvm"].get("integers_equal") and run["check"]["passed"]):
             raise SystemExit(f"{network_name(*net)} {cfg}: the GVSOC run is not exact")

@@ -28,6 +28,9 @@ class CompileResult:
     executable: object = None
     timings: dict = field(default_factory=dict)
     requant: str = "fixed"  # the requantization mode the kernels were built with
+    # the target the kernels were compiled for (DMA mode and requantization applied): the C
+    # emitter reads it from here, so it sees the very target the tiles were planned on
+    hw: Gap8Target = GAP8
 
 
 def versions() -> dict:
@@ -139,7 +142,7 @@ def compile_model(model, input_shapes=None, hw: Gap8Target = GAP8, fuse: bool = 
         t0 = time.perf_counter()
         report["baseline"] = baseline_totals(imported.mod, hw)
         timings["baseline_s"] = time.perf_counter() - t0
-    result = CompileResult(imported, lowered, report, timings=timings, requant=requant)
+    result = CompileResult(imported, lowered, report, timings=timings, requant=requant, hw=hw)
     if check:
         t0 = time.perf_counter()
         _progress("building for the host (LLVM)", quiet)
