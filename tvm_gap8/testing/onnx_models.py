@@ -98,6 +98,15 @@ class GraphBuilder:
             c = self.node("Clip", [a, zero, six], "hs_clip")
             m = self.node("Mul", [x, c], "hs_mul")
             return self.node("Div", [m, six], "hs_div")
+        if kind == "hardswish_keras":
+            # How tf2onnx writes a Keras hard_swish: x * (relu6(x + 3) * (1/6)); int8: the
+            # relu6(x + 3) table, the * 1/6 table (merged into one), then the product
+            three = self.const("hs_three", np.array(3.0, np.float32))
+            zero = self.const("hs_zero", np.array(0.0, np.float32))
+            six = self.const("hs_six", np.array(6.0, np.float32))
+            sixth = self.const("hs_sixth", np.array(1.0 / 6.0, np.float32))
+            r6 = self.node("Clip", [self.node("Add", [x, three], "hs_add"), zero, six], "hs_relu6")
+            return self.node("Mul", [x, self.node("Mul", [r6, sixth], "hs_scale")], "hs_mul")
         raise ValueError(f"unknown activation {kind!r}")
 
     #: activations that are one ONNX node: kind -> (op type, attributes)
