@@ -15,6 +15,7 @@ from .check import check_outputs, random_inputs
 from .errors import Gap8Error, UnsupportedError
 from .frontend import ImportedModel, import_onnx
 from .pipeline import gap8_passes
+from .placement import placement_of
 from .passes.layouts import layout_plan
 from .report import float_layers, fusion_of, layers_of, totals_of
 from .target import GAP8, Gap8Target, tvm_target
@@ -132,6 +133,9 @@ def compile_model(model, input_shapes=None, hw: Gap8Target = GAP8, fuse: bool = 
     plan = layout_plan(lowered)
     if plan is not None:
         report["layout_plan"] = plan
+    placement = placement_of(lowered)
+    if placement is not None:  # where every weight and activation lives (placement.py)
+        report["placement"] = placement.describe()
     if baseline:
         _progress("costing the usual deployment (baseline)", quiet)
         t0 = time.perf_counter()

@@ -19,7 +19,6 @@ from tvm_gap8.kernels.dw_pw import dw_pw_staged_tiling, dw_pw_tiling
 from tvm_gap8.kernels.fused import ConvGeom, FusedKernelSpec
 from tvm_gap8.kernels.layout import KernelLayouts
 from tvm_gap8.kernels.pw_dw import pw_dw_tiling
-from tvm_gap8.kernels.tiling import weights_placement
 from tvm_gap8.target import GAP8, Gap8Target
 
 HUGE = 1e30
@@ -160,18 +159,14 @@ def test_compute_costs_from_json(tmp_path):
 # --- L3 -> L2 weight streaming costs cycles ----------------------------------------------------
 
 def test_weights_streamed_from_l3_cost_cycles():
-    """The same PW, the same tile: weights in L3 (an L2 too small to hold them beside the
-    activations) cost the L3 copy on top (blocking: every L3 byte and set-up; the weights are
-    loaded once at the root, so nothing hides even double-buffered)."""
+    """The same PW, the same tile: weights the placement put in L3 (``weights_memory``) cost
+    the L3 copy on top (blocking: every L3 byte and set-up; the weights are loaded once at the
+    root, so nothing hides even double-buffered)."""
     spec = ConvKernelSpec((1, 256, 8, 8), ConvGeom(256, 256, 1), kind="pw", dtype="int8")
-    small_l2 = GAP8.replace(l2_bytes=40_000)
     for hw in (GAP8, GAP8.replace(dma_mode="blocking")):
         in_l2 = conv_tiling(spec, hw, 8, 256)
-        in_l3 = conv_tiling(spec, hw.replace(l2_bytes=small_l2.l2_bytes), 8, 256)
-        assert weights_placement(in_l2, hw)["weights_in"] == "L2"
-        placed = weights_placement(in_l3, small_l2)
-        assert placed["weights_in"] == "L3" and placed["l3_to_l2"] == in_l3.l2_to_l1_wgt
-        assert in_l3.l2_to_l1_wgt == 256 * 256
+        in_l3 = conv_tiling(spec, hw.replace(weights_memory="L3"), 8, 256)
+        assert in_l3.l2_to_l1_wgt == in_l2.l2_to_l1_wgt == 256 * 256
         n_wgt = sum(b.transfers for b in in_l3.buffers if b.role == "weight")
         assert in_l3.cycles - in_l2.cycles == pytest.approx(
             in_l3.l2_to_l1_wgt / hw.l3_bytes_per_cycle + n_wgt * hw.l3_setup_cycles)
@@ -181,18 +176,21 @@ def test_l3_weights_overlap_only_when_double_buffered():
     """A dense layer's weights are copied per output tile at its pipelined loop: their L3 copies
     hide behind compute like their L2->L1 copies when double-buffered, not when blocking."""
     spec = DenseKernelSpec((16, 256), 1000, dtype="int8")  # compute enough to hide behind
-    small = dict(l2_bytes=1000)
     for mode, hides in (("double", True), ("blocking", False)):
         hw = GAP8.replace(dma_mode=mode)
         in_l2 = dense_tiling(spec, hw, 1, 100)
-        in_l3 = dense_tiling(spec, hw.replace(**small), 1, 100)
+        in_l3 = dense_tiling(spec, hw.replace(weights_memory="L3"), 1, 100)
         assert in_l3.double_buffered
-        assert weights_placement(in_l3, hw.replace(**small))["weights_in"] == "L3"
         n_wgt = sum(b.transfers for b in in_l3.buffers if b.role == "weight")
         unhidden = in_l3.l2_to_l1_wgt / hw.l3_bytes_per_cycle + n_wgt * hw.l3_setup_cycles
         extra = in_l3.cycles - in_l2.cycles
         assert extra > 0
         assert (extra < unhidden) if hides else extra == pytest.approx(unhidden)
+
+
+def test_weights_memory_must_be_a_level():
+    with pytest.raises(UsageError, match="weights_memory"):
+        GAP8.replace(weights_memory="L4")
 
 
 def test_l3_dma_kind():

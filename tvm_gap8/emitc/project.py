@@ -245,7 +245,7 @@ def network_c(net: Network) -> str:
            f"int8_t gap8_l2_arena[{max(net.l2_arena, 8)}] GAP8_L2_DATA;",
            "int8_t gap8_l1_arena[GAP8_L1_ARENA_BYTES] GAP8_L1_DATA;",
            "/* L3 weight tiles pass through this L2 buffer (gap8_dma_copy_3d) */",
-           f"int8_t gap8_l3_stage[{max(8, net.l1_arena) if net.l3_bytes else 8}] GAP8_L2_DATA;"
+           f"int8_t gap8_l3_stage[{max(8, net.l3_stage_bytes)}] GAP8_L2_DATA;"
            + ("" if net.l3_bytes else "  /* no weight in L3: unused */"),
            f"const int8_t *const gap8_l3_begin = {'gap8_l3_weights' if net.l3_bytes else '0'};",
            f"const int8_t *const gap8_l3_end = "

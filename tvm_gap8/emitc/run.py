@@ -154,7 +154,8 @@ def emit_and_run(result, hw, out_dir: str, platform: str | None = None,
     report = result.report
     report["emit_c"] = {"dir": "gap8", "files": files, "l2_arena_bytes": net.l2_arena,
                         "l1_arena_bytes": net.l1_arena, "l2_weight_bytes": net.l2_weights,
-                        "l3_weight_bytes": net.l3_bytes, "layers": len(net.layers),
+                        "l3_weight_bytes": net.l3_bytes, "l3_stage_bytes": net.l3_stage_bytes,
+                        "layers": len(net.layers),
                         "inputs": len(net.inputs), "outputs": len(net.outputs),
                         "libm_calls": libm_calls(net), "float_layers": float_layers(net),
                         **net.stats}

@@ -24,8 +24,8 @@ from ..irutil import bindings, group_span, with_span
 from ..kernels import family_of, plan_kernel
 from ..kernels.conv import CONV, hwc_weights
 from ..kernels.layout import physical
-from ..kernels.tiling import weights_placement
 from .layouts import decided_layouts, layout_plan
+from ..placement import Placement, kernel_placement
 from ..target import GAP8, Gap8Target, gap8_enabled
 from ..vocab import (EPILOGUES_ATTR, INTEGER_ATTR, KIND_ATTR, LAYER_ATTR, LAYOUTS_ATTR, MACS_ATTR,
                      ONNX_NODES_ATTR, PLACEMENT_ATTR, PLAN_ATTR, PLAN_FIGURES_ATTR, WORK_ATTR)
@@ -36,10 +36,12 @@ OPAQUE = 8  # tvm::relax::OpPatternKind::kOpaque
 
 @tvm.transform.module_pass(opt_level=0, name="LowerFusedKernels")
 class LowerFusedKernels:
-    """Composite ``gap8.*`` calls -> ``call_tir`` of one tiled, L1-scoped PrimFunc each."""
+    """Composite ``gap8.*`` calls -> ``call_tir`` of one tiled, L1-scoped PrimFunc each, each
+    layer planned (costed) with its weights where ``placement`` put them (None: in L2)."""
 
-    def __init__(self, hw: Gap8Target = GAP8):
+    def __init__(self, hw: Gap8Target = GAP8, placement: Placement | None = None):
         self.hw = hw
+        self.placement = placement
 
     def transform_module(self, mod: tvm.IRModule, _ctx) -> tvm.IRModule:
         if not gap8_enabled():
@@ -56,9 +58,9 @@ class LowerFusedKernels:
                         callee = mod[call.op]
                         if isinstance(callee, relax.Function) and callee.attrs is not None \
                                 and KIND_ATTR in callee.attrs:
-                            kernels.append((call, _plan_group(call, callee, self.hw,
+                            kernels.append((call, _plan_group(call, callee, self._placed,
                                                               decisions)))
-        lowerer = _FusedLowerer(mod, kernels, self.hw)
+        lowerer = _FusedLowerer(mod, kernels, self._placed)
         for gv, func in mod.functions_items():
             if isinstance(func, relax.Function) and not (func.attrs and "Composite" in func.attrs):
                 lowerer.builder_.update_func(gv, lowerer.visit_expr(func))
@@ -68,15 +70,23 @@ class LowerFusedKernels:
                 out = out.with_attr(key, value)
         return relax.transform.DeadCodeElimination()(out)
 
+    def _placed(self, layer: str) -> Gap8Target:
+        """The target ``layer`` is planned and costed with: its weights where placed."""
+        if self.placement is None:
+            return self.hw
+        return self.hw.replace(weights_memory=self.placement.weights_in(layer))
 
-def _plan_group(call, func, hw, decisions: dict) -> list:
+
+def _plan_group(call, func, placed, decisions: dict) -> list:
     """The kernels a composite call lowers to, each (family, spec, tensors, plan, info): one,
     in the layouts the planner decided (its defaults without a plan), or the two convs of a
-    fused pair the planner split (the first's output a new L2 tensor)."""
+    fused pair the planner split (the first's output a new L2 tensor). ``placed(layer)``: the
+    target each layer is planned with."""
     family = family_of(str(func.attrs[KIND_ATTR]))
-    spec, tensors = family.read(func, list(call.args), hw.requant)
     info = {"layer": str(func.attrs.get(LAYER_ATTR, family.kind)),
             "onnx_nodes": [str(n) for n in func.attrs[ONNX_NODES_ATTR]]}
+    hw = placed(info["layer"])
+    spec, tensors = family.read(func, list(call.args), hw.requant)
     if min(spec.out_shape) < 1:
         raise UnsupportedError(f"layer {info['layer']}: output shape {spec.out_shape} is empty")
     decision = decisions.get(info["layer"])
@@ -89,14 +99,14 @@ def _plan_group(call, func, hw, decisions: dict) -> list:
         if family is CONV:
             spec, tensors = hwc_weights(spec, plan, tensors)
         return [(family, spec, tensors, plan, info)]
-    return _split(spec, tensors, layouts, info, hw)
+    return _split(spec, tensors, layouts, info, placed)
 
 
 class Prev(int):
     """An argument of a split pair's kernel: the output of kernel number ``self`` of the pair."""
 
 
-def _split(spec, tensors, layouts, info, hw) -> list:
+def _split(spec, tensors, layouts, info, placed) -> list:
     """A fused pair's kernels without fusion: the first conv [x, w1, p...], the integer ops
     between the convs (tables [value, table], products [value, value]) and the second conv
     [<its input value>, w2, p...] (``Prev(i)``: the output of kernel i), the ONNX nodes cut
@@ -119,7 +129,8 @@ def _split(spec, tensors, layouts, info, hw) -> list:
         conv = replace(conv, layouts=layouts[0] if i == 0 else layouts[-1])
         part = {"layer": names[min(i, len(names) - 1)],
                 "onnx_nodes": parts[0] if i == 0 else tail}
-        out.append((CONV, conv, args, plan_kernel(conv, hw, part["layer"]), part))
+        out.append((CONV, conv, args, plan_kernel(conv, placed(part["layer"]), part["layer"]),
+                    part))
         if i == 0:
             for j, (st, kernel) in enumerate(zip(spec.mid_steps, steps)):
                 kernel = replace(kernel, layouts=layouts[1 + j])
@@ -128,7 +139,7 @@ def _split(spec, tensors, layouts, info, hw) -> list:
                 part = {"layer": _main_node(parts[1 + j]) or f"{names[0]}_{st.describe()}{j}",
                         "onnx_nodes": parts[1 + j]}
                 out.append((family_of(kernel.kind), kernel, args,
-                            plan_kernel(kernel, hw, part["layer"]), part))
+                            plan_kernel(kernel, placed(part["layer"]), part["layer"]), part))
     return out
 
 
@@ -158,10 +169,10 @@ def _main_node(nodes) -> str | None:
 
 @mutator
 class _FusedLowerer(PyExprMutator):  # pylint: disable=abstract-method
-    def __init__(self, mod, kernels, hw):
+    def __init__(self, mod, kernels, placed):
         super().__init__(mod)
         self.kernels = kernels  # [(group call, (family, spec, tensors, plan, info))]
-        self.hw = hw
+        self.placed = placed  # layer -> the target it was planned with
 
     def visit_call_(self, call: relax.Call) -> relax.Expr:  # pylint: disable=arguments-renamed
         for group_call, planned in self.kernels:
@@ -174,7 +185,7 @@ class _FusedLowerer(PyExprMutator):  # pylint: disable=abstract-method
                 return outs[-1]
         return super().visit_call_(call)
 
-    def _lower(self, family, spec, tensors, plan, info, outs=()):
+    def _lower(self, family, spec, tensors, plan, info, outs=()):  # pylint: disable=too-many-arguments
         tensors = [outs[a] if isinstance(a, Prev) else self.visit_expr(a) for a in tensors]
         prim = family.schedule(spec, plan).with_attrs({
             INTEGER_ATTR: spec.integer,
@@ -187,7 +198,8 @@ class _FusedLowerer(PyExprMutator):  # pylint: disable=abstract-method
             PLAN_ATTR: plan.tile(),
             PLAN_FIGURES_ATTR: plan.figures(),
             EPILOGUES_ATTR: spec.describe_epilogues(),
-            PLACEMENT_ATTR: weights_placement(plan, self.hw),
+            PLACEMENT_ATTR: kernel_placement(self.placed(info["layer"]).weights_memory,
+                                             plan.l2_to_l1_wgt),
         })
         name = f"gap8_{spec.kind}_{_sanitize(info['layer'].split('+')[0])}"
         gv = self.builder_.add_func(prim, name)
