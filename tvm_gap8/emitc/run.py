@@ -200,6 +200,7 @@ def emit_and_run(result, hw, out_dir: str, platform: str | None = None,
         run["vs_llvm_outputs"] = per_output
     if platform == "rv32":
         run["soft_float_symbols"] = build.soft_float_symbols(exe)
+        run["l2_linked"] = build.l2_account(exe)  # code + data GAP8's L2 would hold
     report["run"] = run
     if platform == "gvsoc":
         report["measured"] = measured_gvsoc(sim, net, report)
