@@ -22,6 +22,8 @@ from tvm_gap8.kernels.pw_dw import pw_dw_tiling
 from tvm_gap8.target import GAP8, Gap8Target
 
 HUGE = 1e30
+#: The kernels' formulas are the int8 ones (a float kernel is costed as soft float instead)
+INT8 = "int8"
 #: Data movement and overheads free (the engine's time ~ bytes / 1e30).
 NO_DMA = GAP8.replace(dma_setup_cycles=0, dma_bytes_per_cycle=HUGE, dma_cycles_per_row=0,
                       dma_transpose_bytes_per_cycle=HUGE, dma_transpose_cycles_per_channel=0,
@@ -69,7 +71,7 @@ DW_PW_CASES = [  # (c, o, h, w, k, stride, pad, layouts, rows, channels, cols)
 
 def _dw_pw(c, o, h, w, k, s, pad, lay):
     return FusedKernelSpec("dw_pw", (1, c, h, w), ConvGeom(c, c, k, s, pad), ConvGeom(c, o, 1),
-                           layouts=lay)
+                           layouts=lay, dtype=INT8)
 
 
 @pytest.mark.parametrize("case", DW_PW_CASES)
@@ -77,7 +79,7 @@ def test_dw_pw_pw_half_costs_the_standalone_pw(case):
     c, o, h, w, k, s, pad, lay, rows, channels, cols = case
     spec = _dw_pw(c, o, h, w, k, s, pad, lay)
     _, _, oh, ow = spec.out_shape
-    pw = ConvKernelSpec((1, c, oh, ow), ConvGeom(c, o, 1), kind="pw",
+    pw = ConvKernelSpec((1, c, oh, ow), ConvGeom(c, o, 1), dtype=INT8, kind="pw",
                         layouts=KernelLayouts(lay.mid, lay.mid, lay.out))
     fused = dw_pw_tiling(spec, PW_ONLY, rows, channels, cols)
     alone = conv_tiling(pw, PW_ONLY, rows, channels, cols)
@@ -91,7 +93,7 @@ def test_dw_pw_pw_half_costs_the_standalone_pw(case):
 def test_dw_pw_dw_half_costs_the_standalone_dw(case):
     c, o, h, w, k, s, pad, lay, rows, channels, cols = case
     spec = _dw_pw(c, o, h, w, k, s, pad, lay)
-    dw = ConvKernelSpec((1, c, h, w), ConvGeom(c, c, k, s, pad), groups=c, kind="dw",
+    dw = ConvKernelSpec((1, c, h, w), ConvGeom(c, c, k, s, pad), groups=c, dtype=INT8, kind="dw",
                         layouts=KernelLayouts(lay.source, lay.tile, lay.mid))
     fused = dw_pw_tiling(spec, DW_ONLY, rows, channels, cols)
     alone = conv_tiling(dw, DW_ONLY, rows, c, cols)
@@ -111,7 +113,7 @@ PW_DW_CASES = [  # (c, hid, h, w, k, stride, pad, layouts, channels)
 
 def _pw_dw(c, hid, h, w, k, s, pad, lay):
     return FusedKernelSpec("pw_dw", (1, c, h, w), ConvGeom(c, hid, 1),
-                           ConvGeom(hid, hid, k, s, pad), layouts=lay)
+                           ConvGeom(hid, hid, k, s, pad), layouts=lay, dtype=INT8)
 
 
 @pytest.mark.parametrize("case", PW_DW_CASES)
@@ -124,9 +126,9 @@ def test_pw_dw_halves_cost_the_standalone_kernels(case):
     _, _, oh, ow = spec.out_shape
     t, l, b, r = pad
     hp, wp = h + t + b, min(w + l + r, (ow - 1) * s + k)
-    pw = ConvKernelSpec((1, c, hp, wp), ConvGeom(c, hid, 1), kind="pw",
+    pw = ConvKernelSpec((1, c, hp, wp), ConvGeom(c, hid, 1), dtype=INT8, kind="pw",
                         layouts=KernelLayouts(lay.source, lay.tile, lay.mid))
-    dw = ConvKernelSpec((1, hid, hp, wp), ConvGeom(hid, hid, k, s), groups=hid, kind="dw",
+    dw = ConvKernelSpec((1, hid, hp, wp), ConvGeom(hid, hid, k, s), groups=hid, dtype=INT8, kind="dw",
                         layouts=KernelLayouts(lay.mid, lay.mid, lay.out))
     assert dw.out_shape[2:] == (oh, ow)
     _same(pw_dw_tiling(spec, PW_ONLY, oh, channels).cycles,
@@ -197,3 +199,31 @@ def test_l3_dma_kind():
     assert cycles.dma_cycles(GAP8, 1000, "l3") == GAP8.l3_setup_cycles + 1000 / 1.0
     assert (cycles.dma_cycles(GAP8, 1000, "l3") - GAP8.l3_setup_cycles
             > cycles.dma_cycles(GAP8, 1000, "contiguous") - GAP8.dma_setup_cycles)
+
+
+# --- float kernels are costed as soft float (GAP8's cluster has no FPU) -----------------------
+
+def test_float_layer_costed_as_soft_float():
+    """A float PW's modelled cycles carry its MACs at the measured soft-float figure
+    (benchmarks/soft_float_rv32.py), in the analytical model and the GVSOC-fitted one: doubling
+    the soft-float MAC cost adds exactly MACs x that cost / cores (blocking DMA: nothing
+    overlaps); an int8 PW does not move."""
+    from tvm_gap8.cost import calibrated
+
+    costs = GAP8.compute
+    assert costs.soft_float_mac_cycles == pytest.approx(174.7)
+    doubled = costs.replace(soft_float_mac_cycles=2 * costs.soft_float_mac_cycles)
+    for dtype, moves in (("float32", True), ("int8", False)):
+        spec = ConvKernelSpec((1, 64, 8, 8), ConvGeom(64, 64, 1), kind="pw", dtype=dtype)
+        hw = GAP8.replace(dma_mode="blocking", cycle_model="analytical")
+        base = conv_tiling(spec, hw, 8, 64)
+        more = conv_tiling(spec, hw.replace(compute=doubled), 8, 64)
+        extra = spec.macs() * costs.soft_float_mac_cycles / hw.cores
+        assert more.cycles - base.cycles == (pytest.approx(extra) if moves else 0)
+        if moves:  # far above the int8 formula for the same work
+            assert base.cycles > spec.macs() * costs.soft_float_mac_cycles / hw.cores
+        cal = calibrated.SHIPPED
+        if cal is not None:
+            fitted = calibrated.plan_cycles(cal, spec, base, costs)
+            fitted_more = calibrated.plan_cycles(cal, spec, base, doubled)
+            assert fitted_more - fitted == (pytest.approx(extra) if moves else 0)

@@ -176,6 +176,8 @@ def plan_from(kind: str, rows: int, channels: int, loops, buffers, macs: int, co
     trips = loops if isinstance(loops, dict) else loop_trips(loops)
     bufs = tuple(b.resolved(trips) for b in buffers)
     if isinstance(cost, LayerCost):
+        if is_float_kernel(bufs):  # no FPU on GAP8's cluster: soft-float compute
+            cost = cost.soft_float(macs, moved_by(bufs, OUTPUT) // 4)
         cost = cost.bind(bufs, trips, pipelined)
     rt = trips.get("rows", 1)
     pixel_tiles = trips.get("cols", rt)
@@ -201,6 +203,12 @@ class LayerCost:
     hw: Gap8Target
     compute: float
 
+    def soft_float(self, macs: int, out_elements: int) -> "LayerCost":
+        """This cost with the compute of a float kernel: soft-float MACs and adds
+        (``cycles.soft_float``), whatever the int8 formula said."""
+        return LayerCost(self.hw, cycles.soft_float(self.hw.compute, self.hw.cores, macs,
+                                                    out_elements))
+
     def bind(self, bufs, trips: dict, pipelined: str):
         records = [_transfer(b) for b in bufs if b.transfers]
         overlap = [_transfer(b) for b in bufs if b.transfers and b.at == pipelined] \
@@ -212,6 +220,11 @@ class LayerCost:
         overlap = (overlap, trips[pipelined]) if pipelined else ([], 1)
         tiles = max(trips.values())
         return lambda *_: cycles.kernel_cycles(self.hw, self.compute, records, tiles, overlap)
+
+
+def is_float_kernel(bufs) -> bool:
+    """A kernel computing in float: its output (or any) L1 buffer holds floats."""
+    return any(str(b.dtype).startswith("float") for b in bufs)
 
 
 def _transfer(b: L1Buffer, kind: str = "") -> tuple:
@@ -282,7 +295,7 @@ def _costed(plans, spec, hw: Gap8Target):
     cal = calibrated.SHIPPED
     if hw.cycle_model != "gvsoc" or cal is None:
         return plans
-    return lambda *args: [replace(p, cycles=calibrated.plan_cycles(cal, spec, p))
+    return lambda *args: [replace(p, cycles=calibrated.plan_cycles(cal, spec, p, hw.compute))
                           for p in plans(*args)]
 
 
