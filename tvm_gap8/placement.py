@@ -1,23 +1,17 @@
 """Where every weight and activation lives (L1, L2, L3), as one record decided once per network.
 
 The decision (``passes/place.py``) is made on the network's tensors, before the final tile
-plans are costed; the tiler costs each layer under it (``Gap8Target.weights_memory``), the
-lowering writes each kernel's share of it on the kernel (``gap8.placement``), the report prints
-it and the C emitter places the arrays by it: nobody else decides. This module is the record
-and its (JSON) form on the module; it imports nothing of the compiler.
+plans are costed, and kept on the compile's ``Compilation``; the tiler costs each layer under
+it (``Gap8Target.weights_memory``), the lowering writes each kernel's share of it on the kernel
+(``gap8.placement``), the report prints it and the C emitter places the arrays by it: nobody
+else decides. This module is the record; it imports nothing of the compiler.
 """
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass
-
-import tvm
+from dataclasses import dataclass
 
 from .vocab import L3_TO_L2
-
-#: The module attribute holding the network's placement (JSON of ``Placement``).
-PLACEMENT_MODULE_ATTR = "gap8.memory_placement"
 
 MEMORIES = ("L1", "L2", "L3")
 WEIGHT_ROLE, ACTIVATION_ROLE = "weight", "activation"
@@ -82,18 +76,6 @@ class Placement:
         """L2 the data takes (activations, L2 weights, stage): the budget's share in use."""
         return self.activation_arena_bytes + self.l2_weight_bytes + self.stage_bytes
 
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True)
-
-    @classmethod
-    def from_json(cls, text: str) -> "Placement":
-        d = json.loads(text)
-        layers = tuple(LayerPlacement(p["layer"], p["weights_in"],
-                                      tuple(TensorPlace(**t) for t in p["weights"]),
-                                      tuple(TensorPlace(**t) for t in p["activations"]))
-                       for p in d.pop("layers"))
-        return cls(layers=layers, **d)
-
     def describe(self) -> dict:
         """report.json's ``placement``: the account and, per layer, memories and bytes."""
         return {"l2_budget_bytes": self.l2_budget,
@@ -111,10 +93,3 @@ def kernel_placement(weights_in: str, weight_traffic: int) -> dict:
     """A lowered kernel's ``gap8.placement`` attribute: where its staged weights live and the
     bytes they cross L3 -> L2 (every weight byte its tiles copy, when they live in L3)."""
     return {"weights_in": weights_in, L3_TO_L2: weight_traffic if weights_in == "L3" else 0}
-
-
-def placement_of(mod: tvm.IRModule) -> Placement | None:
-    """The placement a lowered module carries (None: lowered without one)."""
-    if mod.attrs is None or PLACEMENT_MODULE_ATTR not in mod.attrs:
-        return None
-    return Placement.from_json(str(mod.attrs[PLACEMENT_MODULE_ATTR]))

@@ -23,7 +23,7 @@ from tvm import relax
 
 from ..errors import UnsupportedError
 from ..irutil import group_info
-from ..placement import placement_of
+from ..placement import Placement
 from ..vocab import KIND_ATTR
 from .plainc import C_TYPES, plain_kernel
 
@@ -403,7 +403,10 @@ def activation_arena(tensors: dict) -> tuple[dict, int]:
                       if t.kind == "act"])
 
 
-def read_network(lowered: tvm.IRModule, hw, instrument: bool = True) -> Network:
+def read_network(lowered: tvm.IRModule, hw, instrument: bool = True,
+                 placement: Placement | None = None) -> Network:
+    """The network of ``lowered`` as C: kernels, tensors, the L2/L1 arenas and the weights
+    where ``placement`` (the compile's, ``CompileResult.placement``) put them (None: in L2)."""
     read = read_tensors(lowered)
     kernels = {}
     for layer in read.layers:
@@ -412,7 +415,7 @@ def read_network(lowered: tvm.IRModule, hw, instrument: bool = True) -> Network:
                                                  instrument)
     net = Network(read.tensors, read.layers, kernels, read.inputs, read.outputs,
                   read.boundary, cluster_stack_bytes=hw.cluster_stack_bytes)
-    _plan_memory(net, placement_of(lowered))
+    _plan_memory(net, placement)
     net.stats = {
         "dma_calls": sum(k.dma_calls for k in kernels.values()),
         "core_copies": sum(k.core_copies for k in kernels.values()),

@@ -4,8 +4,8 @@ Where a tensor lives depends on the network's tensors only (their bytes and life
 on the tiles: so the network is lowered once to learn its tensors (the same ones the C emits,
 read by ``emitc.network.read_tensors``), the placement is decided on them, and, when it puts
 any weight in L3, the network is lowered again with every layer planned and costed under it
-(``LowerFusedKernels(hw, placement)``). The record rides on the module
-(``placement.PLACEMENT_MODULE_ATTR``) for the report and the C emitter.
+(``LowerFusedKernels`` reading ``compilation.placement``). The record is the compilation's
+(``Compilation.placement``): the report and the C emitter read it there.
 
 The rule: activations in L2 (one arena, first fit over lifetimes); weights the cores read
 directly in L2; the weights a layer's DMA stages read (its streamable weights) in L2 while
@@ -23,11 +23,11 @@ from tvm import relax
 
 from ..emitc.network import ALIGN, activation_arena, read_tensors
 from ..errors import UnsupportedError
-from ..placement import (ACTIVATION_ROLE, PLACEMENT_MODULE_ATTR, WEIGHT_ROLE, LayerPlacement,
-                         Placement, TensorPlace)
+from ..placement import ACTIVATION_ROLE, WEIGHT_ROLE, LayerPlacement, Placement, TensorPlace
 from ..target import GAP8, Gap8Target, gap8_enabled
 from ..tirwalk import sblocks
 from ..vocab import COPY_ANN, KIND_ATTR, L2_TO_L1_WGT, PLAN_FIGURES_ATTR
+from .compilation import Compilation
 from .lower import LowerFusedKernels
 from .qdq import SimplifyQDQ
 
@@ -120,8 +120,8 @@ def decide_placement(lowered: tvm.IRModule, hw: Gap8Target) -> Placement:
                      sum(weight_bytes.values()) - l3_bytes, l3_bytes)
 
 
-def _lower(mod, hw, placement):
-    return tvm.transform.Sequential([LowerFusedKernels(hw, placement), SimplifyQDQ(),
+def _lower(mod, hw, compilation):
+    return tvm.transform.Sequential([LowerFusedKernels(hw, compilation), SimplifyQDQ(),
                                      relax.transform.FoldConstant()])(mod)
 
 
@@ -138,25 +138,28 @@ def _same_tensors(lowered, placement: Placement) -> None:
 @tvm.transform.module_pass(opt_level=0, name="LowerAndPlace")
 class LowerAndPlace:
     """``LowerFusedKernels`` (then ``SimplifyQDQ``, ``FoldConstant``) under the network's
-    memory placement, decided once (``decide_placement``) and recorded on the module. A network
-    the C back end cannot read (``--emit-c`` would refuse it too) is lowered with every weight
-    in L2 and carries no placement."""
+    memory placement, decided once (``decide_placement``) and recorded on the compilation
+    (``Compilation.placement``). A network the C back end cannot read (``--emit-c`` would
+    refuse it too) is lowered with every weight in L2 and gets no placement."""
 
-    def __init__(self, hw: Gap8Target = GAP8):
+    def __init__(self, hw: Gap8Target = GAP8, compilation: Compilation | None = None):
         self.hw = hw
+        self.compilation = compilation if compilation is not None else Compilation()
 
     def transform_module(self, mod: tvm.IRModule, _ctx) -> tvm.IRModule:
-        lowered = _lower(mod, self.hw, None)
+        self.compilation.placement = None
+        lowered = _lower(mod, self.hw, self.compilation)
         if not gap8_enabled() or not _has_kernels(lowered):
             return lowered
         try:
             placement = decide_placement(lowered, self.hw)
         except UnsupportedError:
             return lowered
+        self.compilation.placement = placement
         if placement.l3_weight_bytes:
-            lowered = _lower(mod, self.hw, placement)
+            lowered = _lower(mod, self.hw, self.compilation)
             _same_tensors(lowered, placement)
-        return lowered.with_attr(PLACEMENT_MODULE_ATTR, placement.to_json())
+        return lowered
 
 
 def _has_kernels(mod) -> bool:
