@@ -71,6 +71,16 @@ class Placement:
                     return t.memory
         return None
 
+    def largest_output(self) -> tuple:
+        """(layer, TensorPlace) of the largest activation a layer writes."""
+        outs = [(p.layer, p.activations[-1]) for p in self.layers if p.activations]
+        return max(outs, key=lambda o: o[1].nbytes, default=(None, None))
+
+    @property
+    def activations_fit_l2(self) -> bool:
+        """Whether the activation arena fits the L2 budget (activations in L3: not yet)."""
+        return self.activation_arena_bytes <= self.l2_budget
+
     @property
     def l2_peak_bytes(self) -> int:
         """L2 the data takes (activations, L2 weights, stage): the budget's share in use."""
@@ -83,6 +93,7 @@ class Placement:
                 "l2_weight_bytes": self.l2_weight_bytes,
                 "l3_weight_bytes": self.l3_weight_bytes, "stage_bytes": self.stage_bytes,
                 "l2_peak_bytes": self.l2_peak_bytes,
+                "activations_fit_l2": self.activations_fit_l2,
                 "layers": [{"name": p.layer, "weights_in": p.weights_in,
                             "weight_bytes": p.weight_bytes,
                             "activations": {t.name: t.memory for t in p.activations}}

@@ -68,3 +68,29 @@ def test_report_placement_equals_the_c_under_three_l2_sizes(name, int8_model, tm
         if i < 2:  # the last size cannot hold even the L3 stage: it would fail to link
             assert report["placement"]["l2_peak_bytes"] <= report["placement"]["l2_budget_bytes"]
     assert in_l3[0] == 0 < in_l3[1] < in_l3[2]  # none, some, all streamable layers in L3
+
+
+def test_activations_beyond_l2_are_refused_naming_the_budget(int8_model, tmp_path, capsys):
+    """Activations in L3 are not implemented: --emit-c refuses a network whose activation
+    arena exceeds the L2 budget, in one error naming both and the largest activation; the
+    report's placement says the activations do not fit."""
+    import re
+
+    model = int8_model("mobilenet_v1_025_96")
+    budget = 20000
+    hw = tmp_path / "hw.json"
+    hw.write_text(json.dumps({"l2_bytes": GAP8.l2_reserved_bytes + budget}))
+    rc = main(["compile", model, "--emit-c", "--hw", str(hw), "-o", str(tmp_path / "o"), "-q"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 1 and len(err) == 1, err
+    m = re.fullmatch(r"error: --emit-c: activations of ([\d,]+) B exceed the L2 budget of "
+                     rf"{budget:,} B \(L2 less code and runtime; the largest, (\S+) written by "
+                     r"layer (\S+), is ([\d,]+) B\): activations in L3 are not supported yet",
+                     err[0])
+    assert m, err[0]
+    arena, largest = (int(m.group(i).replace(",", "")) for i in (1, 4))
+    assert arena > budget and 0 < largest <= arena
+    rc = main(["compile", model, "--hw", str(hw), "-o", str(tmp_path / "r"), "-q"])
+    placement = json.loads((tmp_path / "r" / "report.json").read_text())["placement"]
+    assert rc == 0 and placement["activations_fit_l2"] is False
+    assert placement["activation_arena_bytes"] == arena

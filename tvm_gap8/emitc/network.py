@@ -415,6 +415,8 @@ def read_network(lowered: tvm.IRModule, hw, instrument: bool = True,
                                                  instrument)
     net = Network(read.tensors, read.layers, kernels, read.inputs, read.outputs,
                   read.boundary, cluster_stack_bytes=hw.cluster_stack_bytes)
+    if placement is not None:
+        refuse_activations_beyond_l2(placement)
     _plan_memory(net, placement)
     net.stats = {
         "dma_calls": sum(k.dma_calls for k in kernels.values()),
@@ -425,6 +427,19 @@ def read_network(lowered: tvm.IRModule, hw, instrument: bool = True,
                                                if k.parallel_loops == 0),
     }
     return net
+
+
+def refuse_activations_beyond_l2(placement: Placement) -> None:
+    """Activations live in L2 (one arena): a network whose arena exceeds the L2 budget would
+    need activations in L3, tiled L3 <-> L2 <-> L1, which the C back end does not do yet."""
+    if placement.activations_fit_l2:
+        return
+    layer, big = placement.largest_output()
+    raise UnsupportedError(
+        f"--emit-c: activations of {placement.activation_arena_bytes:,} B exceed the L2 budget "
+        f"of {placement.l2_budget:,} B (L2 less code and runtime; the largest, {big.name} "
+        f"written by layer {layer}, is {big.nbytes:,} B): activations in L3 are not supported "
+        "yet")
 
 
 def c_type(dtype: str) -> str:
