@@ -13,6 +13,7 @@ from tvm import relax
 
 from .check import check_outputs, random_inputs
 from .errors import Gap8Error, UnsupportedError
+from .float_exp import TIR_PIPELINE, register_tir_pipeline
 from .frontend import ImportedModel, import_onnx
 from .pipeline import gap8_passes
 from .passes.compilation import Compilation
@@ -79,7 +80,9 @@ def baseline_totals(mod: tvm.IRModule, hw: Gap8Target) -> dict:
 
 def build_host(lowered: tvm.IRModule):
     """TVM's build passes + LLVM codegen for the host: runs the same lowered kernels."""
-    return tvm.compile(lowered, target=tvm_target(host=True), relax_pipeline="default_build")
+    register_tir_pipeline()  # float exp as the emitted C computes it (float_exp.py)
+    return tvm.compile(lowered, target=tvm_target(host=True), relax_pipeline="default_build",
+                       tir_pipeline=TIR_PIPELINE)
 
 
 def cycle_model_of(hw: Gap8Target) -> dict:

@@ -196,11 +196,12 @@ def kernels_c(net: Network) -> str:
     return "\n".join(out)
 
 
-#: expf of every libm the project links gives the LLVM build's (glibc's) float: exp in double
-#: rounded once to float is correctly rounded but for ties too close to tell, like glibc's expf;
-#: picolibc's soft-float expf (rv32, GAP8) is off by an ulp on some inputs
-EXPF = ("/* exp in double rounded once to float: the same float on every libm (glibc's expf,\n"
-        " * which the LLVM build calls, rounds correctly; soft-float expf may not) */\n"
+#: a float ``expf`` left in a kernel computed as ``float_exp.py`` has both builds compute it
+#: (TIR's exp and sigmoid are rewritten so before lowering): exp in double rounded once to
+#: float, the same float on every libm (glibc's expf and picolibc's differ by an ulp on some
+#: inputs, and from the correctly rounded float)
+EXPF = ("/* exp in double rounded once to float: the same float on every libm (expf is an\n"
+        " * ulp off the correctly rounded float on some inputs, not the same ones everywhere) */\n"
         "static inline float gap8_expf(float x) { return (float)exp((double)x); }")
 
 
