@@ -86,7 +86,8 @@ def main(argv=None) -> int:
             total = sum(v for k, v in t.items() if k != "cpu")
             kind = "int8" if int8 else "float"
             print(f"{name:28} {kind:5} {t['import']:7.1f} {t['fusion']:7.1f} "
-                  f"{t['planning']:8.1f} {t['lowering']:8.1f} {t['build']:7.1f} {total:7.1f} {t['cpu']:7.1f}",
+                  f"{t['planning']:8.1f} {t['lowering']:8.1f} {t['build']:7.1f} {total:7.1f} "
+                  f"{t['cpu']:7.1f}",
                   flush=True)
             if t["cpu"] > args.limit_s:
                 over.append(f"{name} {kind}: {t['cpu']:.0f} CPU s")
