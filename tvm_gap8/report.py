@@ -18,7 +18,7 @@ from .irutil import group_info, node_name_of
 from .kernels import family_of
 from .kernels.geometry import conv_kind
 from .passes import unfused_of
-from .vocab import (DMA_TRANSFERS, EPILOGUES_ATTR, INTEGER_ATTR, KIND_ATTR, L1_TO_L2_ACT,
+from .vocab import (HWC, DMA_TRANSFERS, EPILOGUES_ATTR, INTEGER_ATTR, KIND_ATTR, L1_TO_L2_ACT,
                     L2_TO_L1_ACT, L2_TO_L1_TRANSPOSED, L2_TO_L1_WGT, L3_TO_L2, LAYOUTS_ATTR,
                     MACS_ATTR, PLACEMENT_ATTR, PLAN_ATTR, PLAN_FIGURES_ATTR, WORK_ATTR)
 
@@ -275,7 +275,7 @@ def plan_lines(report: dict) -> list[str]:
     plan = report.get("layout_plan")
     if plan:
         pairs = [d for name, d in plan["layers"].items() if "+" in name]
-        hwc = sum(layer.get("layouts", {}).get("output") == "HWC" for layer in report["layers"])
+        hwc = sum(layer.get("layouts", {}).get("output") == HWC for layer in report["layers"])
         lines.append(f"planner (--fusion {plan['fusion']} --layout {plan['policy']}): "
                      f"{sum(not d['split'] for d in pairs)} pair(s) fused, "
                      f"{sum(d['split'] for d in pairs)} split; {hwc} kernel output(s) HWC")

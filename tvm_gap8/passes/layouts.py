@@ -30,8 +30,8 @@ from tvm import relax
 from ..errors import TilingError
 from ..irutil import bindings
 from ..kernels import KernelPlans, family_of
-from ..kernels.layout import CHW, HWC, KernelLayouts
-from ..vocab import KIND_ATTR, LAYER_ATTR
+from ..kernels.layout import KernelLayouts
+from ..vocab import CHW, HWC, KIND_ATTR, LAYER_ATTR
 from .compilation import Compilation
 
 LAYOUT_POLICIES = ("auto", "chw", "hwc")
