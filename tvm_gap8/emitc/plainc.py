@@ -20,6 +20,7 @@ from tvm import s_tir, tirx
 
 from ..cost.ir import inspection_passes
 from ..errors import UnsupportedError
+from ..float_exp import exp_in_double
 from .intrinsics import dot_products
 from ..vocab import COPY_ANN, L1_SCOPE, L1_TO_L2, L2_TO_L1, MACS_ATTR, ROLE_ANN
 
@@ -177,6 +178,7 @@ def _lower(func):
 def _finish(func):
     mod = tvm.IRModule({"main": func.with_attr("target", tvm.target.Target({"kind": "c"}))})
     passes = [
+        exp_in_double,  # float exp as the LLVM build computes it (float_exp.py)
         tirx.transform.ConvertSSA(),
         tirx.transform.StmtSimplify(),
         tirx.transform.RemoveNoOp(),
