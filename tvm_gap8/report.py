@@ -121,9 +121,19 @@ def layers_of(mod: tvm.IRModule) -> list[dict]:
                 continue
             layers.append({"name": node, "kind": kind, "onnx_nodes": [node], "macs": macs,
                            "fused": False, "tiled": False, "integer": _integer_only(v),
-                           "fallback": f"no GAP8 kernel for {kind}: TVM's legalized op, "
-                                       "not tiled for L1"})
+                           **_untiled(kind)})
     return layers
+
+
+ALIAS = "a view of its input (no code, no memory of its own: an alias in the C)"
+
+
+def _untiled(kind: str) -> dict:
+    """Why a layer has no GAP8 kernel: a reshape-like op (flatten, squeeze...) needs none, it is
+    an ``alias``; anything else is a ``fallback`` to TVM's legalized op."""
+    if kind == "reshape":
+        return {"alias": ALIAS}
+    return {"fallback": f"no GAP8 kernel for {kind}: TVM's legalized op, not tiled for L1"}
 
 
 def _integer_only(call) -> bool:
@@ -261,8 +271,7 @@ def format_table(report: dict) -> str:
     for r in fusion.get("split", []):
         lines.append(f"  not fused: {r['layer']}: {r['reason']}")
     fallbacks = [layer["name"] for layer in report["layers"]
-                 if layer.get("fallback") and layer["kind"] not in ("quantize", "dequantize",
-                                                                     "reshape")]
+                 if layer.get("fallback") and layer["kind"] not in ("quantize", "dequantize")]
     if fallbacks:
         lines.append(f"  not tiled (TVM fallback): {', '.join(fallbacks)}")
     lines += plan_lines(report)
