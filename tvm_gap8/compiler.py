@@ -114,14 +114,7 @@ def compile_model(model, input_shapes=None, hw: Gap8Target = GAP8, fuse: bool = 
     t0 = time.perf_counter()
     compilation = Compilation()
     _progress("fusing and lowering for GAP8" if fuse else "lowering for GAP8 (no fusion)", quiet)
-    try:
-        lowered = lower(imported.mod, hw, fuse, fusion, layout, compilation)
-    except Gap8Error:
-        raise
-    except Exception as exc:  # a TVM failure is our bug or an unsupported case: say where
-        msg = str(exc).strip().splitlines()
-        raise UnsupportedError(f"lowering failed: {type(exc).__name__}: "
-                               f"{msg[-1] if msg else ''}") from exc
+    lowered = _lower_or_say_why(imported.mod, hw, fuse, fusion, layout, compilation)
     timings["lower_s"] = time.perf_counter() - t0
     _progress("reading tiles and traffic off the lowered IR", quiet)
     layers = layers_of(lowered)
@@ -153,15 +146,32 @@ def compile_model(model, input_shapes=None, hw: Gap8Target = GAP8, fuse: bool = 
     result = CompileResult(imported, lowered, report, timings=timings, requant=requant, hw=hw,
                            placement=compilation.placement)
     if check:
-        t0 = time.perf_counter()
-        _progress("building for the host (LLVM)", quiet)
-        result.executable = build_host(lowered)
-        timings["build_s"] = time.perf_counter() - t0
-        _progress("checking against the references", quiet)
-        inputs = random_inputs(imported, seed)
-        got = run_host(result.executable, imported, inputs)
-        report["check"] = check_outputs(got, imported, inputs, seed, requant)
+        _check(result, seed, quiet)
     return result
+
+
+def _lower_or_say_why(mod, hw, fuse, fusion, layout, compilation) -> tvm.IRModule:
+    """``lower``; a TVM failure (our bug or an unsupported case) as one UnsupportedError."""
+    try:
+        return lower(mod, hw, fuse, fusion, layout, compilation)
+    except Gap8Error:
+        raise
+    except Exception as exc:  # a TVM failure is our bug or an unsupported case: say where
+        msg = str(exc).strip().splitlines()
+        raise UnsupportedError(f"lowering failed: {type(exc).__name__}: "
+                               f"{msg[-1] if msg else ''}") from exc
+
+
+def _check(result: CompileResult, seed: int, quiet: bool) -> None:
+    """``--check``: the host (LLVM) build against the references (report.json ``check``)."""
+    t0 = time.perf_counter()
+    _progress("building for the host (LLVM)", quiet)
+    result.executable = build_host(result.lowered)
+    result.timings["build_s"] = time.perf_counter() - t0
+    _progress("checking against the references", quiet)
+    inputs = random_inputs(result.imported, seed)
+    got = run_host(result.executable, result.imported, inputs)
+    result.report["check"] = check_outputs(got, result.imported, inputs, seed, result.requant)
 
 
 def run_host(executable, imported: ImportedModel, inputs: dict) -> list[np.ndarray]:
