@@ -272,7 +272,7 @@ def _search(nodes, forced, cost, policy):
         nxt = {}
         if node.output not in forced and all(len(st) >= MAX_FRONTIER for st in states):
             capped.append(node.layer)
-        for state, (cost, choices) in states.items():
+        for state, (so_far, choices) in states.items():
             env = dict(state)
             src = _input_layout(node, env, ids)
             for dst in _out_layouts(node, forced, len(state)):
@@ -284,7 +284,7 @@ def _search(nodes, forced, cost, policy):
                     new[i] = dst
                 key = tuple(sorted(new.items()))
                 unwanted = policy == "hwc" and dst == CHW and node.output not in forced
-                total = (cost[0] + unwanted, cost[1] + opts[0].cycles)
+                total = (so_far[0] + unwanted, so_far[1] + opts[0].cycles)
                 if key not in nxt or total < nxt[key][0]:
                     nxt[key] = (total, {**choices, node.layer: (src, dst)})
         if not nxt:  # no variant of this kernel fits: the tiler says why, naming the layer
