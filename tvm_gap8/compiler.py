@@ -7,13 +7,11 @@ import time
 from dataclasses import dataclass, field
 from importlib.metadata import version
 
-import numpy as np
 import tvm
-from tvm import relax
 
 from .check import check_outputs, random_inputs
+from .check.host import build_host, run_host  # noqa: F401  (part of this module's API)
 from .errors import Gap8Error, UnsupportedError
-from .float_exp import TIR_PIPELINE, register_tir_pipeline
 from .frontend import ImportedModel, import_onnx
 from .pipeline import gap8_passes
 from .passes.compilation import Compilation
@@ -76,13 +74,6 @@ def baseline_totals(mod: tvm.IRModule, hw: Gap8Target) -> dict:
     the same passes and costed by the same model."""
     lowered = lower(mod, with_dma(hw, BASELINE["dma"]), False, "all", BASELINE["layout"])
     return {**BASELINE, "totals": totals_of(layers_of(lowered))}
-
-
-def build_host(lowered: tvm.IRModule):
-    """TVM's build passes + LLVM codegen for the host: runs the same lowered kernels."""
-    register_tir_pipeline()  # float exp as the emitted C computes it (float_exp.py)
-    return tvm.compile(lowered, target=tvm_target(host=True), relax_pipeline="default_build",
-                       tir_pipeline=TIR_PIPELINE)
 
 
 def cycle_model_of(hw: Gap8Target) -> dict:
@@ -172,12 +163,3 @@ def _check(result: CompileResult, seed: int, quiet: bool) -> None:
     inputs = random_inputs(result.imported, seed)
     got = run_host(result.executable, result.imported, inputs)
     result.report["check"] = check_outputs(got, result.imported, inputs, seed, result.requant)
-
-
-def run_host(executable, imported: ImportedModel, inputs: dict) -> list[np.ndarray]:
-    vm = relax.VirtualMachine(executable, tvm.cpu())
-    args = [tvm.runtime.tensor(inputs[n]) for n in imported.input_shapes]
-    out = vm["main"](*args)
-    outs = out if isinstance(out, (list, tuple)) or hasattr(out, "__len__") and \
-        not hasattr(out, "numpy") else [out]
-    return [o.numpy() for o in outs]

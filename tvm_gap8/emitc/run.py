@@ -12,6 +12,7 @@ import tvm
 from tvm import relax
 
 from ..check import check_outputs, random_inputs
+from ..check.host import build_host, run_host
 from ..errors import UsageError
 from ..vocab import DMA_TRANSFERS, L1_TO_L2_ACT, L2_TO_L1_ACT, L2_TO_L1_WGT, L3_TO_L2
 from . import build, gvsoc
@@ -39,7 +40,6 @@ def _dequantize(q: np.ndarray, scale: float, zp: int) -> np.ndarray:
 
 
 def _llvm_outputs(result, inputs):
-    from ..compiler import build_host, run_host
     if result.executable is None:
         result.executable = build_host(result.lowered)
     return run_host(result.executable, result.imported, inputs)
