@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 
-CHW, HWC = "CHW", "HWC"  # kernels/layout.py's names (not imported: cost/ sits below kernels/)
+from ..vocab import CHW, HWC
 
 #: the work terms, each a count over the whole layer
 TERMS = (*(f"{k}_macs_{lay.lower()}" for k in ("conv", "dw", "pw") for lay in (CHW, HWC)),

@@ -1,6 +1,6 @@
 """One lowered TIR PrimFunc -> a plain C99 function (no TVM runtime, no packed calls).
 
-The recipe of /work/shared/notes/tvm-0.27-c-emission.md: TVM's s_tir lowering without
+The recipe (docs/c-emission.md): TVM's s_tir lowering without
 ``MakePackedAPI``; buffer parameters become pointers bound by ``DeclBuffer``; every ``global.l1``
 buffer is a view at a fixed offset of one ``l1`` arena parameter; every annotated copy stage
 (``gap8.copy``) becomes a DMA call (``gap8_dma.h``) when its addresses are linear in its loops,

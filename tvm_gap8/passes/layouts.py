@@ -30,9 +30,10 @@ from tvm import relax
 from ..errors import TilingError
 from ..irutil import bindings
 from ..kernels import KernelPlans, family_of
-from ..kernels.layout import CHW, HWC, KernelLayouts
-from ..vocab import KIND_ATTR, LAYER_ATTR
+from ..kernels.layout import KernelLayouts
+from ..vocab import CHW, HWC, KIND_ATTR, LAYER_ATTR
 from .compilation import Compilation
+from .layout_plan import Alternative, LayerDecision, LayoutPlan
 
 LAYOUT_POLICIES = ("auto", "chw", "hwc")
 MAX_FRONTIER = 10  # live tensors a DP state may hold (2**10 states); beyond: CHW, noted
@@ -65,55 +66,6 @@ class Option:
         if self.split:
             return "split " + " | ".join(lay.name() for lay in self.layouts)
         return self.layouts[0].name()
-
-
-@dataclass(frozen=True)
-class Alternative:
-    """A variant the planner priced for a kernel: its name, tensor layouts and cycles."""
-
-    variant: str
-    input: str
-    output: str
-    cycles: int
-
-    def describe(self) -> dict:
-        return {"variant": self.variant, "input": self.input, "output": self.output,
-                "cycles": self.cycles}
-
-
-@dataclass(frozen=True)
-class LayerDecision:
-    """The planner's decision for one layer: the layouts of its kernel(s) (two or more when a
-    fused pair is split), its modelled cycles and every alternative it priced."""
-
-    layouts: tuple  # KernelLayouts per kernel
-    split: bool
-    cycles: int
-    alternatives: tuple = ()  # Alternative
-    note: str = ""  # why the search did not choose its output's layout
-
-    def describe(self) -> dict:
-        """The report's form (``report.json`` ``layout_plan.layers.<layer>``)."""
-        d = {"layouts": [lay.describe() for lay in self.layouts], "split": self.split,
-             "cycles": self.cycles, "alternatives": [a.describe() for a in self.alternatives]}
-        if self.note:
-            d["note"] = self.note
-        return d
-
-
-@dataclass(frozen=True)
-class LayoutPlan:
-    """The planner's decisions for a whole network, by layer (binding order)."""
-
-    policy: str
-    fusion: str
-    cycles: int
-    layers: dict  # layer name -> LayerDecision
-
-    def describe(self) -> dict:
-        """The report's ``layout_plan``."""
-        return {"policy": self.policy, "fusion": self.fusion, "cycles": self.cycles,
-                "layers": {name: d.describe() for name, d in self.layers.items()}}
 
 
 @dataclass(frozen=True)
@@ -272,7 +224,7 @@ def _search(nodes, forced, cost, policy):
         nxt = {}
         if node.output not in forced and all(len(st) >= MAX_FRONTIER for st in states):
             capped.append(node.layer)
-        for state, (cost, choices) in states.items():
+        for state, (so_far, choices) in states.items():
             env = dict(state)
             src = _input_layout(node, env, ids)
             for dst in _out_layouts(node, forced, len(state)):
@@ -284,7 +236,7 @@ def _search(nodes, forced, cost, policy):
                     new[i] = dst
                 key = tuple(sorted(new.items()))
                 unwanted = policy == "hwc" and dst == CHW and node.output not in forced
-                total = (cost[0] + unwanted, cost[1] + opts[0].cycles)
+                total = (so_far[0] + unwanted, so_far[1] + opts[0].cycles)
                 if key not in nxt or total < nxt[key][0]:
                     nxt[key] = (total, {**choices, node.layer: (src, dst)})
         if not nxt:  # no variant of this kernel fits: the tiler says why, naming the layer
