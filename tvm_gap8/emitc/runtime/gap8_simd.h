@@ -328,68 +328,44 @@ static inline void gap8_rows4_i8_each(int32_t *acc, const int8_t *a, int32_t a_r
 }
 
 #if defined(GAP8_PULPRT)
-/* an (unaligned) word load GCC addresses as base + offset and schedules like a load */
-static inline int32_t gap8_lw_at(const int8_t *p) {
-  int32_t v;
-  __asm__("lw %0, %1" : "=r"(v) : "m"(*(const int32_t *)p));
-  return v;
-}
-/* weights word-aligned (rows b_row bytes apart, channels b_oc). Per kernel row: a hardware
- * loop over the row's whole words (p.lw of the activation word, unaligned, and of the 4
- * channels' weight words, 4 pv.sdotsp.b; each load's first use at least one instruction
- * later), then the row's last partial word with its activation bytes past the row masked to 0
- * (whatever weight bytes follow add nothing). Compact on purpose: pulp-open's per-core L0
- * instruction cache is 512 B (8 sets x 4 ways x 16 B), and the stem's fully unrolled version
- * with its requantization did not fit (GVSOC: 2x the instruction-miss cycles). The stem's
- * 3 x 9 taps: 3 x (1 + 2 x 9 + 10) instructions for 108 MACs. */
+/* weights word-aligned, each row zero-padded to whole words (b_row = 4 * ceil(len / 4), the
+ * padding 0: ``kernels/conv.py:hwc_weights``; the activation bytes read past a row then add
+ * nothing), channels b_oc bytes apart. Two nested hardware loops: over the rows (moving the
+ * activation pointer to the next row) and over a row's words (p.lw of the activation word,
+ * unaligned, and of the 4 channels' next weight words, 4 pv.sdotsp.b; each load's first use
+ * at least one instruction later). Compact on purpose: pulp-open's per-core L0 instruction
+ * cache is 512 B (8 sets x 4 ways x 16 B); the stem's fully unrolled version with its
+ * requantization did not fit (GVSOC: 2x the instruction-miss cycles). The stem's 3 x 9 taps:
+ * 2 + 3 x (2 + 3 x 9) instructions for 108 MACs. */
 static inline void gap8_rows4_i8(int32_t *acc, const int8_t *a, int32_t a_row, const int8_t *b,
                                  int32_t b_oc, int32_t b_row, int32_t rows, int32_t len,
                                  int32_t a_offset, int32_t accumulate) {
-  const int32_t words = len >> 2, tail = len & 3, skip = b_row - 4 * (words + (tail != 0));
-  const int32_t last = (int32_t)((1u << (8 * tail)) - 1);
+  const int32_t words = (len + 3) >> 2, a_next = a_row - 4 * words;
   int32_t s0 = 0, s1 = 0, s2 = 0, s3 = 0, x, v0, v1;
   const int8_t *w0 = b, *w1 = b + b_oc, *w2 = b + 2 * b_oc, *w3 = b + 3 * b_oc;
-  if (a_offset != 0 || words == 0 || skip < 0 ||
-      (((uintptr_t)b | (uintptr_t)b_oc | (uintptr_t)b_row) & 3)) {
+  if (a_offset != 0 || rows <= 0 || len <= 0 || b_row != 4 * words ||
+      (((uintptr_t)b | (uintptr_t)b_oc) & 3)) {
     gap8_rows4_i8_each(acc, a, a_row, b, b_oc, b_row, rows, len, a_offset, accumulate);
     return;
   }
-#pragma GCC unroll 1
-  for (int32_t r = 0; r < rows; ++r, a += a_row) {
-    const int8_t *pa = a;
-    __asm__ volatile(".option push\n.option norelax\n.option norvc\n"
-                     ".insn i 0x7B, 4, x0, %[cnt], 18\n"        /* lp.setup x0, cnt, +36 */
-                     ".insn i 0x0B, 2, %[x], %[pa], 4\n"        /* p.lw x, 4(pa!) */
-                     ".insn i 0x0B, 2, %[v0], %[w0], 4\n"
-                     ".insn i 0x0B, 2, %[v1], %[w1], 4\n"
-                     ".insn r 0x57, 1, 0x5C, %[s0], %[x], %[v0]\n" /* pv.sdotsp.b s0, x, v0 */
-                     ".insn i 0x0B, 2, %[v0], %[w2], 4\n"
-                     ".insn r 0x57, 1, 0x5C, %[s1], %[x], %[v1]\n"
-                     ".insn i 0x0B, 2, %[v1], %[w3], 4\n"
-                     ".insn r 0x57, 1, 0x5C, %[s2], %[x], %[v0]\n"
-                     ".insn r 0x57, 1, 0x5C, %[s3], %[x], %[v1]\n"
-                     ".option pop\n"
-                     : [s0] "+r"(s0), [s1] "+r"(s1), [s2] "+r"(s2), [s3] "+r"(s3),
-                       [pa] "+r"(pa), [w0] "+r"(w0), [w1] "+r"(w1), [w2] "+r"(w2),
-                       [w3] "+r"(w3), [x] "=&r"(x), [v0] "=&r"(v0), [v1] "=&r"(v1)
-                     : [cnt] "r"(words) : "memory");
-    if (tail) {
-      x = gap8_lw_at(pa) & last;
-      __asm__ volatile(".insn i 0x0B, 2, %[v0], %[w0], 4\n"
-                       ".insn i 0x0B, 2, %[v1], %[w1], 4\n"
-                       ".insn r 0x57, 1, 0x5C, %[s0], %[x], %[v0]\n"
-                       ".insn i 0x0B, 2, %[v0], %[w2], 4\n"
-                       ".insn r 0x57, 1, 0x5C, %[s1], %[x], %[v1]\n"
-                       ".insn i 0x0B, 2, %[v1], %[w3], 4\n"
-                       ".insn r 0x57, 1, 0x5C, %[s2], %[x], %[v0]\n"
-                       ".insn r 0x57, 1, 0x5C, %[s3], %[x], %[v1]\n"
-                       : [s0] "+r"(s0), [s1] "+r"(s1), [s2] "+r"(s2), [s3] "+r"(s3),
-                         [w0] "+r"(w0), [w1] "+r"(w1), [w2] "+r"(w2), [w3] "+r"(w3),
-                         [v0] "=&r"(v0), [v1] "=&r"(v1)
-                       : [x] "r"(x) : "memory");
-    }
-    w0 += skip; w1 += skip; w2 += skip; w3 += skip;
-  }
+  __asm__ volatile(".option push\n.option norelax\n.option norvc\n"
+                   ".insn i 0x7B, 4, x1, %[rows], 22\n"      /* lp.setup x1, rows, +44 */
+                   ".insn i 0x7B, 4, x0, %[words], 18\n"     /* lp.setup x0, words, +36 */
+                   ".insn i 0x0B, 2, %[x], %[pa], 4\n"       /* p.lw x, 4(pa!) */
+                   ".insn i 0x0B, 2, %[v0], %[w0], 4\n"
+                   ".insn i 0x0B, 2, %[v1], %[w1], 4\n"
+                   ".insn r 0x57, 1, 0x5C, %[s0], %[x], %[v0]\n" /* pv.sdotsp.b s0, x, v0 */
+                   ".insn i 0x0B, 2, %[v0], %[w2], 4\n"
+                   ".insn r 0x57, 1, 0x5C, %[s1], %[x], %[v1]\n"
+                   ".insn i 0x0B, 2, %[v1], %[w3], 4\n"
+                   ".insn r 0x57, 1, 0x5C, %[s2], %[x], %[v0]\n"
+                   ".insn r 0x57, 1, 0x5C, %[s3], %[x], %[v1]\n" /* end of the word loop */
+                   "add %[pa], %[pa], %[next]\n"              /* end of the row loop */
+                   ".option pop\n"
+                   : [s0] "+r"(s0), [s1] "+r"(s1), [s2] "+r"(s2), [s3] "+r"(s3), [pa] "+r"(a),
+                     [w0] "+r"(w0), [w1] "+r"(w1), [w2] "+r"(w2), [w3] "+r"(w3), [x] "=&r"(x),
+                     [v0] "=&r"(v0), [v1] "=&r"(v1)
+                   : [rows] "r"(rows), [words] "r"(words), [next] "r"(a_next) : "memory");
   if (accumulate) {
     s0 += acc[0]; s1 += acc[1]; s2 += acc[2]; s3 += acc[3];
   }
