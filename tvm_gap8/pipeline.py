@@ -13,10 +13,11 @@ from tvm.relax.pipeline import PIPELINE_MAP
 
 from .irutil import bindings
 from .kernels import FAMILIES
-from .passes import (LowerFusedKernels, SimplifyQDQ, record_fusion_disabled,
-                     record_unfused_depthwise)
+from .passes import record_fusion_disabled, record_unfused_depthwise
 from .passes.formation import formation_pass
+from .passes.compilation import Compilation
 from .passes.layouts import PlanLayouts
+from .passes.place import LowerAndPlace
 from .target import GAP8, Gap8Target
 
 
@@ -42,12 +43,14 @@ def _has_quantize(mod) -> bool:
 
 
 def gap8_passes(hw: Gap8Target = GAP8, fuse: bool = True, policy: str = "all",
-                layout: str = "chw") -> list:
+                layout: str = "chw", compilation: Compilation | None = None) -> list:
     """Our passes, in order, without TVM's final build passes. ``policy``: fuse ``all`` pairs
     the rules allow, only the ``profitable`` ones (by the tiler's cycle model), or let the
     planner decide (``auto``: it may split a formed pair); ``layout``: the planner's layout
     policy (``chw`` with ``all`` / ``profitable`` / no fusion: no planner, every kernel in its
-    default layouts)."""
+    default layouts); ``compilation``: the records the passes share (the layout plan), a new
+    one when None."""
+    compilation = compilation if compilation is not None else Compilation()
     passes = [
         fold_constants,
         relax.transform.DecomposeOpsForInference(),  # any BN onnxruntime did not fold
@@ -56,13 +59,13 @@ def gap8_passes(hw: Gap8Target = GAP8, fuse: bool = True, policy: str = "all",
     fused = [f for f in FAMILIES if f.fused]
     if fuse:  # the fused pairs first, DW->PW before PW->DW: the registry's order
         formed = "all" if policy == "auto" else policy
-        passes += [formation_pass(f, hw, formed) for f in fused] + [record_unfused_depthwise]
+        passes += [formation_pass(f, hw, formed, compilation) for f in fused] + [record_unfused_depthwise]
     passes += [formation_pass(f) for f in FAMILIES if f not in fused]
     if not fuse:
         passes.append(record_fusion_disabled)
     if layout != "chw" or (fuse and policy == "auto"):
-        passes.append(PlanLayouts(hw, layout, policy if fuse else "none"))
-    passes += [LowerFusedKernels(hw), SimplifyQDQ(), relax.transform.FoldConstant()]
+        passes.append(PlanLayouts(hw, layout, policy if fuse else "none", compilation))
+    passes.append(LowerAndPlace(hw, compilation))  # lowering under the memory placement
     return passes
 
 
