@@ -31,6 +31,16 @@ tile, rows ``R`` bytes apart, weights [3][3]),
 becomes ``acc[i] = [acc[i] +] gap8_dw3x3_i8(&a[pa], R, &b[pb], c)``: on the cluster three
 (unaligned) word loads of each operand, the weights' fourth byte masked off, three
 ``pv.sdotsp.b``.
+
+And a kxk conv over an HWC tile, each kernel row's kw x C taps contiguous (``gap8_rows_i8``),
+blocked over 4 output channels of one pixel (the stem: ``kernels/conv.py:hwc_weights`` pads
+each weight row with zeros to whole words),
+
+    for k in [0, 4):  acc[i + k] = [acc +] gap8_rows_i8(&a[pa], A, &b[pb + K*k], B, R, L, c)
+
+becomes one ``gap8_rows4_i8(&acc[i], &a[pa], A, &b[pb], K, B, R, L, c, accumulate)``: on the
+cluster two nested hardware loops (rows, words), each activation word feeding four
+``pv.sdotsp.b``.
 """
 
 from __future__ import annotations
