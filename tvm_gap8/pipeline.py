@@ -55,8 +55,10 @@ def gap8_passes(hw: Gap8Target = GAP8, fuse: bool = True, policy: str = "all",
     ]
     fused = [f for f in FAMILIES if f.fused]
     if fuse:  # the fused pairs first, DW->PW before PW->DW: the registry's order
-        formed = "all" if policy == "auto" else policy
-        passes += [formation_pass(f, hw, formed) for f in fused] + [record_unfused_depthwise]
+        chains = policy != "pairs"  # ``pairs``: the fused pairs of ``all``, no chains
+        formed = "all" if policy in ("auto", "pairs") else policy
+        passes += [formation_pass(f, hw, formed, layout) for f in fused
+                   if chains or f.compare is None] + [record_unfused_depthwise]
     passes += [formation_pass(f) for f in FAMILIES if f not in fused]
     if not fuse:
         passes.append(record_fusion_disabled)

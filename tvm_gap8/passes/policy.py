@@ -24,13 +24,20 @@ from ..kernels.conv import CONV
 POLICIES = ("all", "profitable")
 
 
-def policy_problem(family, ctx, hw, policy: str) -> str | None:
+def policy_problem(family, ctx, hw, policy: str, layout: str = "chw") -> str | None:
+    """Why a match the rules allow must not form (None: it forms). ``layout``: the layout
+    policy of the compile (a family with ``compare`` weighs itself against the layers without
+    it under the layouts the planner may choose)."""
     try:
         spec, _ = family.read(_matched_function(ctx), [], hw.requant)
-    except Gap8Error:
+    except Gap8Error as err:
+        if family.compare is not None:  # optional kernel: what it cannot read stays apart
+            return f"not a {family.kind} kernel: {err}"
         return None  # the lowering will say what it cannot read
     problem = _unfit(family, spec, hw)
-    if problem is None and policy == "profitable":
+    if problem is None and family.compare is not None:
+        problem = family.compare(spec, hw, layout)
+    elif problem is None and policy == "profitable":
         problem = _unprofitable(family, spec, hw)
     return problem
 
