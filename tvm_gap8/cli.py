@@ -61,10 +61,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="pin an input's shape (repeat for several inputs)")
     c.add_argument("--no-fuse", action="store_true", help="do not fuse DW/PW pairs "
                    "(= --fusion none)")
-    c.add_argument("--fusion", choices=["auto", "all", "none", "profitable"], default="auto",
+    c.add_argument("--fusion", choices=["auto", "all", "none", "profitable", "pairs", "chains"],
+                   default="auto",
                    help="auto (default): the planner fuses or splits each pair the rules allow "
                         "by the cycle model; all: fuse every one; none; profitable: fuse those "
-                        "faster than their two kernels, alone")
+                        "faster than their two kernels, alone. PW->DW->PW chains form where "
+                        "modelled faster than their block without them; pairs: no chains; "
+                        "chains: every chain that fits")
     c.add_argument("--layout", choices=LAYOUT_POLICIES, default="auto",
                    help="L2 tensor layouts: auto (default: the planner chooses each tensor's "
                         "and each kernel's tile layouts), chw (all CHW), hwc (all HWC, DW inputs "

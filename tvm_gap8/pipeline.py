@@ -44,8 +44,10 @@ def _has_quantize(mod) -> bool:
 def gap8_passes(hw: Gap8Target = GAP8, fuse: bool = True, policy: str = "all",
                 layout: str = "chw") -> list:
     """Our passes, in order, without TVM's final build passes. ``policy``: fuse ``all`` pairs
-    the rules allow, only the ``profitable`` ones (by the tiler's cycle model), or let the
-    planner decide (``auto``: it may split a formed pair); ``layout``: the planner's layout
+    and PW->DW->PW chains the rules allow, only the ``profitable`` ones (by the tiler's cycle
+    model), ``pairs`` (``all`` without chains), ``chains`` (``all`` with every chain that
+    fits, modelled faster or not), or let the planner decide (``auto``: it may
+    split a formed pair; a chain forms only where modelled faster than its block without it); ``layout``: the planner's layout
     policy (``chw`` with ``all`` / ``profitable`` / no fusion: no planner, every kernel in its
     default layouts)."""
     passes = [
@@ -56,9 +58,12 @@ def gap8_passes(hw: Gap8Target = GAP8, fuse: bool = True, policy: str = "all",
     fused = [f for f in FAMILIES if f.fused]
     if fuse:  # the fused pairs first, DW->PW before PW->DW: the registry's order
         chains = policy != "pairs"  # ``pairs``: the fused pairs of ``all``, no chains
-        formed = "all" if policy in ("auto", "pairs") else policy
-        passes += [formation_pass(f, hw, formed, layout) for f in fused
-                   if chains or f.compare is None] + [record_unfused_depthwise]
+        formed = "all" if policy in ("auto", "pairs", "chains") else policy
+        # a chain forms only where the model says it beats its block without it (the planner
+        # cannot split it), except under ``chains``: every chain that fits
+        passes += [formation_pass(f, hw, ("all" if policy == "chains" else "profitable")
+                                  if f.compare else formed, layout)
+                   for f in fused if chains or f.compare is None] + [record_unfused_depthwise]
     passes += [formation_pass(f) for f in FAMILIES if f not in fused]
     if not fuse:
         passes.append(record_fusion_disabled)

@@ -148,6 +148,15 @@ class ChainKernelSpec(TypedOperands):
                                        **fields))
         return tuple(out)
 
+    def work_parts(self, plan=None) -> list:
+        """(part, layout of the tile it reads, MACs it recomputes) for ``cost/work.py``: the
+        three convs and the residual Add, the expansion's recomputed halo under ``plan``."""
+        pw, dw, proj = self.convs()
+        recomputed = plan.macs - self.macs() if plan is not None else 0
+        parts = [(pw, self.layouts.tile, recomputed), (dw, EXPANDED, 0),
+                 (proj, DEPTHWISE_OUT, 0)]
+        return parts + ([(self.residual, self.layouts.out, 0)] if self.residual else [])
+
     def alternatives(self) -> dict:
         """{name: kernel specs} of every way to run the block without the chain."""
         add = (self.residual,) if self.residual else ()

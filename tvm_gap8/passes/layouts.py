@@ -31,6 +31,7 @@ from ..errors import TilingError
 from ..irutil import bindings
 from ..kernels import family_of, plan_kernel
 from ..kernels.layout import CHW, HWC, KernelLayouts
+from ..kernels.pw_dw_pw import ChainKernelSpec, chain_alternatives
 from ..vocab import KIND_ATTR, LAYER_ATTR, LAYOUT_PLAN_ATTR
 
 LAYOUT_POLICIES = ("auto", "chw", "hwc")
@@ -75,7 +76,7 @@ def plan_network(mod: tvm.IRModule, hw, policy: str = "auto", fusion: str = "aut
     for node in nodes:
         node.options = _options(node, hw, policy, fusion)
     total, choice, capped = _search(nodes, forced, hw, policy)
-    decisions = {n.layer: _decision(n, choice[n.layer]) for n in nodes}
+    decisions = {n.layer: _decision(n, choice[n.layer], hw, policy) for n in nodes}
     for layer in capped:
         decisions[layer]["note"] = (f"output kept CHW: more than {MAX_FRONTIER} tensors live "
                                     "at once, the search does not choose its layout")
@@ -249,7 +250,7 @@ def _out_layouts(node, forced, frontier: int):
     return (CHW, HWC)
 
 
-def _decision(node, io) -> dict:
+def _decision(node, io, hw, policy: str) -> dict:
     src, dst = io
     opts = node.options[(src, dst)]
     best = opts[0]
@@ -257,6 +258,11 @@ def _decision(node, io) -> dict:
                      "cycles": int(round(o.cycles))}
                     for (s, d), os_ in sorted(node.options.items()) for o in os_
                     if not math.isinf(o.cycles)]
+    if isinstance(node.spec, ChainKernelSpec):  # the block without the chain, for the report
+        chosen = replace(node.spec, layouts=best.layouts[0])
+        alternatives += [{"variant": f"without the chain: {name}", "input": src, "output": dst,
+                          "cycles": int(round(c)) if math.isfinite(c) else None}
+                         for name, c in chain_alternatives(chosen, hw, policy)]
     return {"layouts": [lay.describe() for lay in best.layouts], "split": best.split,
             "cycles": int(round(best.cycles)), "alternatives": alternatives}
 

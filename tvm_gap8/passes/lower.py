@@ -183,7 +183,7 @@ class _FusedLowerer(PyExprMutator):  # pylint: disable=abstract-method
             KIND_ATTR: spec.kind,
             LAYOUTS_ATTR: spec.layouts.describe(),
             MACS_ATTR: spec.macs(),
-            WORK_ATTR: work_of(spec),
+            WORK_ATTR: work_of(spec, plan),
             PLAN_ATTR: plan.tile(),
             PLAN_FIGURES_ATTR: plan.figures(),
             EPILOGUES_ATTR: spec.describe_epilogues(),

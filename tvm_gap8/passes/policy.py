@@ -7,7 +7,9 @@ reader, per-channel tensors included), and planned by the family's own tiler:
 * under every policy, a pair whose fused kernel fits no tile stays unfused (the reason gives
   the bytes its smallest tile needs and the L1 budget);
 * ``profitable`` also refuses a pair whose fused kernel's modelled cycles do not beat the two
-  kernels it splits into (``FusedKernelSpec.split``, planned by the conv family's tiler, and
+  kernels it splits into (a PW->DW->PW chain: every way to run its block without it, for
+  every layout of its input and output, ``pw_dw_pw.chain_problem``; the pipeline asks this of
+  chains under ``--fusion auto`` too, where the planner cannot split a chain) (``FusedKernelSpec.split``, planned by the conv family's tiler, and
   the integer ops between the convs as their own kernels, ``split_steps``).
 """
 
@@ -35,10 +37,9 @@ def policy_problem(family, ctx, hw, policy: str, layout: str = "chw") -> str | N
             return f"not a {family.kind} kernel: {err}"
         return None  # the lowering will say what it cannot read
     problem = _unfit(family, spec, hw)
-    if problem is None and family.compare is not None:
-        problem = family.compare(spec, hw, layout)
-    elif problem is None and policy == "profitable":
-        problem = _unprofitable(family, spec, hw)
+    if problem is None and policy == "profitable":
+        problem = family.compare(spec, hw, layout) if family.compare is not None \
+            else _unprofitable(family, spec, hw)
     return problem
 
 
