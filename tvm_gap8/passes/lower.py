@@ -182,7 +182,7 @@ class _FusedLowerer(PyExprMutator):  # pylint: disable=abstract-method
             "tir.is_scheduled": True,
             KIND_ATTR: spec.kind,
             LAYOUTS_ATTR: spec.layouts.describe(),
-            MACS_ATTR: spec.macs(),
+            MACS_ATTR: plan.macs,  # executed: halo rows a fused kernel recomputes included
             WORK_ATTR: work_of(spec, plan),
             PLAN_ATTR: plan.tile(),
             PLAN_FIGURES_ATTR: plan.figures(),
