@@ -174,9 +174,12 @@ def _expansion(spec, xp, w_pw, chans, hp, wp):
     lay = spec.layouts
     xin, wop = Operand(spec.dtype), Operand(spec.weight_dtype)
     rc = te.reduce_axis((0, c), name="rc")
-    acc = layout.stage((spec.hidden, hp, wp),
-                       lambda hc, i, j: te.sum(xin.load(layout.element(xp, lay.tile, 0, rc, i, j))
-                                               * wop.load(w_pw[hc, rc, 0, 0]), axis=rc),
+    # the MACs only inside the image (``acc`` over its h x w pixels): the padding ring of the
+    # expanded tile is the zero point, computed by no MAC
+    acc = layout.stage((spec.hidden, h, w),
+                       lambda hc, i, j: te.sum(
+                           xin.load(layout.element(xp, lay.tile, 0, rc, i + t, j + l))
+                           * wop.load(w_pw[hc, rc, 0, 0]), axis=rc),
                        EXPANDED, "pw_acc")
     pad = tirx.const(spec.mid_zps[0] if spec.conv_epilogues[0].is_integer else 0,
                      spec.mid_dtype(0))
@@ -184,8 +187,8 @@ def _expansion(spec, xp, w_pw, chans, hp, wp):
         (spec.hidden, hp, wp),
         lambda hc, i, j: tirx.if_then_else(
             inside(i, j, t, l, h, w),
-            spec.conv_epilogues[0].apply(layout.element(acc, EXPANDED, hc, i, j), hc, chans),
-            pad),
+            spec.conv_epilogues[0].apply(
+                layout.element(acc, EXPANDED, hc, i - t, j - l), hc, chans), pad),
         EXPANDED, "pw_out")
 
 
@@ -251,10 +254,26 @@ def schedule_chain(spec: ChainKernelSpec, plan):
                            CHANNEL_BLOCK, spec.hidden)
     scalar_accumulator(sch, sch.get_sblock("proj_acc"), j)
     stage_buffers(sch, plan, loops, (OUTPUT,))
-    for name, acc in (("dw_out", "dw_acc"), ("pw_out", "pw_acc")):  # consumers first
-        stage_intermediate(sch, sch.get_sblock(name), loops["rows"])
-        scalar_accumulator(sch, sch.get_sblock(acc), sch.get_loops(sch.get_sblock(name))[-1])
+    dw_out = sch.get_sblock("dw_out")  # consumers first
+    stage_intermediate(sch, dw_out, loops["rows"])
+    scalar_accumulator(sch, sch.get_sblock("dw_acc"), sch.get_loops(dw_out)[-1])
+    pw_out = sch.get_sblock("pw_out")
+    stage_intermediate(sch, pw_out, loops["rows"])
+    acc = sch.get_sblock("pw_acc")
+    scalar_accumulator(sch, acc, _channel_blocks(sch, pw_out, spec.hidden))
     return finish_staged(sch, plan, loops, (INPUT, WEIGHT))
+
+
+def _channel_blocks(sch, pw_out, hidden: int):
+    """The expansion's (CHW) loops as (channel block, row, column, 4 channels), as the
+    standalone PW blocks its output channels: one pixel's 4 accumulators share each input
+    word (``gap8_dot4_i8``). Returns the loop to compute a block's accumulators at."""
+    hc, i, j = sch.get_loops(pw_out)[-3:]
+    if hidden % CHANNEL_BLOCK:
+        return j
+    ho, hb = sch.split(hc, [None, CHANNEL_BLOCK])
+    sch.reorder(ho, i, j, hb)
+    return j
 
 
 # -- tiling -------------------------------------------------------------------------------
@@ -272,7 +291,8 @@ def chain_tiling(spec: ChainKernelSpec, hw, rows: int, channels: int):
     rt, ct = math.ceil(oh / rows), math.ceil(o / channels)
     db = input_copies(hw, rt)
     tile_at = "channels" if ct > 1 else ROOT
-    moved = c * dtype_bytes(spec.dtype) * span(oh, rows, h, dw.sh, dw.kernel, dw.padding[0]) * w
+    in_rows_moved = span(oh, rows, h, dw.sh, dw.kernel, dw.padding[0])  # image rows, all tiles
+    moved = c * dtype_bytes(spec.dtype) * in_rows_moved * w
     bufs = (
         L1Buffer("chain_out", OUTPUT, channels * rows * ow, spec.out_dtype, db if ct == 1 else 1,
                  "channels" if ct > 1 else "rows", moved=output_bytes(spec)),
@@ -288,14 +308,16 @@ def chain_tiling(spec: ChainKernelSpec, hw, rows: int, channels: int):
     lay = spec.layouts
     # the standalone kernels' formulas on the same tiles (``cycles.pointwise`` over the padded
     # rows x columns the DW reads, ``cycles.depthwise``), the residual as the add kernel's
-    compute = rt * (cycles.pointwise(c, hid, in_rows, wp, lay.tile, EXPANDED, costs=hw.compute)
+    compute = rt * (cycles.pointwise(c, hid, min(in_rows, h), w, lay.tile, EXPANDED,
+                                     costs=hw.compute)
                     + cycles.depthwise(hid, rows, ow, dw.kernel, EXPANDED, DEPTHWISE_OUT,
                                        dw.sh, hw.compute)
                     + ct * cycles.pointwise(hid, channels, rows, ow, DEPTHWISE_OUT, lay.out,
                                             costs=hw.compute)
                     + (cycles.eltwise(hw, o * rows * ow) if spec.residual else 0))
-    # the expansion runs over the padded tile: halo rows recomputed, padding ring included
-    macs = spec.macs() + (rt * in_rows * wp - h * w) * c * hid
+    # the expansion runs over the image rows each tile reads: halo rows recomputed (the
+    # padding ring is the zero point, no MAC)
+    macs = spec.macs() + (in_rows_moved - h) * w * c * hid
     return plan_from(KIND, rows, channels, (("rows", rt), ("channels", ct)), bufs, macs,
                      LayerCost(hw, compute), "rows" if db == 2 else "")
 
