@@ -176,7 +176,7 @@ def cmd_compile(args) -> int:
                                requant=args.requant)
         if args.emit_c:
             from .emitc.run import emit_and_run
-            emit_and_run(result, hw, tmp, args.run, args.instrument, args.seed)
+            emit_and_run(result, tmp, args.run, args.instrument, args.seed)
         elif args.run or args.instrument:
             raise UsageError("--run and --instrument need --emit-c")
         write_artifacts(result, tmp, emit_c=args.emit_c)

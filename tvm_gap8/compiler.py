@@ -15,7 +15,7 @@ from .check import check_outputs, random_inputs
 from .errors import Gap8Error, UnsupportedError
 from .frontend import ImportedModel, import_onnx
 from .pipeline import gap8_passes
-from .passes.layouts import layout_plan
+from .passes.compilation import Compilation
 from .report import float_layers, fusion_of, layers_of, totals_of
 from .target import GAP8, Gap8Target, tvm_target
 
@@ -28,6 +28,9 @@ class CompileResult:
     executable: object = None
     timings: dict = field(default_factory=dict)
     requant: str = "fixed"  # the requantization mode the kernels were built with
+    # the target the kernels were compiled for (DMA mode and requantization applied): the C
+    # emitter reads it from here, so it sees the very target the tiles were planned on
+    hw: Gap8Target = GAP8
 
 
 def versions() -> dict:
@@ -43,10 +46,12 @@ def _progress(msg: str, quiet: bool):
 
 
 def lower(mod: tvm.IRModule, hw: Gap8Target = GAP8, fuse: bool = True,
-          policy: str = "all", layout: str = "chw") -> tvm.IRModule:
-    """Apply our passes (under the GAP8 target, so passes can dispatch on its keys)."""
+          policy: str = "all", layout: str = "chw",
+          compilation: Compilation | None = None) -> tvm.IRModule:
+    """Apply our passes (under the GAP8 target, so passes can dispatch on its keys);
+    ``compilation`` receives what they decided (the layout plan)."""
     with tvm_target(host=True):
-        return tvm.transform.Sequential(gap8_passes(hw, fuse, policy, layout))(mod)
+        return tvm.transform.Sequential(gap8_passes(hw, fuse, policy, layout, compilation))(mod)
 
 
 def with_dma(hw: Gap8Target, dma: str) -> Gap8Target:
@@ -102,9 +107,10 @@ def compile_model(model, input_shapes=None, hw: Gap8Target = GAP8, fuse: bool = 
     imported = import_onnx(model, input_shapes)
     timings["import_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
+    compilation = Compilation()
     _progress("fusing and lowering for GAP8" if fuse else "lowering for GAP8 (no fusion)", quiet)
     try:
-        lowered = lower(imported.mod, hw, fuse, fusion, layout)
+        lowered = lower(imported.mod, hw, fuse, fusion, layout, compilation)
     except Gap8Error:
         raise
     except Exception as exc:  # a TVM failure is our bug or an unsupported case: say where
@@ -125,20 +131,19 @@ def compile_model(model, input_shapes=None, hw: Gap8Target = GAP8, fuse: bool = 
         "dma": dma,
         "requant": requant,
         "cycle_model": cycle_model_of(hw),
-        "fusion": fusion_of(lowered, layers),
+        "fusion": fusion_of(lowered, layers, compilation.layout_plan),
         "layers": layers,
         "float_layers": float_layers(lowered, layers),
         "totals": totals_of(layers),
     }
-    plan = layout_plan(lowered)
-    if plan is not None:
-        report["layout_plan"] = plan
+    if compilation.layout_plan is not None:
+        report["layout_plan"] = compilation.layout_plan.describe()
     if baseline:
         _progress("costing the usual deployment (baseline)", quiet)
         t0 = time.perf_counter()
         report["baseline"] = baseline_totals(imported.mod, hw)
         timings["baseline_s"] = time.perf_counter() - t0
-    result = CompileResult(imported, lowered, report, timings=timings, requant=requant)
+    result = CompileResult(imported, lowered, report, timings=timings, requant=requant, hw=hw)
     if check:
         t0 = time.perf_counter()
         _progress("building for the host (LLVM)", quiet)

@@ -16,6 +16,7 @@ from .kernels import FAMILIES
 from .passes import (LowerFusedKernels, SimplifyQDQ, record_fusion_disabled,
                      record_unfused_depthwise)
 from .passes.formation import formation_pass
+from .passes.compilation import Compilation
 from .passes.layouts import PlanLayouts
 from .target import GAP8, Gap8Target
 
@@ -42,14 +43,16 @@ def _has_quantize(mod) -> bool:
 
 
 def gap8_passes(hw: Gap8Target = GAP8, fuse: bool = True, policy: str = "all",
-                layout: str = "chw") -> list:
+                layout: str = "chw", compilation: Compilation | None = None) -> list:
     """Our passes, in order, without TVM's final build passes. ``policy``: fuse ``all`` pairs
     and PW->DW->PW chains the rules allow, only the ``profitable`` ones (by the tiler's cycle
     model), ``pairs`` (``all`` without chains), ``chains`` (``all`` with every chain that
     fits, modelled faster or not), or let the planner decide (``auto``: it may
     split a formed pair; a chain forms only where modelled faster than its block without it); ``layout``: the planner's layout
     policy (``chw`` with ``all`` / ``profitable`` / no fusion: no planner, every kernel in its
-    default layouts)."""
+    default layouts); ``compilation``: the records the passes share (the layout plan), a new
+    one when None."""
+    compilation = compilation if compilation is not None else Compilation()
     passes = [
         fold_constants,
         relax.transform.DecomposeOpsForInference(),  # any BN onnxruntime did not fold
@@ -62,14 +65,14 @@ def gap8_passes(hw: Gap8Target = GAP8, fuse: bool = True, policy: str = "all",
         # a chain forms only where the model says it beats its block without it (the planner
         # cannot split it), except under ``chains``: every chain that fits
         passes += [formation_pass(f, hw, ("all" if policy == "chains" else "profitable")
-                                  if f.compare else formed, layout)
+                                  if f.compare else formed, compilation, layout)
                    for f in fused if chains or f.compare is None] + [record_unfused_depthwise]
     passes += [formation_pass(f) for f in FAMILIES if f not in fused]
     if not fuse:
         passes.append(record_fusion_disabled)
     if layout != "chw" or (fuse and policy == "auto"):
-        passes.append(PlanLayouts(hw, layout, policy if fuse else "none"))
-    passes += [LowerFusedKernels(hw), SimplifyQDQ(), relax.transform.FoldConstant()]
+        passes.append(PlanLayouts(hw, layout, policy if fuse else "none", compilation))
+    passes += [LowerFusedKernels(hw, compilation), SimplifyQDQ(), relax.transform.FoldConstant()]
     return passes
 
 

@@ -19,7 +19,6 @@ from .kernels import family_of
 from .kernels.geometry import conv_kind
 from .passes import unfused_of
 from .passes.formation import refusals_of
-from .passes.layouts import layout_plan
 from .vocab import (DMA_TRANSFERS, EPILOGUES_ATTR, INTEGER_ATTR, KIND_ATTR, L1_TO_L2_ACT,
                     L2_TO_L1_ACT, L2_TO_L1_TRANSPOSED, L2_TO_L1_WGT, L3_TO_L2, LAYOUTS_ATTR,
                     MACS_ATTR, PLACEMENT_ATTR, PLAN_ATTR, PLAN_FIGURES_ATTR, WORK_ATTR)
@@ -167,30 +166,31 @@ def float_layers(mod: tvm.IRModule, layers: list[dict]) -> list[dict]:
     return float_layer_records(mod, left)
 
 
-def fusion_of(mod: tvm.IRModule, layers: list[dict]) -> dict:
-    """The fused groups (from the kernels) and the DWs left unfused with the passes' reasons."""
+def fusion_of(mod: tvm.IRModule, layers: list[dict], plan=None) -> dict:
+    """The fused groups (from the kernels) and the DWs left unfused with the passes' reasons;
+    ``plan``: the compile's ``LayoutPlan`` (the pairs it split), None when no planner ran."""
     fused = [{"kind": layer["kind"], "onnx_nodes": layer["onnx_nodes"],
               "layouts": _layouts(mod, layer["kernel"]), "epilogues": layer["epilogues"]}
              for layer in layers if layer.get("fused")]
     chains = [r for r in refusals_of(mod) if r["kind"] == "pw_dw_pw"]
-    return {"fused": fused, "refused": unfused_of(mod), "split": split_by_planner(mod),
+    return {"fused": fused, "refused": unfused_of(mod), "split": split_by_planner(plan),
             "chains_refused": chains}
 
 
-def split_by_planner(mod: tvm.IRModule) -> list[dict]:
-    """The pairs the planner formed but runs as two kernels, each with its reason: the
-    modelled cycles of the split against the best fused variant for the same tensor layouts."""
-    plan = layout_plan(mod)
+def split_by_planner(plan) -> list[dict]:
+    """The pairs the ``LayoutPlan`` ``plan`` formed but runs as two kernels, each with its
+    reason: the modelled cycles of the split against the best fused variant for the same
+    tensor layouts."""
     out = []
-    for name, d in (plan or {}).get("layers", {}).items():
-        if not d["split"]:
+    for name, d in (plan.layers if plan is not None else {}).items():
+        if not d.split:
             continue
-        io = (d["layouts"][0]["input"], d["layouts"][-1]["output"])
-        fused = [a["cycles"] for a in d["alternatives"]
-                 if not a["variant"].startswith("split") and (a["input"], a["output"]) == io]
+        io = (d.layouts[0].source, d.layouts[-1].out)
+        fused = [a.cycles for a in d.alternatives
+                 if not a.variant.startswith("split") and (a.input, a.output) == io]
         best = f"{min(fused):,} fused" if fused else "no fused variant fits"
-        kernels = "two" if len(d["layouts"]) == 2 else str(len(d["layouts"]))
-        out.append({"layer": name, "reason": f"split by the planner: {d['cycles']:,} modelled "
+        kernels = "two" if len(d.layouts) == 2 else str(len(d.layouts))
+        out.append({"layer": name, "reason": f"split by the planner: {d.cycles:,} modelled "
                                              f"cycles as {kernels} kernels vs {best}"})
     return out
 

@@ -141,13 +141,15 @@ def float_layers(net) -> list[str]:
             if any(ctype in ("float", "double") for _, ctype in net.kernels[layer.kernel].params)]
 
 
-def emit_and_run(result, hw, out_dir: str, platform: str | None = None,
+def emit_and_run(result, out_dir: str, platform: str | None = None,
                  instrument: bool = False, seed: int = 0, timeout: int = 600) -> dict:
-    """Writes ``out_dir/gap8``; with ``platform`` builds, runs and checks it (every input and
-    output, in the entry's order). Updates and returns ``result.report``."""
+    """Writes ``out_dir/gap8`` for the target ``result`` was compiled for (``result.hw``); with
+    ``platform`` builds, runs and checks it (every input and output, in the entry's order).
+    Updates and returns ``result.report``."""
     if platform is not None and platform not in PLATFORMS:
         raise UsageError(f"--run {platform}: choose one of {', '.join(PLATFORMS)}")
     out_dir = os.path.abspath(out_dir)  # the builds run inside the project
+    hw = result.hw
     net = read_network(result.lowered, hw, instrument=True)
     project = os.path.join(out_dir, "gap8")
     files = write_project(net, hw, project)

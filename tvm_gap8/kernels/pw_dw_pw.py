@@ -485,46 +485,44 @@ def _layout_choices(spec, policy: str, src=None, dst=None):
                                                 (dst,) if dst else ends, mids)]
 
 
-def _best(spec, hw, policy, src=None, dst=None) -> float:
-    from . import plan_kernel  # the registry imports this module
-
+def _best(spec, hw, policy, plans, src=None, dst=None) -> float:
     best = math.inf
     for lay in _layout_choices(spec, policy, src, dst):
         try:
-            best = min(best, plan_kernel(replace(spec, layouts=lay), hw).cycles)
+            best = min(best, plans.plan(replace(spec, layouts=lay), hw).cycles)
         except TilingError:
             continue
     return best
 
 
-def _without_chain(kernels, hw, policy, src, dst) -> float:
+def _without_chain(kernels, hw, policy, plans, src, dst) -> float:
     """A lower bound on the block's modelled cycles as ``kernels`` (each at its cheapest
     layouts, only the first's input and the last's output fixed)."""
     last = len(kernels) - 1
-    return sum(_best(k, hw, policy, src if i == 0 or isinstance(k, AddKernelSpec) else None,
+    return sum(_best(k, hw, policy, plans, src if i == 0 or isinstance(k, AddKernelSpec) else None,
                      dst if i == last else None) for i, k in enumerate(kernels))
 
 
-def chain_problem(spec: ChainKernelSpec, hw, policy: str = "auto") -> str | None:
+def chain_problem(spec: ChainKernelSpec, hw, policy: str, plans) -> str | None:
     """Why the chain must not form on ``hw`` under layout ``policy``: for some layout of the
     block's input and output tensors, a way to run it without the chain is modelled at least
     as fast (None: the chain wins everywhere, so the planner never loses by it)."""
     ends = (CHW,) if policy == "chw" else (CHW, HWC)
     for src, dst in itertools.product(ends, ends):
-        chain = _best(spec, hw, policy, src, dst)
+        chain = _best(spec, hw, policy, plans, src, dst)
         for name, kernels in spec.alternatives().items():
-            alt = _without_chain(kernels, hw, policy, src, dst)
+            alt = _without_chain(kernels, hw, policy, plans, src, dst)
             if chain >= alt:
                 return (f"the chain is not faster on {hw.name}: {chain:,.0f} modelled cycles "
                         f"vs {alt:,.0f} as {name} (input {src}, output {dst})")
     return None
 
 
-def chain_alternatives(spec: ChainKernelSpec, hw, policy: str = "auto") -> list:
+def chain_alternatives(spec: ChainKernelSpec, hw, policy: str, plans) -> list:
     """[(way to run the block, modelled cycles)] for the report, at the chain's own input
     and output layouts."""
     src, dst = spec.layouts.source, spec.layouts.out
-    return [(name, _without_chain(kernels, hw, policy, src, dst))
+    return [(name, _without_chain(kernels, hw, policy, plans, src, dst))
             for name, kernels in spec.alternatives().items()]
 
 
