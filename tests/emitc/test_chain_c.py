@@ -20,7 +20,7 @@ def chain_model(tmp_path_factory):
 
 
 def _compile(model, out, *extra):
-    rc = main(["compile", model, "--fusion", "chains", "--emit-c", "-o", str(out), "-q", *extra])
+    rc = main(["compile", model, "--fusion", "all-chains", "--emit-c", "-o", str(out), "-q", *extra])
     return rc, json.loads((out / "report.json").read_text())
 
 

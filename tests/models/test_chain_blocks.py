@@ -26,7 +26,7 @@ def _block(t, k, stride, cin, cout):
 
 @pytest.mark.parametrize("t,k,stride,cin,cout", CASES)
 def test_float_chain_matches_onnxruntime(t, k, stride, cin, cout):
-    result = compile_checked(_block(t, k, stride, cin, cout), fusion="chains")
+    result = compile_checked(_block(t, k, stride, cin, cout), fusion="all-chains")
     assert _kinds(result) == ["pw_dw_pw"]  # the Add, when there is one, inside the chain
     (layer,) = result.report["layers"]
     assert layer["epilogues"][-1:] == (["residual add"] if stride == 1 and cin == cout
@@ -35,7 +35,7 @@ def test_float_chain_matches_onnxruntime(t, k, stride, cin, cout):
 
 @pytest.mark.parametrize("t,k,stride,cin,cout", CASES)
 def test_int8_chain_is_bit_exact(t, k, stride, cin, cout):
-    result = compile_checked(quantized(_block(t, k, stride, cin, cout)), fusion="chains")
+    result = compile_checked(quantized(_block(t, k, stride, cin, cout)), fusion="all-chains")
     assert _kinds(result) == ["pw_dw_pw"]
     (out,) = result.report["check"]["outputs"]
     assert out["max_lsb_err"] == 0 and out["equal_fraction"] == 1.0
@@ -45,28 +45,28 @@ def test_int8_chain_is_bit_exact(t, k, stride, cin, cout):
 def test_chain_moves_less_than_the_pairs_and_none():
     model = quantized(_block(6, 3, 1, 8, 8))
     moved = {f: compile_checked(model, fusion=f).report["totals"]["act_bytes"]
-             for f in ("chains", "pairs", "none")}
-    assert moved["chains"] < moved["pairs"] < moved["none"]
+             for f in ("all-chains", "all", "none")}
+    assert moved["all-chains"] < moved["all"] < moved["none"]
     # the chain reads its input once (halo rows twice) and writes its output once
-    assert moved["chains"] <= 2 * 8 * 11 * 10 + 8 * 11 * 10
+    assert moved["all-chains"] <= 2 * 8 * 11 * 10 + 8 * 11 * 10
 
 
 def test_planner_lists_the_block_without_the_chain():
-    result = compile_checked(quantized(_block(6, 3, 1, 8, 8)), fusion="auto", layout="auto")
+    result = compile_checked(quantized(_block(6, 3, 1, 8, 8)), fusion="chains", layout="auto")
     layers = result.report["layout_plan"]["layers"]
     (decision,) = [d for name, d in layers.items() if name.count("+") == 2]
     without = {a["variant"]: a["cycles"] for a in decision["alternatives"]
                if a["variant"].startswith("without the chain")}
     assert set(without) == {f"without the chain: {n}"
                             for n in ("unfused", "pw + dw_pw", "pw_dw + pw")}
-    # formed under auto only because it is modelled faster than every way without it
+    # formed under --fusion chains only because it is modelled faster than every way without it
     assert all(decision["cycles"] < c for c in without.values() if c is not None)
 
 
 def test_chain_slower_by_the_model_is_refused_with_both_figures():
     # 1x1 spatial: the chain's fixed costs are not paid back; the pairs run the block instead
     result = compile_checked(quantized(M.chain_block(cin=8, cout=8, h=1, w=1, t=1)),
-                             fusion="auto", layout="auto")
+                             fusion="chains", layout="auto")
     refused = result.report["fusion"]["chains_refused"]
     if "pw_dw_pw" in _kinds(result):
         assert refused == []
@@ -78,7 +78,7 @@ def test_chain_slower_by_the_model_is_refused_with_both_figures():
 def test_chain_that_fits_no_tile_falls_back_to_the_pairs():
     hw = GAP8.with_l1_budget(9000)
     result = compile_checked(quantized(M.chain_block(cin=16, cout=16, h=12, w=12, t=6)),
-                             fusion="chains", hw=hw)
+                             fusion="all-chains", hw=hw)
     assert "pw_dw_pw" not in _kinds(result)
     (r,) = result.report["fusion"]["chains_refused"]
     assert "cannot fit L1" in r["reason"]
@@ -89,7 +89,7 @@ def test_intermediate_read_elsewhere_is_refused():
     dw_out = [n for n in model.graph.node if n.name.startswith("ir_dw")][-1].output[0]
     model.graph.output.append(onnx.helper.make_tensor_value_info(
         dw_out, onnx.TensorProto.FLOAT, [1, 16, 8, 8]))
-    result = compile_checked(model, fusion="chains")
+    result = compile_checked(model, fusion="all-chains")
     assert "pw_dw_pw" not in _kinds(result)
     (r,) = result.report["fusion"]["chains_refused"]
     assert "another consumer" in r["reason"]
