@@ -18,7 +18,6 @@ import tempfile
 import traceback
 
 from . import __version__
-from .codegen import emit_c as c_source
 from .compiler import compile_model
 from .errors import Gap8Error, UsageError
 from .frontend import parse_input_shape
@@ -180,7 +179,7 @@ def cmd_compile(args) -> int:
             emit_and_run(result, tmp, args.run, args.instrument, args.seed)
         elif args.run or args.instrument:
             raise UsageError("--run and --instrument need --emit-c")
-        write_artifacts(result, tmp, emit_c=args.emit_c)
+        write_artifacts(result, tmp)
         if os.path.isdir(out):
             shutil.rmtree(out)
         os.replace(tmp, out)
@@ -239,7 +238,8 @@ def cmd_quantize(args) -> int:
     return 0
 
 
-def write_artifacts(result, directory: str, emit_c: bool = False) -> None:
+def write_artifacts(result, directory: str) -> None:
+    """report.json, lowered.py and layers.png (the C project, ``--emit-c``, is emitc's)."""
     with open(os.path.join(directory, "report.json"), "w", encoding="utf-8") as f:
         json.dump(result.report, f, indent=2, sort_keys=True)
         f.write("\n")
@@ -247,10 +247,6 @@ def write_artifacts(result, directory: str, emit_c: bool = False) -> None:
         f.write(result.lowered.script())
 
     plot_layers(result.report, os.path.join(directory, "layers.png"))
-    if emit_c:
-
-        with open(os.path.join(directory, "kernels.c"), "w", encoding="utf-8") as f:
-            f.write(c_source(result.lowered))
 
 
 def main(argv=None) -> int:

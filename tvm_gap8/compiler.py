@@ -13,9 +13,11 @@ from tvm import relax
 
 from .check import check_outputs, random_inputs
 from .errors import Gap8Error, UnsupportedError
+from .float_exp import TIR_PIPELINE, register_tir_pipeline
 from .frontend import ImportedModel, import_onnx
 from .pipeline import gap8_passes
 from .passes.compilation import Compilation
+from .placement import Placement
 from .report import float_layers, fusion_of, layers_of, totals_of
 from .target import GAP8, Gap8Target, tvm_target
 
@@ -31,6 +33,8 @@ class CompileResult:
     # the target the kernels were compiled for (DMA mode and requantization applied): the C
     # emitter reads it from here, so it sees the very target the tiles were planned on
     hw: Gap8Target = GAP8
+    # where every weight and activation lives (passes/place.py): the C emitter places by it
+    placement: Placement | None = None
 
 
 def versions() -> dict:
@@ -76,7 +80,9 @@ def baseline_totals(mod: tvm.IRModule, hw: Gap8Target) -> dict:
 
 def build_host(lowered: tvm.IRModule):
     """TVM's build passes + LLVM codegen for the host: runs the same lowered kernels."""
-    return tvm.compile(lowered, target=tvm_target(host=True), relax_pipeline="default_build")
+    register_tir_pipeline()  # float exp as the emitted C computes it (float_exp.py)
+    return tvm.compile(lowered, target=tvm_target(host=True), relax_pipeline="default_build",
+                       tir_pipeline=TIR_PIPELINE)
 
 
 def cycle_model_of(hw: Gap8Target) -> dict:
@@ -139,12 +145,15 @@ def compile_model(model, input_shapes=None, hw: Gap8Target = GAP8, fuse: bool = 
     }
     if compilation.layout_plan is not None:
         report["layout_plan"] = compilation.layout_plan.describe()
+    if compilation.placement is not None:  # where every weight and activation lives
+        report["placement"] = compilation.placement.describe()
     if baseline:
         _progress("costing the usual deployment (baseline)", quiet)
         t0 = time.perf_counter()
         report["baseline"] = baseline_totals(imported.mod, hw)
         timings["baseline_s"] = time.perf_counter() - t0
-    result = CompileResult(imported, lowered, report, timings=timings, requant=requant, hw=hw)
+    result = CompileResult(imported, lowered, report, timings=timings, requant=requant, hw=hw,
+                           placement=compilation.placement)
     if check:
         t0 = time.perf_counter()
         _progress("building for the host (LLVM)", quiet)

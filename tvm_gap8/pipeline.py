@@ -13,11 +13,11 @@ from tvm.relax.pipeline import PIPELINE_MAP
 
 from .irutil import bindings
 from .kernels import FAMILIES
-from .passes import (LowerFusedKernels, SimplifyQDQ, record_fusion_disabled,
-                     record_unfused_depthwise)
+from .passes import record_fusion_disabled, record_unfused_depthwise
 from .passes.formation import formation_pass
 from .passes.compilation import Compilation
 from .passes.layouts import PlanLayouts
+from .passes.place import LowerAndPlace
 from .target import GAP8, Gap8Target
 
 
@@ -80,7 +80,7 @@ def gap8_passes(hw: Gap8Target = GAP8, fuse: bool = True, policy: str = "all",
     planned = "auto" if policy == "chains" else policy  # chains: the planner as under auto
     if layout != "chw" or (fuse and planned == "auto"):
         passes.append(PlanLayouts(hw, layout, planned if fuse else "none", compilation))
-    passes += [LowerFusedKernels(hw, compilation), SimplifyQDQ(), relax.transform.FoldConstant()]
+    passes.append(LowerAndPlace(hw, compilation))  # lowering under the memory placement
     return passes
 
 

@@ -43,14 +43,16 @@ def _op_kind_and_macs(call) -> tuple[str, int]:
         return "eltwise", 0
     if op in ("relax.nn.relu", "relax.clip", "relax.sigmoid", "relax.maximum", "relax.minimum"):
         return "activation", 0
-    if op in ("relax.reshape", "relax.permute_dims", "relax.flatten", "relax.squeeze",
-              "relax.expand_dims"):
-        return "reshape", 0
+    if op in ("relax.reshape", "relax.flatten", "relax.squeeze", "relax.expand_dims"):
+        return "reshape", 0  # an alias of its input in the C
+    if op == "relax.permute_dims":
+        return "transpose", 0  # moves every value
     return op.replace("relax.", "").replace("nn.", ""), 0
 
 
 # order of precedence when several ops of one ONNX node form a layer
-_KIND_RANK = ["conv", "dw", "pw", "dense", "pool", "eltwise", "activation", "reshape"]
+_KIND_RANK = ["conv", "dw", "pw", "dense", "pool", "eltwise", "activation", "transpose",
+              "reshape"]
 
 
 def _kernel_entry(prim, counts_cache, name):
@@ -119,10 +121,19 @@ def layers_of(mod: tvm.IRModule) -> list[dict]:
                     last["kind"] = kind
                 continue
             layers.append({"name": node, "kind": kind, "onnx_nodes": [node], "macs": macs,
-                           "fused": False, "tiled": False,
+                           "fused": False, "tiled": False, "integer": _integer_only(v),
                            "fallback": f"no GAP8 kernel for {kind}: TVM's legalized op, "
                                        "not tiled for L1"})
     return layers
+
+
+def _integer_only(call) -> bool:
+    """Every tensor ``call`` reads and writes is an integer (data movement on int8 tensors,
+    SimplifyQDQ's rewrites): no float code; a quantize/dequantize is not."""
+    tensors = [a for a in call.args if isinstance(getattr(a, "ty", None), relax.TensorType)]
+    tensors += [f for a in call.args if isinstance(a, relax.Tuple) for f in a.fields]
+    return all(isinstance(t.ty, relax.TensorType) and "int" in str(t.ty.dtype)
+               for t in tensors + [call])
 
 
 def _tensor_bytes(e) -> int:
@@ -159,8 +170,9 @@ def float_layers(mod: tvm.IRModule, layers: list[dict]) -> list[dict]:
     """Layers of an int8 model that still compute in float (not counting the quantize of the
     input and the dequantize of the outputs, which are float by definition), each as
     ``{"name", "kind", "reason"}``: why no integer kernel computes it (``floatlayers.py``)."""
-    if not any(layer.get("integer") for layer in layers):
-        return []
+    if not any(layer.get("integer") and layer["tiled"] or layer["kind"] == "quantize"
+               for layer in layers):
+        return []  # a float model
     left = [layer for layer in layers if not layer.get("integer")
             and layer["kind"] not in ("quantize", "dequantize", "reshape")]
     return float_layer_records(mod, left)

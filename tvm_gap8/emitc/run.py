@@ -150,13 +150,14 @@ def emit_and_run(result, out_dir: str, platform: str | None = None,
         raise UsageError(f"--run {platform}: choose one of {', '.join(PLATFORMS)}")
     out_dir = os.path.abspath(out_dir)  # the builds run inside the project
     hw = result.hw
-    net = read_network(result.lowered, hw, instrument=True)
+    net = read_network(result.lowered, hw, instrument=True, placement=result.placement)
     project = os.path.join(out_dir, "gap8")
     files = write_project(net, hw, project)
     report = result.report
     report["emit_c"] = {"dir": "gap8", "files": files, "l2_arena_bytes": net.l2_arena,
                         "l1_arena_bytes": net.l1_arena, "l2_weight_bytes": net.l2_weights,
-                        "l3_weight_bytes": net.l3_bytes, "layers": len(net.layers),
+                        "l3_weight_bytes": net.l3_bytes, "l3_stage_bytes": net.l3_stage_bytes,
+                        "layers": len(net.layers),
                         "inputs": len(net.inputs), "outputs": len(net.outputs),
                         "libm_calls": libm_calls(net), "float_layers": float_layers(net),
                         **net.stats}
@@ -201,6 +202,7 @@ def emit_and_run(result, out_dir: str, platform: str | None = None,
         run["vs_llvm_outputs"] = per_output
     if platform == "rv32":
         run["soft_float_symbols"] = build.soft_float_symbols(exe)
+        run["l2_linked"] = build.l2_account(exe)  # code + data GAP8's L2 would hold
     report["run"] = run
     if platform == "gvsoc":
         report["measured"] = measured_gvsoc(sim, net, report)

@@ -24,7 +24,7 @@ from ..irutil import bindings, group_span, with_span
 from ..kernels import family_of
 from ..kernels.conv import CONV, hwc_weights
 from ..kernels.layout import physical
-from ..kernels.tiling import weights_placement
+from ..placement import kernel_placement
 from .compilation import Compilation
 from ..target import GAP8, Gap8Target, gap8_enabled
 from ..vocab import (EPILOGUES_ATTR, INTEGER_ATTR, KIND_ATTR, LAYER_ATTR, LAYOUTS_ATTR, MACS_ATTR,
@@ -36,7 +36,9 @@ OPAQUE = 8  # tvm::relax::OpPatternKind::kOpaque
 
 @tvm.transform.module_pass(opt_level=0, name="LowerFusedKernels")
 class LowerFusedKernels:
-    """Composite ``gap8.*`` calls -> ``call_tir`` of one tiled, L1-scoped PrimFunc each."""
+    """Composite ``gap8.*`` calls -> ``call_tir`` of one tiled, L1-scoped PrimFunc each, each
+    layer planned (costed) with its weights where the compilation's memory placement put them
+    (``compilation.placement``, ``passes/place.py``; None: every weight in L2)."""
 
     def __init__(self, hw: Gap8Target = GAP8, compilation: Compilation | None = None):
         self.hw = hw
@@ -59,10 +61,10 @@ class LowerFusedKernels:
                         callee = mod[call.op]
                         if isinstance(callee, relax.Function) and callee.attrs is not None \
                                 and KIND_ATTR in callee.attrs:
-                            kernels.append((call, _plan_group(call, callee, self.hw,
+                            kernels.append((call, _plan_group(call, callee, self._placed,
                                                               self.compilation.plans,
                                                               decisions)))
-        lowerer = _FusedLowerer(mod, kernels, self.hw)
+        lowerer = _FusedLowerer(mod, kernels, self._placed)
         for gv, func in mod.functions_items():
             if isinstance(func, relax.Function) and not (func.attrs and "Composite" in func.attrs):
                 lowerer.builder_.update_func(gv, lowerer.visit_expr(func))
@@ -72,16 +74,24 @@ class LowerFusedKernels:
                 out = out.with_attr(key, value)
         return relax.transform.DeadCodeElimination()(out)
 
+    def _placed(self, layer: str) -> Gap8Target:
+        """The target ``layer`` is planned and costed with: its weights where placed."""
+        placement = self.compilation.placement
+        if placement is None:
+            return self.hw
+        return self.hw.replace(weights_memory=placement.weights_in(layer))
 
-def _plan_group(call, func, hw, plans, decisions: dict) -> list:
+
+def _plan_group(call, func, placed, plans, decisions: dict) -> list:
     """The kernels a composite call lowers to, each (family, spec, tensors, plan, info): one,
     in the layouts the planner decided (its defaults without a plan), or the two convs of a
     fused pair the planner split (the first's output a new L2 tensor); tile plans from the
-    compile's ``plans`` (``kernels.KernelPlans``)."""
+    compile's ``plans`` (``kernels.KernelPlans``), each on the target ``placed(layer)``."""
     family = family_of(str(func.attrs[KIND_ATTR]))
-    spec, tensors = family.read(func, list(call.args), hw.requant)
     info = {"layer": str(func.attrs.get(LAYER_ATTR, family.kind)),
             "onnx_nodes": [str(n) for n in func.attrs[ONNX_NODES_ATTR]]}
+    hw = placed(info["layer"])
+    spec, tensors = family.read(func, list(call.args), hw.requant)
     if min(spec.out_shape) < 1:
         raise UnsupportedError(f"layer {info['layer']}: output shape {spec.out_shape} is empty")
     decision = decisions.get(info["layer"])
@@ -94,7 +104,8 @@ def _plan_group(call, func, hw, plans, decisions: dict) -> list:
         if family is CONV:
             spec, tensors = hwc_weights(spec, plan, tensors)
         return [(family, spec, tensors, plan, info)]
-    return _split(spec, tensors, layouts, info, lambda k, layer: plans.plan(k, hw, layer))
+    return _split(spec, tensors, layouts, info,
+                  lambda k, layer: plans.plan(k, placed(layer), layer))
 
 
 class Prev(int):
@@ -164,10 +175,10 @@ def _main_node(nodes) -> str | None:
 
 @mutator
 class _FusedLowerer(PyExprMutator):  # pylint: disable=abstract-method
-    def __init__(self, mod, kernels, hw):
+    def __init__(self, mod, kernels, placed):
         super().__init__(mod)
         self.kernels = kernels  # [(group call, (family, spec, tensors, plan, info))]
-        self.hw = hw
+        self.placed = placed  # layer -> the target it was planned with
 
     def visit_call_(self, call: relax.Call) -> relax.Expr:  # pylint: disable=arguments-renamed
         for group_call, planned in self.kernels:
@@ -193,7 +204,8 @@ class _FusedLowerer(PyExprMutator):  # pylint: disable=abstract-method
             PLAN_ATTR: plan.tile(),
             PLAN_FIGURES_ATTR: plan.figures(),
             EPILOGUES_ATTR: spec.describe_epilogues(),
-            PLACEMENT_ATTR: weights_placement(plan, self.hw),
+            PLACEMENT_ATTR: kernel_placement(self.placed(info["layer"]).weights_memory,
+                                             plan.l2_to_l1_wgt),
         })
         name = f"gap8_{spec.kind}_{_sanitize(info['layer'].split('+')[0])}"
         gv = self.builder_.add_func(prim, name)
