@@ -31,16 +31,15 @@ from ..vocab import INPUT, INTERMEDIATE, OUTPUT, WEIGHT
 from . import layout, patterns
 from .composite import (DEQUANTIZE, QUANTIZE, CompositeReader, QuantAct, activation_range,
                         clip_bounds, output_dtype)
-from .conv import CHANNEL_BLOCK, CONV, ConvKernelSpec, tile_pixels
-from .eltwise import ADD, AddKernelSpec, _add_value, add_multipliers
-from .epilogue import Epilogue
+from .conv import CHANNEL_BLOCK, ConvKernelSpec, tile_pixels
+from .eltwise import AddKernelSpec, add_multipliers, add_value
 from .family import KernelFamily
 from .fused import DEFAULT_LAYOUTS, FusedKernelSpec, channel_placeholders
 from .geometry import ConvGeom, conv_geom
 from .layout import CHW, HWC, KernelLayouts
 from .requant import DEFAULT_REQUANT, activation_bounds
 from .spec import TypedOperands
-from .stages import Kernel, _integer_epilogue, _float_epilogue, _read_stages, spec_fields
+from .stages import Kernel, read_kernel, spec_fields
 from .staging import (Operand, finish_staged, inside, padded_input, scalar_accumulator,
                       stage_buffers, stage_intermediate)
 from .tiling import (ROOT, L1Buffer, LayerCost, choose_plan, dtype_bytes, halo_rows,
@@ -60,7 +59,7 @@ class ChainKernelSpec(TypedOperands):
     expand: ConvGeom
     dw: ConvGeom
     project: ConvGeom
-    conv_epilogues: tuple  # (expansion, depthwise, projection) Epilogue
+    conv_epilogues: tuple  # the Epilogue of the expansion, the depthwise, the projection
     channel_shapes: tuple = ()
     channel_dtypes: tuple = ()
     dtype: str = "float32"
@@ -239,7 +238,7 @@ def chain_compute(spec: ChainKernelSpec):
         if spec.residual is None:
             return v
         xv = layout.element(xp, lay.tile, n, oc, i + t, j + l)  # the input tile, in L1
-        return _add_value(spec.residual, *((xv, v) if spec.input_first else (v, xv)))
+        return add_value(spec.residual, *((xv, v) if spec.input_first else (v, xv)))
 
     y = layout.stage((1, o, oh, ow), out, lay.out, "chain_out")
     return [x, w_pw, w_dw, w_proj, *chans, y]
@@ -393,13 +392,10 @@ def read_chain(func, args, requant: str = DEFAULT_REQUANT):
     binds = list(CompositeReader(func, args, requant).bindings())
     cut = _residual_index(CompositeReader(func, args, requant), binds)
     r = _PrefixReader(func, args, requant, len(binds) if cut is None else cut)
-    stages, x = _read_stages(r)
+    kernel = read_kernel(r)
+    stages, x = kernel.stages, kernel.x
     if len(stages) != 3 or len({s.integer for s in stages}) != 1:
         raise UnsupportedError("a chain needs three convs, all integer or all float")
-    kernel = Kernel(stages=stages, x=x)
-    for stage in stages:
-        kernel.epilogues.append(_integer_epilogue(kernel, stage, r.requant) if stage.integer
-                                else _float_epilogue(kernel, stage))
     residual, first = _residual(r, binds[cut:], kernel) if cut is not None else (None, False)
     spec = ChainKernelSpec(
         tuple(int(v) for v in x.ty.shape.values), *(conv_geom(s.conv) for s in stages),
@@ -422,12 +418,12 @@ def _core(quantized: bool):
 
 
 def chain_pattern():
-    x, out, ann = _core(False)
+    _, out, ann = _core(False)
     return out, ann
 
 
 def q_chain_pattern():
-    x, out, ann = _core(True)
+    _, out, ann = _core(True)
     return out, ann
 
 
