@@ -67,10 +67,14 @@ def _add_compile(sub) -> None:
                    help="pin an input's shape (repeat for several inputs)")
     c.add_argument("--no-fuse", action="store_true", help="do not fuse DW/PW pairs "
                    "(= --fusion none)")
-    c.add_argument("--fusion", choices=["auto", "all", "none", "profitable"], default="auto",
+    c.add_argument("--fusion",
+                   choices=["auto", "all", "none", "profitable", "chains", "all-chains"],
+                   default="auto",
                    help="auto (default): the planner fuses or splits each pair the rules allow "
                         "by the cycle model; all: fuse every one; none; profitable: fuse those "
-                        "faster than their two kernels, alone")
+                        "faster than their two kernels, alone; chains: auto, plus whole "
+                        "PW->DW->PW[->Add] blocks as one kernel where modelled faster; "
+                        "all-chains: all, plus every such chain that fits")
     c.add_argument("--layout", choices=LAYOUT_POLICIES, default="auto",
                    help="L2 tensor layouts: auto (default: the planner chooses each tensor's "
                         "and each kernel's tile layouts), chw (all CHW), hwc (all HWC, DW inputs "

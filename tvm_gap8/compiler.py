@@ -89,7 +89,9 @@ def compile_model(model, input_shapes=None, hw: Gap8Target = GAP8, fuse: bool = 
                   check: bool = False, seed: int = 0, quiet: bool = True,
                   fusion: str = "all", layout: str = "chw", dma: str = "double",
                   baseline: bool = False, requant: str = "fixed") -> CompileResult:
-    """``fusion``: auto (the planner decides) | all | profitable | none; ``layout``: auto |
+    """``fusion``: auto (the planner decides) | all | profitable | chains (auto with PW->DW->PW
+    chains where modelled faster) | all-chains (all with every chain that fits) | none;
+    ``layout``: auto |
     chw | hwc (the planner's layout policy); ``dma``: double | blocking; ``baseline``: also
     cost the usual deployment (report.json's ``baseline``); ``requant``: fixed | float32, how
     the integer kernels requantize (``kernels/requant.py``; the check's integer reference

@@ -18,6 +18,7 @@ from .irutil import group_info, node_name_of
 from .kernels import family_of
 from .kernels.geometry import conv_kind
 from .passes import unfused_of
+from .passes.formation import refusals_of
 from .vocab import (HWC, DMA_TRANSFERS, EPILOGUES_ATTR, INTEGER_ATTR, KIND_ATTR, L1_TO_L2_ACT,
                     L2_TO_L1_ACT, L2_TO_L1_TRANSPOSED, L2_TO_L1_WGT, L3_TO_L2, LAYOUTS_ATTR,
                     MACS_ATTR, PLACEMENT_ATTR, PLAN_ATTR, PLAN_FIGURES_ATTR, WORK_ATTR)
@@ -193,7 +194,9 @@ def fusion_of(mod: tvm.IRModule, layers: list[dict], plan=None) -> dict:
     fused = [{"kind": layer["kind"], "onnx_nodes": layer["onnx_nodes"],
               "layouts": _layouts(mod, layer["kernel"]), "epilogues": layer["epilogues"]}
              for layer in layers if layer.get("fused")]
-    return {"fused": fused, "refused": unfused_of(mod), "split": split_by_planner(plan)}
+    chains = [r for r in refusals_of(mod) if r["kind"] == "pw_dw_pw"]
+    return {"fused": fused, "refused": unfused_of(mod), "split": split_by_planner(plan),
+            "chains_refused": chains}
 
 
 def split_by_planner(plan) -> list[dict]:

@@ -167,6 +167,9 @@ def _lower(func):
     passes = [
         *inspection_passes(),  # the IR the report's counts are read off, then on to C
         s_tir.transform.LowerOpaqueBlock(),
+        # a block predicate on the outer loops only (the chain's expansion: the image's pixels)
+        # tested once outside the loops below it, which then stay plain reductions
+        s_tir.transform.HoistIfThenElse(),
         tirx.transform.FlattenBuffer(),
         tirx.transform.NarrowDataType(32),
         tirx.transform.StmtSimplify(),

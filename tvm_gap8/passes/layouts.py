@@ -31,6 +31,7 @@ from ..errors import TilingError
 from ..irutil import bindings
 from ..kernels import KernelPlans, family_of
 from ..kernels.layout import KernelLayouts
+from ..kernels.pw_dw_pw import ChainKernelSpec, chain_alternatives
 from ..vocab import CHW, HWC, KIND_ATTR, LAYER_ATTR
 from .compilation import Compilation
 from .layout_plan import Alternative, LayerDecision, LayoutPlan
@@ -97,8 +98,8 @@ def plan_network(mod: tvm.IRModule, hw, policy: str = "auto", fusion: str = "aut
     total, choice, capped = _search(nodes, forced, cost, policy)
     note = (f"output kept CHW: more than {MAX_FRONTIER} tensors live at once, the search does "
             "not choose its layout")
-    decisions = {n.layer: _decision(n, choice[n.layer], note if n.layer in capped else "")
-                 for n in nodes}
+    decisions = {n.layer: _decision(n, choice[n.layer], note if n.layer in capped else "",
+                                    cost, policy) for n in nodes}
     return LayoutPlan(policy, fusion, int(round(total)), decisions)
 
 
@@ -262,12 +263,18 @@ def _out_layouts(node, forced, frontier: int):
     return (CHW, HWC)
 
 
-def _decision(node, io, note: str) -> LayerDecision:
+def _decision(node, io, note: str, cost, policy: str) -> LayerDecision:
     src, dst = io
     best = node.options[(src, dst)][0]
     alternatives = tuple(Alternative(o.describe(), s, d, int(round(o.cycles)))
                          for (s, d), os_ in sorted(node.options.items()) for o in os_
                          if not math.isinf(o.cycles))
+    if isinstance(node.spec, ChainKernelSpec):  # the block without the chain, for the report
+        chosen = replace(node.spec, layouts=best.layouts[0])
+        alternatives += tuple(
+            Alternative(f"without the chain: {name}", src, dst, int(round(c)))
+            for name, c in chain_alternatives(chosen, cost.hw, policy, cost.plans)
+            if math.isfinite(c))
     return LayerDecision(tuple(best.layouts), best.split, int(round(best.cycles)), alternatives,
                          note)
 
