@@ -254,6 +254,19 @@ def _alternation(alts):
     return pat
 
 
+def activated(base):
+    """``base`` followed by ReLU, Clip or nothing (longest first)."""
+    return _alternation(_act_alternatives(base))
+
+
+def dequantized(x):
+    return _dq(x)
+
+
+def quantized(p):
+    return is_op("relax.quantize")(p, is_const(), is_const())
+
+
 def add_pattern():
     add = is_op("relax.add")(wildcard(), wildcard())
     return _alternation(_act_alternatives(add)), {"anchor": add}

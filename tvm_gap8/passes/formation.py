@@ -31,6 +31,7 @@ from ..kernels.lut import LUT, MUL
 from ..kernels.patterns import OUTSIDE_REF, node
 from ..kernels.pool import POOL
 from ..kernels.pw_dw import PW_DW
+from ..kernels.pw_dw_pw import PW_DW_PW
 from ..target import GAP8, gap8_enabled
 from ..vocab import KIND_ATTR, LAYER_ATTR, LAYOUTS_ATTR, ONNX_NODES_ATTR, REFUSED_ATTR
 from .compilation import Compilation
@@ -42,12 +43,14 @@ class FormKernels:
 
     family = None
 
-    def __init__(self, hw=None, policy: str = "all", compilation: Compilation | None = None):
+    def __init__(self, hw=None, policy: str = "all", compilation: Compilation | None = None,
+                 layout: str = "chw"):
         if policy not in POLICIES:
             raise ValueError(f"fusion policy {policy!r}: one of {', '.join(POLICIES)}")
         self.hw = hw or GAP8
         self.policy = policy
         self.compilation = compilation if compilation is not None else Compilation()
+        self.layout = layout  # the planner's layout policy (what a chain is weighed under)
         self.refused: list[dict] = []
 
     def _check(self, ctx) -> bool:
@@ -56,7 +59,8 @@ class FormKernels:
             return False  # not a candidate (e.g. two ordinary convs): nothing to record
         reason = f.problem(ctx)
         if reason is None and f.fused:
-            reason = policy_problem(f, ctx, self.hw, self.policy, self.compilation.plans)
+            reason = policy_problem(f, ctx, self.hw, self.policy, self.compilation.plans,
+                                    self.layout)
         if reason:
             reason = self._name_outside_bindings(reason)
             self.refused.append({"kind": f.kind, "reason": reason, "onnx_nodes":
@@ -115,13 +119,18 @@ def _formation_pass(name: str, family, doc: str):
     return _PASS_OF[family.kind]
 
 
-def formation_pass(family, hw=None, policy: str = "all", compilation: Compilation | None = None):
+def formation_pass(family, hw=None, policy: str = "all", compilation: Compilation | None = None,
+                   layout: str = "chw"):
     """The formation pass of any registered family (what the pipeline builds)."""
     if family.kind not in _PASS_OF:
         _PASS_OF[family.kind] = _formation_pass(f"Form_{family.kind}", family, family.kind)
-    return _PASS_OF[family.kind](hw, policy, compilation)
+    return _PASS_OF[family.kind](hw, policy, compilation, layout)
 
 
+FusePointwiseDepthwisePointwise = _formation_pass(
+    "FusePointwiseDepthwisePointwise", PW_DW_PW,
+    "PW -> DW -> PW [-> residual Add] into one ``gap8.pw_dw_pw`` composite (when modelled "
+    "faster than the block without it).")
 FuseDepthwisePointwise = _formation_pass(
     "FuseDepthwisePointwise", DW_PW,
     "DW -> (elementwise) -> PW into one ``gap8.dw_pw`` composite.")
