@@ -49,6 +49,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p.add_argument("--version", action="version", version=f"tvm-gap8 {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    _add_compile(sub)
+    _add_quantize(sub)
+    return p
+
+
+def _add_compile(sub) -> None:
+    """The ``compile`` command and its options."""
     c = sub.add_parser("compile", help="compile an ONNX model for GAP8",
                        description="Compile an ONNX model for GAP8: fuse DW/PW pairs, tile every "
                        "fused kernel for L1, write report.json and lowered.py.",
@@ -60,10 +67,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="pin an input's shape (repeat for several inputs)")
     c.add_argument("--no-fuse", action="store_true", help="do not fuse DW/PW pairs "
                    "(= --fusion none)")
-    c.add_argument("--fusion", choices=["auto", "all", "none", "profitable"], default="auto",
+    c.add_argument("--fusion",
+                   choices=["auto", "all", "none", "profitable", "chains", "all-chains"],
+                   default="auto",
                    help="auto (default): the planner fuses or splits each pair the rules allow "
                         "by the cycle model; all: fuse every one; none; profitable: fuse those "
-                        "faster than their two kernels, alone")
+                        "faster than their two kernels, alone; chains: auto, plus whole "
+                        "PW->DW->PW[->Add] blocks as one kernel where modelled faster; "
+                        "all-chains: all, plus every such chain that fits")
     c.add_argument("--layout", choices=LAYOUT_POLICIES, default="auto",
                    help="L2 tensor layouts: auto (default: the planner chooses each tensor's "
                         "and each kernel's tile layouts), chw (all CHW), hwc (all HWC, DW inputs "
@@ -101,6 +112,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("-q", "--quiet", action="store_true", help="no progress, no table")
     c.add_argument("-v", "--verbose", action="store_true", help="tracebacks on errors")
 
+
+def _add_quantize(sub) -> None:
+    """The ``quantize`` command and its options."""
     q = sub.add_parser("quantize", help="quantize a float ONNX model to int8 (QDQ)",
                        description="Quantize a float ONNX model to int8 QDQ with onnxruntime's "
                        "static quantization (BatchNorm folded first; int8 activations and "
@@ -121,7 +135,6 @@ def build_parser() -> argparse.ArgumentParser:
                    help="one weight scale per tensor instead of per output channel")
     q.add_argument("--seed", type=int, default=0, help="seed of the random samples")
     q.add_argument("-v", "--verbose", action="store_true", help="tracebacks on errors")
-    return p
 
 
 def _hardware(args):

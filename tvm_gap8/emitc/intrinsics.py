@@ -8,7 +8,7 @@ c)`` (``runtime/gap8_simd.h``): one 4-way int8 dot product per 4 MACs (Xpulpv2
 ``pv.sdotsp.b`` on the cluster, with a hardware loop and post-increment loads when both
 operands are contiguous), plain C on the host and the emulator. Integer sums in any order are
 the same integers: every back end computes what the loop computed. The tensorize of TVM 0.27
-crashes, so this is a pass over the lowered TIR (../shared/notes/tvm-0.27-c-emission.md).
+crashes, so this is a pass over the lowered TIR.
 A loop of any other form is left as it is.
 
 Then a loop over ``DOT_ROWS`` accumulators of such calls that share their ``a`` operand,
