@@ -4,6 +4,7 @@ variant's output layout) equals the reference (float) or, bit for bit, the all-C
 the plan's (IR == plan), a transposing input copy is annotated and counted as such."""
 
 import itertools
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -11,7 +12,7 @@ import tvm
 
 from tvm_gap8.cost.ir import kernel_counts
 from tvm_gap8.kernels import build_kernel, plan_kernel
-from tvm_gap8.kernels.conv import ConvKernelSpec
+from tvm_gap8.kernels.conv import ConvKernelSpec, uses_weight_rows, weight_rows
 from tvm_gap8.kernels.epilogue import ACC, Epilogue, EpilogueOp, Ref, Requant
 from tvm_gap8.kernels.geometry import ConvGeom
 from tvm_gap8.kernels.layout import CHW, HWC, KernelLayouts, physical
@@ -66,6 +67,10 @@ def assert_variant_equals_default(spec, lay, args):
     expected = run(spec, plan_kernel(spec, GAP8), args)
     variant = _variant(spec, lay)
     plan = plan_kernel(variant, GAP8)
+    if isinstance(variant, ConvKernelSpec) and uses_weight_rows(variant, plan):
+        # what lowering does (passes/lower.py: hwc_weights): (o, kh, kw*i padded) weights
+        variant = replace(variant, weight_order="ohwi")
+        args = [args[0], weight_rows(variant, args[1]), *args[2:]]
     got = run(variant, plan, args)
     if spec.dtype == "int8":
         np.testing.assert_array_equal(got, expected)

@@ -295,14 +295,25 @@ def hwc_weights(spec: ConvKernelSpec, plan, tensors):
     one ``gap8_rows4_i8`` call for 4 output channels: emitc/intrinsics.py). Integer convs only
     (a float conv keeps its summation order). Returns (spec, tensors), unchanged for any other
     conv."""
-    if not (hwc_rows(spec) and not plan.in_channels and spec.weight_order == "oihw"
-            and isinstance(tensors[1], tvm.ir.expr.GenericConst)):
+    if not (uses_weight_rows(spec, plan) and isinstance(tensors[1], tvm.ir.expr.GenericConst)):
         return spec, tensors
-    w = tensors[1].value.numpy().transpose(0, 2, 3, 1)
+    rows = weight_rows(spec, tensors[1].value.numpy())
+    return replace(spec, weight_order="ohwi"), [tensors[0], relax.const(rows), *tensors[2:]]
+
+
+def uses_weight_rows(spec: ConvKernelSpec, plan) -> bool:
+    """``hwc_weights`` reorders this conv's (oihw) weights under ``plan``."""
+    return hwc_rows(spec) and not plan.in_channels and spec.weight_order == "oihw"
+
+
+def weight_rows(spec: ConvKernelSpec, w: np.ndarray) -> np.ndarray:
+    """(o, i, kh, kw) weights -> (o, kh, ``weight_row_bytes``): each kernel row's kw x i taps
+    in (kw, i) order, then zeros."""
+    w = w.transpose(0, 2, 3, 1)
     o, k = w.shape[:2]
     rows = np.zeros((o, k, weight_row_bytes(spec)), w.dtype)
     rows[:, :, :w.shape[2] * w.shape[3]] = w.reshape(o, k, -1)
-    return replace(spec, weight_order="ohwi"), [tensors[0], relax.const(rows), *tensors[2:]]
+    return rows
 
 
 def read_conv(func, args, requant: str = DEFAULT_REQUANT):
