@@ -1,8 +1,9 @@
 """The ``gap8`` Relax pipeline: fold -> fuse DW/PW pairs -> lower fused kernels -> TVM build.
 
 Registered under the name ``gap8`` so that ``tvm.compile(mod, target, relax_pipeline="gap8")``
-works; ``gap8_pipeline(hw=..., fuse=...)`` builds the same pipeline for another hardware
-description or without fusion.
+works; ``relax.get_pipeline("gap8", l1_kb=32, fusion="all", ...)`` (every field of
+``options.CompileOptions``) or ``gap8_pipeline(hw=..., options=...)`` builds it for other knobs or
+another hardware description. Defaults: ``options.DEFAULTS``, the CLI's.
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ from .passes import (LowerFusedKernels, SimplifyQDQ, record_fusion_disabled,
                      record_unfused_depthwise)
 from .passes.formation import formation_pass
 from .passes.layouts import PlanLayouts
-from .target import GAP8, Gap8Target
+from .errors import UsageError
+from .options import DEFAULTS, CompileOptions
+from .target import GAP8, Gap8Target, is_gap8, tvm_target
 
 
 @tvm.transform.module_pass(opt_level=0, name="FoldConstantKeepQuantized")
@@ -41,13 +44,15 @@ def _has_quantize(mod) -> bool:
     return False
 
 
-def gap8_passes(hw: Gap8Target = GAP8, fuse: bool = True, policy: str = "all",
-                layout: str = "chw") -> list:
-    """Our passes, in order, without TVM's final build passes. ``policy``: fuse ``all`` pairs
-    the rules allow, only the ``profitable`` ones (by the tiler's cycle model), or let the
-    planner decide (``auto``: it may split a formed pair); ``layout``: the planner's layout
-    policy (``chw`` with ``all`` / ``profitable`` / no fusion: no planner, every kernel in its
-    default layouts)."""
+def gap8_passes(hw: Gap8Target = GAP8, fusion: str = DEFAULTS.fusion,
+                layout: str = DEFAULTS.layout) -> list:
+    """Our passes, in order, without TVM's final build passes. ``fusion``: fuse ``all`` pairs
+    the rules allow, only the ``profitable`` ones (by the tiler's cycle model), ``none``, or
+    let the planner decide (``auto``: it may split a formed pair); ``layout``: the planner's
+    layout policy (``chw`` with ``all`` / ``profitable`` / ``none``: no planner, every kernel
+    in its default layouts). Defaults: ``options.DEFAULTS``, as everywhere."""
+    CompileOptions(fusion=fusion, layout=layout)  # refuses an unknown policy, naming it
+    fuse = fusion != "none"
     passes = [
         fold_constants,
         relax.transform.DecomposeOpsForInference(),  # any BN onnxruntime did not fold
@@ -55,22 +60,56 @@ def gap8_passes(hw: Gap8Target = GAP8, fuse: bool = True, policy: str = "all",
     ]
     fused = [f for f in FAMILIES if f.fused]
     if fuse:  # the fused pairs first, DW->PW before PW->DW: the registry's order
-        formed = "all" if policy == "auto" else policy
+        formed = "all" if fusion == "auto" else fusion
         passes += [formation_pass(f, hw, formed) for f in fused] + [record_unfused_depthwise]
     passes += [formation_pass(f) for f in FAMILIES if f not in fused]
     if not fuse:
         passes.append(record_fusion_disabled)
-    if layout != "chw" or (fuse and policy == "auto"):
-        passes.append(PlanLayouts(hw, layout, policy if fuse else "none"))
+    if layout != "chw" or fusion == "auto":
+        passes.append(PlanLayouts(hw, layout, fusion))
     passes += [LowerFusedKernels(hw), SimplifyQDQ(), relax.transform.FoldConstant()]
     return passes
 
 
-def gap8_pipeline(hw: Gap8Target = GAP8, fuse: bool = True, policy: str = "auto",
-                  layout: str = "auto") -> tvm.transform.Pass:
-    return tvm.transform.Sequential(
-        gap8_passes(hw, fuse, policy, layout) + [relax.get_pipeline("default_build")],
-        name="gap8")
+@tvm.transform.module_pass(opt_level=0, name="Gap8TargetCheck")
+def _refuse_other_targets(mod: tvm.IRModule, _ctx) -> tvm.IRModule:
+    target = tvm.target.Target.current(allow_none=True)
+    if target is not None and target.kind.name not in ("llvm", "c"):
+        raise UsageError(f"the gap8 pipeline builds CPU code (its kernels for GAP8, checked on "
+                         f"the host with llvm or emitted as C), not for target kind "
+                         f"{target.kind.name!r}; use tvm_gap8.target.tvm_target()")
+    return mod
+
+
+def gap8_pipeline(hw: Gap8Target = GAP8, options: CompileOptions | None = None,
+                  **knobs) -> tvm.transform.Pass:
+    """Our passes then TVM's ``default_build``. ``options`` (or its fields as keywords:
+    ``relax.get_pipeline("gap8", l1_kb=32, fusion="all")``) default to ``DEFAULTS``.
+
+    Under a target that is not GAP8's (``tvm.compile(mod, target="llvm",
+    relax_pipeline="gap8")``) our passes still run, under the GAP8 host target
+    (``tvm_target()``: the same ``llvm`` kind with ``gap8`` among its keys), so the module
+    built holds the GAP8 kernels; a non-CPU target is refused, saying why."""
+    options = (options or DEFAULTS).replace(**knobs)
+    hw = options.target(hw)
+    ours = tvm.transform.Sequential(gap8_passes(hw, options.fusion, options.layout),
+                                    name="gap8_passes")
+    return tvm.transform.Sequential([_refuse_other_targets, _UnderGap8Target(ours),
+                                     relax.get_pipeline("default_build")], name="gap8")
+
+
+@tvm.transform.module_pass(opt_level=0, name="UnderGap8Target")
+class _UnderGap8Target:
+    """Runs ``passes`` under the GAP8 host target unless a GAP8 target is current already."""
+
+    def __init__(self, passes: tvm.transform.Pass):
+        self.passes = passes
+
+    def transform_module(self, mod: tvm.IRModule, _ctx) -> tvm.IRModule:
+        if is_gap8(tvm.target.Target.current(allow_none=True)):
+            return self.passes(mod)
+        with tvm_target(host=True):
+            return self.passes(mod)
 
 
 def _register():

@@ -24,6 +24,10 @@ from .vocab import (DMA_TRANSFERS, EPILOGUES_ATTR, INTEGER_ATTR, KIND_ATTR, L1_T
                     MACS_ATTR, PLACEMENT_ATTR, PLAN_ATTR, PLAN_FIGURES_ATTR, WORK_ATTR)
 
 
+#: report.json's ``schema_version`` (``tvm_gap8/report_schema.json``): bumped when a field is
+#: renamed or removed, or changes meaning.
+SCHEMA_VERSION = 1
+
 def _shape(e):
     return [int(v) for v in e.ty.shape.values]
 

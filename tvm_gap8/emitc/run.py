@@ -13,6 +13,7 @@ from tvm import relax
 
 from ..check import check_outputs, random_inputs
 from ..errors import UsageError
+from ..progress import step
 from ..vocab import DMA_TRANSFERS, L1_TO_L2_ACT, L2_TO_L1_ACT, L2_TO_L1_WGT, L3_TO_L2
 from . import build, gvsoc
 from .network import read_network
@@ -141,6 +142,14 @@ def float_layers(net) -> list[str]:
             if any(ctype in ("float", "double") for _, ctype in net.kernels[layer.kernel].params)]
 
 
+def emit_c(result, out_dir: str, platform: str | None = None, instrument: bool = False,
+           seed: int = 0, timeout: int = 600) -> dict:
+    """The C project of a compile (``compile_model``'s result) in ``out_dir/gap8``, for the
+    target its kernels were planned for; with ``platform`` (host | rv32 | gvsoc) built, run
+    and checked. What the CLI's ``--emit-c [--run ...]`` calls. Returns ``result.report``."""
+    return emit_and_run(result, result.hw, out_dir, platform, instrument, seed, timeout)
+
+
 def emit_and_run(result, hw, out_dir: str, platform: str | None = None,
                  instrument: bool = False, seed: int = 0, timeout: int = 600) -> dict:
     """Writes ``out_dir/gap8``; with ``platform`` builds, runs and checks it (every input and
@@ -148,9 +157,10 @@ def emit_and_run(result, hw, out_dir: str, platform: str | None = None,
     if platform is not None and platform not in PLATFORMS:
         raise UsageError(f"--run {platform}: choose one of {', '.join(PLATFORMS)}")
     out_dir = os.path.abspath(out_dir)  # the builds run inside the project
-    net = read_network(result.lowered, hw, instrument=True)
-    project = os.path.join(out_dir, "gap8")
-    files = write_project(net, hw, project)
+    with step("emitting the C project"):
+        net = read_network(result.lowered, hw, instrument=True)
+        project = os.path.join(out_dir, "gap8")
+        files = write_project(net, hw, project)
     report = result.report
     report["emit_c"] = {"dir": "gap8", "files": files, "l2_arena_bytes": net.l2_arena,
                         "l1_arena_bytes": net.l1_arena, "l2_weight_bytes": net.l2_weights,
@@ -164,8 +174,14 @@ def emit_and_run(result, hw, out_dir: str, platform: str | None = None,
               f"({', '.join(report['emit_c']['float_layers'][:6])}"
               f"{', ...' if len(report['emit_c']['float_layers']) > 6 else ''})",
               file=sys.stderr)
-    if platform is None:
-        return report
+    if platform is not None:
+        _run(result, net, project, platform, instrument, seed, timeout)
+    return report
+
+
+def _run(result, net, project: str, platform: str, instrument: bool, seed: int,
+         timeout: int) -> None:
+    """Build and run the project on ``platform``; report.json ``run`` (and ``measured``)."""
     inputs = random_inputs(result.imported, seed)
     if len(inputs) != len(net.inputs):
         raise UsageError(f"--run: the model has {len(inputs)} inputs, the C entry "
@@ -173,17 +189,7 @@ def emit_and_run(result, hw, out_dir: str, platform: str | None = None,
     b = net.boundary
     xs_c = [_quantize_input(x, q.scale, q.zp) if q.scale is not None else x
             for x, q in zip(inputs.values(), b.inputs)]
-    t_outs = [net.tensors[o] for o in net.outputs]
-    shapes, dtypes = [t.shape for t in t_outs], [t.dtype for t in t_outs]
-    if platform == "gvsoc":
-        refuse_float_on_gvsoc(net)
-        elf = gvsoc.build(project, xs_c, net.cluster_stack_bytes)
-        sim = gvsoc.run(project, elf, shapes, dtypes, timeout)
-        ran = {"output": sim.output, "seconds": sim.seconds, "counters": None}
-    else:
-        exe = build.build_host(project, instrument) if platform == "host" else \
-            build.build_rv32(project, instrument)
-        ran = build.run_project(project, exe, platform, xs_c, shapes, dtypes, timeout)
+    ran, exe = _build_and_run(net, project, platform, instrument, xs_c, timeout)
     ours = ran["output"]
     llvm = _llvm_outputs(result, inputs)
     if len(llvm) != len(ours):
@@ -199,16 +205,34 @@ def emit_and_run(result, hw, out_dir: str, platform: str | None = None,
         run["vs_llvm_outputs"] = per_output
     if platform == "rv32":
         run["soft_float_symbols"] = build.soft_float_symbols(exe)
+    report = result.report
     report["run"] = run
     if platform == "gvsoc":
-        report["measured"] = measured_gvsoc(sim, net, report)
+        report["measured"] = measured_gvsoc(ran["sim"], net, report)
         totals = report["measured"]["totals"]
         run.update(source=gvsoc.SOURCE, note=gvsoc.PLATFORM_NOTE,
                    measured_cycles=totals["network_cycles"],
                    modelled_cycles=report["totals"]["cycles_modelled"])
     if ran["counters"] is not None:
         report["measured"] = measured(ran["counters"], net, report)
-    return report
+
+
+def _build_and_run(net, project: str, platform: str, instrument: bool, xs_c, timeout: int):
+    """(what the run returned, the executable built) for ``platform``."""
+    t_outs = [net.tensors[o] for o in net.outputs]
+    shapes, dtypes = [t.shape for t in t_outs], [t.dtype for t in t_outs]
+    if platform == "gvsoc":
+        refuse_float_on_gvsoc(net)
+        with step("building the C project for GVSOC (pulp-runtime)"):
+            elf = gvsoc.build(project, xs_c, net.cluster_stack_bytes)
+        with step("running it on GVSOC"):
+            sim = gvsoc.run(project, elf, shapes, dtypes, timeout)
+        return {"output": sim.output, "seconds": sim.seconds, "counters": None, "sim": sim}, elf
+    with step(f"building the C project ({platform})"):
+        exe = build.build_host(project, instrument) if platform == "host" else \
+            build.build_rv32(project, instrument)
+    with step(f"running it ({'QEMU' if platform == 'rv32' else 'host'})"):
+        return build.run_project(project, exe, platform, xs_c, shapes, dtypes, timeout), exe
 
 
 def refuse_float_on_gvsoc(net):
