@@ -20,6 +20,7 @@ from .progress import SlowPasses, shown, step
 from .passes.layouts import layout_plan
 from .report import SCHEMA_VERSION, float_layers, fusion_of, layers_of, totals_of
 from .target import GAP8, Gap8Target, tvm_target
+from .vocab import L1_TO_L2_ACT, L2_TO_L1_ACT, L2_TO_L1_WGT
 
 
 @dataclass
@@ -51,7 +52,13 @@ def baseline_totals(mod: tvm.IRModule, hw: Gap8Target) -> dict:
     """The totals of the usual deployment (``BASELINE``) of an imported module, compiled by
     the same passes and costed by the same model."""
     lowered = lower(mod, with_dma(hw, BASELINE["dma"]), BASELINE["fusion"], BASELINE["layout"])
-    return {**BASELINE, "totals": totals_of(layers_of(lowered))}
+    layers = layers_of(lowered)
+    return {**BASELINE, "totals": totals_of(layers),
+            "layers": [{"name": layer["name"], "onnx_nodes": layer["onnx_nodes"],
+                        "cycles_modelled": layer["plan"]["cycles"],
+                        "act_bytes": layer["traffic"][L2_TO_L1_ACT] + layer["traffic"][L1_TO_L2_ACT],
+                        "weight_bytes": layer["traffic"][L2_TO_L1_WGT]}
+                       for layer in layers if layer["tiled"]]}
 
 
 def build_host(lowered: tvm.IRModule):

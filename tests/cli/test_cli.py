@@ -294,3 +294,53 @@ def test_cli_defaults_are_the_library_defaults():
     assert (args.fusion, args.layout, args.dma, args.requant, args.l1_kb, args.cycle_model) == \
         (DEFAULTS.fusion, DEFAULTS.layout, DEFAULTS.dma, DEFAULTS.requant, DEFAULTS.l1_kb,
          DEFAULTS.cycle_model)
+
+
+def test_report_json_follows_its_schema(compiled):
+    from tvm_gap8.testing.schema import report_schema, violations
+
+    _, out = compiled
+    report = json.loads((out / "report.json").read_text())
+    schema = report_schema()
+    assert violations(report, schema) == []
+    assert report["schema_version"] == schema["properties"]["schema_version"]["const"]
+    renamed = dict(report, totals={("cycles" if k == "cycles_modelled" else k): v
+                                   for k, v in report["totals"].items()})
+    assert violations(renamed, schema) == ["report.totals: missing 'cycles_modelled'",
+                                           "report.totals: unexpected 'cycles'"]
+    assert violations(dict(report, layers=[{"name": "x"}]), schema) == [
+        f"report.layers[0]: missing {k!r}" for k in ("kind", "macs", "onnx_nodes")]
+
+
+def test_table_fits_100_columns_adds_up_and_explains_itself(compiled):
+    from tvm_gap8.report import LEGEND, format_table, table_rows
+
+    _, out = compiled
+    report = json.loads((out / "report.json").read_text())
+    # as a GVSOC run would record it: the measured column and its total appear
+    report["measured"] = {"source": "gvsoc", "layers": [
+        {"name": layer["name"], "cycles": 1000 + i} for i, layer in enumerate(report["layers"])
+        if layer.get("tiled")]}
+    text = format_table(report)
+    assert all(len(line) <= 100 for line in text.splitlines()), max(map(len, text.splitlines()))
+    assert LEGEND in text
+    for notation in ("dw_pw", "CHW>HWC", "IN_OUT", "row tiles x channel tiles", "dwN"):
+        assert notation in LEGEND
+    head, *rows, total = table_rows(report)
+    col = {name: i for i, name in enumerate(head)}
+
+    def column_sum(name):
+        return sum(int(r[col[name]].replace(",", "")) for r in rows if r[col[name]] != "-")
+
+    assert column_sum("act B") == report["totals"]["act_bytes"] == \
+        int(total[col["act B"]].replace(",", ""))
+    assert column_sum("wgt B") == report["totals"]["weight_bytes"]
+    assert column_sum("cycles") == report["totals"]["cycles_modelled"]
+    assert column_sum("GVSOC") == int(total[col["GVSOC"]].replace(",", "")) > 0
+
+
+def test_repeated_reasons_are_grouped():
+    from tvm_gap8.report import _grouped
+
+    lines = _grouped("not fused", [("a", "why"), ("b", "why"), ("c", "other")])
+    assert lines == ["  not fused (2): a, b: why", "  not fused: c: other"]
