@@ -43,14 +43,12 @@ def measure(model, net) -> dict:
 
     from tvm_gap8.compiler import compile_model
     from tvm_gap8.emitc.run import emit_and_run
-    from tvm_gap8.compiler import with_dma
-    from tvm_gap8.target import GAP8
 
     out = {}
     for cfg, opts in CONFIGS.items():
         result = compile_model(model, **opts)
         with tempfile.TemporaryDirectory() as tmp:
-            emit_and_run(result, with_dma(GAP8, opts.get("dma", "double")), tmp, "gvsoc")
+            emit_and_run(result, tmp, "gvsoc")
         run = result.report["run"]
         if not (run["vs_llvm"].get("integers_equal") and run["check"]["passed"]):
             raise SystemExit(f"{network_name(*net)} {cfg}: the GVSOC run is not exact")
@@ -62,7 +60,6 @@ def measure(model, net) -> dict:
 def study(net, measured: bool = False):
     """(name, {config: (totals, compile seconds)}) of one network."""
     from tvm_gap8.compiler import compile_model
-    from tvm_gap8.kernels import clear_plans
     from tvm_gap8.testing import onnx_models as M
     from tvm_gap8.testing.quant import quantized
 
@@ -70,12 +67,11 @@ def study(net, measured: bool = False):
     build = M.mobilenet_v1 if fam == "v1" else M.mobilenet_v2
     model = quantized(build(alpha=width, resolution=res), samples=4)
     out = {}
-    clear_plans()  # every compile timed from scratch
+    # every compile times its own tile search: the plan memo belongs to the compile
     t0 = time.perf_counter()
     planned = compile_model(model, fusion="auto", layout="auto", baseline=True)
     out["planner"] = (planned.report["totals"], time.perf_counter() - t0)
     out["baseline"] = (planned.report["baseline"]["totals"], None)
-    clear_plans()
     t0 = time.perf_counter()
     unfused = compile_model(model, fusion="none", layout="auto")
     out["unfused"] = (unfused.report["totals"], time.perf_counter() - t0)

@@ -37,7 +37,7 @@ NETWORKS = {
 def measure(model, fusion: str, layout: str, work: str) -> dict:
     """Per layer (name, kind, MACs, instructions) of one inference on QEMU."""
     result = compile_model(model, fuse=fusion != "none", fusion=fusion, layout=layout)
-    net = read_network(result.lowered, GAP8, instrument=False)
+    net = read_network(result.lowered, GAP8, instrument=False, placement=result.placement)
     project = os.path.join(work, f"{fusion}_{layout}")
     write_project(net, GAP8, project)
     elf = build.build_rv32(project, instrument=True, extra_flags=["-DGAP8_INSTRET_ONLY"])

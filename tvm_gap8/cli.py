@@ -21,11 +21,10 @@ import tempfile
 import traceback
 
 from . import __version__
-from .codegen import emit_c as c_source
 from .compiler import compile_model
 from .errors import Gap8Error, UsageError
 from .frontend import parse_input_shape
-from .emitc.run import PLATFORMS, emit_c
+from .emitc.run import PLATFORMS, emit_and_run
 from .options import DEFAULTS, FUSION_POLICIES
 from .passes.layouts import LAYOUT_POLICIES
 from .plot import plot_layers
@@ -104,8 +103,7 @@ def _add_compile(sub) -> None:
                    help="output directory (default: ./<model name>.gap8)")
     c.add_argument("--emit-c", action="store_true",
                    help="also write OUT/gap8/, the whole network as a C99 project (network.c, "
-                        "kernels.c, weights.c, runtime/), and OUT/kernels.c (the kernels alone, "
-                        "TVM's packed convention)")
+                        "kernels.c, weights.c, runtime/; no TVM runtime, no malloc)")
     c.add_argument("--run", choices=PLATFORMS, default=None,
                    help="with --emit-c: build OUT/gap8 on the host (cc), for rv32imc (QEMU) or "
                         "for GVSOC's pulp-open cluster (cycles measured per layer), run it, "
@@ -190,9 +188,9 @@ def cmd_compile(args) -> int:
                                    layout=args.layout, dma=args.dma, baseline=True,
                                    requant=args.requant, l1_kb=args.l1_kb)
             if args.emit_c:
-                emit_c(result, tmp, args.run, args.instrument, args.seed)
+                emit_and_run(result, tmp, args.run, args.instrument, args.seed)
             with step("writing report.json, lowered.py and layers.png"):
-                write_artifacts(result, tmp, emit_c=args.emit_c)
+                write_artifacts(result, tmp)
         if os.path.isdir(out):
             shutil.rmtree(out)
         os.replace(tmp, out)
@@ -251,7 +249,8 @@ def cmd_quantize(args) -> int:
     return 0
 
 
-def write_artifacts(result, directory: str, emit_c: bool = False) -> None:
+def write_artifacts(result, directory: str) -> None:
+    """report.json, lowered.py and layers.png (the C project, ``--emit-c``, is emitc's)."""
     with open(os.path.join(directory, "report.json"), "w", encoding="utf-8") as f:
         json.dump(result.report, f, indent=2, sort_keys=True)
         f.write("\n")
@@ -259,10 +258,6 @@ def write_artifacts(result, directory: str, emit_c: bool = False) -> None:
         f.write(result.lowered.script())
 
     plot_layers(result.report, os.path.join(directory, "layers.png"))
-    if emit_c:
-
-        with open(os.path.join(directory, "kernels.c"), "w", encoding="utf-8") as f:
-            f.write(c_source(result.lowered))
 
 
 def main(argv=None) -> int:

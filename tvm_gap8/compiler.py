@@ -13,11 +13,13 @@ from tvm import relax
 from . import __version__
 from .check import check_outputs, random_inputs
 from .errors import Gap8Error, TilingError, UnsupportedError
+from .float_exp import TIR_PIPELINE, register_tir_pipeline
 from .frontend import ImportedModel, import_onnx
 from .options import BASELINE, DEFAULTS, CompileOptions, with_dma  # noqa: F401
 from .pipeline import gap8_passes
+from .passes.compilation import Compilation
+from .placement import Placement
 from .progress import SlowPasses, shown, step
-from .passes.layouts import layout_plan
 from .report import SCHEMA_VERSION, float_layers, fusion_of, layers_of, totals_of
 from .target import GAP8, Gap8Target, tvm_target
 from .vocab import L1_TO_L2_ACT, L2_TO_L1_ACT, L2_TO_L1_WGT
@@ -31,7 +33,11 @@ class CompileResult:
     executable: object = None
     timings: dict = field(default_factory=dict)
     requant: str = "fixed"  # the requantization mode the kernels were built with
-    hw: Gap8Target = GAP8  # the target the kernels were planned for (options applied)
+    # the target the kernels were compiled for (DMA mode and requantization applied): the C
+    # emitter reads it from here, so it sees the very target the tiles were planned on
+    hw: Gap8Target = GAP8
+    # where every weight and activation lives (passes/place.py): the C emitter places by it
+    placement: Placement | None = None
 
 
 def versions() -> dict:
@@ -42,10 +48,11 @@ def versions() -> dict:
 
 
 def lower(mod: tvm.IRModule, hw: Gap8Target = GAP8, fusion: str = DEFAULTS.fusion,
-          layout: str = DEFAULTS.layout) -> tvm.IRModule:
-    """Apply our passes (under the GAP8 target, so passes can dispatch on its keys)."""
+          layout: str = DEFAULTS.layout, compilation: Compilation | None = None) -> tvm.IRModule:
+    """Apply our passes (under the GAP8 target, so passes can dispatch on its keys);
+    ``compilation`` receives what they decided (the layout plan, the placement)."""
     with tvm_target(host=True):
-        return tvm.transform.Sequential(gap8_passes(hw, fusion, layout))(mod)
+        return tvm.transform.Sequential(gap8_passes(hw, fusion, layout, compilation))(mod)
 
 
 def baseline_totals(mod: tvm.IRModule, hw: Gap8Target) -> dict:
@@ -63,7 +70,9 @@ def baseline_totals(mod: tvm.IRModule, hw: Gap8Target) -> dict:
 
 def build_host(lowered: tvm.IRModule):
     """TVM's build passes + LLVM codegen for the host: runs the same lowered kernels."""
-    return tvm.compile(lowered, target=tvm_target(host=True), relax_pipeline="default_build")
+    register_tir_pipeline()  # float exp as the emitted C computes it (float_exp.py)
+    return tvm.compile(lowered, target=tvm_target(host=True), relax_pipeline="default_build",
+                       tir_pipeline=TIR_PIPELINE)
 
 
 def cycle_model_of(hw: Gap8Target) -> dict:
@@ -102,18 +111,19 @@ def _compile(model, input_shapes, hw: Gap8Target, options: CompileOptions, check
         imported = import_onnx(model, input_shapes)
     timings["import_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
+    compilation = Compilation()
     with step(f"fusing (--fusion {options.fusion}), planning (--layout {options.layout}) and "
               "lowering for GAP8"):
-        lowered = _lower_or_explain(imported.mod, hw, options)
+        lowered = _lower_or_explain(imported.mod, hw, options, compilation)
     timings["lower_s"] = time.perf_counter() - t0
-    report = _report(imported, lowered, hw, options)
+    report = _report(imported, lowered, hw, options, compilation)
     if baseline:
         t0 = time.perf_counter()
         with step("costing the usual deployment (baseline)"):
             report["baseline"] = baseline_totals(imported.mod, hw)
         timings["baseline_s"] = time.perf_counter() - t0
     result = CompileResult(imported, lowered, report, timings=timings, requant=options.requant,
-                           hw=hw)
+                           hw=hw, placement=compilation.placement)
     if check:
         t0 = time.perf_counter()
         with step("building for the host (LLVM)"):
@@ -126,10 +136,11 @@ def _compile(model, input_shapes, hw: Gap8Target, options: CompileOptions, check
     return result
 
 
-def _lower_or_explain(mod: tvm.IRModule, hw: Gap8Target, options: CompileOptions):
+def _lower_or_explain(mod: tvm.IRModule, hw: Gap8Target, options: CompileOptions,
+                      compilation: Compilation):
     try:
         with tvm.transform.PassContext(instruments=[SlowPasses()]):
-            return lower(mod, hw, options.fusion, options.layout)
+            return lower(mod, hw, options.fusion, options.layout, compilation)
     except TilingError as err:
         if err.needed_budget is None:
             raise
@@ -167,7 +178,7 @@ def smallest_l1(mod: tvm.IRModule, hw: Gap8Target, options: CompileOptions,
 
 
 def _report(imported: ImportedModel, lowered: tvm.IRModule, hw: Gap8Target,
-            options: CompileOptions) -> dict:
+            options: CompileOptions, compilation: Compilation) -> dict:
     """report.json before the check, the baseline and the C (``report_schema.json``)."""
     layers = layers_of(lowered)
     report = {
@@ -182,14 +193,15 @@ def _report(imported: ImportedModel, lowered: tvm.IRModule, hw: Gap8Target,
         "dma": options.dma,
         "requant": options.requant,
         "cycle_model": cycle_model_of(hw),
-        "fusion": fusion_of(lowered, layers),
+        "fusion": fusion_of(lowered, layers, compilation.layout_plan),
         "layers": layers,
         "float_layers": float_layers(lowered, layers),
         "totals": totals_of(layers),
     }
-    plan = layout_plan(lowered)
-    if plan is not None:
-        report["layout_plan"] = plan
+    if compilation.layout_plan is not None:
+        report["layout_plan"] = compilation.layout_plan.describe()
+    if compilation.placement is not None:  # where every weight and activation lives
+        report["placement"] = compilation.placement.describe()
     return report
 
 

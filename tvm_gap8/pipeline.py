@@ -14,10 +14,11 @@ from tvm.relax.pipeline import PIPELINE_MAP
 
 from .irutil import bindings
 from .kernels import FAMILIES
-from .passes import (LowerFusedKernels, SimplifyQDQ, record_fusion_disabled,
-                     record_unfused_depthwise)
+from .passes import record_fusion_disabled, record_unfused_depthwise
 from .passes.formation import formation_pass
+from .passes.compilation import Compilation
 from .passes.layouts import PlanLayouts
+from .passes.place import LowerAndPlace
 from .errors import UsageError
 from .options import DEFAULTS, CompileOptions
 from .target import GAP8, Gap8Target, is_gap8, tvm_target
@@ -45,14 +46,16 @@ def _has_quantize(mod) -> bool:
 
 
 def gap8_passes(hw: Gap8Target = GAP8, fusion: str = DEFAULTS.fusion,
-                layout: str = DEFAULTS.layout) -> list:
+                layout: str = DEFAULTS.layout, compilation: Compilation | None = None) -> list:
     """Our passes, in order, without TVM's final build passes. ``fusion``: fuse ``all`` pairs
     the rules allow, only the ``profitable`` ones (by the tiler's cycle model), ``none``, or
     let the planner decide (``auto``: it may split a formed pair); ``layout``: the planner's
     layout policy (``chw`` with ``all`` / ``profitable`` / ``none``: no planner, every kernel
-    in its default layouts). Defaults: ``options.DEFAULTS``, as everywhere."""
+    in its default layouts); ``compilation``: the records the passes share (the layout plan),
+    a new one when None. Defaults: ``options.DEFAULTS``, as everywhere."""
     CompileOptions(fusion=fusion, layout=layout)  # refuses an unknown policy, naming it
     fuse = fusion != "none"
+    compilation = compilation if compilation is not None else Compilation()
     passes = [
         fold_constants,
         relax.transform.DecomposeOpsForInference(),  # any BN onnxruntime did not fold
@@ -61,13 +64,14 @@ def gap8_passes(hw: Gap8Target = GAP8, fusion: str = DEFAULTS.fusion,
     fused = [f for f in FAMILIES if f.fused]
     if fuse:  # the fused pairs first, DW->PW before PW->DW: the registry's order
         formed = "all" if fusion == "auto" else fusion
-        passes += [formation_pass(f, hw, formed) for f in fused] + [record_unfused_depthwise]
+        passes += [formation_pass(f, hw, formed, compilation) for f in fused]
+        passes.append(record_unfused_depthwise)
     passes += [formation_pass(f) for f in FAMILIES if f not in fused]
     if not fuse:
         passes.append(record_fusion_disabled)
     if layout != "chw" or fusion == "auto":
-        passes.append(PlanLayouts(hw, layout, fusion))
-    passes += [LowerFusedKernels(hw), SimplifyQDQ(), relax.transform.FoldConstant()]
+        passes.append(PlanLayouts(hw, layout, fusion, compilation))
+    passes.append(LowerAndPlace(hw, compilation))  # lowering under the memory placement
     return passes
 
 
@@ -91,25 +95,26 @@ def gap8_pipeline(hw: Gap8Target = GAP8, options: CompileOptions | None = None,
     (``tvm_target()``: the same ``llvm`` kind with ``gap8`` among its keys), so the module
     built holds the GAP8 kernels; a non-CPU target is refused, saying why."""
     options = (options or DEFAULTS).replace(**knobs)
-    hw = options.target(hw)
-    ours = tvm.transform.Sequential(gap8_passes(hw, options.fusion, options.layout),
-                                    name="gap8_passes")
-    return tvm.transform.Sequential([_refuse_other_targets, _UnderGap8Target(ours),
+    return tvm.transform.Sequential([_refuse_other_targets,
+                                     _UnderGap8Target(options.target(hw), options),
                                      relax.get_pipeline("default_build")], name="gap8")
 
 
 @tvm.transform.module_pass(opt_level=0, name="UnderGap8Target")
 class _UnderGap8Target:
-    """Runs ``passes`` under the GAP8 host target unless a GAP8 target is current already."""
+    """Runs our passes (``gap8_passes``, a new Compilation per module) under the GAP8 host
+    target unless a GAP8 target is current already."""
 
-    def __init__(self, passes: tvm.transform.Pass):
-        self.passes = passes
+    def __init__(self, hw: Gap8Target, options: CompileOptions):
+        self.hw, self.options = hw, options
 
     def transform_module(self, mod: tvm.IRModule, _ctx) -> tvm.IRModule:
+        ours = tvm.transform.Sequential(gap8_passes(self.hw, self.options.fusion,
+                                                    self.options.layout), name="gap8_passes")
         if is_gap8(tvm.target.Target.current(allow_none=True)):
-            return self.passes(mod)
+            return ours(mod)
         with tvm_target(host=True):
-            return self.passes(mod)
+            return ours(mod)
 
 
 def _register():

@@ -19,7 +19,6 @@ from .irutil import group_info, node_name_of
 from .kernels import family_of
 from .kernels.geometry import conv_kind
 from .passes import unfused_of
-from .passes.layouts import layout_plan
 from .vocab import (DMA_TRANSFERS, EPILOGUES_ATTR, INTEGER_ATTR, KIND_ATTR, L1_TO_L2_ACT,
                     L2_TO_L1_ACT, L2_TO_L1_TRANSPOSED, L2_TO_L1_WGT, L3_TO_L2, LAYOUTS_ATTR,
                     MACS_ATTR, PLACEMENT_ATTR, PLAN_ATTR, PLAN_FIGURES_ATTR, WORK_ATTR)
@@ -48,14 +47,16 @@ def _op_kind_and_macs(call) -> tuple[str, int]:
         return "eltwise", 0
     if op in ("relax.nn.relu", "relax.clip", "relax.sigmoid", "relax.maximum", "relax.minimum"):
         return "activation", 0
-    if op in ("relax.reshape", "relax.permute_dims", "relax.flatten", "relax.squeeze",
-              "relax.expand_dims"):
-        return "reshape", 0
+    if op in ("relax.reshape", "relax.flatten", "relax.squeeze", "relax.expand_dims"):
+        return "reshape", 0  # an alias of its input in the C
+    if op == "relax.permute_dims":
+        return "transpose", 0  # moves every value
     return op.replace("relax.", "").replace("nn.", ""), 0
 
 
 # order of precedence when several ops of one ONNX node form a layer
-_KIND_RANK = ["conv", "dw", "pw", "dense", "pool", "eltwise", "activation", "reshape"]
+_KIND_RANK = ["conv", "dw", "pw", "dense", "pool", "eltwise", "activation", "transpose",
+              "reshape"]
 
 
 def _kernel_entry(prim, counts_cache, name):
@@ -124,10 +125,19 @@ def layers_of(mod: tvm.IRModule) -> list[dict]:
                     last["kind"] = kind
                 continue
             layers.append({"name": node, "kind": kind, "onnx_nodes": [node], "macs": macs,
-                           "fused": False, "tiled": False,
+                           "fused": False, "tiled": False, "integer": _integer_only(v),
                            "fallback": f"no GAP8 kernel for {kind}: TVM's legalized op, "
                                        "not tiled for L1"})
     return layers
+
+
+def _integer_only(call) -> bool:
+    """Every tensor ``call`` reads and writes is an integer (data movement on int8 tensors,
+    SimplifyQDQ's rewrites): no float code; a quantize/dequantize is not."""
+    tensors = [a for a in call.args if isinstance(getattr(a, "ty", None), relax.TensorType)]
+    tensors += [f for a in call.args if isinstance(a, relax.Tuple) for f in a.fields]
+    return all(isinstance(t.ty, relax.TensorType) and "int" in str(t.ty.dtype)
+               for t in tensors + [call])
 
 
 def _tensor_bytes(e) -> int:
@@ -164,35 +174,37 @@ def float_layers(mod: tvm.IRModule, layers: list[dict]) -> list[dict]:
     """Layers of an int8 model that still compute in float (not counting the quantize of the
     input and the dequantize of the outputs, which are float by definition), each as
     ``{"name", "kind", "reason"}``: why no integer kernel computes it (``floatlayers.py``)."""
-    if not any(layer.get("integer") for layer in layers):
-        return []
+    if not any(layer.get("integer") and layer["tiled"] or layer["kind"] == "quantize"
+               for layer in layers):
+        return []  # a float model
     left = [layer for layer in layers if not layer.get("integer")
             and layer["kind"] not in ("quantize", "dequantize", "reshape")]
     return float_layer_records(mod, left)
 
 
-def fusion_of(mod: tvm.IRModule, layers: list[dict]) -> dict:
-    """The fused groups (from the kernels) and the DWs left unfused with the passes' reasons."""
+def fusion_of(mod: tvm.IRModule, layers: list[dict], plan=None) -> dict:
+    """The fused groups (from the kernels) and the DWs left unfused with the passes' reasons;
+    ``plan``: the compile's ``LayoutPlan`` (the pairs it split), None when no planner ran."""
     fused = [{"kind": layer["kind"], "onnx_nodes": layer["onnx_nodes"],
               "layouts": _layouts(mod, layer["kernel"]), "epilogues": layer["epilogues"]}
              for layer in layers if layer.get("fused")]
-    return {"fused": fused, "refused": unfused_of(mod), "split": split_by_planner(mod)}
+    return {"fused": fused, "refused": unfused_of(mod), "split": split_by_planner(plan)}
 
 
-def split_by_planner(mod: tvm.IRModule) -> list[dict]:
-    """The pairs the planner formed but runs as two kernels, each with its reason: the
-    modelled cycles of the split against the best fused variant for the same tensor layouts."""
-    plan = layout_plan(mod)
+def split_by_planner(plan) -> list[dict]:
+    """The pairs the ``LayoutPlan`` ``plan`` formed but runs as two kernels, each with its
+    reason: the modelled cycles of the split against the best fused variant for the same
+    tensor layouts."""
     out = []
-    for name, d in (plan or {}).get("layers", {}).items():
-        if not d["split"]:
+    for name, d in (plan.layers if plan is not None else {}).items():
+        if not d.split:
             continue
-        io = (d["layouts"][0]["input"], d["layouts"][-1]["output"])
-        fused = [a["cycles"] for a in d["alternatives"]
-                 if not a["variant"].startswith("split") and (a["input"], a["output"]) == io]
+        io = (d.layouts[0].source, d.layouts[-1].out)
+        fused = [a.cycles for a in d.alternatives
+                 if not a.variant.startswith("split") and (a.input, a.output) == io]
         best = f"{min(fused):,} fused" if fused else "no fused variant fits"
-        kernels = "two" if len(d["layouts"]) == 2 else str(len(d["layouts"]))
-        out.append({"layer": name, "reason": f"split by the planner: {d['cycles']:,} modelled "
+        kernels = "two" if len(d.layouts) == 2 else str(len(d.layouts))
+        out.append({"layer": name, "reason": f"split by the planner: {d.cycles:,} modelled "
                                              f"cycles as {kernels} kernels vs {best}"})
     return out
 

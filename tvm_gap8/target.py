@@ -100,7 +100,7 @@ class Gap8Target:
     #: ~99 kB reported for the MobileNetV2-style example, FC stack 2 kB. The link checks the real
     #: figure and names the region it overflows.
     l2_reserved_bytes: int = 98304
-    # L3 (off-chip HyperRAM) -> L2, for weights that do not fit L2 (``tiling.weights_placement``):
+    # L3 (off-chip HyperRAM) -> L2, for weights that do not fit L2 (``placement.py``):
     # OUR ASSUMPTION, no cited figure: GAP8's HyperBus is an 8-bit DDR bus; taken at ~1 byte per
     # cycle of the 100 MHz clock above (the order of the figure GreenWaves' docs give for
     # HyperRAM; not verified against a datasheet here), 8x slower than the cluster DMA
@@ -108,6 +108,11 @@ class Gap8Target:
     # OUR ASSUMPTION: an L3 transfer's software set-up (micro-DMA request from the fabric
     # controller + HyperRAM command/latency) taken equal to the cluster DMA's (MATCH's 920)
     l3_setup_cycles: int = 920
+    #: Where the weights of the kernel being planned live: "L2", or "L3" (each weight tile
+    #: then crosses L3 -> L2 before L2 -> L1, costed so). Not a property of the chip: the
+    #: network's placement (``placement.py``, decided once in ``passes/place.py``) sets it per
+    #: layer on the target the tiler costs that layer with.
+    weights_memory: str = "L2"
     # The constants of the compute-cycle models (PLiNIO's GAP8 latency models and the terms we
     # derive), as one record, cited field by field in ``tvm_gap8/cost/cycles.py`` (the cycle
     # model's one home, with the formulas and the DMA/overlap arithmetic); a JSON ``--hw`` file
@@ -121,6 +126,8 @@ class Gap8Target:
         if self.cycle_model not in CYCLE_MODELS:
             raise UsageError(f"cycle_model {self.cycle_model!r}: expected one of "
                              f"{', '.join(CYCLE_MODELS)}")
+        if self.weights_memory not in ("L2", "L3"):
+            raise UsageError(f"weights_memory {self.weights_memory!r}: expected L2 or L3")
         if self.requant not in REQUANT_MODES:
             raise UsageError(f"requant {self.requant!r}: expected one of "
                              f"{', '.join(REQUANT_MODES)}")

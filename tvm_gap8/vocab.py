@@ -50,4 +50,3 @@ PLACEMENT_ATTR = "gap8.placement"  # where the weights live (L2, or L3 streamed 
 # -- module attributes: what the fusion passes decided ----------------------------------------
 REFUSED_ATTR = "gap8.fusion_refused"
 UNFUSED_ATTR = "gap8.unfused_dw"
-LAYOUT_PLAN_ATTR = "gap8.layout_plan"  # the planner's decisions, by layer (JSON)

@@ -19,10 +19,11 @@ from tvm_gap8.kernels.dw_pw import dw_pw_staged_tiling, dw_pw_tiling
 from tvm_gap8.kernels.fused import ConvGeom, FusedKernelSpec
 from tvm_gap8.kernels.layout import KernelLayouts
 from tvm_gap8.kernels.pw_dw import pw_dw_tiling
-from tvm_gap8.kernels.tiling import weights_placement
 from tvm_gap8.target import GAP8, Gap8Target
 
 HUGE = 1e30
+#: The kernels' formulas are the int8 ones (a float kernel is costed as soft float instead)
+INT8 = "int8"
 #: Data movement and overheads free (the engine's time ~ bytes / 1e30).
 NO_DMA = GAP8.replace(dma_setup_cycles=0, dma_bytes_per_cycle=HUGE, dma_cycles_per_row=0,
                       dma_transpose_bytes_per_cycle=HUGE, dma_transpose_cycles_per_channel=0,
@@ -70,7 +71,7 @@ DW_PW_CASES = [  # (c, o, h, w, k, stride, pad, layouts, rows, channels, cols)
 
 def _dw_pw(c, o, h, w, k, s, pad, lay):
     return FusedKernelSpec("dw_pw", (1, c, h, w), ConvGeom(c, c, k, s, pad), ConvGeom(c, o, 1),
-                           layouts=lay)
+                           layouts=lay, dtype=INT8)
 
 
 @pytest.mark.parametrize("case", DW_PW_CASES)
@@ -78,7 +79,7 @@ def test_dw_pw_pw_half_costs_the_standalone_pw(case):
     c, o, h, w, k, s, pad, lay, rows, channels, cols = case
     spec = _dw_pw(c, o, h, w, k, s, pad, lay)
     _, _, oh, ow = spec.out_shape
-    pw = ConvKernelSpec((1, c, oh, ow), ConvGeom(c, o, 1), kind="pw",
+    pw = ConvKernelSpec((1, c, oh, ow), ConvGeom(c, o, 1), dtype=INT8, kind="pw",
                         layouts=KernelLayouts(lay.mid, lay.mid, lay.out))
     fused = dw_pw_tiling(spec, PW_ONLY, rows, channels, cols)
     alone = conv_tiling(pw, PW_ONLY, rows, channels, cols)
@@ -92,7 +93,7 @@ def test_dw_pw_pw_half_costs_the_standalone_pw(case):
 def test_dw_pw_dw_half_costs_the_standalone_dw(case):
     c, o, h, w, k, s, pad, lay, rows, channels, cols = case
     spec = _dw_pw(c, o, h, w, k, s, pad, lay)
-    dw = ConvKernelSpec((1, c, h, w), ConvGeom(c, c, k, s, pad), groups=c, kind="dw",
+    dw = ConvKernelSpec((1, c, h, w), ConvGeom(c, c, k, s, pad), groups=c, dtype=INT8, kind="dw",
                         layouts=KernelLayouts(lay.source, lay.tile, lay.mid))
     fused = dw_pw_tiling(spec, DW_ONLY, rows, channels, cols)
     alone = conv_tiling(dw, DW_ONLY, rows, c, cols)
@@ -112,7 +113,7 @@ PW_DW_CASES = [  # (c, hid, h, w, k, stride, pad, layouts, channels)
 
 def _pw_dw(c, hid, h, w, k, s, pad, lay):
     return FusedKernelSpec("pw_dw", (1, c, h, w), ConvGeom(c, hid, 1),
-                           ConvGeom(hid, hid, k, s, pad), layouts=lay)
+                           ConvGeom(hid, hid, k, s, pad), layouts=lay, dtype=INT8)
 
 
 @pytest.mark.parametrize("case", PW_DW_CASES)
@@ -125,9 +126,9 @@ def test_pw_dw_halves_cost_the_standalone_kernels(case):
     _, _, oh, ow = spec.out_shape
     t, l, b, r = pad
     hp, wp = h + t + b, min(w + l + r, (ow - 1) * s + k)
-    pw = ConvKernelSpec((1, c, hp, wp), ConvGeom(c, hid, 1), kind="pw",
+    pw = ConvKernelSpec((1, c, hp, wp), ConvGeom(c, hid, 1), dtype=INT8, kind="pw",
                         layouts=KernelLayouts(lay.source, lay.tile, lay.mid))
-    dw = ConvKernelSpec((1, hid, hp, wp), ConvGeom(hid, hid, k, s), groups=hid, kind="dw",
+    dw = ConvKernelSpec((1, hid, hp, wp), ConvGeom(hid, hid, k, s), groups=hid, dtype=INT8, kind="dw",
                         layouts=KernelLayouts(lay.mid, lay.mid, lay.out))
     assert dw.out_shape[2:] == (oh, ow)
     _same(pw_dw_tiling(spec, PW_ONLY, oh, channels).cycles,
@@ -160,18 +161,14 @@ def test_compute_costs_from_json(tmp_path):
 # --- L3 -> L2 weight streaming costs cycles ----------------------------------------------------
 
 def test_weights_streamed_from_l3_cost_cycles():
-    """The same PW, the same tile: weights in L3 (an L2 too small to hold them beside the
-    activations) cost the L3 copy on top (blocking: every L3 byte and set-up; the weights are
-    loaded once at the root, so nothing hides even double-buffered)."""
+    """The same PW, the same tile: weights the placement put in L3 (``weights_memory``) cost
+    the L3 copy on top (blocking: every L3 byte and set-up; the weights are loaded once at the
+    root, so nothing hides even double-buffered)."""
     spec = ConvKernelSpec((1, 256, 8, 8), ConvGeom(256, 256, 1), kind="pw", dtype="int8")
-    small_l2 = GAP8.replace(l2_bytes=40_000)
     for hw in (GAP8, GAP8.replace(dma_mode="blocking")):
         in_l2 = conv_tiling(spec, hw, 8, 256)
-        in_l3 = conv_tiling(spec, hw.replace(l2_bytes=small_l2.l2_bytes), 8, 256)
-        assert weights_placement(in_l2, hw)["weights_in"] == "L2"
-        placed = weights_placement(in_l3, small_l2)
-        assert placed["weights_in"] == "L3" and placed["l3_to_l2"] == in_l3.l2_to_l1_wgt
-        assert in_l3.l2_to_l1_wgt == 256 * 256
+        in_l3 = conv_tiling(spec, hw.replace(weights_memory="L3"), 8, 256)
+        assert in_l3.l2_to_l1_wgt == in_l2.l2_to_l1_wgt == 256 * 256
         n_wgt = sum(b.transfers for b in in_l3.buffers if b.role == "weight")
         assert in_l3.cycles - in_l2.cycles == pytest.approx(
             in_l3.l2_to_l1_wgt / hw.l3_bytes_per_cycle + n_wgt * hw.l3_setup_cycles)
@@ -181,13 +178,11 @@ def test_l3_weights_overlap_only_when_double_buffered():
     """A dense layer's weights are copied per output tile at its pipelined loop: their L3 copies
     hide behind compute like their L2->L1 copies when double-buffered, not when blocking."""
     spec = DenseKernelSpec((16, 256), 1000, dtype="int8")  # compute enough to hide behind
-    small = dict(l2_bytes=1000)
     for mode, hides in (("double", True), ("blocking", False)):
         hw = GAP8.replace(dma_mode=mode)
         in_l2 = dense_tiling(spec, hw, 1, 100)
-        in_l3 = dense_tiling(spec, hw.replace(**small), 1, 100)
+        in_l3 = dense_tiling(spec, hw.replace(weights_memory="L3"), 1, 100)
         assert in_l3.double_buffered
-        assert weights_placement(in_l3, hw.replace(**small))["weights_in"] == "L3"
         n_wgt = sum(b.transfers for b in in_l3.buffers if b.role == "weight")
         unhidden = in_l3.l2_to_l1_wgt / hw.l3_bytes_per_cycle + n_wgt * hw.l3_setup_cycles
         extra = in_l3.cycles - in_l2.cycles
@@ -195,7 +190,40 @@ def test_l3_weights_overlap_only_when_double_buffered():
         assert (extra < unhidden) if hides else extra == pytest.approx(unhidden)
 
 
+def test_weights_memory_must_be_a_level():
+    with pytest.raises(UsageError, match="weights_memory"):
+        GAP8.replace(weights_memory="L4")
+
+
 def test_l3_dma_kind():
     assert cycles.dma_cycles(GAP8, 1000, "l3") == GAP8.l3_setup_cycles + 1000 / 1.0
     assert (cycles.dma_cycles(GAP8, 1000, "l3") - GAP8.l3_setup_cycles
             > cycles.dma_cycles(GAP8, 1000, "contiguous") - GAP8.dma_setup_cycles)
+
+
+# --- float kernels are costed as soft float (GAP8's cluster has no FPU) -----------------------
+
+def test_float_layer_costed_as_soft_float():
+    """A float PW's modelled cycles carry its MACs at the measured soft-float figure
+    (benchmarks/soft_float_rv32.py), in the analytical model and the GVSOC-fitted one: doubling
+    the soft-float MAC cost adds exactly MACs x that cost / cores (blocking DMA: nothing
+    overlaps); an int8 PW does not move."""
+    from tvm_gap8.cost import calibrated
+
+    costs = GAP8.compute
+    assert costs.soft_float_mac_cycles == pytest.approx(174.7)
+    doubled = costs.replace(soft_float_mac_cycles=2 * costs.soft_float_mac_cycles)
+    for dtype, moves in (("float32", True), ("int8", False)):
+        spec = ConvKernelSpec((1, 64, 8, 8), ConvGeom(64, 64, 1), kind="pw", dtype=dtype)
+        hw = GAP8.replace(dma_mode="blocking", cycle_model="analytical")
+        base = conv_tiling(spec, hw, 8, 64)
+        more = conv_tiling(spec, hw.replace(compute=doubled), 8, 64)
+        extra = spec.macs() * costs.soft_float_mac_cycles / hw.cores
+        assert more.cycles - base.cycles == (pytest.approx(extra) if moves else 0)
+        if moves:  # far above the int8 formula for the same work
+            assert base.cycles > spec.macs() * costs.soft_float_mac_cycles / hw.cores
+        cal = calibrated.SHIPPED
+        if cal is not None:
+            fitted = calibrated.plan_cycles(cal, spec, base, costs)
+            fitted_more = calibrated.plan_cycles(cal, spec, base, doubled)
+            assert fitted_more - fitted == (pytest.approx(extra) if moves else 0)

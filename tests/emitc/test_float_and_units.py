@@ -9,6 +9,7 @@ import pytest
 from tvm_gap8.cli import main
 from tvm_gap8.emitc.network import first_fit
 from tvm_gap8.testing import onnx_models as M
+from tvm_gap8.testing.quant import quantized
 
 
 def test_first_fit_never_overlaps_live_tensors():
@@ -105,33 +106,101 @@ void pi_perf_stop(void);
 unsigned pi_perf_read(int event);
 void pmsis_exit(int err);
 int pmsis_kickoff(void *entry);
+/* bsp/ram.h, bsp/ram/hyperram.h, bsp/flash/hyperflash.h, bsp/fs.h, bsp/fs/readfs.h */
+typedef struct pi_cl_ram_req_s { int id; } pi_cl_ram_req_t;
+typedef struct pi_fs_file_s { int id; } pi_fs_file_t;
+struct pi_hyperram_conf { int id; };
+struct pi_hyperflash_conf { int id; };
+struct pi_fs_conf { struct pi_device *flash; };
+struct pi_readfs_conf { struct pi_fs_conf fs; };
+void pi_hyperram_conf_init(struct pi_hyperram_conf *conf);
+int32_t pi_ram_open(struct pi_device *device);
+int pi_ram_alloc(struct pi_device *device, uint32_t *addr, uint32_t size);
+void pi_ram_write(struct pi_device *device, uint32_t pi_ram_addr, void *data, uint32_t size);
+void pi_cl_ram_read(struct pi_device *device, uint32_t pi_ram_addr, void *addr, uint32_t size,
+                    pi_cl_ram_req_t *req);
+void pi_cl_ram_read_wait(pi_cl_ram_req_t *req);
+void pi_hyperflash_conf_init(struct pi_hyperflash_conf *conf);
+int32_t pi_flash_open(struct pi_device *device);
+void pi_readfs_conf_init(struct pi_readfs_conf *conf);
+int32_t pi_fs_mount(struct pi_device *device);
+void pi_fs_unmount(struct pi_device *device);
+pi_fs_file_t *pi_fs_open(struct pi_device *device, const char *file, int flags);
+int32_t pi_fs_read(pi_fs_file_t *file, void *buffer, uint32_t size);
+void pi_fs_close(pi_fs_file_t *file);
 /* PULP GCC's builtin for pv.sdotsp.b (gap8_simd.h), declared for the host compiler */
 int __builtin_pulp_sdotsp4(signed char __attribute__((vector_size(4))) a,
                            signed char __attribute__((vector_size(4))) b, int c);
 """
 
 
-def test_sdk_back_end_type_checks_against_the_pmsis_api(tmp_path):
-    """No GAP SDK here: the SDK back end is type-checked against PMSIS's declarations."""
+def _type_check_pmsis(project, include):
+    """Every emitted C file compiled -fsyntax-only with -DGAP8_PMSIS against the declarations."""
     import subprocess
 
+    (include / "pmsis.h").write_text(f"#ifndef FAKE_PMSIS_H\n#define FAKE_PMSIS_H\n{FAKE_PMSIS}"
+                                     "#endif\n")
+    for header in ("bsp/ram.h", "bsp/ram/hyperram.h", "bsp/flash/hyperflash.h", "bsp/fs.h",
+                   "bsp/fs/readfs.h"):  # their declarations are in the stub pmsis.h
+        (include / header).parent.mkdir(parents=True, exist_ok=True)
+        (include / header).write_text('#include "pmsis.h"\n')
+    sources = sorted(p.name for p in project.iterdir() if p.suffix == ".c")
+    assert {"gap8_pmsis.c", "network.c", "kernels.c", "weights.c", "main.c"} <= set(sources)
+    for src in sources:
+        proc = subprocess.run(["cc", "-std=gnu99", "-Wall", "-Werror", "-fsyntax-only",
+                               "-DGAP8_PMSIS", f"-I{include}", src], cwd=project,
+                              capture_output=True, text=True)
+        assert proc.returncode == 0, (src, proc.stderr[-1500:])
+
+
+def test_sdk_back_end_type_checks_against_the_pmsis_api(tmp_path):
+    """No GAP SDK here: the SDK back end is type-checked against PMSIS's declarations."""
     model = tmp_path / "block.onnx"
     onnx.save(M.dw_pw_block(cin=8, cout=16, h=10, w=10), str(model))
     assert main(["compile", str(model), "--emit-c", "--l1-kb", "16",
                  "-o", str(tmp_path / "o"), "-q"]) == 0
     project = tmp_path / "o" / "gap8"
-    (tmp_path / "pmsis.h").write_text(f"#ifndef FAKE_PMSIS_H\n#define FAKE_PMSIS_H\n{FAKE_PMSIS}"
-                                      "#endif\n")
-    for src in ("gap8_pmsis.c", "network.c", "kernels.c", "weights.c", "main.c"):
-        proc = subprocess.run(["cc", "-std=gnu99", "-Wall", "-Werror", "-fsyntax-only",
-                               "-DGAP8_PMSIS", f"-I{tmp_path}", src], cwd=project,
-                              capture_output=True, text=True)
-        assert proc.returncode == 0, (src, proc.stderr[-1500:])
+    _type_check_pmsis(project, tmp_path)
     ld = (project / "gap8_memory.ld").read_text()  # --l1-kb is the L1 region of the link
     assert "L1 (rw) : ORIGIN = 0x80580000, LENGTH = 16000" in ld
     assert "L2 (rw) : ORIGIN = 0x80500000, LENGTH = 512000" in ld
     report = json.loads((tmp_path / "o" / "report.json").read_text())
     assert 0 < report["emit_c"]["l1_arena_bytes"] <= 16000
+    assert "READFS_FILES" not in (project / "Makefile").read_text()  # no weight in L3
+
+
+def test_sdk_back_end_reads_l3_weights_from_hyperram(tmp_path):
+    """Weights placed in L3: under -DGAP8_PMSIS they are not in the image (no L3 array in
+    weights.c) but in gap8_l3_weights.bin (the same bytes as the emulator's L3 array, listed in
+    the Makefile's READFS_FILES), loaded to HyperRAM at start and read from the cluster with
+    pi_cl_ram_read; every file type-checks against the PMSIS declarations."""
+    import subprocess
+
+    model = tmp_path / "block.onnx"
+    onnx.save(quantized(M.dw_pw_block(cin=16, cout=32, h=16, w=16)), str(model))
+    hw = tmp_path / "hw.json"
+    hw.write_text(json.dumps({"l2_bytes": 256, "l2_reserved_bytes": 0}))
+    assert main(["compile", str(model), "--emit-c", "--hw", str(hw), "-o", str(tmp_path / "o"),
+                 "-q"]) == 0
+    project = tmp_path / "o" / "gap8"
+    report = json.loads((tmp_path / "o" / "report.json").read_text())
+    l3 = report["emit_c"]["l3_weight_bytes"]
+    assert l3 > 0 and report["placement"]["l3_weight_bytes"] == l3
+    _type_check_pmsis(project, tmp_path)
+    blob = (project / "gap8_l3_weights.bin").read_bytes()
+    assert len(blob) == l3
+    make = (project / "Makefile").read_text()
+    assert make.index("READFS_FILES += gap8_l3_weights.bin") < make.index("include $(RULES_DIR)")
+    assert "pi_cl_ram_read(" in (project / "gap8_pmsis.c").read_text()
+    # the PMSIS preprocessed weights.c holds no L3 array; the emulator's holds the same bytes
+    pre = subprocess.run(["cc", "-E", "-DGAP8_PMSIS", f"-I{tmp_path}", "weights.c"], cwd=project,
+                         capture_output=True, text=True, check=True).stdout
+    assert "gap8_l3_weights[" not in pre and "const int8_t *gap8_l3_weights;" in pre
+    text = (project / "weights.c").read_text()
+    body = text[text.index("gap8_l3_weights[") :]
+    values = [int(v) for v in body[body.index("{") + 1 : body.index("}")].replace("\n", " ")
+              .split(",")]
+    assert bytes(v & 0xFF for v in values) == blob
 
 
 def test_float_emit_c_warns_no_fpu_and_int8_has_no_float_layer(tmp_path, capsys):

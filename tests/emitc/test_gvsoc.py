@@ -88,7 +88,7 @@ def test_emitted_l1_arena_is_the_ir_peak(int8_model):
     from tvm_gap8.target import GAP8
 
     result = compile_model(int8_model("mobilenet_v1_100_128"), fusion="auto", layout="auto")
-    net = read_network(result.lowered, GAP8)
+    net = read_network(result.lowered, GAP8, placement=result.placement)
     peaks = {t["kernel"]: t["l1_peak_bytes"] for t in result.report["layers"] if t.get("tiled")}
     for k in net.kernels.values():
         if k.name in peaks:

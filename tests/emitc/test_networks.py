@@ -109,10 +109,10 @@ def test_network_too_big_for_l2_fails_to_link(rv32, tmp_path, capsys):
     from tvm_gap8.testing import onnx_models as M
     from tvm_gap8.testing.quant import quantized
 
-    model = tmp_path / "block.onnx"  # its L3 stage buffer alone (the L1 arena) exceeds 20 kB
+    model = tmp_path / "block.onnx"  # its L2 data (the L3 stage: one weight tile) exceeds 256 B
     onnx.save(quantized(M.dw_pw_block(cin=16, cout=32, h=32, w=32)), str(model))
     hw = tmp_path / "small_l2.json"
-    hw.write_text(json.dumps({"l2_bytes": 20000, "l2_reserved_bytes": 0}))
+    hw.write_text(json.dumps({"l2_bytes": 256, "l2_reserved_bytes": 0}))
     rc = main(["compile", str(model), "--emit-c", "--run", "rv32", "--hw", str(hw),
                "-o", str(tmp_path / "o"), "-q"])
     err = capsys.readouterr().err.strip().splitlines()
@@ -120,6 +120,35 @@ def test_network_too_big_for_l2_fails_to_link(rv32, tmp_path, capsys):
     assert len(err) == 1 and err[0].startswith("error: the network does not fit GAP8's L2")
     assert "region `L2' overflowed" in err[0]
     assert not (tmp_path / "o").exists()  # nothing written
+
+
+def test_code_counts_in_l2_at_link(rv32, tmp_path, capsys):
+    """The network's L2 data fits the L2 region, but not beside its linked code: the rv32 build
+    reads the ELF's section sizes and fails naming L2, the code and by how much."""
+    import onnx
+
+    from tvm_gap8.testing import onnx_models as M
+    from tvm_gap8.testing.quant import quantized
+
+    model = tmp_path / "block.onnx"
+    onnx.save(quantized(M.dw_pw_block(cin=16, cout=32, h=32, w=32)), str(model))
+    fits = _compile(str(model), tmp_path / "fits", "--run", "rv32")[1]
+    linked = fits["run"]["l2_linked"]
+    assert linked["code_bytes"] > 1000 and linked["network_data_bytes"] > 0
+    assert linked["l2_bytes"] == fits["target"]["l2_bytes"]
+    tight = linked["network_data_bytes"] + 64  # the data alone fits; code and stack do not
+    hw = tmp_path / "tight_l2.json"
+    hw.write_text(json.dumps({"l2_bytes": tight, "l2_reserved_bytes": 0}))
+    rc = main(["compile", str(model), "--emit-c", "--run", "rv32", "--hw", str(hw),
+               "-o", str(tmp_path / "o"), "-q"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 1
+    over = linked["code_bytes"] + linked["runtime_data_bytes"] - 64
+    assert err == [f"error: the network does not fit GAP8's L2: "
+                   f"{linked['network_data_bytes']:,} B of network data (.gap8_l2) + "
+                   f"{linked['code_bytes']:,} B of code + {linked['runtime_data_bytes']:,} B "
+                   f"of runtime data and stack = {linked['network_data_bytes'] + over + 64:,} B,"
+                   f" over {tight:,} B by {over:,} bytes (rv32 link, section sizes)"]
 
 
 def _assert_outputs_equal(report, n):
@@ -196,9 +225,10 @@ def test_two_inputs_two_outputs_int8_rv32(rv32, tmp_path):
 
 @pytest.mark.parametrize("int8", [True, False], ids=["int8", "float"])
 def test_channel_pad_add_block_on_host(int8, tmp_path):
-    """A shortcut widened by a channel Pad (left to TVM; in the int8 graph a float Pad between
-    a dequantize and a quantize: float code calling nearbyintf) added to a DW/PW branch:
-    --check passes (the reference evaluates Pad) and the C equals the LLVM build."""
+    """A shortcut widened by a channel Pad (Relax nn.pad; in the int8 graph between a
+    dequantize and a quantize of the same parameters: an integer pad by the zero point, no
+    float code) added to a DW/PW branch: --check passes (the reference evaluates Pad) and the
+    C equals the LLVM build."""
     import onnx
 
     from tvm_gap8.testing import onnx_models as M
@@ -209,9 +239,12 @@ def test_channel_pad_add_block_on_host(int8, tmp_path):
     rc, rep = _compile(str(path), tmp_path / "o", "--run", "host", "--check")
     assert rc == 0
     assert rep["check"]["passed"] and rep["run"]["check"]["passed"]
+    pad = next(layer for layer in rep["layers"] if layer["name"] == "channel_padding_0")
+    assert pad["kind"] == "pad" and pad["integer"] == int8
     if int8:
         _assert_ran_equal(rep, "host")
-        assert rep["emit_c"]["libm_calls"]  # the quantize after the float Pad
+        assert rep["emit_c"]["libm_calls"] == {} and rep["emit_c"]["float_layers"] == []
+        assert rep["float_layers"] == []
     else:
         assert rep["run"]["vs_llvm"] == {"equal": True, "max_abs_diff": 0.0}
 

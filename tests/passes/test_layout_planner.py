@@ -190,9 +190,9 @@ def test_split_pair_with_steps_is_exact_and_is_fusion_none(efficientnet_block_in
     from tvm_gap8.passes import layouts
 
     unfused = compile_model(efficientnet_block_int8, fusion="none", layout="auto").report
-    plan_cycles = layouts._plan_cycles
-    monkeypatch.setattr(layouts, "_plan_cycles", lambda spec, hw: math.inf if isinstance(
-        spec, FusedKernelSpec) else plan_cycles(spec, hw))
+    plan_cycles = layouts._Costing.cycles
+    monkeypatch.setattr(layouts._Costing, "cycles", lambda self, spec: math.inf if isinstance(
+        spec, FusedKernelSpec) else plan_cycles(self, spec))
     r = compile_model(efficientnet_block_int8, fusion="auto", layout="auto", check=True).report
     assert r["check"]["passed"] and r["check"]["exact"]["equal"]
     assert r["fusion"]["split"] and all("as 4 kernels" in s["reason"]

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from ..vocab import (DMA_TRANSFERS, L1_TO_L2_ACT, L2_TO_L1_ACT, L2_TO_L1_TRANSPOSED,
                      L2_TO_L1_WGT)
+from .cycles import DEFAULT_COSTS, ComputeCosts, soft_float
 from .work import TERMS
 
 #: the features, in the order of the fit
@@ -59,9 +60,16 @@ def plan_features(spec, plan, cores: int = 8) -> dict:
     return f
 
 
-def plan_cycles(cal: Calibration, spec, plan) -> float:
+def plan_cycles(cal: Calibration, spec, plan, costs: ComputeCosts = DEFAULT_COSTS) -> float:
+    """The fitted model's cycles for a plan. The fit saw int8 kernels only: a float kernel's
+    work terms are replaced by its soft-float compute (``cycles.soft_float``: GAP8's cluster
+    has no FPU), its DMA, tiles and fork costed as fitted."""
     f = plan_features(spec, plan, cal.cores)
-    return sum(cal.coefficients.get(k, 0.0) * v for k, v in f.items())
+    if spec.integer:
+        return sum(cal.coefficients.get(k, 0.0) * v for k, v in f.items())
+    rest = sum(cal.coefficients.get(k, 0.0) * v for k, v in f.items() if k not in TERMS)
+    out_elements = plan.l1_to_l2_act // 4
+    return rest + soft_float(costs, cal.cores, spec.macs(), out_elements)
 
 
 def features(layer: dict, cores: int = 8) -> dict:

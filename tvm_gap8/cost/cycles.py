@@ -100,6 +100,15 @@ class ComputeCosts:
     # --- add / pooling / tables: OUR ASSUMPTION (no published model): 2 cycles per element per
     # core (load-load/accumulate-store in a 4-way SIMD loop), spread over the cores
     eltwise_cycles_per_element: int = 2
+    # --- float kernels: GAP8's cluster has no FPU, every float multiply and add is a libgcc
+    # soft-float call. MEASURED (``python benchmarks/soft_float_rv32.py``: QEMU rv32imc, the
+    # network's -O2 build, 4096 random operand pairs, instructions taken as cycles: RI5CY
+    # issues one per cycle, stalls left out): one MAC (__mulsf3 + __addsf3) 174.7 instructions
+    # over an int32 MAC, one add (__addsf3) 65.3 over an int32 add. Per core; the cores share
+    # the work. A float kernel's compute is its MACs at the first figure plus one add per
+    # output element (bias / activation / element-wise op) at the second (``soft_float``).
+    soft_float_mac_cycles: float = 174.7
+    soft_float_add_cycles: float = 65.3
 
     def pw_gather(self, in_layout: str) -> int:
         return self.pw_gather_cycles_chw if in_layout == "CHW" else self.pw_gather_cycles_hwc
@@ -224,6 +233,14 @@ def eltwise(hw, elements: int) -> int:
     both operands and the result are walked in the same order, whatever the layout."""
     costs = getattr(hw, "compute", None) or DEFAULT_COSTS
     return _ceil(costs.eltwise_cycles_per_element * elements, hw.cores)
+
+
+def soft_float(costs: ComputeCosts, cores: int, macs: int, out_elements: int) -> float:
+    """A float kernel's compute cycles on GAP8's FPU-less cluster: every MAC a soft-float
+    multiply-accumulate, one soft-float add per output element, spread over the cores
+    (``ComputeCosts.soft_float_*``, measured)."""
+    return (macs * costs.soft_float_mac_cycles
+            + out_elements * costs.soft_float_add_cycles) / max(1, cores)
 
 
 # --- the core split of the paper's pointwise kernels over output rows ----------------------

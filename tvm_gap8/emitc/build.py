@@ -16,6 +16,13 @@ from ..errors import BuildError, LinkError
 SOURCES = ["runner.c", "network.c", "kernels.c", "weights.c", "gap8_portable.c"]
 RV32_GCC = "riscv64-unknown-elf-gcc"
 RV32_NM = "riscv64-unknown-elf-nm"
+RV32_SIZE = "riscv64-unknown-elf-size"
+#: Sections of the rv32 build that GAP8 would hold in L2 beside the network's data
+#: (``.gap8_l2``): code (``.init``, ``.text``, read-only data), the runtime's data, the
+#: runner's buffers and the fabric controller's stack. (rv32imc picolibc code: a stand-in for
+#: the size of GAP8's code, which its SDK build would give.)
+L2_CODE_SECTIONS = (".init", ".text", ".rodata", ".srodata")
+L2_RUNTIME_SECTIONS = (".data", ".sdata", ".bss", ".sbss", ".tdata", ".tbss", ".stack")
 QEMU = "qemu-system-riscv32"
 RV32_FLAGS = ["-march=rv32imc", "-mabi=ilp32", "-O2", "--specs=picolibc.specs",
               "--oslib=semihost", "--crt0=semihost",
@@ -28,7 +35,7 @@ COUNTER_FIELDS = ("l2_to_l1_bytes", "l1_to_l2_bytes", "l3_to_l2_bytes", "l2_to_l
 
 def rv32_available() -> str | None:
     """None when the rv32 toolchain and QEMU are here, else what is missing."""
-    missing = [t for t in (RV32_GCC, RV32_NM, QEMU) if shutil.which(t) is None]
+    missing = [t for t in (RV32_GCC, RV32_NM, RV32_SIZE, QEMU) if shutil.which(t) is None]
     return ", ".join(missing) + " not found" if missing else None
 
 
@@ -79,7 +86,41 @@ def build_rv32(project: str, instrument: bool = False, mac_count: bool = True,
     if proc.returncode:
         _link_error(proc.stderr)
         raise BuildError(f"rv32 build of {project} failed: {proc.stderr.strip()[-2000:]}")
+    check_l2_with_code(elf, l2_account(elf)["l2_bytes"])
     return elf
+
+
+def section_sizes(elf: str) -> dict:
+    """{section: bytes} of a linked ELF (``size -A``)."""
+    proc = _run([RV32_SIZE, "-A", elf], os.path.dirname(elf), "size")
+    return {m.group(1): int(m.group(2))
+            for m in re.finditer(r"^(\.\S+)\s+(\d+)\s+\d+$", proc.stdout, re.M)}
+
+
+def l2_account(elf: str) -> dict:
+    """What GAP8's L2 would hold of this build: the network's data (``.gap8_l2``: arena, L2
+    weights, L3 stage), code and runtime data (the linked sizes), and the L2 size the project
+    was emitted for (``gap8_memory.ld``)."""
+    sizes = section_sizes(elf)
+    script = open(os.path.join(os.path.dirname(elf), "gap8_memory.ld"), encoding="utf-8").read()
+    l2 = int(re.search(r"L2 \(rw\) : ORIGIN = \S+, LENGTH = (\d+)", script).group(1))
+    return {"network_data_bytes": sizes.get(".gap8_l2", 0),
+            "code_bytes": sum(sizes.get(s, 0) for s in L2_CODE_SECTIONS),
+            "runtime_data_bytes": sum(sizes.get(s, 0) for s in L2_RUNTIME_SECTIONS),
+            "l2_bytes": l2}
+
+
+def check_l2_with_code(elf: str, l2_bytes: int) -> None:
+    """On GAP8 code lives in L2 too: the linked code and runtime data plus the network's L2
+    data must fit L2 (the rv32 map links code elsewhere, so the linker cannot tell)."""
+    acc = l2_account(elf)
+    total = acc["network_data_bytes"] + acc["code_bytes"] + acc["runtime_data_bytes"]
+    if total > l2_bytes:
+        raise LinkError(f"the network does not fit GAP8's L2: {acc['network_data_bytes']:,} B "
+                        f"of network data (.gap8_l2) + {acc['code_bytes']:,} B of code + "
+                        f"{acc['runtime_data_bytes']:,} B of runtime data and stack = "
+                        f"{total:,} B, over {l2_bytes:,} B by {total - l2_bytes:,} bytes "
+                        "(rv32 link, section sizes)")
 
 
 def soft_float_symbols(elf: str) -> list[str]:

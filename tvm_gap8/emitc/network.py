@@ -7,8 +7,9 @@
 * Each ``call_tir`` (gap8 kernels and the TIR of ops TVM legalizes for us) is one layer, its
   function emitted by ``plainc``; reshapes are aliases (no code, no memory).
 * L2 activations live in one static arena (greedy first-fit over tensor lifetimes); weights are
-  ``const`` arrays in L2, or in one L3 array when they do not fit L2 beside the arena (the DMA
-  back end stages each L3 weight tile through L2: ``l3_to_l2`` bytes = the weight bytes that
+  ``const`` arrays in L2, or in one L3 array, as the network's placement says (``placement.py``,
+  decided in ``passes/place.py`` on the tensors read here: nothing is decided here); the DMA
+  back end stages each L3 weight tile through L2 (``l3_to_l2`` bytes = the weight bytes that
   reach L1, the report's figure); L1 is one static arena of the largest kernel's need.
 """
 
@@ -22,7 +23,8 @@ from tvm import relax
 
 from ..errors import UnsupportedError
 from ..irutil import group_info
-from ..vocab import KIND_ATTR, PLACEMENT_ATTR
+from ..placement import Placement
+from ..vocab import KIND_ATTR
 from .plainc import C_TYPES, plain_kernel
 
 ALIGN = 8
@@ -52,7 +54,7 @@ class Layer:
     kind: str
     args: list  # tensor names, kernel parameter order (inputs then output)
     gap8: bool
-    weights_in: str = "L2"
+    weights_in: str = "L2"  # where its DMA-read weights are in the C (set by _place_weights)
 
 
 @dataclass
@@ -84,6 +86,7 @@ class Network:
     l1_arena: int = 0
     l3_bytes: int = 0
     l2_weights: int = 0
+    l3_stage_bytes: int = 0  # the L2 buffer L3 weight tiles pass through (the placement's)
     cluster_stack_bytes: int = 1024  # per core, in L1 beside the arena (from the target)
     stats: dict = field(default_factory=dict)
 
@@ -275,10 +278,8 @@ class _Reader:
         info = group_info(call) if is_gap8 else None
         name = info["layer"] if info else gv.name_hint
         kind = str(prim.attrs[KIND_ATTR]) if is_gap8 else "tvm"
-        weights_in = str(prim.attrs[PLACEMENT_ATTR]["weights_in"]) \
-            if is_gap8 and PLACEMENT_ATTR in prim.attrs else "L2"
         self.layers.append(Layer(len(self.layers), gv.name_hint, name, kind, args + [out],
-                                 is_gap8, weights_in))
+                                 is_gap8))
         return gap8_index + int(is_gap8)
 
 
@@ -325,14 +326,12 @@ def first_fit(items):
     return offsets, peak
 
 
-def _plan_memory(net, hw):
-    acts = [(t.name, t.nbytes, t.first, t.last) for t in net.tensors.values()
-            if t.kind == "act"]
-    offsets, net.l2_arena = first_fit(acts)
+def _plan_memory(net, placement):
+    offsets, net.l2_arena = activation_arena(net.tensors)
     for name, off in offsets.items():
         net.tensors[name].offset = off
     net.l1_arena = max((k.l1_bytes for k in net.kernels.values()), default=0)
-    _place_weights(net, hw)
+    _place_weights(net, placement)
 
 
 def _layer_consts(net, layer):
@@ -349,48 +348,76 @@ def _aligned(n):
     return (n + ALIGN - 1) // ALIGN * ALIGN
 
 
-def _place_weights(net, hw):
-    """Weights in L2 while they fit beside the activation arena and the L3 stage (one
-    L1-arena-sized buffer); a layer the report streams from L3, or whose staged weights no
-    longer fit, has all its staged weights in L3. Weights read directly by the cores stay in L2."""
-    per_layer = [_layer_consts(net, layer) for layer in net.layers]
-    direct = {n for _, d in per_layer for n in d}
-    l2_used = sum(_aligned(net.tensors[n].nbytes) for n in direct)
-    budget = hw.l2_budget - net.l2_arena - net.l1_arena
-    l3_off = 0
-    for layer, (staged, _) in zip(net.layers, per_layer):
-        todo = [n for n in dict.fromkeys(staged) if n not in direct
-                and net.tensors[n].memory == "L2" and net.tensors[n].offset < 0]
-        size = sum(_aligned(net.tensors[n].nbytes) for n in todo)
-        if layer.weights_in != "L3" and l2_used + size <= budget:
-            l2_used += size
-            for n in todo:
-                net.tensors[n].offset = 0  # placed (in L2, as its own array)
-            continue
-        for n in todo:
-            t = net.tensors[n]
-            t.memory, t.offset = "L3", l3_off
-            l3_off += _aligned(t.nbytes)
-    for layer in net.layers:  # a layer reading L3 weights streams them
+def _place_weights(net, placement):
+    """Weights where the network's placement put them (``placement.py``; None: every weight in
+    L2): the L3 ones in one L3 array, in layer order. Nothing is decided here; a weight placed
+    in L3 that the C reads other than by DMA is an error (the cores cannot read L3)."""
+    l3_off, l2_used = 0, 0
+    for layer in net.layers:
+        staged, direct = _layer_consts(net, layer)
+        for name in dict.fromkeys(staged + direct):
+            t = net.tensors[name]
+            if t.offset >= 0:
+                continue  # placed (read by an earlier layer too)
+            memory = (placement.memory_of(name) if placement else None) or "L2"
+            if memory == "L3" and name in direct:
+                raise UnsupportedError(f"--emit-c: weight {name} of layer {layer.name} is "
+                                       "placed in L3 but its kernel reads it directly")
+            t.memory, t.offset = memory, (l3_off if memory == "L3" else 0)
+            if memory == "L3":
+                l3_off += _aligned(t.nbytes)
+            else:
+                l2_used += _aligned(t.nbytes)
         if any(net.tensors[a].memory == "L3" for a in layer.args[:-1]):
             layer.weights_in = "L3"
     net.l3_bytes, net.l2_weights = l3_off, l2_used
+    net.l3_stage_bytes = placement.stage_bytes if l3_off else 0
 
 
-def read_network(lowered: tvm.IRModule, hw, instrument: bool = True) -> Network:
+@dataclass
+class NetworkTensors:
+    """The emitted network's tensors and layers, read off the lowered module (no C yet):
+    what the memory placement (``placement.py``) and the C emitter both read."""
+    mod: tvm.IRModule  # the legalized module whose ``main`` is emitted
+    tensors: dict
+    layers: list
+    inputs: list
+    outputs: list
+    boundary: Boundary
+
+
+def read_tensors(lowered: tvm.IRModule) -> NetworkTensors:
+    """Tensors (with lifetimes) and layers of the part of ``main`` the C emits."""
     lowered = relax.transform.ToNonDataflow()(lowered)
     bindings, params, out_vars, boundary = _strip_boundary(lowered["main"])
     mod = _legalized(lowered, bindings, params, out_vars)
     reader = _Reader(mod)
     inputs, outputs = reader.read(mod["main"].params, mod["main"].body.body)
+    _lifetimes(reader.tensors, reader.layers, outputs)
+    return NetworkTensors(mod, reader.tensors, reader.layers, inputs, outputs, boundary)
+
+
+def activation_arena(tensors: dict) -> tuple[dict, int]:
+    """({activation: offset}, bytes) of the L2 activation arena (first fit over lifetimes)."""
+    return first_fit([(t.name, t.nbytes, t.first, t.last) for t in tensors.values()
+                      if t.kind == "act"])
+
+
+def read_network(lowered: tvm.IRModule, hw, instrument: bool = True,
+                 placement: Placement | None = None) -> Network:
+    """The network of ``lowered`` as C: kernels, tensors, the L2/L1 arenas and the weights
+    where ``placement`` (the compile's, ``CompileResult.placement``) put them (None: in L2)."""
+    read = read_tensors(lowered)
     kernels = {}
-    for layer in reader.layers:
+    for layer in read.layers:
         if layer.kernel not in kernels:
-            kernels[layer.kernel] = plain_kernel(layer.kernel, mod[layer.kernel], instrument)
-    net = Network(reader.tensors, reader.layers, kernels, inputs, outputs, boundary,
-                  cluster_stack_bytes=hw.cluster_stack_bytes)
-    _lifetimes(net.tensors, net.layers, outputs)
-    _plan_memory(net, hw)
+            kernels[layer.kernel] = plain_kernel(layer.kernel, read.mod[layer.kernel],
+                                                 instrument)
+    net = Network(read.tensors, read.layers, kernels, read.inputs, read.outputs,
+                  read.boundary, cluster_stack_bytes=hw.cluster_stack_bytes)
+    if placement is not None:
+        refuse_activations_beyond_l2(placement)
+    _plan_memory(net, placement)
     net.stats = {
         "dma_calls": sum(k.dma_calls for k in kernels.values()),
         "core_copies": sum(k.core_copies for k in kernels.values()),
@@ -400,6 +427,19 @@ def read_network(lowered: tvm.IRModule, hw, instrument: bool = True) -> Network:
                                                if k.parallel_loops == 0),
     }
     return net
+
+
+def refuse_activations_beyond_l2(placement: Placement) -> None:
+    """Activations live in L2 (one arena): a network whose arena exceeds the L2 budget would
+    need activations in L3, tiled L3 <-> L2 <-> L1, which the C back end does not do yet."""
+    if placement.activations_fit_l2:
+        return
+    layer, big = placement.largest_output()
+    raise UnsupportedError(
+        f"--emit-c: activations of {placement.activation_arena_bytes:,} B exceed the L2 budget "
+        f"of {placement.l2_budget:,} B (L2 less code and runtime; the largest, {big.name} "
+        f"written by layer {layer}, is {big.nbytes:,} B): activations in L3 are not supported "
+        "yet")
 
 
 def c_type(dtype: str) -> str:

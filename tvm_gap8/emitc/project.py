@@ -12,6 +12,7 @@ from .network import Network, c_type
 
 RUNTIME = os.path.join(os.path.dirname(__file__), "runtime")
 #: copied verbatim into the project
+L3_FILE = "gap8_l3_weights.bin"
 RUNTIME_FILES = ("gap8_dma.h", "gap8_cluster.h", "gap8_simd.h", "gap8_portable.c", "gap8_pmsis.c",
                  "gap8_pulprt.c", "runner.c", "main.c", "Makefile", "Makefile.pulprt")
 SECTIONS = """#if defined(GAP8_SECTIONS)
@@ -26,7 +27,8 @@ SECTIONS = """#if defined(GAP8_SECTIONS)
 #include "pmsis.h"
 #define GAP8_L1_DATA PI_CL_L1 __attribute__((aligned(8)))
 #define GAP8_L2_DATA PI_L2 __attribute__((aligned(8)))
-#define GAP8_L3_DATA PI_L2 __attribute__((aligned(8))) /* board: load to HyperRAM (readfs) */
+/* board: no L3 array in the image; gap8_l3_weights.bin (READFS_FILES) is loaded to HyperRAM */
+#define GAP8_L3_DATA
 #else
 #define GAP8_L1_DATA __attribute__((aligned(8)))
 #define GAP8_L2_DATA __attribute__((aligned(8)))
@@ -137,12 +139,25 @@ def weights_c(net: Network) -> str:
         if t.kind == "const" and t.memory == "L2":
             out.append(_array(t.name, t.data, "GAP8_L2_DATA"))
     if l3:
-        blob = np.zeros(net.l3_bytes, np.int8)
-        for t in l3:
+        blob = np.frombuffer(l3_weights_blob(net), np.int8)
+        out += ["#if defined(GAP8_PMSIS)",
+                "/* on the board the L3 weights are not in this image: gap8_l3_weights.bin",
+                " * (the same bytes, READFS_FILES in the Makefile, written to flash by the SDK's",
+                " * flasher) is copied to HyperRAM by gap8_l3_load (gap8_pmsis.c), which sets",
+                " * this to its HyperRAM address */",
+                "const int8_t *gap8_l3_weights;", "#else",
+                _array("gap8_l3_weights", blob, "GAP8_L3_DATA"), "#endif"]
+    return "\n".join(out)
+
+
+def l3_weights_blob(net: Network) -> bytes:
+    """The L3 weights as one file (the PMSIS build flashes it; the C array holds the same)."""
+    blob = np.zeros(net.l3_bytes, np.int8)
+    for t in net.tensors.values():
+        if t.kind == "const" and t.memory == "L3":
             raw = np.frombuffer(np.ascontiguousarray(t.data).tobytes(), np.int8)
             blob[t.offset:t.offset + raw.size] = raw
-        out.append(_array("gap8_l3_weights", blob, "GAP8_L3_DATA"))
-    return "\n".join(out)
+    return blob.tobytes()
 
 
 def weights_h(net: Network) -> str:
@@ -151,7 +166,9 @@ def weights_h(net: Network) -> str:
         if t.kind == "const" and t.memory == "L2":
             out.append(f"extern const {c_type(t.dtype)} {t.name}[{max(1, t.data.size)}];")
     if net.l3_bytes:
-        out.append(f"extern const int8_t gap8_l3_weights[{net.l3_bytes}];")
+        out += ["#if defined(GAP8_PMSIS)",
+                "extern const int8_t *gap8_l3_weights; /* HyperRAM address (gap8_l3_load) */",
+                "#else", f"extern const int8_t gap8_l3_weights[{net.l3_bytes}];", "#endif"]
     out += ["#endif", ""]
     return "\n".join(out)
 
@@ -179,11 +196,12 @@ def kernels_c(net: Network) -> str:
     return "\n".join(out)
 
 
-#: expf of every libm the project links gives the LLVM build's (glibc's) float: exp in double
-#: rounded once to float is correctly rounded but for ties too close to tell, like glibc's expf;
-#: picolibc's soft-float expf (rv32, GAP8) is off by an ulp on some inputs
-EXPF = ("/* exp in double rounded once to float: the same float on every libm (glibc's expf,\n"
-        " * which the LLVM build calls, rounds correctly; soft-float expf may not) */\n"
+#: a float ``expf`` left in a kernel computed as ``float_exp.py`` has both builds compute it
+#: (TIR's exp and sigmoid are rewritten so before lowering): exp in double rounded once to
+#: float, the same float on every libm (glibc's expf and picolibc's differ by an ulp on some
+#: inputs, and from the correctly rounded float)
+EXPF = ("/* exp in double rounded once to float: the same float on every libm (expf is an\n"
+        " * ulp off the correctly rounded float on some inputs, not the same ones everywhere) */\n"
         "static inline float gap8_expf(float x) { return (float)exp((double)x); }")
 
 
@@ -245,11 +263,11 @@ def network_c(net: Network) -> str:
            f"int8_t gap8_l2_arena[{max(net.l2_arena, 8)}] GAP8_L2_DATA;",
            "int8_t gap8_l1_arena[GAP8_L1_ARENA_BYTES] GAP8_L1_DATA;",
            "/* L3 weight tiles pass through this L2 buffer (gap8_dma_copy_3d) */",
-           f"int8_t gap8_l3_stage[{max(8, net.l1_arena) if net.l3_bytes else 8}] GAP8_L2_DATA;"
+           f"int8_t gap8_l3_stage[{max(8, net.l3_stage_bytes)}] GAP8_L2_DATA;"
            + ("" if net.l3_bytes else "  /* no weight in L3: unused */"),
-           f"const int8_t *const gap8_l3_begin = {'gap8_l3_weights' if net.l3_bytes else '0'};",
-           f"const int8_t *const gap8_l3_end = "
-           f"{'gap8_l3_weights + GAP8_L3_WEIGHT_BYTES' if net.l3_bytes else '0'};",
+           "/* where the L3 weights are (their HyperRAM address on the board: set at each run,",
+           " * after gap8_l3_load); the DMA back ends stage copies from there through L2 */",
+           "const int8_t *gap8_l3_begin, *gap8_l3_end;",
            f"static void *gap8_io_in[{len(ins)}];", f"static void *gap8_io_out[{len(outs)}];",
            "", "const char *const gap8_layer_names[GAP8_NB_LAYERS] = {"]
     out += [f'  "{layer.name}",' for layer in net.layers] + ["};", ""]
@@ -267,6 +285,9 @@ def network_c(net: Network) -> str:
             "gap8_current->instret += gap8_instret() - c0; gap8_counters_layer(-1); } while (0)",
             "#else", "#define GAP8_RUN_LAYER(i, fn) gap8_cluster_fork(fn, 0)", "#endif", "",
             f"int gap8_network_run({_entry_params(net)}) {{"]
+    if net.l3_bytes:
+        out += ["  gap8_l3_begin = (const int8_t *)gap8_l3_weights;",
+                "  gap8_l3_end = gap8_l3_begin + GAP8_L3_WEIGHT_BYTES;"]
     out += [f"  gap8_io_in[{i}] = (void *){n};" for i, n in enumerate(ins_n)]
     out += [f"  gap8_io_out[{i}] = (void *){n};" for i, n in enumerate(outs_n)]
     out += [f"  GAP8_RUN_LAYER({layer.index}, gap8_layer_{layer.index});"
@@ -325,4 +346,16 @@ def write_project(net: Network, hw, out_dir: str) -> list[str]:
             f.write(text)
     for name in RUNTIME_FILES:
         shutil.copy(os.path.join(RUNTIME, name), os.path.join(out_dir, name))
-    return sorted(list(files) + list(RUNTIME_FILES))
+    extra = []
+    if net.l3_bytes:  # the board's L3 weights: a file the SDK flashes (readfs), see gap8_pmsis.c
+        with open(os.path.join(out_dir, L3_FILE), "wb") as f:
+            f.write(l3_weights_blob(net))
+        make = os.path.join(out_dir, "Makefile")
+        with open(make, encoding="utf-8") as f:
+            text = f.read()
+        rule = ("# the L3 weights: flashed to the read-only file system, loaded to HyperRAM at "
+                f"start (gap8_l3_load)\nREADFS_FILES += {L3_FILE}\n")
+        with open(make, "w", encoding="utf-8") as f:
+            f.write(text.replace("include $(RULES_DIR)", rule + "include $(RULES_DIR)", 1))
+        extra.append(L3_FILE)
+    return sorted(list(files) + list(RUNTIME_FILES) + extra)

@@ -142,29 +142,25 @@ def float_layers(net) -> list[str]:
             if any(ctype in ("float", "double") for _, ctype in net.kernels[layer.kernel].params)]
 
 
-def emit_c(result, out_dir: str, platform: str | None = None, instrument: bool = False,
-           seed: int = 0, timeout: int = 600) -> dict:
-    """The C project of a compile (``compile_model``'s result) in ``out_dir/gap8``, for the
-    target its kernels were planned for; with ``platform`` (host | rv32 | gvsoc) built, run
-    and checked. What the CLI's ``--emit-c [--run ...]`` calls. Returns ``result.report``."""
-    return emit_and_run(result, result.hw, out_dir, platform, instrument, seed, timeout)
-
-
-def emit_and_run(result, hw, out_dir: str, platform: str | None = None,
+def emit_and_run(result, out_dir: str, platform: str | None = None,
                  instrument: bool = False, seed: int = 0, timeout: int = 600) -> dict:
-    """Writes ``out_dir/gap8``; with ``platform`` builds, runs and checks it (every input and
-    output, in the entry's order). Updates and returns ``result.report``."""
+    """The C project of a compile (``compile_model``'s result) in ``out_dir/gap8``, for the
+    target it was compiled for (``result.hw``); with ``platform`` (host | rv32 | gvsoc) built,
+    run and checked (every input and output, in the entry's order). What the CLI's ``--emit-c
+    [--run ...]`` calls. Updates and returns ``result.report``."""
     if platform is not None and platform not in PLATFORMS:
         raise UsageError(f"--run {platform}: choose one of {', '.join(PLATFORMS)}")
     out_dir = os.path.abspath(out_dir)  # the builds run inside the project
+    hw = result.hw
     with step("emitting the C project"):
-        net = read_network(result.lowered, hw, instrument=True)
+        net = read_network(result.lowered, hw, instrument=True, placement=result.placement)
         project = os.path.join(out_dir, "gap8")
         files = write_project(net, hw, project)
     report = result.report
     report["emit_c"] = {"dir": "gap8", "files": files, "l2_arena_bytes": net.l2_arena,
                         "l1_arena_bytes": net.l1_arena, "l2_weight_bytes": net.l2_weights,
-                        "l3_weight_bytes": net.l3_bytes, "layers": len(net.layers),
+                        "l3_weight_bytes": net.l3_bytes, "l3_stage_bytes": net.l3_stage_bytes,
+                        "layers": len(net.layers),
                         "inputs": len(net.inputs), "outputs": len(net.outputs),
                         "libm_calls": libm_calls(net), "float_layers": float_layers(net),
                         **net.stats}
@@ -205,6 +201,7 @@ def _run(result, net, project: str, platform: str, instrument: bool, seed: int,
         run["vs_llvm_outputs"] = per_output
     if platform == "rv32":
         run["soft_float_symbols"] = build.soft_float_symbols(exe)
+        run["l2_linked"] = build.l2_account(exe)  # code + data GAP8's L2 would hold
     report = result.report
     report["run"] = run
     if platform == "gvsoc":

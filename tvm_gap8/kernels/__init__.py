@@ -25,23 +25,30 @@ def family_of(kind: str) -> KernelFamily:
     return _BY_KIND[kind]
 
 
-_PLANS: dict = {}  # (spec, target) -> plan: the planner costs a spec, the lowering builds it
-
-
-def clear_plans() -> None:
-    """Forget the memoised plans (e.g. to time a compile from scratch)."""
-    _PLANS.clear()
-
-
 def plan_kernel(spec, hw, layer: str = "?"):
-    """The tile plan of any kernel spec, by its family's tiling search (memoised: the search
-    is deterministic; a spec that fits no tile raises every time, naming ``layer``)."""
-    key = (repr(spec), hw)
-    if key not in _PLANS:
-        if len(_PLANS) > 4096:
-            _PLANS.clear()
-        _PLANS[key] = family_of(spec.kind).plan(spec, hw, layer)
-    return _PLANS[key]
+    """The tile plan of any kernel spec, by its family's tiling search (deterministic; a spec
+    that fits no tile raises, naming ``layer``). A compile asks its ``KernelPlans`` instead."""
+    return family_of(spec.kind).plan(spec, hw, layer)
+
+
+class KernelPlans:
+    """The tile plans of one compile, memoised by (spec, target): the layout planner and the
+    fusion policy cost a spec, the lowering builds it under the same plan. Owned by the
+    compile (``passes.compilation.Compilation``), never global; specs and targets are frozen
+    dataclasses, the key as they are. A spec that fits no tile is not memoised (it raises,
+    naming the layer asked about, every time)."""
+
+    def __init__(self):
+        self._plans: dict = {}
+
+    def __len__(self) -> int:
+        return len(self._plans)
+
+    def plan(self, spec, hw, layer: str = "?"):
+        key = (spec, hw)
+        if key not in self._plans:
+            self._plans[key] = plan_kernel(spec, hw, layer)
+        return self._plans[key]
 
 
 def build_kernel(spec, plan):
@@ -49,4 +56,4 @@ def build_kernel(spec, plan):
     return family_of(spec.kind).schedule(spec, plan)
 
 
-__all__ = ["FAMILIES", "KernelFamily", "build_kernel", "clear_plans", "family_of", "plan_kernel"]
+__all__ = ["FAMILIES", "KernelFamily", "KernelPlans", "build_kernel", "family_of", "plan_kernel"]

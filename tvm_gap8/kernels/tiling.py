@@ -25,7 +25,7 @@ from ..cost import calibrated, cycles
 from ..errors import TilingError
 from ..target import Gap8Target
 from ..vocab import (DMA_TRANSFERS, INPUT, INTERMEDIATE, L1_TO_L2_ACT, L2_TO_L1_ACT,
-                     L2_TO_L1_TRANSPOSED, L2_TO_L1_WGT, L3_TO_L2, OUTPUT, WEIGHT)
+                     L2_TO_L1_TRANSPOSED, L2_TO_L1_WGT, OUTPUT, WEIGHT)
 
 
 def dtype_bytes(dtype: str) -> int:
@@ -176,6 +176,8 @@ def plan_from(kind: str, rows: int, channels: int, loops, buffers, macs: int, co
     trips = loops if isinstance(loops, dict) else loop_trips(loops)
     bufs = tuple(b.resolved(trips) for b in buffers)
     if isinstance(cost, LayerCost):
+        if is_float_kernel(bufs):  # no FPU on GAP8's cluster: soft-float compute
+            cost = cost.soft_float(macs, moved_by(bufs, OUTPUT) // 4)
         cost = cost.bind(bufs, trips, pipelined)
     rt = trips.get("rows", 1)
     pixel_tiles = trips.get("cols", rt)
@@ -194,19 +196,24 @@ class LayerCost:
     ``contiguous``: MATCH's +1 cycle per row of a 2-D copy is left out), the copies at the
     pipelined loop overlapping compute under double buffering, per-tile and per-layer
     overheads (``cycles.kernel_cycles``, the one home of the model). When the weights stream
-    from L3 (``weights_in_l3``), every weight copy is preceded by its L3->L2 copy (kind ``l3``,
+    from L3 (the network's placement put them there: ``hw.weights_memory``), every weight copy is preceded by its L3->L2 copy (kind ``l3``,
     the same bytes), which overlaps compute only where its L2->L1 copy does: at the pipelined
     (double-buffered) loop."""
 
     hw: Gap8Target
     compute: float
 
+    def soft_float(self, macs: int, out_elements: int) -> "LayerCost":
+        """This cost with the compute of a float kernel: soft-float MACs and adds
+        (``cycles.soft_float``), whatever the int8 formula said."""
+        return LayerCost(self.hw, cycles.soft_float(self.hw.compute, self.hw.cores, macs,
+                                                    out_elements))
+
     def bind(self, bufs, trips: dict, pipelined: str):
         records = [_transfer(b) for b in bufs if b.transfers]
         overlap = [_transfer(b) for b in bufs if b.transfers and b.at == pipelined] \
             if pipelined else []
-        if weights_in_l3(moved_by(bufs, INPUT) + moved_by(bufs, OUTPUT),
-                         moved_by(bufs, WEIGHT), self.hw):
+        if self.hw.weights_memory == "L3":
             l3 = [(b, _transfer(b, "l3")) for b in bufs if b.role == WEIGHT and b.transfers]
             records += [r for _, r in l3]
             overlap += [r for b, r in l3 if pipelined and b.at == pipelined]
@@ -215,24 +222,15 @@ class LayerCost:
         return lambda *_: cycles.kernel_cycles(self.hw, self.compute, records, tiles, overlap)
 
 
+def is_float_kernel(bufs) -> bool:
+    """A kernel computing in float: its output (or any) L1 buffer holds floats."""
+    return any(str(b.dtype).startswith("float") for b in bufs)
+
+
 def _transfer(b: L1Buffer, kind: str = "") -> tuple:
     """(bytes per transfer, kind, rows, channels, count) of a resolved buffer's copies."""
     kind = kind or ("transposing" if b.transposing else "contiguous")
     return (b.moved / b.transfers, kind, 1, b.planes, b.transfers)
-
-
-def weights_in_l3(act_bytes: int, weight_bytes: int, hw: Gap8Target) -> bool:
-    """Whether a kernel's weights stream from L3: the weights its tiles copy do not fit L2
-    beside the activations it moves (the placement the report and the C back end use)."""
-    return act_bytes + weight_bytes > hw.l2_budget
-
-
-def weights_placement(plan: TilePlan, hw: Gap8Target) -> dict:
-    """Where a kernel's weights live: weights that do not fit L2 beside the layer's
-    activations stream from L3 through L2 (``l3_to_l2`` bytes, the same as reach L1; their
-    cycles are in the plan's, ``LayerCost``)."""
-    in_l3 = weights_in_l3(plan.l2_to_l1_act + plan.l1_to_l2_act, plan.l2_to_l1_wgt, hw)
-    return {"weights_in": "L3" if in_l3 else "L2", L3_TO_L2: plan.l2_to_l1_wgt if in_l3 else 0}
 
 
 def input_copies(hw: Gap8Target, trips: int) -> int:
@@ -297,7 +295,7 @@ def _costed(plans, spec, hw: Gap8Target):
     cal = calibrated.SHIPPED
     if hw.cycle_model != "gvsoc" or cal is None:
         return plans
-    return lambda *args: [replace(p, cycles=calibrated.plan_cycles(cal, spec, p))
+    return lambda *args: [replace(p, cycles=calibrated.plan_cycles(cal, spec, p, hw.compute))
                           for p in plans(*args)]
 
 

@@ -33,6 +33,7 @@ from ..kernels.pool import POOL
 from ..kernels.pw_dw import PW_DW
 from ..target import GAP8, gap8_enabled
 from ..vocab import KIND_ATTR, LAYER_ATTR, LAYOUTS_ATTR, ONNX_NODES_ATTR, REFUSED_ATTR
+from .compilation import Compilation
 from .policy import POLICIES, policy_problem
 
 
@@ -41,11 +42,12 @@ class FormKernels:
 
     family = None
 
-    def __init__(self, hw=None, policy: str = "all"):
+    def __init__(self, hw=None, policy: str = "all", compilation: Compilation | None = None):
         if policy not in POLICIES:
             raise ValueError(f"fusion policy {policy!r}: one of {', '.join(POLICIES)}")
         self.hw = hw or GAP8
         self.policy = policy
+        self.compilation = compilation if compilation is not None else Compilation()
         self.refused: list[dict] = []
 
     def _check(self, ctx) -> bool:
@@ -54,7 +56,7 @@ class FormKernels:
             return False  # not a candidate (e.g. two ordinary convs): nothing to record
         reason = f.problem(ctx)
         if reason is None and f.fused:
-            reason = policy_problem(f, ctx, self.hw, self.policy)
+            reason = policy_problem(f, ctx, self.hw, self.policy, self.compilation.plans)
         if reason:
             self.refused.append({"kind": f.kind, "reason": reason, "onnx_nodes":
                                  [node(ctx.annotated_expr[k]) for k in f.layer_keys]})
@@ -88,11 +90,11 @@ def _formation_pass(name: str, family, doc: str):
     return _PASS_OF[family.kind]
 
 
-def formation_pass(family, hw=None, policy: str = "all"):
+def formation_pass(family, hw=None, policy: str = "all", compilation: Compilation | None = None):
     """The formation pass of any registered family (what the pipeline builds)."""
     if family.kind not in _PASS_OF:
         _PASS_OF[family.kind] = _formation_pass(f"Form_{family.kind}", family, family.kind)
-    return _PASS_OF[family.kind](hw, policy)
+    return _PASS_OF[family.kind](hw, policy, compilation)
 
 
 FuseDepthwisePointwise = _formation_pass(

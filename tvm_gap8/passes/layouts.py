@@ -3,9 +3,10 @@ split into its two convs) and each kernel's variant (the layouts of its L1 tiles
 minimising the total modelled cycles.
 
 Runs after formation (the fused pairs the rules and L1 allow are composites), before lowering,
-which reads the decisions (module attribute ``gap8.layout_plan``, by layer). Every kernel's
-cost under a choice is its family's tile plan (``kernels.plan_kernel``: the tile search under
-the cycle model), so the planner and the tiler never disagree.
+which reads the decisions (a ``LayoutPlan``, by layer) from the ``Compilation`` the two passes
+share. Every kernel's cost under a choice is its family's tile plan (``Compilation.plans``: the
+tile search under the cycle model, memoised for the compile), so the planner and the tiler never
+disagree.
 
 Dynamic programming over the kernels in binding order: the state is the layout of every tensor
 produced and not yet consumed (residual branches keep theirs across the branch); a kernel's
@@ -20,7 +21,6 @@ other tiles HWC: the usual deployment, DORY's).
 from __future__ import annotations
 
 import itertools
-import json
 import math
 from dataclasses import dataclass, field, replace
 
@@ -29,9 +29,10 @@ from tvm import relax
 
 from ..errors import TilingError
 from ..irutil import bindings
-from ..kernels import family_of, plan_kernel
+from ..kernels import KernelPlans, family_of
 from ..kernels.layout import CHW, HWC, KernelLayouts
-from ..vocab import KIND_ATTR, LAYER_ATTR, LAYOUT_PLAN_ATTR
+from ..vocab import KIND_ATTR, LAYER_ATTR
+from .compilation import Compilation
 
 LAYOUT_POLICIES = ("auto", "chw", "hwc")
 MAX_FRONTIER = 10  # live tensors a DP state may hold (2**10 states); beyond: CHW, noted
@@ -66,20 +67,87 @@ class Option:
         return self.layouts[0].name()
 
 
-def plan_network(mod: tvm.IRModule, hw, policy: str = "auto", fusion: str = "auto"):
-    """{layer: decision} for every kernel of ``mod``'s main (see the module docstring)."""
+@dataclass(frozen=True)
+class Alternative:
+    """A variant the planner priced for a kernel: its name, tensor layouts and cycles."""
+
+    variant: str
+    input: str
+    output: str
+    cycles: int
+
+    def describe(self) -> dict:
+        return {"variant": self.variant, "input": self.input, "output": self.output,
+                "cycles": self.cycles}
+
+
+@dataclass(frozen=True)
+class LayerDecision:
+    """The planner's decision for one layer: the layouts of its kernel(s) (two or more when a
+    fused pair is split), its modelled cycles and every alternative it priced."""
+
+    layouts: tuple  # KernelLayouts per kernel
+    split: bool
+    cycles: int
+    alternatives: tuple = ()  # Alternative
+    note: str = ""  # why the search did not choose its output's layout
+
+    def describe(self) -> dict:
+        """The report's form (``report.json`` ``layout_plan.layers.<layer>``)."""
+        d = {"layouts": [lay.describe() for lay in self.layouts], "split": self.split,
+             "cycles": self.cycles, "alternatives": [a.describe() for a in self.alternatives]}
+        if self.note:
+            d["note"] = self.note
+        return d
+
+
+@dataclass(frozen=True)
+class LayoutPlan:
+    """The planner's decisions for a whole network, by layer (binding order)."""
+
+    policy: str
+    fusion: str
+    cycles: int
+    layers: dict  # layer name -> LayerDecision
+
+    def describe(self) -> dict:
+        """The report's ``layout_plan``."""
+        return {"policy": self.policy, "fusion": self.fusion, "cycles": self.cycles,
+                "layers": {name: d.describe() for name, d in self.layers.items()}}
+
+
+@dataclass(frozen=True)
+class _Costing:
+    """Prices kernel specs on ``hw`` by their tile plans, memoised in the compile's ``plans``."""
+
+    hw: object
+    plans: KernelPlans
+
+    def cycles(self, spec) -> float:
+        """The modelled cycles of ``spec``'s plan, infinite when it fits no tile."""
+        try:
+            return self.plans.plan(spec, self.hw).cycles
+        except TilingError:
+            return math.inf
+
+
+def plan_network(mod: tvm.IRModule, hw, policy: str = "auto", fusion: str = "auto",
+                 plans: KernelPlans | None = None) -> LayoutPlan:
+    """The decision for every kernel of ``mod``'s main (see the module docstring); ``plans``:
+    the compile's tile plans (a fresh memo when None)."""
+    cost = _Costing(hw, plans if plans is not None else KernelPlans())
     func = mod["main"]
     nodes, forced = _nodes(mod, func, hw.requant)
     if policy == "chw":
         forced |= {n.output for n in nodes}
     for node in nodes:
-        node.options = _options(node, hw, policy, fusion)
-    total, choice, capped = _search(nodes, forced, hw, policy)
-    decisions = {n.layer: _decision(n, choice[n.layer]) for n in nodes}
-    for layer in capped:
-        decisions[layer]["note"] = (f"output kept CHW: more than {MAX_FRONTIER} tensors live "
-                                    "at once, the search does not choose its layout")
-    return total, decisions
+        node.options = _options(node, cost, policy, fusion)
+    total, choice, capped = _search(nodes, forced, cost, policy)
+    note = (f"output kept CHW: more than {MAX_FRONTIER} tensors live at once, the search does "
+            "not choose its layout")
+    decisions = {n.layer: _decision(n, choice[n.layer], note if n.layer in capped else "")
+                 for n in nodes}
+    return LayoutPlan(policy, fusion, int(round(total)), decisions)
 
 
 def _nodes(mod, func, requant: str):
@@ -123,39 +191,32 @@ def _tiles(kind: str, policy: str):
     return (CHW, HWC)
 
 
-def _options(node, hw, policy, fusion):
+def _options(node, cost, policy, fusion):
     """(in, out) -> options sorted by cycles, for every layout pair the node may see."""
     layouts = (CHW,) if node.rule == "fixed" else (CHW, HWC)
     out = {}
     for src, dst in itertools.product(layouts, layouts):
-        opts = _variants(node, hw, policy, fusion, src, dst)
+        opts = _variants(node, cost, policy, fusion, src, dst)
         if opts:
             out[(src, dst)] = sorted(opts, key=lambda o: o.cycles)
     return out
 
 
-def _plan_cycles(spec, hw):
-    try:
-        return plan_kernel(spec, hw).cycles
-    except TilingError:
-        return math.inf
-
-
-def _variants(node, hw, policy, fusion, src, dst):
+def _variants(node, cost, policy, fusion, src, dst):
     """The options of ``node`` reading its inputs in ``src`` and writing ``dst``, by its
     family's ``layout_rule``."""
     spec, rule = node.spec, node.rule
     if rule == "fixed":
-        return [Option(_plan_cycles(spec, hw), (KernelLayouts(),))] if src == dst == CHW else []
+        return [Option(cost.cycles(spec), (KernelLayouts(),))] if src == dst == CHW else []
     if rule == "fused":
-        return _fused_variants(spec, hw, policy, fusion, src, dst)
+        return _fused_variants(spec, cost, policy, fusion, src, dst)
     if rule == "conv":
         lays = _conv_layouts(spec, policy, src, dst)
     elif rule == "elementwise":
         lays = [KernelLayouts(src, src, dst)] if src == dst else []
     else:  # reduce: the input staged as stored, the output in either layout
         lays = [KernelLayouts(src, src, dst)]
-    return [Option(_plan_cycles(replace(spec, layouts=lay), hw), (lay,)) for lay in lays]
+    return [Option(cost.cycles(replace(spec, layouts=lay)), (lay,)) for lay in lays]
 
 
 def _conv_layouts(spec, policy, src, dst):
@@ -165,18 +226,18 @@ def _conv_layouts(spec, policy, src, dst):
     return out
 
 
-def _fused_variants(spec, hw, policy, fusion, src, dst):
+def _fused_variants(spec, cost, policy, fusion, src, dst):
     opts = []
     mids = (spec.layouts.mid,) if policy == "chw" else (CHW, HWC)
     for tile, mid in itertools.product(_tiles(spec.kind, policy), mids):
         lay = KernelLayouts(src, src if tile is None else tile, dst, mid)
-        opts.append(Option(_plan_cycles(replace(spec, layouts=lay), hw), (lay,)))
+        opts.append(Option(cost.cycles(replace(spec, layouts=lay)), (lay,)))
     if fusion == "auto":
-        opts += _split_variants(spec, hw, policy, src, dst)
+        opts += _split_variants(spec, cost, policy, src, dst)
     return opts
 
 
-def _split_variants(spec, hw, policy, src, dst):
+def _split_variants(spec, cost, policy, src, dst):
     """The pair as the kernels it is without fusion: the first conv, the integer ops between
     the convs (``spec.split_steps``: tables, products; each its own elementwise kernel, the
     intermediate in one layout ``mid``) and the second conv; one option per ``mid``."""
@@ -185,18 +246,18 @@ def _split_variants(spec, hw, policy, src, dst):
     opts = []
     for mid in ((CHW,) if policy == "chw" else (HWC,) if policy == "hwc" else (CHW, HWC)):
         a = min(_conv_layouts(first, policy, src, mid),
-                key=lambda lay: _plan_cycles(replace(first, layouts=lay), hw))
+                key=lambda lay: cost.cycles(replace(first, layouts=lay)))
         b = min(_conv_layouts(second, policy, mid, dst),
-                key=lambda lay: _plan_cycles(replace(second, layouts=lay), hw))
+                key=lambda lay: cost.cycles(replace(second, layouts=lay)))
         between = KernelLayouts(mid, mid, mid)
-        cycles = (_plan_cycles(replace(first, layouts=a), hw)
-                  + sum(_plan_cycles(replace(st, layouts=between), hw) for st in steps)
-                  + _plan_cycles(replace(second, layouts=b), hw))
+        cycles = (cost.cycles(replace(first, layouts=a))
+                  + sum(cost.cycles(replace(st, layouts=between)) for st in steps)
+                  + cost.cycles(replace(second, layouts=b)))
         opts.append(Option(cycles, (a, *(between for _ in steps), b), split=True))
     return opts
 
 
-def _search(nodes, forced, hw, policy):
+def _search(nodes, forced, cost, policy):
     """Dynamic programming over ``nodes`` in order; returns (total cycles, {layer: (in, out)}).
     Under ``hwc`` the objective is (free tensors left CHW, cycles): HWC wherever the graph
     allows (a residual add joining a CHW-fixed tensor keeps its branch CHW)."""
@@ -227,7 +288,7 @@ def _search(nodes, forced, hw, policy):
                 if key not in nxt or total < nxt[key][0]:
                     nxt[key] = (total, {**choices, node.layer: (src, dst)})
         if not nxt:  # no variant of this kernel fits: the tiler says why, naming the layer
-            plan_kernel(node.spec, hw, node.layer)
+            cost.plans.plan(node.spec, cost.hw, node.layer)
             raise TilingError(f"layer {node.layer}: no layout of its tensors can be planned")
         states = nxt
     (_, cycles), choices = min(states.values(), key=lambda s: s[0])
@@ -249,42 +310,29 @@ def _out_layouts(node, forced, frontier: int):
     return (CHW, HWC)
 
 
-def _decision(node, io) -> dict:
+def _decision(node, io, note: str) -> LayerDecision:
     src, dst = io
-    opts = node.options[(src, dst)]
-    best = opts[0]
-    alternatives = [{"variant": o.describe(), "input": s, "output": d,
-                     "cycles": int(round(o.cycles))}
-                    for (s, d), os_ in sorted(node.options.items()) for o in os_
-                    if not math.isinf(o.cycles)]
-    return {"layouts": [lay.describe() for lay in best.layouts], "split": best.split,
-            "cycles": int(round(best.cycles)), "alternatives": alternatives}
+    best = node.options[(src, dst)][0]
+    alternatives = tuple(Alternative(o.describe(), s, d, int(round(o.cycles)))
+                         for (s, d), os_ in sorted(node.options.items()) for o in os_
+                         if not math.isinf(o.cycles))
+    return LayerDecision(tuple(best.layouts), best.split, int(round(best.cycles)), alternatives,
+                         note)
 
 
 @tvm.transform.module_pass(opt_level=0, name="PlanLayouts")
 class PlanLayouts:
-    """Record the planner's decisions on the module (``gap8.layout_plan``) for the lowering."""
+    """Plan the network's layouts and record the ``LayoutPlan`` on ``compilation`` (the
+    compile's shared records, ``passes.compilation.Compilation``) for the lowering and the
+    report; the module itself is unchanged."""
 
-    def __init__(self, hw, policy: str = "auto", fusion: str = "auto"):
+    def __init__(self, hw, policy: str = "auto", fusion: str = "auto", compilation=None):
         if policy not in LAYOUT_POLICIES:
             raise ValueError(f"layout policy {policy!r}: one of {', '.join(LAYOUT_POLICIES)}")
         self.hw, self.policy, self.fusion = hw, policy, fusion
+        self.compilation = compilation if compilation is not None else Compilation()
 
     def transform_module(self, mod: tvm.IRModule, _ctx) -> tvm.IRModule:
-        total, decisions = plan_network(mod, self.hw, self.policy, self.fusion)
-        plan = {"policy": self.policy, "fusion": self.fusion, "cycles": int(round(total)),
-                "layers": decisions}
-        return mod.with_attr(LAYOUT_PLAN_ATTR, json.dumps(plan))
-
-
-def layout_plan(mod: tvm.IRModule) -> dict | None:
-    """The planner's record on a module (None: no plan, every kernel in its defaults)."""
-    if mod.attrs is None or LAYOUT_PLAN_ATTR not in mod.attrs:
-        return None
-    return json.loads(str(mod.attrs[LAYOUT_PLAN_ATTR]))
-
-
-def decided_layouts(decision: dict) -> list:
-    """KernelLayouts per kernel of a layer's decision."""
-    return [KernelLayouts(d["input"], d["input_tile"], d["output"], d.get("intermediate", ""))
-            for d in decision["layouts"]]
+        self.compilation.layout_plan = plan_network(mod, self.hw, self.policy, self.fusion,
+                                                    self.compilation.plans)
+        return mod

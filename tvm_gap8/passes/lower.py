@@ -21,11 +21,11 @@ from tvm.relax.expr_functor import PyExprMutator, mutator
 
 from ..errors import UnsupportedError
 from ..irutil import bindings, group_span, with_span
-from ..kernels import family_of, plan_kernel
+from ..kernels import family_of
 from ..kernels.conv import CONV, hwc_weights
 from ..kernels.layout import physical
-from ..kernels.tiling import weights_placement
-from .layouts import decided_layouts, layout_plan
+from ..placement import kernel_placement
+from .compilation import Compilation
 from ..target import GAP8, Gap8Target, gap8_enabled
 from ..vocab import (EPILOGUES_ATTR, INTEGER_ATTR, KIND_ATTR, LAYER_ATTR, LAYOUTS_ATTR, MACS_ATTR,
                      ONNX_NODES_ATTR, PLACEMENT_ATTR, PLAN_ATTR, PLAN_FIGURES_ATTR, WORK_ATTR)
@@ -36,17 +36,22 @@ OPAQUE = 8  # tvm::relax::OpPatternKind::kOpaque
 
 @tvm.transform.module_pass(opt_level=0, name="LowerFusedKernels")
 class LowerFusedKernels:
-    """Composite ``gap8.*`` calls -> ``call_tir`` of one tiled, L1-scoped PrimFunc each."""
+    """Composite ``gap8.*`` calls -> ``call_tir`` of one tiled, L1-scoped PrimFunc each, each
+    layer planned (costed) with its weights where the compilation's memory placement put them
+    (``compilation.placement``, ``passes/place.py``; None: every weight in L2)."""
 
-    def __init__(self, hw: Gap8Target = GAP8):
+    def __init__(self, hw: Gap8Target = GAP8, compilation: Compilation | None = None):
         self.hw = hw
+        # the layout plan (when a planner ran in the same compilation) is read from here
+        self.compilation = compilation if compilation is not None else Compilation()
 
     def transform_module(self, mod: tvm.IRModule, _ctx) -> tvm.IRModule:
         if not gap8_enabled():
             return mod
         # plan every group first: a layer that cannot be tiled fails here, cleanly, before
         # the mutator has opened any block
-        decisions = (layout_plan(mod) or {}).get("layers", {})
+        plan = self.compilation.layout_plan
+        decisions = plan.layers if plan is not None else {}
         kernels = []
         for _, func in mod.functions_items():
             if isinstance(func, relax.Function) and not (func.attrs and "Composite" in func.attrs):
@@ -56,9 +61,10 @@ class LowerFusedKernels:
                         callee = mod[call.op]
                         if isinstance(callee, relax.Function) and callee.attrs is not None \
                                 and KIND_ATTR in callee.attrs:
-                            kernels.append((call, _plan_group(call, callee, self.hw,
+                            kernels.append((call, _plan_group(call, callee, self._placed,
+                                                              self.compilation.plans,
                                                               decisions)))
-        lowerer = _FusedLowerer(mod, kernels, self.hw)
+        lowerer = _FusedLowerer(mod, kernels, self._placed)
         for gv, func in mod.functions_items():
             if isinstance(func, relax.Function) and not (func.attrs and "Composite" in func.attrs):
                 lowerer.builder_.update_func(gv, lowerer.visit_expr(func))
@@ -68,39 +74,50 @@ class LowerFusedKernels:
                 out = out.with_attr(key, value)
         return relax.transform.DeadCodeElimination()(out)
 
+    def _placed(self, layer: str) -> Gap8Target:
+        """The target ``layer`` is planned and costed with: its weights where placed."""
+        placement = self.compilation.placement
+        if placement is None:
+            return self.hw
+        return self.hw.replace(weights_memory=placement.weights_in(layer))
 
-def _plan_group(call, func, hw, decisions: dict) -> list:
+
+def _plan_group(call, func, placed, plans, decisions: dict) -> list:
     """The kernels a composite call lowers to, each (family, spec, tensors, plan, info): one,
     in the layouts the planner decided (its defaults without a plan), or the two convs of a
-    fused pair the planner split (the first's output a new L2 tensor)."""
+    fused pair the planner split (the first's output a new L2 tensor); tile plans from the
+    compile's ``plans`` (``kernels.KernelPlans``), each on the target ``placed(layer)``."""
     family = family_of(str(func.attrs[KIND_ATTR]))
-    spec, tensors = family.read(func, list(call.args), hw.requant)
     info = {"layer": str(func.attrs.get(LAYER_ATTR, family.kind)),
             "onnx_nodes": [str(n) for n in func.attrs[ONNX_NODES_ATTR]]}
+    hw = placed(info["layer"])
+    spec, tensors = family.read(func, list(call.args), hw.requant)
     if min(spec.out_shape) < 1:
         raise UnsupportedError(f"layer {info['layer']}: output shape {spec.out_shape} is empty")
     decision = decisions.get(info["layer"])
     if decision is None or not spec.has_layouts():  # no plan, or a CHW-only family
-        return [(family, spec, tensors, plan_kernel(spec, hw, info["layer"]), info)]
-    layouts = decided_layouts(decision)
-    if not decision["split"]:
+        return [(family, spec, tensors, plans.plan(spec, hw, info["layer"]), info)]
+    layouts = decision.layouts
+    if not decision.split:
         spec = replace(spec, layouts=layouts[0])
-        plan = plan_kernel(spec, hw, info["layer"])
+        plan = plans.plan(spec, hw, info["layer"])
         if family is CONV:
             spec, tensors = hwc_weights(spec, plan, tensors)
         return [(family, spec, tensors, plan, info)]
-    return _split(spec, tensors, layouts, info, hw)
+    return _split(spec, tensors, layouts, info,
+                  lambda k, layer: plans.plan(k, placed(layer), layer))
 
 
 class Prev(int):
     """An argument of a split pair's kernel: the output of kernel number ``self`` of the pair."""
 
 
-def _split(spec, tensors, layouts, info, hw) -> list:
+def _split(spec, tensors, layouts, info, plan_of) -> list:
     """A fused pair's kernels without fusion: the first conv [x, w1, p...], the integer ops
     between the convs (tables [value, table], products [value, value]) and the second conv
     [<its input value>, w2, p...] (``Prev(i)``: the output of kernel i), the ONNX nodes cut
-    at each ``QuantizeLinear`` closing a value and at the second anchor."""
+    at each ``QuantizeLinear`` closing a value and at the second anchor; ``plan_of(spec,
+    layer)``: a kernel's tile plan."""
     names = info["layer"].split("+")
     nodes = info["onnx_nodes"]
     cut = nodes.index(names[1]) if len(names) > 1 and names[1] in nodes else len(nodes)
@@ -119,7 +136,7 @@ def _split(spec, tensors, layouts, info, hw) -> list:
         conv = replace(conv, layouts=layouts[0] if i == 0 else layouts[-1])
         part = {"layer": names[min(i, len(names) - 1)],
                 "onnx_nodes": parts[0] if i == 0 else tail}
-        out.append((CONV, conv, args, plan_kernel(conv, hw, part["layer"]), part))
+        out.append((CONV, conv, args, plan_of(conv, part["layer"]), part))
         if i == 0:
             for j, (st, kernel) in enumerate(zip(spec.mid_steps, steps)):
                 kernel = replace(kernel, layouts=layouts[1 + j])
@@ -128,7 +145,7 @@ def _split(spec, tensors, layouts, info, hw) -> list:
                 part = {"layer": _main_node(parts[1 + j]) or f"{names[0]}_{st.describe()}{j}",
                         "onnx_nodes": parts[1 + j]}
                 out.append((family_of(kernel.kind), kernel, args,
-                            plan_kernel(kernel, hw, part["layer"]), part))
+                            plan_of(kernel, part["layer"]), part))
     return out
 
 
@@ -158,10 +175,10 @@ def _main_node(nodes) -> str | None:
 
 @mutator
 class _FusedLowerer(PyExprMutator):  # pylint: disable=abstract-method
-    def __init__(self, mod, kernels, hw):
+    def __init__(self, mod, kernels, placed):
         super().__init__(mod)
         self.kernels = kernels  # [(group call, (family, spec, tensors, plan, info))]
-        self.hw = hw
+        self.placed = placed  # layer -> the target it was planned with
 
     def visit_call_(self, call: relax.Call) -> relax.Expr:  # pylint: disable=arguments-renamed
         for group_call, planned in self.kernels:
@@ -187,7 +204,8 @@ class _FusedLowerer(PyExprMutator):  # pylint: disable=abstract-method
             PLAN_ATTR: plan.tile(),
             PLAN_FIGURES_ATTR: plan.figures(),
             EPILOGUES_ATTR: spec.describe_epilogues(),
-            PLACEMENT_ATTR: weights_placement(plan, self.hw),
+            PLACEMENT_ATTR: kernel_placement(self.placed(info["layer"]).weights_memory,
+                                             plan.l2_to_l1_wgt),
         })
         name = f"gap8_{spec.kind}_{_sanitize(info['layer'].split('+')[0])}"
         gv = self.builder_.add_func(prim, name)

@@ -18,38 +18,38 @@ from types import SimpleNamespace
 from tvm import relax
 
 from ..errors import Gap8Error, TilingError
-from ..kernels import plan_kernel
-from ..kernels.conv import CONV
 
 POLICIES = ("all", "profitable")
 
 
-def policy_problem(family, ctx, hw, policy: str) -> str | None:
+def policy_problem(family, ctx, hw, policy: str, plans) -> str | None:
+    """Why the match ``ctx`` of the fused ``family`` must not be fused under ``policy`` (None:
+    it may); kernels planned through the compile's ``plans`` (``kernels.KernelPlans``)."""
     try:
         spec, _ = family.read(_matched_function(ctx), [], hw.requant)
     except Gap8Error:
         return None  # the lowering will say what it cannot read
-    problem = _unfit(family, spec, hw)
+    problem = _unfit(spec, hw, plans)
     if problem is None and policy == "profitable":
-        problem = _unprofitable(family, spec, hw)
+        problem = _unprofitable(spec, hw, plans)
     return problem
 
 
-def _unfit(family, spec, hw) -> str | None:
+def _unfit(spec, hw, plans) -> str | None:
     """Why a fused kernel fits no tile of L1 (the bytes its smallest tile needs and the
     budget), or None when some tile fits."""
     try:
-        family.plan(spec, hw, "?")
+        plans.plan(spec, hw)
     except TilingError as err:
         return f"the fused kernel cannot fit L1 on {hw.name}: {err.reason}"
     return None
 
 
-def _unprofitable(family, spec, hw) -> str | None:
-    fused = family.plan(spec, hw, "?").cycles
+def _unprofitable(spec, hw, plans) -> str | None:
+    fused = plans.plan(spec, hw).cycles
     try:
-        apart = sum(CONV.plan(s, hw, "?").cycles for s in spec.split()) + \
-            sum(plan_kernel(s, hw).cycles for s in spec.split_steps())
+        apart = sum(plans.plan(s, hw).cycles for s in spec.split()) + \
+            sum(plans.plan(s, hw).cycles for s in spec.split_steps())
     except TilingError:
         return None  # only the fused form fits
     if fused >= apart:

@@ -1,13 +1,90 @@
 /* GAP SDK back end (PMSIS cluster DMA), built with -DGAP8_PMSIS by the SDK Makefile.
- * Not compiled here (no GAP SDK on the build machines): written against the PMSIS API
- * (cl_dma.h, cl_team.h). L2 <-> L1 copies are issued by the master core; 3-D copies become one
- * 2-D command per block (GAP8's MCHAN has 2-D transfers only). */
+ * Not compiled here (no GAP SDK on the build machines), never run on a board: written against
+ * the PMSIS API (cl_dma.h, cl_team.h, bsp/ram.h, bsp/fs.h) and type-checked against those
+ * declarations. L2 <-> L1 copies are issued by the master core; 3-D copies become one 2-D
+ * command per block (GAP8's MCHAN has 2-D transfers only).
+ *
+ * L3: on GAP8 the L3 is HyperRAM, reached only by the micro-DMA into L2. The weights the
+ * placement put in L3 are not in the image: gap8_l3_load (fabric controller, before the cluster
+ * runs: main.c) copies gap8_l3_weights.bin from the flash's read-only file system (READFS_FILES
+ * in the Makefile) into one HyperRAM allocation through an L2 chunk (as DORY's
+ * Common/Utils/mem.c does), and points gap8_l3_weights at its HyperRAM address. A copy whose
+ * source lies there is read with pi_cl_ram_read / pi_cl_ram_read_wait (the cluster asks the
+ * fabric controller's micro-DMA) into gap8_l3_stage in L2, then the cluster DMA takes the stage
+ * to L1. Each such read waits before the tile is used (like every copy of this back end: the
+ * overlap with compute the plan models for double-buffered loops is not exploited yet). */
 #ifdef GAP8_PMSIS
 #include "pmsis.h"
+#include "bsp/ram.h"
+#include "bsp/ram/hyperram.h"
+#include "bsp/flash/hyperflash.h"
+#include "bsp/fs.h"
+#include "bsp/fs/readfs.h"
 #include "gap8_dma.h"
+#include "network.h"
 
 extern int8_t gap8_l3_stage[];
-extern const int8_t *const gap8_l3_begin, *const gap8_l3_end;
+extern const int8_t *gap8_l3_begin, *gap8_l3_end;
+extern const int8_t *gap8_l3_weights;
+
+#define GAP8_L3_FILE "gap8_l3_weights.bin"
+#define GAP8_L3_CHUNK_BYTES 1024
+static struct pi_device gap8_hyperram;
+
+#if GAP8_L3_WEIGHT_BYTES > 0
+static int32_t l3_copy_file(pi_fs_file_t *file, uint32_t ram_addr) {
+  static PI_L2 int8_t chunk[GAP8_L3_CHUNK_BYTES];
+  uint32_t done = 0;
+  while (done < GAP8_L3_WEIGHT_BYTES) {
+    int32_t got = pi_fs_read(file, chunk, GAP8_L3_CHUNK_BYTES);
+    if (got <= 0) return -1;
+    pi_ram_write(&gap8_hyperram, ram_addr + done, chunk, (uint32_t)got);
+    done += (uint32_t)got;
+  }
+  return 0;
+}
+#endif
+
+/* Fabric controller, once before the network runs: flash file -> HyperRAM. 0 when done (or
+ * when no weight is in L3), negative on a failure (which step: -1 RAM, -2 flash, -3 file). */
+int32_t gap8_l3_load(void) {
+#if GAP8_L3_WEIGHT_BYTES > 0
+  static struct pi_device flash, fs;
+  struct pi_hyperram_conf ram_conf;
+  struct pi_hyperflash_conf flash_conf;
+  struct pi_readfs_conf fs_conf;
+  uint32_t ram_addr = 0;
+  pi_hyperram_conf_init(&ram_conf);
+  pi_open_from_conf(&gap8_hyperram, &ram_conf);
+  if (pi_ram_open(&gap8_hyperram) || pi_ram_alloc(&gap8_hyperram, &ram_addr, GAP8_L3_WEIGHT_BYTES))
+    return -1;
+  pi_hyperflash_conf_init(&flash_conf);
+  pi_open_from_conf(&flash, &flash_conf);
+  if (pi_flash_open(&flash)) return -2;
+  pi_readfs_conf_init(&fs_conf);
+  fs_conf.fs.flash = &flash;
+  pi_open_from_conf(&fs, &fs_conf);
+  if (pi_fs_mount(&fs)) return -2;
+  pi_fs_file_t *file = pi_fs_open(&fs, GAP8_L3_FILE, 0);
+  if (file == NULL || l3_copy_file(file, ram_addr)) return -3;
+  pi_fs_close(file);
+  pi_fs_unmount(&fs);
+  gap8_l3_weights = (const int8_t *)(uintptr_t)ram_addr;
+#endif
+  return 0;
+}
+
+static int from_l3(const void *src, int32_t dir) {
+  return dir == GAP8_DIR_L2_TO_L1 && (const int8_t *)src >= gap8_l3_begin &&
+         (const int8_t *)src < gap8_l3_end;
+}
+
+/* HyperRAM -> L2, from the cluster: one request per contiguous run, each waited for */
+static void l3_read(int8_t *l2, const int8_t *l3, uint32_t bytes) {
+  pi_cl_ram_req_t req;
+  pi_cl_ram_read(&gap8_hyperram, (uint32_t)(uintptr_t)l3, l2, bytes, &req);
+  pi_cl_ram_read_wait(&req);
+}
 
 static void copy_2d(int8_t *dst, const int8_t *src, int32_t rows, int32_t row_bytes,
                     int32_t dst_stride, int32_t src_stride, int32_t dir) {
@@ -37,8 +114,19 @@ static void copy_2d(int8_t *dst, const int8_t *src, int32_t rows, int32_t row_by
 int32_t gap8_dma_copy_3d(void *dst, const void *src, int32_t n2, int32_t n1, int32_t row_bytes,
                          int32_t dst_s2, int32_t src_s2, int32_t dst_s1, int32_t src_s1,
                          int32_t dir) {
-  /* L3 weights: on the board they are in HyperRAM; pi_cl_ram_read into gap8_l3_stage
-   * belongs here (see gap-sdk-api notes); this back end expects them in L2 (PI_L2). */
+  if (from_l3(src, dir)) { /* L3 -> the L2 stage (packed), then the stage -> L1 */
+    for (int32_t i = 0; i < n2; ++i) {
+      const int8_t *block = (const int8_t *)src + i * src_s2;
+      int8_t *stage = gap8_l3_stage + i * n1 * row_bytes;
+      if (src_s1 == row_bytes)
+        l3_read(stage, block, (uint32_t)(n1 * row_bytes));
+      else
+        for (int32_t j = 0; j < n1; ++j)
+          l3_read(stage + j * row_bytes, block + j * src_s1, (uint32_t)row_bytes);
+    }
+    return gap8_dma_copy_3d(dst, gap8_l3_stage, n2, n1, row_bytes, dst_s2, n1 * row_bytes,
+                            dst_s1, row_bytes, GAP8_DIR_L2_TO_L1);
+  }
   if (dir < 0) { /* L2 -> L2 (an output that is another tensor's alias): the core copies */
     for (int32_t i = 0; i < n2; ++i)
       for (int32_t j = 0; j < n1; ++j)
@@ -58,6 +146,15 @@ int32_t gap8_dma_copy_strided(void *dst, const void *src, int32_t n2, int32_t n1
                               int32_t src_s1, int32_t dst_s0, int32_t src_s0, int32_t dir) {
   /* element-strided: one 2-D command per row of elements, the L1 side contiguous when it is
    * (DORY's HWC -> CHW), else one command per element */
+  if (from_l3(src, dir)) { /* L3 -> the L2 stage (packed, element by element), then -> L1 */
+    for (int32_t i = 0; i < n2; ++i)
+      for (int32_t j = 0; j < n1; ++j)
+        for (int32_t k = 0; k < n0; ++k)
+          l3_read(gap8_l3_stage + ((i * n1 + j) * n0 + k) * elem,
+                  (const int8_t *)src + i * src_s2 + j * src_s1 + k * src_s0, (uint32_t)elem);
+    return gap8_dma_copy_strided(dst, gap8_l3_stage, n2, n1, n0, elem, dst_s2, n1 * n0 * elem,
+                                 dst_s1, n0 * elem, dst_s0, elem, GAP8_DIR_L2_TO_L1);
+  }
   for (int32_t i = 0; i < n2; ++i)
     for (int32_t j = 0; j < n1; ++j) {
       int8_t *d = (int8_t *)dst + i * dst_s2 + j * dst_s1;

@@ -41,7 +41,7 @@ static void count(int32_t dir, uint32_t bytes) {
 #endif
 
 extern int8_t gap8_l3_stage[];
-extern const int8_t *const gap8_l3_begin, *const gap8_l3_end;
+extern const int8_t *gap8_l3_begin, *gap8_l3_end;
 
 int32_t gap8_dma_copy_3d(void *dst, const void *src, int32_t n2, int32_t n1, int32_t row_bytes,
                          int32_t dst_s2, int32_t src_s2, int32_t dst_s1, int32_t src_s1,

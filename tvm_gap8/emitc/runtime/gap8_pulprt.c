@@ -146,7 +146,7 @@ static void copy_2d(int8_t *dst, const int8_t *src, int32_t rows, int32_t row_by
 }
 
 /* the L3 stand-in is L2 memory: its tiles go to L1 in one DMA, counted on both edges */
-extern const int8_t *const gap8_l3_begin, *const gap8_l3_end;
+extern const int8_t *gap8_l3_begin, *gap8_l3_end;
 static int32_t from_l3(const void *src, int32_t dir) {
   return dir == GAP8_DIR_L2_TO_L1 && (const int8_t *)src >= gap8_l3_begin &&
          (const int8_t *)src < gap8_l3_end;

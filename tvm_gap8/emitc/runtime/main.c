@@ -3,6 +3,8 @@
 #include "pmsis.h"
 #include "network.h"
 
+int32_t gap8_l3_load(void);
+
 /* every input (output) back to back, each at a multiple of 8 bytes */
 PI_L2 static int8_t in_buf[GAP8_IN_TOTAL_BYTES] __attribute__((aligned(8)));
 PI_L2 static int8_t out_buf[GAP8_OUT_TOTAL_BYTES] __attribute__((aligned(8)));
@@ -26,6 +28,7 @@ static void start(void) {
   struct pi_cluster_task task = {0};
   pi_cluster_conf_init(&conf);
   pi_open_from_conf(&cluster, &conf);
+  if (gap8_l3_load()) pmsis_exit(-2); /* the L3 weights: flash -> HyperRAM (gap8_pmsis.c) */
   if (pi_cluster_open(&cluster)) pmsis_exit(-1);
   pi_cluster_task(&task, cluster_entry, 0);
   /* the cluster stacks live in L1 beside the arena: the tiler's budget left exactly these */

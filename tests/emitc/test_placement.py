@@ -1,0 +1,96 @@
+"""One memory placement, read by everyone: for every layer of the example int8 networks under
+three L2 sizes (all weights in L2; some in L3; all streamable ones in L3), the report's
+placement and bytes equal what the emitted C does, counted at run time (``--instrument``, host
+build), and the run stays bit-exact."""
+
+import json
+
+import pytest
+
+from tvm_gap8.cli import main
+from tvm_gap8.target import GAP8
+
+def _l2_sizes(arena: int, weights: int) -> list:
+    """GAP8's 512 kB (every weight in L2); 1 B short of all weights beside the arena (some
+    go to L3, the L3 stage takes room too); room for the arena only (every streamable weight
+    in L3)."""
+    base = GAP8.l2_reserved_bytes + arena
+    return [GAP8.l2_bytes, base + weights - 1, base]
+
+
+def _compile(model, out, hw_fields):
+    hw = out.parent / f"{out.name}_hw.json"
+    hw.write_text(json.dumps(hw_fields))
+    rc = main(["compile", model, "--emit-c", "--run", "host", "--instrument", "--hw", str(hw),
+               "-o", str(out), "-q"])
+    assert rc == 0
+    return json.loads((out / "report.json").read_text())
+
+
+def _assert_placement_is_the_c(report):
+    placement, emitted = report["placement"], report["emit_c"]
+    assert placement["l3_weight_bytes"] == emitted["l3_weight_bytes"]
+    assert placement["l2_weight_bytes"] == emitted["l2_weight_bytes"]
+    assert placement["activation_arena_bytes"] == emitted["l2_arena_bytes"]
+    assert placement["stage_bytes"] == emitted["l3_stage_bytes"]
+    assert (placement["stage_bytes"] > 0) == (placement["l3_weight_bytes"] > 0)
+    by_name = {p["name"]: p for p in placement["layers"]}
+    tiled = [layer for layer in report["layers"] if layer.get("tiled")]
+    measured = [m for m in report["measured"]["layers"] if m["kind"] != "tvm"]
+    assert [m["name"] for m in measured] == [t["name"] for t in tiled]
+    for m, t in zip(measured, tiled):
+        assert t["weights_in"] == m["weights_in"] == by_name[t["name"]]["weights_in"], t["name"]
+        # the bytes the C moved L3 -> L2 at run time == the report's l3_to_l2 figure
+        assert m["l3_to_l2_bytes"] == t["traffic"]["l3_to_l2"], t["name"]
+        if t["weights_in"] == "L3":
+            assert m["l3_to_l2_bytes"] == t["traffic"]["l2_to_l1_wgt"] > 0, t["name"]
+            assert by_name[t["name"]]["weight_bytes"].get("L3", 0) > 0, t["name"]
+        else:
+            assert "L3" not in by_name[t["name"]]["weight_bytes"], t["name"]
+    assert report["measured"]["totals"]["l3_to_l2_bytes"] == \
+        sum(t["traffic"]["l3_to_l2"] for t in tiled)
+    assert report["measured"]["all_equal_to_static"]
+    run = report["run"]
+    assert run["vs_llvm"]["integers_equal"] and run["check"]["passed"], run
+
+
+@pytest.mark.parametrize("name", ["mobilenet_v1_025_96", "mobilenet_v2_035_96"])
+def test_report_placement_equals_the_c_under_three_l2_sizes(name, int8_model, tmp_path):
+    model = int8_model(name)
+    first = _compile(model, tmp_path / "l2_0", {})
+    p = first["placement"]
+    sizes = _l2_sizes(p["activation_arena_bytes"], p["l2_weight_bytes"])
+    in_l3 = []
+    for i, l2 in enumerate(sizes):
+        report = first if i == 0 else _compile(model, tmp_path / f"l2_{i}", {"l2_bytes": l2})
+        _assert_placement_is_the_c(report)
+        in_l3.append(sum(layer.get("weights_in") == "L3" for layer in report["layers"]))
+        if i < 2:  # the last size cannot hold even the L3 stage: it would fail to link
+            assert report["placement"]["l2_peak_bytes"] <= report["placement"]["l2_budget_bytes"]
+    assert in_l3[0] == 0 < in_l3[1] < in_l3[2]  # none, some, all streamable layers in L3
+
+
+def test_activations_beyond_l2_are_refused_naming_the_budget(int8_model, tmp_path, capsys):
+    """Activations in L3 are not implemented: --emit-c refuses a network whose activation
+    arena exceeds the L2 budget, in one error naming both and the largest activation; the
+    report's placement says the activations do not fit."""
+    import re
+
+    model = int8_model("mobilenet_v1_025_96")
+    budget = 20000
+    hw = tmp_path / "hw.json"
+    hw.write_text(json.dumps({"l2_bytes": GAP8.l2_reserved_bytes + budget}))
+    rc = main(["compile", model, "--emit-c", "--hw", str(hw), "-o", str(tmp_path / "o"), "-q"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 1 and len(err) == 1, err
+    m = re.fullmatch(r"error: --emit-c: activations of ([\d,]+) B exceed the L2 budget of "
+                     rf"{budget:,} B \(L2 less code and runtime; the largest, (\S+) written by "
+                     r"layer (\S+), is ([\d,]+) B\): activations in L3 are not supported yet",
+                     err[0])
+    assert m, err[0]
+    arena, largest = (int(m.group(i).replace(",", "")) for i in (1, 4))
+    assert arena > budget and 0 < largest <= arena
+    rc = main(["compile", model, "--hw", str(hw), "-o", str(tmp_path / "r"), "-q"])
+    placement = json.loads((tmp_path / "r" / "report.json").read_text())["placement"]
+    assert rc == 0 and placement["activations_fit_l2"] is False
+    assert placement["activation_arena_bytes"] == arena
