@@ -49,7 +49,7 @@ class CompileOptions:
             raise UsageError(f"cycle_model {self.cycle_model!r}: expected one of "
                              f"{', '.join(CYCLE_MODELS)}")
         if self.l1_kb is not None and not self.l1_kb > 0:
-            raise UsageError(f"l1_kb {self.l1_kb:g}: must be > 0")
+            raise UsageError(f"--l1-kb {self.l1_kb:g}: must be > 0")
 
     @property
     def fuse(self) -> bool:

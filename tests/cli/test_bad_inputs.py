@@ -99,7 +99,8 @@ CASES = [
     ("zero dim_value (dynamic)", _zero_dim, [], 2, "input 'input' dimension 2 (0)"),
     ("zero-size --input-shape", _good, ["--input-shape", "input:1,4,0,8"], 2, "zero-size"),
     # 0.1 kB fits since columns are tiled too: 1 row x 1 column x 1 channel of a 4-channel DW
-    ("layer cannot fit L1", _good, ["--l1-kb", "0.02"], 1, "cannot fit L1"),
+    ("L1 below the stacks", _good, ["--l1-kb", "0.02"], 2, "leaves nothing for tiles"),
+    ("L1 above L2", _good, ["--l1-kb", "600"], 2, "more than the 512000 B of L2"),
     ("QOperator quantization", _qlinearconv, [], 1, "node 'qconv': QLinearConv (QOperator"),
     ("bad --l1-kb", _good, ["--l1-kb", "-3"], 2, "--l1-kb -3: must be > 0"),
 ]
