@@ -78,7 +78,9 @@ def _add_compile(sub) -> None:
     c.add_argument("--fusion", choices=FUSION_POLICIES, default=d.fusion,
                    help="auto (default): the planner fuses or splits each pair the rules allow "
                         "by the cycle model; all: fuse every one; none; profitable: fuse those "
-                        "faster than their two kernels, each judged alone")
+                        "faster than their two kernels, each judged alone; chains: auto, plus "
+                        "whole PW->DW->PW[->Add] blocks as one kernel where modelled faster; "
+                        "all-chains: all, plus every such chain that fits")
     c.add_argument("--layout", choices=LAYOUT_POLICIES, default=d.layout,
                    help="L2 tensor layouts: auto (default: the planner chooses each tensor's "
                         "and each kernel's tile layouts), chw (all CHW), hwc (all HWC, DW inputs "
@@ -94,6 +96,11 @@ def _add_compile(sub) -> None:
                    help="int8 requantization: fixed (default: a 31-bit multiplier and a "
                         "rounding shift, round half up) or float32 (onnxruntime's float32 "
                         "arithmetic emulated in integers, bit for bit, ~4x the instructions)")
+    _add_compile_outputs(c)
+
+
+def _add_compile_outputs(c) -> None:
+    """``compile``'s options on what to check, write and run."""
     c.add_argument("--check", action="store_true",
                    help="build for the host (LLVM) and compare on a seeded random input: float "
                         "models with onnxruntime, int8 models bit for bit with the integer "

@@ -6,14 +6,12 @@ import time
 from dataclasses import dataclass, field
 from importlib.metadata import version
 
-import numpy as np
 import tvm
-from tvm import relax
 
 from . import __version__
 from .check import check_outputs, random_inputs
 from .errors import Gap8Error, TilingError, UnsupportedError
-from .float_exp import TIR_PIPELINE, register_tir_pipeline
+from .check.host import build_host, run_host  # noqa: F401  (part of this module's API)
 from .frontend import ImportedModel, import_onnx
 from .options import BASELINE, DEFAULTS, CompileOptions, with_dma  # noqa: F401
 from .pipeline import gap8_passes
@@ -66,13 +64,6 @@ def baseline_totals(mod: tvm.IRModule, hw: Gap8Target) -> dict:
                         "act_bytes": layer["traffic"][L2_TO_L1_ACT] + layer["traffic"][L1_TO_L2_ACT],
                         "weight_bytes": layer["traffic"][L2_TO_L1_WGT]}
                        for layer in layers if layer["tiled"]]}
-
-
-def build_host(lowered: tvm.IRModule):
-    """TVM's build passes + LLVM codegen for the host: runs the same lowered kernels."""
-    register_tir_pipeline()  # float exp as the emitted C computes it (float_exp.py)
-    return tvm.compile(lowered, target=tvm_target(host=True), relax_pipeline="default_build",
-                       tir_pipeline=TIR_PIPELINE)
 
 
 def cycle_model_of(hw: Gap8Target) -> dict:
@@ -205,10 +196,3 @@ def _report(imported: ImportedModel, lowered: tvm.IRModule, hw: Gap8Target,
     return report
 
 
-def run_host(executable, imported: ImportedModel, inputs: dict) -> list[np.ndarray]:
-    vm = relax.VirtualMachine(executable, tvm.cpu())
-    args = [tvm.runtime.tensor(inputs[n]) for n in imported.input_shapes]
-    out = vm["main"](*args)
-    outs = out if isinstance(out, (list, tuple)) or hasattr(out, "__len__") and \
-        not hasattr(out, "numpy") else [out]
-    return [o.numpy() for o in outs]

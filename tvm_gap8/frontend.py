@@ -126,12 +126,19 @@ def _pin(inp, want: tuple[int, ...]) -> None:
     if any(v <= 0 for v in want):
         raise UsageError(f"--input-shape {inp.name}: zero-size or negative dimension "
                          f"{tuple(want)}; every dimension must be >= 1")
-    for d, v in zip(dims, want):
+    for axis, (d, v) in enumerate(zip(dims, want)):
         if _static(d) and d.dim_value != v:
-            raise UsageError(f"--input-shape {inp.name}: dimension {v} conflicts with the "
-                             f"model's static {d.dim_value}")
+            raise UsageError(f"--input-shape {inp.name}: axis {axis} given as {v} conflicts "
+                             f"with the model's static {d.dim_value} on that axis (the model's "
+                             f"shape: {_shape_text(dims)})")
         d.Clear()
         d.dim_value = v
+
+
+def _shape_text(dims) -> str:
+    """An input's shape as the model writes it: static sizes, dynamic ones by their name."""
+    return "[" + ", ".join(str(d.dim_value) if _static(d) else (d.dim_param or "?")
+                           for d in dims) + "]"
 
 
 def _dynamic_dims(inp) -> list[str]:

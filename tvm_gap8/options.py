@@ -18,8 +18,9 @@ from .passes.layouts import LAYOUT_POLICIES
 from .target import CYCLE_MODELS, DMA_MODES, GAP8, REQUANT_MODES, Gap8Target
 
 #: ``fusion``: ``auto`` the planner fuses or splits each pair the rules allow; ``all`` every such
-#: pair fused; ``none``; ``profitable`` each pair judged alone against its split.
-FUSION_POLICIES = ("auto", "all", "none", "profitable")
+#: pair fused; ``none``; ``profitable`` each pair judged alone against its split; ``chains`` /
+#: ``all-chains``: ``auto`` / ``all`` with PW->DW->PW chains (pipeline.CHAIN_POLICIES).
+FUSION_POLICIES = ("auto", "all", "none", "profitable", "chains", "all-chains")
 
 #: The usual deployment (DORY + PULP-NN) every report compares with: no fusion, HWC tensors,
 #: DW inputs transposed by a blocking DMA.

@@ -19,7 +19,8 @@ from .irutil import group_info, node_name_of
 from .kernels import family_of
 from .kernels.geometry import conv_kind
 from .passes import unfused_of
-from .vocab import (DMA_TRANSFERS, EPILOGUES_ATTR, INTEGER_ATTR, KIND_ATTR, L1_TO_L2_ACT,
+from .passes.formation import refusals_of
+from .vocab import (HWC, DMA_TRANSFERS, EPILOGUES_ATTR, INTEGER_ATTR, KIND_ATTR, L1_TO_L2_ACT,
                     L2_TO_L1_ACT, L2_TO_L1_TRANSPOSED, L2_TO_L1_WGT, L3_TO_L2, LAYOUTS_ATTR,
                     MACS_ATTR, PLACEMENT_ATTR, PLAN_ATTR, PLAN_FIGURES_ATTR, WORK_ATTR)
 
@@ -126,9 +127,19 @@ def layers_of(mod: tvm.IRModule) -> list[dict]:
                 continue
             layers.append({"name": node, "kind": kind, "onnx_nodes": [node], "macs": macs,
                            "fused": False, "tiled": False, "integer": _integer_only(v),
-                           "fallback": f"no GAP8 kernel for {kind}: TVM's legalized op, "
-                                       "not tiled for L1"})
+                           **_untiled(kind)})
     return layers
+
+
+ALIAS = "a view of its input (no code, no memory of its own: an alias in the C)"
+
+
+def _untiled(kind: str) -> dict:
+    """Why a layer has no GAP8 kernel: a reshape-like op (flatten, squeeze...) needs none, it is
+    an ``alias``; anything else is a ``fallback`` to TVM's legalized op."""
+    if kind == "reshape":
+        return {"alias": ALIAS}
+    return {"fallback": f"no GAP8 kernel for {kind}: TVM's legalized op, not tiled for L1"}
 
 
 def _integer_only(call) -> bool:
@@ -188,7 +199,9 @@ def fusion_of(mod: tvm.IRModule, layers: list[dict], plan=None) -> dict:
     fused = [{"kind": layer["kind"], "onnx_nodes": layer["onnx_nodes"],
               "layouts": _layouts(mod, layer["kernel"]), "epilogues": layer["epilogues"]}
              for layer in layers if layer.get("fused")]
-    return {"fused": fused, "refused": unfused_of(mod), "split": split_by_planner(plan)}
+    chains = [r for r in refusals_of(mod) if r["kind"] == "pw_dw_pw"]
+    return {"fused": fused, "refused": unfused_of(mod), "split": split_by_planner(plan),
+            "chains_refused": chains}
 
 
 def split_by_planner(plan) -> list[dict]:
@@ -302,8 +315,7 @@ def format_table(report: dict) -> str:
                                    for r in fusion["refused"]])
     text += [f"  not fused: {r['layer']}: {r['reason']}" for r in fusion.get("split", [])]
     fallbacks = [layer["name"] for layer in report["layers"]
-                 if layer.get("fallback") and layer["kind"] not in ("quantize", "dequantize",
-                                                                     "reshape")]
+                 if layer.get("fallback") and layer["kind"] not in ("quantize", "dequantize")]
     if fallbacks:
         text.append(f"  not tiled (TVM fallback): {', '.join(fallbacks)}")
     text += plan_lines(report)
@@ -342,7 +354,7 @@ def plan_lines(report: dict) -> list[str]:
     plan = report.get("layout_plan")
     if plan:
         pairs = [d for name, d in plan["layers"].items() if "+" in name]
-        hwc = sum(layer.get("layouts", {}).get("output") == "HWC" for layer in report["layers"])
+        hwc = sum(layer.get("layouts", {}).get("output") == HWC for layer in report["layers"])
         lines.append(f"planner (--fusion {plan['fusion']} --layout {plan['policy']}): "
                      f"{sum(not d['split'] for d in pairs)} pair(s) fused, "
                      f"{sum(d['split'] for d in pairs)} split; {hwc} kernel output(s) HWC")

@@ -33,7 +33,7 @@ def test_plan_memo_keys_on_the_spec_itself():
 def test_planner_and_lowering_share_a_typed_plan():
     mod = import_onnx(M.dw_pw_block(cin=8, cout=16, h=10, w=10, act="relu6")).mod
     compilation = Compilation()
-    lowered = lower(mod, GAP8, True, "auto", "auto", compilation)
+    lowered = lower(mod, GAP8, "auto", "auto", compilation)
     plan = compilation.layout_plan
     assert isinstance(plan, LayoutPlan) and (plan.policy, plan.fusion) == ("auto", "auto")
     assert all(isinstance(d, LayerDecision) for d in plan.layers.values())
@@ -46,5 +46,17 @@ def test_planner_and_lowering_share_a_typed_plan():
     assert sorted(map(str, layouts)) == sorted(map(str, planned))
     # without a planner in the same compilation, the lowering uses the defaults
     alone = Compilation()
-    lower(mod, GAP8, True, "all", "chw", alone)
+    lower(mod, GAP8, "all", "chw", alone)
     assert alone.layout_plan is None
+
+
+def test_a_float_flatten_is_an_alias_not_a_fallback():
+    from tvm_gap8.compiler import compile_model
+    from tvm_gap8.report import format_table
+
+    report = compile_model(M.classifier_head(), fusion="auto", layout="auto").report
+    flatten = [layer for layer in report["layers"] if layer["onnx_nodes"] == ["flatten_0"]]
+    assert len(flatten) == 1 and flatten[0]["kind"] == "reshape"
+    assert "fallback" not in flatten[0] and "alias" in flatten[0]
+    assert "flatten_0" not in "".join(line for line in format_table(report).splitlines()
+                                      if "not tiled" in line)

@@ -1,6 +1,6 @@
 """One lowered TIR PrimFunc -> a plain C99 function (no TVM runtime, no packed calls).
 
-The recipe of /work/shared/notes/tvm-0.27-c-emission.md: TVM's s_tir lowering without
+The recipe (docs/c-emission.md): TVM's s_tir lowering without
 ``MakePackedAPI``; buffer parameters become pointers bound by ``DeclBuffer``; every ``global.l1``
 buffer is a view at a fixed offset of one ``l1`` arena parameter; every annotated copy stage
 (``gap8.copy``) becomes a DMA call (``gap8_dma.h``) when its addresses are linear in its loops,
@@ -167,6 +167,9 @@ def _lower(func):
     passes = [
         *inspection_passes(),  # the IR the report's counts are read off, then on to C
         s_tir.transform.LowerOpaqueBlock(),
+        # a block predicate on the outer loops only (the chain's expansion: the image's pixels)
+        # tested once outside the loops below it, which then stay plain reductions
+        s_tir.transform.HoistIfThenElse(),
         tirx.transform.FlattenBuffer(),
         tirx.transform.NarrowDataType(32),
         tirx.transform.StmtSimplify(),

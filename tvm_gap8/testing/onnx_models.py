@@ -244,6 +244,20 @@ def inverted_residual_block(cin=16, h=16, w=16, t=6, k=3, seed=0) -> onnx.ModelP
     return b.model("input", [1, cin, h, w], y, name="inverted_residual")
 
 
+def chain_block(cin=8, cout=8, h=12, w=12, t=6, k=3, stride=1, seed=0) -> onnx.ModelProto:
+    """One inverted residual that always has its expansion PW (even at ``t`` = 1): PW + ReLU6
+    -> DW kxk + ReLU6 -> PW; the residual Add when the stride is 1 and ``cin == cout``."""
+    b = GraphBuilder(seed)
+    hidden = cin * t
+    y = b.conv_bn_act("input", cin, hidden, 1, act="relu6", base="ir_expand")
+    y = b.conv_bn_act(y, hidden, hidden, k, stride=stride, groups=hidden, act="relu6",
+                      base="ir_dw")
+    y = b.conv_bn_act(y, hidden, cout, 1, act=None, base="ir_project")
+    if stride == 1 and cin == cout:
+        y = b.node("Add", ["input", y], "ir_add")
+    return b.model("input", [1, cin, h, w], y, name="chain_block")
+
+
 def classifier_head(seed=0) -> onnx.ModelProto:
     """MobileNetV3's classifier on [1, F] tensors: conv -> pool -> flatten -> Gemm -> HardSwish
     -> Gemm."""
