@@ -119,7 +119,7 @@ def _add_compile_outputs(c) -> None:
     c.add_argument("--instrument", action="store_true",
                    help="with --emit-c --run: count DMA bytes/transfers, MACs, tiles and "
                         "instructions per layer (report.json measured)")
-    c.add_argument("--l1-kb", type=float, default=d.l1_kb,
+    c.add_argument("--l1-kb", type=float, default=DEFAULTS.l1_kb,
                    help="L1 size in kB (1 kB = 1000 B; default GAP8's 64); more than L2, or "
                         "too small for a layer, is refused, naming the smallest that works")
     c.add_argument("--hw", default=None, metavar="JSON",
