@@ -111,7 +111,10 @@ def layers_of(mod: tvm.IRModule) -> list[dict]:
                         **_kernel_entry(prim, counts_cache, gv.name_hint),
                     })
                     continue
-                kind, macs, node = gv.name_hint, 0, node_name_of(v)
+                # a TE function the importer emitted (reflect pad, ...): its op, not the
+                # numbered function name (pad1, pad2, ...)
+                kind = gv.name_hint.rstrip("0123456789").rstrip("_") or gv.name_hint
+                macs, node = 0, node_name_of(v)
             elif isinstance(v.op, tvm.ir.Op):
                 kind, macs = _op_kind_and_macs(v)
                 node = node_name_of(v)

@@ -75,3 +75,16 @@ def test_pad_layer_has_kind_pad(int8):
     pad = [la for la in layers if la["name"] == "channel_padding_0"]
     assert [(la["kind"], la["integer"]) for la in pad] == [("pad", int8)]
     assert not any(la["kind"].startswith(("pad1", "call_tir")) for la in layers)
+
+
+def test_reflect_pads_are_named_by_their_op_not_their_function():
+    """Two reflect Pads (TE functions mirror_pad, mirror_pad1): both reported as mirror_pad."""
+    b = M.GraphBuilder(0)
+    y = b.conv_bn_act("input", 8, 8, 3, act="relu", base="c")
+    for i in range(2):
+        pads = b.const("pads", np.array([0, 0, 1, 1, 0, 0, 1, 1], np.int64))
+        y = b.conv(b.node("Pad", [y, pads], f"rpad{i}", mode="reflect"), 8, 8, 3,
+                   pads=[0, 0, 0, 0], base=f"c{i}")
+    layers = compile_model(b.model("input", [1, 8, 8, 8], y)).report["layers"]
+    assert [(la["name"], la["kind"]) for la in layers if "pad" in la["name"]] == [
+        ("rpad0_0", "mirror_pad"), ("rpad1_0", "mirror_pad")]
