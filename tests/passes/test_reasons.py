@@ -85,6 +85,7 @@ def test_reflect_pads_are_named_by_their_op_not_their_function():
         pads = b.const("pads", np.array([0, 0, 1, 1, 0, 0, 1, 1], np.int64))
         y = b.conv(b.node("Pad", [y, pads], f"rpad{i}", mode="reflect"), 8, 8, 3,
                    pads=[0, 0, 0, 0], base=f"c{i}")
-    layers = compile_model(b.model("input", [1, 8, 8, 8], y)).report["layers"]
+    layers = compile_model(b.model("input", [1, 8, 8, 8], y), fusion="all",
+                           layout="chw").report["layers"]
     assert [(la["name"], la["kind"]) for la in layers if "pad" in la["name"]] == [
         ("rpad0_0", "mirror_pad"), ("rpad1_0", "mirror_pad")]
