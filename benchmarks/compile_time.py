@@ -52,7 +52,7 @@ def compile_phases(model) -> dict:
     times["import"] = time.perf_counter() - t0
     phase = "fusion"  # the passes before the planner; after it (or without it): lowering
     with tvm_target(host=True):
-        for p in gap8_passes(GAP8, True, "auto", "auto", Compilation()):
+        for p in gap8_passes(GAP8, "auto", "auto", Compilation()):
             if isinstance(p, PlanLayouts):
                 phase = "planning"
             elif isinstance(p, LowerFusedKernels) or phase == "planning":

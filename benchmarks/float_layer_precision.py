@@ -79,7 +79,7 @@ def main(argv=None):
           f" | ort: {'abs':>8s} {'rel':>8s} {'abs/max':>8s}")
     for tap in args.taps:
         sub = truncate(model, outputs[tap])
-        result = compile_model(sub, check=True)
+        result = compile_model(sub, check=True, fusion="all", layout="chw")
         x = random_inputs(result.imported, 0)["input"]
         ref = reference64(sub, x)
         ours = errors(run_host(result.executable, result.imported, {"input": x})[0], ref)

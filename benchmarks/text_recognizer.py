@@ -102,9 +102,9 @@ def main():
     src, dst = os.path.join(tmp, "rec.onnx"), os.path.join(tmp, "rec_int8.onnx")
     onnx.save(text_recognizer(a.height, a.width, a.scale), src)
     if a.float:
-        print(format_table(compile_model(src, check=True).report))
+        print(format_table(compile_model(src, check=True, fusion="all", layout="chw").report))
     quantize_model(src, dst, samples=a.samples, warn=False)
-    result = compile_model(dst, check=True)
+    result = compile_model(dst, check=True, fusion="all", layout="chw")
     print(format_table(result.report))
     imported = result.imported
     for seed in range(a.seeds):

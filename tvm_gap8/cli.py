@@ -1,6 +1,9 @@
 """``tvm-gap8``: the command line (tvmc's conventions; tvmc itself left TVM in 0.20).
 
-    tvm-gap8 compile MODEL.onnx [--input-shape NAME:D0,D1,...] [--no-fuse] [--check] [-o OUT]
+    tvm-gap8 compile MODEL.onnx [--input-shape NAME:D0,D1,...] [--check] [--emit-c] [-o OUT]
+    tvm-gap8 quantize MODEL.onnx -o OUT.onnx [--calibration DIR]
+
+Defaults: ``options.DEFAULTS`` (the same as ``compile_model``'s and the ``gap8`` pipeline's).
 
 Exit status: 0 success, 1 compile error, 2 usage error. Errors are one ``error: ...`` line on
 stderr (``--verbose`` adds the traceback). Artifacts are written to a temporary directory next
@@ -21,18 +24,21 @@ from . import __version__
 from .compiler import compile_model
 from .errors import Gap8Error, UsageError
 from .frontend import parse_input_shape
+from .emitc.run import PLATFORMS, emit_and_run
+from .options import DEFAULTS, FUSION_POLICIES
 from .passes.layouts import LAYOUT_POLICIES
 from .plot import plot_layers
 from .quantize import quantize_model
 from .report import format_table
-from .target import GAP8, Gap8Target
+from .progress import shown, step
+from .target import CYCLE_MODELS, DMA_MODES, GAP8, REQUANT_MODES, Gap8Target
 
 EXAMPLES = """examples:
   tvm-gap8 compile out/models/mobilenet_v1_025_96.onnx --check -o out/mbv1
-  tvm-gap8 compile model.onnx --input-shape input:1,3,96,96 --l1-kb 32
-  tvm-gap8 compile model.onnx --no-fuse --check      # the unfused baseline
+  tvm-gap8 compile model.onnx --input-shape "input:[1,3,96,96]" --l1-kb 32
+  tvm-gap8 compile model.onnx --fusion none --layout hwc --dma blocking   # the usual deployment
   tvm-gap8 quantize model.onnx -o model_int8.onnx --calibration calib_npy/
-  tvm-gap8 compile model_int8.onnx --check           # integer kernels, checked in LSB
+  tvm-gap8 compile model_int8.onnx --check --emit-c --run host   # integer kernels, as C
 """
 
 
@@ -46,7 +52,6 @@ def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="tvm-gap8", description="Compile depthwise-separable CNNs for GAP8 with "
                 "fused DW/PW kernels (Apache TVM Relax plugin).",
                 epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-
     p.add_argument("--version", action="version", version=f"tvm-gap8 {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     _add_compile(sub)
@@ -55,49 +60,58 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_compile(sub) -> None:
-    """The ``compile`` command and its options."""
-    c = sub.add_parser("compile", help="compile an ONNX model for GAP8",
-                       description="Compile an ONNX model for GAP8: fuse DW/PW pairs, tile every "
-                       "fused kernel for L1, write report.json and lowered.py.",
+    d = DEFAULTS
+    c = sub.add_parser("compile", help="compile an ONNX model (float or int8 QDQ) for GAP8",
+                       description="Compile an ONNX model for GAP8: fuse DW/PW pairs, choose "
+                       "layouts, tile every kernel for L1; write report.json, lowered.py and "
+                       "layers.png, print the per-layer table.",
                        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     c.add_argument("model", help="path to the .onnx model")
     c.add_argument("--target", default="gap8", choices=["gap8"],
                    help="target to compile for (default: gap8)")
     c.add_argument("--input-shape", action="append", default=[], metavar="NAME:D0,D1,...",
-                   help="pin an input's shape (repeat for several inputs)")
-    c.add_argument("--no-fuse", action="store_true", help="do not fuse DW/PW pairs "
-                   "(= --fusion none)")
-    c.add_argument("--fusion",
-                   choices=["auto", "all", "none", "profitable", "chains", "all-chains"],
-                   default="auto",
+                   help="pin an input's shape, NAME:1,3,96,96 or tvmc's NAME:[1,3,96,96] "
+                        "(repeat for several inputs)")
+    c.add_argument("--no-fuse", action="store_true", help="do not fuse DW/PW pairs: the same "
+                   "as --fusion none (the usual deployment is --fusion none --layout hwc "
+                   "--dma blocking)")
+    c.add_argument("--fusion", choices=FUSION_POLICIES, default=d.fusion,
                    help="auto (default): the planner fuses or splits each pair the rules allow "
                         "by the cycle model; all: fuse every one; none; profitable: fuse those "
-                        "faster than their two kernels, alone; chains: auto, plus whole "
-                        "PW->DW->PW[->Add] blocks as one kernel where modelled faster; "
+                        "faster than their two kernels, each judged alone; chains: auto, plus "
+                        "whole PW->DW->PW[->Add] blocks as one kernel where modelled faster; "
                         "all-chains: all, plus every such chain that fits")
-    c.add_argument("--layout", choices=LAYOUT_POLICIES, default="auto",
+    c.add_argument("--layout", choices=LAYOUT_POLICIES, default=d.layout,
                    help="L2 tensor layouts: auto (default: the planner chooses each tensor's "
                         "and each kernel's tile layouts), chw (all CHW), hwc (all HWC, DW inputs "
                         "transposed to CHW by the DMA, as DORY does)")
-    c.add_argument("--dma", choices=["double", "blocking"], default="double",
-                   help="double-buffered DMA overlapping compute (default), or blocking copies "
-                        "(DORY on GAP8)")
-    c.add_argument("--cycle-model", choices=["gvsoc", "analytical"], default=None,
+    c.add_argument("--dma", choices=DMA_MODES, default=d.dma,
+                   help="double (default): double-buffered copies overlapping compute; "
+                        "blocking: every copy waited for, single-buffered tiles (DORY on GAP8)")
+    c.add_argument("--cycle-model", choices=CYCLE_MODELS, default=d.cycle_model,
                    help="price plans by the model fitted to GVSOC measurements of the emitted "
                         "kernels (default; benchmarks/model_vs_measured.py) or by the "
                         "analytical per-family formulas (tvm_gap8/cost/cycles.py)")
-    c.add_argument("--requant", choices=["fixed", "float32"], default="fixed",
+    c.add_argument("--requant", choices=REQUANT_MODES, default=d.requant,
                    help="int8 requantization: fixed (default: a 31-bit multiplier and a "
                         "rounding shift, round half up) or float32 (onnxruntime's float32 "
                         "arithmetic emulated in integers, bit for bit, ~4x the instructions)")
+    _add_compile_outputs(c)
+
+
+def _add_compile_outputs(c) -> None:
+    """``compile``'s options on what to check, write and run."""
     c.add_argument("--check", action="store_true",
-                   help="build for the host and compare with onnxruntime on a seeded input")
-    c.add_argument("--seed", type=int, default=0, help="seed of the --check input (default 0)")
+                   help="build for the host (LLVM) and compare on a seeded random input: float "
+                        "models with onnxruntime, int8 models bit for bit with the integer "
+                        "reference (onnxruntime's agreement reported for information)")
+    c.add_argument("--seed", type=int, default=0, help="seed of the check's input (default 0)")
     c.add_argument("-o", "--output", default=None,
                    help="output directory (default: ./<model name>.gap8)")
     c.add_argument("--emit-c", action="store_true",
-                   help="also write kernels.c: the GAP8 kernels as C (target greenwaves/gap8)")
-    c.add_argument("--run", choices=["host", "rv32", "gvsoc"], default=None,
+                   help="also write OUT/gap8/, the whole network as a C99 project (network.c, "
+                        "kernels.c, weights.c, runtime/; no TVM runtime, no malloc)")
+    c.add_argument("--run", choices=PLATFORMS, default=None,
                    help="with --emit-c: build OUT/gap8 on the host (cc), for rv32imc (QEMU) or "
                         "for GVSOC's pulp-open cluster (cycles measured per layer), run it, "
                         "compare with the LLVM build and the reference (report.json run, "
@@ -105,25 +119,25 @@ def _add_compile(sub) -> None:
     c.add_argument("--instrument", action="store_true",
                    help="with --emit-c --run: count DMA bytes/transfers, MACs, tiles and "
                         "instructions per layer (report.json measured)")
-    c.add_argument("--l1-kb", type=float, default=None,
-                   help="L1 size in kB (1 kB = 1000 B, as GAP8's 64 kB = 64000 B)")
+    c.add_argument("--l1-kb", type=float, default=DEFAULTS.l1_kb,
+                   help="L1 size in kB (1 kB = 1000 B; default GAP8's 64); more than L2, or "
+                        "too small for a layer, is refused, naming the smallest that works")
     c.add_argument("--hw", default=None, metavar="JSON",
-                   help="JSON file overriding fields of the GAP8 description")
+                   help="JSON file overriding fields of the GAP8 description (target.py)")
     c.add_argument("-q", "--quiet", action="store_true", help="no progress, no table")
     c.add_argument("-v", "--verbose", action="store_true", help="tracebacks on errors")
 
 
 def _add_quantize(sub) -> None:
-    """The ``quantize`` command and its options."""
     q = sub.add_parser("quantize", help="quantize a float ONNX model to int8 (QDQ)",
                        description="Quantize a float ONNX model to int8 QDQ with onnxruntime's "
                        "static quantization (BatchNorm folded first; int8 activations and "
-                       "symmetric per-channel int8 weights).",
+                       "symmetric per-channel int8 weights). A quantized model is refused.",
                        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     q.add_argument("model", help="path to the float .onnx model")
     q.add_argument("-o", "--output", required=True, help="path of the int8 .onnx model to write")
     q.add_argument("--input-shape", action="append", default=[], metavar="NAME:D0,D1,...",
-                   help="pin an input's shape (repeat for several inputs)")
+                   help="pin an input's shape, NAME:1,3,96,96 or NAME:[1,3,96,96]")
     src = q.add_mutually_exclusive_group()
     src.add_argument("--calibration", metavar="DIR",
                      help="directory of .npy (one sample each) or .npz (one array per input)")
@@ -137,13 +151,8 @@ def _add_quantize(sub) -> None:
     q.add_argument("-v", "--verbose", action="store_true", help="tracebacks on errors")
 
 
-def _hardware(args):
-
+def _hardware(args) -> Gap8Target:
     hw = Gap8Target.from_json(args.hw) if args.hw else GAP8
-    if args.l1_kb is not None:
-        if args.l1_kb <= 0:
-            raise UsageError(f"--l1-kb {args.l1_kb:g}: must be > 0")
-        hw = hw.replace(l1_bytes=int(round(args.l1_kb * 1000)))
     return hw.replace(cycle_model=args.cycle_model) if args.cycle_model else hw
 
 
@@ -178,17 +187,17 @@ def cmd_compile(args) -> int:
     out = _output_dir(args)
     tmp = _prepare_output(out)
     try:
-        result = compile_model(args.model, shapes, hw=hw, fuse=not args.no_fuse,
-                               check=args.check, seed=args.seed, quiet=args.quiet,
-                               fusion="none" if args.no_fuse else args.fusion,
-                               layout=args.layout, dma=args.dma, baseline=True,
-                               requant=args.requant)
-        if args.emit_c:
-            from .emitc.run import emit_and_run
-            emit_and_run(result, tmp, args.run, args.instrument, args.seed)
-        elif args.run or args.instrument:
+        if (args.run or args.instrument) and not args.emit_c:
             raise UsageError("--run and --instrument need --emit-c")
-        write_artifacts(result, tmp)
+        with shown(not args.quiet):
+            result = compile_model(args.model, shapes, hw=hw, check=args.check, seed=args.seed,
+                                   fusion="none" if args.no_fuse else args.fusion,
+                                   layout=args.layout, dma=args.dma, baseline=True,
+                                   requant=args.requant, l1_kb=args.l1_kb)
+            if args.emit_c:
+                emit_and_run(result, tmp, args.run, args.instrument, args.seed)
+            with step("writing report.json, lowered.py and layers.png"):
+                write_artifacts(result, tmp)
         if os.path.isdir(out):
             shutil.rmtree(out)
         os.replace(tmp, out)

@@ -2,22 +2,25 @@
 
 from __future__ import annotations
 
-import sys
 import time
 from dataclasses import dataclass, field
 from importlib.metadata import version
 
 import tvm
 
+from . import __version__
 from .check import check_outputs, random_inputs
+from .errors import Gap8Error, TilingError, UnsupportedError
 from .check.host import build_host, run_host  # noqa: F401  (part of this module's API)
-from .errors import Gap8Error, UnsupportedError
 from .frontend import ImportedModel, import_onnx
+from .options import BASELINE, DEFAULTS, CompileOptions, with_dma  # noqa: F401
 from .pipeline import gap8_passes
 from .passes.compilation import Compilation
 from .placement import Placement
-from .report import float_layers, fusion_of, layers_of, totals_of
+from .progress import SlowPasses, shown, step
+from .report import SCHEMA_VERSION, float_layers, fusion_of, layers_of, totals_of
 from .target import GAP8, Gap8Target, tvm_target
+from .vocab import L1_TO_L2_ACT, L2_TO_L1_ACT, L2_TO_L1_WGT
 
 
 @dataclass
@@ -39,41 +42,28 @@ def versions() -> dict:
     """The versions of what a compile depends on (report.json's ``versions``)."""
 
     pkgs = {"tvm": "apache-tvm", "onnx": "onnx", "onnxruntime": "onnxruntime", "numpy": "numpy"}
-    return {key: version(dist) for key, dist in pkgs.items()}
+    return {"tvm_gap8": __version__, **{key: version(dist) for key, dist in pkgs.items()}}
 
 
-def _progress(msg: str, quiet: bool):
-    if not quiet:
-        print(f"[tvm-gap8] {msg}", file=sys.stderr, flush=True)
-
-
-def lower(mod: tvm.IRModule, hw: Gap8Target = GAP8, fuse: bool = True,
-          policy: str = "all", layout: str = "chw",
-          compilation: Compilation | None = None) -> tvm.IRModule:
+def lower(mod: tvm.IRModule, hw: Gap8Target = GAP8, fusion: str = DEFAULTS.fusion,
+          layout: str = DEFAULTS.layout, compilation: Compilation | None = None) -> tvm.IRModule:
     """Apply our passes (under the GAP8 target, so passes can dispatch on its keys);
-    ``compilation`` receives what they decided (the layout plan)."""
+    ``compilation`` receives what they decided (the layout plan, the placement)."""
     with tvm_target(host=True):
-        return tvm.transform.Sequential(gap8_passes(hw, fuse, policy, layout, compilation))(mod)
-
-
-def with_dma(hw: Gap8Target, dma: str) -> Gap8Target:
-    """The target under DMA mode ``dma``: ``blocking`` (DORY on GAP8: every copy waited for,
-    single-buffered L1 tiles) or ``double`` (ours: double-buffered, copies overlap compute)."""
-    if dma == "blocking":
-        return hw.replace(dma_mode="blocking", double_buffering=False)
-    return hw.replace(dma_mode="double")
-
-
-#: The usual deployment (DORY + PULP-NN): no fusion, HWC tensors, DW inputs transposed by a
-#: blocking DMA: what every report's ``baseline`` is.
-BASELINE = {"fusion": "none", "layout": "hwc", "dma": "blocking"}
+        return tvm.transform.Sequential(gap8_passes(hw, fusion, layout, compilation))(mod)
 
 
 def baseline_totals(mod: tvm.IRModule, hw: Gap8Target) -> dict:
     """The totals of the usual deployment (``BASELINE``) of an imported module, compiled by
     the same passes and costed by the same model."""
-    lowered = lower(mod, with_dma(hw, BASELINE["dma"]), False, "all", BASELINE["layout"])
-    return {**BASELINE, "totals": totals_of(layers_of(lowered))}
+    lowered = lower(mod, with_dma(hw, BASELINE["dma"]), BASELINE["fusion"], BASELINE["layout"])
+    layers = layers_of(lowered)
+    return {**BASELINE, "totals": totals_of(layers),
+            "layers": [{"name": layer["name"], "onnx_nodes": layer["onnx_nodes"],
+                        "cycles_modelled": layer["plan"]["cycles"],
+                        "act_bytes": layer["traffic"][L2_TO_L1_ACT] + layer["traffic"][L1_TO_L2_ACT],
+                        "weight_bytes": layer["traffic"][L2_TO_L1_WGT]}
+                       for layer in layers if layer["tiled"]]}
 
 
 def cycle_model_of(hw: Gap8Target) -> dict:
@@ -87,40 +77,112 @@ def cycle_model_of(hw: Gap8Target) -> dict:
 
 def compile_model(model, input_shapes=None, hw: Gap8Target = GAP8, fuse: bool = True,
                   check: bool = False, seed: int = 0, quiet: bool = True,
-                  fusion: str = "all", layout: str = "chw", dma: str = "double",
-                  baseline: bool = False, requant: str = "fixed") -> CompileResult:
-    """``fusion``: auto (the planner decides) | all | profitable | chains (auto with PW->DW->PW
-    chains where modelled faster) | all-chains (all with every chain that fits) | none;
-    ``layout``: auto |
-    chw | hwc (the planner's layout policy); ``dma``: double | blocking; ``baseline``: also
-    cost the usual deployment (report.json's ``baseline``); ``requant``: fixed | float32, how
-    the integer kernels requantize (``kernels/requant.py``; the check's integer reference
-    computes the same). The library defaults keep every kernel in its default layouts with
-    every allowed pair fused; the CLI's are auto/auto."""
-    fuse = fuse and fusion != "none"
-    hw = with_dma(hw, dma).replace(requant=requant)
+                  fusion: str = DEFAULTS.fusion, layout: str = DEFAULTS.layout,
+                  dma: str = DEFAULTS.dma, baseline: bool = False,
+                  requant: str = DEFAULTS.requant, l1_kb: float | None = None) -> CompileResult:
+    """ONNX model (path or ModelProto) -> lowered module, report (and host build with
+    ``check``). The knobs are ``CompileOptions``' fields with its defaults, the CLI's:
+    ``fusion`` auto | all | profitable | none (``fuse=False`` = none); ``layout`` auto | chw |
+    hwc; ``dma`` double | blocking; ``requant`` fixed | float32 (``kernels/requant.py``; the
+    check's integer reference computes the same); ``l1_kb`` L1 size (default ``hw``'s).
+    ``baseline``: also cost the usual deployment (report.json's ``baseline``). ``quiet=False``
+    prints the progress on stderr."""
+    options = CompileOptions(fusion=fusion if fuse else "none", layout=layout, dma=dma,
+                             requant=requant, l1_kb=l1_kb)
+    hw = options.target(hw)
+    with shown(not quiet):
+        return _compile(model, input_shapes, hw, options, check, seed, baseline)
+
+
+def _compile(model, input_shapes, hw: Gap8Target, options: CompileOptions, check: bool,
+             seed: int, baseline: bool) -> CompileResult:
     timings = {}
     t0 = time.perf_counter()
-    _progress("importing ONNX model", quiet)
-    imported = import_onnx(model, input_shapes)
+    with step("importing the ONNX model"):
+        imported = import_onnx(model, input_shapes)
     timings["import_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     compilation = Compilation()
-    _progress("fusing and lowering for GAP8" if fuse else "lowering for GAP8 (no fusion)", quiet)
-    lowered = _lower_or_say_why(imported.mod, hw, fuse, fusion, layout, compilation)
+    with step(f"fusing (--fusion {options.fusion}), planning (--layout {options.layout}) and "
+              "lowering for GAP8"):
+        lowered = _lower_or_explain(imported.mod, hw, options, compilation)
     timings["lower_s"] = time.perf_counter() - t0
-    _progress("reading tiles and traffic off the lowered IR", quiet)
+    report = _report(imported, lowered, hw, options, compilation)
+    if baseline:
+        t0 = time.perf_counter()
+        with step("costing the usual deployment (baseline)"):
+            report["baseline"] = baseline_totals(imported.mod, hw)
+        timings["baseline_s"] = time.perf_counter() - t0
+    result = CompileResult(imported, lowered, report, timings=timings, requant=options.requant,
+                           hw=hw, placement=compilation.placement)
+    if check:
+        t0 = time.perf_counter()
+        with step("building for the host (LLVM)"):
+            result.executable = build_host(lowered)
+        timings["build_s"] = time.perf_counter() - t0
+        with step("checking against the references"):
+            inputs = random_inputs(imported, seed)
+            got = run_host(result.executable, imported, inputs)
+            report["check"] = check_outputs(got, imported, inputs, seed, options.requant)
+    return result
+
+
+def _lower_or_explain(mod: tvm.IRModule, hw: Gap8Target, options: CompileOptions,
+                      compilation: Compilation):
+    try:
+        with tvm.transform.PassContext(instruments=[SlowPasses()]):
+            return lower(mod, hw, options.fusion, options.layout, compilation)
+    except TilingError as err:
+        if err.needed_budget is None:
+            raise
+        smallest = smallest_l1(mod, hw, options, err.needed_budget)
+        hint = f"; the smallest L1 that compiles this model is {smallest / 1000:g} kB " \
+               f"(--l1-kb {smallest / 1000:g})" if smallest else ""
+        raise TilingError(f"{err}{hint}") from None
+    except Gap8Error:
+        raise
+    except Exception as exc:  # a TVM failure is our bug or an unsupported case: say where
+        msg = str(exc).strip().splitlines()
+        raise UnsupportedError(f"lowering failed: {type(exc).__name__}: "
+                               f"{msg[-1] if msg else ''}") from exc
+
+
+def smallest_l1(mod: tvm.IRModule, hw: Gap8Target, options: CompileOptions,
+                budget: int, tries: int = 8) -> int | None:
+    """The smallest L1 (bytes) under which ``mod`` lowers, from the L1 budget the first layer
+    that did not fit needs: raised to each next failing layer's need until every layer fits
+    (None after ``tries`` lowerings, or past L2)."""
+    for _ in range(tries):
+        trial = hw.with_l1_budget(budget)
+        if trial.l1_bytes > hw.l2_bytes:
+            return None
+        with step(f"  trying L1 = {trial.l1_bytes} B", announce=False):
+            try:
+                lower(mod, trial, options.fusion, options.layout)
+                return trial.l1_bytes
+            except TilingError as err:
+                need = err.needed_budget
+                if need is None or need <= budget:
+                    return None
+                budget = need
+    return None
+
+
+def _report(imported: ImportedModel, lowered: tvm.IRModule, hw: Gap8Target,
+            options: CompileOptions, compilation: Compilation) -> dict:
+    """report.json before the check, the baseline and the C (``report_schema.json``)."""
     layers = layers_of(lowered)
     report = {
+        "schema_version": SCHEMA_VERSION,
         "model": imported.onnx_model.graph.name,
         "versions": versions(),
         "target": hw.to_dict(),
         "inputs": {k: list(v) for k, v in imported.input_shapes.items()},
-        "fuse": fuse,
-        "fusion_policy": fusion if fuse else "none",
-        "layout_policy": layout,
-        "dma": dma,
-        "requant": requant,
+        "fuse": options.fuse,
+        "fusion_policy": options.fusion,
+        "layout_policy": options.layout,
+        "dma": options.dma,
+        "requant": options.requant,
         "cycle_model": cycle_model_of(hw),
         "fusion": fusion_of(lowered, layers, compilation.layout_plan),
         "layers": layers,
@@ -131,37 +193,6 @@ def compile_model(model, input_shapes=None, hw: Gap8Target = GAP8, fuse: bool = 
         report["layout_plan"] = compilation.layout_plan.describe()
     if compilation.placement is not None:  # where every weight and activation lives
         report["placement"] = compilation.placement.describe()
-    if baseline:
-        _progress("costing the usual deployment (baseline)", quiet)
-        t0 = time.perf_counter()
-        report["baseline"] = baseline_totals(imported.mod, hw)
-        timings["baseline_s"] = time.perf_counter() - t0
-    result = CompileResult(imported, lowered, report, timings=timings, requant=requant, hw=hw,
-                           placement=compilation.placement)
-    if check:
-        _check(result, seed, quiet)
-    return result
+    return report
 
 
-def _lower_or_say_why(mod, hw, fuse, fusion, layout, compilation) -> tvm.IRModule:
-    """``lower``; a TVM failure (our bug or an unsupported case) as one UnsupportedError."""
-    try:
-        return lower(mod, hw, fuse, fusion, layout, compilation)
-    except Gap8Error:
-        raise
-    except Exception as exc:  # a TVM failure is our bug or an unsupported case: say where
-        msg = str(exc).strip().splitlines()
-        raise UnsupportedError(f"lowering failed: {type(exc).__name__}: "
-                               f"{msg[-1] if msg else ''}") from exc
-
-
-def _check(result: CompileResult, seed: int, quiet: bool) -> None:
-    """``--check``: the host (LLVM) build against the references (report.json ``check``)."""
-    t0 = time.perf_counter()
-    _progress("building for the host (LLVM)", quiet)
-    result.executable = build_host(result.lowered)
-    result.timings["build_s"] = time.perf_counter() - t0
-    _progress("checking against the references", quiet)
-    inputs = random_inputs(result.imported, seed)
-    got = run_host(result.executable, result.imported, inputs)
-    result.report["check"] = check_outputs(got, result.imported, inputs, seed, result.requant)

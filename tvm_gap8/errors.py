@@ -2,6 +2,8 @@
 names the thing at fault (file, input, node, layer) and the limit it broke; the CLI prints it as a
 single ``error: ...`` line and exits 2 (usage) or 1 (compile)."""
 
+import re
+
 
 class Gap8Error(Exception):
     """Base class: an anticipated, user-facing failure."""
@@ -25,6 +27,16 @@ class UnsupportedError(Gap8Error):
 
 class TilingError(Gap8Error):
     """A layer does not fit the target's L1 budget even at its smallest tile."""
+
+    #: how the message states the L1 budget the layer's smallest tile needs (``needed_budget``
+    #: reads it back: a pass's exception crosses TVM's FFI as its type and message only)
+    NEEDS = "its smallest tile ({tile}) needs {needed} B, "
+
+    @property
+    def needed_budget(self) -> int | None:
+        """The L1 budget (bytes) the failing layer's smallest tile needs, when stated."""
+        found = re.search(r"its smallest tile \(.*?\) needs (\d+) B, ", str(self))
+        return int(found.group(1)) if found else None
 
 
 def _register_with_ffi():

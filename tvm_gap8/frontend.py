@@ -50,10 +50,14 @@ class ImportedModel:
 
 
 def parse_input_shape(text: str) -> tuple[str, tuple[int, ...]]:
-    """Parse ``NAME:D0,D1,...`` (the CLI's ``--input-shape``)."""
+    """Parse ``NAME:D0,D1,...`` or tvmc's ``NAME:[D0,D1,...]`` (the CLI's ``--input-shape``)."""
     name, sep, dims = text.rpartition(":")
     if not sep or not name:
-        raise UsageError(f"--input-shape {text!r}: expected NAME:D0,D1,... e.g. input:1,3,96,96")
+        raise UsageError(f"--input-shape {text!r}: expected NAME:D0,D1,... or NAME:[D0,D1,...] "
+                         "e.g. input:1,3,96,96")
+    dims = dims.strip()
+    if dims.startswith("[") and dims.endswith("]"):
+        dims = dims[1:-1]
     try:
         shape = tuple(int(d) for d in dims.split(","))
     except ValueError:
@@ -137,15 +141,22 @@ def _shape_text(dims) -> str:
                            for d in dims) + "]"
 
 
-def _static_shape(inp) -> tuple[int, ...]:
-    shape = []
-    for axis, d in enumerate(inp.type.tensor_type.shape.dim):
-        if not _static(d):
-            label = d.dim_param or (str(d.dim_value) if d.HasField("dim_value") else "?")
-            raise UsageError(f"input {inp.name!r} has a dynamic dimension {axis} ({label}); "
-                             f"pin it with --input-shape {inp.name}:D0,D1,...")
-        shape.append(d.dim_value)
-    return tuple(shape)
+def _dynamic_dims(inp) -> list[str]:
+    """``axis (label)`` of every dimension of a graph input that is not static."""
+    return [f"{axis} ({d.dim_param or (str(d.dim_value) if d.HasField('dim_value') else '?')})"
+            for axis, d in enumerate(inp.type.tensor_type.shape.dim) if not _static(d)]
+
+
+def _refuse_dynamic(inputs) -> None:
+    """One error naming every dynamic dimension of every input, and the option pinning them."""
+    found = [(inp, _dynamic_dims(inp)) for inp in inputs]
+    found = [(inp, dims) for inp, dims in found if dims]
+    if not found:
+        return
+    what = "; ".join(f"input {inp.name!r} dimension{'s' if len(dims) > 1 else ''} "
+                     f"{', '.join(dims)}" for inp, dims in found)
+    pins = " ".join(f"--input-shape {inp.name}:D0,D1,..." for inp, _ in found)
+    raise UsageError(f"dynamic dimensions: {what}; pin them with {pins}")
 
 
 def pin_input_shapes(model: onnx.ModelProto, input_shapes: dict[str, tuple[int, ...]] | None):
@@ -163,7 +174,9 @@ def pin_input_shapes(model: onnx.ModelProto, input_shapes: dict[str, tuple[int, 
         dtypes[inp.name] = onnx.helper.tensor_dtype_to_np_dtype(elem_type).name
         if inp.name in input_shapes:
             _pin(inp, input_shapes[inp.name])
-        shapes[inp.name] = _static_shape(inp)
+    _refuse_dynamic(inputs)
+    for inp in inputs:
+        shapes[inp.name] = tuple(d.dim_value for d in inp.type.tensor_type.shape.dim)
     return shapes, dtypes
 
 

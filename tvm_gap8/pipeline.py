@@ -1,8 +1,9 @@
 """The ``gap8`` Relax pipeline: fold -> fuse DW/PW pairs -> lower fused kernels -> TVM build.
 
 Registered under the name ``gap8`` so that ``tvm.compile(mod, target, relax_pipeline="gap8")``
-works; ``gap8_pipeline(hw=..., fuse=...)`` builds the same pipeline for another hardware
-description or without fusion.
+works; ``relax.get_pipeline("gap8", l1_kb=32, fusion="all", ...)`` (every field of
+``options.CompileOptions``) or ``gap8_pipeline(hw=..., options=...)`` builds it for other knobs or
+another hardware description. Defaults: ``options.DEFAULTS``, the CLI's.
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ from .passes.formation import formation_pass
 from .passes.compilation import Compilation
 from .passes.layouts import PlanLayouts
 from .passes.place import LowerAndPlace
-from .target import GAP8, Gap8Target
+from .errors import UsageError
+from .options import DEFAULTS, CompileOptions
+from .target import GAP8, Gap8Target, is_gap8, tvm_target
 
 
 @tvm.transform.module_pass(opt_level=0, name="FoldConstantKeepQuantized")
@@ -49,16 +52,18 @@ def _has_quantize(mod) -> bool:
 CHAIN_POLICIES = ("chains", "all-chains")
 
 
-def gap8_passes(hw: Gap8Target = GAP8, fuse: bool = True, policy: str = "all",
-                layout: str = "chw", compilation: Compilation | None = None) -> list:
-    """Our passes, in order, without TVM's final build passes. ``policy``: fuse ``all`` pairs
+def gap8_passes(hw: Gap8Target = GAP8, fusion: str = DEFAULTS.fusion,
+                layout: str = DEFAULTS.layout, compilation: Compilation | None = None) -> list:
+    """Our passes, in order, without TVM's final build passes. ``fusion``: fuse ``all`` pairs
     and PW->DW->PW chains the rules allow, only the ``profitable`` ones (by the tiler's cycle
-    model), ``chains`` (``auto`` with PW->DW->PW chains where the model says they win),
-    ``all-chains`` (``all`` with every chain that fits), or let the planner decide (``auto``: it may
-    split a formed pair; a chain forms only where modelled faster than its block without it); ``layout``: the planner's layout
-    policy (``chw`` with ``all`` / ``profitable`` / no fusion: no planner, every kernel in its
-    default layouts); ``compilation``: the records the passes share (the layout plan), a new
-    one when None."""
+    model), ``none``, ``chains`` (``auto`` with PW->DW->PW chains where the model says they
+    win), ``all-chains`` (``all`` with every chain that fits), or let the planner decide
+    (``auto``: it may split a formed pair); ``layout``: the planner's layout policy (``chw``
+    with ``all`` / ``profitable`` / ``none``: no planner, every kernel in its default
+    layouts); ``compilation``: the records the passes share (the layout plan), a new one when
+    None. Defaults: ``options.DEFAULTS``, as everywhere."""
+    CompileOptions(fusion=fusion, layout=layout)  # refuses an unknown policy, naming it
+    fuse, policy = fusion != "none", fusion
     compilation = compilation if compilation is not None else Compilation()
     passes = [
         fold_constants,
@@ -84,11 +89,46 @@ def gap8_passes(hw: Gap8Target = GAP8, fuse: bool = True, policy: str = "all",
     return passes
 
 
-def gap8_pipeline(hw: Gap8Target = GAP8, fuse: bool = True, policy: str = "auto",
-                  layout: str = "auto") -> tvm.transform.Pass:
-    return tvm.transform.Sequential(
-        gap8_passes(hw, fuse, policy, layout) + [relax.get_pipeline("default_build")],
-        name="gap8")
+@tvm.transform.module_pass(opt_level=0, name="Gap8TargetCheck")
+def _refuse_other_targets(mod: tvm.IRModule, _ctx) -> tvm.IRModule:
+    target = tvm.target.Target.current(allow_none=True)
+    if target is not None and target.kind.name not in ("llvm", "c"):
+        raise UsageError(f"the gap8 pipeline builds CPU code (its kernels for GAP8, checked on "
+                         f"the host with llvm or emitted as C), not for target kind "
+                         f"{target.kind.name!r}; use tvm_gap8.target.tvm_target()")
+    return mod
+
+
+def gap8_pipeline(hw: Gap8Target = GAP8, options: CompileOptions | None = None,
+                  **knobs) -> tvm.transform.Pass:
+    """Our passes then TVM's ``default_build``. ``options`` (or its fields as keywords:
+    ``relax.get_pipeline("gap8", l1_kb=32, fusion="all")``) default to ``DEFAULTS``.
+
+    Under a target that is not GAP8's (``tvm.compile(mod, target="llvm",
+    relax_pipeline="gap8")``) our passes still run, under the GAP8 host target
+    (``tvm_target()``: the same ``llvm`` kind with ``gap8`` among its keys), so the module
+    built holds the GAP8 kernels; a non-CPU target is refused, saying why."""
+    options = (options or DEFAULTS).replace(**knobs)
+    return tvm.transform.Sequential([_refuse_other_targets,
+                                     _UnderGap8Target(options.target(hw), options),
+                                     relax.get_pipeline("default_build")], name="gap8")
+
+
+@tvm.transform.module_pass(opt_level=0, name="UnderGap8Target")
+class _UnderGap8Target:
+    """Runs our passes (``gap8_passes``, a new Compilation per module) under the GAP8 host
+    target unless a GAP8 target is current already."""
+
+    def __init__(self, hw: Gap8Target, options: CompileOptions):
+        self.hw, self.options = hw, options
+
+    def transform_module(self, mod: tvm.IRModule, _ctx) -> tvm.IRModule:
+        ours = tvm.transform.Sequential(gap8_passes(self.hw, self.options.fusion,
+                                                    self.options.layout), name="gap8_passes")
+        if is_gap8(tvm.target.Target.current(allow_none=True)):
+            return ours(mod)
+        with tvm_target(host=True):
+            return ours(mod)
 
 
 def _register():

@@ -111,6 +111,21 @@ def _npy_feeds(directory, shapes, dtypes):
     return feeds
 
 
+#: ONNX ops of a model that is quantized already (QDQ or operator-oriented)
+QUANTIZED_OPS = ("QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul",
+                 "ConvInteger", "MatMulInteger", "DynamicQuantizeLinear")
+
+
+def _refuse_quantized(model: onnx.ModelProto) -> None:
+    found = [n for n in model.graph.node if n.op_type in QUANTIZED_OPS]
+    if found:
+        ops = sorted({n.op_type for n in found})
+        raise UsageError(f"the model is quantized already: {len(found)} node(s) of "
+                         f"{', '.join(ops)} (first: {found[0].name or found[0].op_type!r}); "
+                         "quantize takes a float model; compile this one directly with "
+                         "tvm-gap8 compile")
+
+
 def quantize_model(model, output: str, input_shapes=None, calibration: str | None = None,
                    samples: int = 16, seed: int = 0, per_channel: bool = True,
                    warn: bool = True, activation_type: str = "int8") -> dict:
@@ -120,6 +135,7 @@ def quantize_model(model, output: str, input_shapes=None, calibration: str | Non
 
     m = onnx.ModelProto()
     m.CopyFrom(load_onnx(model))
+    _refuse_quantized(m)
     _name_nodes(m)
     shapes, dtypes = pin_input_shapes(m, input_shapes)
     optimized = optimize_with_onnxruntime(_at_least_opset(m, PER_AXIS_OPSET, warn))

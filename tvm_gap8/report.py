@@ -8,6 +8,7 @@ the ONNX node names the frontend put in their spans.
 from __future__ import annotations
 
 import math
+import textwrap
 
 import tvm
 from tvm import relax
@@ -23,6 +24,10 @@ from .vocab import (HWC, DMA_TRANSFERS, EPILOGUES_ATTR, INTEGER_ATTR, KIND_ATTR,
                     L2_TO_L1_ACT, L2_TO_L1_TRANSPOSED, L2_TO_L1_WGT, L3_TO_L2, LAYOUTS_ATTR,
                     MACS_ATTR, PLACEMENT_ATTR, PLAN_ATTR, PLAN_FIGURES_ATTR, WORK_ATTR)
 
+
+#: report.json's ``schema_version`` (``tvm_gap8/report_schema.json``): bumped when a field is
+#: renamed or removed, or changes meaning.
+SCHEMA_VERSION = 1
 
 def _shape(e):
     return [int(v) for v in e.ty.shape.values]
@@ -235,57 +240,107 @@ def _layouts_cell(layer) -> str:
     return "_".join(p for p in (src, lay.get("intermediate"), lay["output"]) if p)
 
 
-def format_table(report: dict) -> str:
-    """The per-layer table the CLI prints."""
+#: The table's width limit (every line, the table's rows and the text under it)
+WIDTH = 100
+
+LEGEND = """\
+kind: conv dw pw dense pool add lut mul: one GAP8 kernel; dw_pw / pw_dw: a fused pair (one kernel,
+  the intermediate only in L1); quantize, reshape... ops left to TVM (no L1 tiles)
+layouts: IN_OUT storage order of the kernel's L1 tiles (fused: IN_MID_OUT); CHW>HWC: stored CHW
+  in L2, turned into an HWC tile by its copy
+tile: output rows (r) x channels (c) per tile, then row tiles x channel tiles; dwN: a fused DW
+  computes N channels at a time
+L1 B: L1 peak read off the IR; act B / wgt B: activation (in and out) / weight bytes the DMA
+  moves between L2 and L1; cycles: the cycle model's; GVSOC: measured on pulp-open (--run gvsoc)"""
+
+
+def _tile_cell(tile) -> str:
+    if not tile:
+        return "-"
+    cell = f"{tile['rows']}r {tile['channels']}c {tile['row_tiles']}x{tile['channel_tiles']}"
+    return cell + (f" dw{tile['dw_channels']}" if tile.get("dw_channels") else "")
+
+
+def _row(i, layer, measured: dict) -> tuple:
+    t = layer.get("traffic")
+    cells = (str(i), layer["name"], layer["kind"], _layouts_cell(layer),
+             _tile_cell(layer.get("tile")),
+             f"{layer['l1_peak_bytes']:,}" if t else "-",
+             f"{t[L2_TO_L1_ACT] + t[L1_TO_L2_ACT]:,}" if t else "-",
+             f"{t[L2_TO_L1_WGT]:,}" if t else "-",
+             f"{layer['plan']['cycles']:,}" if layer.get("plan") else "-")
+    return cells + ((f"{measured[layer['name']]:,}" if layer["name"] in measured else "-",)
+                    if measured else ())
+
+
+def table_rows(report: dict) -> list[tuple]:
+    """The header, a row per layer and the totals row (which report.json's totals hold)."""
     measured = _measured_cycles(report)
-    rows = [("#", "layer", "kind", "layouts", "MACs", "tile", "L1 B", "L2->L1 B", "L1->L2 B",
-             "DMAs", "model cyc") + (("GVSOC cyc",) if measured else ())]
-    for i, layer in enumerate(report["layers"]):
-        tile = layer.get("tile")
-        tile_s = f"{tile['rows']}r x {tile['channels']}c ({tile['row_tiles']}x{tile['channel_tiles']})" \
-            if tile else "-"
-        if tile and tile.get("dw_channels"):  # channel-staged DW->PW: DW channels per tile
-            tile_s += f" dw{tile['dw_channels']}"
-        t = layer.get("traffic")
-        rows.append((str(i), layer["name"][:34], layer["kind"], _layouts_cell(layer),
-                     f"{layer['macs']:,}", tile_s,
-                     f"{layer['l1_peak_bytes']:,}" if t else "-",
-                     f"{t[L2_TO_L1_ACT] + t[L2_TO_L1_WGT]:,}" if t else "-",
-                     f"{t[L1_TO_L2_ACT]:,}" if t else "-",
-                     str(t[DMA_TRANSFERS]) if t else "-",
-                     f"{layer['plan']['cycles']:,}" if layer.get("plan") else "-")
-                    + ((f"{measured[layer['name']]:,}" if layer["name"] in measured else "-",)
-                       if measured else ()))
+    head = ("#", "layer", "kind", "layouts", "tile", "L1 B", "act B", "wgt B", "cycles") + \
+        (("GVSOC",) if measured else ())
+    rows = [_row(i, layer, measured) for i, layer in enumerate(report["layers"])]
+    tot = report["totals"]
+    total = ("", "total", "", "", "", "", f"{tot['act_bytes']:,}", f"{tot['weight_bytes']:,}",
+             f"{tot['cycles_modelled']:,}")
+    if measured:
+        total += (f"{sum(measured.values()):,}",)
+    return [head, *rows, total]
+
+
+def _aligned(rows: list[tuple]) -> list[str]:
+    """Columns aligned (numbers right), the layer names cut so that a row fits ``WIDTH``."""
     widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
-    numeric = {4, 6, 7, 8, 9, 10, 11}
-    lines = ["  ".join(cell.rjust(w) if c in numeric else cell.ljust(w)
-                       for c, (cell, w) in enumerate(zip(r, widths))).rstrip() for r in rows]
-    lines.insert(1, "-" * len(lines[0]))
+    others = sum(widths) - widths[1] + len(widths) - 1
+    widths[1] = max(8, min(widths[1], WIDTH - others))
+    numeric = set(range(5, len(widths)))
+
+    def cell(c, text):
+        if c == 1 and len(text) > widths[1]:
+            text = text[:widths[1] - 1] + "~"
+        return text.rjust(widths[c]) if c in numeric or c == 0 else text.ljust(widths[c])
+
+    lines = [" ".join(cell(c, t) for c, t in enumerate(r)).rstrip() for r in rows]
+    rule = "-" * max(len(line) for line in lines)
+    return [lines[0], rule, *lines[1:-1], rule, lines[-1]]
+
+
+def format_table(report: dict) -> str:
+    """The per-layer table the CLI prints, its legend, the decisions and the totals, every
+    line at most ``WIDTH`` characters."""
+    lines = _aligned(table_rows(report))
     fusion = report["fusion"]
-    total = sum(layer["macs"] for layer in report["layers"])
-    lines.append("-" * len(lines[0]))
-    moved = sum(layer["traffic"][L2_TO_L1_ACT] + layer["traffic"][L1_TO_L2_ACT]
-                for layer in report["layers"] if layer.get("traffic"))
-    lines.append(f"{len(report['layers'])} layers, {total:,} MACs, L2<->L1 activation traffic "
-                 f"{moved:,} B; fused groups: "
-                 f"{len(fusion['fused'])} "
-                 f"(dw_pw {sum(f['kind'] == 'dw_pw' for f in fusion['fused'])}, "
-                 f"pw_dw {sum(f['kind'] == 'pw_dw' for f in fusion['fused'])}); "
-                 f"unfused DW: {len(fusion['refused'])}")
-    for r in fusion["refused"]:
-        lines.append(f"  not fused: {','.join(r['onnx_nodes'])}: {r['reason']}")
-    for r in fusion.get("split", []):
-        lines.append(f"  not fused: {r['layer']}: {r['reason']}")
+    text = [f"{len(report['layers'])} layers, "
+            f"{sum(layer['macs'] for layer in report['layers']):,} MACs; fused groups: "
+            f"{len(fusion['fused'])} (dw_pw {sum(f['kind'] == 'dw_pw' for f in fusion['fused'])}"
+            f", pw_dw {sum(f['kind'] == 'pw_dw' for f in fusion['fused'])}); unfused DW: "
+            f"{len(fusion['refused'])}"]
+    text += _grouped("not fused", [(",".join(r["onnx_nodes"]), r["reason"])
+                                   for r in fusion["refused"]])
+    text += [f"  not fused: {r['layer']}: {r['reason']}" for r in fusion.get("split", [])]
     fallbacks = [layer["name"] for layer in report["layers"]
                  if layer.get("fallback") and layer["kind"] not in ("quantize", "dequantize")]
     if fallbacks:
-        lines.append(f"  not tiled (TVM fallback): {', '.join(fallbacks)}")
-    lines += plan_lines(report)
-    lines += float_lines(report.get("float_layers") or [])
-    check = report.get("check")
-    if check:
-        lines += check_lines(check)
-    return "\n".join(lines)
+        text.append(f"  not tiled (TVM fallback): {', '.join(fallbacks)}")
+    text += plan_lines(report)
+    text += float_lines(report.get("float_layers") or [])
+    if report.get("check"):
+        text += check_lines(report["check"])
+    return "\n".join(lines + LEGEND.splitlines() + [w for t in text for w in _wrap(t)])
+
+
+def _grouped(what: str, named_reasons: list[tuple]) -> list[str]:
+    """One line per reason: how many, the names, the reason."""
+    groups: dict = {}
+    for name, reason in named_reasons:
+        groups.setdefault(reason, []).append(name)
+    return [f"  {what} ({len(names)}): {', '.join(names)}: {reason}" if len(names) > 1
+            else f"  {what}: {names[0]}: {reason}" for reason, names in groups.items()]
+
+
+def _wrap(line: str) -> list[str]:
+    indent = " " * (len(line) - len(line.lstrip()) + 4)
+    return textwrap.wrap(line, WIDTH, subsequent_indent=indent, break_on_hyphens=False,
+                         break_long_words=False) or [line]
 
 
 def _measured_cycles(report: dict) -> dict:

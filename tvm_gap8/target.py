@@ -229,3 +229,6 @@ def gap8_enabled() -> bool:
 
     current = tvm.target.Target.current(allow_none=True)
     return current is None or is_gap8(current)
+
+
+_register_tag()  # ``tvm.target.Target("greenwaves/gap8")`` works once tvm_gap8 is imported

@@ -16,7 +16,7 @@ from tvm_gap8.testing.quant import quantized
 
 
 def compiled(model, fuse=True):
-    result = compile_model(model, check=False, fuse=fuse)
+    result = compile_model(model, check=False, fuse=fuse, fusion="all", layout="chw")
     result.executable = build_host(result.lowered)
     return result
 

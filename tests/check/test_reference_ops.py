@@ -158,14 +158,15 @@ def test_int8_resizes_and_concats_bit_exact():
                axis=1)
     y = b.conv_bn_act(y, 16, 8, 1, act=None, base="c2")
     check = compile_model(quantized(b.model("input", [1, 3, 8, 8], y, name="ups"), samples=2),
-                          check=True).report["check"]
+                          check=True, fusion="all", layout="chw").report["check"]
     assert check["passed"] and check["exact"] == {"applicable": True, "equal": True}, check
 
 
 def test_int8_detector_passes_check():
     """The bug report's model (smaller): the int8 detector is checked and passes; only the
     ConvTranspose is not exactly comparable, and the outputs still agree bit for bit."""
-    check = compile_model(quantized(M.text_detector(32), samples=2), check=True).report["check"]
+    check = compile_model(quantized(M.text_detector(32), samples=2), check=True,
+                          fusion="all", layout="chw").report["check"]
     assert check["passed"], check
     assert check["exact"]["reasons"] == [
         "node 'deconv_0' (ConvTranspose) runs in float32 in our compiled code: its result "
@@ -258,7 +259,7 @@ def test_channel_pad_add_block_passes_check(int8):
     Pad") and passed; int8 bit for bit, the padded channels at the zero point of the
     quantized Pad output (a real 0)."""
     model = quantized(M.pad_add_block(), samples=2) if int8 else M.pad_add_block()
-    r = compile_model(model, check=True).report
+    r = compile_model(model, check=True, fusion="all", layout="chw").report
     assert r["check"]["passed"] and r["check"].get("checked", True), r["check"]
     if not int8:
         return

@@ -93,13 +93,14 @@ CASES = [
     ("fails the checker", _bad_checker, [], 1, "fails the ONNX checker"),
     ("unsupported opset", _old_opset, [], 1, "unsupported ONNX opset 7"),
     ("unsupported op", _unknown_op, [], 1, "node 'my_celu': op type Celu is not supported"),
-    ("dynamic dims not pinned", _dynamic, [], 2, "input 'input' has a dynamic dimension 0"),
+    ("dynamic dims not pinned", _dynamic, [], 2, "input 'input' dimension 0 (batch)"),
     ("unknown input", _good, ["--input-shape", "nope:1,4,8,8"], 2, "unknown input 'nope'"),
     ("wrong rank", _good, ["--input-shape", "input:1,4,8"], 2, "rank 3 given"),
-    ("zero dim_value (dynamic)", _zero_dim, [], 2, "input 'input' has a dynamic dimension 2 (0)"),
+    ("zero dim_value (dynamic)", _zero_dim, [], 2, "input 'input' dimension 2 (0)"),
     ("zero-size --input-shape", _good, ["--input-shape", "input:1,4,0,8"], 2, "zero-size"),
     # 0.1 kB fits since columns are tiled too: 1 row x 1 column x 1 channel of a 4-channel DW
-    ("layer cannot fit L1", _good, ["--l1-kb", "0.02"], 1, "cannot fit L1"),
+    ("L1 below the stacks", _good, ["--l1-kb", "0.02"], 2, "leaves nothing for tiles"),
+    ("L1 above L2", _good, ["--l1-kb", "600"], 2, "more than the 512000 B of L2"),
     ("QOperator quantization", _qlinearconv, [], 1, "node 'qconv': QLinearConv (QOperator"),
     ("bad --l1-kb", _good, ["--l1-kb", "-3"], 2, "--l1-kb -3: must be > 0"),
 ]

@@ -8,6 +8,8 @@ import sys
 import onnx
 import pytest
 
+import tvm
+
 from tvm_gap8.testing import onnx_models as M
 
 
@@ -38,7 +40,9 @@ def test_compile_example_writes_report_and_lowered_ir(compiled):
     assert {"max_abs_err", "max_rel_err"} <= set(report["check"])
     from importlib.metadata import version
 
-    assert report["versions"] == {"tvm": version("apache-tvm"), "onnx": version("onnx"),
+    from tvm_gap8 import __version__
+
+    assert report["versions"] == {"tvm_gap8": __version__, "tvm": version("apache-tvm"), "onnx": version("onnx"),
                                   "onnxruntime": version("onnxruntime"),
                                   "numpy": version("numpy")}
     _assert_13_pairs_planned(report)
@@ -92,16 +96,60 @@ def test_bad_inputs(tmp_path, example):
     _assert_one_line_error(run_cli("compile", example, "--input-shape", "input:1,3,96", "-o",
                                    out), 2, "rank 3 given")
     _assert_one_line_error(run_cli("compile", example, "--bogus-flag"), 2, "unrecognized")
-    _assert_one_line_error(run_cli("compile", example, "--l1-kb", "0.05", "-o", out), 1,
-                           "layer stem_0 (conv) cannot fit L1")
+    _assert_one_line_error(run_cli("compile", example, "--l1-kb", "0.05", "-o", out), 2,
+                           "50 B of L1 leaves nothing for tiles")
+    _assert_one_line_error(run_cli("compile", example, "--l1-kb", "2000", "-o", out), 2,
+                           "2000000 B of L1 is more than the 512000 B of L2")
     assert not out.exists()
-    assert not [p for p in os.listdir(tmp_path) if p.startswith(".tvm-gap8-")]
+
+
+def test_too_small_l1_names_the_layer_and_the_smallest_l1_that_works(example, tmp_path):
+    """At 9 kB only the classifier's smallest tile (2,056 B) misses the 744 B budget (every
+    pair fused in default layouts: no planner, so the four compiles stay quick)."""
+    quick = ("--fusion", "all", "--layout", "chw", "-o", tmp_path / "o")
+    _assert_one_line_error(run_cli("compile", example, "--l1-kb", "9", *quick), 1,
+                           "layer fc_0 (dense) cannot fit L1: its smallest tile (1 row(s) x 1 "
+                           "channel(s)) needs 2056 B, the L1 budget is 744 B (9000 B of L1 less "
+                           "8192 B of cluster stacks, 64 B of alignment); the smallest L1 that "
+                           "compiles this model is 10.312 kB (--l1-kb 10.312)")
+    assert run_cli("compile", example, "--l1-kb", "10.312", *quick, "-q").returncode == 0
+    _assert_one_line_error(run_cli("compile", example, "--l1-kb", "10.311", *quick, "-q"),
+                           1, "needs 2056 B, the L1 budget is 2055 B")
 
 
 def test_unwritable_output(tmp_path, example):
     blocker = tmp_path / "file"
     blocker.write_text("x")
     _assert_one_line_error(run_cli("compile", example, "-o", blocker / "sub"), 2, "cannot")
+
+
+def test_quantize_refuses_a_quantized_model(example, tmp_path):
+    from tvm_gap8.testing.quant import quantized
+
+    int8 = tmp_path / "int8.onnx"
+    onnx.save(quantized(M.dw_pw_block(cin=4, cout=8, h=8, w=8), samples=2), int8)
+    _assert_one_line_error(run_cli("quantize", int8, "-o", tmp_path / "again.onnx"), 2,
+                           "the model is quantized already: ")
+    assert not (tmp_path / "again.onnx").exists()
+
+
+def test_tvmc_input_shape_and_progress_with_elapsed_times(tmp_path):
+    """tvmc's NAME:[D0,...] syntax; every step announced on stderr, those over a second timed."""
+    import re
+
+    model = M.mobilenet_v1(alpha=0.25, resolution=96)
+    model.graph.input[0].type.tensor_type.shape.dim[0].dim_param = "batch"
+    onnx.save(model, tmp_path / "dyn.onnx")
+    proc = run_cli("compile", tmp_path / "dyn.onnx", "--input-shape", "input:[1,3,96,96]",
+                   "--emit-c", "-o", tmp_path / "o")
+    assert proc.returncode == 0, proc.stderr
+    steps = [ln for ln in proc.stderr.splitlines() if ln.startswith("[tvm-gap8] ")]
+    for what in ("importing the ONNX model", "fusing (--fusion auto), planning", "emitting the C "
+                 "project", "writing report.json"):
+        assert any(what in ln for ln in steps), (what, proc.stderr)
+    timed = [ln for ln in steps if re.search(r": \d+\.\d s$", ln)]
+    assert any("fusing (--fusion auto)" in ln for ln in timed), proc.stderr  # ~3-10 s here
+    assert all(float(ln.rsplit(" ", 2)[-2]) >= 1.0 for ln in timed)
 
 
 def test_quantize_then_compile(example, tmp_path):
@@ -195,3 +243,104 @@ def test_emit_c_compiles_with_a_c99_compiler(example, tmp_path, int8):
                             "-o", str(tmp_path / "k.o"), f"-I{project}"],
                            capture_output=True, text=True)
     assert build.returncode == 0, build.stderr[:2000]
+
+
+@tvm.instrument.pass_instrument
+class _KeepLowered:
+    """Keeps the module the gap8 passes produced inside a pipeline run (before TVM's build)."""
+
+    def __init__(self):
+        self.lowered = None
+
+    def run_after_pass(self, mod, info):
+        if info.name == "gap8_passes":
+            self.lowered = mod
+
+
+def test_every_entry_point_gives_the_cli_totals(example, compiled):
+    """The example network through the CLI, compile_model, gap8_passes, the registered gap8
+    pipeline and tvm.compile(..., relax_pipeline="gap8"): one set of defaults, one result."""
+    import tvm
+    from tvm import relax
+
+    from tvm_gap8.compiler import compile_model
+    from tvm_gap8.frontend import import_onnx
+    from tvm_gap8.pipeline import gap8_passes
+    from tvm_gap8.report import layers_of, totals_of
+    from tvm_gap8.target import tvm_target
+
+    proc, out = compiled
+    assert proc.returncode == 0, proc.stderr
+    cli = json.loads((out / "report.json").read_text())
+    assert (cli["fusion_policy"], cli["layout_policy"], cli["dma"]) == ("auto", "auto", "double")
+    assert compile_model(str(example)).report["totals"] == cli["totals"]
+    mod = import_onnx(str(example)).mod
+    with tvm_target(host=True):
+        by_passes = tvm.transform.Sequential(gap8_passes())(mod)
+    assert totals_of(layers_of(by_passes)) == cli["totals"]
+    for run in (lambda: relax.get_pipeline("gap8")(mod),
+                lambda: tvm.compile(mod, target="llvm", relax_pipeline="gap8")):
+        keep = _KeepLowered()
+        with tvm.transform.PassContext(instruments=[keep]):  # no target: the pipeline's own
+            run()
+        assert totals_of(layers_of(keep.lowered)) == cli["totals"]
+
+
+def test_cli_defaults_are_the_library_defaults():
+    from tvm_gap8.cli import build_parser
+    from tvm_gap8.options import DEFAULTS
+
+    args = build_parser().parse_args(["compile", "m.onnx"])
+    assert (args.fusion, args.layout, args.dma, args.requant, args.l1_kb, args.cycle_model) == \
+        (DEFAULTS.fusion, DEFAULTS.layout, DEFAULTS.dma, DEFAULTS.requant, DEFAULTS.l1_kb,
+         DEFAULTS.cycle_model)
+
+
+def test_report_json_follows_its_schema(compiled):
+    from tvm_gap8.testing.schema import report_schema, violations
+
+    _, out = compiled
+    report = json.loads((out / "report.json").read_text())
+    schema = report_schema()
+    assert violations(report, schema) == []
+    assert report["schema_version"] == schema["properties"]["schema_version"]["const"]
+    renamed = dict(report, totals={("cycles" if k == "cycles_modelled" else k): v
+                                   for k, v in report["totals"].items()})
+    assert violations(renamed, schema) == ["report.totals: missing 'cycles_modelled'",
+                                           "report.totals: unexpected 'cycles'"]
+    assert violations(dict(report, layers=[{"name": "x"}]), schema) == [
+        f"report.layers[0]: missing {k!r}" for k in ("kind", "macs", "onnx_nodes")]
+
+
+def test_table_fits_100_columns_adds_up_and_explains_itself(compiled):
+    from tvm_gap8.report import LEGEND, format_table, table_rows
+
+    _, out = compiled
+    report = json.loads((out / "report.json").read_text())
+    # as a GVSOC run would record it: the measured column and its total appear
+    report["measured"] = {"source": "gvsoc", "layers": [
+        {"name": layer["name"], "cycles": 1000 + i} for i, layer in enumerate(report["layers"])
+        if layer.get("tiled")]}
+    text = format_table(report)
+    assert all(len(line) <= 100 for line in text.splitlines()), max(map(len, text.splitlines()))
+    assert LEGEND in text
+    for notation in ("dw_pw", "CHW>HWC", "IN_OUT", "row tiles x channel tiles", "dwN"):
+        assert notation in LEGEND
+    head, *rows, total = table_rows(report)
+    col = {name: i for i, name in enumerate(head)}
+
+    def column_sum(name):
+        return sum(int(r[col[name]].replace(",", "")) for r in rows if r[col[name]] != "-")
+
+    assert column_sum("act B") == report["totals"]["act_bytes"] == \
+        int(total[col["act B"]].replace(",", ""))
+    assert column_sum("wgt B") == report["totals"]["weight_bytes"]
+    assert column_sum("cycles") == report["totals"]["cycles_modelled"]
+    assert column_sum("GVSOC") == int(total[col["GVSOC"]].replace(",", "")) > 0
+
+
+def test_repeated_reasons_are_grouped():
+    from tvm_gap8.report import _grouped
+
+    lines = _grouped("not fused", [("a", "why"), ("b", "why"), ("c", "other")])
+    assert lines == ["  not fused (2): a, b: why", "  not fused: c: other"]

@@ -13,7 +13,8 @@ from tvm_gap8.testing import onnx_models as M
 def test_emitter_reads_the_compiled_target(tmp_path):
     assert "hw" not in inspect.signature(emit_and_run).parameters
     hw = GAP8.with_l1_budget(20000)
-    result = compile_model(M.dw_pw_block(cin=8, cout=16, h=10, w=10), hw=hw, dma="blocking")
+    result = compile_model(M.dw_pw_block(cin=8, cout=16, h=10, w=10), hw=hw, dma="blocking",
+                           fusion="all", layout="chw")
     assert (result.hw.dma_mode, result.hw.double_buffering) == ("blocking", False)
     assert result.hw.l1_bytes == hw.l1_bytes and result.report["target"] == result.hw.to_dict()
     report = emit_and_run(result, str(tmp_path))

@@ -49,8 +49,26 @@ def test_shape_subgraph_folds_once_shapes_are_pinned():
 
 
 def test_unpinned_dynamic_dim_names_the_input():
-    with pytest.raises(UsageError, match=r"input 'x' has a dynamic dimension 0 \(N\); pin it"):
+    with pytest.raises(UsageError, match=r"input 'x' dimension 0 \(N\); pin them with "
+                       r"--input-shape x:D0,D1"):
         import_onnx(_dynamic_model())
+
+
+def test_every_dynamic_dimension_is_named():
+    model = _dynamic_model()
+    dims = model.graph.input[0].type.tensor_type.shape.dim
+    dims[2].dim_param, dims[3].dim_param = "H", "W"
+    with pytest.raises(UsageError, match=r"input 'x' dimensions 0 \(N\), 2 \(H\), 3 \(W\);"):
+        import_onnx(model)
+
+
+def test_tvmc_shape_syntax_is_accepted():
+    from tvm_gap8.frontend import parse_input_shape
+
+    assert parse_input_shape("input:[1,3,96,96]") == parse_input_shape("input:1,3,96,96") == \
+        ("input", (1, 3, 96, 96))
+    with pytest.raises(UsageError, match="dimensions must be integers"):
+        parse_input_shape("input:[1,3,x]")
 
 
 def _paddle_style(model, dim_value):
@@ -67,7 +85,7 @@ def _paddle_style(model, dim_value):
 def test_non_positive_dim_value_is_dynamic(dim_value):
     model = _paddle_style(_dynamic_model(), dim_value)
     label = str(dim_value)
-    with pytest.raises(UsageError, match=rf"input 'x' has a dynamic dimension 0 \({label}\)"):
+    with pytest.raises(UsageError, match=rf"input 'x' dimension 0 \({label}\)"):
         import_onnx(model)
     result = compile_checked(model, input_shapes={"x": (1, 3, 8, 8)})
     assert result.report["inputs"] == {"x": [1, 3, 8, 8]}

@@ -108,8 +108,8 @@ def test_profitable_fusion_policy_refuses_costly_pairs_and_wins():
     def cycles(report):
         return sum(layer["plan"]["cycles"] for layer in report["layers"] if layer.get("plan"))
 
-    none = compile_model(model, hw=hw, fuse=False).report
-    every = compile_model(model, hw=hw, fusion="all").report
+    none = compile_model(model, hw=hw, fuse=False, layout="chw").report
+    every = compile_model(model, hw=hw, fusion="all", layout="chw").report
     profitable = compile_checked(model, hw=hw, fusion="profitable").report
     reasons = [r["reason"] for r in profitable["fusion"]["refused"]]
     assert reasons and all("fusion not profitable on gap8" in r for r in reasons)

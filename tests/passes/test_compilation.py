@@ -33,7 +33,7 @@ def test_plan_memo_keys_on_the_spec_itself():
 def test_planner_and_lowering_share_a_typed_plan():
     mod = import_onnx(M.dw_pw_block(cin=8, cout=16, h=10, w=10, act="relu6")).mod
     compilation = Compilation()
-    lowered = lower(mod, GAP8, True, "auto", "auto", compilation)
+    lowered = lower(mod, GAP8, "auto", "auto", compilation)
     plan = compilation.layout_plan
     assert isinstance(plan, LayoutPlan) and (plan.policy, plan.fusion) == ("auto", "auto")
     assert all(isinstance(d, LayerDecision) for d in plan.layers.values())
@@ -46,7 +46,7 @@ def test_planner_and_lowering_share_a_typed_plan():
     assert sorted(map(str, layouts)) == sorted(map(str, planned))
     # without a planner in the same compilation, the lowering uses the defaults
     alone = Compilation()
-    lower(mod, GAP8, True, "all", "chw", alone)
+    lower(mod, GAP8, "all", "chw", alone)
     assert alone.layout_plan is None
 
 

@@ -59,7 +59,8 @@ def test_3d_sigmoid_names_the_table_rule():
     y = b.conv_bn_act("input", 8, 16, 3, act="relu", base="conv")
     y = b.node("Reshape", [y, b.const("seq", np.array([1, 16, 64], np.int64))], "to_seq")
     model = b.model("input", [1, 8, 8, 8], b.node("Sigmoid", [y], "gate"))
-    report = compile_model(quantized(model, samples=2), check=True).report
+    report = compile_model(quantized(model, samples=2), check=True, fusion="all",
+                           layout="chw").report
     assert report["check"]["passed"]
     assert report["float_layers"] == [{
         "name": "gate_0", "kind": "activation",
@@ -70,7 +71,7 @@ def test_3d_sigmoid_names_the_table_rule():
 @pytest.mark.parametrize("int8", [True, False], ids=["int8", "float"])
 def test_pad_layer_has_kind_pad(int8):
     model = quantized(M.pad_add_block(), samples=2) if int8 else M.pad_add_block()
-    layers = compile_model(model).report["layers"]
+    layers = compile_model(model, fusion="all", layout="chw").report["layers"]
     pad = [la for la in layers if la["name"] == "channel_padding_0"]
     assert [(la["kind"], la["integer"]) for la in pad] == [("pad", int8)]
     assert not any(la["kind"].startswith(("pad1", "call_tir")) for la in layers)
@@ -84,6 +85,7 @@ def test_reflect_pads_are_named_by_their_op_not_their_function():
         pads = b.const("pads", np.array([0, 0, 1, 1, 0, 0, 1, 1], np.int64))
         y = b.conv(b.node("Pad", [y, pads], f"rpad{i}", mode="reflect"), 8, 8, 3,
                    pads=[0, 0, 0, 0], base=f"c{i}")
-    layers = compile_model(b.model("input", [1, 8, 8, 8], y)).report["layers"]
+    layers = compile_model(b.model("input", [1, 8, 8, 8], y), fusion="all",
+                           layout="chw").report["layers"]
     assert [(la["name"], la["kind"]) for la in layers if "pad" in la["name"]] == [
         ("rpad0_0", "mirror_pad"), ("rpad1_0", "mirror_pad")]

@@ -32,7 +32,7 @@ def test_pipeline_forms_kernels_in_registry_order():
                       "FormAddKernels", "FormPoolKernels", "FormDenseKernels", "FormMulKernels",
                       "FormLutKernels"]
     assert len(formed) == len(FAMILIES) - 1  # the chains only when asked for
-    chained = [p.info.name for p in gap8_passes(policy="chains")]
+    chained = [p.info.name for p in gap8_passes(fusion="chains")]
     assert [n for n in chained if n.startswith(("Fuse", "Form"))] == \
         ["FusePointwiseDepthwisePointwise", *formed]
 

@@ -14,6 +14,7 @@ from tvm import relax
 from ..check import check_outputs, random_inputs
 from ..check.host import build_host, run_host
 from ..errors import UsageError
+from ..progress import step
 from ..vocab import DMA_TRANSFERS, L1_TO_L2_ACT, L2_TO_L1_ACT, L2_TO_L1_WGT, L3_TO_L2
 from . import build, gvsoc
 from .network import read_network
@@ -150,9 +151,10 @@ def emit_and_run(result, out_dir: str, platform: str | None = None,
         raise UsageError(f"--run {platform}: choose one of {', '.join(PLATFORMS)}")
     out_dir = os.path.abspath(out_dir)  # the builds run inside the project
     hw = result.hw
-    net = read_network(result.lowered, hw, instrument=True, placement=result.placement)
-    project = os.path.join(out_dir, "gap8")
-    files = write_project(net, hw, project)
+    with step("emitting the C project"):
+        net = read_network(result.lowered, hw, instrument=True, placement=result.placement)
+        project = os.path.join(out_dir, "gap8")
+        files = write_project(net, hw, project)
     report = result.report
     report["emit_c"] = _emit_record(net, files)
     _warn_float(report["emit_c"]["float_layers"])
@@ -204,14 +206,18 @@ def _build_and_run(net, project, inputs, platform, instrument, timeout) -> dict:
     shapes, dtypes = [t.shape for t in t_outs], [t.dtype for t in t_outs]
     if platform == "gvsoc":
         refuse_float_on_gvsoc(net)
-        elf = gvsoc.build(project, xs_c, net.cluster_stack_bytes)
-        sim = gvsoc.run(project, elf, shapes, dtypes, timeout)
+        with step("building the C project for GVSOC (pulp-runtime)"):
+            elf = gvsoc.build(project, xs_c, net.cluster_stack_bytes)
+        with step("running it on GVSOC"):
+            sim = gvsoc.run(project, elf, shapes, dtypes, timeout)
         return {"output": sim.output, "seconds": sim.seconds, "counters": None, "sim": sim,
                 "exe": elf}
-    exe = build.build_host(project, instrument) if platform == "host" else \
-        build.build_rv32(project, instrument)
-    return {**build.run_project(project, exe, platform, xs_c, shapes, dtypes, timeout),
-            "exe": exe}
+    with step(f"building the C project ({platform})"):
+        exe = build.build_host(project, instrument) if platform == "host" else \
+            build.build_rv32(project, instrument)
+    with step(f"running it ({'QEMU' if platform == 'rv32' else 'host'})"):
+        ran = build.run_project(project, exe, platform, xs_c, shapes, dtypes, timeout)
+    return {**ran, "exe": exe}
 
 
 def _run_record(result, net, inputs, ran, platform, seed) -> dict:

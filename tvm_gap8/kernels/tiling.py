@@ -333,8 +333,8 @@ def search(spec, hw: Gap8Target, layer, plans, tile_cols: bool = False,
                 if p.l1_bytes <= hw.l1_budget and (best is None or _key(p) < _key(best)):
                     best = p
     if best is None:
-        reason = (f"its smallest tile ({smallest.describe()}) needs {smallest.l1_bytes} B, "
-                  f"{hw.describe_l1_budget()}")
+        reason = (TilingError.NEEDS.format(tile=smallest.describe(), needed=smallest.l1_bytes)
+                  + hw.describe_l1_budget())
         err = TilingError(f"layer {layer} ({spec.kind}) cannot fit L1: {reason}")
         err.reason = reason
         raise err

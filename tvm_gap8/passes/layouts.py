@@ -32,6 +32,7 @@ from ..irutil import bindings
 from ..kernels import KernelPlans, family_of
 from ..kernels.layout import KernelLayouts
 from ..kernels.pw_dw_pw import ChainKernelSpec, chain_alternatives
+from ..progress import step
 from ..vocab import CHW, HWC, KIND_ATTR, LAYER_ATTR
 from .compilation import Compilation
 from .layout_plan import Alternative, LayerDecision, LayoutPlan
@@ -93,8 +94,9 @@ def plan_network(mod: tvm.IRModule, hw, policy: str = "auto", fusion: str = "aut
     nodes, forced = _nodes(mod, func, hw.requant)
     if policy == "chw":
         forced |= {n.output for n in nodes}
-    for node in nodes:
-        node.options = _options(node, cost, policy, fusion)
+    for node in nodes:  # the costly part: every variant of every kernel tiled and priced
+        with step(f"  planning {node.layer}", announce=False):
+            node.options = _options(node, cost, policy, fusion)
     total, choice, capped = _search(nodes, forced, cost, policy)
     note = (f"output kept CHW: more than {MAX_FRONTIER} tensors live at once, the search does "
             "not choose its layout")

@@ -130,7 +130,7 @@ def run_case_report(case: BlockCase):
         model = quantized(model, samples=4, seed=case.seed)
     try:
         result = compile_model(model, hw=GAP8.with_l1_budget(case.l1_bytes), check=True,
-                               seed=case.seed)
+                               seed=case.seed, fusion="all", layout="chw")
     except TilingError as exc:
         msg = str(exc)
         assert "cannot fit L1" in msg and " B, the L1 budget is " in msg, msg
