@@ -1,15 +1,16 @@
-"""The paper's study on our compiler: int8 MobileNets compiled for GAP8 three ways, costed by the
+"""The paper's study on our compiler: int8 MobileNets compiled for GAP8 four ways, costed by the
 same cycle model, L2<->L1 activation bytes read off the lowered IR.
 
     python benchmarks/paper_study.py [--plot out/paper_study.png] [--jobs 2] [--quick] [--measure]
 
 Per network: the usual deployment (baseline: ``--fusion none --layout hwc --dma blocking``, as
 DORY + PULP-NN deploy), our best unfused (``--fusion none --layout auto``, double-buffered) and
-the planner (``--fusion auto --layout auto``). Cycles are MODELLED (tvm_gap8/cost/cycles.py),
+the planner (``--fusion auto --layout auto``), and the planner with PW -> DW -> PW chains
+(``--fusion chains --layout auto``, the chain column). Cycles are MODELLED (tvm_gap8/cost/cycles.py),
 not measured on a board; bytes and MACs are counted exactly off the IR. Prints a Markdown table
 (reductions against the baseline in %, activation bytes over the compulsory bytes of the
 grouping, MAC/cycle, compile seconds: the unfused compile, and the planner's including the
-baseline's, each from scratch) and writes a bar chart. ``--measure`` also emits each of the three
+baseline's, each from scratch) and writes a bar chart. ``--measure`` also emits each of the four
 builds as C and runs it on GVSOC's pulp-open cluster (8 cores): MEASURED cluster cycles beside
 the modelled ones (pulp-open, not GAP8: GAP8's 512 kB L2 enforced, L3 weights read from an L2
 stand-in, pulp-open clocks; tvm_gap8/emitc/gvsoc.py).
@@ -34,6 +35,8 @@ CONFIGS = {  # name -> compile_model options
     "baseline": dict(fusion="none", layout="hwc", dma="blocking"),
     "unfused": dict(fusion="none", layout="auto"),
     "planner": dict(fusion="auto", layout="auto"),
+    # the planner with PW -> DW -> PW chains where the model says they win (opt-in)
+    "chains": dict(fusion="chains", layout="auto"),
 }
 
 
@@ -75,6 +78,9 @@ def study(net, measured: bool = False):
     t0 = time.perf_counter()
     unfused = compile_model(model, fusion="none", layout="auto")
     out["unfused"] = (unfused.report["totals"], time.perf_counter() - t0)
+    t0 = time.perf_counter()
+    chains = compile_model(model, **CONFIGS["chains"])
+    out["chains"] = (chains.report["totals"], time.perf_counter() - t0)
     print(f"[paper_study] {network_name(*net)} done", file=sys.stderr, flush=True)
     if measured:
         out["measured"] = measure(model, net)
@@ -84,15 +90,17 @@ def study(net, measured: bool = False):
 def measured_table(results) -> str:
     """Measured on GVSOC beside modelled, and fusion's own share (planner vs best unfused)."""
     lines = ["| network | baseline Mcyc measured (modelled) | unfused measured (modelled) | "
-             "planner measured (modelled) | planner vs baseline, measured | planner vs "
-             "unfused (fusion's share), measured |", "|" + "---|" * 6]
+             "planner measured (modelled) | chains measured (modelled) | planner vs baseline, "
+             "measured | planner vs unfused (fusion's share), measured | chains vs planner, "
+             "measured |", "|" + "---|" * 8]
     for name, r in results:
         m = r["measured"]
         cells = [f"{m[c] / 1e6:.2f} ({r[c][0]['cycles_modelled'] / 1e6:.2f})"
-                 for c in ("baseline", "unfused", "planner")]
+                 for c in ("baseline", "unfused", "planner", "chains")]
         lines.append(f"| {name} | {' | '.join(cells)} | "
                      f"{pct(m['planner'], m['baseline']):+.1f}% | "
-                     f"{pct(m['planner'], m['unfused']):+.1f}% |")
+                     f"{pct(m['planner'], m['unfused']):+.1f}% | "
+                     f"{pct(m['chains'], m['planner']):+.1f}% |")
     return "\n".join(lines)
 
 
@@ -103,10 +111,11 @@ def pct(new, old):
 def table(results) -> str:
     head = ("| network | baseline Mcycles | unfused Mcycles (%) | planner Mcycles (%) | "
             "baseline act kB | unfused act kB (%) | planner act kB (%) | act / compulsory "
-            "(base, unf, plan) | MAC/cycle (base, plan) | compile s (unf, plan) |")
-    lines = [head, "|" + "---|" * 10]
+            "(base, unf, plan) | MAC/cycle (base, plan) | compile s (unf, plan) | "
+            "chains Mcycles (%) | chains act kB (%) |")
+    lines = [head, "|" + "---|" * 12]
     for name, r in results:
-        b, u, p = (r[k][0] for k in ("baseline", "unfused", "planner"))
+        b, u, p, c = (r[k][0] for k in ("baseline", "unfused", "planner", "chains"))
         lines.append(
             f"| {name} | {b['cycles_modelled'] / 1e6:.3f} | "
             f"{u['cycles_modelled'] / 1e6:.3f} "
@@ -120,7 +129,10 @@ def table(results) -> str:
             f"{u['act_bytes'] / u['compulsory_act_bytes']:.2f}, "
             f"{p['act_bytes'] / p['compulsory_act_bytes']:.2f} | "
             f"{b['macs'] / b['cycles_modelled']:.2f}, {p['macs'] / p['cycles_modelled']:.2f} | "
-            f"{r['unfused'][1]:.0f}, {r['planner'][1]:.0f} |")
+            f"{r['unfused'][1]:.0f}, {r['planner'][1]:.0f} | "
+            f"{c['cycles_modelled'] / 1e6:.3f} "
+            f"({pct(c['cycles_modelled'], b['cycles_modelled']):+.1f}) | "
+            f"{c['act_bytes'] / 1e3:.1f} ({pct(c['act_bytes'], b['act_bytes']):+.1f}) |")
     return "\n".join(lines)
 
 
@@ -167,7 +179,7 @@ def main(argv=None):
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--quick", action="store_true", help="the two smallest networks only")
     ap.add_argument("--measure", action="store_true",
-                    help="also run the three builds on GVSOC (measured cycles)")
+                    help="also run the four builds on GVSOC (measured cycles)")
     args = ap.parse_args(argv)
     nets = NETWORKS[:1] + NETWORKS[6:7] if args.quick else NETWORKS
     t0 = time.perf_counter()

@@ -18,7 +18,6 @@ import tempfile
 import traceback
 
 from . import __version__
-from .codegen import emit_c as c_source
 from .compiler import compile_model
 from .errors import Gap8Error, UsageError
 from .frontend import parse_input_shape
@@ -50,6 +49,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p.add_argument("--version", action="version", version=f"tvm-gap8 {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    _add_compile(sub)
+    _add_quantize(sub)
+    return p
+
+
+def _add_compile(sub) -> None:
+    """The ``compile`` command and its options."""
     c = sub.add_parser("compile", help="compile an ONNX model for GAP8",
                        description="Compile an ONNX model for GAP8: fuse DW/PW pairs, tile every "
                        "fused kernel for L1, write report.json and lowered.py.",
@@ -61,10 +67,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="pin an input's shape (repeat for several inputs)")
     c.add_argument("--no-fuse", action="store_true", help="do not fuse DW/PW pairs "
                    "(= --fusion none)")
-    c.add_argument("--fusion", choices=["auto", "all", "none", "profitable"], default="auto",
+    c.add_argument("--fusion",
+                   choices=["auto", "all", "none", "profitable", "chains", "all-chains"],
+                   default="auto",
                    help="auto (default): the planner fuses or splits each pair the rules allow "
                         "by the cycle model; all: fuse every one; none; profitable: fuse those "
-                        "faster than their two kernels, alone")
+                        "faster than their two kernels, alone; chains: auto, plus whole "
+                        "PW->DW->PW[->Add] blocks as one kernel where modelled faster; "
+                        "all-chains: all, plus every such chain that fits")
     c.add_argument("--layout", choices=LAYOUT_POLICIES, default="auto",
                    help="L2 tensor layouts: auto (default: the planner chooses each tensor's "
                         "and each kernel's tile layouts), chw (all CHW), hwc (all HWC, DW inputs "
@@ -102,6 +112,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("-q", "--quiet", action="store_true", help="no progress, no table")
     c.add_argument("-v", "--verbose", action="store_true", help="tracebacks on errors")
 
+
+def _add_quantize(sub) -> None:
+    """The ``quantize`` command and its options."""
     q = sub.add_parser("quantize", help="quantize a float ONNX model to int8 (QDQ)",
                        description="Quantize a float ONNX model to int8 QDQ with onnxruntime's "
                        "static quantization (BatchNorm folded first; int8 activations and "
@@ -122,7 +135,6 @@ def build_parser() -> argparse.ArgumentParser:
                    help="one weight scale per tensor instead of per output channel")
     q.add_argument("--seed", type=int, default=0, help="seed of the random samples")
     q.add_argument("-v", "--verbose", action="store_true", help="tracebacks on errors")
-    return p
 
 
 def _hardware(args):
@@ -176,7 +188,7 @@ def cmd_compile(args) -> int:
             emit_and_run(result, tmp, args.run, args.instrument, args.seed)
         elif args.run or args.instrument:
             raise UsageError("--run and --instrument need --emit-c")
-        write_artifacts(result, tmp, emit_c=args.emit_c)
+        write_artifacts(result, tmp)
         if os.path.isdir(out):
             shutil.rmtree(out)
         os.replace(tmp, out)
@@ -235,7 +247,8 @@ def cmd_quantize(args) -> int:
     return 0
 
 
-def write_artifacts(result, directory: str, emit_c: bool = False) -> None:
+def write_artifacts(result, directory: str) -> None:
+    """report.json, lowered.py and layers.png (the C project, ``--emit-c``, is emitc's)."""
     with open(os.path.join(directory, "report.json"), "w", encoding="utf-8") as f:
         json.dump(result.report, f, indent=2, sort_keys=True)
         f.write("\n")
@@ -243,10 +256,6 @@ def write_artifacts(result, directory: str, emit_c: bool = False) -> None:
         f.write(result.lowered.script())
 
     plot_layers(result.report, os.path.join(directory, "layers.png"))
-    if emit_c:
-
-        with open(os.path.join(directory, "kernels.c"), "w", encoding="utf-8") as f:
-            f.write(c_source(result.lowered))
 
 
 def main(argv=None) -> int:

@@ -7,11 +7,10 @@ import time
 from dataclasses import dataclass, field
 from importlib.metadata import version
 
-import numpy as np
 import tvm
-from tvm import relax
 
 from .check import check_outputs, random_inputs
+from .check.host import build_host, run_host  # noqa: F401  (part of this module's API)
 from .errors import Gap8Error, UnsupportedError
 from .frontend import ImportedModel, import_onnx
 from .pipeline import gap8_passes
@@ -77,11 +76,6 @@ def baseline_totals(mod: tvm.IRModule, hw: Gap8Target) -> dict:
     return {**BASELINE, "totals": totals_of(layers_of(lowered))}
 
 
-def build_host(lowered: tvm.IRModule):
-    """TVM's build passes + LLVM codegen for the host: runs the same lowered kernels."""
-    return tvm.compile(lowered, target=tvm_target(host=True), relax_pipeline="default_build")
-
-
 def cycle_model_of(hw: Gap8Target) -> dict:
     """Which model priced the plans (report.json ``cycle_model``)."""
     from .cost import calibrated
@@ -95,7 +89,9 @@ def compile_model(model, input_shapes=None, hw: Gap8Target = GAP8, fuse: bool = 
                   check: bool = False, seed: int = 0, quiet: bool = True,
                   fusion: str = "all", layout: str = "chw", dma: str = "double",
                   baseline: bool = False, requant: str = "fixed") -> CompileResult:
-    """``fusion``: auto (the planner decides) | all | profitable | none; ``layout``: auto |
+    """``fusion``: auto (the planner decides) | all | profitable | chains (auto with PW->DW->PW
+    chains where modelled faster) | all-chains (all with every chain that fits) | none;
+    ``layout``: auto |
     chw | hwc (the planner's layout policy); ``dma``: double | blocking; ``baseline``: also
     cost the usual deployment (report.json's ``baseline``); ``requant``: fixed | float32, how
     the integer kernels requantize (``kernels/requant.py``; the check's integer reference
@@ -111,14 +107,7 @@ def compile_model(model, input_shapes=None, hw: Gap8Target = GAP8, fuse: bool = 
     t0 = time.perf_counter()
     compilation = Compilation()
     _progress("fusing and lowering for GAP8" if fuse else "lowering for GAP8 (no fusion)", quiet)
-    try:
-        lowered = lower(imported.mod, hw, fuse, fusion, layout, compilation)
-    except Gap8Error:
-        raise
-    except Exception as exc:  # a TVM failure is our bug or an unsupported case: say where
-        msg = str(exc).strip().splitlines()
-        raise UnsupportedError(f"lowering failed: {type(exc).__name__}: "
-                               f"{msg[-1] if msg else ''}") from exc
+    lowered = _lower_or_say_why(imported.mod, hw, fuse, fusion, layout, compilation)
     timings["lower_s"] = time.perf_counter() - t0
     _progress("reading tiles and traffic off the lowered IR", quiet)
     layers = layers_of(lowered)
@@ -150,21 +139,29 @@ def compile_model(model, input_shapes=None, hw: Gap8Target = GAP8, fuse: bool = 
     result = CompileResult(imported, lowered, report, timings=timings, requant=requant, hw=hw,
                            placement=compilation.placement)
     if check:
-        t0 = time.perf_counter()
-        _progress("building for the host (LLVM)", quiet)
-        result.executable = build_host(lowered)
-        timings["build_s"] = time.perf_counter() - t0
-        _progress("checking against the references", quiet)
-        inputs = random_inputs(imported, seed)
-        got = run_host(result.executable, imported, inputs)
-        report["check"] = check_outputs(got, imported, inputs, seed, requant)
+        _check(result, seed, quiet)
     return result
 
 
-def run_host(executable, imported: ImportedModel, inputs: dict) -> list[np.ndarray]:
-    vm = relax.VirtualMachine(executable, tvm.cpu())
-    args = [tvm.runtime.tensor(inputs[n]) for n in imported.input_shapes]
-    out = vm["main"](*args)
-    outs = out if isinstance(out, (list, tuple)) or hasattr(out, "__len__") and \
-        not hasattr(out, "numpy") else [out]
-    return [o.numpy() for o in outs]
+def _lower_or_say_why(mod, hw, fuse, fusion, layout, compilation) -> tvm.IRModule:
+    """``lower``; a TVM failure (our bug or an unsupported case) as one UnsupportedError."""
+    try:
+        return lower(mod, hw, fuse, fusion, layout, compilation)
+    except Gap8Error:
+        raise
+    except Exception as exc:  # a TVM failure is our bug or an unsupported case: say where
+        msg = str(exc).strip().splitlines()
+        raise UnsupportedError(f"lowering failed: {type(exc).__name__}: "
+                               f"{msg[-1] if msg else ''}") from exc
+
+
+def _check(result: CompileResult, seed: int, quiet: bool) -> None:
+    """``--check``: the host (LLVM) build against the references (report.json ``check``)."""
+    t0 = time.perf_counter()
+    _progress("building for the host (LLVM)", quiet)
+    result.executable = build_host(result.lowered)
+    result.timings["build_s"] = time.perf_counter() - t0
+    _progress("checking against the references", quiet)
+    inputs = random_inputs(result.imported, seed)
+    got = run_host(result.executable, result.imported, inputs)
+    result.report["check"] = check_outputs(got, result.imported, inputs, seed, result.requant)

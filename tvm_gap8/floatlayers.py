@@ -143,7 +143,24 @@ def _reason(g: _Graph, call) -> tuple[str, str]:
     if op in _ELTWISE:
         return "eltwise", _eltwise_reason(g, call)
     short = op.replace("relax.", "").replace("nn.", "")
+    if op in _TABLE_OPS:
+        return "activation", _table_reason(short, call)
     return short, f"no GAP8 kernel for {short}: TVM's legalized op"
+
+
+#: unary activations the int8 table kernel (``kernels/lut.py``) computes when it can
+_TABLE_OPS = ("relax.sigmoid", "relax.nn.relu", "relax.nn.leakyrelu", "relax.clip",
+              "relax.tanh")
+
+
+def _table_reason(short: str, call) -> str:
+    """Why the table family left a unary activation in float: its own rule (the rank), or the
+    shape of the int8 graph around it."""
+    problem = patterns.lut_problem(call)
+    if problem:
+        return f"{short}: the int8 table kernel refused it: {problem}"
+    return (f"{short}: no int8 table formed (the table kernel takes quantize({short}("
+            f"dequantize(x))) with per-tensor parameters)")
 
 
 #: which op of a multi-op ONNX node gives its reason (conv before its bias add, ...)

@@ -122,12 +122,19 @@ def _pin(inp, want: tuple[int, ...]) -> None:
     if any(v <= 0 for v in want):
         raise UsageError(f"--input-shape {inp.name}: zero-size or negative dimension "
                          f"{tuple(want)}; every dimension must be >= 1")
-    for d, v in zip(dims, want):
+    for axis, (d, v) in enumerate(zip(dims, want)):
         if _static(d) and d.dim_value != v:
-            raise UsageError(f"--input-shape {inp.name}: dimension {v} conflicts with the "
-                             f"model's static {d.dim_value}")
+            raise UsageError(f"--input-shape {inp.name}: axis {axis} given as {v} conflicts "
+                             f"with the model's static {d.dim_value} on that axis (the model's "
+                             f"shape: {_shape_text(dims)})")
         d.Clear()
         d.dim_value = v
+
+
+def _shape_text(dims) -> str:
+    """An input's shape as the model writes it: static sizes, dynamic ones by their name."""
+    return "[" + ", ".join(str(d.dim_value) if _static(d) else (d.dim_param or "?")
+                           for d in dims) + "]"
 
 
 def _static_shape(inp) -> tuple[int, ...]:
@@ -219,6 +226,8 @@ class _NamedImporter(of.ONNXGraphImporter):
         out = None
         if op_name == "Clip":
             out = _clip_as_relax(inputs, attr, opset)
+        if op_name == "Pad":
+            out = _pad_as_relax(inputs, attr, opset)
         if out is None:
             out = super()._convert_operator(op_name, inputs, attr, opset)
         if isinstance(out, relax.Call):
@@ -265,6 +274,34 @@ def _clip_as_relax(inputs, attr, opset):
     if "float" not in str(x.ty.dtype):
         return None
     return relax.op.clip(x, float(lo), float(hi))
+
+
+def _pad_as_relax(inputs, attr, opset):
+    """A constant Pad as Relax's ``nn.pad`` (the stock converter emits it as a TE ``call_tir``
+    named ``pad``: no op to report, and nothing SimplifyQDQ can put on the integers), or None
+    for the stock converter (other modes, opset < 11, pads, value or axes not constants)."""
+    if opset < 11 or attr.get("mode", b"constant") != b"constant":
+        return None
+    x = inputs[0]
+    if not isinstance(x.ty, relax.TensorType) or x.ty.ndim < 0:
+        return None
+    extra = list(inputs[1:]) + [None] * (4 - len(inputs))
+    pads, value, axes = extra[0], extra[1], extra[2]
+    consts = [e for e in (pads, value, axes) if e is not None]
+    if not all(isinstance(e, tvm.ir.expr.GenericConst) for e in consts):
+        return None
+    pads = pads.value.numpy().astype(np.int64).tolist()
+    rank = x.ty.ndim
+    axes = list(range(rank)) if axes is None else \
+        [int(a) % rank for a in axes.value.numpy().reshape(-1)]
+    if len(pads) != 2 * len(axes):
+        return None  # the stock converter names the mismatch
+    before, after = [0] * rank, [0] * rank
+    for i, a in enumerate(axes):
+        before[a], after[a] = pads[i], pads[len(axes) + i]
+    fill = 0.0 if value is None else float(value.value.numpy().reshape(-1)[0])
+    width = [v for pair in zip(before, after) for v in pair]
+    return relax.op.nn.pad(x, width, "constant", fill)
 
 
 def _to_relax(model: onnx.ModelProto, shapes, dtypes):

@@ -42,11 +42,20 @@ def _has_quantize(mod) -> bool:
     return False
 
 
+#: fusion policies that form PW->DW->PW chains: ``chains`` (``auto`` plus each chain the cycle
+#: model says beats its block without it), ``all-chains`` (``all`` plus every chain that fits).
+#: Not the default: on GVSOC the chain kernels measure slower than the pairs (docs/
+#: fusion-and-layouts.md, "PW -> DW -> PW chains"), which the calibrated model does not see yet.
+CHAIN_POLICIES = ("chains", "all-chains")
+
+
 def gap8_passes(hw: Gap8Target = GAP8, fuse: bool = True, policy: str = "all",
                 layout: str = "chw", compilation: Compilation | None = None) -> list:
     """Our passes, in order, without TVM's final build passes. ``policy``: fuse ``all`` pairs
-    the rules allow, only the ``profitable`` ones (by the tiler's cycle model), or let the
-    planner decide (``auto``: it may split a formed pair); ``layout``: the planner's layout
+    and PW->DW->PW chains the rules allow, only the ``profitable`` ones (by the tiler's cycle
+    model), ``chains`` (``auto`` with PW->DW->PW chains where the model says they win),
+    ``all-chains`` (``all`` with every chain that fits), or let the planner decide (``auto``: it may
+    split a formed pair; a chain forms only where modelled faster than its block without it); ``layout``: the planner's layout
     policy (``chw`` with ``all`` / ``profitable`` / no fusion: no planner, every kernel in its
     default layouts); ``compilation``: the records the passes share (the layout plan), a new
     one when None."""
@@ -57,14 +66,20 @@ def gap8_passes(hw: Gap8Target = GAP8, fuse: bool = True, policy: str = "all",
         fold_constants,
     ]
     fused = [f for f in FAMILIES if f.fused]
-    if fuse:  # the fused pairs first, DW->PW before PW->DW: the registry's order
-        formed = "all" if policy == "auto" else policy
-        passes += [formation_pass(f, hw, formed, compilation) for f in fused] + [record_unfused_depthwise]
+    chains = policy in CHAIN_POLICIES
+    if fuse:  # chains (when asked for), then the fused pairs, DW->PW before PW->DW
+        formed = "all" if policy in ("auto", *CHAIN_POLICIES) else policy
+        # a chain forms only where the model says it beats its block without it (the planner
+        # cannot split it), except under ``all-chains``: every chain that fits
+        passes += [formation_pass(f, hw, ("all" if policy == "all-chains" else "profitable")
+                                  if f.compare else formed, compilation, layout)
+                   for f in fused if chains or f.compare is None] + [record_unfused_depthwise]
     passes += [formation_pass(f) for f in FAMILIES if f not in fused]
     if not fuse:
         passes.append(record_fusion_disabled)
-    if layout != "chw" or (fuse and policy == "auto"):
-        passes.append(PlanLayouts(hw, layout, policy if fuse else "none", compilation))
+    planned = "auto" if policy == "chains" else policy  # chains: the planner as under auto
+    if layout != "chw" or (fuse and planned == "auto"):
+        passes.append(PlanLayouts(hw, layout, planned if fuse else "none", compilation))
     passes.append(LowerAndPlace(hw, compilation))  # lowering under the memory placement
     return passes
 

@@ -18,7 +18,8 @@ from .irutil import group_info, node_name_of
 from .kernels import family_of
 from .kernels.geometry import conv_kind
 from .passes import unfused_of
-from .vocab import (DMA_TRANSFERS, EPILOGUES_ATTR, INTEGER_ATTR, KIND_ATTR, L1_TO_L2_ACT,
+from .passes.formation import refusals_of
+from .vocab import (HWC, DMA_TRANSFERS, EPILOGUES_ATTR, INTEGER_ATTR, KIND_ATTR, L1_TO_L2_ACT,
                     L2_TO_L1_ACT, L2_TO_L1_TRANSPOSED, L2_TO_L1_WGT, L3_TO_L2, LAYOUTS_ATTR,
                     MACS_ATTR, PLACEMENT_ATTR, PLAN_ATTR, PLAN_FIGURES_ATTR, WORK_ATTR)
 
@@ -42,14 +43,16 @@ def _op_kind_and_macs(call) -> tuple[str, int]:
         return "eltwise", 0
     if op in ("relax.nn.relu", "relax.clip", "relax.sigmoid", "relax.maximum", "relax.minimum"):
         return "activation", 0
-    if op in ("relax.reshape", "relax.permute_dims", "relax.flatten", "relax.squeeze",
-              "relax.expand_dims"):
-        return "reshape", 0
+    if op in ("relax.reshape", "relax.flatten", "relax.squeeze", "relax.expand_dims"):
+        return "reshape", 0  # an alias of its input in the C
+    if op == "relax.permute_dims":
+        return "transpose", 0  # moves every value
     return op.replace("relax.", "").replace("nn.", ""), 0
 
 
 # order of precedence when several ops of one ONNX node form a layer
-_KIND_RANK = ["conv", "dw", "pw", "dense", "pool", "eltwise", "activation", "reshape"]
+_KIND_RANK = ["conv", "dw", "pw", "dense", "pool", "eltwise", "activation", "transpose",
+              "reshape"]
 
 
 def _kernel_entry(prim, counts_cache, name):
@@ -118,10 +121,29 @@ def layers_of(mod: tvm.IRModule) -> list[dict]:
                     last["kind"] = kind
                 continue
             layers.append({"name": node, "kind": kind, "onnx_nodes": [node], "macs": macs,
-                           "fused": False, "tiled": False,
-                           "fallback": f"no GAP8 kernel for {kind}: TVM's legalized op, "
-                                       "not tiled for L1"})
+                           "fused": False, "tiled": False, "integer": _integer_only(v),
+                           **_untiled(kind)})
     return layers
+
+
+ALIAS = "a view of its input (no code, no memory of its own: an alias in the C)"
+
+
+def _untiled(kind: str) -> dict:
+    """Why a layer has no GAP8 kernel: a reshape-like op (flatten, squeeze...) needs none, it is
+    an ``alias``; anything else is a ``fallback`` to TVM's legalized op."""
+    if kind == "reshape":
+        return {"alias": ALIAS}
+    return {"fallback": f"no GAP8 kernel for {kind}: TVM's legalized op, not tiled for L1"}
+
+
+def _integer_only(call) -> bool:
+    """Every tensor ``call`` reads and writes is an integer (data movement on int8 tensors,
+    SimplifyQDQ's rewrites): no float code; a quantize/dequantize is not."""
+    tensors = [a for a in call.args if isinstance(getattr(a, "ty", None), relax.TensorType)]
+    tensors += [f for a in call.args if isinstance(a, relax.Tuple) for f in a.fields]
+    return all(isinstance(t.ty, relax.TensorType) and "int" in str(t.ty.dtype)
+               for t in tensors + [call])
 
 
 def _tensor_bytes(e) -> int:
@@ -158,8 +180,9 @@ def float_layers(mod: tvm.IRModule, layers: list[dict]) -> list[dict]:
     """Layers of an int8 model that still compute in float (not counting the quantize of the
     input and the dequantize of the outputs, which are float by definition), each as
     ``{"name", "kind", "reason"}``: why no integer kernel computes it (``floatlayers.py``)."""
-    if not any(layer.get("integer") for layer in layers):
-        return []
+    if not any(layer.get("integer") and layer["tiled"] or layer["kind"] == "quantize"
+               for layer in layers):
+        return []  # a float model
     left = [layer for layer in layers if not layer.get("integer")
             and layer["kind"] not in ("quantize", "dequantize", "reshape")]
     return float_layer_records(mod, left)
@@ -171,7 +194,9 @@ def fusion_of(mod: tvm.IRModule, layers: list[dict], plan=None) -> dict:
     fused = [{"kind": layer["kind"], "onnx_nodes": layer["onnx_nodes"],
               "layouts": _layouts(mod, layer["kernel"]), "epilogues": layer["epilogues"]}
              for layer in layers if layer.get("fused")]
-    return {"fused": fused, "refused": unfused_of(mod), "split": split_by_planner(plan)}
+    chains = [r for r in refusals_of(mod) if r["kind"] == "pw_dw_pw"]
+    return {"fused": fused, "refused": unfused_of(mod), "split": split_by_planner(plan),
+            "chains_refused": chains}
 
 
 def split_by_planner(plan) -> list[dict]:
@@ -249,8 +274,7 @@ def format_table(report: dict) -> str:
     for r in fusion.get("split", []):
         lines.append(f"  not fused: {r['layer']}: {r['reason']}")
     fallbacks = [layer["name"] for layer in report["layers"]
-                 if layer.get("fallback") and layer["kind"] not in ("quantize", "dequantize",
-                                                                     "reshape")]
+                 if layer.get("fallback") and layer["kind"] not in ("quantize", "dequantize")]
     if fallbacks:
         lines.append(f"  not tiled (TVM fallback): {', '.join(fallbacks)}")
     lines += plan_lines(report)
@@ -275,7 +299,7 @@ def plan_lines(report: dict) -> list[str]:
     plan = report.get("layout_plan")
     if plan:
         pairs = [d for name, d in plan["layers"].items() if "+" in name]
-        hwc = sum(layer.get("layouts", {}).get("output") == "HWC" for layer in report["layers"])
+        hwc = sum(layer.get("layouts", {}).get("output") == HWC for layer in report["layers"])
         lines.append(f"planner (--fusion {plan['fusion']} --layout {plan['policy']}): "
                      f"{sum(not d['split'] for d in pairs)} pair(s) fused, "
                      f"{sum(d['split'] for d in pairs)} split; {hwc} kernel output(s) HWC")

@@ -1,6 +1,6 @@
 """GAP8 as data: the one place hardware facts live.
 
-Every figure cites where it comes from (see also ``shared/notes/gap8-and-prior-art.md``).
+Every figure cites where it comes from (a public source, or OUR ASSUMPTION / OUR CHOICE).
 Schedules, the tiler and the cost model read this object; none of them hard-codes a size.
 A description can be overridden field by field (``--l1-kb``, or a JSON file) to study other
 parts, e.g. GAP9's larger L1.
@@ -91,7 +91,7 @@ class Gap8Target:
     #: Stack of each cluster core, in L1 (PMSIS and pulp-runtime place the cluster stacks in
     #: L1; pulp-runtime's CLUSTER_STACK_SIZE default is 0x800). OUR CHOICE of 1024 B: the
     #: emitted network's deepest call chain measured ~450 B with -fstack-usage
-    #: (shared/notes/gvsoc-first-run.md); a full L1 made pulp-runtime's stack allocation fail
+    #: (docs/gvsoc.md); a full L1 made pulp-runtime's stack allocation fail
     #: silently and the run hang there. The emitted projects set their stacks to this figure.
     cluster_stack_bytes: int = 1024
     #: L2 kept for code, the fabric controller's stack and the runtime's data (on GAP8 code

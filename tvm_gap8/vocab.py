@@ -4,6 +4,11 @@ floor (this module imports nothing of ours), so that no two modules spell a key 
 no module imports another just for a name.
 """
 
+# -- data layouts of an activation tensor or tile (kernels/layout.py: what they mean) ------------
+CHW = "CHW"  # channels, rows, columns (NCHW in L2; ONNX's order)
+HWC = "HWC"  # rows, columns, channels (NHWC)
+LAYOUTS = (CHW, HWC)
+
 # -- memory scopes of the lowered TIR ------------------------------------------------------------
 #: GAP8's cluster L1 (TCDM). Lowering accepts the ``global.<tag>`` form for both the llvm and c
 #: targets (checked on apache-tvm 0.27); a bare ``l1`` is rejected.

@@ -138,7 +138,7 @@ def test_linear_by_kxo_weights_is_an_integer_dense(per_channel):
                                            per_channel=per_channel))
     assert [r.kind for r in run.layers].count("dense") == 2
     assert [layer["kind"] for layer in result.report["layers"] if layer.get("integer")] == [
-        "conv", "pool", "dense", "dense"]
+        "conv", "pool", "reshape", "dense", "dense"]  # the flatten: an int8 alias
     assert result.report["float_layers"] == []
 
 

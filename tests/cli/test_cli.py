@@ -174,7 +174,6 @@ def test_target_tag_is_registered():
 def test_emit_c_compiles_with_a_c99_compiler(example, tmp_path, int8):
     import shutil
 
-    from tvm_gap8.codegen import include_dirs
     from tvm_gap8.testing.quant import quantized
 
     model = example
@@ -183,14 +182,16 @@ def test_emit_c_compiles_with_a_c99_compiler(example, tmp_path, int8):
         onnx.save(quantized(onnx.load(example), samples=2), model)
     proc = run_cli("compile", model, "--emit-c", "--fusion", "all", "-o", tmp_path / "o", "-q")
     assert proc.returncode == 0, proc.stderr
-    source = (tmp_path / "o" / "kernels.c").read_text()
-    assert "__tvm_ffi_gap8_dw_pw_b0_dw_0" in source
+    project = tmp_path / "o" / "gap8"  # the one C output: the project (no packed-API file)
+    assert not (tmp_path / "o" / "kernels.c").exists()
+    source = (project / "kernels.c").read_text()
+    assert "void gap8_dw_pw_b0_dw_0(" in source
     # the default fixed-point requantization: no count-leading-zeros (--requant float32 has one)
     assert "__builtin_clzll" not in source
     assert ("int32_t biased = " in source) == int8  # its int32 acc + bias
     cc = shutil.which("gcc") or shutil.which("cc")
     assert cc, "a C compiler is part of the test environment"
-    build = subprocess.run([cc, "-std=c99", "-O2", "-c", str(tmp_path / "o" / "kernels.c"),
-                            "-o", str(tmp_path / "k.o")] + [f"-I{d}" for d in include_dirs()],
+    build = subprocess.run([cc, "-std=c99", "-O2", "-c", str(project / "kernels.c"),
+                            "-o", str(tmp_path / "k.o"), f"-I{project}"],
                            capture_output=True, text=True)
     assert build.returncode == 0, build.stderr[:2000]

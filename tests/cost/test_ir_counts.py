@@ -17,6 +17,8 @@ from tvm_gap8.kernels import build_kernel, plan_kernel
 from tvm_gap8.kernels.dw_pw import dw_pw_compute, dw_pw_staged_tiling, dw_pw_tiling
 from tvm_gap8.kernels.fused import ConvGeom, FusedKernelSpec
 from tvm_gap8.kernels.pw_dw import pw_dw_compute, pw_dw_tiling
+from tvm_gap8.kernels.pw_dw_pw import ChainKernelSpec
+from tvm_gap8.kernels.layout import HWC, KernelLayouts
 from tvm_gap8.kernels.lut import IntStep, LutKernelSpec, MulKernelSpec, lut_tiling, mul_tiling
 from tvm_gap8.errors import TilingError
 from tvm_gap8.kernels.tiling import choose_plan
@@ -66,6 +68,7 @@ def _specs():
         "pw_dw", (1, 8, 20, 20), ConvGeom(8, 48, 1), ConvGeom(48, 48, 3, 1, (1, 1, 1, 1)),
         e1, e2, tuple(s1 + s2), "int8", channel_dtypes=tuple(d1 + d2), in_zp=5, mid_zp=-100,
         mid_steps=LEAKY_STEPS, table_dtypes=("int8",)), None
+    yield from _chain_specs()
     yield "conv float", ConvKernelSpec((1, 3, 32, 32), ConvGeom(3, 16, 3, 2, (1, 1, 1, 1))), \
         conv_tiling
     e, s, d = _requant_epilogue(32)
@@ -88,6 +91,23 @@ def _specs():
     yield "mul 2-D", MulKernelSpec((1, 64), (1, 64), "int8", 1, 2, m, n, 0, "int8"), mul_tiling
     yield "mul uint8", MulKernelSpec((1, 16, 10, 10), (1, 16, 10, 10), "uint8", 3, 128, m, n,
                                      5, "uint8"), mul_tiling
+
+
+def _chain_specs():
+    """PW -> DW -> PW chains: int8 with the residual Add, float stride 2 in HWC tiles."""
+    e1, s1, d1 = _requant_epilogue(96)
+    e2, s2, d2 = _requant_epilogue(96, 3)
+    e3, s3, d3 = _requant_epilogue(16, 6)
+    yield "chain int8 residual", ChainKernelSpec(
+        (1, 16, 18, 18), ConvGeom(16, 96, 1), ConvGeom(96, 96, 3, 1, (1, 1, 1, 1)),
+        ConvGeom(96, 16, 1), (e1, e2, e3), tuple(s1 + s2 + s3), tuple(d1 + d2 + d3), "int8",
+        in_zp=3, mid_zps=(-128, -128),
+        residual=AddKernelSpec((1, 16, 18, 18), "int8", -1, 3, 3 << 20, 5 << 20, 22, 2,
+                               -128, 127)), None
+    yield "chain float stride 2 HWC", ChainKernelSpec(
+        (1, 8, 12, 12), ConvGeom(8, 24, 1), ConvGeom(24, 24, 5, 2, (2, 2, 2, 2)),
+        ConvGeom(24, 16, 1), (Epilogue(), Epilogue(), Epilogue()),
+        layouts=KernelLayouts(HWC, HWC, HWC)), None
 
 
 SPECS = list(_specs())

@@ -230,3 +230,20 @@ def test_float_emit_c_warns_no_fpu_and_int8_has_no_float_layer(tmp_path, capsys)
     report = json.loads((tmp_path / "q" / "report.json").read_text())
     assert report["emit_c"]["float_layers"] == [] and report["emit_c"]["l3_weight_bytes"] == 0
     assert "gap8_l3_stage[8]" in (tmp_path / "q" / "gap8" / "network.c").read_text()
+
+
+def test_rv32_memory_map_regions_never_overlap_under_a_larger_l2():
+    """A ``--hw`` L2 beyond 512 kB moves L1 and L3 up instead of overlapping them."""
+    import dataclasses
+    import re
+
+    from tvm_gap8.emitc.project import linker_script
+    from tvm_gap8.target import GAP8
+
+    for l2 in (GAP8.l2_bytes, 2_000_000):
+        ld = linker_script(dataclasses.replace(GAP8, l2_bytes=l2))
+        regions = sorted((int(o, 16), int(n)) for o, n in
+                         re.findall(r"ORIGIN = (0x[0-9a-f]+), LENGTH = (\d+)", ld))
+        assert len(regions) == 3
+        for (origin, size), (next_origin, _) in zip(regions, regions[1:]):
+            assert origin + size <= next_origin, ld

@@ -233,9 +233,10 @@ def test_two_inputs_two_outputs_int8_rv32(rv32, tmp_path):
 
 @pytest.mark.parametrize("int8", [True, False], ids=["int8", "float"])
 def test_channel_pad_add_block_on_host(int8, tmp_path):
-    """A shortcut widened by a channel Pad (left to TVM; in the int8 graph a float Pad between
-    a dequantize and a quantize: float code calling nearbyintf) added to a DW/PW branch:
-    --check passes (the reference evaluates Pad) and the C equals the LLVM build."""
+    """A shortcut widened by a channel Pad (Relax nn.pad; in the int8 graph between a
+    dequantize and a quantize of the same parameters: an integer pad by the zero point, no
+    float code) added to a DW/PW branch: --check passes (the reference evaluates Pad) and the
+    C equals the LLVM build."""
     import onnx
 
     from tvm_gap8.testing import onnx_models as M
@@ -246,9 +247,12 @@ def test_channel_pad_add_block_on_host(int8, tmp_path):
     rc, rep = _compile(str(path), tmp_path / "o", "--run", "host", "--check")
     assert rc == 0
     assert rep["check"]["passed"] and rep["run"]["check"]["passed"]
+    pad = next(layer for layer in rep["layers"] if layer["name"] == "channel_padding_0")
+    assert pad["kind"] == "pad" and pad["integer"] == int8
     if int8:
         _assert_ran_equal(rep, "host")
-        assert rep["emit_c"]["libm_calls"]  # the quantize after the float Pad
+        assert rep["emit_c"]["libm_calls"] == {} and rep["emit_c"]["float_layers"] == []
+        assert rep["float_layers"] == []
     else:
         assert rep["run"]["vs_llvm"] == {"equal": True, "max_abs_diff": 0.0}
 

@@ -39,6 +39,14 @@ def _cases(rng):
             cases.append(("rows", dict(a=400 + al, ar=387 - al, b=3500 + al, br=length + al,
                                        rows=rows, n=length, c=0)))
     cases.append(("rows", dict(a=401, ar=40, b=3501, br=9, rows=3, n=9, c=-7)))
+    for rows, length, br in ((3, 9, 12), (3, 4, 4), (1, 1, 4), (2, 7, 8), (3, 15, 16),
+                             (5, 16, 20), (3, 9, 9)):
+        for al in range(4):
+            for acc in (0, 1):
+                cases.append(("rows4", dict(a=600 + al, ar=387 - al, b=3600 + (al % 2) * 2,
+                                            boc=rows * br + 4 * (al // 2), br=br, rows=rows,
+                                            n=length, c=0, acc=acc)))
+    cases.append(("rows4", dict(a=601, ar=40, b=3600, boc=36, br=12, rows=3, n=9, c=5, acc=1)))
     return cases
 
 
@@ -65,7 +73,11 @@ def _harness(cases, a, b, init) -> str:
             continue
         lines.append(f"  {{ int32_t s[8] = {{{seed}}}; for (int k = 0; k < 8; ++k) "
                      "acc[k] = s[k]; }")
-        if kind == "dot4":
+        if kind == "rows4":
+            lines.append(f'  gap8_rows4_i8(acc, A + {p["a"]}, {p["ar"]}, B + {p["b"]}, '
+                         f'{p["boc"]}, {p["br"]}, {p["rows"]}, {p["n"]}, {p["c"]}, {p["acc"]});')
+            m = 4
+        elif kind == "dot4":
             lines.append(f'  gap8_dot4_i8(acc, A + {p["a"]}, B + {p["b"]}, {p["K"]}, {p["n"]}, '
                          f'{p["c"]}, {p["acc"]});')
             m = 4
@@ -94,7 +106,11 @@ def _expected(kind, p, a, b, init):
     if kind == "dw3x3":
         return [sum(int((a32[p["a"] + r * p["r"] + s] + p["c"]) * b32[p["b"] + 3 * r + s])
                     for r in range(3) for s in range(3))]
-    if kind == "dot4":
+    if kind == "rows4":
+        out = [sum(dot(p["a"] + r * p["ar"], 1, p["b"] + k * p["boc"] + r * p["br"], 1, p["n"],
+                       p["c"]) for r in range(p["rows"])) for k in range(4)]
+        base = init[:4]
+    elif kind == "dot4":
         out = [dot(p["a"], 1, p["b"] + k * p["K"], 1, p["n"], p["c"]) for k in range(4)]
         base = init[:4]
     else:
@@ -109,6 +125,12 @@ def _data():
     a = rng.integers(-128, 128, SIZE).astype(np.int8)
     b = rng.integers(-128, 128, SIZE).astype(np.int8)
     cases = _cases(rng)
+    for kind, p in cases:   # gap8_rows4_i8's weight rows are zero-padded to whole words
+        if kind == "rows4":
+            for k in range(4):
+                for r in range(p["rows"]):
+                    row = p["b"] + k * p["boc"] + r * p["br"]
+                    b[row + p["n"]:row + min(p["br"], -(-p["n"] // 4) * 4)] = 0
     init = rng.integers(-(1 << 20), 1 << 20, (len(cases), 8))
     return cases, a, b, init
 

@@ -48,3 +48,15 @@ def test_planner_and_lowering_share_a_typed_plan():
     alone = Compilation()
     lower(mod, GAP8, True, "all", "chw", alone)
     assert alone.layout_plan is None
+
+
+def test_a_float_flatten_is_an_alias_not_a_fallback():
+    from tvm_gap8.compiler import compile_model
+    from tvm_gap8.report import format_table
+
+    report = compile_model(M.classifier_head(), fusion="auto", layout="auto").report
+    flatten = [layer for layer in report["layers"] if layer["onnx_nodes"] == ["flatten_0"]]
+    assert len(flatten) == 1 and flatten[0]["kind"] == "reshape"
+    assert "fallback" not in flatten[0] and "alias" in flatten[0]
+    assert "flatten_0" not in "".join(line for line in format_table(report).splitlines()
+                                      if "not tiled" in line)

@@ -21,7 +21,8 @@ def test_every_family_declares_itself_once():
         assert f.patterns and f.layer_keys, f.kind
         assert all(callable(c) for c in (f.read, f.plan, f.schedule, f.problem)), f.kind
         assert all(family_of(k) is f for k in f.kinds)
-    assert [f.kind for f in FAMILIES if f.fused] == ["dw_pw", "pw_dw"]  # the pairing rule
+    # chains before the pairs, DW->PW before PW->DW (the pairing rule)
+    assert [f.kind for f in FAMILIES if f.fused] == ["pw_dw_pw", "dw_pw", "pw_dw"]
 
 
 def test_pipeline_forms_kernels_in_registry_order():
@@ -30,7 +31,10 @@ def test_pipeline_forms_kernels_in_registry_order():
     assert formed == ["FuseDepthwisePointwise", "FusePointwiseDepthwise", "FormConvKernels",
                       "FormAddKernels", "FormPoolKernels", "FormDenseKernels", "FormMulKernels",
                       "FormLutKernels"]
-    assert len(formed) == len(FAMILIES)
+    assert len(formed) == len(FAMILIES) - 1  # the chains only when asked for
+    chained = [p.info.name for p in gap8_passes(policy="chains")]
+    assert [n for n in chained if n.startswith(("Fuse", "Form"))] == \
+        ["FusePointwiseDepthwisePointwise", *formed]
 
 
 def _copies(prim):

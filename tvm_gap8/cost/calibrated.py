@@ -51,7 +51,7 @@ def load(path: str = CALIBRATION_FILE) -> Calibration | None:
 def plan_features(spec, plan, cores: int = 8) -> dict:
     """The features of a tile plan of ``spec`` (what ``features`` reads off report.json)."""
     from .work import work_of
-    f = {term: n / cores for term, n in work_of(spec).items()}
+    f = {term: n / cores for term, n in work_of(spec, plan).items()}
     f["dma_bytes"] = plan.l2_to_l1_act + plan.l2_to_l1_wgt + plan.l1_to_l2_act
     f["transposed_bytes"] = plan.l2_to_l1_transposed  # layout-changing copies (cores or DMA)
     f["dma_commands"] = plan.dma_transfers

@@ -41,7 +41,8 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-LAYOUTS = ("CHW", "HWC")
+from ..vocab import CHW, HWC, LAYOUTS
+
 DMA_KINDS = ("contiguous", "2d", "transposing", "l3")
 
 #: Cores PLiNIO's fits (and the paper's kernels, NUM_CORES) run on: the models below are
@@ -49,8 +50,8 @@ DMA_KINDS = ("contiguous", "2d", "transposing", "l3")
 MODEL_CORES = 8
 
 #: Reference layouts (in, out) = what the PLiNIO figure stands for (see the module docstring).
-CONV_REF_LAYOUTS = ("HWC", "HWC")
-DW_REF_LAYOUTS = ("CHW", "HWC")
+CONV_REF_LAYOUTS = (HWC, HWC)
+DW_REF_LAYOUTS = (CHW, HWC)
 
 
 @dataclass(frozen=True)
@@ -111,10 +112,10 @@ class ComputeCosts:
     soft_float_add_cycles: float = 65.3
 
     def pw_gather(self, in_layout: str) -> int:
-        return self.pw_gather_cycles_chw if in_layout == "CHW" else self.pw_gather_cycles_hwc
+        return self.pw_gather_cycles_chw if in_layout == CHW else self.pw_gather_cycles_hwc
 
     def dw_strip_word(self, in_layout: str) -> int:
-        return (self.dw_strip_word_cycles_chw if in_layout == "CHW"
+        return (self.dw_strip_word_cycles_chw if in_layout == CHW
                 else self.dw_strip_word_cycles_hwc)
 
     def replace(self, **changes) -> "ComputeCosts":
@@ -135,8 +136,8 @@ DEFAULT_COSTS = ComputeCosts()
 # colCnt ``SumDotp``), the quantisation and the single byte store per output are the same code in
 # all three files; CHW vs HWC output differs only in pOut's stride (diff CHW_CHW.c CHW_HWC.c):
 # no term for the output layout. (The values: ``ComputeCosts.dw_strip_word_cycles_*``.)
-DW_STRIP_WORD_CYCLES = {"CHW": DEFAULT_COSTS.dw_strip_word_cycles_chw,
-                        "HWC": DEFAULT_COSTS.dw_strip_word_cycles_hwc}
+DW_STRIP_WORD_CYCLES = {CHW: DEFAULT_COSTS.dw_strip_word_cycles_chw,
+                        HWC: DEFAULT_COSTS.dw_strip_word_cycles_hwc}
 # Pointwise, derived from src/convolution/pulp_nn_pointwise_HoWo_parallel_CHW_CHW.c, our
 # reading: for every pixel pair the CHW kernel gathers both pixels' C_in bytes at stride H*W into
 # an im2col buffer, ``pIm2Col[cin] = *pB; pIm2Col[cin + ch_in] = *(pB + 1); pB += H*W``
@@ -148,8 +149,8 @@ DW_STRIP_WORD_CYCLES = {"CHW": DEFAULT_COSTS.dw_strip_word_cycles_chw,
 # term for the output layout. Against the matmul of a pixel pair, ~ (C_out/4)*(C_in/4)*14 =
 # 0.875*C_in*C_out cycles, the gather's 4*C_in is 4 / (0.875*C_out) ~= 4.6 / C_out.
 # (The values: ``ComputeCosts.pw_gather_cycles_*``.)
-PW_GATHER_CYCLES_PER_ELEMENT = {"CHW": DEFAULT_COSTS.pw_gather_cycles_chw,
-                                "HWC": DEFAULT_COSTS.pw_gather_cycles_hwc}
+PW_GATHER_CYCLES_PER_ELEMENT = {CHW: DEFAULT_COSTS.pw_gather_cycles_chw,
+                                HWC: DEFAULT_COSTS.pw_gather_cycles_hwc}
 # A standard K x K conv on CHW input: the paper's code has none. OUR EXTENSION of the pointwise
 # gather: the im2col column of a pixel pair is 2*K*K*C_in bytes gathered one byte at a time
 # (1 load + 1 store each) -> 4 cycles per (c, ky, kx) per pixel pair, on top of PLiNIO's HWC
@@ -289,8 +290,8 @@ def pointwise(cin: int, cout: int, rows: int, cols: int, in_layout: str | None =
     return pairs * per_pair + singles * per_single
 
 
-def pointwise_rows(cin: int, cout: int, rows: int, cols: int, in_layout: str = "HWC",
-                   out_layout: str = "HWC", cores: int = MODEL_CORES) -> int:
+def pointwise_rows(cin: int, cout: int, rows: int, cols: int, in_layout: str = HWC,
+                   out_layout: str = HWC, cores: int = MODEL_CORES) -> int:
     """The old name of ``pointwise`` (a fused row batch): the same formula."""
     return pointwise(cin, cout, rows, cols, in_layout, out_layout, cores)
 
@@ -391,24 +392,24 @@ def comparison_rows():
         ("DW 3x3 32ch 48x48 CHW->HWC (PLiNIO ref)", dw_macs, depthwise(**dw), sdk_dw,
          "gap_sdk#150 DW range"),
         ("DW 3x3 32ch 48x48 CHW->CHW", dw_macs,
-         depthwise(**dw, in_layout="CHW", out_layout="CHW"), sdk_dw, "gap_sdk#150 DW range"),
+         depthwise(**dw, in_layout=CHW, out_layout=CHW), sdk_dw, "gap_sdk#150 DW range"),
         ("DW 3x3 32ch 48x48 HWC->HWC", dw_macs,
-         depthwise(**dw, in_layout="HWC", out_layout="HWC"), sdk_dw, "gap_sdk#150 DW range"),
+         depthwise(**dw, in_layout=HWC, out_layout=HWC), sdk_dw, "gap_sdk#150 DW range"),
         ("DW 3x3 32ch 48x48, MATCH's own DW model", dw_macs, _match_dw(**dw), sdk_dw,
          "gap_sdk#150 DW range"),
         ("PW 32->64 48x48 HWC->HWC (PLiNIO ref)", pw_macs, conv(32, 64, 48, 48, 1), peak,
          "PULP-NN peak"),
         ("PW 32->64 48x48 HWC->CHW", pw_macs,
-         conv(32, 64, 48, 48, 1, in_layout="HWC", out_layout="CHW"), peak, "PULP-NN peak"),
+         conv(32, 64, 48, 48, 1, in_layout=HWC, out_layout=CHW), peak, "PULP-NN peak"),
         ("PW 32->64 48x48 CHW->CHW", pw_macs,
-         conv(32, 64, 48, 48, 1, in_layout="CHW", out_layout="CHW"), peak, "PULP-NN peak"),
+         conv(32, 64, 48, 48, 1, in_layout=CHW, out_layout=CHW), peak, "PULP-NN peak"),
         ("PW 32->64 1 row x 48 (HoWo split)", 32 * 64 * 48,
          pointwise(32, 64, 1, 48), peak, "PULP-NN peak"),
         ("PW 32->64 4 rows x 48 (HoWo split)", 32 * 64 * 4 * 48,
          pointwise(32, 64, 4, 48), peak, "PULP-NN peak"),
         ("conv 3x3 3->32 48x48 HWC->HWC (PLiNIO ref)", st_macs, conv(3, 32, 48, 48, 3), peak,
          "PULP-NN peak"),
-        ("conv 3x3 3->32 48x48 CHW->HWC", st_macs, conv(3, 32, 48, 48, 3, in_layout="CHW"),
+        ("conv 3x3 3->32 48x48 CHW->HWC", st_macs, conv(3, 32, 48, 48, 3, in_layout=CHW),
          peak, "PULP-NN peak"),
         # the layer shapes gap_sdk#150 reports (52x60 maps)
         ("#150 S4: DW 3x3 12ch 52x60", 12 * 52 * 60 * 9, depthwise(12, 52, 60, 3),

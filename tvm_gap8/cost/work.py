@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 
-CHW, HWC = "CHW", "HWC"  # kernels/layout.py's names (not imported: cost/ sits below kernels/)
+from ..vocab import CHW, HWC
 
 #: the work terms, each a count over the whole layer
 TERMS = (*(f"{k}_macs_{lay.lower()}" for k in ("conv", "dw", "pw") for lay in (CHW, HWC)),
@@ -17,22 +17,28 @@ TERMS = (*(f"{k}_macs_{lay.lower()}" for k in ("conv", "dw", "pw") for lay in (C
          "mul_elements")
 
 
-def _part_tiles(spec) -> list:
-    """(conv part, layout of the L1 tile it reads) of a kernel spec."""
+def _part_tiles(spec, plan=None) -> list:
+    """(conv part, layout of the L1 tile it reads[, MACs it recomputes]) of a kernel spec. A
+    PW -> DW -> PW chain has no term of its own: it is composed of its convs' and its residual
+    Add's terms (``ChainKernelSpec.work_parts``), its expansion's MACs including the halo rows
+    it recomputes per tile under ``plan``."""
     lay = getattr(spec, "layouts", None)
+    if hasattr(spec, "work_parts"):
+        return spec.work_parts(plan)
     if hasattr(spec, "split"):  # fused: the first conv reads the input tile, the second the mid
         first, second = spec.split()
         return [(first, lay.tile), (second, lay.mid)]
     return [(spec, lay.tile if lay is not None else CHW)]
 
 
-def work_of(spec) -> dict[str, int]:
-    """Counts of ``TERMS`` for one kernel spec."""
+def work_of(spec, plan=None) -> dict[str, int]:
+    """Counts of ``TERMS`` for one kernel spec (tiled by ``plan``, when its work depends on
+    the tile: the chain's recomputed halo)."""
     work = dict.fromkeys(TERMS, 0)
-    for part, tile in _part_tiles(spec):
+    for part, tile, *recomputed in _part_tiles(spec, plan):
         kind = getattr(part, "kind", "")
         if kind in ("conv", "dw", "pw"):
-            work[f"{kind}_macs_{tile.lower()}"] += part.macs()
+            work[f"{kind}_macs_{tile.lower()}"] += part.macs() + sum(recomputed)
             work["conv_outputs"] += math.prod(part.out_shape)
         elif kind == "dense":
             work["dense_macs"] += part.macs()

@@ -8,7 +8,7 @@ c)`` (``runtime/gap8_simd.h``): one 4-way int8 dot product per 4 MACs (Xpulpv2
 ``pv.sdotsp.b`` on the cluster, with a hardware loop and post-increment loads when both
 operands are contiguous), plain C on the host and the emulator. Integer sums in any order are
 the same integers: every back end computes what the loop computed. The tensorize of TVM 0.27
-crashes, so this is a pass over the lowered TIR (../shared/notes/tvm-0.27-c-emission.md).
+crashes, so this is a pass over the lowered TIR.
 A loop of any other form is left as it is.
 
 Then a loop over ``DOT_ROWS`` accumulators of such calls that share their ``a`` operand,
@@ -30,6 +30,16 @@ tile, rows ``R`` bytes apart, weights [3][3]),
 
 becomes ``acc[i] = [acc[i] +] gap8_dw3x3_i8(&a[pa], R, &b[pb], c)``: on the cluster three
 (unaligned) word loads of each operand, the weights' fourth byte masked off, three
+``pv.sdotsp.b``.
+
+And a kxk conv over an HWC tile, each kernel row's kw x C taps contiguous (``gap8_rows_i8``),
+blocked over 4 output channels of one pixel (the stem: ``kernels/conv.py:hwc_weights`` pads
+each weight row with zeros to whole words),
+
+    for k in [0, 4):  acc[i + k] = [acc +] gap8_rows_i8(&a[pa], A, &b[pb + K*k], B, R, L, c)
+
+becomes one ``gap8_rows4_i8(&acc[i], &a[pa], A, &b[pb], K, B, R, L, c, accumulate)``: on the
+cluster two nested hardware loops (rows, words), each activation word feeding four
 ``pv.sdotsp.b``.
 """
 
@@ -374,6 +384,61 @@ def _rows_call(loop):
                                           body.indices), count])
 
 
+ROWS4 = "gap8_rows4_i8"
+
+
+def _rows_parts(store):
+    """(accumulate, a (buffer, index), a_row, b (buffer, index), b_row, rows, len, c) of
+    ``acc[i] = [acc[i] +] gap8_rows_i8(&a[pa], A, &b[pb], B, rows, len, c)``, or None."""
+    value, accumulate = store.value, False
+    if isinstance(value, tirx.Add) and _is_call(value.b, ROWS):
+        load = value.a
+        if not (isinstance(load, tvm.ir.TensorLoad) and load.source.same_as(store.buffer)
+                and len(load.indices) == 1 and len(store.indices) == 1
+                and tvm_ffi.structural_equal(load.indices[0], store.indices[0])):
+            return None
+        accumulate, value = True, value.b
+    if not _is_call(value, ROWS) or len(store.indices) != 1:
+        return None
+    _, pa, a_row, pb, b_row, rows, n, offset = value.args
+    a, b = _address(pa), _address(pb)
+    if a is None or b is None or not all(isinstance(x, tirx.IntImm)
+                                         for x in (a_row, b_row, rows, n)):
+        return None
+    return (accumulate, a, int(a_row.value), b, int(b_row.value), int(rows.value),
+            int(n.value), offset)
+
+
+def _rows4_call(loop):
+    """``for k < 4: acc[i+k] = [acc[i+k] +] gap8_rows_i8(&a[pa], A, &b[pb + K*k], B, R, L,
+    c)`` (``a`` the same for every k: one pixel, 4 output channels) -> one
+    ``gap8_rows4_i8(&acc[i], &a[pa], A, &b[pb], K, B, R, L, c, accumulate)`` call, or None."""
+    var, body = loop.loop_var, loop.body
+    if not (isinstance(loop.extent, tirx.IntImm) and isinstance(loop.min, tirx.IntImm)
+            and int(loop.min.value) == 0 and int(loop.extent.value) == DOT_ROWS):
+        return None
+    if not (isinstance(body, tirx.SeqStmt) and len(body.seq) == 2
+            and isinstance(body.seq[0], tirx.BufferStore)):
+        return None
+    store = body.seq[0]
+    parts = _rows_parts(store)
+    if parts is None:
+        return None
+    accumulate, a, a_row, b, b_row, rows, n, offset = parts
+    if _uses(a[1], var):
+        return None
+    lacc, lb = _linear(store.indices[0], var), _linear(b[1], var)
+    if lacc is None or lb is None or lacc[0] != 1 or lb[0] <= 0:
+        return None
+    call = tirx.call_extern(
+        "int32", ROWS4, tirx.address_of(tirx.BufferLoad(store.buffer, [lacc[1]])),
+        tirx.address_of(tirx.BufferLoad(a[0], [a[1]])), a_row,
+        tirx.address_of(tirx.BufferLoad(b[0], [lb[1]])), lb[0], b_row, rows, n, offset,
+        int(accumulate))
+    count = tirx.Evaluate(tirx.call_extern("int32", "GAP8_COUNT_MACS", DOT_ROWS * rows * n))
+    return tirx.SeqStmt([tirx.Evaluate(call), count])
+
+
 def dot_products(func, stats):
     """Every matching reduction loop of ``func`` -> a ``gap8_dot_i8`` call; every loop of
     four such calls sharing their ``a`` -> a ``gap8_dot4_i8`` call."""
@@ -392,6 +457,10 @@ def dot_products(func, stats):
                 stats["dw3x3_calls"] = stats.get("dw3x3_calls", 0) + 1
         if call is None:
             call = _rows_call(loop)
+        if call is None:
+            call = _rows4_call(loop)
+            if call is not None:
+                stats["rows4_calls"] = stats.get("rows4_calls", 0) + 1
         return loop if call is None else call
 
     return func.with_body(tvm_ffi.structural_map(func.body, (tirx.For, visit)))

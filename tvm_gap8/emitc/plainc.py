@@ -1,6 +1,6 @@
 """One lowered TIR PrimFunc -> a plain C99 function (no TVM runtime, no packed calls).
 
-The recipe of /work/shared/notes/tvm-0.27-c-emission.md: TVM's s_tir lowering without
+The recipe (docs/c-emission.md): TVM's s_tir lowering without
 ``MakePackedAPI``; buffer parameters become pointers bound by ``DeclBuffer``; every ``global.l1``
 buffer is a view at a fixed offset of one ``l1`` arena parameter; every annotated copy stage
 (``gap8.copy``) becomes a DMA call (``gap8_dma.h``) when its addresses are linear in its loops,
@@ -11,7 +11,6 @@ everything else runs on the master core between barriers.
 
 from __future__ import annotations
 
-import re
 import struct
 from dataclasses import dataclass
 
@@ -21,6 +20,7 @@ from tvm import s_tir, tirx
 
 from ..cost.ir import inspection_passes
 from ..errors import UnsupportedError
+from ..float_exp import exp_in_double
 from .intrinsics import dot_products
 from ..vocab import COPY_ANN, L1_SCOPE, L1_TO_L2, L2_TO_L1, MACS_ATTR, ROLE_ANN
 
@@ -167,6 +167,9 @@ def _lower(func):
     passes = [
         *inspection_passes(),  # the IR the report's counts are read off, then on to C
         s_tir.transform.LowerOpaqueBlock(),
+        # a block predicate on the outer loops only (the chain's expansion: the image's pixels)
+        # tested once outside the loops below it, which then stay plain reductions
+        s_tir.transform.HoistIfThenElse(),
         tirx.transform.FlattenBuffer(),
         tirx.transform.NarrowDataType(32),
         tirx.transform.StmtSimplify(),
@@ -178,6 +181,7 @@ def _lower(func):
 def _finish(func):
     mod = tvm.IRModule({"main": func.with_attr("target", tvm.target.Target({"kind": "c"}))})
     passes = [
+        exp_in_double,  # float exp as the LLVM build computes it (float_exp.py)
         tirx.transform.ConvertSSA(),
         tirx.transform.StmtSimplify(),
         tirx.transform.RemoveNoOp(),
@@ -633,16 +637,41 @@ def plain_kernel(name: str, prim, instrument_macs: bool = True) -> PlainKernel:
     proto = proto.rstrip(" {") + ";"
     return PlainKernel(name, source, proto, params, l1, stats["dma_calls"],
                        stats["core_copies"], stats["parallel_loops"],
-                       _staged_params(source, [p for p, _ in params]), stats["dot_calls"])
+                       _staged_params(func, [p for p, _ in params]), stats["dot_calls"])
 
 
-def _staged_params(source: str, names) -> frozenset:
-    """Parameters every use of which is the source of a DMA call."""
-    body = source.split("{", 1)[1]
-    staged = set()
-    for name in names:
-        uses = [line for line in body.splitlines() if re.search(rf"\b{name}_p\b", line)]
-        if uses and all("gap8_dma_copy_" in line or "gap8_copy_strided_part" in line
-                        for line in uses):
-            staged.add(name)
-    return frozenset(staged)
+#: the DMA calls of gap8_dma.h a copy stage becomes (``_copy_call``)
+DMA_CALLS = ("gap8_dma_copy_3d", "gap8_dma_copy_3d_part", "gap8_copy_strided_part")
+
+
+def _accessed(expr) -> list:
+    """The names of the buffers every load and store in ``expr`` accesses, one per access."""
+    names = []
+
+    def load(node):
+        names.append(node.source.name)
+        return node
+
+    def store(node):
+        names.append(node.buffer.name)
+        return node
+
+    tvm_ffi.structural_map(expr, [(tvm.ir.TensorLoad, load), (tirx.BufferStore, store)])
+    return names
+
+
+def _staged_params(func, names) -> frozenset:
+    """The parameters (of ``names``) every access to which, in the C function's final TIR, is
+    an operand of a DMA call (``DMA_CALLS``): the cores never read them, so they may live in
+    L3 and reach L1 through an L2 stage."""
+    in_dma = []
+
+    def call(node):
+        if getattr(node.op, "name", "") in ("tirx.call_extern", "prim.call_extern") \
+                and node.args and str(getattr(node.args[0], "value", "")) in DMA_CALLS:
+            in_dma.extend(_accessed(node))
+        return node
+
+    tvm_ffi.structural_map(func.body, (tvm.ir.expr.Call, call))
+    every = _accessed(func.body)
+    return frozenset(n for n in names if n in every and every.count(n) == in_dma.count(n))

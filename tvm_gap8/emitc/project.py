@@ -196,11 +196,12 @@ def kernels_c(net: Network) -> str:
     return "\n".join(out)
 
 
-#: expf of every libm the project links gives the LLVM build's (glibc's) float: exp in double
-#: rounded once to float is correctly rounded but for ties too close to tell, like glibc's expf;
-#: picolibc's soft-float expf (rv32, GAP8) is off by an ulp on some inputs
-EXPF = ("/* exp in double rounded once to float: the same float on every libm (glibc's expf,\n"
-        " * which the LLVM build calls, rounds correctly; soft-float expf may not) */\n"
+#: a float ``expf`` left in a kernel computed as ``float_exp.py`` has both builds compute it
+#: (TIR's exp and sigmoid are rewritten so before lowering): exp in double rounded once to
+#: float, the same float on every libm (glibc's expf and picolibc's differ by an ulp on some
+#: inputs, and from the correctly rounded float)
+EXPF = ("/* exp in double rounded once to float: the same float on every libm (expf is an\n"
+        " * ulp off the correctly rounded float on some inputs, not the same ones everywhere) */\n"
         "static inline float gap8_expf(float x) { return (float)exp((double)x); }")
 
 
@@ -311,17 +312,28 @@ def network_c(net: Network) -> str:
     return "\n".join(out)
 
 
+#: where the rv32 build's L2 region starts (after picolibc's 4 MB flash and 1 MB RAM)
+RV32_L2_ORIGIN = 0x80500000
+
+
+def _after(origin: int, nbytes: int, align: int) -> int:
+    """The first ``align``-aligned address at or after the end of ``nbytes`` at ``origin``."""
+    return (origin + nbytes + align - 1) // align * align
+
+
 def linker_script(hw) -> str:
-    """The rv32 emulator build's memory map: GAP8's L1/L2/L3 sizes as regions inside QEMU virt's
-    RAM (after picolibc's 4 MB flash and 1 MB RAM at 0x80000000), so a network that does not fit
-    fails at link time naming the region."""
+    """The rv32 emulator build's memory map: GAP8's L1/L2/L3 sizes as consecutive regions inside
+    QEMU virt's RAM (L2 at 0x80500000; L1 at 0x80580000, or after a larger ``--hw`` L2; L3 on the
+    next MB), so a network that does not fit fails at link time naming the region."""
+    l1_origin = max(0x80580000, _after(RV32_L2_ORIGIN, hw.l2_bytes, 0x10000))
+    l3_origin = max(0x80600000, _after(l1_origin, hw.l1_bytes, 0x100000))
     return f"""/* GAP8 memory map for the rv32 emulator build (sizes from tvm_gap8.target) */
 INCLUDE picolibc.ld
 MEMORY
 {{
-  L2 (rw) : ORIGIN = 0x80500000, LENGTH = {hw.l2_bytes}
-  L1 (rw) : ORIGIN = 0x80580000, LENGTH = {hw.l1_bytes}
-  L3 (r)  : ORIGIN = 0x80600000, LENGTH = {hw.l3_bytes}
+  L2 (rw) : ORIGIN = {RV32_L2_ORIGIN:#x}, LENGTH = {hw.l2_bytes}
+  L1 (rw) : ORIGIN = {l1_origin:#x}, LENGTH = {hw.l1_bytes}
+  L3 (r)  : ORIGIN = {l3_origin:#x}, LENGTH = {hw.l3_bytes}
 }}
 SECTIONS
 {{

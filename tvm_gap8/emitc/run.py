@@ -12,6 +12,7 @@ import tvm
 from tvm import relax
 
 from ..check import check_outputs, random_inputs
+from ..check.host import build_host, run_host
 from ..errors import UsageError
 from ..vocab import DMA_TRANSFERS, L1_TO_L2_ACT, L2_TO_L1_ACT, L2_TO_L1_WGT, L3_TO_L2
 from . import build, gvsoc
@@ -39,7 +40,6 @@ def _dequantize(q: np.ndarray, scale: float, zp: int) -> np.ndarray:
 
 
 def _llvm_outputs(result, inputs):
-    from ..compiler import build_host, run_host
     if result.executable is None:
         result.executable = build_host(result.lowered)
     return run_host(result.executable, result.imported, inputs)
@@ -154,25 +154,49 @@ def emit_and_run(result, out_dir: str, platform: str | None = None,
     project = os.path.join(out_dir, "gap8")
     files = write_project(net, hw, project)
     report = result.report
-    report["emit_c"] = {"dir": "gap8", "files": files, "l2_arena_bytes": net.l2_arena,
-                        "l1_arena_bytes": net.l1_arena, "l2_weight_bytes": net.l2_weights,
-                        "l3_weight_bytes": net.l3_bytes, "l3_stage_bytes": net.l3_stage_bytes,
-                        "layers": len(net.layers),
-                        "inputs": len(net.inputs), "outputs": len(net.outputs),
-                        "libm_calls": libm_calls(net), "float_layers": float_layers(net),
-                        **net.stats}
-    if report["emit_c"]["float_layers"]:
-        print(f"warning: GAP8's cluster has no FPU: {len(report['emit_c']['float_layers'])} "
-              f"float layer(s) run in software floating point "
-              f"({', '.join(report['emit_c']['float_layers'][:6])}"
-              f"{', ...' if len(report['emit_c']['float_layers']) > 6 else ''})",
-              file=sys.stderr)
+    report["emit_c"] = _emit_record(net, files)
+    _warn_float(report["emit_c"]["float_layers"])
     if platform is None:
         return report
     inputs = random_inputs(result.imported, seed)
     if len(inputs) != len(net.inputs):
         raise UsageError(f"--run: the model has {len(inputs)} inputs, the C entry "
                          f"{len(net.inputs)}")
+    ran = _build_and_run(net, project, inputs, platform, instrument, timeout)
+    run = report["run"] = _run_record(result, net, inputs, ran, platform, seed)
+    if platform == "gvsoc":
+        report["measured"] = measured_gvsoc(ran["sim"], net, report)
+        totals = report["measured"]["totals"]
+        run.update(source=gvsoc.SOURCE, note=gvsoc.PLATFORM_NOTE,
+                   measured_cycles=totals["network_cycles"],
+                   modelled_cycles=report["totals"]["cycles_modelled"])
+    if ran["counters"] is not None:
+        report["measured"] = measured(ran["counters"], net, report)
+    return report
+
+
+def _emit_record(net, files) -> dict:
+    """report.json ``emit_c``: the project's files, arenas, weights and kernel statistics."""
+    return {"dir": "gap8", "files": files, "l2_arena_bytes": net.l2_arena,
+            "l1_arena_bytes": net.l1_arena, "l2_weight_bytes": net.l2_weights,
+            "l3_weight_bytes": net.l3_bytes, "l3_stage_bytes": net.l3_stage_bytes,
+            "layers": len(net.layers),
+            "inputs": len(net.inputs), "outputs": len(net.outputs),
+            "libm_calls": libm_calls(net), "float_layers": float_layers(net),
+            **net.stats}
+
+
+def _warn_float(names: list) -> None:
+    if names:
+        print(f"warning: GAP8's cluster has no FPU: {len(names)} "
+              f"float layer(s) run in software floating point "
+              f"({', '.join(names[:6])}{', ...' if len(names) > 6 else ''})",
+              file=sys.stderr)
+
+
+def _build_and_run(net, project, inputs, platform, instrument, timeout) -> dict:
+    """Build the project for ``platform``, run it on ``inputs`` (quantized as the model's own
+    input quantization does); {"output", "seconds", "counters", "sim" (GVSOC), "exe"}."""
     b = net.boundary
     xs_c = [_quantize_input(x, q.scale, q.zp) if q.scale is not None else x
             for x, q in zip(inputs.values(), b.inputs)]
@@ -182,16 +206,22 @@ def emit_and_run(result, out_dir: str, platform: str | None = None,
         refuse_float_on_gvsoc(net)
         elf = gvsoc.build(project, xs_c, net.cluster_stack_bytes)
         sim = gvsoc.run(project, elf, shapes, dtypes, timeout)
-        ran = {"output": sim.output, "seconds": sim.seconds, "counters": None}
-    else:
-        exe = build.build_host(project, instrument) if platform == "host" else \
-            build.build_rv32(project, instrument)
-        ran = build.run_project(project, exe, platform, xs_c, shapes, dtypes, timeout)
+        return {"output": sim.output, "seconds": sim.seconds, "counters": None, "sim": sim,
+                "exe": elf}
+    exe = build.build_host(project, instrument) if platform == "host" else \
+        build.build_rv32(project, instrument)
+    return {**build.run_project(project, exe, platform, xs_c, shapes, dtypes, timeout),
+            "exe": exe}
+
+
+def _run_record(result, net, inputs, ran, platform, seed) -> dict:
+    """report.json ``run``: the C outputs against the LLVM build's and the reference's."""
     ours = ran["output"]
     llvm = _llvm_outputs(result, inputs)
     if len(llvm) != len(ours):
         raise UsageError(f"--run: the LLVM build returns {len(llvm)} outputs, the C entry "
                          f"{len(ours)}")
+    b = net.boundary
     got = [(_dequantize(o, q.scale, q.zp) if q.scale is not None else o).reshape(ref.shape)
            for o, q, ref in zip(ours, b.outputs, llvm)]
     per_output = [_compare(o, ref, q) for o, ref, q in zip(ours, llvm, b.outputs)]
@@ -201,18 +231,9 @@ def emit_and_run(result, out_dir: str, platform: str | None = None,
     if len(per_output) > 1:
         run["vs_llvm_outputs"] = per_output
     if platform == "rv32":
-        run["soft_float_symbols"] = build.soft_float_symbols(exe)
-        run["l2_linked"] = build.l2_account(exe)  # code + data GAP8's L2 would hold
-    report["run"] = run
-    if platform == "gvsoc":
-        report["measured"] = measured_gvsoc(sim, net, report)
-        totals = report["measured"]["totals"]
-        run.update(source=gvsoc.SOURCE, note=gvsoc.PLATFORM_NOTE,
-                   measured_cycles=totals["network_cycles"],
-                   modelled_cycles=report["totals"]["cycles_modelled"])
-    if ran["counters"] is not None:
-        report["measured"] = measured(ran["counters"], net, report)
-    return report
+        run["soft_float_symbols"] = build.soft_float_symbols(ran["exe"])
+        run["l2_linked"] = build.l2_account(ran["exe"])  # code + data GAP8's L2 would hold
+    return run
 
 
 def refuse_float_on_gvsoc(net):

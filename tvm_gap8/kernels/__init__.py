@@ -1,8 +1,9 @@
 """GAP8 kernel families: one module per family (spec, reader, TE compute, tiling, schedule,
 and its ``KernelFamily`` declaration with patterns and rules), and the registry of them.
 
-``FAMILIES`` is the order the formation passes run in: the fused pairs first (DW->PW before
-PW->DW: the pairing rule), then every other layer. Lowering, the fusion policy and the report
+``FAMILIES`` is the order the formation passes run in: the PW->DW->PW chains first (formed only
+where the cycle model says they beat the block without them), the fused pairs next (DW->PW
+before PW->DW: the pairing rule), then every other layer. Lowering, the fusion policy and the report
 find a family by kind here; nothing else dispatches on spec types.
 """
 
@@ -14,8 +15,9 @@ from .family import KernelFamily
 from .lut import LUT, MUL
 from .pool import POOL
 from .pw_dw import PW_DW
+from .pw_dw_pw import PW_DW_PW
 
-FAMILIES: tuple = (DW_PW, PW_DW, CONV, ADD, POOL, DENSE, MUL, LUT)
+FAMILIES: tuple = (PW_DW_PW, DW_PW, PW_DW, CONV, ADD, POOL, DENSE, MUL, LUT)
 
 _BY_KIND = {kind: f for f in FAMILIES for kind in f.kinds}
 

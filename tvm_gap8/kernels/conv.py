@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
+import numpy as np
 import tvm
 from tvm import relax, s_tir, te
 
@@ -81,7 +82,8 @@ def conv_compute(spec: ConvKernelSpec):
     lay = spec.layouts
     x = layout.placeholder(spec.in_shape, lay.source, spec.dtype, "x")
     ohwi = spec.weight_order == "ohwi"
-    wt = te.placeholder((o, k, k, cg) if ohwi else (o, cg, k, k), spec.weight_dtype, name="w")
+    row = weight_row_bytes(spec)
+    wt = te.placeholder((o, k, row) if ohwi else (o, cg, k, k), spec.weight_dtype, name="w")
     chans = [te.placeholder(sh, spec.channel_dtype(i), name=f"p{i}")
              for i, sh in enumerate(spec.channel_shapes)]
     rc = te.reduce_axis((0, cg), name="rc")
@@ -93,7 +95,7 @@ def conv_compute(spec: ConvKernelSpec):
         lambda n, oc, i, j: te.sum(
             xin.load(layout.element(xp, lay.tile, 0, (oc // og) * cg + rc, i * sh + rk,
                                     j * sw + rl))
-            * wop.load(wt[oc, rk, rl, rc] if ohwi else wt[oc, rc, rk, rl]),
+            * wop.load(wt[oc, rk, rl * cg + rc] if ohwi else wt[oc, rc, rk, rl]),
             axis=[rk, rl, rc] if ohwi else [rc, rk, rl]),
         lay.out, "conv_acc")
     y = layout.stage((1, o, oh, ow),
@@ -136,7 +138,8 @@ def conv_tiling(spec: ConvKernelSpec, hw, rows: int, channels: int, cols: int = 
                  moved=c * dtype_bytes(spec.dtype) * span(oh, rows, h, sh, k, t)
                  * (span(ow, cols, w, sw, k, l) if qt > 1 else w),
                  transposing=spec.layouts.transposing, planes=channels if dw else c),
-        L1Buffer("w", WEIGHT, channels * cg * k * k, spec.weight_dtype, tile_db, tile_at),
+        L1Buffer("w", WEIGHT, channels * k * (weight_row_bytes(spec) if hwc_rows(spec)
+                                              else cg * k), spec.weight_dtype, tile_db, tile_at),
         *param_buffers(spec, channels, o, tile_at,
                        set(range(len(spec.channel_shapes))) if ct > 1 else set(), tile_db)]
     lay = spec.layouts
@@ -240,8 +243,13 @@ def tile_pixels(sch, block, plan, out_layout: str = layout.CHW, channel_block: i
 def schedule_conv(spec: ConvKernelSpec, plan):
     sch = s_tir.Schedule(te.create_prim_func(conv_compute(spec)))
     pointwise = spec.geom.kernel == 1 and spec.groups == 1 and not plan.in_channels
+    # a 1x1 reduction, or a kxk one row by row over an HWC tile (``hwc_weights``):
+    # CHANNEL_BLOCK output channels per pass (gap8_dot4[x2]_i8 / gap8_rows4_i8: each
+    # activation word loaded feeds that many pv.sdotsp.b)
+    rows = spec.weight_order == "ohwi"
     loops, j = tile_pixels(sch, sch.get_sblock("conv_out"), plan, spec.layouts.out,
-                           CHANNEL_BLOCK if pointwise else 1, spec.in_shape[1])
+                           CHANNEL_BLOCK if pointwise or rows else 1,
+                           spec.in_shape[1] if pointwise else 0)
     if not plan.in_channels:
         scalar_accumulator(sch, sch.get_sblock("conv_acc"), j)
         return finish_staged(sch, plan, loops)
@@ -260,19 +268,41 @@ def schedule_conv(spec: ConvKernelSpec, plan):
     return finish_staged(sch, plan, loops, (INPUT, WEIGHT))
 
 
+#: an HWC kxk conv's weight rows (kw x C taps) are padded with zeros to a multiple of this many
+#: bytes: every row starts word-aligned (``gap8_rows4_i8`` loads weights as aligned words)
+WEIGHT_ROW_ALIGN = 4
+
+
+def hwc_rows(spec: ConvKernelSpec) -> bool:
+    """An ungrouped integer kxk conv (k > 1) over an HWC tile: reduced kernel row by kernel row
+    (kw x C contiguous taps), its weights reordered by ``hwc_weights`` (unless it needs
+    input-channel tiles)."""
+    return (spec.groups == 1 and spec.geom.kernel > 1 and spec.layouts.tile == layout.HWC
+            and not spec.dtype.startswith("float"))
+
+
+def weight_row_bytes(spec: ConvKernelSpec) -> int:
+    """Bytes per kernel row of (o, kh, kw * C) weights: kw * C rounded up to
+    ``WEIGHT_ROW_ALIGN``."""
+    taps = spec.geom.kernel * (spec.in_shape[1] // spec.groups)
+    return -(-taps // WEIGHT_ROW_ALIGN) * WEIGHT_ROW_ALIGN
+
+
 def hwc_weights(spec: ConvKernelSpec, plan, tensors):
-    """An ungrouped kxk conv (k > 1) over an HWC tile without input-channel tiles (the stem):
-    its weights reordered to (o, kh, kw, i), the reduction to (kh, kw, i), so each kernel row's
-    k x C taps are contiguous in the tile and in the weights (one ``gap8_rows_i8`` call per
-    output: emitc/intrinsics.py). Integer convs only (a float conv keeps its summation order).
-    Returns (spec, tensors), unchanged for any other conv."""
-    if not (spec.groups == 1 and spec.geom.kernel > 1 and spec.layouts.tile == layout.HWC
-            and not spec.dtype.startswith("float")
-            and not plan.in_channels and spec.weight_order == "oihw"
+    """An ``hwc_rows`` conv without input-channel tiles (the stem): its weights reordered to
+    (o, kh, kw * i), each row zero-padded to ``weight_row_bytes``, the reduction to (kh, kw,
+    i), so each kernel row's k x C taps are contiguous in the tile and in the weights (per pixel
+    one ``gap8_rows4_i8`` call for 4 output channels: emitc/intrinsics.py). Integer convs only
+    (a float conv keeps its summation order). Returns (spec, tensors), unchanged for any other
+    conv."""
+    if not (hwc_rows(spec) and not plan.in_channels and spec.weight_order == "oihw"
             and isinstance(tensors[1], tvm.ir.expr.GenericConst)):
         return spec, tensors
-    w = tensors[1].value.numpy().transpose(0, 2, 3, 1).copy()
-    return replace(spec, weight_order="ohwi"), [tensors[0], relax.const(w), *tensors[2:]]
+    w = tensors[1].value.numpy().transpose(0, 2, 3, 1)
+    o, k = w.shape[:2]
+    rows = np.zeros((o, k, weight_row_bytes(spec)), w.dtype)
+    rows[:, :, :w.shape[2] * w.shape[3]] = w.reshape(o, k, -1)
+    return replace(spec, weight_order="ohwi"), [tensors[0], relax.const(rows), *tensors[2:]]
 
 
 def read_conv(func, args, requant: str = DEFAULT_REQUANT):

@@ -68,11 +68,11 @@ def add_compute(spec: AddKernelSpec):
     a = layout.placeholder(spec.in_shape, lay, spec.dtype, "a")
     b = layout.placeholder(spec.in_shape, lay, spec.dtype, "b")
 
-    y = te.compute(a.shape, lambda *idx: _add_value(spec, a[idx], b[idx]), name="add_out")
+    y = te.compute(a.shape, lambda *idx: add_value(spec, a[idx], b[idx]), name="add_out")
     return [a, b, y]
 
 
-def _add_value(spec, a_, b_):
+def add_value(spec, a_, b_):
     """One output element of the add from its two operands."""
     if not spec.integer:
         v = a_ + b_

@@ -17,9 +17,7 @@ from dataclasses import dataclass
 
 from tvm import te
 
-CHW = "CHW"
-HWC = "HWC"
-LAYOUTS = (CHW, HWC)
+from ..vocab import CHW, HWC  # noqa: F401  (defined once, in vocab.py; the passes import them here)
 
 
 @dataclass(frozen=True)

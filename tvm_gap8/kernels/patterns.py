@@ -254,6 +254,19 @@ def _alternation(alts):
     return pat
 
 
+def activated(base):
+    """``base`` followed by ReLU, Clip or nothing (longest first)."""
+    return _alternation(_act_alternatives(base))
+
+
+def dequantized(x):
+    return _dq(x)
+
+
+def quantized(p):
+    return is_op("relax.quantize")(p, is_const(), is_const())
+
+
 def add_pattern():
     add = is_op("relax.add")(wildcard(), wildcard())
     return _alternation(_act_alternatives(add)), {"anchor": add}
@@ -363,6 +376,15 @@ def node(expr) -> str:
     return node_name_of(expr) or "<unnamed>"
 
 
+#: how a rule names a binding outside its match (the match context has only the var): the
+#: formation pass, which has the function, replaces it with the binding's ONNX node
+OUTSIDE_REF = "<binding {}>"
+
+
+def outside_ref(var) -> str:
+    return OUTSIDE_REF.format(var.name)
+
+
 def _const_value(expr):
     # relax tensor constants are GenericConst; FloatImm/IntImm are Constants too (scalars)
     if isinstance(expr, tvm.ir.expr.GenericConst):
@@ -411,8 +433,8 @@ def escape_problem(ctx) -> str | None:
         users = list(ctx.var_usages.get(var, []))
         outside = [u for u in users if u not in inside]
         if outside or not isinstance(var, relax.DataflowVar):
-            others = ", ".join(node(ctx.matched_bindings.get(u, u)) for u in outside) or \
-                "the function's output"
+            others = ", ".join(node(ctx.matched_bindings[u]) if u in ctx.matched_bindings
+                               else outside_ref(u) for u in outside) or "the function's output"
             return (f"the intermediate {node(value)} has another consumer outside the pair "
                     f"({others})")
     return None

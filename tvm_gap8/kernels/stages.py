@@ -193,13 +193,19 @@ def read_composite(func: relax.Function, args, requant: str = DEFAULT_REQUANT) -
     """A conv / dw_pw / pw_dw composite -> its stages, input and epilogues (integer ones
     requantized by mode ``requant``)."""
     r = CompositeReader(func, args, requant)
+    kernel = read_kernel(r)
+    if len(kernel.stages) == 2 and kernel.stages[0].integer:
+        _read_between(r, kernel, *kernel.stages)
+    return kernel
+
+
+def read_kernel(r: CompositeReader) -> Kernel:
+    """The conv stages (any number) of the bindings ``r`` reads, with their epilogues."""
     stages, x = _read_stages(r)
     kernel = Kernel(stages=stages, x=x)
     for stage in stages:
         kernel.epilogues.append(_integer_epilogue(kernel, stage, r.requant) if stage.integer
                                 else _float_epilogue(kernel, stage))
-    if len(stages) == 2 and stages[0].integer:
-        _read_between(r, kernel, *stages)
     return kernel
 
 

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from tvm import s_tir, tirx
 
 from ..tirwalk import sblocks, walk
-from ..vocab import (COPY_ANN, INPUT, INTERMEDIATE, L1_SCOPE, L1_TO_L2, L2_TO_L1, OUTPUT, ROLE_ANN,
-                     TRANSPOSE_ANN, WEIGHT)
-from .layout import CHW, KernelLayouts, element, stage
+from ..vocab import (CHW, COPY_ANN, INPUT, INTERMEDIATE, L1_SCOPE, L1_TO_L2, L2_TO_L1, OUTPUT,
+                     ROLE_ANN, TRANSPOSE_ANN, WEIGHT)
+from .layout import KernelLayouts, element, stage
 
 
 @dataclass(frozen=True)

@@ -11,13 +11,10 @@ alone get a fresh one each (no plan: every kernel in its family's default layout
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from ..kernels import KernelPlans
 from ..placement import Placement
-
-if TYPE_CHECKING:  # the planner imports this module
-    from .layouts import LayoutPlan
+from .layout_plan import LayoutPlan
 
 
 @dataclass

@@ -22,15 +22,16 @@ import tvm
 from tvm import relax
 from tvm.relax.transform import FusionPattern
 
-from ..irutil import node_name_of
+from ..irutil import bindings, node_name_of
 from ..kernels.conv import CONV
 from ..kernels.dense import DENSE
 from ..kernels.dw_pw import DW_PW
 from ..kernels.eltwise import ADD
 from ..kernels.lut import LUT, MUL
-from ..kernels.patterns import node
+from ..kernels.patterns import OUTSIDE_REF, node
 from ..kernels.pool import POOL
 from ..kernels.pw_dw import PW_DW
+from ..kernels.pw_dw_pw import PW_DW_PW
 from ..target import GAP8, gap8_enabled
 from ..vocab import KIND_ATTR, LAYER_ATTR, LAYOUTS_ATTR, ONNX_NODES_ATTR, REFUSED_ATTR
 from .compilation import Compilation
@@ -42,12 +43,14 @@ class FormKernels:
 
     family = None
 
-    def __init__(self, hw=None, policy: str = "all", compilation: Compilation | None = None):
+    def __init__(self, hw=None, policy: str = "all", compilation: Compilation | None = None,
+                 layout: str = "chw"):
         if policy not in POLICIES:
             raise ValueError(f"fusion policy {policy!r}: one of {', '.join(POLICIES)}")
         self.hw = hw or GAP8
         self.policy = policy
         self.compilation = compilation if compilation is not None else Compilation()
+        self.layout = layout  # the planner's layout policy (what a chain is weighed under)
         self.refused: list[dict] = []
 
     def _check(self, ctx) -> bool:
@@ -56,12 +59,23 @@ class FormKernels:
             return False  # not a candidate (e.g. two ordinary convs): nothing to record
         reason = f.problem(ctx)
         if reason is None and f.fused:
-            reason = policy_problem(f, ctx, self.hw, self.policy, self.compilation.plans)
+            reason = policy_problem(f, ctx, self.hw, self.policy, self.compilation.plans,
+                                    self.layout)
         if reason:
+            reason = self._name_outside_bindings(reason)
             self.refused.append({"kind": f.kind, "reason": reason, "onnx_nodes":
                                  [node(ctx.annotated_expr[k]) for k in f.layer_keys]})
             return False
         return True
+
+    def _name_outside_bindings(self, reason: str) -> str:
+        """``reason`` with every binding a rule could only name by its var (``patterns.
+        outside_ref``) named by its ONNX node (or its op when it has none)."""
+        for hint, name in self.bound_names.items():
+            ref = OUTSIDE_REF.format(hint)
+            if ref in reason:
+                reason = reason.replace(ref, name)
+        return reason
 
     def _attrs(self, annotated) -> dict:
         """Name the layer on the composite function. Besides naming it, this keeps
@@ -74,11 +88,26 @@ class FormKernels:
         if not gap8_enabled():
             return mod
         self.refused = []
+        self.bound_names = _bound_names(mod)
         f = self.family
         fusion_patterns = [FusionPattern(f"gap8.{f.kind}", *factory(), self._check, self._attrs)
                            for factory in f.patterns]
         fused = relax.transform.FuseOpsByPattern(fusion_patterns, bind_constants=False)(mod)
         return _record_refusals(_annotate_composites(fused, f), self.refused)
+
+
+def _bound_names(mod) -> dict:
+    """var name -> what made it, in ``main``: its ONNX node, else its op."""
+    out = {}
+    for b in bindings(mod["main"]):
+        v = b.value
+        name = node_name_of(v) if isinstance(v, relax.Call) else None
+        if name is None and isinstance(v, relax.Call):
+            name = getattr(v.op, "name", getattr(v.op, "name_hint", "a call"))
+        name = name or type(v).__name__
+        seen = out.get(b.var.name)  # one name for two vars: both, not a guess
+        out[b.var.name] = name if seen is None else f"{seen} or {name}"
+    return out
 
 
 _PASS_OF = {}  # family kind -> its formation pass class (the named ones below, or generic)
@@ -90,13 +119,18 @@ def _formation_pass(name: str, family, doc: str):
     return _PASS_OF[family.kind]
 
 
-def formation_pass(family, hw=None, policy: str = "all", compilation: Compilation | None = None):
+def formation_pass(family, hw=None, policy: str = "all", compilation: Compilation | None = None,
+                   layout: str = "chw"):
     """The formation pass of any registered family (what the pipeline builds)."""
     if family.kind not in _PASS_OF:
         _PASS_OF[family.kind] = _formation_pass(f"Form_{family.kind}", family, family.kind)
-    return _PASS_OF[family.kind](hw, policy, compilation)
+    return _PASS_OF[family.kind](hw, policy, compilation, layout)
 
 
+FusePointwiseDepthwisePointwise = _formation_pass(
+    "FusePointwiseDepthwisePointwise", PW_DW_PW,
+    "PW -> DW -> PW [-> residual Add] into one ``gap8.pw_dw_pw`` composite (when modelled "
+    "faster than the block without it).")
 FuseDepthwisePointwise = _formation_pass(
     "FuseDepthwisePointwise", DW_PW,
     "DW -> (elementwise) -> PW into one ``gap8.dw_pw`` composite.")

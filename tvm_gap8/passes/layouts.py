@@ -30,9 +30,11 @@ from tvm import relax
 from ..errors import TilingError
 from ..irutil import bindings
 from ..kernels import KernelPlans, family_of
-from ..kernels.layout import CHW, HWC, KernelLayouts
-from ..vocab import KIND_ATTR, LAYER_ATTR
+from ..kernels.layout import KernelLayouts
+from ..kernels.pw_dw_pw import ChainKernelSpec, chain_alternatives
+from ..vocab import CHW, HWC, KIND_ATTR, LAYER_ATTR
 from .compilation import Compilation
+from .layout_plan import Alternative, LayerDecision, LayoutPlan
 
 LAYOUT_POLICIES = ("auto", "chw", "hwc")
 MAX_FRONTIER = 10  # live tensors a DP state may hold (2**10 states); beyond: CHW, noted
@@ -68,55 +70,6 @@ class Option:
 
 
 @dataclass(frozen=True)
-class Alternative:
-    """A variant the planner priced for a kernel: its name, tensor layouts and cycles."""
-
-    variant: str
-    input: str
-    output: str
-    cycles: int
-
-    def describe(self) -> dict:
-        return {"variant": self.variant, "input": self.input, "output": self.output,
-                "cycles": self.cycles}
-
-
-@dataclass(frozen=True)
-class LayerDecision:
-    """The planner's decision for one layer: the layouts of its kernel(s) (two or more when a
-    fused pair is split), its modelled cycles and every alternative it priced."""
-
-    layouts: tuple  # KernelLayouts per kernel
-    split: bool
-    cycles: int
-    alternatives: tuple = ()  # Alternative
-    note: str = ""  # why the search did not choose its output's layout
-
-    def describe(self) -> dict:
-        """The report's form (``report.json`` ``layout_plan.layers.<layer>``)."""
-        d = {"layouts": [lay.describe() for lay in self.layouts], "split": self.split,
-             "cycles": self.cycles, "alternatives": [a.describe() for a in self.alternatives]}
-        if self.note:
-            d["note"] = self.note
-        return d
-
-
-@dataclass(frozen=True)
-class LayoutPlan:
-    """The planner's decisions for a whole network, by layer (binding order)."""
-
-    policy: str
-    fusion: str
-    cycles: int
-    layers: dict  # layer name -> LayerDecision
-
-    def describe(self) -> dict:
-        """The report's ``layout_plan``."""
-        return {"policy": self.policy, "fusion": self.fusion, "cycles": self.cycles,
-                "layers": {name: d.describe() for name, d in self.layers.items()}}
-
-
-@dataclass(frozen=True)
 class _Costing:
     """Prices kernel specs on ``hw`` by their tile plans, memoised in the compile's ``plans``."""
 
@@ -145,8 +98,8 @@ def plan_network(mod: tvm.IRModule, hw, policy: str = "auto", fusion: str = "aut
     total, choice, capped = _search(nodes, forced, cost, policy)
     note = (f"output kept CHW: more than {MAX_FRONTIER} tensors live at once, the search does "
             "not choose its layout")
-    decisions = {n.layer: _decision(n, choice[n.layer], note if n.layer in capped else "")
-                 for n in nodes}
+    decisions = {n.layer: _decision(n, choice[n.layer], note if n.layer in capped else "",
+                                    cost, policy) for n in nodes}
     return LayoutPlan(policy, fusion, int(round(total)), decisions)
 
 
@@ -272,7 +225,7 @@ def _search(nodes, forced, cost, policy):
         nxt = {}
         if node.output not in forced and all(len(st) >= MAX_FRONTIER for st in states):
             capped.append(node.layer)
-        for state, (cost, choices) in states.items():
+        for state, (so_far, choices) in states.items():
             env = dict(state)
             src = _input_layout(node, env, ids)
             for dst in _out_layouts(node, forced, len(state)):
@@ -284,7 +237,7 @@ def _search(nodes, forced, cost, policy):
                     new[i] = dst
                 key = tuple(sorted(new.items()))
                 unwanted = policy == "hwc" and dst == CHW and node.output not in forced
-                total = (cost[0] + unwanted, cost[1] + opts[0].cycles)
+                total = (so_far[0] + unwanted, so_far[1] + opts[0].cycles)
                 if key not in nxt or total < nxt[key][0]:
                     nxt[key] = (total, {**choices, node.layer: (src, dst)})
         if not nxt:  # no variant of this kernel fits: the tiler says why, naming the layer
@@ -310,12 +263,18 @@ def _out_layouts(node, forced, frontier: int):
     return (CHW, HWC)
 
 
-def _decision(node, io, note: str) -> LayerDecision:
+def _decision(node, io, note: str, cost, policy: str) -> LayerDecision:
     src, dst = io
     best = node.options[(src, dst)][0]
     alternatives = tuple(Alternative(o.describe(), s, d, int(round(o.cycles)))
                          for (s, d), os_ in sorted(node.options.items()) for o in os_
                          if not math.isinf(o.cycles))
+    if isinstance(node.spec, ChainKernelSpec):  # the block without the chain, for the report
+        chosen = replace(node.spec, layouts=best.layouts[0])
+        alternatives += tuple(
+            Alternative(f"without the chain: {name}", src, dst, int(round(c)))
+            for name, c in chain_alternatives(chosen, cost.hw, policy, cost.plans)
+            if math.isfinite(c))
     return LayerDecision(tuple(best.layouts), best.split, int(round(best.cycles)), alternatives,
                          note)
 

@@ -199,8 +199,8 @@ class _FusedLowerer(PyExprMutator):  # pylint: disable=abstract-method
             "tir.is_scheduled": True,
             KIND_ATTR: spec.kind,
             LAYOUTS_ATTR: spec.layouts.describe(),
-            MACS_ATTR: spec.macs(),
-            WORK_ATTR: work_of(spec),
+            MACS_ATTR: plan.macs,  # executed: halo rows a fused kernel recomputes included
+            WORK_ATTR: work_of(spec, plan),
             PLAN_ATTR: plan.tile(),
             PLAN_FIGURES_ATTR: plan.figures(),
             EPILOGUES_ATTR: spec.describe_epilogues(),

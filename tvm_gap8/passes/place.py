@@ -33,6 +33,7 @@ from ..vocab import COPY_ANN, KIND_ATTR, L2_TO_L1_WGT, PLACEMENT_ATTR, PLAN_FIGU
 from .compilation import Compilation
 from .lower import LowerFusedKernels
 from .qdq import SimplifyQDQ
+from .tables import MergeTables
 
 
 def _aligned(n: int) -> int:
@@ -124,8 +125,8 @@ def decide_placement(lowered: tvm.IRModule, hw: Gap8Target) -> Placement:
 
 
 def _lower(mod, hw, compilation):
-    return tvm.transform.Sequential([LowerFusedKernels(hw, compilation), SimplifyQDQ(),
-                                     relax.transform.FoldConstant()])(mod)
+    return tvm.transform.Sequential([LowerFusedKernels(hw, compilation), MergeTables(),
+                                     SimplifyQDQ(), relax.transform.FoldConstant()])(mod)
 
 
 def _same_tensors(lowered, placement: Placement) -> None:
@@ -140,7 +141,7 @@ def _same_tensors(lowered, placement: Placement) -> None:
 
 @tvm.transform.module_pass(opt_level=0, name="LowerAndPlace")
 class LowerAndPlace:
-    """``LowerFusedKernels`` (then ``SimplifyQDQ``, ``FoldConstant``) under the network's
+    """``LowerFusedKernels`` (then ``MergeTables``, ``SimplifyQDQ``, ``FoldConstant``) under the network's
     memory placement, decided once (``decide_placement``) and recorded on the compilation
     (``Compilation.placement``). A network the C back end cannot read (``--emit-c`` would
     refuse it too) is lowered with every weight in L2 and gets no placement."""

@@ -7,7 +7,9 @@ reader, per-channel tensors included), and planned by the family's own tiler:
 * under every policy, a pair whose fused kernel fits no tile stays unfused (the reason gives
   the bytes its smallest tile needs and the L1 budget);
 * ``profitable`` also refuses a pair whose fused kernel's modelled cycles do not beat the two
-  kernels it splits into (``FusedKernelSpec.split``, planned by the conv family's tiler, and
+  kernels it splits into (a PW->DW->PW chain: every way to run its block without it, for
+  every layout of its input and output, ``pw_dw_pw.chain_problem``; the pipeline asks this of
+  chains under ``--fusion auto`` too, where the planner cannot split a chain) (``FusedKernelSpec.split``, planned by the conv family's tiler, and
   the integer ops between the convs as their own kernels, ``split_steps``).
 """
 
@@ -22,16 +24,21 @@ from ..errors import Gap8Error, TilingError
 POLICIES = ("all", "profitable")
 
 
-def policy_problem(family, ctx, hw, policy: str, plans) -> str | None:
+def policy_problem(family, ctx, hw, policy: str, plans, layout: str = "chw") -> str | None:
     """Why the match ``ctx`` of the fused ``family`` must not be fused under ``policy`` (None:
-    it may); kernels planned through the compile's ``plans`` (``kernels.KernelPlans``)."""
+    it may); kernels planned through the compile's ``plans`` (``kernels.KernelPlans``).
+    ``layout``: the compile's layout policy (a family with ``compare``, the chain, weighs itself
+    against its layers without it under the layouts the planner may choose)."""
     try:
         spec, _ = family.read(_matched_function(ctx), [], hw.requant)
-    except Gap8Error:
+    except Gap8Error as err:
+        if family.compare is not None:  # optional kernel: what it cannot read stays apart
+            return f"not a {family.kind} kernel: {err}"
         return None  # the lowering will say what it cannot read
     problem = _unfit(spec, hw, plans)
     if problem is None and policy == "profitable":
-        problem = _unprofitable(spec, hw, plans)
+        problem = family.compare(spec, hw, layout, plans) if family.compare is not None \
+            else _unprofitable(spec, hw, plans)
     return problem
 
 

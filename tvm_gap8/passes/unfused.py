@@ -169,15 +169,34 @@ def _explain_forward(binding, users, lookup=None) -> str | None:
     others = [u for u in frontier if u not in convs and u not in outputs]
     non_elementwise = [u for u in others if not _is_epilogue_op(u.value)]
     if non_elementwise:
-        return (f"a non-elementwise op, {_describe(non_elementwise[0].value)}, sits between the "
-                f"DW and the next PW (the DW output feeds "
-                f"{', '.join(_describe(u.value) for u in frontier)}; e.g. squeeze-excite)")
+        return _non_elementwise_reason(non_elementwise[0].value, frontier, bool(convs))
     if len(frontier) > 1:
         return (f"the DW output has {len(frontier)} consumers "
                 f"({', '.join(_describe(u.value) for u in frontier)}), DW->PW needs exactly one")
     if not convs:
         return "the DW output is a graph output (no PW follows it)"
     return patterns.pointwise_problem(convs[0].value) or _between_problem(closure, lookup)
+
+
+def _squeeze_excite(frontier) -> bool:
+    """The DW output feeds a global mean (the squeeze) and a multiply (the excitation's gate)."""
+    ops = {u.value.op.name for u in frontier if isinstance(u.value, relax.Call)
+           and isinstance(u.value.op, tvm.ir.Op)}
+    return "relax.mean" in ops and "relax.multiply" in ops
+
+
+def _non_elementwise_reason(op, frontier, pw_follows: bool) -> str:
+    """Why a DW whose output (after its elementwise ops) reaches ``op``, no elementwise op
+    nor a conv, has no PW to fuse with: the op, every consumer, and which structure it is."""
+    feeds = ", ".join(_describe(u.value) for u in frontier)
+    if _squeeze_excite(frontier):
+        return (f"a non-elementwise op, {_describe(op)}, reads the DW output: a squeeze-excite "
+                f"(pool and gate multiply) sits between the DW and the PW (the DW output "
+                f"feeds {feeds})")
+    where = "besides the PW" if pw_follows else "and no PW reads it"
+    return (f"a non-elementwise op, {_describe(op)}, reads the DW output {where} (the DW "
+            f"output feeds {feeds}): DW->PW needs its only consumer to be a PW, through "
+            f"elementwise ops")
 
 
 def _between_problem(closure, lookup) -> str:
@@ -201,16 +220,34 @@ def _between_problem(closure, lookup) -> str:
 
 
 def _explain_backward(dw, func) -> str | None:
+    """Why no PW -> DW pair formed on the DW's input side: the PW producing it breaks a rule,
+    or sits behind ops (an int8 activation quantized step by step) no pattern matched."""
     lookup = {b.var: b.value for b in bindings(func)}
-    cur = dw.args[0]
-    while isinstance(cur, relax.Var) and cur in lookup:
-        val = lookup[cur]
-        if _is_epilogue_op(val):
-            cur = val.args[0]
+    ops, convs, seen, stack = [], [], set(), [dw.args[0]]
+    while stack and len(seen) < 4 * patterns.CHAIN_DEPTH:
+        cur = stack.pop()
+        if not isinstance(cur, relax.Var) or cur in seen or cur not in lookup:
             continue
-        if isinstance(val, relax.Call) and isinstance(val.op, tvm.ir.Op) \
-                and val.op.name == "relax.nn.conv2d":
-            p = patterns.pointwise_problem(val)
-            return f"producer: {p}" if p else None
-        return None
-    return None
+        seen.add(cur)
+        val = lookup[cur]
+        if not (isinstance(val, relax.Call) and isinstance(val.op, tvm.ir.Op)):
+            continue
+        if val.op.name == "relax.nn.conv2d":
+            convs.append(val)
+        elif _is_epilogue_op(val) or val.op.name in _PASS_THROUGH:
+            ops.append(val)
+            stack += [a for a in val.args if not _constant_derived(a, lookup)]
+    if len(convs) != 1:
+        return None  # not a PW -> elementwise -> DW side
+    problem = patterns.pointwise_problem(convs[0])
+    if problem:
+        return f"producer: {problem}"
+    quantizes = sum(v.op.name == "relax.quantize" for v in ops)
+    own = _node(convs[0])  # the PW's bias add is its own
+    chain = ", ".join(_describe(v) for v in reversed(ops)
+                      if v.op.name not in _PASS_THROUGH and _node(v) != own)
+    if quantizes <= 2 and not chain:
+        return None  # PW -> DW directly: a rule of the pair (recorded) or the policy decided
+    return (f"producer: the PW {_node(convs[0])} reaches the DW through ops no PW->DW pattern "
+            f"matched ({chain or 'quantize/dequantize'}; {quantizes} quantize steps): the "
+            f"int8 fused kernels take a one-tensor table chain or x * table(x) there")

@@ -57,73 +57,91 @@ class ResizeSpec:
     """The attributes and inputs of a Resize / Upsample node, with their ONNX defaults."""
 
     def __init__(self, graph, node, operands, opset: int):
-        def unsupported(detail):
-            return UnsupportedOpError(node, detail)
-
+        self._node = node
         attr = lambda name, default=None: graph.attr(node, name, default)  # noqa: E731
         x = operands[0]
         self.rank = x.ndim
         self.mode = _str(attr("mode"), "nearest")
-        legacy = node.op_type == "Upsample" or opset < 11
-        if legacy:  # Upsample-7/9, Resize-10: X, scales (Upsample-7: the scales attribute)
-            self.ctm, self.nearest_mode = "asymmetric", "floor"
-            scales = operands[1] if len(operands) > 1 else attr("scales")
-            self.roi, sizes, self.axes = None, None, list(range(self.rank))
-            self.cubic_a, self.exclude_outside, self.antialias = -0.75, False, False
-            self.extrapolation, self.policy = 0.0, "stretch"
+        if node.op_type == "Upsample" or opset < 11:
+            scales, sizes = self._legacy(operands, attr)
         else:
-            self.ctm = _str(attr("coordinate_transformation_mode"), "half_pixel")
-            self.nearest_mode = _str(attr("nearest_mode"), "round_prefer_floor")
-            self.cubic_a = float(attr("cubic_coeff_a", -0.75))
-            self.exclude_outside = bool(attr("exclude_outside", 0))
-            self.antialias = bool(attr("antialias", 0))
-            self.extrapolation = float(attr("extrapolation_value", 0.0))
-            self.policy = _str(attr("keep_aspect_ratio_policy"), "stretch")
-            axes = attr("axes")
-            self.axes = [int(a) % self.rank for a in axes] if axes else list(range(self.rank))
-            roi, scales, sizes = (operands[i] if len(operands) > i else None for i in (1, 2, 3))
-            self.roi = None if roi is None or np.size(roi) == 0 else \
-                np.asarray(roi, np.float64).reshape(-1)
-            if scales is not None and np.size(scales) == 0:
-                scales = None
-            if sizes is not None and np.size(sizes) == 0:
-                sizes = None
+            scales, sizes = self._current(operands, attr)
+        self._check_modes()
+        self.in_shape = x.shape
+        self.scale, self.sizes = self._scale_and_sizes(scales, sizes)
+
+    def _unsupported(self, detail):
+        return UnsupportedOpError(self._node, detail)
+
+    def _legacy(self, operands, attr):
+        """Upsample-7/9, Resize-10: X, scales (Upsample-7: the scales attribute)."""
+        self.ctm, self.nearest_mode = "asymmetric", "floor"
+        scales = operands[1] if len(operands) > 1 else attr("scales")
+        self.roi, self.axes = None, list(range(self.rank))
+        self.cubic_a, self.exclude_outside, self.antialias = -0.75, False, False
+        self.extrapolation, self.policy = 0.0, "stretch"
+        return scales, None
+
+    def _current(self, operands, attr):
+        """Resize-11 and later: X, roi, scales, sizes and the attributes."""
+        self.ctm = _str(attr("coordinate_transformation_mode"), "half_pixel")
+        self.nearest_mode = _str(attr("nearest_mode"), "round_prefer_floor")
+        self.cubic_a = float(attr("cubic_coeff_a", -0.75))
+        self.exclude_outside = bool(attr("exclude_outside", 0))
+        self.antialias = bool(attr("antialias", 0))
+        self.extrapolation = float(attr("extrapolation_value", 0.0))
+        self.policy = _str(attr("keep_aspect_ratio_policy"), "stretch")
+        axes = attr("axes")
+        self.axes = [int(a) % self.rank for a in axes] if axes else list(range(self.rank))
+        roi, scales, sizes = (operands[i] if len(operands) > i else None for i in (1, 2, 3))
+        self.roi = None if roi is None or np.size(roi) == 0 else \
+            np.asarray(roi, np.float64).reshape(-1)
+        if scales is not None and np.size(scales) == 0:
+            scales = None
+        if sizes is not None and np.size(sizes) == 0:
+            sizes = None
+        return scales, sizes
+
+    def _check_modes(self):
         if self.mode not in MODES:
-            raise unsupported(f"mode {self.mode!r}")
+            raise self._unsupported(f"mode {self.mode!r}")
         if self.ctm not in COORDINATE_MODES:
-            raise unsupported(f"coordinate_transformation_mode {self.ctm!r}")
+            raise self._unsupported(f"coordinate_transformation_mode {self.ctm!r}")
         if self.mode == "nearest" and self.nearest_mode not in NEAREST_MODES:
-            raise unsupported(f"nearest_mode {self.nearest_mode!r}")
+            raise self._unsupported(f"nearest_mode {self.nearest_mode!r}")
         if self.ctm == "tf_crop_and_resize" and self.roi is None:
-            raise unsupported("tf_crop_and_resize without a roi")
+            raise self._unsupported("tf_crop_and_resize without a roi")
         n = len(self.axes)
         if self.roi is not None and self.roi.size != 2 * n:
-            raise unsupported(f"a roi of {self.roi.size} values for {n} axes")
-        in_shape = self.in_shape = x.shape
+            raise self._unsupported(f"a roi of {self.roi.size} values for {n} axes")
+
+    def _scale_and_sizes(self, scales, sizes):
+        """(scale per resized axis, output size per resized axis), from sizes or scales."""
+        n, in_shape = len(self.axes), self.in_shape
         if sizes is not None:
             sizes = [int(v) for v in np.asarray(sizes).reshape(-1)]
             if len(sizes) != n:
-                raise unsupported(f"{len(sizes)} sizes for {n} axes")
+                raise self._unsupported(f"{len(sizes)} sizes for {n} axes")
             scale = [s / in_shape[a] for s, a in zip(sizes, self.axes)]
             if self.policy in ("not_larger", "not_smaller"):
                 one = min(scale) if self.policy == "not_larger" else max(scale)
                 scale = [one] * n
                 sizes = [int(math.floor(one * in_shape[a] + 0.5)) for a in self.axes]
             elif self.policy != "stretch":
-                raise unsupported(f"keep_aspect_ratio_policy {self.policy!r}")
+                raise self._unsupported(f"keep_aspect_ratio_policy {self.policy!r}")
         elif scales is not None:
             scale = [float(v) for v in np.asarray(scales, np.float64).reshape(-1)]
             if len(scale) != n:
-                raise unsupported(f"{len(scale)} scales for {n} axes")
+                raise self._unsupported(f"{len(scale)} scales for {n} axes")
             extent = [1.0] * n if self.ctm != "tf_crop_and_resize" else \
                 [float(self.roi[n + i] - self.roi[i]) for i in range(n)]
             sizes = [int(math.floor(in_shape[a] * e * s))
                      for a, e, s in zip(self.axes, extent, scale)]
         else:
-            raise unsupported("neither scales nor sizes")
+            raise self._unsupported("neither scales nor sizes")
         if any(s <= 0 for s in scale):
-            raise unsupported(f"scales {scale} (must be > 0)")
-        self.scale, self.sizes = scale, sizes
+            raise self._unsupported(f"scales {scale} (must be > 0)")
+        return scale, sizes
 
 
 def _x_original(spec: ResizeSpec, i: int, length: int, out_len: int) -> np.ndarray:

@@ -98,6 +98,15 @@ class GraphBuilder:
             c = self.node("Clip", [a, zero, six], "hs_clip")
             m = self.node("Mul", [x, c], "hs_mul")
             return self.node("Div", [m, six], "hs_div")
+        if kind == "hardswish_keras":
+            # How tf2onnx writes a Keras hard_swish: x * (relu6(x + 3) * (1/6)); int8: the
+            # relu6(x + 3) table, the * 1/6 table (merged into one), then the product
+            three = self.const("hs_three", np.array(3.0, np.float32))
+            zero = self.const("hs_zero", np.array(0.0, np.float32))
+            six = self.const("hs_six", np.array(6.0, np.float32))
+            sixth = self.const("hs_sixth", np.array(1.0 / 6.0, np.float32))
+            r6 = self.node("Clip", [self.node("Add", [x, three], "hs_add"), zero, six], "hs_relu6")
+            return self.node("Mul", [x, self.node("Mul", [r6, sixth], "hs_scale")], "hs_mul")
         raise ValueError(f"unknown activation {kind!r}")
 
     #: activations that are one ONNX node: kind -> (op type, attributes)
@@ -233,6 +242,20 @@ def inverted_residual_block(cin=16, h=16, w=16, t=6, k=3, seed=0) -> onnx.ModelP
     b = GraphBuilder(seed)
     y = inverted_residual(b, "input", cin, cin, 1, t, k=k, base="ir")
     return b.model("input", [1, cin, h, w], y, name="inverted_residual")
+
+
+def chain_block(cin=8, cout=8, h=12, w=12, t=6, k=3, stride=1, seed=0) -> onnx.ModelProto:
+    """One inverted residual that always has its expansion PW (even at ``t`` = 1): PW + ReLU6
+    -> DW kxk + ReLU6 -> PW; the residual Add when the stride is 1 and ``cin == cout``."""
+    b = GraphBuilder(seed)
+    hidden = cin * t
+    y = b.conv_bn_act("input", cin, hidden, 1, act="relu6", base="ir_expand")
+    y = b.conv_bn_act(y, hidden, hidden, k, stride=stride, groups=hidden, act="relu6",
+                      base="ir_dw")
+    y = b.conv_bn_act(y, hidden, cout, 1, act=None, base="ir_project")
+    if stride == 1 and cin == cout:
+        y = b.node("Add", ["input", y], "ir_add")
+    return b.model("input", [1, cin, h, w], y, name="chain_block")
 
 
 def classifier_head(seed=0) -> onnx.ModelProto:
@@ -552,3 +575,57 @@ def two_input_block(c=8, h=8, w=8, seed=0) -> onnx.ModelProto:
     m.ir_version = 8
     onnx.checker.check_model(m)
     return m
+
+
+# -- Keras-style NHWC input and an FPN decoder with Add joins --------------------------------
+
+def keras_mobilenet_nhwc(alpha: float = 0.25, resolution: int = 32, num_classes: int = 10,
+                         blocks=((64, 1), (128, 2), (128, 1), (256, 2)), softmax: bool = True,
+                         seed: int = 0) -> onnx.ModelProto:
+    """A MobileNetV1 the way tf2onnx exports a Keras model: the input is NHWC
+    [1, R, R, 3] and a Transpose (perm 0, 3, 1, 2) follows it; stem, DW/PW pairs (ReLU6 as
+    Clip), global average pool, then Reshape to [1, C] (not Flatten), Gemm and (``softmax``)
+    Softmax."""
+    b = GraphBuilder(seed)
+    y = b.node("Transpose", ["input"], "input_nchw", perm=[0, 3, 1, 2])
+    c = _make_divisible(32 * alpha)
+    y = b.conv_bn_act(y, 3, c, 3, stride=2, act="relu6", base="stem")
+    for i, (cout, s) in enumerate(blocks):
+        co = _make_divisible(cout * alpha)
+        y = b.conv_bn_act(y, c, c, 3, stride=s, groups=c, act="relu6", base=f"b{i}_dw")
+        y = b.conv_bn_act(y, c, co, 1, act="relu6", base=f"b{i}_pw")
+        c = co
+    y = b.node("GlobalAveragePool", [y], "pool")
+    y = b.node("Reshape", [y, b.const("flat_shape", np.array([1, c], np.int64))], "flat")
+    w = (b.rng.standard_normal((num_classes, c)) * np.sqrt(1.0 / c)).astype(np.float32)
+    y = b.node("Gemm", [y, b.const("fc_w", w), b.const("fc_b", np.zeros(num_classes,
+                                                                          np.float32))],
+               "fc", transB=1)
+    if softmax:
+        y = b.node("Softmax", [y], "probs", axis=-1)
+    return b.model("input", [1, resolution, resolution, 3], y, [1, num_classes],
+                   name=f"keras_mobilenet_nhwc_{resolution}")
+
+
+def fpn_decoder(resolution: int = 96, width: int = 16, seed: int = 0) -> onnx.ModelProto:
+    """MobileNetV3-style backbone (1/2, 1/4, 1/8 maps) and an FPN decoder joined by Adds:
+    lateral 1x1 convs to ``width`` channels, top-down nearest Resize x2 + Add at each level
+    (every lateral and every merged map live at once), a 3x3 DW/PW smoothing per level, the
+    coarser smoothed maps upsampled back to 1/2 and added (a sum of three), 1x1 head +
+    Sigmoid. ``resolution`` a multiple of 8."""
+    b = GraphBuilder(seed)
+    c1, c2, c3 = _mbv3_backbone(b)
+    l1, l2, l3 = (b.conv(c, ci, width, 1, base=f"lat{i}")
+                  for i, (c, ci) in enumerate(((c1, 16), (c2, 24), (c3, 40)), start=1))
+    p3 = l3
+    p2 = b.node("Add", [l2, _resize_x2(b, p3, "nearest")], "top_down2")
+    p1 = b.node("Add", [l1, _resize_x2(b, p2, "nearest")], "top_down1")
+    s = []
+    for i, p in ((1, p1), (2, p2), (3, p3)):
+        q = b.conv_bn_act(p, width, width, 3, groups=width, act="relu", base=f"smooth{i}_dw")
+        s.append(b.conv_bn_act(q, width, width, 1, act="relu", base=f"smooth{i}_pw"))
+    s3_up = _resize_x2(b, _resize_x2(b, s[2], "nearest"), "nearest")
+    y = b.node("Add", [b.node("Add", [s[0], _resize_x2(b, s[1], "nearest")], "fuse12"),
+                       s3_up], "fuse123")
+    y = b.node("Sigmoid", [b.conv(y, width, 1, 1, base="head")], "prob")
+    return b.model("input", [1, 3, resolution, resolution], y, name=f"fpn_decoder_{resolution}")

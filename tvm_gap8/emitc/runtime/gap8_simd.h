@@ -313,4 +313,65 @@ static inline int32_t gap8_rows_i8(const int8_t *a, int32_t a_row, const int8_t 
 #else
 #define gap8_rows_i8 gap8_rows_i8_scalar
 #endif
+/* four output channels of one pixel over rows of contiguous taps: acc[k] = [acc[k] +] sum over
+ * r < rows, i < len of (a[r * a_row + i] + a_offset) * b[k * b_oc + r * b_row + i], k < 4 (a
+ * kxk conv over an HWC tile blocked over 4 output channels, (o, kh, kw * C padded to 4) weights:
+ * ``kernels/conv.py:hwc_weights``) */
+static inline void gap8_rows4_i8_each(int32_t *acc, const int8_t *a, int32_t a_row,
+                                      const int8_t *b, int32_t b_oc, int32_t b_row,
+                                      int32_t rows, int32_t len, int32_t a_offset,
+                                      int32_t accumulate) {
+  for (int32_t k = 0; k < 4; ++k) {
+    int32_t s = gap8_rows_i8(a, a_row, b + k * b_oc, b_row, rows, len, a_offset);
+    acc[k] = accumulate ? acc[k] + s : s;
+  }
+}
+
+#if defined(GAP8_PULPRT)
+/* weights word-aligned, each row zero-padded to whole words (b_row = 4 * ceil(len / 4), the
+ * padding 0: ``kernels/conv.py:hwc_weights``; the activation bytes read past a row then add
+ * nothing), channels b_oc bytes apart. Two nested hardware loops: over the rows (moving the
+ * activation pointer to the next row) and over a row's words (p.lw of the activation word,
+ * unaligned, and of the 4 channels' next weight words, 4 pv.sdotsp.b; each load's first use
+ * at least one instruction later). Compact on purpose: pulp-open's per-core L0 instruction
+ * cache is 512 B (8 sets x 4 ways x 16 B); the stem's fully unrolled version with its
+ * requantization did not fit (GVSOC: 2x the instruction-miss cycles). The stem's 3 x 9 taps:
+ * 2 + 3 x (2 + 3 x 9) instructions for 108 MACs. */
+static inline void gap8_rows4_i8(int32_t *acc, const int8_t *a, int32_t a_row, const int8_t *b,
+                                 int32_t b_oc, int32_t b_row, int32_t rows, int32_t len,
+                                 int32_t a_offset, int32_t accumulate) {
+  const int32_t words = (len + 3) >> 2, a_next = a_row - 4 * words;
+  int32_t s0 = 0, s1 = 0, s2 = 0, s3 = 0, x, v0, v1;
+  const int8_t *w0 = b, *w1 = b + b_oc, *w2 = b + 2 * b_oc, *w3 = b + 3 * b_oc;
+  if (a_offset != 0 || rows <= 0 || len <= 0 || b_row != 4 * words ||
+      (((uintptr_t)b | (uintptr_t)b_oc) & 3)) {
+    gap8_rows4_i8_each(acc, a, a_row, b, b_oc, b_row, rows, len, a_offset, accumulate);
+    return;
+  }
+  __asm__ volatile(".option push\n.option norelax\n.option norvc\n"
+                   ".insn i 0x7B, 4, x1, %[rows], 22\n"      /* lp.setup x1, rows, +44 */
+                   ".insn i 0x7B, 4, x0, %[words], 18\n"     /* lp.setup x0, words, +36 */
+                   ".insn i 0x0B, 2, %[x], %[pa], 4\n"       /* p.lw x, 4(pa!) */
+                   ".insn i 0x0B, 2, %[v0], %[w0], 4\n"
+                   ".insn i 0x0B, 2, %[v1], %[w1], 4\n"
+                   ".insn r 0x57, 1, 0x5C, %[s0], %[x], %[v0]\n" /* pv.sdotsp.b s0, x, v0 */
+                   ".insn i 0x0B, 2, %[v0], %[w2], 4\n"
+                   ".insn r 0x57, 1, 0x5C, %[s1], %[x], %[v1]\n"
+                   ".insn i 0x0B, 2, %[v1], %[w3], 4\n"
+                   ".insn r 0x57, 1, 0x5C, %[s2], %[x], %[v0]\n"
+                   ".insn r 0x57, 1, 0x5C, %[s3], %[x], %[v1]\n" /* end of the word loop */
+                   "add %[pa], %[pa], %[next]\n"              /* end of the row loop */
+                   ".option pop\n"
+                   : [s0] "+r"(s0), [s1] "+r"(s1), [s2] "+r"(s2), [s3] "+r"(s3), [pa] "+r"(a),
+                     [w0] "+r"(w0), [w1] "+r"(w1), [w2] "+r"(w2), [w3] "+r"(w3), [x] "=&r"(x),
+                     [v0] "=&r"(v0), [v1] "=&r"(v1)
+                   : [rows] "r"(rows), [words] "r"(words), [next] "r"(a_next) : "memory");
+  if (accumulate) {
+    s0 += acc[0]; s1 += acc[1]; s2 += acc[2]; s3 += acc[3];
+  }
+  acc[0] = s0; acc[1] = s1; acc[2] = s2; acc[3] = s3;
+}
+#else
+#define gap8_rows4_i8 gap8_rows4_i8_each
+#endif
 #endif
