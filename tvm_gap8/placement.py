@@ -100,7 +100,13 @@ class Placement:
                            for p in self.layers]}
 
 
-def kernel_placement(weights_in: str, weight_traffic: int) -> dict:
-    """A lowered kernel's ``gap8.placement`` attribute: where its staged weights live and the
-    bytes they cross L3 -> L2 (every weight byte its tiles copy, when they live in L3)."""
-    return {"weights_in": weights_in, L3_TO_L2: weight_traffic if weights_in == "L3" else 0}
+#: The key of a kernel's ``gap8.placement`` giving its largest weight tile (one L1 version)
+WEIGHT_TILE_BYTES = "weight_tile_bytes"
+
+
+def kernel_placement(weights_in: str, weight_traffic: int, weight_tile_bytes: int) -> dict:
+    """A lowered kernel's ``gap8.placement`` attribute: where its staged weights live, the
+    bytes they cross L3 -> L2 (every weight byte its tiles copy, when they live in L3) and its
+    largest weight tile (what one L3 copy stages in L2 at most)."""
+    return {"weights_in": weights_in, L3_TO_L2: weight_traffic if weights_in == "L3" else 0,
+            WEIGHT_TILE_BYTES: weight_tile_bytes}

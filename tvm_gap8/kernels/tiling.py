@@ -148,6 +148,12 @@ class TilePlan:
             d["in_channels"] = self.in_channels
         return d
 
+    @property
+    def weight_tile_bytes(self) -> int:
+        """The largest weight buffer of one tile (one version): the most one weight copy moves."""
+        return max((b.elements * dtype_bytes(b.dtype) for b in self.buffers if b.role == WEIGHT),
+                   default=0)
+
     def figures(self) -> dict:
         """The plan's own figures (report.json's ``plan``), which the IR tests compare with the
         counts read off the lowered kernel."""

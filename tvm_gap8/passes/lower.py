@@ -205,7 +205,7 @@ class _FusedLowerer(PyExprMutator):  # pylint: disable=abstract-method
             PLAN_FIGURES_ATTR: plan.figures(),
             EPILOGUES_ATTR: spec.describe_epilogues(),
             PLACEMENT_ATTR: kernel_placement(self.placed(info["layer"]).weights_memory,
-                                             plan.l2_to_l1_wgt),
+                                             plan.l2_to_l1_wgt, plan.weight_tile_bytes),
         })
         name = f"gap8_{spec.kind}_{_sanitize(info['layer'].split('+')[0])}"
         gv = self.builder_.add_func(prim, name)

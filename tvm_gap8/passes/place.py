@@ -12,21 +12,24 @@ directly in L2; the weights a layer's DMA stages read (its streamable weights) i
 they fit beside the arena, else in L3 — when something must go, the L2 room goes first to
 the layers whose weights are copied most often per byte (their plans' weight traffic / weight
 bytes), so the fewest bytes cross L3 -> L2; ties in layer order. A weight in L3 needs one
-staging buffer in L2 for one tile: no larger than the L1 budget nor than the largest weight in
-L3.
+staging buffer in L2 for one copy: reserved at its bound (the L1 budget, or the largest weight
+in L3 when smaller) for the decision, then sized to the final kernels' largest weight tile.
 """
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import tvm
 from tvm import relax
 
 from ..emitc.network import ALIGN, activation_arena, read_tensors
 from ..errors import UnsupportedError
-from ..placement import ACTIVATION_ROLE, WEIGHT_ROLE, LayerPlacement, Placement, TensorPlace
+from ..placement import (ACTIVATION_ROLE, WEIGHT_ROLE, WEIGHT_TILE_BYTES, LayerPlacement,
+                         Placement, TensorPlace)
 from ..target import GAP8, Gap8Target, gap8_enabled
 from ..tirwalk import sblocks
-from ..vocab import COPY_ANN, KIND_ATTR, L2_TO_L1_WGT, PLAN_FIGURES_ATTR
+from ..vocab import COPY_ANN, KIND_ATTR, L2_TO_L1_WGT, PLACEMENT_ATTR, PLAN_FIGURES_ATTR
 from .compilation import Compilation
 from .lower import LowerFusedKernels
 from .qdq import SimplifyQDQ
@@ -160,7 +163,19 @@ class LowerAndPlace:
         if placement.l3_weight_bytes:
             lowered = _lower(mod, self.hw, self.compilation)
             _same_tensors(lowered, placement)
+            # the stage was reserved at its bound; the final tiles say what it must hold
+            self.compilation.placement = replace(placement,
+                                                 stage_bytes=_final_stage(lowered, placement))
         return lowered
+
+
+def _final_stage(lowered, placement: Placement) -> int:
+    """The L3 stage the final kernels need: their largest weight tile among the layers whose
+    weights are in L3 (one L3 copy stages at most one tile), within the decision's bound."""
+    tiles = [int(f.attrs[PLACEMENT_ATTR][WEIGHT_TILE_BYTES]) for _, f in lowered.functions_items()
+             if isinstance(f, tvm.tirx.PrimFunc) and f.attrs is not None
+             and PLACEMENT_ATTR in f.attrs and str(f.attrs[PLACEMENT_ATTR]["weights_in"]) == "L3"]
+    return min(placement.stage_bytes, _aligned(max(tiles, default=placement.stage_bytes)))
 
 
 def _has_kernels(mod) -> bool:
