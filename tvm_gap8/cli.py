@@ -20,11 +20,11 @@ import traceback
 from . import __version__
 from .compiler import compile_model
 from .errors import Gap8Error, UsageError
-from .frontend import parse_input_shape
+from .frontend.onnx_import import parse_input_shape
 from .passes.layouts import LAYOUT_POLICIES
-from .plot import plot_layers
-from .quantize import quantize_model
-from .report import format_table
+from .report.plot import plot_layers
+from .frontend.quantize import quantize_model
+from .report.contents import format_table
 from .target import GAP8, Gap8Target
 
 EXAMPLES = """examples:

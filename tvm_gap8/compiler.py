@@ -12,11 +12,11 @@ import tvm
 from .check import check_outputs, random_inputs
 from .check.host import build_host, run_host  # noqa: F401  (part of this module's API)
 from .errors import Gap8Error, UnsupportedError
-from .frontend import ImportedModel, import_onnx
+from .frontend.onnx_import import ImportedModel, import_onnx
 from .pipeline import gap8_passes
 from .passes.compilation import Compilation
-from .placement import Placement
-from .report import float_layers, fusion_of, layers_of, totals_of
+from .ir.placement import Placement
+from .report.contents import float_layers, fusion_of, layers_of, totals_of
 from .target import GAP8, Gap8Target, tvm_target
 
 

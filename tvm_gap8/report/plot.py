@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .vocab import L1_TO_L2_ACT, L2_TO_L1_ACT, L2_TO_L1_WGT
+from ..ir.vocab import L1_TO_L2_ACT, L2_TO_L1_ACT, L2_TO_L1_WGT
 
 
 def plot_layers(report: dict, path: str) -> None:
