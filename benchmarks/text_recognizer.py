@@ -5,7 +5,7 @@ differ from onnxruntime (the issue's "one element 24 LSB off").
                                          [--seeds 4] [--samples 8] [--show 12] [--float]
 
 Builds ``text_recognizer(height, width, scale)`` (opset 12), quantizes it with
-``tvm_gap8.quantize.quantize_model`` (converted to opset 13), compiles it with
+``tvm_gap8.frontend.quantize.quantize_model`` (converted to opset 13), compiles it with
 ``compile_model(..., check=True)`` and prints the table (with the float layers and their
 reasons) and the check. Then, for each seed, our outputs against the integer reference and
 against onnxruntime (basic level), and the localization: every QuantizeLinear output of the
@@ -27,11 +27,11 @@ import onnx
 from tvm_gap8.check import check_outputs, random_inputs
 from tvm_gap8.check.session import reference_session
 from tvm_gap8.compiler import compile_model, run_host
-from tvm_gap8.quantize import quantize_model
+from tvm_gap8.frontend.quantize import quantize_model
 from tvm_gap8.reference import integer_reference
 from tvm_gap8.reference.graph import ORDER_DEPENDENT, Graph, trace
 from tvm_gap8.reference.spec import spec_output
-from tvm_gap8.report import format_table
+from tvm_gap8.report.contents import format_table
 from tvm_gap8.testing.onnx_models import text_recognizer
 
 

@@ -27,9 +27,9 @@ from .frontend import parse_input_shape
 from .emitc.run import PLATFORMS, emit_and_run
 from .options import DEFAULTS, FUSION_POLICIES
 from .passes.layouts import LAYOUT_POLICIES
-from .plot import plot_layers
-from .quantize import quantize_model
-from .report import format_table
+from .report.plot import plot_layers
+from .frontend.quantize import quantize_model
+from .report.contents import format_table
 from .progress import shown, step
 from .target import CYCLE_MODELS, DMA_MODES, GAP8, REQUANT_MODES, Gap8Target
 

@@ -16,11 +16,11 @@ from .frontend import ImportedModel, import_onnx
 from .options import BASELINE, DEFAULTS, CompileOptions, with_dma  # noqa: F401
 from .pipeline import gap8_passes
 from .passes.compilation import Compilation
-from .placement import Placement
+from .ir.placement import Placement
 from .progress import SlowPasses, shown, step
-from .report import SCHEMA_VERSION, float_layers, fusion_of, layers_of, totals_of
+from .report.contents import SCHEMA_VERSION, float_layers, fusion_of, layers_of, totals_of
 from .target import GAP8, Gap8Target, tvm_target
-from .vocab import L1_TO_L2_ACT, L2_TO_L1_ACT, L2_TO_L1_WGT
+from .ir.vocab import L1_TO_L2_ACT, L2_TO_L1_ACT, L2_TO_L1_WGT
 
 
 @dataclass

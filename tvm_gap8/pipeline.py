@@ -12,7 +12,7 @@ import tvm
 from tvm import relax
 from tvm.relax.pipeline import PIPELINE_MAP
 
-from .irutil import bindings
+from .ir.irutil import bindings
 from .kernels import FAMILIES
 from .passes import record_fusion_disabled, record_unfused_depthwise
 from .passes.formation import formation_pass

@@ -100,7 +100,7 @@ class Gap8Target:
     #: ~99 kB reported for the MobileNetV2-style example, FC stack 2 kB. The link checks the real
     #: figure and names the region it overflows.
     l2_reserved_bytes: int = 98304
-    # L3 (off-chip HyperRAM) -> L2, for weights that do not fit L2 (``placement.py``):
+    # L3 (off-chip HyperRAM) -> L2, for weights that do not fit L2 (``ir/placement.py``):
     # OUR ASSUMPTION, no cited figure: GAP8's HyperBus is an 8-bit DDR bus; taken at ~1 byte per
     # cycle of the 100 MHz clock above (the order of the figure GreenWaves' docs give for
     # HyperRAM; not verified against a datasheet here), 8x slower than the cluster DMA
@@ -110,7 +110,7 @@ class Gap8Target:
     l3_setup_cycles: int = 920
     #: Where the weights of the kernel being planned live: "L2", or "L3" (each weight tile
     #: then crosses L3 -> L2 before L2 -> L1, costed so). Not a property of the chip: the
-    #: network's placement (``placement.py``, decided once in ``passes/place.py``) sets it per
+    #: network's placement (``ir/placement.py``, decided once in ``passes/place.py``) sets it per
     #: layer on the target the tiler costs that layer with.
     weights_memory: str = "L2"
     # The constants of the compute-cycle models (PLiNIO's GAP8 latency models and the terms we

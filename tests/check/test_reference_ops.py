@@ -18,7 +18,7 @@ from tvm_gap8.reference import integer_reference
 from tvm_gap8.reference.errors import UnsupportedOpError
 from tvm_gap8.reference.graph import Graph
 from tvm_gap8.reference.ops import eval_node
-from tvm_gap8.report import check_lines
+from tvm_gap8.report.contents import check_lines
 from tvm_gap8.testing import onnx_models as M
 from tvm_gap8.testing.quant import quantized
 

@@ -266,7 +266,7 @@ def test_every_entry_point_gives_the_cli_totals(example, compiled):
     from tvm_gap8.compiler import compile_model
     from tvm_gap8.frontend import import_onnx
     from tvm_gap8.pipeline import gap8_passes
-    from tvm_gap8.report import layers_of, totals_of
+    from tvm_gap8.report.contents import layers_of, totals_of
     from tvm_gap8.target import tvm_target
 
     proc, out = compiled
@@ -313,7 +313,7 @@ def test_report_json_follows_its_schema(compiled):
 
 
 def test_table_fits_100_columns_adds_up_and_explains_itself(compiled):
-    from tvm_gap8.report import LEGEND, format_table, table_rows
+    from tvm_gap8.report.contents import LEGEND, format_table, table_rows
 
     _, out = compiled
     report = json.loads((out / "report.json").read_text())
@@ -340,7 +340,7 @@ def test_table_fits_100_columns_adds_up_and_explains_itself(compiled):
 
 
 def test_repeated_reasons_are_grouped():
-    from tvm_gap8.report import _grouped
+    from tvm_gap8.report.contents import _grouped
 
     lines = _grouped("not fused", [("a", "why"), ("b", "why"), ("c", "other")])
     assert lines == ["  not fused (2): a, b: why", "  not fused: c: other"]

@@ -7,7 +7,7 @@ import pytest
 import tvm
 
 from tvm_gap8.cost.ir import kernel_counts, lower_for_inspection
-from tvm_gap8.tirwalk import allocations, sblocks
+from tvm_gap8.ir.tirwalk import allocations, sblocks
 from tvm_gap8.kernels.conv import (ConvKernelSpec, conv_compute, conv_tiling, plan_conv,
                                    schedule_conv)
 from tvm_gap8.kernels.dense import DenseKernelSpec, dense_tiling
@@ -25,7 +25,7 @@ from tvm_gap8.kernels.tiling import choose_plan
 from tvm_gap8.kernels.pool import PoolKernelSpec, pool_tiling
 from tvm_gap8.kernels.requant import quantize_multiplier
 from tvm_gap8.target import GAP8
-from tvm_gap8.vocab import COPY_ANN, L1_SCOPE, ROLE_ANN
+from tvm_gap8.ir.vocab import COPY_ANN, L1_SCOPE, ROLE_ANN
 
 
 def _requant_epilogue(c, first_channel=0):

@@ -5,7 +5,7 @@ import pytest
 
 from tests.conftest import compile_checked
 from tvm_gap8.errors import ModelError
-from tvm_gap8.quantize import _validate, quantize_model
+from tvm_gap8.frontend.quantize import _validate, quantize_model
 from tvm_gap8.testing import onnx_models as M
 
 

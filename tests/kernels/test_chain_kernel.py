@@ -14,8 +14,8 @@ from tvm_gap8.kernels.layout import CHW, HWC, KernelLayouts, physical
 from tvm_gap8.kernels.pw_dw_pw import ChainKernelSpec, chain_tiling
 from tvm_gap8.target import GAP8
 from tvm_gap8.testing.reference import conv2d_nchw
-from tvm_gap8.tirwalk import allocations, sblocks
-from tvm_gap8.vocab import COPY_ANN, L1_SCOPE, ROLE_ANN
+from tvm_gap8.ir.tirwalk import allocations, sblocks
+from tvm_gap8.ir.vocab import COPY_ANN, L1_SCOPE, ROLE_ANN
 
 
 def _bias_relu6(i):

@@ -5,11 +5,11 @@ import numpy as np
 import pytest
 import tvm
 
-from tvm_gap8.tirwalk import sblocks
+from tvm_gap8.ir.tirwalk import sblocks
 from tvm_gap8.kernels.epilogue import ACC, Epilogue, EpilogueOp, Ref
 from tvm_gap8.kernels import build_kernel, plan_kernel
 from tvm_gap8.kernels.fused import ConvGeom, FusedKernelSpec
-from tvm_gap8.vocab import COPY_ANN, L1_SCOPE, ROLE_ANN
+from tvm_gap8.ir.vocab import COPY_ANN, L1_SCOPE, ROLE_ANN
 from tvm_gap8.kernels.dw_pw import dw_pw_tiling
 from tvm_gap8.kernels.pw_dw import pw_dw_tiling
 from tvm_gap8.target import GAP8

@@ -17,9 +17,9 @@ from tvm_gap8.kernels.epilogue import ACC, Epilogue, EpilogueOp, Ref, Requant
 from tvm_gap8.kernels.geometry import ConvGeom
 from tvm_gap8.kernels.layout import CHW, HWC, KernelLayouts, physical
 from tvm_gap8.target import GAP8
-from tvm_gap8.tirwalk import sblocks
-from tvm_gap8.vocab import (DMA_TRANSFERS, L1_TO_L2_ACT, L2_TO_L1_ACT, L2_TO_L1_TRANSPOSED,
-                            L2_TO_L1_WGT, TRANSPOSE_ANN)
+from tvm_gap8.ir.tirwalk import sblocks
+from tvm_gap8.ir.vocab import (DMA_TRANSFERS, L1_TO_L2_ACT, L2_TO_L1_ACT, L2_TO_L1_TRANSPOSED,
+                               L2_TO_L1_WGT, TRANSPOSE_ANN)
 
 BIAS_RELU6 = Epilogue((EpilogueOp("relax.add", (ACC, Ref("channel", 0))),
                        EpilogueOp("relax.clip", (Ref("val", 0),), (0.0, 6.0))))
@@ -132,8 +132,8 @@ def _assert_l1_layouts(func, spec, plan):
     """The L1 tiles are stored in the variant's layouts: the input tile's innermost axis is its
     channels for an HWC tile (its columns for CHW), the output tile's likewise."""
     from tvm_gap8.cost.ir import lower_for_inspection
-    from tvm_gap8.tirwalk import allocations
-    from tvm_gap8.vocab import L1_SCOPE
+    from tvm_gap8.ir.tirwalk import allocations
+    from tvm_gap8.ir.vocab import L1_SCOPE
     bufs = {b.name: [int(d) for d in b.shape] for b, _ in allocations(lower_for_inspection(func))
             if b.scope() == L1_SCOPE}
     x = next(shape for name, shape in bufs.items() if name.startswith("x_pad"))

@@ -5,9 +5,9 @@ import json
 import tvm
 
 from tests.conftest import compile_checked
-from tvm_gap8.tirwalk import allocations, sblocks
+from tvm_gap8.ir.tirwalk import allocations, sblocks
 from tvm_gap8.target import GAP8
-from tvm_gap8.vocab import L1_SCOPE, ROLE_ANN
+from tvm_gap8.ir.vocab import L1_SCOPE, ROLE_ANN
 from tvm_gap8.testing import onnx_models as M
 from tvm_gap8.testing.quant import quantized
 

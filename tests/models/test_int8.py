@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import compile_checked
-from tvm_gap8.irutil import bindings
+from tvm_gap8.ir.irutil import bindings
 from tvm_gap8.testing import onnx_models as M
 from tvm_gap8.testing.quant import quantized
 
@@ -45,8 +45,8 @@ def test_int8_inverted_residual_add_is_integer():
 def test_fused_kernels_are_integer_only_in_the_ir():
     import tvm
 
-    from tvm_gap8.tirwalk import allocations, sblocks
-    from tvm_gap8.vocab import ROLE_ANN
+    from tvm_gap8.ir.tirwalk import allocations, sblocks
+    from tvm_gap8.ir.vocab import ROLE_ANN
 
     result = compile_checked(quantized(M.mobilenet_v2(alpha=0.35, resolution=64)))
     text = result.lowered.script()  # what lowered.py holds

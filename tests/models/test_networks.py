@@ -77,7 +77,7 @@ def test_ops_without_gap8_kernel_fall_back_and_are_reported():
                  if layer.get("fallback")}
     assert set(fallbacks) == {"maxpool_0", "gate_0"}
     assert all("not tiled for L1" in why for why in fallbacks.values())
-    from tvm_gap8.report import format_table
+    from tvm_gap8.report.contents import format_table
 
     assert "not tiled (TVM fallback): maxpool_0, gate_0" in format_table(result.report)
 

@@ -8,9 +8,9 @@ import onnx
 import pytest
 
 from tvm_gap8.check.session import reference_session
-from tvm_gap8.floatlayers import LAYERNORM_REASON, MATMUL_REASON, SOFTMAX_REASON
-from tvm_gap8.quantize import quantize_model
-from tvm_gap8.report import format_table
+from tvm_gap8.report.floatlayers import LAYERNORM_REASON, MATMUL_REASON, SOFTMAX_REASON
+from tvm_gap8.frontend.quantize import quantize_model
+from tvm_gap8.report.contents import format_table
 from tvm_gap8.testing import onnx_models as M
 from tvm_gap8.testing.quant import quantized
 

@@ -52,7 +52,7 @@ def test_planner_and_lowering_share_a_typed_plan():
 
 def test_a_float_flatten_is_an_alias_not_a_fallback():
     from tvm_gap8.compiler import compile_model
-    from tvm_gap8.report import format_table
+    from tvm_gap8.report.contents import format_table
 
     report = compile_model(M.classifier_head(), fusion="auto", layout="auto").report
     flatten = [layer for layer in report["layers"] if layer["onnx_nodes"] == ["flatten_0"]]

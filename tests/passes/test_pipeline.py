@@ -100,7 +100,7 @@ def test_pipeline_knobs_as_get_pipeline_keywords():
     import pytest
 
     from tvm_gap8.errors import UsageError
-    from tvm_gap8.report import layers_of
+    from tvm_gap8.report.contents import layers_of
 
     imported = import_onnx(M.dw_pw_block(cin=8, cout=16, h=10, w=10))
     with pytest.raises(Exception, match="Invalid config option"):

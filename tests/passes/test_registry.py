@@ -10,8 +10,8 @@ from tvm_gap8.kernels.epilogue import ACC, Epilogue, EpilogueOp, Ref
 from tvm_gap8.kernels.geometry import ConvGeom
 from tvm_gap8.pipeline import gap8_passes
 from tvm_gap8.target import GAP8
-from tvm_gap8.tirwalk import walk
-from tvm_gap8.vocab import COPY_ANN, INTERMEDIATE, ROLE_ANN
+from tvm_gap8.ir.tirwalk import walk
+from tvm_gap8.ir.vocab import COPY_ANN, INTERMEDIATE, ROLE_ANN
 
 
 def test_every_family_declares_itself_once():

@@ -7,7 +7,7 @@ import numpy as np
 import tvm
 from tvm import relax
 
-from ..float_exp import TIR_PIPELINE, register_tir_pipeline
+from ..ir.float_exp import TIR_PIPELINE, register_tir_pipeline
 from ..target import tvm_target
 
 

@@ -11,8 +11,8 @@ import json
 import os
 from dataclasses import dataclass
 
-from ..vocab import (DMA_TRANSFERS, L1_TO_L2_ACT, L2_TO_L1_ACT, L2_TO_L1_TRANSPOSED,
-                     L2_TO_L1_WGT)
+from ..ir.vocab import (DMA_TRANSFERS, L1_TO_L2_ACT, L2_TO_L1_ACT, L2_TO_L1_TRANSPOSED,
+                        L2_TO_L1_WGT)
 from .cycles import DEFAULT_COSTS, ComputeCosts, soft_float
 from .work import TERMS
 

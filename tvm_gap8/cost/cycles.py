@@ -41,7 +41,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from ..vocab import CHW, HWC, LAYOUTS
+from ..ir.vocab import CHW, HWC, LAYOUTS
 
 DMA_KINDS = ("contiguous", "2d", "transposing", "l3")
 

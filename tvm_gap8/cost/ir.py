@@ -7,10 +7,10 @@ import numpy as np
 import tvm
 from tvm import s_tir, tirx
 
-from ..tirwalk import allocations, buffer_bytes, walk
-from ..vocab import (COPY_ANN, DMA_TRANSFERS, INPUT, L1_SCOPE, L1_TO_L2, L1_TO_L2_ACT, L2_TO_L1,
-                     L2_TO_L1_ACT, L2_TO_L1_TRANSPOSED, L2_TO_L1_WGT, OUTPUT, ROLE_ANN,
-                     TRANSPOSE_ANN, WEIGHT)
+from ..ir.tirwalk import allocations, buffer_bytes, walk
+from ..ir.vocab import (COPY_ANN, DMA_TRANSFERS, INPUT, L1_SCOPE, L1_TO_L2, L1_TO_L2_ACT, L2_TO_L1,
+                        L2_TO_L1_ACT, L2_TO_L1_TRANSPOSED, L2_TO_L1_WGT, OUTPUT, ROLE_ANN,
+                        TRANSPOSE_ANN, WEIGHT)
 
 # -- what the tests and the report read off a kernel ---------------------------------------
 

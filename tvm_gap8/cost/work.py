@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 
-from ..vocab import CHW, HWC
+from ..ir.vocab import CHW, HWC
 
 #: the work terms, each a count over the whole layer
 TERMS = (*(f"{k}_macs_{lay.lower()}" for k in ("conv", "dw", "pw") for lay in (CHW, HWC)),

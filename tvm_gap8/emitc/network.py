@@ -7,7 +7,7 @@
 * Each ``call_tir`` (gap8 kernels and the TIR of ops TVM legalizes for us) is one layer, its
   function emitted by ``plainc``; reshapes are aliases (no code, no memory).
 * L2 activations live in one static arena (greedy first-fit over tensor lifetimes); weights are
-  ``const`` arrays in L2, or in one L3 array, as the network's placement says (``placement.py``,
+  ``const`` arrays in L2, or in one L3 array, as the network's placement says (``ir/placement.py``,
   decided in ``passes/place.py`` on the tensors read here: nothing is decided here); the DMA
   back end stages each L3 weight tile through L2 (``l3_to_l2`` bytes = the weight bytes that
   reach L1, the report's figure); L1 is one static arena of the largest kernel's need.
@@ -22,9 +22,9 @@ import tvm
 from tvm import relax
 
 from ..errors import UnsupportedError
-from ..irutil import group_info
-from ..placement import Placement
-from ..vocab import KIND_ATTR
+from ..ir.irutil import group_info
+from ..ir.placement import Placement
+from ..ir.vocab import KIND_ATTR
 from .plainc import C_TYPES, plain_kernel
 
 ALIGN = 8
@@ -349,7 +349,7 @@ def _aligned(n):
 
 
 def _place_weights(net, placement):
-    """Weights where the network's placement put them (``placement.py``; None: every weight in
+    """Weights where the network's placement put them (``ir/placement.py``; None: every weight in
     L2): the L3 ones in one L3 array, in layer order. Nothing is decided here; a weight placed
     in L3 that the C reads other than by DMA is an error (the cores cannot read L3)."""
     l3_off, l2_used = 0, 0
@@ -377,7 +377,7 @@ def _place_weights(net, placement):
 @dataclass
 class NetworkTensors:
     """The emitted network's tensors and layers, read off the lowered module (no C yet):
-    what the memory placement (``placement.py``) and the C emitter both read."""
+    what the memory placement (``ir/placement.py``) and the C emitter both read."""
     mod: tvm.IRModule  # the legalized module whose ``main`` is emitted
     tensors: dict
     layers: list

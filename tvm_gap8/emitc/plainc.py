@@ -20,9 +20,9 @@ from tvm import s_tir, tirx
 
 from ..cost.ir import inspection_passes
 from ..errors import UnsupportedError
-from ..float_exp import exp_in_double
+from ..ir.float_exp import exp_in_double
 from .intrinsics import dot_products
-from ..vocab import COPY_ANN, L1_SCOPE, L1_TO_L2, L2_TO_L1, MACS_ATTR, ROLE_ANN
+from ..ir.vocab import COPY_ANN, L1_SCOPE, L1_TO_L2, L2_TO_L1, MACS_ATTR, ROLE_ANN
 
 DMA_ANN = "gap8.dma"  # on every loop of a copy nest: "<direction>:<role>"
 PAR_ANN = "gap8.parallel"  # on the loop split over the cores
@@ -96,7 +96,7 @@ def _uses(expr, var) -> bool:
 
 
 def _blocks_under(stmt) -> list:
-    from ..tirwalk import walk
+    from ..ir.tirwalk import walk
     return [s for s, _ in walk(stmt) if isinstance(s, s_tir.SBlockRealize)]
 
 
@@ -133,7 +133,7 @@ def _mark_parallel_loops(func):
     all hold copies; unit loops passed through) starts a nest of data-parallel loops: the one
     whose split balances the cores best gets PAR_ANN, the loops above it PAR_OUTER_ANN (every
     core runs them, one barrier after the nest)."""
-    from ..tirwalk import walk
+    from ..ir.tirwalk import walk
 
     def holds_copy(stmt):
         return any(COPY_ANN in r.block.annotations for r in _blocks_under(stmt))
@@ -455,7 +455,7 @@ def _split_nest(loop, stats):
 
 
 def _contains_parallel(stmt) -> bool:
-    from ..tirwalk import walk
+    from ..ir.tirwalk import walk
     return any(isinstance(s, tirx.For) and (PAR_ANN in s.annotations or TEAM_ANN in s.annotations)
                for s, _ in walk(stmt))
 
@@ -507,7 +507,7 @@ def _l1_arena(func, arena):
     ``cost/ir.py`` counts the L1 peak."""
     offsets = {}
     size = 0
-    from ..tirwalk import walk
+    from ..ir.tirwalk import walk
     for stmt, _ in walk(func.body):
         if isinstance(stmt, tirx.AllocBuffer) and stmt.buffer.ty.storage_scope == L1_SCOPE \
                 and stmt.buffer.name not in offsets:
@@ -531,7 +531,7 @@ def _l1_arena(func, arena):
 
 def _globalize_locals(func):
     """``local`` scratch (accumulators) -> ``global`` stack arrays (the C codegen's only scope)."""
-    from ..tirwalk import walk
+    from ..ir.tirwalk import walk
     remap = {}
     for stmt, _ in walk(func.body):
         if isinstance(stmt, tirx.AllocBuffer) and stmt.buffer.ty.storage_scope == "local":

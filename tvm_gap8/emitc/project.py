@@ -196,7 +196,7 @@ def kernels_c(net: Network) -> str:
     return "\n".join(out)
 
 
-#: a float ``expf`` left in a kernel computed as ``float_exp.py`` has both builds compute it
+#: a float ``expf`` left in a kernel computed as ``ir/float_exp.py`` has both builds compute it
 #: (TIR's exp and sigmoid are rewritten so before lowering): exp in double rounded once to
 #: float, the same float on every libm (glibc's expf and picolibc's differ by an ulp on some
 #: inputs, and from the correctly rounded float)

@@ -15,7 +15,7 @@ from ..check import check_outputs, random_inputs
 from ..check.host import build_host, run_host
 from ..errors import UsageError
 from ..progress import step
-from ..vocab import DMA_TRANSFERS, L1_TO_L2_ACT, L2_TO_L1_ACT, L2_TO_L1_WGT, L3_TO_L2
+from ..ir.vocab import DMA_TRANSFERS, L1_TO_L2_ACT, L2_TO_L1_ACT, L2_TO_L1_WGT, L3_TO_L2
 from . import build, gvsoc
 from .network import read_network
 from .project import libm_calls, write_project

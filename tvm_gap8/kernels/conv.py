@@ -16,7 +16,7 @@ import tvm
 from tvm import relax, s_tir, te
 
 from ..cost import cycles
-from ..vocab import INPUT, INTERMEDIATE, OUTPUT, WEIGHT
+from ..ir.vocab import INPUT, INTERMEDIATE, OUTPUT, WEIGHT
 from . import layout, patterns
 from .epilogue import Epilogue
 from .family import KernelFamily

@@ -11,7 +11,7 @@ from tvm import relax, s_tir, te
 
 from ..cost import cycles
 from ..errors import UnsupportedError
-from ..vocab import INPUT, OUTPUT, WEIGHT
+from ..ir.vocab import INPUT, OUTPUT, WEIGHT
 from . import patterns
 from .composite import (CompositeReader, activation_range, layer_parts, requantization, shape_of)
 from .epilogue import ACC, Epilogue, EpilogueOp, Ref

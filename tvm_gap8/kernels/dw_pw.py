@@ -13,16 +13,15 @@ import math
 from tvm import s_tir, te
 
 from ..cost import cycles
-from ..vocab import INPUT, INTERMEDIATE, OUTPUT, WEIGHT
+from ..ir.vocab import INPUT, INTERMEDIATE, OUTPUT, WEIGHT
 from . import layout, patterns
 from .conv import CHANNEL_BLOCK, tile_pixels
-from .fused import (FusedKernelSpec, channel_placeholders, first_out, fused_family,
-                    pixel_tiles, stage_first_out, steps_cycles, table_buffers, table_placeholders)
+from .fused import (FusedKernelSpec, channel_placeholders, first_out, fused_family, pixel_tiles,
+                    stage_first_out, steps_cycles, table_buffers, table_placeholders)
 from .lut import apply_steps
 from .staging import (Operand, finish_staged, padded_input, scalar_accumulator, stage_buffers)
-from .tiling import (ROOT, L1Buffer, LayerCost, candidates, dtype_bytes, input_copies,
-                     output_bytes, padded,
-                     param_buffers, plan_from, search)
+from .tiling import (ROOT, L1Buffer, LayerCost, candidates, dtype_bytes, input_copies, output_bytes,
+                     padded, param_buffers, plan_from, search)
 
 
 def dw_pw_compute(spec: FusedKernelSpec):

@@ -15,7 +15,7 @@ from tvm import s_tir, te, tirx
 
 from ..cost import cycles
 from ..errors import UnsupportedError
-from ..vocab import INPUT, OUTPUT, WEIGHT
+from ..ir.vocab import INPUT, OUTPUT, WEIGHT
 from . import layout, patterns
 from .composite import CompositeReader, activation_range, layer_parts, shape_of
 from .family import KernelFamily

@@ -25,7 +25,7 @@ from tvm import relax, te
 
 from ..cost import cycles
 from ..errors import UnsupportedError
-from ..vocab import WEIGHT
+from ..ir.vocab import WEIGHT
 from . import layout, patterns
 from .conv import ConvKernelSpec
 from .epilogue import Epilogue

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from tvm import te
 
-from ..vocab import CHW, HWC  # noqa: F401  (defined once, in vocab.py; the passes import them here)
+from ..ir.vocab import CHW, HWC  # noqa: F401  (defined once, in ir/vocab.py; re-exported)
 
 
 @dataclass(frozen=True)

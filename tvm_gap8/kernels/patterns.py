@@ -19,7 +19,7 @@ import tvm
 from tvm import relax
 from tvm.relax.dpl import is_const, is_op, wildcard
 
-from ..irutil import node_name_of
+from ..ir.irutil import node_name_of
 from .epilogue import SUPPORTED_OPS
 from .geometry import conv_kind
 

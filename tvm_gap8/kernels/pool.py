@@ -11,7 +11,7 @@ from tvm import s_tir, te, tirx
 
 from ..cost import cycles
 from ..errors import UnsupportedError
-from ..vocab import INPUT, OUTPUT
+from ..ir.vocab import INPUT, OUTPUT
 from . import layout, patterns
 from .composite import CompositeReader, layer_parts, shape_of
 from .family import KernelFamily

@@ -11,11 +11,11 @@ import math
 from tvm import s_tir, te, tirx
 
 from ..cost import cycles
-from ..vocab import INPUT, INTERMEDIATE, OUTPUT, WEIGHT
+from ..ir.vocab import INPUT, INTERMEDIATE, OUTPUT, WEIGHT
 from . import layout, patterns
 from .conv import tile_pixels
-from .fused import (FusedKernelSpec, channel_placeholders, first_out, fused_family,
-                    pixel_tiles, stage_first_out, steps_cycles, table_buffers, table_placeholders)
+from .fused import (FusedKernelSpec, channel_placeholders, first_out, fused_family, pixel_tiles,
+                    stage_first_out, steps_cycles, table_buffers, table_placeholders)
 from .lut import apply_steps
 from .staging import (Operand, finish_staged, inside, padded_input, scalar_accumulator,
                       stage_buffers)

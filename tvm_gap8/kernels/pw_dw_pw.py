@@ -27,7 +27,7 @@ from tvm import relax, s_tir, te, tirx
 
 from ..cost import cycles
 from ..errors import TilingError, UnsupportedError
-from ..vocab import CHW, HWC, INPUT, INTERMEDIATE, OUTPUT, WEIGHT
+from ..ir.vocab import CHW, HWC, INPUT, INTERMEDIATE, OUTPUT, WEIGHT
 from . import layout, patterns
 from .composite import (DEQUANTIZE, QUANTIZE, CompositeReader, QuantAct, activation_range,
                         clip_bounds, output_dtype)
@@ -42,8 +42,8 @@ from .spec import TypedOperands
 from .stages import Kernel, read_kernel, spec_fields
 from .staging import (Operand, finish_staged, inside, padded_input, scalar_accumulator,
                       stage_buffers, stage_intermediate)
-from .tiling import (ROOT, L1Buffer, LayerCost, choose_plan, dtype_bytes, halo_rows,
-                     input_copies, output_bytes, padded, param_buffers, plan_from, span)
+from .tiling import (ROOT, L1Buffer, LayerCost, choose_plan, dtype_bytes, halo_rows, input_copies,
+                     output_bytes, padded, param_buffers, plan_from, span)
 
 KIND = "pw_dw_pw"
 #: the DW reads its input plane by plane (CHW), the projection each pixel's channels (HWC)

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 
 from tvm import s_tir, tirx
 
-from ..tirwalk import sblocks, walk
-from ..vocab import (CHW, COPY_ANN, INPUT, INTERMEDIATE, L1_SCOPE, L1_TO_L2, L2_TO_L1, OUTPUT,
-                     ROLE_ANN, TRANSPOSE_ANN, WEIGHT)
+from ..ir.tirwalk import sblocks, walk
+from ..ir.vocab import (CHW, COPY_ANN, INPUT, INTERMEDIATE, L1_SCOPE, L1_TO_L2, L2_TO_L1, OUTPUT,
+                        ROLE_ANN, TRANSPOSE_ANN, WEIGHT)
 from .layout import KernelLayouts, element, stage
 
 

@@ -24,8 +24,8 @@ from dataclasses import dataclass, replace
 from ..cost import calibrated, cycles
 from ..errors import TilingError
 from ..target import Gap8Target
-from ..vocab import (DMA_TRANSFERS, INPUT, INTERMEDIATE, L1_TO_L2_ACT, L2_TO_L1_ACT,
-                     L2_TO_L1_TRANSPOSED, L2_TO_L1_WGT, OUTPUT, WEIGHT)
+from ..ir.vocab import (DMA_TRANSFERS, INPUT, INTERMEDIATE, L1_TO_L2_ACT, L2_TO_L1_ACT,
+                        L2_TO_L1_TRANSPOSED, L2_TO_L1_WGT, OUTPUT, WEIGHT)
 
 
 def dtype_bytes(dtype: str) -> int:

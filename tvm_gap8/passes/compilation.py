@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..kernels import KernelPlans
-from ..placement import Placement
+from ..ir.placement import Placement
 from .layout_plan import LayoutPlan
 
 

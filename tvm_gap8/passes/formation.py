@@ -22,7 +22,7 @@ import tvm
 from tvm import relax
 from tvm.relax.transform import FusionPattern
 
-from ..irutil import bindings, node_name_of
+from ..ir.irutil import bindings, node_name_of
 from ..kernels.conv import CONV
 from ..kernels.dense import DENSE
 from ..kernels.dw_pw import DW_PW
@@ -33,7 +33,7 @@ from ..kernels.pool import POOL
 from ..kernels.pw_dw import PW_DW
 from ..kernels.pw_dw_pw import PW_DW_PW
 from ..target import GAP8, gap8_enabled
-from ..vocab import KIND_ATTR, LAYER_ATTR, LAYOUTS_ATTR, ONNX_NODES_ATTR, REFUSED_ATTR
+from ..ir.vocab import KIND_ATTR, LAYER_ATTR, LAYOUTS_ATTR, ONNX_NODES_ATTR, REFUSED_ATTR
 from .compilation import Compilation
 from .policy import POLICIES, policy_problem
 

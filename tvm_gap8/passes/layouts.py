@@ -28,12 +28,12 @@ import tvm
 from tvm import relax
 
 from ..errors import TilingError
-from ..irutil import bindings
+from ..ir.irutil import bindings
 from ..kernels import KernelPlans, family_of
 from ..kernels.layout import KernelLayouts
 from ..kernels.pw_dw_pw import ChainKernelSpec, chain_alternatives
 from ..progress import step
-from ..vocab import CHW, HWC, KIND_ATTR, LAYER_ATTR
+from ..ir.vocab import CHW, HWC, KIND_ATTR, LAYER_ATTR
 from .compilation import Compilation
 from .layout_plan import Alternative, LayerDecision, LayoutPlan
 

@@ -20,15 +20,16 @@ from tvm import relax
 from tvm.relax.expr_functor import PyExprMutator, mutator
 
 from ..errors import UnsupportedError
-from ..irutil import bindings, group_span, with_span
+from ..ir.irutil import bindings, group_span, with_span
 from ..kernels import family_of
 from ..kernels.conv import CONV, hwc_weights
 from ..kernels.layout import physical
-from ..placement import kernel_placement
+from ..ir.placement import kernel_placement
 from .compilation import Compilation
 from ..target import GAP8, Gap8Target, gap8_enabled
-from ..vocab import (EPILOGUES_ATTR, INTEGER_ATTR, KIND_ATTR, LAYER_ATTR, LAYOUTS_ATTR, MACS_ATTR,
-                     ONNX_NODES_ATTR, PLACEMENT_ATTR, PLAN_ATTR, PLAN_FIGURES_ATTR, WORK_ATTR)
+from ..ir.vocab import (EPILOGUES_ATTR, INTEGER_ATTR, KIND_ATTR, LAYER_ATTR, LAYOUTS_ATTR,
+                        MACS_ATTR, ONNX_NODES_ATTR, PLACEMENT_ATTR, PLAN_ATTR, PLAN_FIGURES_ATTR,
+                        WORK_ATTR)
 from ..cost.work import work_of
 
 OPAQUE = 8  # tvm::relax::OpPatternKind::kOpaque

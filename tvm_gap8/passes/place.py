@@ -25,11 +25,11 @@ from tvm import relax
 
 from ..emitc.network import ALIGN, activation_arena, read_tensors
 from ..errors import UnsupportedError
-from ..placement import (ACTIVATION_ROLE, WEIGHT_ROLE, WEIGHT_TILE_BYTES, LayerPlacement,
+from ..ir.placement import (ACTIVATION_ROLE, WEIGHT_ROLE, WEIGHT_TILE_BYTES, LayerPlacement,
                          Placement, TensorPlace)
 from ..target import GAP8, Gap8Target, gap8_enabled
-from ..tirwalk import sblocks
-from ..vocab import COPY_ANN, KIND_ATTR, L2_TO_L1_WGT, PLACEMENT_ATTR, PLAN_FIGURES_ATTR
+from ..ir.tirwalk import sblocks
+from ..ir.vocab import COPY_ANN, KIND_ATTR, L2_TO_L1_WGT, PLACEMENT_ATTR, PLAN_FIGURES_ATTR
 from .compilation import Compilation
 from .lower import LowerFusedKernels
 from .qdq import SimplifyQDQ

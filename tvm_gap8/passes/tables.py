@@ -15,9 +15,9 @@ import numpy as np
 import tvm
 from tvm import relax
 
-from ..irutil import bindings, group_info, group_span, map_bindings
+from ..ir.irutil import bindings, group_info, group_span, map_bindings
 from ..kernels.requant import dtype_range
-from ..vocab import KIND_ATTR, LAYOUTS_ATTR
+from ..ir.vocab import KIND_ATTR, LAYOUTS_ATTR
 
 
 def _lut_call(mod, expr):

@@ -9,11 +9,11 @@ from __future__ import annotations
 import tvm
 from tvm import relax
 
-from ..irutil import bindings
+from ..ir.irutil import bindings
 from ..kernels import patterns
 from ..kernels.epilogue import SUPPORTED_OPS
 from ..kernels.patterns import node as _node
-from ..vocab import KIND_ATTR, ONNX_NODES_ATTR, UNFUSED_ATTR
+from ..ir.vocab import KIND_ATTR, ONNX_NODES_ATTR, UNFUSED_ATTR
 from .formation import refusals_of
 
 

@@ -5,7 +5,7 @@ import tempfile
 
 import onnx
 
-from ..quantize import quantize_model
+from ..frontend.quantize import quantize_model
 
 
 def quantized(model: onnx.ModelProto, per_channel: bool = True, samples: int = 8,

@@ -1,4 +1,4 @@
-"""A validator for the subset of JSON Schema ``tvm_gap8/report_schema.json`` uses (type,
+"""A validator for the subset of JSON Schema ``tvm_gap8/report/report_schema.json`` uses (type,
 required, properties, additionalProperties, items, enum, const, minimum): the tests check every
 report.json against the schema without a jsonschema dependency."""
 
@@ -8,7 +8,7 @@ import json
 import os
 
 SCHEMA_PATH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                           "report_schema.json")
+                           "report", "report_schema.json")
 _TYPES = {"object": dict, "array": list, "string": str, "boolean": bool, "number": (int, float),
           "integer": int}
 

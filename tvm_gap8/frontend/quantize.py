@@ -20,9 +20,9 @@ import numpy as np
 import onnx
 from onnx import version_converter
 
-from .errors import Gap8Error, ModelError, UsageError
-from .frontend import (_name_nodes, import_onnx, load_onnx, optimize_with_onnxruntime,
-                       pin_input_shapes)
+from ..errors import Gap8Error, ModelError, UsageError
+from .onnx_import import (_name_nodes, import_onnx, load_onnx, optimize_with_onnxruntime,
+                          pin_input_shapes)
 
 #: DequantizeLinear/QuantizeLinear take a per-axis scale (``axis``) from opset 13 on.
 PER_AXIS_OPSET = 13

@@ -31,8 +31,9 @@ from tvm import relax
 from tvm.relax.frontend.onnx import onnx_frontend as of
 from tvm.relax.frontend.onnx.onnx_frontend import _get_convert_map
 
-from .errors import ModelError, UnsupportedError, UsageError
-from .irutil import ONNX_TAG, map_bindings, node_name_of, span_named, with_span  # noqa: F401 (node_name_of: API)
+from ..errors import ModelError, UnsupportedError, UsageError
+from ..ir.irutil import (ONNX_TAG, map_bindings, node_name_of,  # noqa: F401 (node_name_of: API)
+                        span_named, with_span)
 
 #: ONNX default-domain opsets we have tested the importer with.
 MIN_OPSET, MAX_OPSET = 11, 21

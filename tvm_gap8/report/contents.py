@@ -13,19 +13,19 @@ import textwrap
 import tvm
 from tvm import relax
 
-from .cost.ir import kernel_counts
+from ..cost.ir import kernel_counts
 from .floatlayers import float_layer_records
-from .irutil import group_info, node_name_of
-from .kernels import family_of
-from .kernels.geometry import conv_kind
-from .passes import unfused_of
-from .passes.formation import refusals_of
-from .vocab import (HWC, DMA_TRANSFERS, EPILOGUES_ATTR, INTEGER_ATTR, KIND_ATTR, L1_TO_L2_ACT,
-                    L2_TO_L1_ACT, L2_TO_L1_TRANSPOSED, L2_TO_L1_WGT, L3_TO_L2, LAYOUTS_ATTR,
-                    MACS_ATTR, PLACEMENT_ATTR, PLAN_ATTR, PLAN_FIGURES_ATTR, WORK_ATTR)
+from ..ir.irutil import group_info, node_name_of
+from ..kernels import family_of
+from ..kernels.geometry import conv_kind
+from ..passes import unfused_of
+from ..passes.formation import refusals_of
+from ..ir.vocab import (HWC, DMA_TRANSFERS, EPILOGUES_ATTR, INTEGER_ATTR, KIND_ATTR, L1_TO_L2_ACT,
+                        L2_TO_L1_ACT, L2_TO_L1_TRANSPOSED, L2_TO_L1_WGT, L3_TO_L2, LAYOUTS_ATTR,
+                        MACS_ATTR, PLACEMENT_ATTR, PLAN_ATTR, PLAN_FIGURES_ATTR, WORK_ATTR)
 
 
-#: report.json's ``schema_version`` (``tvm_gap8/report_schema.json``): bumped when a field is
+#: report.json's ``schema_version`` (``tvm_gap8/report/report_schema.json``): bumped when a field is
 #: renamed or removed, or changes meaning.
 SCHEMA_VERSION = 1
 
@@ -187,7 +187,7 @@ def totals_of(layers: list[dict]) -> dict:
 def float_layers(mod: tvm.IRModule, layers: list[dict]) -> list[dict]:
     """Layers of an int8 model that still compute in float (not counting the quantize of the
     input and the dequantize of the outputs, which are float by definition), each as
-    ``{"name", "kind", "reason"}``: why no integer kernel computes it (``floatlayers.py``)."""
+    ``{"name", "kind", "reason"}``: why no integer kernel computes it (``report/floatlayers.py``)."""
     if not any(layer.get("integer") and layer["tiled"] or layer["kind"] == "quantize"
                for layer in layers):
         return []  # a float model

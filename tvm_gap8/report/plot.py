@@ -4,7 +4,7 @@ the L1 peak against the budget. Titled with the model, its dtype, the policies a
 
 from __future__ import annotations
 
-from .vocab import L1_TO_L2_ACT, L2_TO_L1_ACT, L2_TO_L1_WGT
+from ..ir.vocab import L1_TO_L2_ACT, L2_TO_L1_ACT, L2_TO_L1_WGT
 
 
 def baseline_per_layer(report: dict, layers: list[dict]) -> list[float | None]:

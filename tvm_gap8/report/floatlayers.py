@@ -13,8 +13,8 @@ import numpy as np
 import tvm
 from tvm import relax
 
-from .irutil import bindings, node_name_of
-from .kernels import patterns
+from ..ir.irutil import bindings, node_name_of
+from ..kernels import patterns
 
 #: ops read through when looking for where an operand comes from
 _THROUGH = ("relax.quantize", "relax.dequantize", "relax.reshape", "relax.permute_dims",
