@@ -18,7 +18,7 @@ from tvm_gap8.reference import integer_reference
 from tvm_gap8.reference.errors import UnsupportedOpError
 from tvm_gap8.reference.graph import Graph
 from tvm_gap8.reference.ops import eval_node
-from tvm_gap8.report.contents import check_lines
+from tvm_gap8.report.contents import check_lines, unwrap
 from tvm_gap8.testing import onnx_models as M
 from tvm_gap8.testing.quant import quantized
 
@@ -191,7 +191,7 @@ def test_unsupported_op_is_not_checked_cleanly(tmp_path, capsys):
     rc = main(["compile", str(path), "-o", str(tmp_path / "out"), "--check"])
     out, err = capsys.readouterr()
     assert rc == 1 and "internal error" not in out + err
-    lines = [ln for ln in out.splitlines() if "check vs" in ln]
+    lines = [ln.strip() for ln in unwrap(out).splitlines() if "check vs" in ln]
     assert lines == ["check vs the integer reference: NOT CHECKED: the reference cannot "
                      "evaluate node 'squash_0' (op type Tanh)"], out
     check = json.loads((tmp_path / "out" / "report.json").read_text())["check"]

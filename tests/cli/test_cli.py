@@ -344,3 +344,14 @@ def test_repeated_reasons_are_grouped():
 
     lines = _grouped("not fused", [("a", "why"), ("b", "why"), ("c", "other")])
     assert lines == ["  not fused (2): a, b: why", "  not fused: c: other"]
+
+
+def test_unwrap_joins_what_the_table_wrapped():
+    """``unwrap`` is ``_wrap``'s inverse on footer lines, and leaves table rows alone."""
+    from tvm_gap8.report.contents import _wrap, unwrap
+
+    long = "  check vs the integer reference: " + " ".join(f"word{i}" for i in range(40))
+    wrapped = _wrap(long)
+    assert len(wrapped) > 1 and all(len(w) <= 100 for w in wrapped)
+    rows = [" 1 a  conv", " 2 b  pw"]
+    assert unwrap("\n".join(rows + wrapped)).splitlines() == rows + [long]

@@ -343,6 +343,21 @@ def _wrap(line: str) -> list[str]:
                          break_long_words=False) or [line]
 
 
+def unwrap(text: str) -> str:
+    """The table's text with every line ``_wrap`` split joined back (a continuation is indented
+    4 more than the line it continues): what to search for a whole reason or verdict."""
+    out: list[str] = []
+    head_indent = None
+    for line in text.splitlines():
+        indent = len(line) - len(line.lstrip())
+        if out and head_indent is not None and line.strip() and indent == head_indent + 4:
+            out[-1] += " " + line.strip()
+            continue
+        out.append(line)
+        head_indent = indent
+    return "\n".join(out)
+
+
 def _measured_cycles(report: dict) -> dict:
     """Layer name -> cycles measured on GVSOC (the cluster timer), when a run measured them."""
     measured = report.get("measured") or {}
