@@ -103,6 +103,7 @@ def test_bad_inputs(tmp_path, example):
     assert not out.exists()
 
 
+@pytest.mark.slow
 def test_too_small_l1_names_the_layer_and_the_smallest_l1_that_works(example, tmp_path):
     """At 9 kB only the classifier's smallest tile (2,056 B) misses the 744 B budget (every
     pair fused in default layouts: no planner, so the four compiles stay quick)."""

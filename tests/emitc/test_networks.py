@@ -69,7 +69,7 @@ def _assert_plain_c(project):
     assert "gap8_team_size()" in (project / "kernels.c").read_text()  # loops split over cores
 
 
-@pytest.mark.parametrize("name", ["mobilenet_v1_025_96", "mobilenet_v2_035_96"])
+@pytest.mark.parametrize("name", ["mobilenet_v1_025_96", pytest.param("mobilenet_v2_035_96", marks=pytest.mark.slow)])
 def test_int8_network_rv32_and_host(name, int8_model, rv32, tmp_path):
     model = int8_model(name)
     rc, rv = _compile(model, tmp_path / "rv32", "--run", "rv32", "--instrument")
@@ -91,6 +91,7 @@ def test_int8_network_rv32_and_host(name, int8_model, rv32, tmp_path):
     assert np.array_equal(host["output"], rv32_out)
 
 
+@pytest.mark.slow
 def test_int8_mobilenet_v1_x1_streams_weights_from_l3(int8_model, rv32, tmp_path):
     """Weights > L2: layers stream their weights L3 -> L2 -> L1, counted, equal to the report.
     L2 is GAP8's 512 KiB here: at DORY's 512,000 B (the default) this network's 393,216 B
@@ -257,6 +258,7 @@ def test_channel_pad_add_block_on_host(int8, tmp_path):
         assert rep["run"]["vs_llvm"] == {"equal": True, "max_abs_diff": 0.0}
 
 
+@pytest.mark.slow
 def test_int8_network_rv32_float32_requantization(int8_model, rv32, tmp_path):
     """``--requant float32`` (count-leading-zeros, two 64-bit roundings) in the emitted C: equal
     to the LLVM build and to the integer reference of that mode; more instructions per layer

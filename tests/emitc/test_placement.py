@@ -54,7 +54,7 @@ def _assert_placement_is_the_c(report):
     assert run["vs_llvm"]["integers_equal"] and run["check"]["passed"], run
 
 
-@pytest.mark.parametrize("name", ["mobilenet_v1_025_96", "mobilenet_v2_035_96"])
+@pytest.mark.parametrize("name", ["mobilenet_v1_025_96", pytest.param("mobilenet_v2_035_96", marks=pytest.mark.slow)])
 def test_report_placement_equals_the_c_under_three_l2_sizes(name, int8_model, tmp_path):
     model = int8_model(name)
     first = _compile(model, tmp_path / "l2_0", {})
@@ -70,6 +70,7 @@ def test_report_placement_equals_the_c_under_three_l2_sizes(name, int8_model, tm
     assert in_l3[0] == 0 < in_l3[1] < in_l3[2]  # none, some, all streamable layers in L3
 
 
+@pytest.mark.slow
 def test_activations_beyond_l2_are_refused_naming_the_budget(int8_model, tmp_path, capsys):
     """Activations in L3 are not implemented: --emit-c refuses a network whose activation
     arena exceeds the L2 budget, in one error naming both and the largest activation; the

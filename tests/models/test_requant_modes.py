@@ -62,6 +62,7 @@ def test_the_modes_differ_only_where_they_round(compiled):
     assert layers["fixed"] == layers["float32"]
 
 
+@pytest.mark.slow
 def test_cli_requant_flag(mobilenet_int8, tmp_path):
     import onnx
 
