@@ -55,6 +55,7 @@ def test_compile_example_writes_report_and_lowered_ir(compiled):
     assert "Traceback" not in proc.stderr
 
 
+@pytest.mark.slow
 def test_two_compiles_are_byte_identical(example, compiled, tmp_path):
     _, first = compiled
     proc = run_cli("compile", example, "--check", "-o", tmp_path / "again", "-q")
@@ -153,6 +154,7 @@ def test_tvmc_input_shape_and_progress_with_elapsed_times(tmp_path):
     assert all(float(ln.rsplit(" ", 2)[-2]) >= 1.0 for ln in timed)
 
 
+@pytest.mark.slow
 def test_quantize_then_compile(example, tmp_path):
     int8 = tmp_path / "int8.onnx"
     proc = run_cli("quantize", example, "-o", int8, "--calibration-samples", "4")
@@ -199,6 +201,7 @@ def test_quantize_with_calibration_directory(example, tmp_path):
                                    "--calibration", bad), 2, "has shape (1, 3, 8, 8)")
 
 
+@pytest.mark.slow
 def test_hardware_description_overrides(example, tmp_path):
     hw = tmp_path / "gap9ish.json"
     hw.write_text(json.dumps({"name": "bigger-l1", "l1_bytes": 128000}))

@@ -2,8 +2,8 @@
 stride 1/2, symmetric and asymmetric padding, every activation (float also LeakyRelu,
 PRelu, Sigmoid, SiLU, Tanh), float and int8, random L1
 budgets) through the full GAP8 lowering, passing --check (float: onnxruntime; int8: bit for bit
-the integer reference, every layer within one step of the QDQ spec). The CI profile runs 100
-examples; ``benchmarks/fuzz.py`` runs 1000+."""
+the integer reference, every layer within one step of the QDQ spec). The CI profile runs 30
+examples (``TVM_GAP8_FUZZ_EXAMPLES``); ``benchmarks/fuzz.py`` runs 1000+."""
 
 import os
 
@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 
 from tvm_gap8.testing.fuzz import run_case_report, strategy
 
-EXAMPLES = int(os.environ.get("TVM_GAP8_FUZZ_EXAMPLES", "100"))
+EXAMPLES = int(os.environ.get("TVM_GAP8_FUZZ_EXAMPLES", "30"))
 
 
 @settings(max_examples=EXAMPLES, deadline=None, derandomize=True,

@@ -1,6 +1,7 @@
 """Issue 4's networks: everything tiled for GAP8's L1, read off the lowered IR."""
 
 import json
+import pytest
 
 import tvm
 
@@ -53,6 +54,7 @@ def test_fused_intermediates_live_only_in_l1():
             assert scopes[mid.writes[0].source.name] == L1_SCOPE, name
 
 
+@pytest.mark.slow
 def test_half_the_l1_gives_more_tiles():
     model = M.mobilenet_v1(alpha=0.25, resolution=96)
     full = compile_checked(model)
@@ -78,6 +80,7 @@ def test_other_targets_are_left_alone():
                    FuseDepthwisePointwise()(mod).functions_items())
 
 
+@pytest.mark.slow
 def test_report_json_carries_the_tile_and_traffic(tmp_path):
     from tvm_gap8.cli import main
 

@@ -70,6 +70,7 @@ def test_model_boundaries_stay_chw(mbv1_planned):
     assert any(alt["output"] == "HWC" for d in plan.values() for alt in d["alternatives"])
 
 
+@pytest.mark.slow
 def test_planner_is_deterministic(mbv1_int8, mbv1_planned):
     again = compile_model(mbv1_int8, fusion="auto", layout="auto")
     assert json.dumps(again.report["layout_plan"], sort_keys=True) == \
