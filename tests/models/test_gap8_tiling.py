@@ -1,8 +1,8 @@
 """Issue 4's networks: everything tiled for GAP8's L1, read off the lowered IR."""
 
 import json
-import pytest
 
+import pytest
 import tvm
 
 from tests.conftest import compile_checked
