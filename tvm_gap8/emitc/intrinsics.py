@@ -166,17 +166,25 @@ def _is_call(e, name):
         "tirx.call_extern", "prim.call_extern") and str(e.args[0].value) == name
 
 
-def _dot4_call(loop, stats):
-    """``for k < 4: acc[i+k] = [acc[i+k] +] gap8_dot_i8(&a[pa], 1, &b[pb+K*k], 1, n, c)``
-    (``a`` the same for every k) -> one ``gap8_dot4_i8`` call, or None."""
-    var, body = loop.loop_var, loop.body
+def _four_row_store(loop):
+    """The first store of a ``for k < 4`` loop whose body is (store, next): the shape the
+    4-row micro-kernels (``gap8_dot4_i8``, ``gap8_rows4_i8``) replace, or None."""
+    body = loop.body
     if not (isinstance(loop.extent, tirx.IntImm) and isinstance(loop.min, tirx.IntImm)
             and int(loop.min.value) == 0 and int(loop.extent.value) == DOT_ROWS):
         return None
     if not (isinstance(body, tirx.SeqStmt) and len(body.seq) == 2
             and isinstance(body.seq[0], tirx.BufferStore)):
         return None
-    store = body.seq[0]
+    return body.seq[0]
+
+
+def _dot4_call(loop, stats):
+    """``for k < 4: acc[i+k] = [acc[i+k] +] gap8_dot_i8(&a[pa], 1, &b[pb+K*k], 1, n, c)``
+    (``a`` the same for every k) -> one ``gap8_dot4_i8`` call, or None."""
+    var, store = loop.loop_var, _four_row_store(loop)
+    if store is None:
+        return None
     parts = _dot_parts(store)
     if parts is None:
         return None
@@ -413,14 +421,9 @@ def _rows4_call(loop):
     """``for k < 4: acc[i+k] = [acc[i+k] +] gap8_rows_i8(&a[pa], A, &b[pb + K*k], B, R, L,
     c)`` (``a`` the same for every k: one pixel, 4 output channels) -> one
     ``gap8_rows4_i8(&acc[i], &a[pa], A, &b[pb], K, B, R, L, c, accumulate)`` call, or None."""
-    var, body = loop.loop_var, loop.body
-    if not (isinstance(loop.extent, tirx.IntImm) and isinstance(loop.min, tirx.IntImm)
-            and int(loop.min.value) == 0 and int(loop.extent.value) == DOT_ROWS):
+    var, store = loop.loop_var, _four_row_store(loop)
+    if store is None:
         return None
-    if not (isinstance(body, tirx.SeqStmt) and len(body.seq) == 2
-            and isinstance(body.seq[0], tirx.BufferStore)):
-        return None
-    store = body.seq[0]
     parts = _rows_parts(store)
     if parts is None:
         return None
