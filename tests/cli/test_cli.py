@@ -11,6 +11,7 @@ import pytest
 import tvm
 
 from tvm_gap8.testing import onnx_models as M
+from tvm_gap8.testing.instruments import KeepLowered
 
 
 def run_cli(*args, cwd=None):
@@ -249,18 +250,6 @@ def test_emit_c_compiles_with_a_c99_compiler(example, tmp_path, int8):
     assert build.returncode == 0, build.stderr[:2000]
 
 
-@tvm.instrument.pass_instrument
-class _KeepLowered:
-    """Keeps the module the gap8 passes produced inside a pipeline run (before TVM's build)."""
-
-    def __init__(self):
-        self.lowered = None
-
-    def run_after_pass(self, mod, info):
-        if info.name == "gap8_passes":
-            self.lowered = mod
-
-
 def test_every_entry_point_gives_the_cli_totals(example, compiled):
     """The example network through the CLI, compile_model, gap8_passes, the registered gap8
     pipeline and tvm.compile(..., relax_pipeline="gap8"): one set of defaults, one result."""
@@ -284,7 +273,7 @@ def test_every_entry_point_gives_the_cli_totals(example, compiled):
     assert totals_of(layers_of(by_passes)) == cli["totals"]
     for run in (lambda: relax.get_pipeline("gap8")(mod),
                 lambda: tvm.compile(mod, target="llvm", relax_pipeline="gap8")):
-        keep = _KeepLowered()
+        keep = KeepLowered()
         with tvm.transform.PassContext(instruments=[keep]):  # no target: the pipeline's own
             run()
         assert totals_of(layers_of(keep.lowered)) == cli["totals"]

@@ -9,6 +9,7 @@ from tvm_gap8.check import random_inputs, run_onnxruntime
 from tvm_gap8.frontend import import_onnx
 from tvm_gap8.target import tvm_target
 from tvm_gap8.testing import onnx_models as M
+from tvm_gap8.testing.instruments import KeepLowered
 
 
 def test_tvm_compile_with_gap8_pipeline_matches_onnxruntime():
@@ -58,21 +59,9 @@ def _gap8_kernels(exe_or_mod) -> list[str]:
                   if isinstance(f, tvm.tirx.PrimFunc) and f.attrs and "gap8.kind" in f.attrs)
 
 
-@tvm.instrument.pass_instrument
-class _KeepLowered:
-    """Keeps the module our passes produced inside tvm.compile (before TVM's build passes)."""
-
-    def __init__(self):
-        self.lowered = None
-
-    def run_after_pass(self, mod, info):
-        if info.name == "gap8_passes":
-            self.lowered = mod
-
-
 def test_tvm_compile_with_plain_llvm_target_still_builds_gap8_kernels():
     imported = import_onnx(M.dw_pw_block(cin=8, cout=16, h=10, w=10, act="relu6"))
-    keep = _KeepLowered()
+    keep = KeepLowered()
     with tvm.transform.PassContext(instruments=[keep]):
         exe = tvm.compile(imported.mod, target="llvm", relax_pipeline="gap8")
     assert _gap8_kernels(keep.lowered) == ["dw_pw"]
@@ -105,7 +94,7 @@ def test_pipeline_knobs_as_get_pipeline_keywords():
     imported = import_onnx(M.dw_pw_block(cin=8, cout=16, h=10, w=10))
     with pytest.raises(Exception, match="Invalid config option"):
         tvm.transform.PassContext(config={"gap8.l1_kb": 32})
-    keep = _KeepLowered()
+    keep = KeepLowered()
     with tvm.transform.PassContext(instruments=[keep]):
         tvm.compile(imported.mod, target="llvm",
                     relax_pipeline=relax.get_pipeline("gap8", fusion="none", l1_kb=16))
