@@ -29,6 +29,7 @@ PAR_ANN = "gap8.parallel"  # on the loop split over the cores
 TEAM_ANN = "gap8.team_copy"  # a copy every core enters (gap8_copy_strided_part)
 PAR_OUTER_ANN = "gap8.parallel_outer"  # on data-parallel loops above it: run by every core
 L1_ALIGN = 8
+CLUSTER_CORES = 8  # GAP8_NB_CORES of runtime/gap8_cluster.h: the team the loops are split over
 #: direction codes of gap8_dma.h
 DIRECTIONS = {L2_TO_L1: 0, L1_TO_L2: 1, "l3_to_l2": 2}
 
@@ -112,7 +113,7 @@ def _is_data_parallel(loop) -> bool:
     return True
 
 
-def _balance(extent: int, cores: int = 8) -> float:
+def _balance(extent: int, cores: int = CLUSTER_CORES) -> float:
     """Share of the cores' time a split of ``extent`` iterations keeps busy."""
     return extent / (cores * -(-extent // cores))
 
@@ -231,6 +232,19 @@ def _merged_dims(extents, dst_c, src_c):
     return merged
 
 
+#: one block of at least this many bytes is copied by the team, each core issuing its share
+#: (>= 128 B per core; an MCHAN command costs ~100 cycles to issue,
+#: shared/tools/gvsoc/README.md), so the master core's issue time does not unbalance the cores
+TEAM_COPY_MIN_BYTES = 16384
+
+
+def _shared_block(lines: int, row_bytes: int, dst_stride, src_stride, row: int) -> bool:
+    """One block the team shares: large, and one contiguous run or a line per core at least
+    (the rule of gap8_dma_copy_3d_part)."""
+    contiguous = lines == 1 or (dst_stride == row and src_stride == row)
+    return lines * row_bytes >= TEAM_COPY_MIN_BYTES and (contiguous or lines >= CLUSTER_CORES)
+
+
 def _copy_call(dptr, sptr, dims, eb, direction):
     """One DMA call for up to 3 dims [(count, dst_stride, src_stride)] (element units, outer to
     inner): ``gap8_dma_copy_3d`` when the innermost is contiguous on both sides, else the
@@ -241,11 +255,12 @@ def _copy_call(dptr, sptr, dims, eb, direction):
     (n2, d2, s2), (n1, d1, s1), (n0, d0, s0) = dims
     if d0 == 1 and s0 == 1:
         args = [n2, n1, n0 * eb, d2 * eb, s2 * eb, d1 * eb, s1 * eb]
-        if isinstance(n2, tirx.IntImm) and int(n2.value) == 1:
+        if isinstance(n2, tirx.IntImm) and int(n2.value) == 1 and not _shared_block(n1, n0 * eb,
+                                                                                   d1, s1, n0):
             return tirx.Evaluate(tirx.call_extern("int32", "gap8_dma_copy_3d", dptr, sptr,
                                                   *args, direction))
-        # blocks (a tile's channel planes): the whole team enters, each core issues the
-        # commands of its share (one per line when the L1 rows are padded)
+        # blocks (a tile's channel planes), or one block large enough to share: the whole team
+        # enters, each core issues the commands of its share (gap8_dma_copy_3d_part)
         team = tirx.Var("gap8_c", "int32")
         call = tirx.call_extern("int32", "gap8_dma_copy_3d_part",
                                 tirx.call_extern("int32", "gap8_core_of", team), dptr, sptr,

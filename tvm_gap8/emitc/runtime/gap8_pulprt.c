@@ -212,34 +212,67 @@ int32_t gap8_dma_copy_strided(void *dst, const void *src, int32_t n2, int32_t n1
   return 0;
 }
 
+/* a core's share of a team copy: its commands on its own channel and counter (allocated by
+ * team_begin), waited for once by team_end */
+static uint32_t team_begin(void) { return pulp_read32(DEMUX(MCHAN_CMD_OFFSET)); }
+
+static void team_end(int32_t core, uint32_t counter) {
+#ifdef GAP8_INSTRUMENT
+  uint32_t t0 = core == 0 ? gap8_now() : 0;
+#endif
+  while (pulp_read32(DEMUX(MCHAN_STATUS_OFFSET)) & (1u << counter))
+    eu_evt_maskWaitAndClr(1 << ARCHI_CL_EVT_DMA0);
+  pulp_write32(DEMUX(MCHAN_STATUS_OFFSET), 1u << counter); /* free */
+#ifdef GAP8_INSTRUMENT
+  if (core == 0) dma_wait_cycles[current_layer] += gap8_now() - t0;
+#endif
+}
+
+/* [first, last) of core's share of n items split evenly over the cores (sizes differ by 1) */
+static void share_of(int32_t core, int32_t n, int32_t *first, int32_t *last) {
+  *first = n * core / GAP8_NB_CORES;
+  *last = n * (core + 1) / GAP8_NB_CORES;
+}
+
 /* gap8_dma_copy_3d entered by every core of the team: each core pushes the commands of its
- * share of the n2 blocks on its own channel and counter and waits for them (the copy's many
- * commands issued 8 at a time); core 0 counts the copy once. Copies of one block, from the L3
- * stand-in or L2 -> L2: core 0 alone, as gap8_dma_copy_3d. */
+ * share on its own channel and counter and waits for them; core 0 counts the copy once. The
+ * share: of the n2 blocks; of one block's n1 lines (at least one per core); of one contiguous
+ * run, in word-aligned parts. From the L3 stand-in or L2 -> L2: core 0 alone. */
 int32_t gap8_dma_copy_3d_part(int32_t core, void *dst, const void *src, int32_t n2, int32_t n1,
                               int32_t row_bytes, int32_t dst_s2, int32_t src_s2, int32_t dst_s1,
                               int32_t src_s1, int32_t dir) {
-  if (n2 < 2 || dir < 0 || from_l3(src, dir))
+  int32_t first, last, run = n1 * row_bytes;
+  int32_t contiguous = n1 == 1 || (dst_s1 == row_bytes && src_s1 == row_bytes);
+  if (dir < 0 || from_l3(src, dir) || (n2 < 2 && n1 < GAP8_NB_CORES && !contiguous))
     return core == 0 ? gap8_dma_copy_3d(dst, src, n2, n1, row_bytes, dst_s2, src_s2, dst_s1,
                                         src_s1, dir) : 0;
-  int32_t chunk = (n2 + GAP8_NB_CORES - 1) / GAP8_NB_CORES;
-  int32_t first = core * chunk, last = first + chunk < n2 ? first + chunk : n2;
-  if (first < last) {
-    uint32_t counter = pulp_read32(DEMUX(MCHAN_CMD_OFFSET)); /* allocate */
-#ifdef GAP8_INSTRUMENT
-    uint32_t t0 = core == 0 ? gap8_now() : 0;
-#endif
-    for (int32_t i = first; i < last; ++i)
-      copy_2d((int8_t *)dst + i * dst_s2, (const int8_t *)src + i * src_s2, n1, row_bytes,
-              dst_s1, src_s1, dir, 1);
-    while (pulp_read32(DEMUX(MCHAN_STATUS_OFFSET)) & (1u << counter))
-      eu_evt_maskWaitAndClr(1 << ARCHI_CL_EVT_DMA0);
-    pulp_write32(DEMUX(MCHAN_STATUS_OFFSET), 1u << counter); /* free */
-#ifdef GAP8_INSTRUMENT
-    if (core == 0) dma_wait_cycles[current_layer] += gap8_now() - t0;
-#endif
+  int32_t blocks = n2 >= 2, lines = !blocks && !contiguous;
+  if (blocks) { /* whole blocks, ceil(n2 / cores) per core */
+    int32_t chunk = (n2 + GAP8_NB_CORES - 1) / GAP8_NB_CORES;
+    first = core * chunk;
+    last = first + chunk < n2 ? first + chunk : n2;
+  } else {
+    share_of(core, lines ? n1 : (run + 3) >> 2, &first, &last);
   }
-  if (core == 0) count(dir, (uint32_t)(n2 * n1 * row_bytes));
+  if (!blocks && !lines) { /* one run of words: bytes [first, last) */
+    first <<= 2;
+    last = (last << 2) < run ? last << 2 : run;
+  }
+  if (first < last) {
+    uint32_t counter = team_begin();
+    if (blocks)
+      for (int32_t i = first; i < last; ++i)
+        copy_2d((int8_t *)dst + i * dst_s2, (const int8_t *)src + i * src_s2, n1, row_bytes,
+                dst_s1, src_s1, dir, 1);
+    else if (lines)
+      copy_2d((int8_t *)dst + first * dst_s1, (const int8_t *)src + first * src_s1,
+              last - first, row_bytes, dst_s1, src_s1, dir, 1);
+    else
+      copy_2d((int8_t *)dst + first, (const int8_t *)src + first, 1, last - first,
+              last - first, last - first, dir, 1);
+    team_end(core, counter);
+  }
+  if (core == 0) count(dir, (uint32_t)(n2 * run));
   return 0;
 }
 
