@@ -28,12 +28,13 @@ import tempfile
 import numpy as np
 from tvm import te
 
-from tvm_gap8.emitc import build
+from tvm_gap8.emitc import build, project
 from tvm_gap8.emitc.plainc import plain_kernel
 from tvm_gap8.kernels.requant import REQUANT_MODES
 
 STUBS = """#include <stdint.h>
 #include <stdio.h>
+#include "gap8_requant.h"
 static inline int32_t gap8_team_size(void) { return 1; }
 static inline int32_t gap8_core_of(int32_t c) { return c; }
 #define GAP8_CHUNK(n) (n)
@@ -111,8 +112,8 @@ def run(channels: int, pixels: int) -> dict:
         c_file, elf = os.path.join(work, "requant.c"), os.path.join(work, "requant.elf")
         with open(c_file, "w", encoding="utf-8") as f:
             f.write(program(channels, pixels))
-        subprocess.run([build.RV32_GCC, "-std=c99", "-Wall", *build.RV32_FLAGS, c_file, "-o",
-                        elf], check=True)
+        subprocess.run([build.RV32_GCC, "-std=c99", "-Wall", *build.RV32_FLAGS,
+                        f"-I{project.RUNTIME}", c_file, "-o", elf], check=True)
         proc = subprocess.run(["timeout", "120", *build.qemu_command(elf)], capture_output=True,
                               text=True, check=True)
     out = {}

@@ -22,7 +22,9 @@ from ..cost.ir import inspection_passes
 from ..errors import UnsupportedError
 from ..ir.float_exp import exp_in_double
 from .intrinsics import dot_products
-from ..ir.vocab import COPY_ANN, L1_SCOPE, L1_TO_L2, L2_TO_L1, MACS_ATTR, ROLE_ANN
+from .kernel_comment import kernel_comment
+from .requant_calls import requant_calls
+from ..ir.vocab import COPY_ANN, L1_SCOPE, L1_TO_L2, L2_TO_L1, MACS_ATTR, ROLE_ANN, TILE_ANN
 
 DMA_ANN = "gap8.dma"  # on every loop of a copy nest: "<direction>:<role>"
 PAR_ANN = "gap8.parallel"  # on the loop split over the cores
@@ -515,33 +517,44 @@ def _team(stmt, stats):
 
 # -- signature and L1 arena ----------------------------------------------------------------
 
+@dataclass(frozen=True)
+class L1Slot:
+    """One L1 buffer's place in the kernel's arena."""
+    name: str
+    offset: int
+    nbytes: int
+    dtype: str
+
+
 def _l1_arena(func, arena):
     """Every global.l1 allocation -> a view at a fixed offset of ``arena``; returns the new
-    function and the arena size. One region per buffer name: the copies of a buffer that
-    lowering makes for the peeled iterations of a loop (disjoint scopes) share it, as
+    function, the arena size and the slots. One region per buffer name: the copies of a buffer
+    that lowering makes for the peeled iterations of a loop (disjoint scopes) share it, as
     ``cost/ir.py`` counts the L1 peak."""
-    offsets = {}
+    slots = {}
     size = 0
     from ..ir.tirwalk import walk
     for stmt, _ in walk(func.body):
         if isinstance(stmt, tirx.AllocBuffer) and stmt.buffer.ty.storage_scope == L1_SCOPE \
-                and stmt.buffer.name not in offsets:
+                and stmt.buffer.name not in slots:
             buf = stmt.buffer
             nbytes = _elem_bytes(buf)
             for d in buf.ty.shape:
                 nbytes *= int(d)
-            offsets[buf.name] = size
+            slots[buf.name] = L1Slot(buf.name, size, nbytes, str(buf.ty.dtype))
             size += (nbytes + L1_ALIGN - 1) // L1_ALIGN * L1_ALIGN
 
     def visit(stmt):
-        if isinstance(stmt, tirx.AllocBuffer) and stmt.buffer.name in offsets:
-            ptr = tirx.address_of(tirx.BufferLoad(arena, [offsets[stmt.buffer.name]]))
+        if isinstance(stmt, tirx.AllocBuffer) and stmt.buffer.name in slots:
+            offset = slots[stmt.buffer.name].offset
+            ptr = tirx.address_of(tirx.BufferLoad(arena, [offset]))
             ptr = tirx.reinterpret(tvm.ir.PointerType(tvm.ir.PrimType(str(stmt.buffer.ty.dtype))),
                                    ptr) if str(stmt.buffer.ty.dtype) != "int8" else ptr
             return tirx.DeclBuffer(stmt.buffer, data=ptr)
         return stmt
 
-    return func.with_body(tvm_ffi.structural_map(func.body, (tirx.AllocBuffer, visit))), size
+    body = tvm_ffi.structural_map(func.body, (tirx.AllocBuffer, visit))
+    return func.with_body(body), size, tuple(slots.values())
 
 
 def _globalize_locals(func):
@@ -580,11 +593,11 @@ def _plain_signature(func, name):
         params.append((p.name, C_TYPES[dtype]))
     arena_ptr = tirx.Var("l1_p", tvm.ir.PointerType(tvm.ir.PrimType("int8")))
     arena = tirx.decl_buffer((1 << 20,), "int8", "l1_arena", data=arena_ptr)
-    body, l1 = _l1_arena(_globalize_locals(func), arena)
+    body, l1, slots = _l1_arena(_globalize_locals(func), arena)
     stmt = tirx.SeqStmt(decls + [tirx.DeclBuffer(arena, data=arena_ptr), body.body])
     attrs = tvm.ir.make_node("ir.DictAttrs", **{"global_symbol": name, "tirx.noalias": True})
     new = tirx.PrimFunc(ptrs + [arena_ptr], stmt, ret_type=None, attrs=attrs)
-    return new, params, l1
+    return new, params, l1, slots
 
 
 # -- C text ----------------------------------------------------------------------------
@@ -635,6 +648,29 @@ def _clean(source: str) -> str:
     return "\n".join(lines).strip() + "\n"
 
 
+#: the C name of a tile loop's index, by the plan's axis
+TILE_NAMES = {"rows": "row_tile", "cols": "col_tile", "channels": "channel_tile",
+              "in_channels": "in_channel_tile", "dw_channels": "dw_channel_tile"}
+
+
+def _name_tile_loops(func):
+    """Tile loops (``TILE_ANN``, set by the schedule) indexed by a variable named after their
+    axis (``row_tile``, ``channel_tile``, ...) instead of TVM's ``i2_0``."""
+    def visit(loop):
+        axis = loop.annotations.get(TILE_ANN) if loop.annotations else None
+        if axis is None:
+            return loop
+        var = tirx.Var(TILE_NAMES.get(str(axis), f"{axis}_tile"), loop.loop_var.ty.dtype)
+        old = loop.loop_var
+        body = tvm_ffi.structural_map(loop.body, (tirx.Var, lambda v: var if v.same_as(old)
+                                                  else v))
+        annotations = {k: v for k, v in loop.annotations.items() if k != TILE_ANN}
+        return tirx.For(var, loop.min, loop.extent, loop.kind, body, None, annotations,
+                        loop.step, loop.span)
+
+    return func.with_body(tvm_ffi.structural_map(func.body, (tirx.For, visit)))
+
+
 def plain_kernel(name: str, prim, instrument_macs: bool = True) -> PlainKernel:
     stats = {"dma_calls": 0, "core_copies": 0, "parallel_loops": 0, "dot_calls": 0}
     func = _mark_parallel_loops(_mark_copy_loops(prim))
@@ -645,10 +681,11 @@ def plain_kernel(name: str, prim, instrument_macs: bool = True) -> PlainKernel:
     if instrument_macs and (declared is None or int(declared) > 0):
         func = _count_macs(func)  # a kernel the report gives 0 MACs (pooling) counts none
     func = func.with_body(_team(func.body, stats))
-    func, params, l1 = _plain_signature(func, name)
-    func = _exact_floats(_finish(func))
+    func, params, l1, slots = _plain_signature(func, name)
+    func = _name_tile_loops(requant_calls(_exact_floats(_finish(func))))
     source = _clean(_codegen(func))
     proto = next(line for line in source.splitlines() if f" {name}(" in line)
+    source = kernel_comment(name, prim, func, slots, l1) + source
     proto = proto.rstrip(" {") + ";"
     return PlainKernel(name, source, proto, params, l1, stats["dma_calls"],
                        stats["core_copies"], stats["parallel_loops"],

@@ -13,8 +13,8 @@ from .network import Network, c_type
 RUNTIME = os.path.join(os.path.dirname(__file__), "runtime")
 #: copied verbatim into the project
 L3_FILE = "gap8_l3_weights.bin"
-RUNTIME_FILES = ("gap8_dma.h", "gap8_cluster.h", "gap8_simd.h", "gap8_portable.c", "gap8_pmsis.c",
-                 "gap8_pulprt.c", "runner.c", "main.c", "Makefile", "Makefile.pulprt")
+RUNTIME_FILES = ("gap8_dma.h", "gap8_cluster.h", "gap8_simd.h", "gap8_requant.h", "gap8_portable.c",
+                 "gap8_pmsis.c", "gap8_pulprt.c", "runner.c", "main.c", "Makefile", "Makefile.pulprt")
 SECTIONS = """#if defined(GAP8_SECTIONS)
 #define GAP8_L1_DATA __attribute__((section(".gap8_l1"), aligned(8)))
 #define GAP8_L2_DATA __attribute__((section(".gap8_l2"), aligned(8)))
@@ -176,7 +176,8 @@ def weights_h(net: Network) -> str:
 def kernels_c(net: Network) -> str:
     out = ["/* Kernels: TVM's C codegen of the lowered TIR, plain signatures. */",
            "#include <stdint.h>", "#include <stdbool.h>", '#include "gap8_dma.h"',
-           '#include "gap8_cluster.h"', '#include "gap8_simd.h"', '#include "kernels.h"', "",
+           '#include "gap8_cluster.h"', '#include "gap8_simd.h"', '#include "gap8_requant.h"',
+           '#include "kernels.h"', "",
            "/* accumulators are initialised under an `if` on the first reduction step */",
            "#if defined(__GNUC__) && !defined(__clang__)",
            '#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"', "#endif",

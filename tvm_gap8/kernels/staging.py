@@ -16,7 +16,7 @@ from tvm import s_tir, tirx
 
 from ..ir.tirwalk import sblocks, walk
 from ..ir.vocab import (CHW, COPY_ANN, INPUT, INTERMEDIATE, L1_SCOPE, L1_TO_L2, L2_TO_L1, OUTPUT,
-                        ROLE_ANN, TRANSPOSE_ANN, WEIGHT)
+                        ROLE_ANN, TILE_ANN, TRANSPOSE_ANN, WEIGHT)
 from .layout import KernelLayouts, element, stage
 
 
@@ -142,6 +142,9 @@ def finish_staged(sch, plan, loops: dict, roles=(OUTPUT, INTERMEDIATE, INPUT, WE
     """Stage the plan's buffers (of ``roles``), double-buffer its pipelined loop, and return
     the PrimFunc."""
     stage_buffers(sch, plan, loops, roles)
+    for axis, loop in loops.items():  # the C names the tile loops by their axis
+        if int(sch.get(loop).extent) > 1:  # (an annotated unit loop would stay in the C)
+            sch.annotate(loop, TILE_ANN, axis)
     if plan.pipelined:
         double_buffer(sch, loops[plan.pipelined])
     return finish(sch)
