@@ -1,6 +1,6 @@
 """Readable kernels: the comment above each emitted kernel lists its tile loops (named after
 their axis, as the C indexes them) and its L1 arena exactly as the C lays it out; the fixed
-requantization is one named call."""
+requantization is one named call; the master core's copies in one block, waited for once."""
 
 import re
 
@@ -33,5 +33,14 @@ def test_comment_states_tile_loops_and_arena_as_the_c_does():
             assert f"for (int32_t {name} = 0; {name} < {trips}; ++{name})" in body
             tiled += 1
         assert "int64_t)32" not in body  # the requantization: gap8_requantize calls
+        # consecutive master statements: one master block, one barrier, copies issued back to
+        # back and waited for once
+        master_then_master = (r"if \(gap8_is_master\(\) != 0\) \{\n[^{}]*\}\n\s*gap8_barrier\(\);"
+                              r"\n\s*if \(gap8_is_master\(\) != 0\)")
+        assert not re.search(master_then_master, body)
+        for group in re.findall(r"gap8_dma_group_begin\(\);\n(.*?)gap8_dma_group_end", body, re.S):
+            assert group.count("gap8_dma_copy_") >= 2 and group.count(";") == \
+                group.count("gap8_dma_copy_"), group
     assert tiled, "16 kB of L1 tiles the block"
     assert any("gap8_requantize(" in k.source for k in kernels)
+    assert any("gap8_dma_group_begin();" in k.source for k in kernels)

@@ -487,6 +487,57 @@ def _declares(stmt) -> bool:
     return isinstance(stmt, (tirx.AllocBuffer, tirx.DeclBuffer, tirx.Bind))
 
 
+def _is_dma_call(stmt) -> bool:
+    return isinstance(stmt, tirx.Evaluate) and isinstance(stmt.value, tvm.ir.expr.Call) and \
+        len(stmt.value.args) > 0 and str(getattr(stmt.value.args[0], "value", "")) in \
+        ("gap8_dma_copy_3d", "gap8_dma_copy_strided")
+
+
+def _dma_groups(stmts: list) -> list:
+    """Runs of two or more DMA calls between gap8_dma_group_begin / _end: issued back to back,
+    waited for once (gap8_dma.h)."""
+    out, run = [], []
+
+    def flush():
+        if len(run) > 1:
+            out.append(tirx.Evaluate(tirx.call_extern("int32", "gap8_dma_group_begin")))
+            out.extend(run)
+            out.append(tirx.Evaluate(tirx.call_extern("int32", "gap8_dma_group_end")))
+        else:
+            out.extend(run)
+        run.clear()
+
+    for s in stmts:
+        if _is_dma_call(s):
+            run.append(s)
+        else:
+            flush()
+            out.append(s)
+    flush()
+    return out
+
+
+def _team_seq(stmts, stats):
+    """A sequence the team executes: consecutive master-only statements under one
+    gap8_is_master() test and one barrier (their DMA calls grouped), the rest by ``_team``."""
+    out, run = [], []
+
+    def flush():
+        if run:
+            grouped = _dma_groups(run)
+            out.append(_master(grouped[0] if len(grouped) == 1 else tirx.SeqStmt(grouped)))
+            run.clear()
+
+    for s in stmts:
+        if not _contains_parallel(s) and not _declares(s):
+            run.append(s)
+        else:
+            flush()
+            out.append(_team(s, stats))
+    flush()
+    return tirx.SeqStmt(out)
+
+
 def _team(stmt, stats):
     """Rewrite a statement the whole team executes: parallel loops are split, loops and
     branches holding parallel loops are entered by every core, everything else runs on the
@@ -501,7 +552,7 @@ def _team(stmt, stats):
     if not _contains_parallel(stmt):
         return stmt if _declares(stmt) else _master(stmt)
     if isinstance(stmt, tirx.SeqStmt):
-        return tirx.SeqStmt([_team(s, stats) for s in stmt.seq])
+        return _team_seq(list(stmt.seq), stats)
     if isinstance(stmt, tirx.For):
         return tirx.For(stmt.loop_var, stmt.min, stmt.extent, stmt.kind,
                         _team(stmt.body, stats), None, stmt.annotations, stmt.step, stmt.span)

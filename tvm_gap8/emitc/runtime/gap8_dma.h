@@ -46,6 +46,10 @@ int32_t gap8_dma_copy_3d_part(int32_t core, void *dst, const void *src, int32_t 
 int32_t gap8_dma_copy_transpose(void *dst, const void *src, int32_t a, int32_t b,
                                 int32_t elem_bytes, int32_t dir);
 void gap8_dma_wait(void);
+/* the copies between these two (the master core's, back to back) may be waited for once, at
+ * gap8_dma_group_end; back ends whose copies wait anyway make them no-ops */
+void gap8_dma_group_begin(void);
+void gap8_dma_group_end(void);
 
 /* -- instrumentation ---------------------------------------------------------------------- */
 typedef struct {

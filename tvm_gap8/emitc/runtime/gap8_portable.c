@@ -95,6 +95,8 @@ int32_t gap8_dma_copy_transpose(void *dst, const void *src, int32_t a, int32_t b
 }
 
 void gap8_dma_wait(void) {}
+void gap8_dma_group_begin(void) {} /* every copy waits for its data */
+void gap8_dma_group_end(void) {}
 
 int32_t gap8_dma_copy_3d_part(int32_t core, void *dst, const void *src, int32_t n2, int32_t n1,
                               int32_t row_bytes, int32_t dst_s2, int32_t src_s2, int32_t dst_s1,

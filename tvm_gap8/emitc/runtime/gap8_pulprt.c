@@ -79,10 +79,11 @@ static void core_perf_stop(void) {
 /* One MCHAN transfer counter per copy call: every command of the copy is pushed on it (the
  * counter stays active until the next allocation) and the copy waits once for all of them. */
 static uint32_t copy_counter;
+/* between gap8_dma_group_begin and _end one counter takes every copy's commands, waited for
+ * once at the end: the master core issues a group's copies back to back */
+static int32_t group_open;
 
-static void dma_begin(void) { copy_counter = (uint32_t)plp_dma_counter_alloc(); }
-
-static void dma_end(void) {
+static void counter_wait(void) {
 #ifdef GAP8_INSTRUMENT
   uint32_t t0 = gap8_now();
 #endif
@@ -90,6 +91,24 @@ static void dma_end(void) {
 #ifdef GAP8_INSTRUMENT
   dma_wait_cycles[current_layer] += gap8_now() - t0;
 #endif
+}
+
+static void dma_begin(void) {
+  if (!group_open) copy_counter = (uint32_t)plp_dma_counter_alloc();
+}
+
+static void dma_end(void) {
+  if (!group_open) counter_wait();
+}
+
+void gap8_dma_group_begin(void) {
+  copy_counter = (uint32_t)plp_dma_counter_alloc();
+  group_open = 1;
+}
+
+void gap8_dma_group_end(void) {
+  group_open = 0;
+  counter_wait();
 }
 
 /* every core has its own MCHAN command queue at the cluster's demux address (pulp-open binds

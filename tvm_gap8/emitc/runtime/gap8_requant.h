@@ -6,14 +6,19 @@
  * rounding half up (ties toward +infinity). With k >= 33 the rounding half has a zero low
  * word, so this is the high word of the 32x32-bit product (RV32 mulh), one add, one shift:
  *   h = (acc * M) >> 32;  y = clamp(((h + 2^(k-33)) >> (k-32)) + zp, lo, hi) */
+/* Measured on GVSOC (pulp-open, MobileNetV1 x1.0 @128 int8): 20,396,748 cycles with this
+ * function vs 20,202,213 with the same integers as TVM's inline expression (+0.96%: GCC lays out
+ * the clamp's branches differently; a macro and other clamp forms measured the same or worse) --
+ * kept for one definition of the rounding the reviewer reads. */
 #ifndef GAP8_REQUANT_H
 #define GAP8_REQUANT_H
 #include <stdint.h>
 
-static inline int32_t gap8_requantize(int32_t acc, int32_t mult, int32_t shift, int32_t zp,
-                                      int32_t lo, int32_t hi) {
+static inline __attribute__((always_inline)) int32_t gap8_requantize(
+    int32_t acc, int32_t mult, int32_t shift, int32_t zp, int32_t lo, int32_t hi) {
   int32_t high = (int32_t)(((int64_t)acc * (int64_t)mult) >> 32);
   int32_t y = ((high + (1 << ((shift - 1) & 31))) >> (shift & 31)) + zp;
-  return y < lo ? lo : (y > hi ? hi : y);
+  y = y < hi ? y : hi; /* min, then max: the order TVM's expression has */
+  return y > lo ? y : lo;
 }
 #endif
