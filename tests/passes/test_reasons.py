@@ -42,15 +42,16 @@ def test_squeeze_excite_after_dw_says_so():
     assert "multiply (se_scale_0)" in r["reason"]
 
 
-def test_expand_pw_keras_hardswish_dw_side_gets_a_reason():
-    """PW -> x * (relu6(x + 3) * 1/6) quantized op by op -> DW: the producer side says which
-    PW and which ops no pattern matched."""
+def test_expand_pw_unmatched_chain_dw_side_gets_a_reason():
+    """PW -> x * (relu6(x + 3) * 1/6) -> LeakyRelu, quantized op by op -> DW (a table after the
+    product: no pattern takes it; the Keras hard_swish alone fuses, tests/passes/
+    test_tables.py): the producer side says which PW and which ops no pattern matched."""
     b = M.GraphBuilder(0)
-    y = b.act(b.conv("input", 8, 16, 1, base="pw"), "hardswish_keras")
+    y = b.act(b.act(b.conv("input", 8, 16, 1, base="pw"), "hardswish_keras"), "leakyrelu")
     model = b.model("input", [1, 8, 16, 16], b.conv(y, 16, 16, 3, groups=16, base="dw"))
     (r,) = _refused(quantized(model, samples=2))
     assert "producer: the PW pw_0 reaches the DW through ops no PW->DW pattern matched " \
-           "(add (hs_add_0), multiply (hs_scale_0), multiply (hs_mul_0); 4 quantize steps)" \
+           "(add (hs_add_0), multiply (hs_scale_0), multiply (hs_mul_0), nn.leakyrelu " \
            in r["reason"], r
 
 

@@ -3,7 +3,7 @@
 import numpy as np
 
 from tests.conftest import compile_checked
-from tvm_gap8.passes.tables import compose_tables
+from tvm_gap8.kernels.lut import compose_tables
 from tvm_gap8.testing import onnx_models as M
 from tvm_gap8.testing.quant import quantized
 
@@ -33,3 +33,30 @@ def test_keras_hardswish_is_one_table_and_a_product():
                      ("dw_0", "dw")], kinds
     lut = next(la for la in result.report["layers"] if la["kind"] == "lut")
     assert "hs_add_0" in lut["onnx_nodes"] and "hs_scale_0" in lut["onnx_nodes"]
+
+
+def test_consecutive_table_steps_compose_and_renumber():
+    from tvm_gap8.kernels.lut import IntStep, merge_table_steps
+
+    t1 = np.arange(-128, 128, dtype=np.int8)[::-1].copy()
+    t2 = (np.arange(256) % 5).astype(np.int8)
+    steps = [IntStep("table", (0,), "int8", table=0), IntStep("table", (1,), "int8", table=1),
+             IntStep("mul", (0, 2), "int8")]
+    merged, tables = merge_table_steps(steps, [t1, t2])
+    assert [(s.kind, s.args) for s in merged] == [("table", (0,)), ("mul", (0, 1))]
+    assert len(tables) == 1 and merged[0].table == 0
+    assert np.array_equal(tables[0], compose_tables(t1, t2, "int8"))
+    # a table value read twice (by the second table and the product) stays
+    shared = [steps[0], steps[1], IntStep("mul", (1, 2), "int8")]
+    assert merge_table_steps(shared, [t1, t2])[0] == shared
+
+
+def test_keras_hardswish_inside_a_fused_pair_is_one_table():
+    """PW -> Keras hard_swish (two tables, then x * them) -> DW fuses; inside the kernel the
+    two tables are one (the epilogue: one lut, one mul), bit-exact to the integer reference;
+    the planner, free to split it, compiles it too."""
+    model = quantized(_keras_hardswish_block(), samples=2)
+    fused = compile_checked(model, fusion="all").report["fusion"]["fused"]
+    assert [f["kind"] for f in fused] == ["pw_dw"]
+    assert fused[0]["epilogues"][0].endswith("+lut+mul"), fused[0]["epilogues"]
+    compile_checked(model, fusion="auto", layout="auto")

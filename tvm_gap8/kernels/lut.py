@@ -13,7 +13,7 @@ product of the zero-point-free operands, requantized like a conv accumulator.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from tvm import relax, te
@@ -312,6 +312,41 @@ def _mul_step(r: CompositeReader, group, index: dict, out) -> IntStep | None:
         requant=r.requant)
 
 
+def compose_tables(first: np.ndarray, second: np.ndarray, mid_dtype: str) -> np.ndarray:
+    """``second[first[v]]`` for every 8-bit ``v`` (tables indexed from their type's minimum:
+    ``first``'s entries, of type ``mid_dtype``, index ``second`` from that type's minimum)."""
+    offset = -dtype_range(mid_dtype)[0]
+    return second[first.astype(np.int64) + offset]
+
+
+def _readers(steps, value: int) -> int:
+    return sum(value in st.args for st in steps) + (value == len(steps))
+
+
+def merge_table_steps(steps: list, tables: list) -> tuple:
+    """Consecutive tables on a fused kernel's intermediate are one table: a table step reading
+    the value of another table step that nothing else reads (a Keras HardSwish's relu6(x + 3)
+    and * 1/6) reads that step's input through the composed table instead (the same
+    integers: each table holds its rounding and clamping). -> (steps, tables), values
+    renumbered, unused tables dropped."""
+    steps, tables = list(steps), list(tables)
+    k = next((k for k, st in enumerate(steps) if st.kind == "table" and st.args[0] > 0
+              and steps[st.args[0] - 1].kind == "table" and _readers(steps, st.args[0]) == 1),
+             None)
+    if k is None:
+        used = sorted({st.table for st in steps if st.kind == "table"})
+        renumber = {old: new for new, old in enumerate(used)}
+        return ([st if st.kind != "table" else replace(st, table=renumber[st.table])
+                 for st in steps], [tables[i] for i in used])
+    gone = steps[k].args[0]  # the value the merged-away step produced
+    first = steps[gone - 1]
+    tables.append(compose_tables(tables[first.table], tables[steps[k].table], first.out_dtype))
+    steps[k] = replace(steps[k], args=first.args, in_dtype=first.in_dtype, table=len(tables) - 1)
+    del steps[gone - 1]
+    shifted = [replace(st, args=tuple(a - (a > gone) for a in st.args)) for st in steps]
+    return merge_table_steps(shifted, tables)
+
+
 def read_steps(r: CompositeReader, bindings, first) -> tuple:
     """The integer ops the quantizer left between two convs of a fused group: ``bindings``
     (between the quantize closing the first conv, bound to ``first``, and the dequantize the
@@ -335,6 +370,7 @@ def read_steps(r: CompositeReader, bindings, first) -> tuple:
             tables.append(table)
         index[b.var], last, group = len(steps) + 1, b.var, []
         steps.append(step)
+    steps, tables = merge_table_steps(steps, tables)
     return steps, tables, last
 
 

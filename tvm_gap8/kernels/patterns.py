@@ -135,12 +135,17 @@ def _between(first):
     """What the quantizer leaves between two quantized convs (``first``: the quantize closing
     the first): an activation of one tensor quantized on its own (a table: LeakyRelu, Sigmoid,
     HardSigmoid, ...), HardSwish as onnxruntime rewrites it (``x * HardSigmoid(x)``: the table,
-    then the product with ``x``, each quantized), or nothing. Longest first."""
-    table = is_op("relax.quantize")(_alternation(_unary_chains(_dq(first))), is_const(),
-                                    is_const())
-    product = (is_op("relax.multiply")(_dq(first), _dq(table))
-               | is_op("relax.multiply")(_dq(table), _dq(first)))
-    return is_op("relax.quantize")(product, is_const(), is_const()) | table | first
+    then the product with ``x``, each quantized; tf2onnx's Keras hard_swish ``x * (relu6(x + 3)
+    * 1/6)``: two tables, one kernel table once composed, ``lut.merge_table_steps``), or
+    nothing. Longest first."""
+    def table_of(x):
+        return is_op("relax.quantize")(_alternation(_unary_chains(_dq(x))), is_const(),
+                                       is_const())
+    one = table_of(first)
+    tables = table_of(one) | one
+    product = (is_op("relax.multiply")(_dq(first), _dq(tables))
+               | is_op("relax.multiply")(_dq(tables), _dq(first)))
+    return is_op("relax.quantize")(product, is_const(), is_const()) | tables | first
 
 
 def q_dw_pw_pattern():

@@ -16,7 +16,7 @@ import tvm
 from tvm import relax
 
 from ..ir.irutil import bindings, group_info, group_span, map_bindings
-from ..kernels.requant import dtype_range
+from ..kernels.lut import compose_tables
 from ..ir.vocab import KIND_ATTR, LAYOUTS_ATTR
 
 
@@ -28,13 +28,6 @@ def _lut_call(mod, expr):
     if KIND_ATTR not in attrs or str(attrs[KIND_ATTR]) != "lut":
         return None
     return expr
-
-
-def compose_tables(first: np.ndarray, second: np.ndarray, mid_dtype: str) -> np.ndarray:
-    """``second[first[v]]`` for every 8-bit ``v`` (tables indexed from their type's minimum:
-    ``first``'s entries, of type ``mid_dtype``, index ``second`` from that type's minimum)."""
-    offset = -dtype_range(mid_dtype)[0]
-    return second[first.astype(np.int64) + offset]
 
 
 def _uses(func) -> dict:

@@ -212,7 +212,7 @@ def _between_problem(closure, lookup) -> str:
         chain = ", ".join(_describe(v) for v in after if v.op.name not in _PASS_THROUGH)
         return (f"an int8 activation chain quantized on its own ({chain}; {len(quantizes)} "
                 f"quantize steps) sits between the DW and the PW: the int8 fused kernels take "
-                f"a one-tensor table chain or x * table(x) there, not this chain")
+                f"a one-tensor table chain (one or two tables) or x * tables(x) there, not this chain")
     if len(acts) > patterns.CHAIN_DEPTH:
         return (f"the elementwise chain between the DW and the PW ({len(acts)} ops: {chain}) "
                 f"is deeper than the fusion patterns match ({patterns.CHAIN_DEPTH} steps)")
@@ -250,4 +250,5 @@ def _explain_backward(dw, func) -> str | None:
         return None  # PW -> DW directly: a rule of the pair (recorded) or the policy decided
     return (f"producer: the PW {_node(convs[0])} reaches the DW through ops no PW->DW pattern "
             f"matched ({chain or 'quantize/dequantize'}; {quantizes} quantize steps): the "
-            f"int8 fused kernels take a one-tensor table chain or x * table(x) there")
+            f"int8 fused kernels take a one-tensor table chain (one or two tables) or "
+            f"x * tables(x) there")
