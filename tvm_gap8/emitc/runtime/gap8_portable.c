@@ -56,6 +56,24 @@ static void copy_bytes(int8_t *d, const int8_t *s, int32_t n) {
   for (; n > 0; --n) *d++ = *s++;
 }
 
+#if defined(__riscv)
+/* The rv32 emulator build's memset (the kernels' pad fills compile to memset calls):
+ * picolibc's stores a byte per 4 instructions, this one whole words. Not on the host. */
+__attribute__((optimize("no-tree-loop-distribute-patterns"))) /* else: a memset call */
+void *memset(void *dst, int c, size_t n) {
+  typedef uint32_t word_t __attribute__((may_alias));
+  uint8_t *d = (uint8_t *)dst;
+  const uint32_t v = (uint8_t)c * 0x01010101u;
+  for (; n > 0 && ((uintptr_t)d & 3); --n) *d++ = (uint8_t)c;
+  for (; n >= 16; n -= 16, d += 16) {
+    ((word_t *)d)[0] = v; ((word_t *)d)[1] = v; ((word_t *)d)[2] = v; ((word_t *)d)[3] = v;
+  }
+  for (; n >= 4; n -= 4, d += 4) *(word_t *)d = v;
+  for (; n > 0; --n) *d++ = (uint8_t)c;
+  return dst;
+}
+#endif
+
 extern int8_t gap8_l3_stage[];
 extern const int8_t *gap8_l3_begin, *gap8_l3_end;
 

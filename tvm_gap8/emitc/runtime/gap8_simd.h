@@ -178,8 +178,7 @@ static inline void gap8_dot4_i8(int32_t *acc, const int8_t *a, const int8_t *b, 
   acc[0] = s0; acc[1] = s1; acc[2] = s2; acc[3] = s3;
 }
 #else
-/* portable: each a[i] loaded once for the four rows, the rows' bytes at constant offsets
- * from one stepped pointer */
+/* portable: the strided version with a step of 1 */
 static inline void gap8_dot4_i8(int32_t *acc, const int8_t *a, const int8_t *b, int32_t b_row,
                                 int32_t n, int32_t a_offset, int32_t accumulate) {
   gap8_dot4s_i8(acc, a, 1, b, b_row, n, a_offset, accumulate);
@@ -197,6 +196,30 @@ static inline void gap8_dot4x2_i8_rows(int32_t *acc, const int8_t *a, int32_t a_
       int32_t s = gap8_dot_i8(a + p * a_pix, 1, b + k * b_row, 1, n, a_offset);
       acc[2 * k + p] = accumulate ? acc[2 * k + p] + s : s;
     }
+}
+
+/* 4 x 2 dot products over a strided a: acc[2k + p] = [acc[2k + p] +] sum over i < n of
+ * (a[i * a_step + p * a_pix] + a_offset) * b[k * b_row + i], k < 4, p < 2 (a 1x1 reduction
+ * over a CHW tile, channels a_step bytes apart, blocked over 4 output channels and 2 pixels).
+ * Plain C on every back end: per step the two pixels' bytes loaded once for the four rows,
+ * each weight byte once for the two pixels. */
+static inline void gap8_dot4x2s_i8(int32_t *acc, const int8_t *a, int32_t a_step,
+                                   int32_t a_pix, const int8_t *b, int32_t b_row, int32_t n,
+                                   int32_t a_offset, int32_t accumulate) {
+  int32_t s00 = 0, s01 = 0, s10 = 0, s11 = 0, s20 = 0, s21 = 0, s30 = 0, s31 = 0;
+  for (; n > 0; --n, a += a_step, ++b) {
+    int32_t x0 = (int32_t)a[0] + a_offset, x1 = (int32_t)a[a_pix] + a_offset, w;
+    w = b[0]; s00 += x0 * w; s01 += x1 * w;
+    w = b[b_row]; s10 += x0 * w; s11 += x1 * w;
+    w = b[2 * b_row]; s20 += x0 * w; s21 += x1 * w;
+    w = b[3 * b_row]; s30 += x0 * w; s31 += x1 * w;
+  }
+  if (accumulate) {
+    s00 += acc[0]; s01 += acc[1]; s10 += acc[2]; s11 += acc[3];
+    s20 += acc[4]; s21 += acc[5]; s30 += acc[6]; s31 += acc[7];
+  }
+  acc[0] = s00; acc[1] = s01; acc[2] = s10; acc[3] = s11;
+  acc[4] = s20; acc[5] = s21; acc[6] = s30; acc[7] = s31;
 }
 
 #if defined(GAP8_PULPRT)
@@ -276,25 +299,11 @@ static inline void gap8_dot4x2_i8(int32_t *acc, const int8_t *a, int32_t a_pix,
     }
 }
 #else
-/* portable: per step the two pixels' a bytes loaded once for the four rows, each weight byte
- * once for the two pixels */
+/* portable: the strided version with a step of 1 */
 static inline void gap8_dot4x2_i8(int32_t *acc, const int8_t *a, int32_t a_pix,
                                   const int8_t *b, int32_t b_row, int32_t n, int32_t a_offset,
                                   int32_t accumulate) {
-  int32_t s00 = 0, s01 = 0, s10 = 0, s11 = 0, s20 = 0, s21 = 0, s30 = 0, s31 = 0;
-  for (; n > 0; --n, ++a, ++b) {
-    int32_t x0 = (int32_t)a[0] + a_offset, x1 = (int32_t)a[a_pix] + a_offset, w;
-    w = b[0]; s00 += x0 * w; s01 += x1 * w;
-    w = b[b_row]; s10 += x0 * w; s11 += x1 * w;
-    w = b[2 * b_row]; s20 += x0 * w; s21 += x1 * w;
-    w = b[3 * b_row]; s30 += x0 * w; s31 += x1 * w;
-  }
-  if (accumulate) {
-    s00 += acc[0]; s01 += acc[1]; s10 += acc[2]; s11 += acc[3];
-    s20 += acc[4]; s21 += acc[5]; s30 += acc[6]; s31 += acc[7];
-  }
-  acc[0] = s00; acc[1] = s01; acc[2] = s10; acc[3] = s11;
-  acc[4] = s20; acc[5] = s21; acc[6] = s30; acc[7] = s31;
+  gap8_dot4x2s_i8(acc, a, 1, a_pix, b, b_row, n, a_offset, accumulate);
 }
 #endif
 
