@@ -114,7 +114,7 @@ def total(layers) -> str:
 
 
 def network_row(key: str, work: str):
-    """(table row, {mode: {kind: instr/MAC}}) of one network."""
+    """(table row, {mode: {kind: instr/MAC}}, (instr/MAC, name) of its worst DW/PW layer)."""
     name, builder, hw = NETWORKS[key]
     print(f"[rv32_instructions] {name}", file=sys.stderr, flush=True)
     model = quantized(builder())
@@ -128,6 +128,9 @@ def network_row(key: str, work: str):
             runs[mode] = None
     kinds = {mode: per_kind(layers) for mode, layers in runs.items() if layers is not None}
     macs = sum(la.macs for la in runs["unfused"])
+    layers = [(la.instructions / la.macs, f"{la.name} ({name}, {mode})")
+              for mode in ("unfused", "default") for la in runs[mode] or ()
+              if la.macs and la.kind in DW_PW_KINDS]
 
     def show(mode):
         return "; ".join(f"{k} {v:.2f}" for k, v in kinds.get(mode, {}).items()
@@ -135,7 +138,7 @@ def network_row(key: str, work: str):
 
     row = (f"| {name} | {total(runs['all'])} | {total(runs['unfused'])} | "
            f"{total(runs['default'])} | {macs:,} | {show('unfused')} | {show('default')} |")
-    return row, kinds
+    return row, kinds, max(layers)
 
 
 def main(argv=None):
@@ -146,7 +149,7 @@ def main(argv=None):
     if missing:
         sys.exit(f"rv32_instructions: {missing} (run tools/ensure_riscv.sh as root)")
     t0 = time.perf_counter()
-    worst = 0.0
+    worst, worst_layer = 0.0, (0.0, "")
     with tempfile.TemporaryDirectory() as work:
         scalar = scalar_reference(work)
         requant = requant_per_output()
@@ -158,8 +161,9 @@ def main(argv=None):
               "| DW / PW instr/MAC, --no-fuse | DW / PW instr/MAC, default |")
         print("|---|---:|---:|---:|---:|---|---|", flush=True)
         for key in args.networks.split(","):
-            row, kinds = network_row(key, work)
+            row, kinds, layer = network_row(key, work)
             print(row, flush=True)
+            worst_layer = max(worst_layer, layer)
             for mode in ("unfused", "default"):
                 for kind, value in kinds.get(mode, {}).items():
                     if kind in DW_PW_KINDS:
@@ -169,7 +173,8 @@ def main(argv=None):
           f"{'holds' if holds else 'does NOT hold'} (worst kind {worst:.2f}); requantization "
           f"<= {MAX_REQUANT_PER_OUTPUT:g} instr/output: "
           f"{'holds' if requant <= MAX_REQUANT_PER_OUTPUT else 'does NOT hold'} "
-          f"({requant:.1f})", flush=True)
+          f"({requant:.1f}); the worst single DW/PW layer: {worst_layer[1]} "
+          f"{worst_layer[0]:.2f}", flush=True)
     print(f"({time.perf_counter() - t0:.0f} s)", file=sys.stderr)
 
 
