@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -153,6 +154,7 @@ def test_tvmc_input_shape_and_progress_with_elapsed_times(tmp_path):
     timed = [ln for ln in steps if re.search(r": \d+\.\d s$", ln)]
     assert any("fusing (--fusion auto)" in ln for ln in timed), proc.stderr  # ~3-10 s here
     assert all(float(ln.rsplit(" ", 2)[-2]) >= 1.0 for ln in timed)
+    _assert_emitted_c_compiles_with_c99(tmp_path / "o", tmp_path, int8=False)
 
 
 @pytest.mark.slow
@@ -223,22 +225,13 @@ def test_target_tag_is_registered():
     assert str(target.tag) == TARGET_TAG and is_gap8(target) and target.kind.name == "c"
 
 
-@pytest.mark.parametrize("int8", [False, True], ids=["float", "int8"])
-def test_emit_c_compiles_with_a_c99_compiler(example, tmp_path, int8):
+def _assert_emitted_c_compiles_with_c99(out, tmp_path, int8: bool):
     import shutil
 
-    from tvm_gap8.testing.quant import quantized
-
-    model = example
-    if int8:
-        model = tmp_path / "int8.onnx"
-        onnx.save(quantized(onnx.load(example), samples=2), model)
-    proc = run_cli("compile", model, "--emit-c", "--fusion", "all", "-o", tmp_path / "o", "-q")
-    assert proc.returncode == 0, proc.stderr
-    project = tmp_path / "o" / "gap8"  # the one C output: the project (no packed-API file)
-    assert not (tmp_path / "o" / "kernels.c").exists()
+    project = out / "gap8"  # the one C output: the project (no packed-API file)
+    assert not (out / "kernels.c").exists()
     source = (project / "kernels.c").read_text()
-    assert "void gap8_dw_pw_b0_dw_0(" in source
+    assert re.search(r"void gap8_dw_pw_b\d+_dw_0\(", source), "no fused DW->PW kernel"
     # the default fixed-point requantization: no count-leading-zeros (--requant float32 has one)
     assert "__builtin_clzll" not in source
     assert ("int32_t biased = " in source) == int8  # its int32 acc + bias
@@ -250,33 +243,38 @@ def test_emit_c_compiles_with_a_c99_compiler(example, tmp_path, int8):
     assert build.returncode == 0, build.stderr[:2000]
 
 
+def test_int8_emit_c_compiles_with_a_c99_compiler(example, tmp_path):
+    """(the float project: compiled by the tvmc-shape test, which emits it)"""
+    from tvm_gap8.testing.quant import quantized
+
+    model = tmp_path / "int8.onnx"
+    onnx.save(quantized(onnx.load(example), samples=2), model)
+    proc = run_cli("compile", model, "--emit-c", "--fusion", "all", "-o", tmp_path / "o", "-q")
+    assert proc.returncode == 0, proc.stderr
+    _assert_emitted_c_compiles_with_c99(tmp_path / "o", tmp_path, int8=True)
+
+
 def test_every_entry_point_gives_the_cli_totals(example, compiled):
     """The example network through the CLI, compile_model, gap8_passes, the registered gap8
     pipeline and tvm.compile(..., relax_pipeline="gap8"): one set of defaults, one result."""
     import tvm
-    from tvm import relax
 
     from tvm_gap8.compiler import compile_model
     from tvm_gap8.frontend import import_onnx
-    from tvm_gap8.pipeline import gap8_passes
     from tvm_gap8.report.contents import layers_of, totals_of
-    from tvm_gap8.target import tvm_target
 
     proc, out = compiled
     assert proc.returncode == 0, proc.stderr
     cli = json.loads((out / "report.json").read_text())
     assert (cli["fusion_policy"], cli["layout_policy"], cli["dma"]) == ("auto", "auto", "double")
     assert compile_model(str(example)).report["totals"] == cli["totals"]
+    # tvm.compile runs relax.get_pipeline("gap8"), gap8_passes() in a Sequential (both default
+    # to options.DEFAULTS): one compile covers the three
     mod = import_onnx(str(example)).mod
-    with tvm_target(host=True):
-        by_passes = tvm.transform.Sequential(gap8_passes())(mod)
-    assert totals_of(layers_of(by_passes)) == cli["totals"]
-    for run in (lambda: relax.get_pipeline("gap8")(mod),
-                lambda: tvm.compile(mod, target="llvm", relax_pipeline="gap8")):
-        keep = KeepLowered()
-        with tvm.transform.PassContext(instruments=[keep]):  # no target: the pipeline's own
-            run()
-        assert totals_of(layers_of(keep.lowered)) == cli["totals"]
+    keep = KeepLowered()
+    with tvm.transform.PassContext(instruments=[keep]):  # no target: the pipeline's own
+        tvm.compile(mod, target="llvm", relax_pipeline="gap8")
+    assert totals_of(layers_of(keep.lowered)) == cli["totals"]
 
 
 def test_cli_defaults_are_the_library_defaults():

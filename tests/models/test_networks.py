@@ -50,8 +50,8 @@ def _fused_groups(result):
             for f in result.report["fusion"]["fused"]]
 
 
-@pytest.mark.parametrize("build", [lambda: M.mobilenet_v1(alpha=0.25, resolution=96),
-                                   lambda: M.mobilenet_v2(alpha=0.35, resolution=96)],
+@pytest.mark.parametrize("build", [lambda: M.mobilenet_v1(alpha=0.25, resolution=64),
+                                   lambda: M.mobilenet_v2(alpha=0.35, resolution=64)],
                          ids=["mobilenet_v1", "mobilenet_v2"])
 def test_int8_network_same_groups_as_float(build):
     from tvm_gap8.testing.quant import quantized
