@@ -40,6 +40,8 @@ def _cases(rng):
         for al in range(4):
             cases.append(("dw3x3", dict(a=300 + al, r=row, b=3000 + al * 9, c=0)))
     cases.append(("dw3x3", dict(a=310, r=34, b=3009, c=5)))
+    for row, al, c in ((3, 0, 0), (34, 1, 0), (50, 2, 0), (33, 3, -4)):  # weights as values too
+        cases.append(("dw3x3w", dict(a=300 + al, r=row, b=3100 + al * 9, c=c)))
     for rows, length in ((3, 9), (3, 4), (1, 1), (2, 7), (3, 15), (5, 16)):
         for al in range(4):
             cases.append(("rows", dict(a=400 + al, ar=387 - al, b=3500 + al, br=length + al,
@@ -76,6 +78,11 @@ def _harness(cases, a, b, init) -> str:
         if kind == "dw3x3":
             lines.append(f'  printf("r {i} %ld\\n", (long)gap8_dw3x3_i8(A + {p["a"]}, {p["r"]}, '
                          f'B + {p["b"]}, {p["c"]}));')
+            continue
+        if kind == "dw3x3w":
+            values = ", ".join(f'B[{p["b"] + k}]' for k in range(9))
+            lines.append(f'  printf("r {i} %ld\\n", (long)gap8_dw3x3w_i8(A + {p["a"]}, {p["r"]}, '
+                         f'B + {p["b"]}, {values}, {p["c"]}));')
             continue
         lines.append(f"  {{ int32_t s[8] = {{{seed}}}; for (int k = 0; k < 8; ++k) "
                      "acc[k] = s[k]; }")
@@ -117,7 +124,7 @@ def _expected(kind, p, a, b, init):
     if kind == "rows":
         return [sum(dot(p["a"] + r * p["ar"], 1, p["b"] + r * p["br"], 1, p["n"], p["c"])
                     for r in range(p["rows"]))]
-    if kind == "dw3x3":
+    if kind in ("dw3x3", "dw3x3w"):
         return [sum(int((a32[p["a"] + r * p["r"] + s] + p["c"]) * b32[p["b"] + 3 * r + s])
                     for r in range(3) for s in range(3))]
     if kind == "rows4":

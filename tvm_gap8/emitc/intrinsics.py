@@ -31,9 +31,11 @@ tile, rows ``R`` bytes apart, weights [3][3]),
     for r in [0, 3):  for s in [0, 3):  [if r == 0 and s == 0: acc[i] = 0]
         acc[i] = acc[i] + (int32(a[pa + R*r + s]) + c) * int32(b[pb + 3*r + s])
 
-becomes ``acc[i] = [acc[i] +] gap8_dw3x3_i8(&a[pa], R, &b[pb], c)``: on the cluster three
-(unaligned) word loads of each operand, the weights' fourth byte masked off, three
-``pv.sdotsp.b``.
+becomes ``acc[i] = [acc[i] +] gap8_dw3x3w_i8(&a[pa], R, &b[pb], b[pb], ..., b[pb + 8], c)``:
+on the cluster ``gap8_dw3x3_i8`` (three (unaligned) word loads of each operand, the weights'
+fourth byte masked off, three ``pv.sdotsp.b``; the 9 weight values unused), in plain C the
+weights as values: loads ``hoist.py`` binds before the pixel loops where they are invariant
+(a CHW DW: once per channel), held in registers.
 
 And a kxk conv over an HWC tile, each kernel row's kw x C taps contiguous (``gap8_rows_i8``),
 blocked over 4 output channels of one pixel (the stem: ``kernels/conv.py:hwc_weights`` pads
@@ -214,7 +216,7 @@ def _dot4_call(loop, stats):
     return tirx.SeqStmt([tirx.Evaluate(dot), count])
 
 
-DW3X3 = "gap8_dw3x3_i8"
+DW3X3 = "gap8_dw3x3w_i8"
 DOT4X2 = "gap8_dot4x2_i8"
 DOT4X2S = "gap8_dot4x2s_i8"
 
@@ -308,7 +310,7 @@ def _linear2(index, outer, inner):
 
 def _dw3x3_call(loop):
     """``for r < 3: for s < 3: acc[i] += (a[pa + R*r + s] + c) * b[pb + 3*r + s]`` -> one
-    ``gap8_dw3x3_i8`` call, or None."""
+    ``gap8_dw3x3w_i8`` call (the weights by pointer and as 9 values), or None."""
     def unit(lp, extent):
         return isinstance(lp, tirx.For) and isinstance(lp.extent, tirx.IntImm) and \
             isinstance(lp.min, tirx.IntImm) and int(lp.min.value) == 0 and \
@@ -331,8 +333,10 @@ def _dw3x3_call(loop):
     la, lb = _linear2(a.indices[0], outer, inner), _linear2(b.indices[0], outer, inner)
     if la is None or lb is None or la[1] != 1 or lb[:2] != (3, 1) or la[0] <= 0:
         return None
+    weights = [tirx.Cast("int32", tirx.BufferLoad(b.source, [lb[2] + k])) for k in range(9)]
     call = tirx.call_extern("int32", DW3X3, tirx.address_of(tirx.BufferLoad(a.source, [la[2]])),
-                            la[0], tirx.address_of(tirx.BufferLoad(b.source, [lb[2]])), offset)
+                            la[0], tirx.address_of(tirx.BufferLoad(b.source, [lb[2]])),
+                            *weights, offset)
     acc = tirx.BufferLoad(body.buffer, list(body.indices))
     count = tirx.Evaluate(tirx.call_extern("int32", "GAP8_COUNT_MACS", 9))
     return tirx.SeqStmt([tirx.BufferStore(body.buffer, call if init else acc + call,

@@ -21,6 +21,7 @@ from tvm import s_tir, tirx
 from ..cost.ir import inspection_passes
 from ..errors import UnsupportedError
 from ..ir.float_exp import exp_in_double
+from .hoist import hoist_invariant_loads
 from .intrinsics import dot_products
 from ..ir.vocab import COPY_ANN, L1_SCOPE, L1_TO_L2, L2_TO_L1, MACS_ATTR, ROLE_ANN
 
@@ -629,6 +630,7 @@ def plain_kernel(name: str, prim, instrument_macs: bool = True) -> PlainKernel:
     declared = prim.attrs.get(MACS_ATTR) if prim.attrs else None
     if instrument_macs and (declared is None or int(declared) > 0):
         func = _count_macs(func)  # a kernel the report gives 0 MACs (pooling) counts none
+    func = hoist_invariant_loads(func)
     func = func.with_body(_team(func.body, stats))
     func, params, l1 = _plain_signature(func, name)
     func = _exact_floats(_finish(func))

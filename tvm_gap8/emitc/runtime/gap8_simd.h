@@ -353,6 +353,32 @@ static inline int32_t gap8_dw3x3_i8(const int8_t *a, int32_t a_row, const int8_t
 }
 #endif
 
+/* the same 3x3 tap window, the weights also passed as values (b[0] .. b[8]): the emitted
+ * kernels bind them before the pixel loops (emitc/hoist.py), so plain C keeps them in
+ * registers; the cluster's version reads them as three words through b (the values unused) */
+#if defined(GAP8_PULPRT)
+static inline int32_t gap8_dw3x3w_i8(const int8_t *a, int32_t a_row, const int8_t *b,
+                                     int32_t w0, int32_t w1, int32_t w2, int32_t w3, int32_t w4,
+                                     int32_t w5, int32_t w6, int32_t w7, int32_t w8,
+                                     int32_t a_offset) {
+  (void)w0; (void)w1; (void)w2; (void)w3; (void)w4; (void)w5; (void)w6; (void)w7; (void)w8;
+  return gap8_dw3x3_i8(a, a_row, b, a_offset);
+}
+#else
+static inline int32_t gap8_dw3x3w_i8(const int8_t *a, int32_t a_row, const int8_t *b,
+                                     int32_t w0, int32_t w1, int32_t w2, int32_t w3, int32_t w4,
+                                     int32_t w5, int32_t w6, int32_t w7, int32_t w8,
+                                     int32_t a_offset) {
+  const int8_t *a1 = a + a_row, *a2 = a1 + a_row;
+  (void)b;
+  return ((int32_t)a[0] + a_offset) * w0 + ((int32_t)a[1] + a_offset) * w1 +
+         ((int32_t)a[2] + a_offset) * w2 + ((int32_t)a1[0] + a_offset) * w3 +
+         ((int32_t)a1[1] + a_offset) * w4 + ((int32_t)a1[2] + a_offset) * w5 +
+         ((int32_t)a2[0] + a_offset) * w6 + ((int32_t)a2[1] + a_offset) * w7 +
+         ((int32_t)a2[2] + a_offset) * w8;
+}
+#endif
+
 /* rows of contiguous taps: sum over r < rows, i < len of (a[r * a_row + i] + a_offset) *
  * b[r * b_row + i] (a kxk conv over an HWC tile, (o, kh, kw, i) weights: len = k * C) */
 static inline int32_t gap8_rows_i8_scalar(const int8_t *a, int32_t a_row, const int8_t *b,
