@@ -14,7 +14,8 @@ on QEMU rv32imc (``minstret`` read around each call):
   computes).
 
 Instructions per requantization = (mode - baseline) / outputs: what the requantization adds to
-storing the accumulator, its per-channel loads included. Accumulators are random over
+storing the accumulator, its per-channel loads included (bound once per channel before the
+pixel loop by ``emitc/hoist.py``, as in the network's kernels). Accumulators are random over
 ``±2^20`` (a PW with 128 int8 input channels reaches ~2^21), scales ``fl32(s_x s_w / s_y)``
 of the order of 1e-3.
 """

@@ -39,7 +39,7 @@ def test_chain_rv32_bit_exact_counters_equal_report(chain_model, rv32, tmp_path)
     assert report["measured"]["all_equal_to_static"]  # DMA bytes, transfers, executed MACs
     kernels = (tmp_path / "o" / "gap8" / "kernels.c").read_text()
     # expansion, depthwise and projection: one micro-kernel call per reduction
-    for call in ("gap8_dot4_i8(", "gap8_dw3x3_i8(", "gap8_dot4x2_i8("):
+    for call in ("gap8_dot4_i8(", "gap8_dw3x3w_i8(", "gap8_dot4x2_i8("):
         assert call in kernels, call
     # neither intermediate is copied: the only copies are the input, weights, output
     assert "pw_out_global_l1" in kernels and "dw_out_global_l1" in kernels

@@ -1,8 +1,9 @@
 """The micro-kernels of runtime/gap8_simd.h (what intrinsics.py replaces reduction loops by)
 against numpy on random int8 data: lengths with and without a tail of 1-3 bytes, aligned and
-unaligned operands, zero and non-zero offsets, accumulate or not. On the host (the portable
-plain C every back end must equal), and on GVSOC's pulp-open (the Xpulpv2 .insn versions: the
-hardware loops, post-increment loads, pv.sdotsp.b, unaligned word loads) when it is here."""
+unaligned operands, zero and non-zero offsets, accumulate or not, strided (CHW) activations.
+On the host and on rv32imc under QEMU (the portable plain C every back end must equal), and on
+GVSOC's pulp-open (the Xpulpv2 .insn versions: the hardware loops, post-increment loads,
+pv.sdotsp.b, unaligned word loads) when it is here."""
 
 import os
 import re
@@ -30,10 +31,17 @@ def _cases(rng):
                 cases.append(("dot4", dict(a=128 + al, b=1024 + al, K=k, n=n, c=off, acc=acc)))
                 cases.append(("dot4x2", dict(a=256 + al, P=k, b=2048 + al, K=k + 4 * al, n=n,
                                              c=off, acc=acc)))
+                step = 2 + 5 * (al % 2)   # a CHW tile: channels `step` bytes apart
+                cases.append(("dot4s", dict(a=1000 + al, S=step, b=1500 + al, K=k, n=n, c=off,
+                                            acc=acc)))
+                cases.append(("dot4x2s", dict(a=1100 + al, S=step + 2, P=1 + al, b=2600 + al,
+                                              K=k + al, n=n, c=off, acc=acc)))
     for row in (3, 6, 33, 34, 35):
         for al in range(4):
             cases.append(("dw3x3", dict(a=300 + al, r=row, b=3000 + al * 9, c=0)))
     cases.append(("dw3x3", dict(a=310, r=34, b=3009, c=5)))
+    for row, al, c in ((3, 0, 0), (34, 1, 0), (50, 2, 0), (33, 3, -4)):  # weights as values too
+        cases.append(("dw3x3w", dict(a=300 + al, r=row, b=3100 + al * 9, c=c)))
     for rows, length in ((3, 9), (3, 4), (1, 1), (2, 7), (3, 15), (5, 16)):
         for al in range(4):
             cases.append(("rows", dict(a=400 + al, ar=387 - al, b=3500 + al, br=length + al,
@@ -71,6 +79,11 @@ def _harness(cases, a, b, init) -> str:
             lines.append(f'  printf("r {i} %ld\\n", (long)gap8_dw3x3_i8(A + {p["a"]}, {p["r"]}, '
                          f'B + {p["b"]}, {p["c"]}));')
             continue
+        if kind == "dw3x3w":
+            values = ", ".join(f'B[{p["b"] + k}]' for k in range(9))
+            lines.append(f'  printf("r {i} %ld\\n", (long)gap8_dw3x3w_i8(A + {p["a"]}, {p["r"]}, '
+                         f'B + {p["b"]}, {values}, {p["c"]}));')
+            continue
         lines.append(f"  {{ int32_t s[8] = {{{seed}}}; for (int k = 0; k < 8; ++k) "
                      "acc[k] = s[k]; }")
         if kind == "rows4":
@@ -81,6 +94,14 @@ def _harness(cases, a, b, init) -> str:
             lines.append(f'  gap8_dot4_i8(acc, A + {p["a"]}, B + {p["b"]}, {p["K"]}, {p["n"]}, '
                          f'{p["c"]}, {p["acc"]});')
             m = 4
+        elif kind == "dot4s":
+            lines.append(f'  gap8_dot4s_i8(acc, A + {p["a"]}, {p["S"]}, B + {p["b"]}, {p["K"]}, '
+                         f'{p["n"]}, {p["c"]}, {p["acc"]});')
+            m = 4
+        elif kind == "dot4x2s":
+            lines.append(f'  gap8_dot4x2s_i8(acc, A + {p["a"]}, {p["S"]}, {p["P"]}, B + {p["b"]}, '
+                         f'{p["K"]}, {p["n"]}, {p["c"]}, {p["acc"]});')
+            m = 8
         else:
             lines.append(f'  gap8_dot4x2_i8(acc, A + {p["a"]}, {p["P"]}, B + {p["b"]}, '
                          f'{p["K"]}, {p["n"]}, {p["c"]}, {p["acc"]});')
@@ -103,18 +124,19 @@ def _expected(kind, p, a, b, init):
     if kind == "rows":
         return [sum(dot(p["a"] + r * p["ar"], 1, p["b"] + r * p["br"], 1, p["n"], p["c"])
                     for r in range(p["rows"]))]
-    if kind == "dw3x3":
+    if kind in ("dw3x3", "dw3x3w"):
         return [sum(int((a32[p["a"] + r * p["r"] + s] + p["c"]) * b32[p["b"] + 3 * r + s])
                     for r in range(3) for s in range(3))]
     if kind == "rows4":
         out = [sum(dot(p["a"] + r * p["ar"], 1, p["b"] + k * p["boc"] + r * p["br"], 1, p["n"],
                        p["c"]) for r in range(p["rows"])) for k in range(4)]
         base = init[:4]
-    elif kind == "dot4":
-        out = [dot(p["a"], 1, p["b"] + k * p["K"], 1, p["n"], p["c"]) for k in range(4)]
+    elif kind in ("dot4", "dot4s"):
+        out = [dot(p["a"], p.get("S", 1), p["b"] + k * p["K"], 1, p["n"], p["c"])
+               for k in range(4)]
         base = init[:4]
     else:
-        out = [dot(p["a"] + q * p["P"], 1, p["b"] + k * p["K"], 1, p["n"], p["c"])
+        out = [dot(p["a"] + q * p["P"], p.get("S", 1), p["b"] + k * p["K"], 1, p["n"], p["c"])
                for k in range(4) for q in range(2)]
         base = init[:8]
     return [int(v) + (int(s) if p["acc"] else 0) for v, s in zip(out, base)]
@@ -152,6 +174,21 @@ def test_portable_micro_kernels_equal_numpy(tmp_path):
                     str(exe)], cwd=tmp_path, check=True)
     out = subprocess.run([str(exe)], capture_output=True, text=True, check=True).stdout
     _check(out, cases, a, b, init)
+
+
+def test_portable_micro_kernels_equal_numpy_on_rv32(rv32, tmp_path):
+    """The same plain C built for rv32imc (the emulator build's flags) and run on QEMU."""
+    from tvm_gap8.emitc import build
+
+    cases, a, b, init = _data()
+    (tmp_path / "h.c").write_text(_harness(cases, a, b, init)
+                                  + "int main(void) { run(); return 0; }\n")
+    elf = tmp_path / "h.elf"
+    subprocess.run([build.RV32_GCC, "-std=gnu99", "-Wall", "-Werror", *build.RV32_FLAGS,
+                    f"-I{RUNTIME}", "h.c", "-o", str(elf)], cwd=tmp_path, check=True)
+    run = subprocess.run(["timeout", "120", *build.qemu_command(str(elf))], capture_output=True,
+                         text=True, check=True)
+    _check(run.stdout + run.stderr, cases, a, b, init)
 
 
 def test_pulprt_micro_kernels_equal_numpy_on_gvsoc(tmp_path):

@@ -20,7 +20,10 @@ becomes one ``gap8_dot4_i8(&acc[i], &a[pa], &b[pb], K, n, c, accumulate)``: each
 loaded once feeds four ``pv.sdotsp.b`` (register blocking, PULP-NN's matmul); blocked over two
 adjacent pixels too (``acc[i + 2k + p]``, ``a`` rows ``P`` apart), one
 ``gap8_dot4x2_i8(&acc[i], &a[pa], P, &b[pb], K, n, c, accumulate)``: 4 x 2 outputs, each word
-of ``a`` feeding four ``pv.sdotsp.b`` and each word of ``b`` two.
+of ``a`` feeding four ``pv.sdotsp.b`` and each word of ``b`` two. With ``a`` strided (a 1x1
+conv over a CHW tile, channels ``S`` bytes apart), ``gap8_dot4s_i8(&acc[i], &a[pa], S,
+&b[pb], K, n, c, accumulate)``: plain C on every back end, each byte of ``a`` loaded once for
+the four rows (``gap8_dot4x2s_i8`` blocked over two pixels too).
 
 And a 3x3 tap nest whose columns are contiguous in both operands (a depthwise conv over a CHW
 tile, rows ``R`` bytes apart, weights [3][3]),
@@ -28,9 +31,11 @@ tile, rows ``R`` bytes apart, weights [3][3]),
     for r in [0, 3):  for s in [0, 3):  [if r == 0 and s == 0: acc[i] = 0]
         acc[i] = acc[i] + (int32(a[pa + R*r + s]) + c) * int32(b[pb + 3*r + s])
 
-becomes ``acc[i] = [acc[i] +] gap8_dw3x3_i8(&a[pa], R, &b[pb], c)``: on the cluster three
-(unaligned) word loads of each operand, the weights' fourth byte masked off, three
-``pv.sdotsp.b``.
+becomes ``acc[i] = [acc[i] +] gap8_dw3x3w_i8(&a[pa], R, &b[pb], b[pb], ..., b[pb + 8], c)``:
+on the cluster ``gap8_dw3x3_i8`` (three (unaligned) word loads of each operand, the weights'
+fourth byte masked off, three ``pv.sdotsp.b``; the 9 weight values unused), in plain C the
+weights as values: loads ``hoist.py`` binds before the pixel loops where they are invariant
+(a CHW DW: once per channel), held in registers.
 
 And a kxk conv over an HWC tile, each kernel row's kw x C taps contiguous (``gap8_rows_i8``),
 blocked over 4 output channels of one pixel (the stem: ``kernels/conv.py:hwc_weights`` pads
@@ -54,6 +59,7 @@ MIN_LENGTH = 4
 DOT = "gap8_dot_i8"
 DOT_ROWS = 4
 DOT4 = "gap8_dot4_i8"
+DOT4S = "gap8_dot4s_i8"
 
 
 def _int8_load(e):
@@ -180,37 +186,44 @@ def _four_row_store(loop):
 
 
 def _dot4_call(loop, stats):
-    """``for k < 4: acc[i+k] = [acc[i+k] +] gap8_dot_i8(&a[pa], 1, &b[pb+K*k], 1, n, c)``
-    (``a`` the same for every k) -> one ``gap8_dot4_i8`` call, or None."""
+    """``for k < 4: acc[i+k] = [acc[i+k] +] gap8_dot_i8(&a[pa], S, &b[pb+K*k], 1, n, c)``
+    (``a`` the same for every k) -> one ``gap8_dot4_i8`` call (S = 1) or one
+    ``gap8_dot4s_i8(&acc[i], &a[pa], S, &b[pb], K, n, c, accumulate)`` (S > 1: a 1x1 conv
+    over a CHW tile, channels S bytes apart), or None."""
     var, store = loop.loop_var, _four_row_store(loop)
     if store is None:
         return None
     parts = _dot_parts(store)
     if parts is None:
         return None
-    accumulate, a, b, n, offset = parts
+    accumulate, a, a_step, b, n, offset = parts
     if _uses(a[1], var):
         return None
     lacc, lb = _linear(store.indices[0], var), _linear(b[1], var)
     if lacc is None or lb is None or lacc[0] != 1 or lb[0] <= 0:
         return None
+    pacc = tirx.address_of(tirx.BufferLoad(store.buffer, [lacc[1]]))
     pa = tirx.address_of(tirx.BufferLoad(a[0], [a[1]]))
-    dot = tirx.call_extern("int32", DOT4, tirx.address_of(tirx.BufferLoad(store.buffer,
-                                                                          [lacc[1]])),
-                           pa, tirx.address_of(tirx.BufferLoad(b[0], [lb[1]])), lb[0], n,
-                           offset, int(accumulate))
-    stats["dot4_calls"] = stats.get("dot4_calls", 0) + 1
+    pb = tirx.address_of(tirx.BufferLoad(b[0], [lb[1]]))
+    if a_step == 1:
+        dot = tirx.call_extern("int32", DOT4, pacc, pa, pb, lb[0], n, offset, int(accumulate))
+        stats["dot4_calls"] = stats.get("dot4_calls", 0) + 1
+    else:
+        dot = tirx.call_extern("int32", DOT4S, pacc, pa, a_step, pb, lb[0], n, offset,
+                               int(accumulate))
+        stats["dot4s_calls"] = stats.get("dot4s_calls", 0) + 1
     count = tirx.Evaluate(tirx.call_extern("int32", "GAP8_COUNT_MACS", DOT_ROWS * n))
     return tirx.SeqStmt([tirx.Evaluate(dot), count])
 
 
-DW3X3 = "gap8_dw3x3_i8"
+DW3X3 = "gap8_dw3x3w_i8"
 DOT4X2 = "gap8_dot4x2_i8"
+DOT4X2S = "gap8_dot4x2s_i8"
 
 
 def _dot_parts(store):
-    """(accumulate, a (buffer, index), b (buffer, index), n, c) of ``acc[i] = [acc[i] +]
-    gap8_dot_i8(&a[pa], 1, &b[pb], 1, n, c)``, or None."""
+    """(accumulate, a (buffer, index), a step, b (buffer, index), n, c) of ``acc[i] =
+    [acc[i] +] gap8_dot_i8(&a[pa], sa, &b[pb], 1, n, c)``, or None."""
     value, accumulate = store.value, False
     if isinstance(value, tirx.Add) and _is_call(value.b, DOT):
         load = value.a
@@ -224,15 +237,17 @@ def _dot_parts(store):
     _, pa, sa, pb, sb, n, offset = value.args
     a, b = _address(pa), _address(pb)
     if a is None or b is None or not all(isinstance(x, tirx.IntImm) for x in (sa, sb, n)) \
-            or int(sa.value) != 1 or int(sb.value) != 1:
+            or int(sa.value) <= 0 or int(sb.value) != 1:
         return None
-    return accumulate, a, b, int(n.value), offset
+    return accumulate, a, int(sa.value), b, int(n.value), offset
 
 
 def _dot4x2_call(loop):
-    """``for k < 4: for p < 2: acc[i + 2k + p] = [acc +] gap8_dot_i8(&a[pa + P*p], 1,
-    &b[pb + K*k], 1, n, c)`` -> one ``gap8_dot4x2_i8`` call (4 output channels x 2 pixels:
-    each activation word feeds 4 ``pv.sdotsp.b``, each weight word 2), or None."""
+    """``for k < 4: for p < 2: acc[i + 2k + p] = [acc +] gap8_dot_i8(&a[pa + P*p], S,
+    &b[pb + K*k], 1, n, c)`` -> one ``gap8_dot4x2_i8`` call (S = 1; 4 output channels x 2
+    pixels: each activation word feeds 4 ``pv.sdotsp.b``, each weight word 2) or one
+    ``gap8_dot4x2s_i8(&acc[i], &a[pa], S, P, &b[pb], K, n, c, accumulate)`` (S > 1: a CHW
+    tile, plain C), or None."""
     def unit(lp, extent):
         return isinstance(lp, tirx.For) and isinstance(lp.extent, tirx.IntImm) and \
             isinstance(lp.min, tirx.IntImm) and int(lp.min.value) == 0 and \
@@ -248,17 +263,21 @@ def _dot4x2_call(loop):
     parts = _dot_parts(store)
     if parts is None:
         return None
-    accumulate, a, b, n, offset = parts
+    accumulate, a, a_step, b, n, offset = parts
     lacc, la, lb = (_linear2(store.indices[0], k, p), _linear2(a[1], k, p),
                     _linear2(b[1], k, p))
     if lacc is None or la is None or lb is None or lacc[:2] != (2, 1) or la[0] != 0 \
             or la[1] <= 0 or lb[1] != 0 or lb[0] <= 0:
         return None
-    dot = tirx.call_extern("int32", DOT4X2,
-                           tirx.address_of(tirx.BufferLoad(store.buffer, [lacc[2]])),
-                           tirx.address_of(tirx.BufferLoad(a[0], [la[2]])), la[1],
-                           tirx.address_of(tirx.BufferLoad(b[0], [lb[2]])), lb[0], n, offset,
-                           int(accumulate))
+    pacc = tirx.address_of(tirx.BufferLoad(store.buffer, [lacc[2]]))
+    pa = tirx.address_of(tirx.BufferLoad(a[0], [la[2]]))
+    pb = tirx.address_of(tirx.BufferLoad(b[0], [lb[2]]))
+    if a_step == 1:
+        dot = tirx.call_extern("int32", DOT4X2, pacc, pa, la[1], pb, lb[0], n, offset,
+                               int(accumulate))
+    else:
+        dot = tirx.call_extern("int32", DOT4X2S, pacc, pa, a_step, la[1], pb, lb[0], n, offset,
+                               int(accumulate))
     count = tirx.Evaluate(tirx.call_extern("int32", "GAP8_COUNT_MACS", 2 * DOT_ROWS * n))
     return tirx.SeqStmt([tirx.Evaluate(dot), count])
 
@@ -291,7 +310,7 @@ def _linear2(index, outer, inner):
 
 def _dw3x3_call(loop):
     """``for r < 3: for s < 3: acc[i] += (a[pa + R*r + s] + c) * b[pb + 3*r + s]`` -> one
-    ``gap8_dw3x3_i8`` call, or None."""
+    ``gap8_dw3x3w_i8`` call (the weights by pointer and as 9 values), or None."""
     def unit(lp, extent):
         return isinstance(lp, tirx.For) and isinstance(lp.extent, tirx.IntImm) and \
             isinstance(lp.min, tirx.IntImm) and int(lp.min.value) == 0 and \
@@ -314,8 +333,10 @@ def _dw3x3_call(loop):
     la, lb = _linear2(a.indices[0], outer, inner), _linear2(b.indices[0], outer, inner)
     if la is None or lb is None or la[1] != 1 or lb[:2] != (3, 1) or la[0] <= 0:
         return None
+    weights = [tirx.Cast("int32", tirx.BufferLoad(b.source, [lb[2] + k])) for k in range(9)]
     call = tirx.call_extern("int32", DW3X3, tirx.address_of(tirx.BufferLoad(a.source, [la[2]])),
-                            la[0], tirx.address_of(tirx.BufferLoad(b.source, [lb[2]])), offset)
+                            la[0], tirx.address_of(tirx.BufferLoad(b.source, [lb[2]])),
+                            *weights, offset)
     acc = tirx.BufferLoad(body.buffer, list(body.indices))
     count = tirx.Evaluate(tirx.call_extern("int32", "GAP8_COUNT_MACS", 9))
     return tirx.SeqStmt([tirx.BufferStore(body.buffer, call if init else acc + call,

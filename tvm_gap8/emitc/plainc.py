@@ -21,6 +21,7 @@ from tvm import s_tir, tirx
 from ..cost.ir import inspection_passes
 from ..errors import UnsupportedError
 from ..ir.float_exp import exp_in_double
+from .hoist import hoist_invariant_loads
 from .intrinsics import dot_products
 from .kernel_comment import kernel_comment
 from .requant_calls import requant_calls
@@ -731,6 +732,7 @@ def plain_kernel(name: str, prim, instrument_macs: bool = True) -> PlainKernel:
     declared = prim.attrs.get(MACS_ATTR) if prim.attrs else None
     if instrument_macs and (declared is None or int(declared) > 0):
         func = _count_macs(func)  # a kernel the report gives 0 MACs (pooling) counts none
+    func = hoist_invariant_loads(func)
     func = func.with_body(_team(func.body, stats))
     func, params, l1, slots = _plain_signature(func, name)
     func = _name_tile_loops(requant_calls(_exact_floats(_finish(func))))

@@ -64,7 +64,17 @@ static inline int32_t gap8_dot_i8(const int8_t *a, int32_t a_step, const int8_t 
   return acc + a_offset * sum_b + gap8_dot_i8_scalar(a, 1, b, 1, n, a_offset);
 }
 #else
-#define gap8_dot_i8 gap8_dot_i8_scalar
+/* portable: two MACs per step, pointers stepped (the offset add vanishes when a_offset is the
+ * constant 0 the emitted calls mostly pass) */
+static inline int32_t gap8_dot_i8(const int8_t *a, int32_t a_step, const int8_t *b,
+                                  int32_t b_step, int32_t n, int32_t a_offset) {
+  int32_t acc = 0;
+  for (; n >= 2; n -= 2, a += 2 * a_step, b += 2 * b_step)
+    acc += ((int32_t)a[0] + a_offset) * (int32_t)b[0] +
+           ((int32_t)a[a_step] + a_offset) * (int32_t)b[b_step];
+  if (n > 0) acc += ((int32_t)a[0] + a_offset) * (int32_t)b[0];
+  return acc;
+}
 #endif
 
 /* four dot products sharing a: acc[k] = [acc[k] +] sum over i < n of (a[i] + a_offset) *
@@ -76,6 +86,32 @@ static inline void gap8_dot4_i8_rows(int32_t *acc, const int8_t *a, const int8_t
     int32_t s = gap8_dot_i8(a, 1, b + k * b_row, 1, n, a_offset);
     acc[k] = accumulate ? acc[k] + s : s;
   }
+}
+
+/* four dot products sharing a strided a: acc[k] = [acc[k] +] sum over i < n of
+ * (a[i * a_step] + a_offset) * b[k * b_row + i], k < 4 (a 1x1 reduction over a CHW tile,
+ * channels a_step bytes apart, blocked over 4 output channels). Plain C on every back end
+ * (no 4-way SIMD for strided bytes): each a[i] loaded once for the four rows, the rows' bytes
+ * at constant offsets from one stepped pointer, two steps per iteration. */
+static inline void gap8_dot4s_i8(int32_t *acc, const int8_t *a, int32_t a_step,
+                                 const int8_t *b, int32_t b_row, int32_t n, int32_t a_offset,
+                                 int32_t accumulate) {
+  int32_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+  for (; n >= 2; n -= 2, a += 2 * a_step, b += 2) {
+    int32_t x = (int32_t)a[0] + a_offset, y = (int32_t)a[a_step] + a_offset;
+    s0 += x * b[0] + y * b[1];
+    s1 += x * b[b_row] + y * b[b_row + 1];
+    s2 += x * b[2 * b_row] + y * b[2 * b_row + 1];
+    s3 += x * b[3 * b_row] + y * b[3 * b_row + 1];
+  }
+  if (n > 0) {
+    int32_t x = (int32_t)a[0] + a_offset;
+    s0 += x * b[0]; s1 += x * b[b_row]; s2 += x * b[2 * b_row]; s3 += x * b[3 * b_row];
+  }
+  if (accumulate) {
+    s0 += acc[0]; s1 += acc[1]; s2 += acc[2]; s3 += acc[3];
+  }
+  acc[0] = s0; acc[1] = s1; acc[2] = s2; acc[3] = s3;
 }
 
 #if defined(GAP8_PULPRT)
@@ -142,7 +178,11 @@ static inline void gap8_dot4_i8(int32_t *acc, const int8_t *a, const int8_t *b, 
   acc[0] = s0; acc[1] = s1; acc[2] = s2; acc[3] = s3;
 }
 #else
-#define gap8_dot4_i8 gap8_dot4_i8_rows
+/* portable: the strided version with a step of 1 */
+static inline void gap8_dot4_i8(int32_t *acc, const int8_t *a, const int8_t *b, int32_t b_row,
+                                int32_t n, int32_t a_offset, int32_t accumulate) {
+  gap8_dot4s_i8(acc, a, 1, b, b_row, n, a_offset, accumulate);
+}
 #endif
 
 /* 4 x 2 dot products: acc[2k + p] = [acc[2k + p] +] sum over i < n of (a[p * a_pix + i] +
@@ -156,6 +196,30 @@ static inline void gap8_dot4x2_i8_rows(int32_t *acc, const int8_t *a, int32_t a_
       int32_t s = gap8_dot_i8(a + p * a_pix, 1, b + k * b_row, 1, n, a_offset);
       acc[2 * k + p] = accumulate ? acc[2 * k + p] + s : s;
     }
+}
+
+/* 4 x 2 dot products over a strided a: acc[2k + p] = [acc[2k + p] +] sum over i < n of
+ * (a[i * a_step + p * a_pix] + a_offset) * b[k * b_row + i], k < 4, p < 2 (a 1x1 reduction
+ * over a CHW tile, channels a_step bytes apart, blocked over 4 output channels and 2 pixels).
+ * Plain C on every back end: per step the two pixels' bytes loaded once for the four rows,
+ * each weight byte once for the two pixels. */
+static inline void gap8_dot4x2s_i8(int32_t *acc, const int8_t *a, int32_t a_step,
+                                   int32_t a_pix, const int8_t *b, int32_t b_row, int32_t n,
+                                   int32_t a_offset, int32_t accumulate) {
+  int32_t s00 = 0, s01 = 0, s10 = 0, s11 = 0, s20 = 0, s21 = 0, s30 = 0, s31 = 0;
+  for (; n > 0; --n, a += a_step, ++b) {
+    int32_t x0 = (int32_t)a[0] + a_offset, x1 = (int32_t)a[a_pix] + a_offset, w;
+    w = b[0]; s00 += x0 * w; s01 += x1 * w;
+    w = b[b_row]; s10 += x0 * w; s11 += x1 * w;
+    w = b[2 * b_row]; s20 += x0 * w; s21 += x1 * w;
+    w = b[3 * b_row]; s30 += x0 * w; s31 += x1 * w;
+  }
+  if (accumulate) {
+    s00 += acc[0]; s01 += acc[1]; s10 += acc[2]; s11 += acc[3];
+    s20 += acc[4]; s21 += acc[5]; s30 += acc[6]; s31 += acc[7];
+  }
+  acc[0] = s00; acc[1] = s01; acc[2] = s10; acc[3] = s11;
+  acc[4] = s20; acc[5] = s21; acc[6] = s30; acc[7] = s31;
 }
 
 #if defined(GAP8_PULPRT)
@@ -235,7 +299,12 @@ static inline void gap8_dot4x2_i8(int32_t *acc, const int8_t *a, int32_t a_pix,
     }
 }
 #else
-#define gap8_dot4x2_i8 gap8_dot4x2_i8_rows
+/* portable: the strided version with a step of 1 */
+static inline void gap8_dot4x2_i8(int32_t *acc, const int8_t *a, int32_t a_pix,
+                                  const int8_t *b, int32_t b_row, int32_t n, int32_t a_offset,
+                                  int32_t accumulate) {
+  gap8_dot4x2s_i8(acc, a, 1, a_pix, b, b_row, n, a_offset, accumulate);
+}
 #endif
 
 /* a 3x3 tap window: sum over r, s < 3 of (a[r * a_row + s] + a_offset) * b[3 * r + s] */
@@ -272,7 +341,42 @@ static inline int32_t gap8_dw3x3_i8(const int8_t *a, int32_t a_row, const int8_t
   return acc;
 }
 #else
-#define gap8_dw3x3_i8 gap8_dw3x3_i8_scalar
+/* portable: the nine taps written out (constant offsets from a and b once inlined) */
+static inline int32_t gap8_dw3x3_i8(const int8_t *a, int32_t a_row, const int8_t *b,
+                                    int32_t a_offset) {
+  const int8_t *a1 = a + a_row, *a2 = a1 + a_row;
+  return ((int32_t)a[0] + a_offset) * b[0] + ((int32_t)a[1] + a_offset) * b[1] +
+         ((int32_t)a[2] + a_offset) * b[2] + ((int32_t)a1[0] + a_offset) * b[3] +
+         ((int32_t)a1[1] + a_offset) * b[4] + ((int32_t)a1[2] + a_offset) * b[5] +
+         ((int32_t)a2[0] + a_offset) * b[6] + ((int32_t)a2[1] + a_offset) * b[7] +
+         ((int32_t)a2[2] + a_offset) * b[8];
+}
+#endif
+
+/* the same 3x3 tap window, the weights also passed as values (b[0] .. b[8]): the emitted
+ * kernels bind them before the pixel loops (emitc/hoist.py), so plain C keeps them in
+ * registers; the cluster's version reads them as three words through b (the values unused) */
+#if defined(GAP8_PULPRT)
+static inline int32_t gap8_dw3x3w_i8(const int8_t *a, int32_t a_row, const int8_t *b,
+                                     int32_t w0, int32_t w1, int32_t w2, int32_t w3, int32_t w4,
+                                     int32_t w5, int32_t w6, int32_t w7, int32_t w8,
+                                     int32_t a_offset) {
+  (void)w0; (void)w1; (void)w2; (void)w3; (void)w4; (void)w5; (void)w6; (void)w7; (void)w8;
+  return gap8_dw3x3_i8(a, a_row, b, a_offset);
+}
+#else
+static inline int32_t gap8_dw3x3w_i8(const int8_t *a, int32_t a_row, const int8_t *b,
+                                     int32_t w0, int32_t w1, int32_t w2, int32_t w3, int32_t w4,
+                                     int32_t w5, int32_t w6, int32_t w7, int32_t w8,
+                                     int32_t a_offset) {
+  const int8_t *a1 = a + a_row, *a2 = a1 + a_row;
+  (void)b;
+  return ((int32_t)a[0] + a_offset) * w0 + ((int32_t)a[1] + a_offset) * w1 +
+         ((int32_t)a[2] + a_offset) * w2 + ((int32_t)a1[0] + a_offset) * w3 +
+         ((int32_t)a1[1] + a_offset) * w4 + ((int32_t)a1[2] + a_offset) * w5 +
+         ((int32_t)a2[0] + a_offset) * w6 + ((int32_t)a2[1] + a_offset) * w7 +
+         ((int32_t)a2[2] + a_offset) * w8;
+}
 #endif
 
 /* rows of contiguous taps: sum over r < rows, i < len of (a[r * a_row + i] + a_offset) *
@@ -372,6 +476,23 @@ static inline void gap8_rows4_i8(int32_t *acc, const int8_t *a, int32_t a_row, c
   acc[0] = s0; acc[1] = s1; acc[2] = s2; acc[3] = s3;
 }
 #else
-#define gap8_rows4_i8 gap8_rows4_i8_each
+/* portable: each activation byte loaded once for the four channels, the channels' weight
+ * bytes at constant offsets from one stepped pointer */
+static inline void gap8_rows4_i8(int32_t *acc, const int8_t *a, int32_t a_row, const int8_t *b,
+                                 int32_t b_oc, int32_t b_row, int32_t rows, int32_t len,
+                                 int32_t a_offset, int32_t accumulate) {
+  int32_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+  for (int32_t r = 0; r < rows; ++r, a += a_row, b += b_row) {
+    const int8_t *x = a, *w = b;
+    for (int32_t i = 0; i < len; ++i, ++x, ++w) {
+      int32_t v = (int32_t)*x + a_offset;
+      s0 += v * w[0]; s1 += v * w[b_oc]; s2 += v * w[2 * b_oc]; s3 += v * w[3 * b_oc];
+    }
+  }
+  if (accumulate) {
+    s0 += acc[0]; s1 += acc[1]; s2 += acc[2]; s3 += acc[3];
+  }
+  acc[0] = s0; acc[1] = s1; acc[2] = s2; acc[3] = s3;
+}
 #endif
 #endif
