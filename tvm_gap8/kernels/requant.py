@@ -12,7 +12,7 @@ per compile (``RequantMode``, ``REQUANT_MODES``; the CLI's ``--requant``):
   arithmetic), i.e. ``floor(acc * S + 1/2)``: the exact product rounded to nearest with ties
   rounded toward +infinity (``-2.5 -> -2``, ``2.5 -> 3``). One 32x32->64-bit product; when
   every channel's ``k >= 33`` (``S < 1/4``, every conv here) only its high word is used and
-  the rest is 32-bit (``fixed_expr``): 8.2 RV32 instructions per output, measured
+  the rest is 32-bit (``fixed_expr``): 6.9 RV32 instructions per output, measured
   (``benchmarks/requant_rv32.py``, the per-channel values loaded once per channel by
   ``emitc/hoist.py``; 18.3 in the 64-bit form). ``1 <= k <= 62``: a tinier ``S`` (every ``|acc * S| < 1/2``) is encoded as
   ``M = 0, k = 62``, a huger one (``S >= 2^30``: every nonzero ``acc`` saturates) as
