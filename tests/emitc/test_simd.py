@@ -58,6 +58,24 @@ def _cases(rng):
     return cases
 
 
+#: kind -> the call returning one sum
+SCALAR_CALLS = {
+    "dot": "gap8_dot_i8(A + {a}, {sa}, B + {b}, {sb}, {n}, {c})",
+    "rows": "gap8_rows_i8(A + {a}, {ar}, B + {b}, {br}, {rows}, {n}, {c})",
+    "dw3x3": "gap8_dw3x3_i8(A + {a}, {r}, B + {b}, {c})",
+    "dw3x3w": "gap8_dw3x3w_i8(A + {a}, {r}, B + {b}, {w}, {c})",
+}
+#: kind -> (the call writing acc[], how many acc values it writes)
+ACC_CALLS = {
+    "rows4": ("gap8_rows4_i8(acc, A + {a}, {ar}, B + {b}, {boc}, {br}, {rows}, {n}, {c}, {acc})",
+              4),
+    "dot4": ("gap8_dot4_i8(acc, A + {a}, B + {b}, {K}, {n}, {c}, {acc})", 4),
+    "dot4s": ("gap8_dot4s_i8(acc, A + {a}, {S}, B + {b}, {K}, {n}, {c}, {acc})", 4),
+    "dot4x2s": ("gap8_dot4x2s_i8(acc, A + {a}, {S}, {P}, B + {b}, {K}, {n}, {c}, {acc})", 8),
+    "dot4x2": ("gap8_dot4x2_i8(acc, A + {a}, {P}, B + {b}, {K}, {n}, {c}, {acc})", 8),
+}
+
+
 def _harness(cases, a, b, init) -> str:
     lines = ['#include <stdio.h>', '#include <stdint.h>', '#include "gap8_simd.h"',
              f"static int8_t A[{SIZE}] __attribute__((aligned(4))) = "
@@ -67,45 +85,15 @@ def _harness(cases, a, b, init) -> str:
              "static void run(void) {", "  int32_t acc[8];"]
     for i, (kind, p) in enumerate(cases):
         seed = ", ".join(str(int(v)) for v in init[i])
-        if kind == "dot":
-            lines.append(f'  printf("r {i} %ld\\n", (long)gap8_dot_i8(A + {p["a"]}, {p["sa"]}, '
-                         f'B + {p["b"]}, {p["sb"]}, {p["n"]}, {p["c"]}));')
-            continue
-        if kind == "rows":
-            lines.append(f'  printf("r {i} %ld\\n", (long)gap8_rows_i8(A + {p["a"]}, {p["ar"]}, '
-                         f'B + {p["b"]}, {p["br"]}, {p["rows"]}, {p["n"]}, {p["c"]}));')
-            continue
-        if kind == "dw3x3":
-            lines.append(f'  printf("r {i} %ld\\n", (long)gap8_dw3x3_i8(A + {p["a"]}, {p["r"]}, '
-                         f'B + {p["b"]}, {p["c"]}));')
-            continue
-        if kind == "dw3x3w":
-            values = ", ".join(f'B[{p["b"] + k}]' for k in range(9))
-            lines.append(f'  printf("r {i} %ld\\n", (long)gap8_dw3x3w_i8(A + {p["a"]}, {p["r"]}, '
-                         f'B + {p["b"]}, {values}, {p["c"]}));')
+        if kind in SCALAR_CALLS:
+            weights = ", ".join(f'B[{p["b"] + k}]' for k in range(9))  # gap8_dw3x3w_i8's
+            call = SCALAR_CALLS[kind].format(**p, w=weights)
+            lines.append(f'  printf("r {i} %ld\\n", (long){call});')
             continue
         lines.append(f"  {{ int32_t s[8] = {{{seed}}}; for (int k = 0; k < 8; ++k) "
                      "acc[k] = s[k]; }")
-        if kind == "rows4":
-            lines.append(f'  gap8_rows4_i8(acc, A + {p["a"]}, {p["ar"]}, B + {p["b"]}, '
-                         f'{p["boc"]}, {p["br"]}, {p["rows"]}, {p["n"]}, {p["c"]}, {p["acc"]});')
-            m = 4
-        elif kind == "dot4":
-            lines.append(f'  gap8_dot4_i8(acc, A + {p["a"]}, B + {p["b"]}, {p["K"]}, {p["n"]}, '
-                         f'{p["c"]}, {p["acc"]});')
-            m = 4
-        elif kind == "dot4s":
-            lines.append(f'  gap8_dot4s_i8(acc, A + {p["a"]}, {p["S"]}, B + {p["b"]}, {p["K"]}, '
-                         f'{p["n"]}, {p["c"]}, {p["acc"]});')
-            m = 4
-        elif kind == "dot4x2s":
-            lines.append(f'  gap8_dot4x2s_i8(acc, A + {p["a"]}, {p["S"]}, {p["P"]}, B + {p["b"]}, '
-                         f'{p["K"]}, {p["n"]}, {p["c"]}, {p["acc"]});')
-            m = 8
-        else:
-            lines.append(f'  gap8_dot4x2_i8(acc, A + {p["a"]}, {p["P"]}, B + {p["b"]}, '
-                         f'{p["K"]}, {p["n"]}, {p["c"]}, {p["acc"]});')
-            m = 8
+        call, m = ACC_CALLS[kind]
+        lines.append("  " + call.format(**p) + ";")
         fmt = " ".join(["%ld"] * m)
         args = ", ".join(f"(long)acc[{k}]" for k in range(m))
         lines.append(f'  printf("r {i} {fmt}\\n", {args});')

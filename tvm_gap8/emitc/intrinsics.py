@@ -221,19 +221,28 @@ DOT4X2 = "gap8_dot4x2_i8"
 DOT4X2S = "gap8_dot4x2s_i8"
 
 
-def _dot_parts(store):
-    """(accumulate, a (buffer, index), a step, b (buffer, index), n, c) of ``acc[i] =
-    [acc[i] +] gap8_dot_i8(&a[pa], sa, &b[pb], 1, n, c)``, or None."""
+def _accumulated_call(store, name: str):
+    """(accumulate, the call) of ``acc[i] = [acc[i] +] name(...)`` (one index), or None."""
     value, accumulate = store.value, False
-    if isinstance(value, tirx.Add) and _is_call(value.b, DOT):
+    if isinstance(value, tirx.Add) and _is_call(value.b, name):
         load = value.a
         if not (isinstance(load, tvm.ir.TensorLoad) and load.source.same_as(store.buffer)
                 and len(load.indices) == 1 and len(store.indices) == 1
                 and tvm_ffi.structural_equal(load.indices[0], store.indices[0])):
             return None
         accumulate, value = True, value.b
-    if not _is_call(value, DOT) or len(store.indices) != 1:
+    if not _is_call(value, name) or len(store.indices) != 1:
         return None
+    return accumulate, value
+
+
+def _dot_parts(store):
+    """(accumulate, a (buffer, index), a step, b (buffer, index), n, c) of ``acc[i] =
+    [acc[i] +] gap8_dot_i8(&a[pa], sa, &b[pb], 1, n, c)``, or None."""
+    found = _accumulated_call(store, DOT)
+    if found is None:
+        return None
+    accumulate, value = found
     _, pa, sa, pb, sb, n, offset = value.args
     a, b = _address(pa), _address(pb)
     if a is None or b is None or not all(isinstance(x, tirx.IntImm) for x in (sa, sb, n)) \
@@ -419,16 +428,10 @@ ROWS4 = "gap8_rows4_i8"
 def _rows_parts(store):
     """(accumulate, a (buffer, index), a_row, b (buffer, index), b_row, rows, len, c) of
     ``acc[i] = [acc[i] +] gap8_rows_i8(&a[pa], A, &b[pb], B, rows, len, c)``, or None."""
-    value, accumulate = store.value, False
-    if isinstance(value, tirx.Add) and _is_call(value.b, ROWS):
-        load = value.a
-        if not (isinstance(load, tvm.ir.TensorLoad) and load.source.same_as(store.buffer)
-                and len(load.indices) == 1 and len(store.indices) == 1
-                and tvm_ffi.structural_equal(load.indices[0], store.indices[0])):
-            return None
-        accumulate, value = True, value.b
-    if not _is_call(value, ROWS) or len(store.indices) != 1:
+    found = _accumulated_call(store, ROWS)
+    if found is None:
         return None
+    accumulate, value = found
     _, pa, a_row, pb, b_row, rows, n, offset = value.args
     a, b = _address(pa), _address(pb)
     if a is None or b is None or not all(isinstance(x, tirx.IntImm)
