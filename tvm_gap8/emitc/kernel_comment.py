@@ -1,13 +1,37 @@
-"""The comment above each emitted kernel: its tile loops, its L1 arena (offset, bytes, buffer,
+"""Readable kernels: tile loops indexed by their axis' name, and the comment above each emitted
+kernel: its tile loops, its L1 arena (offset, bytes, buffer,
 what the buffer holds) and the stages of a tile, read off the kernel's own IR (the copy blocks'
 annotations, the tile loops the schedule named, the arena ``plainc`` laid out)."""
 
 from __future__ import annotations
 
+import tvm_ffi
 from tvm import s_tir, tirx
 
 from ..ir.tirwalk import walk
-from ..ir.vocab import COPY_ANN, L2_TO_L1, ROLE_ANN
+from ..ir.vocab import COPY_ANN, L2_TO_L1, ROLE_ANN, TILE_ANN
+
+
+#: the C name of a tile loop's index, by the plan's axis
+TILE_NAMES = {"rows": "row_tile", "cols": "col_tile", "channels": "channel_tile",
+              "in_channels": "in_channel_tile", "dw_channels": "dw_channel_tile"}
+
+
+def name_tile_loops(func):
+    """Tile loops (``TILE_ANN``, set by the schedule) indexed by a variable named after their
+    axis (``row_tile``, ``channel_tile``, ...) instead of TVM's ``i2_0``."""
+    def visit(loop):
+        axis = loop.annotations.get(TILE_ANN) if loop.annotations else None
+        if axis is None:
+            return loop
+        var = tirx.Var(TILE_NAMES.get(str(axis), f"{axis}_tile"), loop.loop_var.ty.dtype)
+        old = loop.loop_var
+        body = tvm_ffi.structural_map(loop.body, (tirx.Var, lambda v: var if v.same_as(old)
+                                                  else v))
+        return tirx.For(var, loop.min, loop.extent, loop.kind, body, None, loop.annotations,
+                        loop.step, loop.span)
+
+    return func.with_body(tvm_ffi.structural_map(func.body, (tirx.For, visit)))
 
 
 def _c_name(name: str) -> str:
@@ -28,11 +52,11 @@ def buffer_roles(prim) -> dict:
 
 
 def tile_loops(func) -> list:
-    """(index name, trip count) of the named tile loops, outermost first."""
+    """(index name, trip count) of the tile loops (``TILE_ANN``), outermost first."""
     seen = {}
     for stmt, _ in walk(func.body):
-        if isinstance(stmt, tirx.For) and stmt.loop_var.name.endswith("_tile") and \
-                isinstance(stmt.extent, tirx.IntImm):
+        if isinstance(stmt, tirx.For) and stmt.annotations and TILE_ANN in stmt.annotations \
+                and isinstance(stmt.extent, tirx.IntImm):
             seen.setdefault(stmt.loop_var.name, int(stmt.extent.value))
     return list(seen.items())
 

@@ -23,9 +23,9 @@ from ..errors import UnsupportedError
 from ..ir.float_exp import exp_in_double
 from .hoist import hoist_invariant_loads
 from .intrinsics import dot_products
-from .kernel_comment import kernel_comment
+from .kernel_comment import kernel_comment, name_tile_loops
 from .requant_calls import requant_calls
-from ..ir.vocab import COPY_ANN, L1_SCOPE, L1_TO_L2, L2_TO_L1, MACS_ATTR, ROLE_ANN, TILE_ANN
+from ..ir.vocab import COPY_ANN, L1_SCOPE, L1_TO_L2, L2_TO_L1, MACS_ATTR, ROLE_ANN
 
 DMA_ANN = "gap8.dma"  # on every loop of a copy nest: "<direction>:<role>"
 PAR_ANN = "gap8.parallel"  # on the loop split over the cores
@@ -241,11 +241,12 @@ def _merged_dims(extents, dst_c, src_c):
 TEAM_COPY_MIN_BYTES = 16384
 
 
-def _shared_block(lines: int, row_bytes: int, dst_stride, src_stride, row: int) -> bool:
-    """One block the team shares: large, and one contiguous run or a line per core at least
-    (the rule of gap8_dma_copy_3d_part)."""
+def _shared_block(lines: int, row: int, dst_stride, src_stride, elem_bytes: int) -> bool:
+    """One block (``lines`` of ``row`` elements) the team shares: large, and one contiguous
+    run or a line per core at least (the rule of gap8_dma_copy_3d_part)."""
     contiguous = lines == 1 or (dst_stride == row and src_stride == row)
-    return lines * row_bytes >= TEAM_COPY_MIN_BYTES and (contiguous or lines >= CLUSTER_CORES)
+    return lines * row * elem_bytes >= TEAM_COPY_MIN_BYTES and \
+        (contiguous or lines >= CLUSTER_CORES)
 
 
 def _copy_call(dptr, sptr, dims, eb, direction):
@@ -258,8 +259,8 @@ def _copy_call(dptr, sptr, dims, eb, direction):
     (n2, d2, s2), (n1, d1, s1), (n0, d0, s0) = dims
     if d0 == 1 and s0 == 1:
         args = [n2, n1, n0 * eb, d2 * eb, s2 * eb, d1 * eb, s1 * eb]
-        if isinstance(n2, tirx.IntImm) and int(n2.value) == 1 and not _shared_block(n1, n0 * eb,
-                                                                                   d1, s1, n0):
+        if isinstance(n2, tirx.IntImm) and int(n2.value) == 1 and \
+                not _shared_block(n1, n0, d1, s1, eb):
             return tirx.Evaluate(tirx.call_extern("int32", "gap8_dma_copy_3d", dptr, sptr,
                                                   *args, direction))
         # blocks (a tile's channel planes), or one block large enough to share: the whole team
@@ -488,10 +489,14 @@ def _declares(stmt) -> bool:
     return isinstance(stmt, (tirx.AllocBuffer, tirx.DeclBuffer, tirx.Bind))
 
 
+#: the master core's copy calls (``_copy_call``), which a DMA group may leave unwaited
+MASTER_DMA_CALLS = ("gap8_dma_copy_3d", "gap8_dma_copy_strided")
+
+
 def _is_dma_call(stmt) -> bool:
     return isinstance(stmt, tirx.Evaluate) and isinstance(stmt.value, tvm.ir.expr.Call) and \
         len(stmt.value.args) > 0 and str(getattr(stmt.value.args[0], "value", "")) in \
-        ("gap8_dma_copy_3d", "gap8_dma_copy_strided")
+        MASTER_DMA_CALLS
 
 
 def _dma_groups(stmts: list) -> list:
@@ -700,29 +705,6 @@ def _clean(source: str) -> str:
     return "\n".join(lines).strip() + "\n"
 
 
-#: the C name of a tile loop's index, by the plan's axis
-TILE_NAMES = {"rows": "row_tile", "cols": "col_tile", "channels": "channel_tile",
-              "in_channels": "in_channel_tile", "dw_channels": "dw_channel_tile"}
-
-
-def _name_tile_loops(func):
-    """Tile loops (``TILE_ANN``, set by the schedule) indexed by a variable named after their
-    axis (``row_tile``, ``channel_tile``, ...) instead of TVM's ``i2_0``."""
-    def visit(loop):
-        axis = loop.annotations.get(TILE_ANN) if loop.annotations else None
-        if axis is None:
-            return loop
-        var = tirx.Var(TILE_NAMES.get(str(axis), f"{axis}_tile"), loop.loop_var.ty.dtype)
-        old = loop.loop_var
-        body = tvm_ffi.structural_map(loop.body, (tirx.Var, lambda v: var if v.same_as(old)
-                                                  else v))
-        annotations = {k: v for k, v in loop.annotations.items() if k != TILE_ANN}
-        return tirx.For(var, loop.min, loop.extent, loop.kind, body, None, annotations,
-                        loop.step, loop.span)
-
-    return func.with_body(tvm_ffi.structural_map(func.body, (tirx.For, visit)))
-
-
 def plain_kernel(name: str, prim, instrument_macs: bool = True) -> PlainKernel:
     stats = {"dma_calls": 0, "core_copies": 0, "parallel_loops": 0, "dot_calls": 0}
     func = _mark_parallel_loops(_mark_copy_loops(prim))
@@ -735,7 +717,7 @@ def plain_kernel(name: str, prim, instrument_macs: bool = True) -> PlainKernel:
     func = hoist_invariant_loads(func)
     func = func.with_body(_team(func.body, stats))
     func, params, l1, slots = _plain_signature(func, name)
-    func = _name_tile_loops(requant_calls(_exact_floats(_finish(func))))
+    func = name_tile_loops(requant_calls(_exact_floats(_finish(func))))
     source = _clean(_codegen(func))
     proto = next(line for line in source.splitlines() if f" {name}(" in line)
     source = kernel_comment(name, prim, func, slots, l1) + source
