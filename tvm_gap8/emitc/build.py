@@ -30,7 +30,8 @@ RV32_FLAGS = ["-march=rv32imc", "-mabi=ilp32", "-O2", "--specs=picolibc.specs",
               "-Wl,--defsym=__ram=0x80400000", "-Wl,--defsym=__ram_size=0x00100000"]
 SOFT_FLOAT = re.compile(r"__[a-z]+[sd]f[0-9a-z]*$")
 COUNTER_FIELDS = ("l2_to_l1_bytes", "l1_to_l2_bytes", "l3_to_l2_bytes", "l2_to_l1_transfers",
-                  "l1_to_l2_transfers", "l3_to_l2_transfers", "macs", "tiles", "instructions")
+                  "l1_to_l2_transfers", "l3_to_l2_transfers", "macs", "tiles", "instructions",
+                  "dma_instructions")
 
 
 def rv32_available() -> str | None:
@@ -54,10 +55,10 @@ def _flags(instrument: bool, mac_count: bool = True):
     return flags
 
 
-def build_host(project: str, instrument: bool = False) -> str:
+def build_host(project: str, instrument: bool = False, extra_flags=()) -> str:
     exe = os.path.join(project, "gap8_host")
-    cmd = ["cc", "-std=c99", "-Wall", "-Werror", "-O2", *_flags(instrument), *SOURCES,
-           "-o", exe, "-lm"]
+    cmd = ["cc", "-std=c99", "-Wall", "-Werror", "-O2", *_flags(instrument), *extra_flags,
+           *SOURCES, "-o", exe, "-lm"]
     proc = _run(cmd, project, "host build")
     if proc.returncode:
         raise BuildError(f"host build of {project} failed: {proc.stderr.strip()[-2000:]}")

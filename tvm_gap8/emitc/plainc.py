@@ -359,12 +359,56 @@ def _padded_dma(loops, store, direction):
     call = _copy_call(tirx.address_of(tirx.BufferLoad(store.buffer, [dst_off])),
                       tirx.address_of(tirx.BufferLoad(load.source, [src_off])), dims,
                       _elem_bytes(store.buffer), direction)
-    fill = tvm_ffi.structural_map(loops[0], [
-        (tirx.BufferStore, lambda st: tirx.BufferStore(st.buffer, pad, st.indices)),
-        (tirx.For, _unmarked)])
-    if int(fill.extent) > 1:  # every core fills its share of the tile
-        fill = _with_ann(fill, PAR_ANN, 1)
+    fill = _ring_fill(loops, tirx.BufferStore(store.buffer, pad, store.indices), interior)
+    if fill is None:
+        return call
     return tirx.SeqStmt([fill, call])
+
+
+def _ring_fill(loops, store, interior):
+    """The stores of ``store`` (the pad value) outside the copied ``interior`` only: per loop,
+    the points before the interior and after it with every point of the loops below, the
+    interior's points with the ring of the loops below. The outermost loop runs once over its
+    extent (each core its share; the interior test a branch per iteration); None when the
+    interior is the whole tile."""
+    analyzer = tvm.sym.Analyzer()
+
+    def whole(k):
+        first, count = interior[k]
+        return analyzer.can_prove(first == 0) and \
+            analyzer.can_prove(count == loops[k].extent)
+
+    def loop(k, lo, hi, body):
+        return tirx.For(loops[k].loop_var, lo, hi - lo, tirx.ForKind.SERIAL, body)
+
+    def every(k):
+        return store if k == len(loops) else loop(k, 0, loops[k].extent, every(k + 1))
+
+    def ring(k):
+        if k == len(loops):
+            return None
+        inner = ring(k + 1)
+        if whole(k):
+            return None if inner is None else loop(k, 0, loops[k].extent, inner)
+        ext = loops[k].extent
+        first = tirx.min(interior[k][0], ext)
+        end = tirx.min(interior[k][0] + interior[k][1], ext)
+        parts = [loop(k, 0, first, every(k + 1))]
+        if inner is not None:
+            parts.append(loop(k, first, end, inner))
+        parts.append(loop(k, end, ext, every(k + 1)))
+        return tirx.SeqStmt(parts)
+
+    fill, v = ring(1), loops[0].loop_var
+    if not whole(0):
+        first, count = interior[0]
+        fill = tirx.IfThenElse(tirx.any(v < first, v >= first + count), every(1), fill)
+    if fill is None:
+        return None
+    fill = tirx.For(loops[0].loop_var, 0, loops[0].extent, tirx.ForKind.SERIAL, fill)
+    if int(loops[0].extent) > 1:  # every core fills its share of the tile
+        fill = _with_ann(fill, PAR_ANN, 1)
+    return fill
 
 
 def _counted_store(store, direction):

@@ -280,11 +280,16 @@ def network_c(net: Network) -> str:
                 f"static void gap8_layer_{layer.index}(void *arg) {{",
                 "  (void)arg;", f"  {layer.kernel}({', '.join(args)});", "}", ""]
     ins_n, outs_n = entry_names(net)
-    out += ["#ifdef GAP8_INSTRUMENT",
-            "#define GAP8_RUN_LAYER(i, fn) do { gap8_counters_layer(i); "
+    out += ["#ifdef GAP8_POISON_L1 /* tests: every layer starts from an L1 arena of garbage */",
+            "#include <string.h>",
+            "#define GAP8_POISON() memset(gap8_l1_arena, GAP8_POISON_L1, sizeof gap8_l1_arena)",
+            "#else", "#define GAP8_POISON() ((void)0)", "#endif",
+            "#ifdef GAP8_INSTRUMENT",
+            "#define GAP8_RUN_LAYER(i, fn) do { GAP8_POISON(); gap8_counters_layer(i); "
             "uint64_t c0 = gap8_instret(); gap8_cluster_fork(fn, 0); "
             "gap8_current->instret += gap8_instret() - c0; gap8_counters_layer(-1); } while (0)",
-            "#else", "#define GAP8_RUN_LAYER(i, fn) gap8_cluster_fork(fn, 0)", "#endif", "",
+            "#else", "#define GAP8_RUN_LAYER(i, fn) do { GAP8_POISON(); "
+            "gap8_cluster_fork(fn, 0); } while (0)", "#endif", "",
             f"int gap8_network_run({_entry_params(net)}) {{"]
     if net.l3_bytes:
         out += ["  gap8_l3_begin = (const int8_t *)gap8_l3_weights;",

@@ -209,14 +209,16 @@ PIXEL_BLOCK_MIN_REDUCTION = 64
 
 
 def tile_pixels(sch, block, plan, out_layout: str = layout.CHW, channel_block: int = 1,
-                reduction: int = 0):
+                reduction: int = 0, order: str = ""):
     """Split ``block``'s (n, channels, rows, columns) loops (stored in ``out_layout``) into
     the plan's tiles: row tile { [column tile] { channel tile { the tile's elements in storage
     order } } }. Returns the tile loops by label and the loop to compute one output's (or, with
     ``channel_block`` > 1 dividing the channel tile, one pixel's ``channel_block`` consecutive
     channels', times ``PIXEL_BLOCK`` adjacent pixels when the row splits evenly and the
     ``reduction`` is long enough) accumulators at: the innermost loop, or the one above the
-    block loops."""
+    block loops. ``order`` (default ``out_layout``) is the layout whose storage order the
+    tile's element loops follow."""
+    order = order or out_layout
     _, o, i, j = layout.logical_loops(sch.get_loops(block), out_layout)
     it, ii = sch.split(i, [None, plan.rows])
     ot, oi = sch.split(o, [None, plan.channels])
@@ -229,13 +231,13 @@ def tile_pixels(sch, block, plan, out_layout: str = layout.CHW, channel_block: i
         if int(sch.get(j).extent) % PIXEL_BLOCK == 0 and \
                 reduction >= PIXEL_BLOCK_MIN_REDUCTION:  # and two adjacent pixels (4x2)
             jo, jb = sch.split(j, [None, PIXEL_BLOCK])
-            inner = (oo, ii, jo, ob, jb) if out_layout == layout.CHW else (ii, jo, oo, ob, jb)
+            inner = (oo, ii, jo, ob, jb) if order == layout.CHW else (ii, jo, oo, ob, jb)
             sch.reorder(*tiles.values(), *inner)
             return tiles, inner[-3]
-        inner = (oo, ii, j, ob) if out_layout == layout.CHW else (ii, j, oo, ob)
+        inner = (oo, ii, j, ob) if order == layout.CHW else (ii, j, oo, ob)
         sch.reorder(*tiles.values(), *inner)
         return tiles, inner[-2]
-    inner = (oi, ii, j) if out_layout == layout.CHW else (ii, j, oi)
+    inner = (oi, ii, j) if order == layout.CHW else (ii, j, oi)
     sch.reorder(*tiles.values(), *inner)
     return tiles, inner[-1]
 
@@ -247,9 +249,12 @@ def schedule_conv(spec: ConvKernelSpec, plan):
     # CHANNEL_BLOCK output channels per pass (gap8_dot4[x2]_i8 / gap8_rows4_i8: each
     # activation word loaded feeds that many pv.sdotsp.b)
     rows = spec.weight_order == "ohwi"
+    # a depthwise conv over a CHW tile: channel by channel whatever the output layout (its
+    # taps and requantization values loaded once per channel: emitc/hoist.py)
+    order = layout.CHW if spec.depthwise and spec.layouts.tile == layout.CHW else ""
     loops, j = tile_pixels(sch, sch.get_sblock("conv_out"), plan, spec.layouts.out,
                            CHANNEL_BLOCK if pointwise or rows else 1,
-                           spec.in_shape[1] if pointwise else 0)
+                           spec.in_shape[1] if pointwise else 0, order)
     if not plan.in_channels:
         scalar_accumulator(sch, sch.get_sblock("conv_acc"), j)
         return finish_staged(sch, plan, loops)

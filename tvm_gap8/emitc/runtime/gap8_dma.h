@@ -58,6 +58,7 @@ typedef struct {
   uint64_t macs;
   uint32_t tiles;
   uint64_t instret;
+  uint64_t dma_instret; /* of instret: the portable DMA stand-in's copying (GAP8: hardware) */
 } gap8_counters_t;
 
 #if defined(GAP8_INSTRUMENT) && !defined(GAP8_INSTRET_ONLY)

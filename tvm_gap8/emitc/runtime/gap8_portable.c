@@ -30,6 +30,18 @@ uint64_t gap8_instret(void) {
 #endif
 }
 
+/* the instructions the DMA stand-in executes (on GAP8 the DMA moves these bytes in hardware):
+ * per layer in dma_instret, timed around the outermost copy call */
+static int32_t dma_depth;
+static uint64_t dma_start;
+static void dma_enter(void) {
+  if (dma_depth++ == 0) dma_start = gap8_instret();
+}
+static int32_t dma_leave(int32_t status) {
+  if (--dma_depth == 0) gap8_current->dma_instret += gap8_instret() - dma_start;
+  return status;
+}
+
 static void count(int32_t dir, uint32_t bytes) {
   if (dir < 0) return;
   gap8_current->bytes[dir] += bytes;
@@ -38,6 +50,8 @@ static void count(int32_t dir, uint32_t bytes) {
 }
 #else
 #define count(dir, bytes) ((void)0)
+#define dma_enter() ((void)0)
+#define dma_leave(status) (status)
 #endif
 
 /* The DMA stand-in's byte mover (GAP8's DMA moves the bytes in hardware; picolibc's memcpy
@@ -77,17 +91,17 @@ void *memset(void *dst, int c, size_t n) {
 extern int8_t gap8_l3_stage[];
 extern const int8_t *gap8_l3_begin, *gap8_l3_end;
 
-int32_t gap8_dma_copy_3d(void *dst, const void *src, int32_t n2, int32_t n1, int32_t row_bytes,
-                         int32_t dst_s2, int32_t src_s2, int32_t dst_s1, int32_t src_s1,
-                         int32_t dir) {
+static int32_t copy_3d(void *dst, const void *src, int32_t n2, int32_t n1, int32_t row_bytes,
+                       int32_t dst_s2, int32_t src_s2, int32_t dst_s1, int32_t src_s1,
+                       int32_t dir) {
   int32_t i, j;
   if (dir == GAP8_DIR_L2_TO_L1 && (const int8_t *)src >= gap8_l3_begin &&
       (const int8_t *)src < gap8_l3_end) {
     /* weights in L3: the tile comes L3 -> L2 (packed into the stage), then L2 -> L1 */
-    gap8_dma_copy_3d(gap8_l3_stage, src, n2, n1, row_bytes, n1 * row_bytes, src_s2, row_bytes,
-                     src_s1, GAP8_DIR_L3_TO_L2);
-    return gap8_dma_copy_3d(dst, gap8_l3_stage, n2, n1, row_bytes, dst_s2, n1 * row_bytes,
-                            dst_s1, row_bytes, GAP8_DIR_L2_TO_L1);
+    copy_3d(gap8_l3_stage, src, n2, n1, row_bytes, n1 * row_bytes, src_s2, row_bytes, src_s1,
+            GAP8_DIR_L3_TO_L2);
+    return copy_3d(dst, gap8_l3_stage, n2, n1, row_bytes, dst_s2, n1 * row_bytes, dst_s1,
+                   row_bytes, GAP8_DIR_L2_TO_L1);
   }
   for (i = 0; i < n2; ++i)
     for (j = 0; j < n1; ++j)
@@ -97,16 +111,23 @@ int32_t gap8_dma_copy_3d(void *dst, const void *src, int32_t n2, int32_t n1, int
   return 0;
 }
 
-int32_t gap8_dma_copy_strided(void *dst, const void *src, int32_t n2, int32_t n1, int32_t n0,
-                              int32_t elem, int32_t dst_s2, int32_t src_s2, int32_t dst_s1,
-                              int32_t src_s1, int32_t dst_s0, int32_t src_s0, int32_t dir) {
+int32_t gap8_dma_copy_3d(void *dst, const void *src, int32_t n2, int32_t n1, int32_t row_bytes,
+                         int32_t dst_s2, int32_t src_s2, int32_t dst_s1, int32_t src_s1,
+                         int32_t dir) {
+  dma_enter();
+  return dma_leave(copy_3d(dst, src, n2, n1, row_bytes, dst_s2, src_s2, dst_s1, src_s1, dir));
+}
+
+static int32_t copy_strided(void *dst, const void *src, int32_t n2, int32_t n1, int32_t n0,
+                            int32_t elem, int32_t dst_s2, int32_t src_s2, int32_t dst_s1,
+                            int32_t src_s1, int32_t dst_s0, int32_t src_s0, int32_t dir) {
   int32_t i, j, k;
   if (dir == GAP8_DIR_L2_TO_L1 && (const int8_t *)src >= gap8_l3_begin &&
       (const int8_t *)src < gap8_l3_end) { /* via the L2 stage, packed */
-    gap8_dma_copy_strided(gap8_l3_stage, src, n2, n1, n0, elem, n1 * n0 * elem, src_s2,
-                          n0 * elem, src_s1, elem, src_s0, GAP8_DIR_L3_TO_L2);
-    return gap8_dma_copy_strided(dst, gap8_l3_stage, n2, n1, n0, elem, dst_s2, n1 * n0 * elem,
-                                 dst_s1, n0 * elem, dst_s0, elem, GAP8_DIR_L2_TO_L1);
+    copy_strided(gap8_l3_stage, src, n2, n1, n0, elem, n1 * n0 * elem, src_s2, n0 * elem,
+                 src_s1, elem, src_s0, GAP8_DIR_L3_TO_L2);
+    return copy_strided(dst, gap8_l3_stage, n2, n1, n0, elem, dst_s2, n1 * n0 * elem, dst_s1,
+                        n0 * elem, dst_s0, elem, GAP8_DIR_L2_TO_L1);
   }
   for (i = 0; i < n2; ++i)
     for (j = 0; j < n1; ++j)
@@ -117,8 +138,16 @@ int32_t gap8_dma_copy_strided(void *dst, const void *src, int32_t n2, int32_t n1
   return 0;
 }
 
-int32_t gap8_dma_copy_transpose(void *dst, const void *src, int32_t a, int32_t b,
-                                int32_t elem_bytes, int32_t dir) {
+int32_t gap8_dma_copy_strided(void *dst, const void *src, int32_t n2, int32_t n1, int32_t n0,
+                              int32_t elem, int32_t dst_s2, int32_t src_s2, int32_t dst_s1,
+                              int32_t src_s1, int32_t dst_s0, int32_t src_s0, int32_t dir) {
+  dma_enter();
+  return dma_leave(copy_strided(dst, src, n2, n1, n0, elem, dst_s2, src_s2, dst_s1, src_s1,
+                                dst_s0, src_s0, dir));
+}
+
+static int32_t copy_transpose(void *dst, const void *src, int32_t a, int32_t b,
+                              int32_t elem_bytes, int32_t dir) {
   int32_t i, j;
   for (i = 0; i < a; ++i)
     for (j = 0; j < b; ++j)
@@ -126,6 +155,12 @@ int32_t gap8_dma_copy_transpose(void *dst, const void *src, int32_t a, int32_t b
                  (const int8_t *)src + (i * b + j) * elem_bytes, elem_bytes);
   count(dir, (uint32_t)(a * b * elem_bytes));
   return 0;
+}
+
+int32_t gap8_dma_copy_transpose(void *dst, const void *src, int32_t a, int32_t b,
+                                int32_t elem_bytes, int32_t dir) {
+  dma_enter();
+  return dma_leave(copy_transpose(dst, src, a, b, elem_bytes, dir));
 }
 
 void gap8_dma_wait(void) {}
