@@ -81,6 +81,8 @@ def test_int8_network_rv32_and_host(name, int8_model, rv32, tmp_path):
     assert rv["run"]["soft_float_symbols"] == []  # int8: no soft-float routine linked
     _assert_counters_equal_report(rv)
     assert all(m["instructions"] > 0 for m in rv["measured"]["layers"])  # minstret per layer
+    # the DMA stand-in's share of them, counted apart: every layer copies, none only copies
+    assert all(0 < m["dma_instructions"] < m["instructions"] for m in rv["measured"]["layers"])
     # the same project and input built with the host's cc: the same integers as on rv32
     # (the CLI's --run host path is tested on a float network, test_float_and_units.py)
     project = str(tmp_path / "rv32" / "gap8")
