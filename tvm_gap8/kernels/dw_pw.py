@@ -16,8 +16,9 @@ from ..cost import cycles
 from ..ir.vocab import INPUT, INTERMEDIATE, OUTPUT, WEIGHT
 from . import layout, patterns
 from .conv import CHANNEL_BLOCK, tile_pixels
-from .fused import (FusedKernelSpec, channel_placeholders, first_out, fused_family, pixel_tiles,
-                    stage_first_out, steps_cycles, table_buffers, table_placeholders)
+from .fused import (FusedKernelSpec, channel_placeholders, dw_channel_by_channel, first_out,
+                    fused_family, pixel_tiles, stage_first_out, steps_cycles, table_buffers,
+                    table_placeholders)
 from .lut import apply_steps
 from .staging import (Operand, finish_staged, padded_input, scalar_accumulator, stage_buffers)
 from .tiling import (ROOT, L1Buffer, LayerCost, candidates, dtype_bytes, input_copies, output_bytes,
@@ -174,10 +175,12 @@ def schedule_dw_pw(spec: FusedKernelSpec, plan):
     scalar_accumulator(sch, sch.get_sblock("pw_acc"), j)
     stage_buffers(sch, plan, loops, (OUTPUT, INTERMEDIATE))
     mid = sch.get_sblock("dw_out")
+    pixel = loops["cols" if plan.cols else "rows"]
     if plan.dw_channels:
-        pixel = loops["cols" if plan.cols else "rows"]
         loops["dw_channels"] = _dw_channel_tiles(sch, mid, pixel, plan.dw_channels,
                                                  spec.layouts.mid)
+    else:
+        dw_channel_by_channel(sch, mid, pixel, spec.layouts.mid)
     stage_first_out(sch, spec, "dw_req", mid)
     scalar_accumulator(sch, sch.get_sblock("dw_acc"), sch.get_loops(mid)[-1])
     return finish_staged(sch, plan, loops, (INPUT, WEIGHT))

@@ -257,3 +257,18 @@ def fused_family(kind: str, pats, keys, plan, schedule) -> KernelFamily:
                         plan=plan, schedule=schedule, problem=_pair_problem,
                         candidate=_is_pair, fused=True, layouts=DEFAULT_LAYOUTS[kind],
                         layout_rule="fused")
+
+
+def dw_channel_by_channel(sch, dw_out, tile_loop, mid_layout: str):
+    """A fused DW's loops inside its tile loop, when its output (the intermediate) is HWC: as
+    channel, rows, columns, as a standalone CHW DW runs (its taps and requantization values
+    loaded once per channel: ``emitc/hoist.py``; its outputs stored a channel apart), not
+    channels innermost. Measured on GVSOC (MobileNetV2 x0.35 @96 ``--fusion chains``): 3.28 M
+    -> 3.13 M cycles."""
+    if mid_layout != layout.HWC:
+        return
+    loops = list(sch.get_loops(dw_out))
+    # rows, columns, channels in storage order (compute_at drops unit loops; channels stay)
+    rest = loops[[sch.get(lp).same_as(sch.get(tile_loop)) for lp in loops].index(True) + 1:]
+    if len(rest) > 1:
+        sch.reorder(rest[-1], *rest[:-1])

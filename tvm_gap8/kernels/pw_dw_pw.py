@@ -34,7 +34,7 @@ from .composite import (DEQUANTIZE, QUANTIZE, CompositeReader, QuantAct, activat
 from .conv import CHANNEL_BLOCK, ConvKernelSpec, tile_pixels
 from .eltwise import AddKernelSpec, add_multipliers, add_value
 from .family import KernelFamily
-from .fused import DEFAULT_LAYOUTS, FusedKernelSpec, channel_placeholders
+from .fused import DEFAULT_LAYOUTS, FusedKernelSpec, channel_placeholders, dw_channel_by_channel
 from .geometry import ConvGeom, conv_geom
 from .layout import KernelLayouts
 from .requant import DEFAULT_REQUANT, activation_bounds
@@ -255,6 +255,7 @@ def schedule_chain(spec: ChainKernelSpec, plan):
     stage_buffers(sch, plan, loops, (OUTPUT,))
     dw_out = sch.get_sblock("dw_out")  # consumers first
     stage_intermediate(sch, dw_out, loops["rows"])
+    dw_channel_by_channel(sch, dw_out, loops["rows"], spec.layouts.mid)
     scalar_accumulator(sch, sch.get_sblock("dw_acc"), sch.get_loops(dw_out)[-1])
     pw_out = sch.get_sblock("pw_out")
     stage_intermediate(sch, pw_out, loops["rows"])

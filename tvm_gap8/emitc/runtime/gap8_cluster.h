@@ -1,6 +1,6 @@
 /* GAP8 cluster API of the emitted network: fork over the cores, barrier, core id.
  * Kernels are written once for both back ends: a loop split over the cores is
- *   for (c = 0; c < gap8_team_size(); ++c) { core = gap8_core_of(c); <chunk of core> }
+ *   for (c = 0; c < gap8_team_size(); ++c) { core = gap8_core_of(c); <share of core> }
  *   gap8_barrier();
  * and every other statement runs under gap8_is_master() followed by gap8_barrier().
  * Portable back end (GAP8_PMSIS undefined): one caller runs the core ids 0..7 in turn.
@@ -14,7 +14,8 @@
 #ifndef GAP8_NB_CORES
 #define GAP8_NB_CORES 8
 #endif
-#define GAP8_CHUNK(n) (((n) + GAP8_NB_CORES - 1) / GAP8_NB_CORES)
+/* the first of core's iterations of a loop of n split over the cores: shares differ by one */
+#define GAP8_SHARE_BEGIN(n, core) ((n) * (core) / GAP8_NB_CORES)
 
 typedef void (*gap8_team_fn)(void *arg);
 
