@@ -1,9 +1,9 @@
-"""How a compute nest is split over the cores (``plainc``): the loop that balances the cores
+"""How a compute nest is split over the cores (``emitc/core_split.py``): the loop that balances the cores
 best, two nested loops fused when that balances them better, shares that differ by one."""
 
 from tvm import te, tirx
 
-from tvm_gap8.emitc import plainc
+from tvm_gap8.emitc import core_split
 from tvm_gap8.ir.tirwalk import walk
 
 
@@ -24,15 +24,15 @@ def _outer_loop(func):
 
 def test_twelve_rows_of_twelve_are_fused_for_eight_cores():
     func = _nest(12, 12)
-    run = plainc._fusion_for_balance(_outer_loop(func))
+    run = core_split._fusion_for_balance(_outer_loop(func))
     assert len(run) == 2  # 12 rows keep 6 cores x 2 busy (0.75); 144 iterations: 18 each (1.0)
-    fused = plainc._fuse_for_balance(func)
+    fused = core_split.fuse_for_balance(func)
     loops = [s for s, _ in walk(fused.body) if isinstance(s, tirx.For)]
     assert int(loops[0].extent) == 144
 
 
 def test_a_loop_that_splits_evenly_is_not_fused():
-    assert plainc._fusion_for_balance(_outer_loop(_nest(16, 12))) == []  # 16 rows: 2 per core
+    assert core_split._fusion_for_balance(_outer_loop(_nest(16, 12))) == []  # 16 rows: 2 per core
 
 
 def test_innermost_loops_are_not_fused():
@@ -40,13 +40,13 @@ def test_innermost_loops_are_not_fused():
     # a fused iteration of one output would pay a div and a mod
     x = te.placeholder((3, 3), "int32", name="x")
     y = te.compute((3, 3), lambda i, j: x[i, j] + 1, name="y")
-    assert plainc._fusion_for_balance(_outer_loop(te.create_prim_func([x, y]))) == []
+    assert core_split._fusion_for_balance(_outer_loop(te.create_prim_func([x, y]))) == []
 
 
 def test_shares_differ_by_one_and_cover_the_loop():
-    header = plainc.__file__.rsplit("/", 1)[0] + "/runtime/gap8_cluster.h"
+    header = core_split.__file__.rsplit("/", 1)[0] + "/runtime/gap8_cluster.h"
     assert "#define GAP8_SHARE_BEGIN(n, core) ((n) * (core) / GAP8_NB_CORES)" in open(header).read()
     for n in (1, 3, 10, 12, 36, 97, 512):
-        bounds = [n * c // plainc.CLUSTER_CORES for c in range(plainc.CLUSTER_CORES + 1)]
+        bounds = [n * c // core_split.CLUSTER_CORES for c in range(core_split.CLUSTER_CORES + 1)]
         sizes = [b - a for a, b in zip(bounds, bounds[1:])]
         assert sum(sizes) == n and max(sizes) - min(sizes) <= 1

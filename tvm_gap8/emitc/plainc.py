@@ -21,6 +21,8 @@ from tvm import s_tir, tirx
 from ..cost.ir import inspection_passes
 from ..errors import UnsupportedError
 from ..ir.float_exp import exp_in_double
+from .core_split import (CLUSTER_CORES, PAR_ANN, PAR_OUTER_ANN, fuse_for_balance,
+                         mark_parallel_loops, split_nest, split_over_cores, with_annotation)
 from .hoist import hoist_invariant_loads
 from .intrinsics import dot_products
 from .kernel_comment import kernel_comment, name_tile_loops
@@ -28,11 +30,8 @@ from .requant_calls import requant_calls
 from ..ir.vocab import COPY_ANN, L1_SCOPE, L1_TO_L2, L2_TO_L1, MACS_ATTR, ROLE_ANN
 
 DMA_ANN = "gap8.dma"  # on every loop of a copy nest: "<direction>:<role>"
-PAR_ANN = "gap8.parallel"  # on the loop split over the cores
 TEAM_ANN = "gap8.team_copy"  # a copy every core enters (gap8_copy_strided_part)
-PAR_OUTER_ANN = "gap8.parallel_outer"  # on data-parallel loops above it: run by every core
 L1_ALIGN = 8
-CLUSTER_CORES = 8  # GAP8_NB_CORES of runtime/gap8_cluster.h: the team the loops are split over
 #: direction codes of gap8_dma.h
 DIRECTIONS = {L2_TO_L1: 0, L1_TO_L2: 1, "l3_to_l2": 2}
 
@@ -53,12 +52,6 @@ class PlainKernel:
 
 # -- before lowering: mark copy nests and parallel loops ---------------------------------------
 
-def _with_ann(loop, key, value):
-    return tirx.For(loop.loop_var, loop.min, loop.extent, loop.kind, loop.body,
-                    loop.thread_binding, {**dict(loop.annotations), key: value}, loop.step,
-                    loop.span)
-
-
 def _mark_copy_loops(func):
     """Annotate the perfect nest of ``ax*`` loops right around each copy block (the loops
     ``cost.ir._copy_loops`` counts as the copy's own) with its direction and role."""
@@ -72,7 +65,7 @@ def _mark_copy_loops(func):
         elif isinstance(body, tirx.For) and DMA_ANN in body.annotations:
             tag = str(body.annotations[DMA_ANN])
         if tag and loop.loop_var.name.startswith("ax"):
-            return _with_ann(loop, DMA_ANN, tag)
+            return with_annotation(loop, DMA_ANN, tag)
         return loop
 
     def single(realize):  # a copy of one element per tile: no loop of its own
@@ -85,148 +78,6 @@ def _mark_copy_loops(func):
 
     body = tvm_ffi.structural_map(func.body, (s_tir.SBlockRealize, single))
     return func.with_body(tvm_ffi.structural_map(body, (tirx.For, visit)))
-
-
-def _uses(expr, var) -> bool:
-    found = []
-
-    def visit(v):
-        if v.same_as(var):
-            found.append(v)
-        return v
-
-    tvm_ffi.structural_map(expr, (tirx.Var, visit))
-    return bool(found)
-
-
-def _blocks_under(stmt) -> list:
-    from ..ir.tirwalk import walk
-    return [s for s, _ in walk(stmt) if isinstance(s, s_tir.SBlockRealize)]
-
-
-def _is_data_parallel(loop) -> bool:
-    """Every block under ``loop`` binds its loop variable to spatial iterators only, and no
-    block under it is a copy (copies run on the master core)."""
-    for realize in _blocks_under(loop.body):
-        if COPY_ANN in realize.block.annotations:
-            return False
-        for iv, value in zip(realize.block.iter_vars, realize.iter_values):
-            if int(iv.iter_type) != 0 and _uses(value, loop.loop_var):
-                return False
-    return True
-
-
-def _balance(extent: int, cores: int = CLUSTER_CORES) -> float:
-    """Share of the cores' time a split of ``extent`` iterations keeps busy."""
-    return extent / (cores * -(-extent // cores))
-
-
-def _best_split(loop):
-    """In the perfect nest of data-parallel loops from ``loop`` down, the loop whose split keeps
-    the cores busiest (the outermost of equals): [loops above it], that loop."""
-    nest = [loop]
-    while isinstance(nest[-1].body, tirx.For) and _is_data_parallel(nest[-1].body):
-        nest.append(nest[-1].body)
-    nest = [lp for lp in nest if int(lp.extent) > 1]
-    best = max(range(len(nest)), key=lambda k: (_balance(int(nest[k].extent)), -k))
-    return nest[:best], nest[best]
-
-
-def _compute_nests(func) -> list:
-    """The outermost loop of every compute nest (a loop holding no copy whose enclosing loops
-    all hold copies; unit loops passed through) that starts a nest of data-parallel loops."""
-    from ..ir.tirwalk import walk
-
-    def holds_copy(stmt):
-        return any(COPY_ANN in r.block.annotations for r in _blocks_under(stmt))
-
-    starts = []
-    for stmt, loops in walk(func.body):
-        if isinstance(stmt, tirx.For) and DMA_ANN not in stmt.annotations \
-                and not holds_copy(stmt) and all(holds_copy(lp) for lp in loops):
-            loop = stmt
-            while int(loop.extent) == 1 and isinstance(loop.body, tirx.For):
-                loop = loop.body  # through unit loops (a single tile of a split axis)
-            if int(loop.extent) > 1 and _is_data_parallel(loop):
-                starts.append(loop)
-    return starts
-
-
-#: nested loops are fused for the split when that keeps the cores this much busier than the
-#: best single loop (a div and a mod per iteration of the fused loop: only loops whose body
-#: holds loops, so a fused iteration is a row or a channel block, not one output)
-FUSE_MIN_GAIN = 0.1
-#: ... at most this many loops (three, measured on MobileNetV2 x0.35's chains: a fused iteration
-#: too small to amortize its div and mod, 3.50 M cycles against 2.99 M for pairs)
-FUSE_MAX_LOOPS = 2
-
-
-def _fusion_for_balance(loop) -> list:
-    """The loop vars of the compute nest from ``loop`` to fuse ([] for none): a run of up to
-    FUSE_MAX_LOOPS directly nested data-parallel loops, the innermost holding loops, whose fused extent splits over the
-    cores at least FUSE_MIN_GAIN better than any single loop of the nest (the shortest such run
-    of the best balance)."""
-    from ..ir.tirwalk import walk
-    nest = [loop]
-    while isinstance(nest[-1].body, tirx.For) and _is_data_parallel(nest[-1].body):
-        nest.append(nest[-1].body)
-    single = max(_balance(int(lp.extent)) for lp in nest)
-    best, run = single + FUSE_MIN_GAIN, []
-    for first in range(len(nest)):
-        extent = int(nest[first].extent)
-        for last in range(first + 1, min(first + FUSE_MAX_LOOPS, len(nest))):
-            extent *= int(nest[last].extent)
-            if not any(isinstance(st, tirx.For) for st, _ in walk(nest[last].body)):
-                break
-            balance = _balance(extent)
-            if balance >= best and (balance > best or last - first + 1 < len(run)):
-                best, run = balance, nest[first:last + 1]
-    return [lp.loop_var for lp in run]
-
-
-def _fuse_for_balance(func):
-    """Fuse the loop runs ``_fusion_for_balance`` picks (TVM's ``Schedule.fuse``): a nest of
-    12 rows x 12 columns splits as 144 iterations (18 per core), not as 12 rows (2 cores
-    idle)."""
-    runs = [r for r in (_fusion_for_balance(lp) for lp in _compute_nests(func)) if r]
-    if not runs:
-        return func
-    sch = s_tir.Schedule(tvm.IRModule({"main": func}))
-    for run in runs:
-        for block in _all_blocks(sch):
-            rvs = [rv for rv in sch.get_loops(block)
-                   if any(sch.get(rv).loop_var.same_as(v) for v in run)]
-            if len(rvs) == len(run):
-                sch.fuse(*rvs)
-                break
-    return sch.mod["main"]
-
-
-def _all_blocks(sch):
-    from ..ir.tirwalk import walk
-    names = [s.block.name_hint for s, _ in walk(sch.mod["main"].body)
-             if isinstance(s, s_tir.SBlockRealize) and s.block.name_hint != "root"]
-    return [sch.get_sblock(n) for n in names]
-
-
-def _mark_parallel_loops(func):
-    """Every compute nest (``_compute_nests``) of data-parallel loops: the one whose split
-    balances the cores best gets PAR_ANN, the loops above it PAR_OUTER_ANN (every core runs
-    them, one barrier after the nest)."""
-    targets, outers = [], []
-    for loop in _compute_nests(func):
-        above, chosen = _best_split(loop)
-        targets.append(chosen.loop_var)
-        outers += [lp.loop_var for lp in above]
-
-    def visit(loop):
-        if any(loop.loop_var.same_as(v) for v in targets):
-            return _with_ann(loop, PAR_ANN, 1)
-        if any(loop.loop_var.same_as(v) for v in outers):
-            return _with_ann(loop, PAR_OUTER_ANN, 1)
-        return loop
-
-    return func.with_body(tvm_ffi.structural_map(func.body, (tirx.For, visit)))
 
 
 # -- lowering ------------------------------------------------------------------------------
@@ -472,7 +323,7 @@ def _ring_fill(loops, store, interior):
         return None
     fill = tirx.For(loops[0].loop_var, 0, loops[0].extent, tirx.ForKind.SERIAL, fill)
     if int(loops[0].extent) > 1:  # every core fills its share of the tile
-        fill = _with_ann(fill, PAR_ANN, 1)
+        fill = with_annotation(fill, PAR_ANN, 1)
     return fill
 
 
@@ -553,34 +404,6 @@ def _count_macs(func):
 
 # -- cores -------------------------------------------------------------------------------
 
-def _split_over_cores(loop, stats, barrier: bool = True):
-    """for v in [0, E) -> for c in team: core = gap8_core_of(c);
-    for v in [E*core/cores, E*(core+1)/cores) (shares differ by one); then a barrier."""
-    stats["parallel_loops"] += 1
-    extent = int(loop.extent)
-    team = tirx.Var("gap8_c", "int32")
-    core = tirx.call_extern("int32", "gap8_core_of", team)
-    start = tirx.call_extern("int32", "GAP8_SHARE_BEGIN", extent, core)
-    end = tirx.call_extern("int32", "GAP8_SHARE_BEGIN", extent, core + 1)
-    inner = tirx.For(loop.loop_var, start, end - start, tirx.ForKind.SERIAL, loop.body)
-    team_loop = tirx.For(team, 0, tirx.call_extern("int32", "gap8_team_size"),
-                         tirx.ForKind.SERIAL, inner)
-    if not barrier:
-        return team_loop
-    return tirx.SeqStmt([team_loop, tirx.Evaluate(tirx.call_extern("int32", "gap8_barrier"))])
-
-
-def _split_nest(loop, stats):
-    """A PAR_OUTER_ANN nest: every core runs the outer loops and its chunk of the split loop
-    inside; one barrier after the nest."""
-    if PAR_ANN in loop.annotations:
-        return _split_over_cores(loop, stats, barrier=False)
-    if not isinstance(loop.body, tirx.For):
-        raise UnsupportedError("--emit-c: a split loop is not directly under the loops above it")
-    return tirx.For(loop.loop_var, loop.min, loop.extent, loop.kind,
-                    _split_nest(loop.body, stats), None, loop.annotations, loop.step, loop.span)
-
-
 def _contains_parallel(stmt) -> bool:
     from ..ir.tirwalk import walk
     return any(isinstance(s, tirx.For) and (PAR_ANN in s.annotations or TEAM_ANN in s.annotations)
@@ -657,11 +480,11 @@ def _team(stmt, stats):
     branches holding parallel loops are entered by every core, everything else runs on the
     master core followed by a barrier."""
     if isinstance(stmt, tirx.For) and PAR_ANN in stmt.annotations:
-        return _split_over_cores(stmt, stats)
+        return split_over_cores(stmt, stats)
     if isinstance(stmt, tirx.For) and TEAM_ANN in stmt.annotations:
         return tirx.SeqStmt([stmt, tirx.Evaluate(tirx.call_extern("int32", "gap8_barrier"))])
     if isinstance(stmt, tirx.For) and PAR_OUTER_ANN in stmt.annotations:
-        return tirx.SeqStmt([_split_nest(stmt, stats),
+        return tirx.SeqStmt([split_nest(stmt, stats),
                              tirx.Evaluate(tirx.call_extern("int32", "gap8_barrier"))])
     if not _contains_parallel(stmt):
         return stmt if _declares(stmt) else _master(stmt)
@@ -815,7 +638,7 @@ def _clean(source: str) -> str:
 
 def plain_kernel(name: str, prim, instrument_macs: bool = True) -> PlainKernel:
     stats = {"dma_calls": 0, "core_copies": 0, "parallel_loops": 0, "dot_calls": 0}
-    func = _mark_parallel_loops(_mark_copy_loops(_fuse_for_balance(prim)))
+    func = mark_parallel_loops(_mark_copy_loops(fuse_for_balance(prim)))
     func = _lower(func)
     func = _replace_copies(func, stats)
     func = dot_products(func, stats)
