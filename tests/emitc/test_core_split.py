@@ -31,6 +31,21 @@ def test_twelve_rows_of_twelve_are_fused_for_eight_cores():
     assert int(loops[0].extent) == 144
 
 
+def _nest3(a: int, b: int, c: int, red: int = 8):
+    x = te.placeholder((a, b, c, red), "int32", name="x")
+    k = te.reduce_axis((0, red), name="k")
+    y = te.compute((a, b, c), lambda i, j, m: te.sum(x[i, j, m, k], axis=k), name="y")
+    return te.create_prim_func([x, y])
+
+
+def test_three_loops_fuse_only_when_no_two_do():
+    # 6 rows x 3 column pairs x 6 channel blocks: no two of them split better than 6 (0.75),
+    # all three (108) do (0.96)
+    assert len(core_split._fusion_for_balance(_outer_loop(_nest3(6, 3, 6)))) == 3
+    # 12 x 12 x 4: the two outer ones suffice (144: 1.0)
+    assert len(core_split._fusion_for_balance(_outer_loop(_nest3(12, 12, 4)))) == 2
+
+
 def test_a_loop_that_splits_evenly_is_not_fused():
     assert core_split._fusion_for_balance(_outer_loop(_nest(16, 12))) == []  # 16 rows: 2 per core
 
