@@ -5,6 +5,8 @@ barrier). One decision, read by the C emission (``plainc``)."""
 
 from __future__ import annotations
 
+import math
+
 import tvm
 import tvm_ffi
 from tvm import s_tir, tirx
@@ -57,13 +59,18 @@ def _balance(extent: int, cores: int = CLUSTER_CORES) -> float:
     return extent / (cores * -(-extent // cores))
 
 
-def _best_split(loop):
-    """In the perfect nest of data-parallel loops from ``loop`` down, the loop whose split keeps
-    the cores busiest (the outermost of equals): [loops above it], that loop."""
+def _parallel_nest(loop) -> list:
+    """The perfect nest of data-parallel loops from ``loop`` down, outermost first."""
     nest = [loop]
     while isinstance(nest[-1].body, tirx.For) and _is_data_parallel(nest[-1].body):
         nest.append(nest[-1].body)
-    nest = [lp for lp in nest if int(lp.extent) > 1]
+    return nest
+
+
+def _best_split(loop):
+    """In the perfect nest of data-parallel loops from ``loop`` down, the loop whose split keeps
+    the cores busiest (the outermost of equals): [loops above it], that loop."""
+    nest = [lp for lp in _parallel_nest(loop) if int(lp.extent) > 1]
     best = max(range(len(nest)), key=lambda k: (_balance(int(nest[k].extent)), -k))
     return nest[:best], nest[best]
 
@@ -97,29 +104,24 @@ FUSE_MAX_LOOPS = 3
 
 
 def _fusion_for_balance(loop) -> list:
-    """The loop vars of the compute nest from ``loop`` to fuse ([] for none): the shortest run
+    """The loops of the compute nest from ``loop`` to fuse ([] for none): the shortest run
     (up to FUSE_MAX_LOOPS) of directly nested data-parallel loops, the innermost holding loops,
     whose fused extent splits over the cores at least FUSE_MIN_GAIN better than any single loop
     of the nest (of those, the best balanced, the outermost of equals)."""
-    nest = [loop]
-    while isinstance(nest[-1].body, tirx.For) and _is_data_parallel(nest[-1].body):
-        nest.append(nest[-1].body)
+    nest = _parallel_nest(loop)
     single = max(_balance(int(lp.extent)) for lp in nest)
+
+    def fused(run):
+        return _balance(math.prod(int(lp.extent) for lp in run))
+
     for length in range(2, FUSE_MAX_LOOPS + 1):
         runs = [nest[k:k + length] for k in range(len(nest) - length + 1)]
         runs = [r for r in runs if any(isinstance(st, tirx.For) for st, _ in walk(r[-1].body))]
         if runs:
-            run = max(runs, key=lambda r: _balance(_product(r)))
-            if _balance(_product(run)) >= single + FUSE_MIN_GAIN:
-                return [lp.loop_var for lp in run]
+            run = max(runs, key=fused)
+            if fused(run) >= single + FUSE_MIN_GAIN:
+                return run
     return []
-
-
-def _product(loops) -> int:
-    n = 1
-    for lp in loops:
-        n *= int(lp.extent)
-    return n
 
 
 def fuse_for_balance(func):
@@ -130,20 +132,11 @@ def fuse_for_balance(func):
     if not runs:
         return func
     sch = s_tir.Schedule(tvm.IRModule({"main": func}))
-    for run in runs:
-        for block in _all_blocks(sch):
-            rvs = [rv for rv in sch.get_loops(block)
-                   if any(sch.get(rv).loop_var.same_as(v) for v in run)]
-            if len(rvs) == len(run):
-                sch.fuse(*rvs)
-                break
+    for run in runs:  # the run's loops, as the schedule names them: those of a block under it
+        block = sch.get_sblock(_blocks_under(run[-1].body)[0].block.name_hint)
+        sch.fuse(*[rv for rv in sch.get_loops(block)
+                   if any(sch.get(rv).loop_var.same_as(lp.loop_var) for lp in run)])
     return sch.mod["main"]
-
-
-def _all_blocks(sch):
-    names = [s.block.name_hint for s, _ in walk(sch.mod["main"].body)
-             if isinstance(s, s_tir.SBlockRealize) and s.block.name_hint != "root"]
-    return [sch.get_sblock(n) for n in names]
 
 
 def mark_parallel_loops(func):
@@ -184,7 +177,7 @@ def split_over_cores(loop, stats, barrier: bool = True):
 
 
 def split_nest(loop, stats):
-    """A PAR_OUTER_ANN nest: every core runs the outer loops and its chunk of the split loop
+    """A PAR_OUTER_ANN nest: every core runs the outer loops and its share of the split loop
     inside; one barrier after the nest."""
     if PAR_ANN in loop.annotations:
         return split_over_cores(loop, stats, barrier=False)

@@ -4,7 +4,7 @@
  *   gap8_barrier();
  * and every other statement runs under gap8_is_master() followed by gap8_barrier().
  * Portable back end (GAP8_PMSIS undefined): one caller runs the core ids 0..7 in turn.
- * PMSIS back end: the kernel runs on all cores (pi_cl_team_fork); each core takes its chunk.
+ * PMSIS back end: the kernel runs on all cores (pi_cl_team_fork); each core takes its share.
  * pulp-runtime back end (GAP8_PULPRT, GVSOC): the same on all cores; the fork is a shared
  * function pointer between two barriers (gap8_pulprt.c). */
 #ifndef GAP8_CLUSTER_H
