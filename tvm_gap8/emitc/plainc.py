@@ -165,9 +165,19 @@ def _shared_block(lines: int, row: int, dst_stride, src_stride, elem_bytes: int)
         (contiguous or lines >= CLUSTER_CORES)
 
 
+def _one_run(lines, row, dst_stride, src_stride) -> bool:
+    """``lines`` of ``row`` elements that are one contiguous run on both sides."""
+    def same(a, b):
+        return isinstance(a, (int, tirx.IntImm)) and isinstance(b, (int, tirx.IntImm)) and \
+            int(a) == int(b)
+    return (isinstance(lines, tirx.IntImm) and int(lines.value) == 1) or \
+        (same(dst_stride, row) and same(src_stride, row))
+
+
 def _copy_call(dptr, sptr, dims, eb, direction):
     """One DMA call for up to 3 dims [(count, dst_stride, src_stride)] (element units, outer to
-    inner): ``gap8_dma_copy_3d`` when the innermost is contiguous on both sides, else the
+    inner): ``gap8_dma_copy_1d`` for one contiguous run, ``gap8_dma_copy_3d`` when the
+    innermost is contiguous on both sides, else the
     element-strided ``gap8_dma_copy_strided`` (a layout-transposing copy, HWC <-> CHW)."""
     dims = [tuple(d) for d in dims]
     while len(dims) < 3:
@@ -175,8 +185,11 @@ def _copy_call(dptr, sptr, dims, eb, direction):
     (n2, d2, s2), (n1, d1, s1), (n0, d0, s0) = dims
     if d0 == 1 and s0 == 1:
         args = [n2, n1, n0 * eb, d2 * eb, s2 * eb, d1 * eb, s1 * eb]
-        if isinstance(n2, tirx.IntImm) and int(n2.value) == 1 and \
-                not _shared_block(n1, n0, d1, s1, eb):
+        one_block = isinstance(n2, tirx.IntImm) and int(n2.value) == 1
+        if one_block and not _shared_block(n1, n0, d1, s1, eb) and _one_run(n1, n0, d1, s1):
+            return tirx.Evaluate(tirx.call_extern("int32", "gap8_dma_copy_1d", dptr, sptr,
+                                                  n1 * n0 * eb, direction))
+        if one_block and not _shared_block(n1, n0, d1, s1, eb):
             return tirx.Evaluate(tirx.call_extern("int32", "gap8_dma_copy_3d", dptr, sptr,
                                                   *args, direction))
         # blocks (a tile's channel planes), or one block large enough to share: the whole team
@@ -421,7 +434,7 @@ def _declares(stmt) -> bool:
 
 
 #: the master core's copy calls (``_copy_call``), which a DMA group may leave unwaited
-MASTER_DMA_CALLS = ("gap8_dma_copy_3d", "gap8_dma_copy_strided")
+MASTER_DMA_CALLS = ("gap8_dma_copy_1d", "gap8_dma_copy_3d", "gap8_dma_copy_strided")
 
 
 def _is_dma_call(stmt) -> bool:
@@ -659,7 +672,8 @@ def plain_kernel(name: str, prim, instrument_macs: bool = True) -> PlainKernel:
 
 
 #: the DMA calls of gap8_dma.h a copy stage becomes (``_copy_call``)
-DMA_CALLS = ("gap8_dma_copy_3d", "gap8_dma_copy_3d_part", "gap8_copy_strided_part")
+DMA_CALLS = ("gap8_dma_copy_1d", "gap8_dma_copy_3d", "gap8_dma_copy_3d_part",
+             "gap8_copy_strided_part")
 
 
 def _accessed(expr) -> list:

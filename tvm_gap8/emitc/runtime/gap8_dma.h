@@ -15,11 +15,18 @@
 int32_t gap8_dma_copy_3d(void *dst, const void *src, int32_t n2, int32_t n1, int32_t row_bytes,
                          int32_t dst_s2, int32_t src_s2, int32_t dst_s1, int32_t src_s1,
                          int32_t dir);
-/* the 1-D and 2-D copies are 3-D copies (every back end implements gap8_dma_copy_3d) */
+/* one contiguous run: the commonest copy (a whole tile, weights, parameters). pulp-runtime
+ * gives it a short path of its own (the master core issues every such copy); elsewhere it is
+ * a 3-D copy (every back end implements gap8_dma_copy_3d) */
+#ifdef GAP8_PULPRT
+int32_t gap8_dma_copy_1d(void *dst, const void *src, int32_t bytes, int32_t dir);
+#else
 static inline int32_t gap8_dma_copy_1d(void *dst, const void *src, int32_t bytes,
                                        int32_t dir) {
   return gap8_dma_copy_3d(dst, src, 1, 1, bytes, 0, 0, 0, 0, dir);
 }
+#endif
+/* the 2-D copy is a 3-D copy */
 static inline int32_t gap8_dma_copy_2d(void *dst, const void *src, int32_t rows,
                                        int32_t row_bytes, int32_t dst_stride,
                                        int32_t src_stride, int32_t dir) {

@@ -42,8 +42,21 @@ static int32_t current_layer = GAP8_NB_LAYERS;
 typedef struct { uint32_t cycles, instr; } gap8_core_count_t;
 static gap8_core_count_t core_counts[GAP8_NB_LAYERS + 1][GAP8_NB_CORES];
 static uint32_t dma_wait_cycles[GAP8_NB_LAYERS + 1];
+/* the running layer's copy counts, kept in L1 (TCDM: one cycle a word; the per-layer arrays
+ * are in L2, where every update cost the master core ~200 cycles a copy) and added to the
+ * layer's L2 record when the layer ends (gap8_counters_layer) */
+typedef struct { uint32_t bytes[GAP8_NB_DIRS], transfers[GAP8_NB_DIRS], tiles, dma_wait; } gap8_tally_t;
+static gap8_tally_t tally __attribute__((section(".bss_l1"), aligned(8)));
 
 void gap8_counters_layer(int32_t layer) {
+  gap8_counters_t *c = gap8_current;
+  for (int32_t d = 0; d < GAP8_NB_DIRS; ++d) {
+    c->bytes[d] += tally.bytes[d];
+    c->transfers[d] += tally.transfers[d];
+  }
+  c->tiles += tally.tiles;
+  dma_wait_cycles[current_layer] += tally.dma_wait;
+  memset(&tally, 0, sizeof(tally));
   current_layer = layer < 0 ? GAP8_NB_LAYERS : layer;
   gap8_current = &gap8_counters[current_layer];
 }
@@ -53,9 +66,9 @@ uint64_t gap8_instret(void) { return gap8_now(); }
 
 static void count(int32_t dir, uint32_t bytes) {
   if (dir < 0 || bytes == 0) return;
-  gap8_current->bytes[dir] += bytes;
-  gap8_current->transfers[dir] += 1;
-  if (dir == GAP8_DIR_L1_TO_L2) gap8_current->tiles += 1;
+  tally.bytes[dir] += bytes;
+  tally.transfers[dir] += 1;
+  if (dir == GAP8_DIR_L1_TO_L2) tally.tiles += 1;
 }
 
 static void core_perf_start(void) {
@@ -89,7 +102,7 @@ static void counter_wait(void) {
 #endif
   plp_dma_wait(copy_counter);
 #ifdef GAP8_INSTRUMENT
-  dma_wait_cycles[current_layer] += gap8_now() - t0;
+  tally.dma_wait += gap8_now() - t0;
 #endif
 }
 
@@ -192,6 +205,24 @@ int32_t gap8_dma_copy_3d(void *dst, const void *src, int32_t n2, int32_t n1, int
   return 0;
 }
 
+/* one contiguous run, L1 <-> L2: one MCHAN command when it fits one (the master core issues
+ * most copies one by one; the general path's loops and checks, ~200 instructions a copy, kept
+ * the seven other cores waiting) */
+int32_t gap8_dma_copy_1d(void *dst, const void *src, int32_t bytes, int32_t dir) {
+  if (dir < 0 || bytes > GAP8_DMA_MAX_BYTES || from_l3(src, dir))
+    return gap8_dma_copy_3d(dst, src, 1, 1, bytes, 0, 0, 0, 0, dir);
+  if (bytes == 0) return 0;
+  int32_t ext2loc = dir == GAP8_DIR_L2_TO_L1;
+  dma_begin();
+  push(0, plp_dma_getCmd(ext2loc, (uint32_t)bytes, PLP_DMA_1D, PLP_DMA_TRIG_EVT,
+                         PLP_DMA_NO_TRIG_IRQ, PLP_DMA_SHARED));
+  push(0, (uint32_t)(ext2loc ? dst : src)); /* the L1 side */
+  push(0, (uint32_t)(ext2loc ? src : dst));
+  dma_end();
+  count(dir, (uint32_t)bytes);
+  return 0;
+}
+
 /* element-strided (layout-transposing) copy: commands along the dimension that is contiguous
  * in L1, the other side strided (2-D lines of one element: DORY's HWC <-> CHW); when no
  * dimension is contiguous in L1, the master core copies */
@@ -243,7 +274,7 @@ static void team_end(int32_t core, uint32_t counter) {
     eu_evt_maskWaitAndClr(1 << ARCHI_CL_EVT_DMA0);
   pulp_write32(DEMUX(MCHAN_STATUS_OFFSET), 1u << counter); /* free */
 #ifdef GAP8_INSTRUMENT
-  if (core == 0) dma_wait_cycles[current_layer] += gap8_now() - t0;
+  if (core == 0) tally.dma_wait += gap8_now() - t0;
 #endif
 }
 
