@@ -82,6 +82,9 @@ def _specs():
     yield "add float relu", AddKernelSpec((1, 16, 10, 10), lo=0.0), add_tiling
     yield "pool int8", PoolKernelSpec((1, 96, 6, 6), "int8", 3, m, n, -1), pool_tiling
     yield "dense float", DenseKernelSpec((1, 256), 100), dense_tiling
+    e, s, d = _requant_epilogue(10)  # a 10-class head: its reduction split over the cores
+    yield "dense int8 partial sums", DenseKernelSpec((1, 256), 10, e, tuple(s), tuple(d), "int8",
+                                                     3, "int8"), dense_tiling
     # a sequence (attention's Linear over 40 steps): weights staged once per feature tile
     yield "dense float rows", DenseKernelSpec((40, 96), 160), dense_tiling
     yield "lut int8", LutKernelSpec((1, 24, 12, 12), "int8", "int8"), lut_tiling

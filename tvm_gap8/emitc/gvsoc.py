@@ -91,7 +91,9 @@ def _link_script() -> str:
     start = L2_BASE + GAP8_L2
     region = (f"  L3STANDIN    : ORIGIN = {start:#x}, LENGTH = {L2_END - start:#x}\n")
     base = base.replace("MEMORY\n{\n", "MEMORY\n{\n" + region, 1)
-    section = "  .gap8_l3 : { *(.gap8_l3) } > L3STANDIN\n"
+    # its bounds as symbols: the runtime tells an L3 copy by address, without loading them
+    section = ("  .gap8_l3 : { __gap8_l3_start = .; *(.gap8_l3) __gap8_l3_stop = .; }"
+               " > L3STANDIN\n")
     head, tail = base.rsplit("}", 1)
     return head + section + "}" + tail
 

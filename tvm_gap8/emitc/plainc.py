@@ -394,9 +394,16 @@ def _replace_copies(func, stats):
 # -- MAC counting ------------------------------------------------------------------------
 
 def _has_mul(expr) -> bool:
-    found = []
-    tvm_ffi.structural_map(expr, (tirx.Mul, lambda m: found.append(m) or m))
-    return bool(found)
+    """A product among the values ``expr`` computes (a load's index is an address, not one)."""
+    if isinstance(expr, tirx.Mul):
+        return True
+    if isinstance(expr, (tirx.Add, tirx.Sub)):
+        return _has_mul(expr.a) or _has_mul(expr.b)
+    if isinstance(expr, tirx.Cast):
+        return _has_mul(expr.value)
+    if isinstance(expr, tvm.ir.expr.Call):
+        return any(_has_mul(a) for a in expr.args)
+    return False
 
 
 def _count_macs(func):
@@ -467,16 +474,45 @@ def _dma_groups(stmts: list) -> list:
     return out
 
 
+#: the copy of one contiguous run (``_copy_call``), which the team may issue in its stead
+ONE_RUN_COPY = "gap8_dma_copy_1d"
+
+
+def _call_name(stmt) -> str:
+    """The name of the extern function ``stmt`` calls, "" if it is not such a call."""
+    if isinstance(stmt, tirx.Evaluate) and isinstance(stmt.value, tvm.ir.expr.Call) and \
+            stmt.value.args:
+        return str(getattr(stmt.value.args[0], "value", ""))
+    return ""
+
+
+def _team_copies(copies):
+    """A run of one-run copies and nothing else, which the master core would issue alone
+    while seven cores wait: the whole team enters and shares them
+    (``gap8_dma_copy_1d_team``: one copy in word-aligned parts, several round robin over the
+    cores), then the barrier."""
+    team = tirx.Var("gap8_c", "int32")
+    core = tirx.call_extern("int32", "gap8_core_of", team)
+    calls = [tirx.Evaluate(tirx.call_extern("int32", "gap8_dma_copy_1d_team", core, slot,
+                                            len(copies), *c.value.args[1:]))
+             for slot, c in enumerate(copies)]
+    loop = tirx.For(team, 0, tirx.call_extern("int32", "gap8_team_size"), tirx.ForKind.SERIAL,
+                    calls[0] if len(calls) == 1 else tirx.SeqStmt(calls), None, {TEAM_ANN: 1})
+    return tirx.SeqStmt([loop, tirx.Evaluate(tirx.call_extern("int32", "gap8_barrier"))])
+
+
 def _team_seq(stmts, stats):
     """A sequence the team executes: consecutive master-only statements under one
     gap8_is_master() test and one barrier (their DMA calls grouped), the rest by ``_team``."""
     out, run = [], []
 
     def flush():
-        if run:
+        if run and all(_call_name(s) == ONE_RUN_COPY for s in run):
+            out.append(_team_copies(run))
+        elif run:
             grouped = _dma_groups(run)
             out.append(_master(grouped[0] if len(grouped) == 1 else tirx.SeqStmt(grouped)))
-            run.clear()
+        run.clear()
 
     for s in stmts:
         if not _contains_parallel(s) and not _declares(s):
@@ -672,8 +708,8 @@ def plain_kernel(name: str, prim, instrument_macs: bool = True) -> PlainKernel:
 
 
 #: the DMA calls of gap8_dma.h a copy stage becomes (``_copy_call``)
-DMA_CALLS = ("gap8_dma_copy_1d", "gap8_dma_copy_3d", "gap8_dma_copy_3d_part",
-             "gap8_copy_strided_part")
+DMA_CALLS = ("gap8_dma_copy_1d", "gap8_dma_copy_1d_team", "gap8_dma_copy_3d",
+             "gap8_dma_copy_3d_part", "gap8_copy_strided_part")
 
 
 def _accessed(expr) -> list:

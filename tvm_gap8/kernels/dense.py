@@ -11,7 +11,7 @@ from tvm import relax, s_tir, te
 
 from ..cost import cycles
 from ..errors import UnsupportedError
-from ..ir.vocab import INPUT, OUTPUT, WEIGHT
+from ..ir.vocab import INPUT, INTERMEDIATE, OUTPUT, WEIGHT
 from . import patterns
 from .composite import (CompositeReader, activation_range, layer_parts, requantization, shape_of)
 from .epilogue import ACC, Epilogue, EpilogueOp, Ref
@@ -68,15 +68,45 @@ def dense_compute(spec: DenseKernelSpec):
     return [x, w, *chans, y]
 
 
+#: the block of partial sums when the reduction is split over the cores (``sch.rfactor``)
+PARTIALS = "dense_acc_rf"
+#: output features per tile split over the cores are balanced enough from this many per core
+#: up (the slowest core's share within 1.15 of the fastest's: 7 vs 8 features)
+BALANCED_PER_CORE = 7
+#: bytes of a SIMD word (``pv.sdotsp.b``): each core's part of the reduction a whole number
+SIMD_BYTES = 4
+
+
+def reduction_parts(spec: DenseKernelSpec, hw, channels: int) -> int:
+    """Parts the reduction of a tile of ``channels`` output features is split into, one per
+    core (1: not split). Split when the features alone cannot keep the cores balanced (fewer
+    than ``BALANCED_PER_CORE`` per core and not a multiple of the cores: a 10-class classifier
+    gives 8 cores 1 or 2 features), for integer MACs only (integer sums in any order are the
+    same integers; a float sum in another order is not the reference's) and a reduction that
+    splits in whole SIMD words. Each core then sums its part of every feature (partial sums in
+    L1), and the features' sums of parts are split over the cores."""
+    k = spec.in_shape[1]
+    cores = hw.cores
+    if spec.dtype.startswith("float") or channels % cores == 0 or \
+            channels >= BALANCED_PER_CORE * cores or k % (cores * SIMD_BYTES):
+        return 1
+    return cores
+
+
 def dense_tiling(spec: DenseKernelSpec, hw, rows: int, channels: int):
     """Output-feature tiles (pipelined): the whole input once, weights and per-feature
-    parameters per tile when there is more than one."""
+    parameters per tile when there is more than one; partial sums in L1 when the reduction is
+    split over the cores (``reduction_parts``)."""
     n, k = spec.in_shape
     o = spec.out_features
     ct = math.ceil(o / channels)
     db = input_copies(hw, ct)
     tile_at = "channels" if ct > 1 else ROOT
+    parts = reduction_parts(spec, hw, channels)
+    partials = (L1Buffer(PARTIALS, INTERMEDIATE, n * channels * parts, "int32", 1, tile_at),) \
+        if parts > 1 else ()
     bufs = (L1Buffer("dense_out", OUTPUT, n * channels, spec.out_dtype, db, "channels"),
+            *partials,
             L1Buffer("x", INPUT, n * k, spec.dtype),
             L1Buffer("w", WEIGHT, channels * k, spec.weight_dtype, db, tile_at),
             *param_buffers(spec, channels, o, tile_at,
@@ -95,6 +125,13 @@ def schedule_dense(spec: DenseKernelSpec, plan):
     b, o = sch.get_loops(out)
     ot, oi = sch.split(o, [None, plan.channels])
     sch.reorder(ot, b, oi)  # feature tiles outermost: each weight tile staged once for all rows
+    parts = sum(b.elements for b in plan.buffers if b.name == PARTIALS) // \
+        max(1, spec.in_shape[0] * plan.channels)
+    if parts > 1:  # each core a part of every feature's reduction (``reduction_parts``)
+        part, _ = sch.split(sch.get_loops(sch.get_sblock("dense_acc"))[-1], [parts, None])
+        partials = sch.rfactor(part, 0)  # the block PARTIALS: [part, n, feature], in L1
+        loops = sch.get_loops(partials)  # (n, feature, part, rest) -> each core a part
+        sch.reorder(loops[2], *loops[:2])
     scalar_accumulator(sch, sch.get_sblock("dense_acc"), oi)
     return finish_staged(sch, plan, {"channels": ot})
 

@@ -106,8 +106,10 @@ def stage_out(sch, block, loop):
 
 
 def stage_intermediate(sch, block, loop):
-    """A fused kernel's intermediate: computed per tile at ``loop`` into L1, nowhere else."""
-    sch.compute_at(block, loop)
+    """A fused kernel's intermediate: computed per tile at ``loop`` (None: once, at the root)
+    into L1, nowhere else."""
+    if loop is not None:
+        sch.compute_at(block, loop)
     sch.set_scope(block, 0, L1_SCOPE)
     sch.annotate(block, ROLE_ANN, INTERMEDIATE)
 

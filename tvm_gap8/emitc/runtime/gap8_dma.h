@@ -49,6 +49,14 @@ int32_t gap8_copy_strided_part(int32_t core, void *dst, const void *src, int32_t
 int32_t gap8_dma_copy_3d_part(int32_t core, void *dst, const void *src, int32_t n2, int32_t n1,
                               int32_t row_bytes, int32_t dst_s2, int32_t src_s2, int32_t dst_s1,
                               int32_t src_s1, int32_t dir);
+/* copy `slot` of a run of `slots` one-run copies (gap8_dma_copy_1d) the whole team enters
+ * (core: its id; the caller's barrier ends it), so that no core issues them all while the
+ * others wait: a copy alone is shared among the cores in word-aligned parts, of several copies
+ * one core issues copy `slot` whole (pulp-runtime: each core on its own MCHAN queue, core 0,
+ * which counts them, last). Back ends without per-core queues let one core copy it. Counted as
+ * one transfer. */
+int32_t gap8_dma_copy_1d_team(int32_t core, int32_t slot, int32_t slots, void *dst,
+                              const void *src, int32_t bytes, int32_t dir);
 /* layout change in flight: src [a][b] of elem_bytes -> dst [b][a] (CHW <-> HWC) */
 int32_t gap8_dma_copy_transpose(void *dst, const void *src, int32_t a, int32_t b,
                                 int32_t elem_bytes, int32_t dir);

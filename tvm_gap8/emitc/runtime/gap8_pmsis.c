@@ -21,6 +21,7 @@
 #include "bsp/fs.h"
 #include "bsp/fs/readfs.h"
 #include "gap8_dma.h"
+#include "gap8_cluster.h"
 #include "network.h"
 
 extern int8_t gap8_l3_stage[];
@@ -180,6 +181,12 @@ int32_t gap8_dma_copy_transpose(void *dst, const void *src, int32_t a, int32_t b
 void gap8_dma_wait(void) { pi_cl_dma_flush(); }
 void gap8_dma_group_begin(void) {} /* every copy waits for its data */
 void gap8_dma_group_end(void) {}
+
+int32_t gap8_dma_copy_1d_team(int32_t core, int32_t slot, int32_t slots, void *dst,
+                              const void *src, int32_t bytes, int32_t dir) {
+  int32_t owner = slots > 1 ? slot % GAP8_NB_CORES : 0; /* the owner core copies (the cluster DMA of PMSIS: one queue) */
+  return core == owner ? gap8_dma_copy_1d(dst, src, bytes, dir) : 0;
+}
 
 int32_t gap8_dma_copy_3d_part(int32_t core, void *dst, const void *src, int32_t n2, int32_t n1,
                               int32_t row_bytes, int32_t dst_s2, int32_t src_s2, int32_t dst_s1,

@@ -66,7 +66,7 @@ uint64_t gap8_instret(void) { return gap8_now(); }
 
 static void count(int32_t dir, uint32_t bytes) {
   if (dir < 0 || bytes == 0) return;
-  tally.bytes[dir] += bytes;
+  tally.bytes[dir] += bytes; /* core 0's: it counts the team's copies too */
   tally.transfers[dir] += 1;
   if (dir == GAP8_DIR_L1_TO_L2) tally.tiles += 1;
 }
@@ -178,10 +178,13 @@ static void copy_2d(int8_t *dst, const int8_t *src, int32_t rows, int32_t row_by
 }
 
 /* the L3 stand-in is L2 memory: its tiles go to L1 in one DMA, counted on both edges */
-extern const int8_t *gap8_l3_begin, *gap8_l3_end;
+/* the stand-in's bounds: symbols of the link script (tvm_gap8/emitc/gvsoc.py), addresses the
+ * code holds as constants (weak: a build without the stand-in has no L3 copy) */
+extern const int8_t __gap8_l3_start[] __attribute__((weak));
+extern const int8_t __gap8_l3_stop[] __attribute__((weak));
 static int32_t from_l3(const void *src, int32_t dir) {
-  return dir == GAP8_DIR_L2_TO_L1 && (const int8_t *)src >= gap8_l3_begin &&
-         (const int8_t *)src < gap8_l3_end;
+  return dir == GAP8_DIR_L2_TO_L1 && (const int8_t *)src >= __gap8_l3_start &&
+         (const int8_t *)src < __gap8_l3_stop;
 }
 
 int32_t gap8_dma_copy_3d(void *dst, const void *src, int32_t n2, int32_t n1, int32_t row_bytes,
@@ -323,6 +326,35 @@ int32_t gap8_dma_copy_3d_part(int32_t core, void *dst, const void *src, int32_t 
     team_end(core, counter);
   }
   if (core == 0) count(dir, (uint32_t)(n2 * run));
+  return 0;
+}
+
+int32_t gap8_dma_copy_1d_team(int32_t core, int32_t slot, int32_t slots, void *dst,
+                              const void *src, int32_t bytes, int32_t dir) {
+  if (dir < 0) return core == 0 ? gap8_dma_copy_1d(dst, src, bytes, dir) : 0; /* L2 -> L2 */
+  int32_t first = 0, last = bytes;
+  if (core == 0) { /* core 0 counts every copy of the run (the counts are core 0's) */
+    if (from_l3(src, dir)) count(GAP8_DIR_L3_TO_L2, (uint32_t)bytes);
+    count(dir, (uint32_t)bytes);
+  }
+  if (slots == 1) { /* this core's words of the run */
+    share_of(core, (bytes + 3) >> 2, &first, &last);
+    first <<= 2;
+    last = (last << 2) < bytes ? last << 2 : bytes;
+  } else if (core != (slot + 1) % GAP8_NB_CORES) { /* core 0, which counts them, last */
+    return 0;
+  }
+  if (first < last) {
+    int32_t ext2loc = dir == GAP8_DIR_L2_TO_L1;
+    int8_t *loc = (int8_t *)(ext2loc ? dst : (void *)src) + first;
+    int8_t *ext = (int8_t *)(ext2loc ? (void *)src : dst) + first;
+    uint32_t counter = team_begin();
+    for (int32_t b = 0; b < last - first; b += GAP8_DMA_MAX_BYTES) {
+      int32_t n = last - first - b < GAP8_DMA_MAX_BYTES ? last - first - b : GAP8_DMA_MAX_BYTES;
+      dma_lines(ext + b, loc + b, 1, n, n, ext2loc, 1);
+    }
+    team_end(core, counter);
+  }
   return 0;
 }
 
