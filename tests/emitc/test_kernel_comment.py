@@ -43,4 +43,7 @@ def test_comment_states_tile_loops_and_arena_as_the_c_does():
                 group.count("gap8_dma_copy_"), group
     assert tiled, "16 kB of L1 tiles the block"
     assert any("gap8_requantize(" in k.source for k in kernels)
-    assert any("gap8_dma_group_begin();" in k.source for k in kernels)
+    # a run of one-run copies is shared by the team, round robin (copy slot 1 of a run of 2+),
+    # not issued by the master core alone
+    assert any(re.search(r"gap8_dma_copy_1d_team\(gap8_core_of\(\w+\), 1, [2-9]", k.source)
+               for k in kernels)

@@ -65,7 +65,7 @@ def _assert_plain_c(project):
             assert not FORBIDDEN.search(text), (name, FORBIDDEN.search(text).group(0))
     header = (project / "network.h").read_text()
     assert "int gap8_network_run(const int8_t *in, int8_t *out);" in header
-    assert "gap8_dma_copy_1d(" in (project / "kernels.c").read_text()  # a tile: one run
+    assert "gap8_dma_copy_1d_team(" in (project / "kernels.c").read_text()  # shared runs
     assert "gap8_team_size()" in (project / "kernels.c").read_text()  # loops split over cores
 
 
