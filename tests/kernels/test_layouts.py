@@ -264,3 +264,28 @@ def test_tables_and_products_in_both_layouts(lay):
         got = run(variant, plan, stored, 1)
         np.testing.assert_array_equal(got, expected)
         assert_ir_is_plan(build_kernel(variant, plan), plan)
+
+
+def test_channel_tiled_stem_keeps_its_zero_padded_weight_rows():
+    """An HWC stem tiled over output channels stages its (o, kh, kw*C padded) weights whole at
+    the root: a per-tile copy would drop the rows' zero padding (plan != IR, and an unaligned
+    micro-kernel). Bit for bit the untiled kernel's result, its IR the plan's."""
+    from tvm_gap8.kernels.conv import conv_tiling, weight_row_bytes
+    e, s_, d = _requant(16)
+    spec = ConvKernelSpec((1, 3, 12, 12), ConvGeom(3, 16, 3, 2, (1, 1, 1, 1)), 1, e, s_, d,
+                          "int8", 3, layouts=KernelLayouts(CHW, HWC, CHW))
+    rng = np.random.default_rng(1)
+    args = [rng.integers(-128, 128, spec.in_shape).astype("int8"),
+            rng.integers(-128, 128, (16, 3, 3, 3)).astype("int8"),
+            rng.integers(-2000, 2000, (1, 16, 1, 1)).astype("int32"),
+            np.full((1, 16, 1, 1), 1 << 30, "int32"), np.full((1, 16, 1, 1), 38, "int32")]
+    expected = run(replace(spec, layouts=KernelLayouts()), plan_kernel(
+        replace(spec, layouts=KernelLayouts()), GAP8), args)
+    plan = conv_tiling(spec, GAP8, 6, 8)  # two channel tiles of 8
+    assert plan.channel_tiles == 2 and uses_weight_rows(spec, plan)
+    (w,) = [b for b in plan.buffers if b.name == "w"]
+    assert w.elements == 16 * 3 * weight_row_bytes(spec) and w.at == "root"
+    rows = replace(spec, weight_order="ohwi")
+    rows_args = [args[0], weight_rows(rows, args[1]), *args[2:]]
+    np.testing.assert_array_equal(run(rows, plan, rows_args), expected)
+    assert_ir_is_plan(build_kernel(rows, plan), plan)

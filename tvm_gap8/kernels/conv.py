@@ -126,6 +126,10 @@ def conv_tiling(spec: ConvKernelSpec, hw, rows: int, channels: int, cols: int = 
     pipelined = "channels" if dw else pixel
     db = input_copies(hw, ct if dw else (qt if qt > 1 else rt))
     tile_at, tile_db = ("channels", db if dw else 1) if ct > 1 else (ROOT, 1)
+    # zero-padded weight rows (``hwc_weights``) are staged whole, once: a channel tile's copy
+    # would hold only the taps its compute reads (TVM compacts the region), rows of kw x C
+    # bytes that ``gap8_rows4_i8`` then reads unaligned, with a masked tail
+    w_at, w_db, w_channels = (ROOT, 1, o) if hwc_rows(spec) else (tile_at, tile_db, channels)
     hp, wp = padded((h, w), spec.geom.padding, ow, sw, k)
     cg = c // spec.groups
     t, l = spec.geom.padding[:2]
@@ -138,8 +142,8 @@ def conv_tiling(spec: ConvKernelSpec, hw, rows: int, channels: int, cols: int = 
                  moved=c * dtype_bytes(spec.dtype) * span(oh, rows, h, sh, k, t)
                  * (span(ow, cols, w, sw, k, l) if qt > 1 else w),
                  transposing=spec.layouts.transposing, planes=channels if dw else c),
-        L1Buffer("w", WEIGHT, channels * k * (weight_row_bytes(spec) if hwc_rows(spec)
-                                              else cg * k), spec.weight_dtype, tile_db, tile_at),
+        L1Buffer("w", WEIGHT, w_channels * k * (weight_row_bytes(spec) if hwc_rows(spec)
+                                                else cg * k), spec.weight_dtype, w_db, w_at),
         *param_buffers(spec, channels, o, tile_at,
                        set(range(len(spec.channel_shapes))) if ct > 1 else set(), tile_db)]
     lay = spec.layouts
