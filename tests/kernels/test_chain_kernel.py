@@ -81,3 +81,16 @@ def test_chain_intermediates_live_only_in_l1():
     scopes = {b.name.split("_global")[0]: b.scope() for b, _ in allocations(lowered)}
     assert scopes["pw_out"] == scopes["dw_out"] == L1_SCOPE
     assert set(scopes.values()) <= {L1_SCOPE, "local"}
+
+
+def test_expansion_splits_channel_blocks_and_rows_as_one_loop():
+    """The expansion's channel blocks and padded rows are one loop, the one the cores share:
+    over the padded rows alone (9 image rows + the ring at a 3-row tile: 5 rows) two of them
+    are the zero point's ring, and the cores they fall to idle."""
+    from tvm_gap8.ir.tirwalk import walk
+    spec = _spec(8, 6, 3, 1, 8, KernelLayouts())
+    plan = chain_tiling(spec, GAP8, 3, 8)
+    lowered = lower_for_inspection(build_kernel(spec, plan))
+    blocks, padded_rows = spec.hidden // 4, plan.rows + 2
+    extents = [int(s.extent) for s, _ in walk(lowered.body) if isinstance(s, tvm.tirx.For)]
+    assert blocks * padded_rows in extents, extents
