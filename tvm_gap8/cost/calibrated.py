@@ -3,7 +3,8 @@ the layer does (``cost/work.py`` work per core, DMA bytes and commands, tiles, o
 coefficients are measured, not assumed: ``benchmarks/model_vs_measured.py --write`` fits them to
 per-layer cluster cycles of *our* emitted kernels on GVSOC pulp-open and stores them, with the
 networks, revision and date they came from, in ``gvsoc_calibration.json`` beside this module.
-One coefficient per kind of work: a PW's MACs cost the same fused or standalone."""
+One coefficient per kind of work: a PW's MACs cost the same fused or standalone, and a fused
+kernel's MACs once more at the measured cost of fusing (``work.py``: ``fused_macs``)."""
 
 from __future__ import annotations
 

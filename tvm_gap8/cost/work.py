@@ -3,7 +3,11 @@ model (``cost/calibrated.py``) prices. A fused pair counts as its two convs (``s
 so a PW costs the same per MAC and per output whether fused or standalone, given the layout it
 reduces in: a conv's MACs are tagged with the storage order of the L1 tile it reads (HWC: the
 channels a PW reduces over are contiguous, one 4-way dot product per word; CHW: they are a plane
-apart), since the emitted kernels run at different speeds in each."""
+apart), since the emitted kernels run at different speeds in each. One term more, ``fused_macs``: every
+MAC of a kernel that keeps an intermediate in L1 (a pair, a chain), counted once more, so that
+the fit measures what a fused kernel costs per MAC beyond its convs' own terms (on GVSOC its
+tiles are smaller, its stages more, its PW no faster: measured, not assumed; the fit's
+coefficients are non-negative, so fusing is never priced cheaper than its parts)."""
 
 from __future__ import annotations
 
@@ -14,7 +18,7 @@ from ..ir.vocab import CHW, HWC
 #: the work terms, each a count over the whole layer
 TERMS = (*(f"{k}_macs_{lay.lower()}" for k in ("conv", "dw", "pw") for lay in (CHW, HWC)),
          "dense_macs", "conv_outputs", "add_elements", "pool_elements", "lut_elements",
-         "mul_elements")
+         "mul_elements", "fused_macs")
 
 
 def _part_tiles(spec, plan=None) -> list:
@@ -45,4 +49,7 @@ def work_of(spec, plan=None) -> dict[str, int]:
             work["conv_outputs"] += math.prod(part.out_shape)
         elif f"{kind}_elements" in work:  # add, pool, lut, mul: over their input elements
             work[f"{kind}_elements"] += math.prod(part.in_shape)
+    if hasattr(spec, "split") or hasattr(spec, "work_parts"):  # a fused kernel
+        work["fused_macs"] = sum(work[f"{k}_macs_{lay.lower()}"]
+                                 for k in ("conv", "dw", "pw") for lay in (CHW, HWC))
     return work
