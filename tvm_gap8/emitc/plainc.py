@@ -444,10 +444,16 @@ def _declares(stmt) -> bool:
 MASTER_DMA_CALLS = ("gap8_dma_copy_1d", "gap8_dma_copy_3d", "gap8_dma_copy_strided")
 
 
+def _call_name(stmt) -> str:
+    """The name of the extern function ``stmt`` calls, "" if it is not such a call."""
+    if isinstance(stmt, tirx.Evaluate) and isinstance(stmt.value, tvm.ir.expr.Call) and \
+            stmt.value.args:
+        return str(getattr(stmt.value.args[0], "value", ""))
+    return ""
+
+
 def _is_dma_call(stmt) -> bool:
-    return isinstance(stmt, tirx.Evaluate) and isinstance(stmt.value, tvm.ir.expr.Call) and \
-        len(stmt.value.args) > 0 and str(getattr(stmt.value.args[0], "value", "")) in \
-        MASTER_DMA_CALLS
+    return _call_name(stmt) in MASTER_DMA_CALLS
 
 
 def _dma_groups(stmts: list) -> list:
@@ -476,14 +482,6 @@ def _dma_groups(stmts: list) -> list:
 
 #: the copy of one contiguous run (``_copy_call``), which the team may issue in its stead
 ONE_RUN_COPY = "gap8_dma_copy_1d"
-
-
-def _call_name(stmt) -> str:
-    """The name of the extern function ``stmt`` calls, "" if it is not such a call."""
-    if isinstance(stmt, tirx.Evaluate) and isinstance(stmt.value, tvm.ir.expr.Call) and \
-            stmt.value.args:
-        return str(getattr(stmt.value.args[0], "value", ""))
-    return ""
 
 
 def _team_copies(copies):

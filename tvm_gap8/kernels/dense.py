@@ -125,9 +125,9 @@ def schedule_dense(spec: DenseKernelSpec, plan):
     b, o = sch.get_loops(out)
     ot, oi = sch.split(o, [None, plan.channels])
     sch.reorder(ot, b, oi)  # feature tiles outermost: each weight tile staged once for all rows
-    parts = sum(b.elements for b in plan.buffers if b.name == PARTIALS) // \
-        max(1, spec.in_shape[0] * plan.channels)
-    if parts > 1:  # each core a part of every feature's reduction (``reduction_parts``)
+    partials = next((buf for buf in plan.buffers if buf.name == PARTIALS), None)
+    if partials is not None:  # each core a part of every feature's reduction (reduction_parts)
+        parts = partials.elements // (spec.in_shape[0] * plan.channels)
         part, _ = sch.split(sch.get_loops(sch.get_sblock("dense_acc"))[-1], [parts, None])
         partials = sch.rfactor(part, 0)  # the block PARTIALS: [part, n, feature], in L1
         loops = sch.get_loops(partials)  # (n, feature, part, rest) -> each core a part

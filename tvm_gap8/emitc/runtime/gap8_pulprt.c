@@ -217,10 +217,8 @@ int32_t gap8_dma_copy_1d(void *dst, const void *src, int32_t bytes, int32_t dir)
   if (bytes == 0) return 0;
   int32_t ext2loc = dir == GAP8_DIR_L2_TO_L1;
   dma_begin();
-  push(0, plp_dma_getCmd(ext2loc, (uint32_t)bytes, PLP_DMA_1D, PLP_DMA_TRIG_EVT,
-                         PLP_DMA_NO_TRIG_IRQ, PLP_DMA_SHARED));
-  push(0, (uint32_t)(ext2loc ? dst : src)); /* the L1 side */
-  push(0, (uint32_t)(ext2loc ? src : dst));
+  dma_lines((int8_t *)(ext2loc ? (void *)src : dst), (int8_t *)(ext2loc ? dst : (void *)src), 1,
+            bytes, bytes, ext2loc, 0);
   dma_end();
   count(dir, (uint32_t)bytes);
   return 0;
