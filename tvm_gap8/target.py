@@ -113,6 +113,12 @@ class Gap8Target:
     #: network's placement (``ir/placement.py``, decided once in ``passes/place.py``) sets it per
     #: layer on the target the tiler costs that layer with.
     weights_memory: str = "L2"
+    #: Where the activations the kernel being planned reads (``inputs_memory``) and writes
+    #: (``output_memory``) live: "L2", or "L3" (an activation larger than L2 can hold: each
+    #: input tile crosses L3 -> L2 before L2 -> L1, each output tile L1 -> L2 -> L3, costed
+    #: so). Set per layer from the network's placement, like ``weights_memory``.
+    inputs_memory: str = "L2"
+    output_memory: str = "L2"
     # The constants of the compute-cycle models (PLiNIO's GAP8 latency models and the terms we
     # derive), as one record, cited field by field in ``tvm_gap8/cost/cycles.py`` (the cycle
     # model's one home, with the formulas and the DMA/overlap arithmetic); a JSON ``--hw`` file
@@ -126,8 +132,9 @@ class Gap8Target:
         if self.cycle_model not in CYCLE_MODELS:
             raise UsageError(f"cycle_model {self.cycle_model!r}: expected one of "
                              f"{', '.join(CYCLE_MODELS)}")
-        if self.weights_memory not in ("L2", "L3"):
-            raise UsageError(f"weights_memory {self.weights_memory!r}: expected L2 or L3")
+        for name in ("weights_memory", "inputs_memory", "output_memory"):
+            if getattr(self, name) not in ("L2", "L3"):
+                raise UsageError(f"{name} {getattr(self, name)!r}: expected L2 or L3")
         if self.requant not in REQUANT_MODES:
             raise UsageError(f"requant {self.requant!r}: expected one of "
                              f"{', '.join(REQUANT_MODES)}")

@@ -120,6 +120,9 @@ void pi_ram_write(struct pi_device *device, uint32_t pi_ram_addr, void *data, ui
 void pi_cl_ram_read(struct pi_device *device, uint32_t pi_ram_addr, void *addr, uint32_t size,
                     pi_cl_ram_req_t *req);
 void pi_cl_ram_read_wait(pi_cl_ram_req_t *req);
+void pi_cl_ram_write(struct pi_device *device, uint32_t pi_ram_addr, void *addr, uint32_t size,
+                     pi_cl_ram_req_t *req);
+void pi_cl_ram_write_wait(pi_cl_ram_req_t *req);
 void pi_hyperflash_conf_init(struct pi_hyperflash_conf *conf);
 int32_t pi_flash_open(struct pi_device *device);
 void pi_readfs_conf_init(struct pi_readfs_conf *conf);

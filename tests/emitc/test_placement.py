@@ -10,11 +10,11 @@ import pytest
 from tvm_gap8.cli import main
 from tvm_gap8.target import GAP8
 
-def _l2_sizes(arena: int, weights: int) -> list:
-    """GAP8's 512 kB (every weight in L2); 1 B short of all weights beside the arena (some
-    go to L3, the L3 stage takes room too); room for the arena only (every streamable weight
-    in L3)."""
-    base = GAP8.l2_reserved_bytes + arena
+def _l2_sizes(arena: int, weights: int, io: int) -> list:
+    """GAP8's 512 kB (every weight in L2); 1 B short of all weights beside the arena and the
+    caller's inputs and outputs (some go to L3, the L3 stage takes room too); room for those
+    only (every streamable weight in L3, activations too to make room for the stage)."""
+    base = GAP8.l2_reserved_bytes + arena + io
     return [GAP8.l2_bytes, base + weights - 1, base]
 
 
@@ -33,17 +33,24 @@ def _assert_placement_is_the_c(report):
     assert placement["l2_weight_bytes"] == emitted["l2_weight_bytes"]
     assert placement["activation_arena_bytes"] == emitted["l2_arena_bytes"]
     assert placement["stage_bytes"] == emitted["l3_stage_bytes"]
-    assert (placement["stage_bytes"] > 0) == (placement["l3_weight_bytes"] > 0)
+    assert placement["l3_activation_bytes"] == emitted["l3_activation_bytes"]
+    assert (placement["stage_bytes"] > 0) == \
+        (placement["l3_weight_bytes"] + placement["l3_activation_bytes"] > 0)
     by_name = {p["name"]: p for p in placement["layers"]}
     tiled = [layer for layer in report["layers"] if layer.get("tiled")]
     measured = [m for m in report["measured"]["layers"] if m["kind"] != "tvm"]
     assert [m["name"] for m in measured] == [t["name"] for t in tiled]
     for m, t in zip(measured, tiled):
-        assert t["weights_in"] == m["weights_in"] == by_name[t["name"]]["weights_in"], t["name"]
-        # the bytes the C moved L3 -> L2 at run time == the report's l3_to_l2 figure
+        for where in ("weights_in", "inputs_in", "output_in"):
+            assert t[where] == m[where] == by_name[t["name"]][where], (t["name"], where)
+        # the bytes the C moved L3 -> L2 and L2 -> L3 at run time == the report's figures
         assert m["l3_to_l2_bytes"] == t["traffic"]["l3_to_l2"], t["name"]
+        assert m["l2_to_l3_bytes"] == t["traffic"]["l2_to_l3"], t["name"]
+        assert (m["l2_to_l3_bytes"] > 0) == (t["output_in"] == "L3"), t["name"]
         if t["weights_in"] == "L3":
-            assert m["l3_to_l2_bytes"] == t["traffic"]["l2_to_l1_wgt"] > 0, t["name"]
+            reads = t["traffic"]["l2_to_l1_wgt"] + \
+                (t["traffic"]["l2_to_l1_act"] if t["inputs_in"] == "L3" else 0)
+            assert m["l3_to_l2_bytes"] == reads > 0, t["name"]
             assert by_name[t["name"]]["weight_bytes"].get("L3", 0) > 0, t["name"]
         else:
             assert "L3" not in by_name[t["name"]]["weight_bytes"], t["name"]
@@ -59,22 +66,38 @@ def test_report_placement_equals_the_c_under_three_l2_sizes(name, int8_model, tm
     model = int8_model(name)
     first = _compile(model, tmp_path / "l2_0", {})
     p = first["placement"]
-    sizes = _l2_sizes(p["activation_arena_bytes"], p["l2_weight_bytes"])
+    sizes = _l2_sizes(p["activation_arena_bytes"], p["l2_weight_bytes"], p["io_bytes"])
     in_l3 = []
     for i, l2 in enumerate(sizes):
         report = first if i == 0 else _compile(model, tmp_path / f"l2_{i}", {"l2_bytes": l2})
         _assert_placement_is_the_c(report)
         in_l3.append(sum(layer.get("weights_in") == "L3" for layer in report["layers"]))
-        if i < 2:  # the last size cannot hold even the L3 stage: it would fail to link
-            assert report["placement"]["l2_peak_bytes"] <= report["placement"]["l2_budget_bytes"]
+        assert report["placement"]["l2_peak_bytes"] <= report["placement"]["l2_budget_bytes"]
     assert in_l3[0] == 0 < in_l3[1] < in_l3[2]  # none, some, all streamable layers in L3
 
 
-@pytest.mark.slow
-def test_activations_beyond_l2_are_refused_naming_the_budget(int8_model, tmp_path, capsys):
-    """Activations in L3 are not implemented: --emit-c refuses a network whose activation
-    arena exceeds the L2 budget, in one error naming both and the largest activation; the
-    report's placement says the activations do not fit."""
+def test_activations_beyond_l2_live_in_l3(int8_model, tmp_path):
+    """An L2 budget smaller than the activation arena: the largest activations move to an L3
+    arena, tiled L3 <-> L2 stage <-> L1; the report's placement is the C's, every layer's L3
+    bytes counted at run time equal the report's (read off the IR), the L2 peak fits the
+    budget and the run stays bit-exact."""
+    model = int8_model("mobilenet_v1_025_96")
+    budget = 80000
+    report = _compile(model, tmp_path / "o", {"l2_bytes": GAP8.l2_reserved_bytes + budget})
+    _assert_placement_is_the_c(report)
+    placement = report["placement"]
+    assert placement["l3_activation_bytes"] > 0 and placement["l2_peak_bytes"] <= budget
+    layers = [layer for layer in report["layers"] if layer.get("tiled")]
+    assert sum(layer["inputs_in"] == "L3" for layer in layers) >= 10
+    assert sum(layer["traffic"]["l2_to_l3"] for layer in layers) > 0
+    text = (tmp_path / "o" / "gap8" / "network.c").read_text()
+    assert "gap8_l3_acts[GAP8_L3_ACT_BYTES] GAP8_L3_DATA" in text
+
+
+def test_l2_too_small_even_with_l3_is_refused_naming_the_overflow(int8_model, tmp_path, capsys):
+    """When L2 cannot hold what must stay there (the stage of one L3 copy, activations a kernel
+    reads directly), --emit-c refuses in one error naming the budget and by how much; the
+    report's placement says it does not fit."""
     import re
 
     model = int8_model("mobilenet_v1_025_96")
@@ -84,14 +107,14 @@ def test_activations_beyond_l2_are_refused_naming_the_budget(int8_model, tmp_pat
     rc = main(["compile", model, "--emit-c", "--hw", str(hw), "-o", str(tmp_path / "o"), "-q"])
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 1 and len(err) == 1, err
-    m = re.fullmatch(r"error: --emit-c: activations of ([\d,]+) B exceed the L2 budget of "
-                     rf"{budget:,} B \(L2 less code and runtime; the largest, (\S+) written by "
-                     r"layer (\S+), is ([\d,]+) B\): activations in L3 are not supported yet",
-                     err[0])
+    m = re.fullmatch(r"error: --emit-c: the L2 data \(([\d,]+) B of activations, ([\d,]+) B of "
+                     r"weights, a ([\d,]+) B stage, ([\d,]+) B of inputs and outputs\) exceeds "
+                     rf"the L2 budget of {budget:,} B \(L2 less code and runtime\) by ([\d,]+) B, "
+                     r".*", err[0])
     assert m, err[0]
-    arena, largest = (int(m.group(i).replace(",", "")) for i in (1, 4))
-    assert arena > budget and 0 < largest <= arena
+    arena, weights, stage, io, over = (int(m.group(i).replace(",", "")) for i in range(1, 6))
+    assert arena + weights + stage + io - budget == over > 0 and io > 0
     rc = main(["compile", model, "--hw", str(hw), "-o", str(tmp_path / "r"), "-q"])
     placement = json.loads((tmp_path / "r" / "report.json").read_text())["placement"]
-    assert rc == 0 and placement["activations_fit_l2"] is False
+    assert rc == 0 and placement["fits_l2"] is False
     assert placement["activation_arena_bytes"] == arena

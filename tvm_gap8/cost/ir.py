@@ -121,10 +121,19 @@ def copy_traffic(func) -> dict:
         key = (str(direction), role)
         if TRANSPOSE_ANN in block.annotations:
             key = (*key, TRANSPOSE_ANN)
-        acc = out.setdefault(key, {"bytes": 0, "transfers": 0})
+        acc = out.setdefault(key, {"bytes": 0, "transfers": 0, "largest": 0})
         acc["bytes"] += elements * elem_bytes
         acc["transfers"] += transfers
+        per_issue = np.sum(valid, axis=axes) if axes else np.asarray(valid, np.int64)
+        acc["largest"] = max(acc["largest"], int(np.max(per_issue, initial=0)) * elem_bytes)
     return out
+
+
+def largest_copy(func, direction: str, role: str) -> int:
+    """Bytes of the largest single transfer of the kernel's ``role`` copies in ``direction``
+    (what one staged copy through an L2 buffer must hold)."""
+    return max((v["largest"] for k, v in copy_traffic(func).items()
+                if k[:2] == (direction, role)), default=0)
 
 
 def kernel_counts(func) -> dict:

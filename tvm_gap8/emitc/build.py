@@ -31,7 +31,7 @@ RV32_FLAGS = ["-march=rv32imc", "-mabi=ilp32", "-O2", "--specs=picolibc.specs",
 SOFT_FLOAT = re.compile(r"__[a-z]+[sd]f[0-9a-z]*$")
 COUNTER_FIELDS = ("l2_to_l1_bytes", "l1_to_l2_bytes", "l3_to_l2_bytes", "l2_to_l1_transfers",
                   "l1_to_l2_transfers", "l3_to_l2_transfers", "macs", "tiles", "instructions",
-                  "dma_instructions")
+                  "dma_instructions", "l2_to_l3_bytes", "l2_to_l3_transfers")
 
 
 def rv32_available() -> str | None:

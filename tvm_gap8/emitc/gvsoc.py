@@ -40,7 +40,7 @@ RV32_GCC = "riscv64-unknown-elf-gcc"
 PICOLIBC = "/usr/lib/picolibc/riscv64-unknown-elf"
 COUNTER_FIELDS = ("l2_to_l1_bytes", "l1_to_l2_bytes", "l3_to_l2_bytes", "l2_to_l1_transfers",
                   "l1_to_l2_transfers", "l3_to_l2_transfers", "macs", "tiles", "cycles",
-                  "dma_wait_cycles")
+                  "dma_wait_cycles", "l2_to_l3_bytes", "l2_to_l3_transfers")
 
 
 def home() -> Path:

@@ -6,11 +6,13 @@
   (Relax ``main`` returning a Tuple) has one output pointer per field, in order.
 * Each ``call_tir`` (gap8 kernels and the TIR of ops TVM legalizes for us) is one layer, its
   function emitted by ``plainc``; reshapes are aliases (no code, no memory).
-* L2 activations live in one static arena (greedy first-fit over tensor lifetimes); weights are
-  ``const`` arrays in L2, or in one L3 array, as the network's placement says (``ir/placement.py``,
-  decided in ``passes/place.py`` on the tensors read here: nothing is decided here); the DMA
-  back end stages each L3 weight tile through L2 (``l3_to_l2`` bytes = the weight bytes that
-  reach L1, the report's figure); L1 is one static arena of the largest kernel's need.
+* Activations live in one static L2 arena (greedy first-fit over tensor lifetimes), those the
+  placement put in L3 in a second one (``gap8_l3_acts``); weights are ``const`` arrays in L2,
+  or in one L3 array, as the network's placement says (``ir/placement.py``, decided in
+  ``passes/place.py`` on the tensors read here: nothing is decided here); the DMA back end
+  stages each L3 tile through L2 (``l3_to_l2`` bytes = the weight and input bytes that reach L1
+  from L3, ``l2_to_l3`` = the output bytes written back to L3, the report's figures); L1 is
+  one static arena of the largest kernel's need.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ class Tensor:
     nbytes: int
     first: int = -1  # layer that writes it (-1: before the network)
     last: int = -1  # last layer reading it
-    offset: int = -1  # in the L2 arena (act), or the L3 array (const in L3)
+    offset: int = -1  # in its arena (act: L2 or L3), or the L3 array (const in L3)
     alias_of: str | None = None
     data: np.ndarray | None = None
     memory: str = "L2"
@@ -55,6 +57,8 @@ class Layer:
     args: list  # tensor names, kernel parameter order (inputs then output)
     gap8: bool
     weights_in: str = "L2"  # where its DMA-read weights are in the C (set by _place_weights)
+    inputs_in: str = "L2"  # where the activations it reads / writes are in the C (_plan_memory)
+    output_in: str = "L2"
 
 
 @dataclass
@@ -86,7 +90,8 @@ class Network:
     l1_arena: int = 0
     l3_bytes: int = 0
     l2_weights: int = 0
-    l3_stage_bytes: int = 0  # the L2 buffer L3 weight tiles pass through (the placement's)
+    l3_stage_bytes: int = 0  # the L2 buffer L3 tiles pass through (the placement's)
+    l3_act_bytes: int = 0  # the L3 activation arena (activations L2 cannot hold)
     cluster_stack_bytes: int = 1024  # per core, in L1 beside the arena (from the target)
     stats: dict = field(default_factory=dict)
 
@@ -327,9 +332,18 @@ def first_fit(items):
 
 
 def _plan_memory(net, placement):
-    offsets, net.l2_arena = activation_arena(net.tensors)
-    for name, off in offsets.items():
+    in_l3 = {n for n, t in net.tensors.items()
+             if t.kind == "act" and placement is not None and placement.memory_of(n) == "L3"}
+    l2_offsets, net.l2_arena, l3_offsets, net.l3_act_bytes = activation_arenas(net.tensors, in_l3)
+    for name, off in l2_offsets.items():
         net.tensors[name].offset = off
+    for name, off in l3_offsets.items():
+        net.tensors[name].offset, net.tensors[name].memory = off, "L3"
+    for layer in net.layers:
+        memory = [net.tensors[_root(net.tensors, a)].memory for a in layer.args
+                  if net.tensors[a].kind != "const"]
+        layer.inputs_in = "L3" if "L3" in memory[:-1] else "L2"
+        layer.output_in = memory[-1]
     net.l1_arena = max((k.l1_bytes for k in net.kernels.values()), default=0)
     _place_weights(net, placement)
 
@@ -368,10 +382,10 @@ def _place_weights(net, placement):
                 l3_off += _aligned(t.nbytes)
             else:
                 l2_used += _aligned(t.nbytes)
-        if any(net.tensors[a].memory == "L3" for a in layer.args[:-1]):
+        if any(net.tensors[a].memory == "L3" for a in staged):
             layer.weights_in = "L3"
     net.l3_bytes, net.l2_weights = l3_off, l2_used
-    net.l3_stage_bytes = placement.stage_bytes if l3_off else 0
+    net.l3_stage_bytes = placement.stage_bytes if l3_off or net.l3_act_bytes else 0
 
 
 @dataclass
@@ -397,10 +411,18 @@ def read_tensors(lowered: tvm.IRModule) -> NetworkTensors:
     return NetworkTensors(mod, reader.tensors, reader.layers, inputs, outputs, boundary)
 
 
-def activation_arena(tensors: dict) -> tuple[dict, int]:
-    """({activation: offset}, bytes) of the L2 activation arena (first fit over lifetimes)."""
-    return first_fit([(t.name, t.nbytes, t.first, t.last) for t in tensors.values()
-                      if t.kind == "act"])
+def activation_arenas(tensors: dict, in_l3=frozenset()) -> tuple[dict, int, dict, int]:
+    """({activation: offset}, bytes) of the L2 activation arena, then of the L3 one holding the
+    activations ``in_l3`` (each first fit over lifetimes)."""
+    def arena(memory_is_l3):
+        return first_fit([(t.name, t.nbytes, t.first, t.last) for t in tensors.values()
+                          if t.kind == "act" and (t.name in in_l3) == memory_is_l3])
+    return (*arena(False), *arena(True))
+
+
+def root_of(tensors: dict, name: str) -> str:
+    """The tensor ``name`` aliases (itself when it is no alias)."""
+    return _root(tensors, name)
 
 
 def read_network(lowered: tvm.IRModule, hw, instrument: bool = True,
@@ -416,7 +438,7 @@ def read_network(lowered: tvm.IRModule, hw, instrument: bool = True,
     net = Network(read.tensors, read.layers, kernels, read.inputs, read.outputs,
                   read.boundary, cluster_stack_bytes=hw.cluster_stack_bytes)
     if placement is not None:
-        refuse_activations_beyond_l2(placement)
+        refuse_beyond_l2(placement)
     _plan_memory(net, placement)
     net.stats = {
         "dma_calls": sum(k.dma_calls for k in kernels.values()),
@@ -429,17 +451,21 @@ def read_network(lowered: tvm.IRModule, hw, instrument: bool = True,
     return net
 
 
-def refuse_activations_beyond_l2(placement: Placement) -> None:
-    """Activations live in L2 (one arena): a network whose arena exceeds the L2 budget would
-    need activations in L3, tiled L3 <-> L2 <-> L1, which the C back end does not do yet."""
-    if placement.activations_fit_l2:
+def refuse_beyond_l2(placement: Placement) -> None:
+    """What the placement keeps in L2 must fit it: activations only copy stages touch go to
+    L3 when they do not, but one that a kernel reads directly (or a network input or output,
+    which the caller passes) cannot."""
+    if placement.fits_l2:
         return
     layer, big = placement.largest_output()
     raise UnsupportedError(
-        f"--emit-c: activations of {placement.activation_arena_bytes:,} B exceed the L2 budget "
-        f"of {placement.l2_budget:,} B (L2 less code and runtime; the largest, {big.name} "
-        f"written by layer {layer}, is {big.nbytes:,} B): activations in L3 are not supported "
-        "yet")
+        f"--emit-c: the L2 data ({placement.activation_arena_bytes:,} B of activations, "
+        f"{placement.l2_weight_bytes:,} B of weights, a {placement.stage_bytes:,} B stage, "
+        f"{placement.io_bytes:,} B of inputs and outputs) "
+        f"exceeds the L2 budget of {placement.l2_budget:,} B (L2 less code and runtime) by "
+        f"{placement.l2_peak_bytes - placement.l2_budget:,} B, with every activation that only "
+        f"copy stages touch already in L3 (the largest output, {big.name} of layer {layer}, "
+        f"is {big.nbytes:,} B, in {big.memory})")
 
 
 def c_type(dtype: str) -> str:

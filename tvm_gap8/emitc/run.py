@@ -15,7 +15,8 @@ from ..check import check_outputs, random_inputs
 from ..check.host import build_host, run_host
 from ..errors import UsageError
 from ..progress import step
-from ..ir.vocab import DMA_TRANSFERS, L1_TO_L2_ACT, L2_TO_L1_ACT, L2_TO_L1_WGT, L3_TO_L2
+from ..ir.vocab import (DMA_TRANSFERS, L1_TO_L2_ACT, L2_TO_L1_ACT, L2_TO_L1_WGT, L2_TO_L3,
+                        L3_TO_L2)
 from . import build, gvsoc
 from .network import read_network
 from .project import libm_calls, write_project
@@ -53,10 +54,15 @@ def _static_layers(report, net):
     return {e.index: t for e, t in zip(emitted, tiled)}
 
 
-def _expected_l3(net, report_layer):
-    """Bytes the layer streams L3 -> L2: its weight bytes reaching L1 when its weights are in
-    L3 (the report's l3_to_l2 when the report placed them there too)."""
-    return report_layer["traffic"][L2_TO_L1_WGT] if report_layer else 0
+def _expected_l3(layer, report_layer) -> tuple[int, int]:
+    """Bytes the C layer moves (L3 -> L2, L2 -> L3), read off the IR's counts where the C put
+    its tensors: the weight bytes reaching L1 when its weights are in L3, the input bytes when
+    its inputs are, the output bytes when its output is (the report's l3_to_l2 and l2_to_l3
+    when the report placed them there too)."""
+    t = report_layer["traffic"]
+    read = (t[L2_TO_L1_WGT] if layer.weights_in == "L3" else 0) + \
+        (t[L2_TO_L1_ACT] if layer.inputs_in == "L3" else 0)
+    return read, t[L1_TO_L2_ACT] if layer.output_in == "L3" else 0
 
 
 def measured(counters, net, report) -> dict:
@@ -65,18 +71,21 @@ def measured(counters, net, report) -> dict:
     for layer, c in zip(net.layers, counters):
         st = static.get(layer.index)
         row = {"name": layer.name, "kernel": layer.kernel, "kind": layer.kind,
-               "weights_in": layer.weights_in, **c}
+               "weights_in": layer.weights_in, "inputs_in": layer.inputs_in,
+               "output_in": layer.output_in, **c}
         if st is not None:
             traffic = st["traffic"]
-            l3 = _expected_l3(net, st) if layer.weights_in == "L3" else 0
+            l3_read, l3_write = _expected_l3(layer, st)
             row["static"] = {"l2_to_l1_bytes": traffic[L2_TO_L1_ACT] + traffic[L2_TO_L1_WGT],
                              "l1_to_l2_bytes": traffic[L1_TO_L2_ACT],
                              "l2_l1_transfers": traffic[DMA_TRANSFERS],
-                             "l3_to_l2_bytes": l3, "report_l3_to_l2": traffic[L3_TO_L2],
-                             "macs": st["macs"]}
+                             "l3_to_l2_bytes": l3_read, "l2_to_l3_bytes": l3_write,
+                             "report_l3_to_l2": traffic[L3_TO_L2],
+                             "report_l2_to_l3": traffic[L2_TO_L3], "macs": st["macs"]}
             got = {"l2_to_l1_bytes": c["l2_to_l1_bytes"], "l1_to_l2_bytes": c["l1_to_l2_bytes"],
                    "l2_l1_transfers": c["l2_to_l1_transfers"] + c["l1_to_l2_transfers"],
-                   "l3_to_l2_bytes": c["l3_to_l2_bytes"], "macs": c["macs"]}
+                   "l3_to_l2_bytes": c["l3_to_l2_bytes"], "l2_to_l3_bytes": c["l2_to_l3_bytes"],
+                   "macs": c["macs"]}
             row["equal_to_static"] = all(got[k] == row["static"][k] for k in got)
         rows.append(row)
     keys = [k for k in build.COUNTER_FIELDS]
@@ -99,12 +108,12 @@ def measured_gvsoc(ran: "gvsoc.GvsocRun", net, report) -> dict:
                      "modelled_cycles": st["plan"]["cycles"] if st else None,
                      **{k: v for k, v in c.items() if k != "macs"}})
     keys = ("cycles", "dma_wait_cycles", "l2_to_l1_bytes", "l1_to_l2_bytes", "l3_to_l2_bytes",
-            "macs")
+            "l2_to_l3_bytes", "macs")
     totals = {k: sum(r[k] for r in rows) for k in keys}
     totals["network_cycles"] = ran.cycles
     totals["modelled_cycles"] = sum(r["modelled_cycles"] or 0 for r in rows)
     return {"source": gvsoc.SOURCE, "note": gvsoc.PLATFORM_NOTE,
-            "l3_stand_in": bool(net.l3_bytes), "layers": rows, "totals": totals}
+            "l3_stand_in": bool(net.l3_bytes or net.l3_act_bytes), "layers": rows, "totals": totals}
 
 
 def _compare(ours: np.ndarray, llvm: np.ndarray, quant) -> dict:
@@ -182,7 +191,7 @@ def _emit_record(net, files) -> dict:
     return {"dir": "gap8", "files": files, "l2_arena_bytes": net.l2_arena,
             "l1_arena_bytes": net.l1_arena, "l2_weight_bytes": net.l2_weights,
             "l3_weight_bytes": net.l3_bytes, "l3_stage_bytes": net.l3_stage_bytes,
-            "layers": len(net.layers),
+            "l3_activation_bytes": net.l3_act_bytes, "layers": len(net.layers),
             "inputs": len(net.inputs), "outputs": len(net.outputs),
             "libm_calls": libm_calls(net), "float_layers": float_layers(net),
             **net.stats}

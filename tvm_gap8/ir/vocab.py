@@ -37,6 +37,7 @@ L2_TO_L1_WGT = "l2_to_l1_wgt"
 DMA_TRANSFERS = "dma_transfers"
 L2_TO_L1_TRANSPOSED = "l2_to_l1_transposed"  # the part of l2_to_l1_act copied transposing
 L3_TO_L2 = "l3_to_l2"
+L2_TO_L3 = "l2_to_l3"  # activations the placement put in L3, written back through L2
 
 # -- attributes of a composite function (set by the fusion / formation passes) -----------------
 KIND_ATTR = "gap8.kind"  # also on the lowered PrimFunc

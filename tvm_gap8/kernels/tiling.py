@@ -202,9 +202,12 @@ class LayerCost:
     ``contiguous``: MATCH's +1 cycle per row of a 2-D copy is left out), the copies at the
     pipelined loop overlapping compute under double buffering, per-tile and per-layer
     overheads (``cycles.kernel_cycles``, the one home of the model). When the weights stream
-    from L3 (the network's placement put them there: ``hw.weights_memory``), every weight copy is preceded by its L3->L2 copy (kind ``l3``,
-    the same bytes), which overlaps compute only where its L2->L1 copy does: at the pipelined
-    (double-buffered) loop."""
+    from L3 (the network's placement put them there: ``hw.weights_memory``), every weight copy is
+    preceded by its L3->L2 copy (kind ``l3``, the same bytes), which overlaps compute only where
+    its L2->L1 copy does: at the pipelined (double-buffered) loop; so are input copies when the
+    layer's inputs are in L3 (``hw.inputs_memory``), and output copies are followed by their
+    L2->L3 copy when its output is (``hw.output_memory``; the same kind: the HyperBus is one
+    bus either way)."""
 
     hw: Gap8Target
     compute: float
@@ -219,13 +222,21 @@ class LayerCost:
         records = [_transfer(b) for b in bufs if b.transfers]
         overlap = [_transfer(b) for b in bufs if b.transfers and b.at == pipelined] \
             if pipelined else []
-        if self.hw.weights_memory == "L3":
-            l3 = [(b, _transfer(b, "l3")) for b in bufs if b.role == WEIGHT and b.transfers]
-            records += [r for _, r in l3]
-            overlap += [r for b, r in l3 if pipelined and b.at == pipelined]
+        l3 = [(b, _transfer(b, "l3")) for b in bufs
+              if b.transfers and b.role in l3_roles(self.hw)]
+        records += [r for _, r in l3]
+        overlap += [r for b, r in l3 if pipelined and b.at == pipelined]
         overlap = (overlap, trips[pipelined]) if pipelined else ([], 1)
         tiles = max(trips.values())
         return lambda *_: cycles.kernel_cycles(self.hw, self.compute, records, tiles, overlap)
+
+
+def l3_roles(hw: Gap8Target) -> tuple:
+    """The buffer roles whose copies cross L3 <-> L2 too, where the placement put the layer's
+    weights, inputs and output (``hw.*_memory``)."""
+    memories = ((WEIGHT, hw.weights_memory), (INPUT, hw.inputs_memory),
+                (OUTPUT, hw.output_memory))
+    return tuple(role for role, memory in memories if memory == "L3")
 
 
 def is_float_kernel(bufs) -> bool:

@@ -76,11 +76,12 @@ class LowerFusedKernels:
         return relax.transform.DeadCodeElimination()(out)
 
     def _placed(self, layer: str) -> Gap8Target:
-        """The target ``layer`` is planned and costed with: its weights where placed."""
+        """The target ``layer`` is planned and costed with: its weights, inputs and output
+        where placed."""
         placement = self.compilation.placement
         if placement is None:
             return self.hw
-        return self.hw.replace(weights_memory=placement.weights_in(layer))
+        return self.hw.replace(**placement.memories(layer))
 
 
 def _plan_group(call, func, placed, plans, decisions: dict) -> list:
@@ -205,8 +206,8 @@ class _FusedLowerer(PyExprMutator):  # pylint: disable=abstract-method
             PLAN_ATTR: plan.tile(),
             PLAN_FIGURES_ATTR: plan.figures(),
             EPILOGUES_ATTR: spec.describe_epilogues(),
-            PLACEMENT_ATTR: kernel_placement(self.placed(info["layer"]).weights_memory,
-                                             plan.l2_to_l1_wgt, plan.weight_tile_bytes),
+            PLACEMENT_ATTR: kernel_placement(self.placed(info["layer"]), plan.figures(),
+                                             plan.weight_tile_bytes),
         })
         name = f"gap8_{spec.kind}_{_sanitize(info['layer'].split('+')[0])}"
         gv = self.builder_.add_func(prim, name)

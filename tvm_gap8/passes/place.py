@@ -3,17 +3,22 @@
 Where a tensor lives depends on the network's tensors only (their bytes and lifetimes), never
 on the tiles: so the network is lowered once to learn its tensors (the same ones the C emits,
 read by ``emitc.network.read_tensors``), the placement is decided on them, and, when it puts
-any weight in L3, the network is lowered again with every layer planned and costed under it
+anything in L3, the network is lowered again with every layer planned and costed under it
 (``LowerFusedKernels`` reading ``compilation.placement``). The record is the compilation's
 (``Compilation.placement``): the report and the C emitter read it there.
 
-The rule: activations in L2 (one arena, first fit over lifetimes); weights the cores read
-directly in L2; the weights a layer's DMA stages read (its streamable weights) in L2 while
-they fit beside the arena, else in L3 — when something must go, the L2 room goes first to
-the layers whose weights are copied most often per byte (their plans' weight traffic / weight
-bytes), so the fewest bytes cross L3 -> L2; ties in layer order. A weight in L3 needs one
-staging buffer in L2 for one copy: reserved at its bound (the L1 budget, or the largest weight
-in L3 when smaller) for the decision, then sized to the final kernels' largest weight tile.
+The rule: activations in L2 (one arena, first fit over lifetimes) while they fit beside the
+weights the cores read directly; when they do not, the largest activations that only copy
+stages touch move to L3 (their own arena, first fit too), the fewest that let the L2 arena fit
+beside one stage buffer (DORY's and AutoTiler's answer: activations tiled L3 <-> L2 <-> L1;
+each input tile then crosses L3 -> L2 stage -> L1, each output tile L1 -> L2 stage -> L3).
+Weights the cores read directly in L2; the weights a layer's DMA stages read (its streamable
+weights) in L2 while they fit beside the arena, else in L3 — when something must go, the L2
+room goes first to the layers whose weights are copied most often per byte (their plans'
+weight traffic / weight bytes), so the fewest bytes cross L3 -> L2; ties in layer order.
+Anything in L3 needs one staging buffer in L2 for one copy: reserved at its bound (the L1
+budget, or the largest weight in L3 when smaller) for the decision, then sized to the final
+kernels' largest copy through it.
 """
 
 from __future__ import annotations
@@ -23,13 +28,15 @@ from dataclasses import replace
 import tvm
 from tvm import relax
 
-from ..emitc.network import ALIGN, activation_arena, read_tensors
+from ..emitc.network import ALIGN, activation_arenas, read_tensors, root_of
 from ..errors import UnsupportedError
 from ..ir.placement import (ACTIVATION_ROLE, WEIGHT_ROLE, WEIGHT_TILE_BYTES, LayerPlacement,
                          Placement, TensorPlace)
 from ..target import GAP8, Gap8Target, gap8_enabled
 from ..ir.tirwalk import sblocks
-from ..ir.vocab import COPY_ANN, KIND_ATTR, L2_TO_L1_WGT, PLACEMENT_ATTR, PLAN_FIGURES_ATTR
+from ..cost.ir import largest_copy
+from ..ir.vocab import (COPY_ANN, INPUT, KIND_ATTR, L1_TO_L2, L2_TO_L1, L2_TO_L1_WGT, OUTPUT,
+                         PLACEMENT_ATTR, PLAN_FIGURES_ATTR)
 from .compilation import Compilation
 from .lower import LowerFusedKernels
 from .qdq import SimplifyQDQ
@@ -43,9 +50,18 @@ def _aligned(n: int) -> int:
 def dma_read_params(prim: tvm.tirx.PrimFunc) -> set:
     """Indices of a kernel's parameters that only its copy stages read (the DMA moves them:
     they may live in L3)."""
+    return _copied_only(prim, lambda block: block.reads)
+
+
+def dma_write_params(prim: tvm.tirx.PrimFunc) -> set:
+    """Indices of a kernel's parameters that only its copy stages write."""
+    return _copied_only(prim, lambda block: block.writes)
+
+
+def _copied_only(prim, regions) -> set:
     copied, direct = set(), set()
     for block in sblocks(prim):
-        names = {r.source.name for r in block.reads}
+        names = {r.source.name for r in regions(block)}
         (copied if COPY_ANN in block.annotations else direct).update(names)
     return {i for i, p in enumerate(prim.params) if p.name in copied - direct}
 
@@ -96,32 +112,79 @@ def _stage_bytes(hw: Gap8Target, l3: set, weight_bytes: dict) -> int:
     return min(hw.l1_budget, max((weight_bytes[n] for n in l3), default=0))
 
 
+def _l3_candidates(read) -> list:
+    """Activations that may live in L3, largest first: written and read only by copy stages
+    (the cores cannot address L3) of gap8 kernels that read no other activation (a layer's
+    inputs are all in L2 or all in L3, so its L3 traffic is its plan's input traffic) and whose
+    layer names are the network's alone (the placement is read per layer name)."""
+    names = [layer.name for layer in read.layers]
+    ok: dict = {}
+    for layer in read.layers:
+        prim = read.mod[layer.kernel]
+        unique = layer.gap8 and names.count(layer.name) == 1
+        reads = dma_read_params(prim) if unique else set()
+        acts = {root_of(read.tensors, a) for a in layer.args[:-1]
+                if read.tensors[a].kind != "const"}
+        for i, arg in enumerate(layer.args[:-1]):
+            if read.tensors[arg].kind != "const":
+                root = root_of(read.tensors, arg)
+                ok[root] = ok.get(root, True) and i in reads and len(acts) == 1
+        out = root_of(read.tensors, layer.args[-1])
+        ok[out] = ok.get(out, True) and unique and \
+            len(layer.args) - 1 in dma_write_params(prim)
+    return sorted((n for n, good in ok.items() if good and read.tensors[n].kind == "act"),
+                  key=lambda n: (-read.tensors[n].nbytes, n))
+
+
+def _activations_in_l3(read, room: int) -> set:
+    """The fewest largest activations to move to L3 (``_l3_candidates``) for the L2 activation
+    arena to fit ``room``; all of them when it cannot (the caller reports the overflow)."""
+    l3: set = set()
+    candidates = _l3_candidates(read)
+    while activation_arenas(read.tensors, l3)[1] > room and candidates:
+        l3.add(candidates.pop(0))
+    return l3
+
+
 def decide_placement(lowered: tvm.IRModule, hw: Gap8Target) -> Placement:
     """Every weight's and activation's memory for the network ``lowered`` (see the module)."""
     read = read_tensors(lowered)
-    _, arena = activation_arena(read.tensors)
     streamable, direct = _weights_of(read)
     weight_bytes = {n: _aligned(t.nbytes) for n, t in read.tensors.items() if t.kind == "const"}
-    room = hw.l2_budget - arena
+    io = sum(_aligned(t.nbytes) for t in read.tensors.values() if t.kind in ("input", "output"))
+    budget = hw.l2_budget - io  # the caller's inputs and outputs are in L2 too
+    direct_bytes = sum(weight_bytes[n] for n in direct)
+    all_in_l2 = activation_arenas(read.tensors)[1]
+    weight_stage = 0 if all_in_l2 + sum(weight_bytes.values()) <= budget or not streamable \
+        else _stage_bytes(hw, {n for names in streamable.values() for n in names}, weight_bytes)
+    l3_acts: set = set()
+    if all_in_l2 + direct_bytes + weight_stage > budget:
+        l3_acts = _activations_in_l3(read, budget - direct_bytes - hw.l1_budget)
+    _, arena, _, l3_arena = activation_arenas(read.tensors, l3_acts)
+    room = budget - arena
     l3: set = set()
-    stage = 0
-    if sum(weight_bytes.values()) > room and streamable:
-        stage = _stage_bytes(hw, {n for names in streamable.values() for n in names}, weight_bytes)
-        l3 = _in_l3(read, streamable, room - stage - sum(weight_bytes[n] for n in direct))
-        stage = _stage_bytes(hw, l3, weight_bytes)
+    stage = hw.l1_budget if l3_acts else 0  # bound: one copy lands in L1
+    if sum(weight_bytes.values()) > room - stage and streamable:
+        stage = stage or _stage_bytes(
+            hw, {n for names in streamable.values() for n in names}, weight_bytes)
+        l3 = _in_l3(read, streamable, room - stage - direct_bytes)
+        stage = max(_stage_bytes(hw, l3, weight_bytes), hw.l1_budget if l3_acts else 0)
     layers = []
     for layer in read.layers:
         consts = [n for n in dict.fromkeys(layer.args[:-1]) if read.tensors[n].kind == "const"]
         acts = [n for n in dict.fromkeys(layer.args) if read.tensors[n].kind != "const"]
+        memory = {n: "L3" if root_of(read.tensors, n) in l3_acts else "L2" for n in acts}
         layers.append(LayerPlacement(
             layer.name, "L3" if any(n in l3 for n in consts) else "L2",
             tuple(TensorPlace(n, WEIGHT_ROLE, "L3" if n in l3 else "L2", weight_bytes[n])
                   for n in consts),
-            tuple(TensorPlace(n, ACTIVATION_ROLE, "L2", read.tensors[n].nbytes)
-                  for n in acts)))
+            tuple(TensorPlace(n, ACTIVATION_ROLE, memory[n], read.tensors[n].nbytes)
+                  for n in acts),
+            inputs_in="L3" if any(memory[n] == "L3" for n in acts[:-1]) else "L2",
+            output_in=memory[acts[-1]] if acts else "L2"))
     l3_bytes = sum(weight_bytes[n] for n in l3)
     return Placement(tuple(layers), hw.l2_budget, arena, stage,
-                     sum(weight_bytes.values()) - l3_bytes, l3_bytes)
+                     sum(weight_bytes.values()) - l3_bytes, l3_bytes, l3_arena, io)
 
 
 def _lower(mod, hw, compilation):
@@ -133,9 +196,10 @@ def _same_tensors(lowered, placement: Placement) -> None:
     """The re-lowered network has the tensors the placement was decided on."""
     tensors = read_tensors(lowered).tensors
     for p in placement.layers:
-        for t in p.weights:
-            if t.name not in tensors or _aligned(tensors[t.name].nbytes) != t.nbytes:
-                raise RuntimeError(f"placement: weight {t.name} of layer {p.layer} changed "
+        for t in p.weights + p.activations:
+            size = tensors[t.name].nbytes if t.name in tensors else None
+            if size is None or (_aligned(size) if t.role == WEIGHT_ROLE else size) != t.nbytes:
+                raise RuntimeError(f"placement: {t.role} {t.name} of layer {p.layer} changed "
                                     "when the network was planned under its placement")
 
 
@@ -160,7 +224,7 @@ class LowerAndPlace:
         except UnsupportedError:
             return lowered
         self.compilation.placement = placement
-        if placement.l3_weight_bytes:
+        if placement.uses_l3:
             lowered = _lower(mod, self.hw, self.compilation)
             _same_tensors(lowered, placement)
             # the stage was reserved at its bound; the final tiles say what it must hold
@@ -170,12 +234,22 @@ class LowerAndPlace:
 
 
 def _final_stage(lowered, placement: Placement) -> int:
-    """The L3 stage the final kernels need: their largest weight tile among the layers whose
-    weights are in L3 (one L3 copy stages at most one tile), within the decision's bound."""
-    tiles = [int(f.attrs[PLACEMENT_ATTR][WEIGHT_TILE_BYTES]) for _, f in lowered.functions_items()
-             if isinstance(f, tvm.tirx.PrimFunc) and f.attrs is not None
-             and PLACEMENT_ATTR in f.attrs and str(f.attrs[PLACEMENT_ATTR]["weights_in"]) == "L3"]
-    return min(placement.stage_bytes, _aligned(max(tiles, default=placement.stage_bytes)))
+    """The L3 stage the final kernels need: the largest single copy that crosses it (one L3
+    copy stages at most one tile): weight tiles of the layers whose weights are in L3, input
+    and output copies of the layers whose activations are, within the decision's bound."""
+    copies = []
+    for _, f in lowered.functions_items():
+        if not (isinstance(f, tvm.tirx.PrimFunc) and f.attrs is not None
+                and PLACEMENT_ATTR in f.attrs):
+            continue
+        where = f.attrs[PLACEMENT_ATTR]
+        if str(where["weights_in"]) == "L3":
+            copies.append(int(where[WEIGHT_TILE_BYTES]))
+        if str(where["inputs_in"]) == "L3":
+            copies.append(largest_copy(f, L2_TO_L1, INPUT))
+        if str(where["output_in"]) == "L3":
+            copies.append(largest_copy(f, L1_TO_L2, OUTPUT))
+    return min(placement.stage_bytes, _aligned(max(copies, default=placement.stage_bytes)))
 
 
 def _has_kernels(mod) -> bool:

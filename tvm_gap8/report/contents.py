@@ -21,7 +21,7 @@ from ..kernels.geometry import conv_kind
 from ..passes import unfused_of
 from ..passes.formation import refusals_of
 from ..ir.vocab import (HWC, DMA_TRANSFERS, EPILOGUES_ATTR, INTEGER_ATTR, KIND_ATTR, L1_TO_L2_ACT,
-                        L2_TO_L1_ACT, L2_TO_L1_TRANSPOSED, L2_TO_L1_WGT, L3_TO_L2, LAYOUTS_ATTR,
+                        L2_TO_L1_ACT, L2_TO_L1_TRANSPOSED, L2_TO_L1_WGT, L2_TO_L3, L3_TO_L2, LAYOUTS_ATTR,
                         MACS_ATTR, PLACEMENT_ATTR, PLAN_ATTR, PLAN_FIGURES_ATTR, WORK_ATTR)
 
 
@@ -67,9 +67,11 @@ def _kernel_entry(prim, counts_cache, name):
         counts_cache[name] = kernel_counts(prim)
     counts = counts_cache[name]
     placement = prim.attrs[PLACEMENT_ATTR]
-    traffic = {**counts["traffic"], L3_TO_L2: int(placement[L3_TO_L2])}
+    traffic = {**counts["traffic"], L3_TO_L2: int(placement[L3_TO_L2]),
+               L2_TO_L3: int(placement[L2_TO_L3])}
     return {"l1_peak_bytes": counts["l1_peak_bytes"], "traffic": traffic,
             "weights_in": str(placement["weights_in"]),
+            "inputs_in": str(placement["inputs_in"]), "output_in": str(placement["output_in"]),
             "plan": {str(k): int(v) for k, v in prim.attrs[PLAN_FIGURES_ATTR].items()}}
 
 
@@ -179,6 +181,7 @@ def totals_of(layers: list[dict]) -> dict:
             "act_bytes": total(L2_TO_L1_ACT) + total(L1_TO_L2_ACT),
             "transposed_bytes": total(L2_TO_L1_TRANSPOSED),
             "weight_bytes": total(L2_TO_L1_WGT), "l3_to_l2_bytes": total(L3_TO_L2),
+            "l2_to_l3_bytes": total(L2_TO_L3),
             "dma_transfers": total(DMA_TRANSFERS),
             "compulsory_act_bytes": sum(layer["compulsory_act_bytes"] for layer in tiled),
             "kernels": len(tiled)}

@@ -9,7 +9,8 @@
 #define GAP8_DIR_L2_TO_L1 0
 #define GAP8_DIR_L1_TO_L2 1
 #define GAP8_DIR_L3_TO_L2 2
-#define GAP8_NB_DIRS 3
+#define GAP8_DIR_L2_TO_L3 3 /* counted only: the back ends tell an L3 copy by its address */
+#define GAP8_NB_DIRS 4
 
 /* n2 blocks of n1 rows of row_bytes; strides between blocks (s2) and rows (s1) per side */
 int32_t gap8_dma_copy_3d(void *dst, const void *src, int32_t n2, int32_t n1, int32_t row_bytes,

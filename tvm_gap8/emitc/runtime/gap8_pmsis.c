@@ -11,8 +11,10 @@
  * Common/Utils/mem.c does), and points gap8_l3_weights at its HyperRAM address. A copy whose
  * source lies there is read with pi_cl_ram_read / pi_cl_ram_read_wait (the cluster asks the
  * fabric controller's micro-DMA) into gap8_l3_stage in L2, then the cluster DMA takes the stage
- * to L1. Each such read waits before the tile is used (like every copy of this back end: the
- * overlap with compute the plan models for double-buffered loops is not exploited yet). */
+ * to L1; activations the placement put in L3 live in a second HyperRAM allocation (gap8_l3_acts,
+ * made by gap8_l3_load), read the same way and written back with pi_cl_ram_write /
+ * pi_cl_ram_write_wait from the stage. Each such read waits before the tile is used (like every
+ * copy of this back end: the overlap with compute the plan models for double-buffered loops is not exploited yet). */
 #ifdef GAP8_PMSIS
 #include "pmsis.h"
 #include "bsp/ram.h"
@@ -26,7 +28,11 @@
 
 extern int8_t gap8_l3_stage[];
 extern const int8_t *gap8_l3_begin, *gap8_l3_end;
+extern int8_t *gap8_l3_act_begin, *gap8_l3_act_end;
 extern const int8_t *gap8_l3_weights;
+#if GAP8_L3_ACT_BYTES > 0
+extern int8_t *gap8_l3_acts; /* the L3 activation arena: one HyperRAM allocation */
+#endif
 
 #define GAP8_L3_FILE "gap8_l3_weights.bin"
 #define GAP8_L3_CHUNK_BYTES 1024
@@ -49,16 +55,23 @@ static int32_t l3_copy_file(pi_fs_file_t *file, uint32_t ram_addr) {
 /* Fabric controller, once before the network runs: flash file -> HyperRAM. 0 when done (or
  * when no weight is in L3), negative on a failure (which step: -1 RAM, -2 flash, -3 file). */
 int32_t gap8_l3_load(void) {
+#if GAP8_L3_WEIGHT_BYTES > 0 || GAP8_L3_ACT_BYTES > 0
+  struct pi_hyperram_conf ram_conf;
+  pi_hyperram_conf_init(&ram_conf);
+  pi_open_from_conf(&gap8_hyperram, &ram_conf);
+  if (pi_ram_open(&gap8_hyperram)) return -1;
+#endif
+#if GAP8_L3_ACT_BYTES > 0
+  uint32_t act_addr = 0;
+  if (pi_ram_alloc(&gap8_hyperram, &act_addr, GAP8_L3_ACT_BYTES)) return -1;
+  gap8_l3_acts = (int8_t *)(uintptr_t)act_addr;
+#endif
 #if GAP8_L3_WEIGHT_BYTES > 0
   static struct pi_device flash, fs;
-  struct pi_hyperram_conf ram_conf;
   struct pi_hyperflash_conf flash_conf;
   struct pi_readfs_conf fs_conf;
   uint32_t ram_addr = 0;
-  pi_hyperram_conf_init(&ram_conf);
-  pi_open_from_conf(&gap8_hyperram, &ram_conf);
-  if (pi_ram_open(&gap8_hyperram) || pi_ram_alloc(&gap8_hyperram, &ram_addr, GAP8_L3_WEIGHT_BYTES))
-    return -1;
+  if (pi_ram_alloc(&gap8_hyperram, &ram_addr, GAP8_L3_WEIGHT_BYTES)) return -1;
   pi_hyperflash_conf_init(&flash_conf);
   pi_open_from_conf(&flash, &flash_conf);
   if (pi_flash_open(&flash)) return -2;
@@ -75,16 +88,27 @@ int32_t gap8_l3_load(void) {
   return 0;
 }
 
-static int from_l3(const void *src, int32_t dir) {
-  return dir == GAP8_DIR_L2_TO_L1 && (const int8_t *)src >= gap8_l3_begin &&
-         (const int8_t *)src < gap8_l3_end;
+/* whether p is a HyperRAM address: the L3 weights or the L3 activation arena */
+static int in_l3(const void *p) {
+  const int8_t *b = (const int8_t *)p;
+  return (b >= gap8_l3_begin && b < gap8_l3_end) ||
+         (b >= (const int8_t *)gap8_l3_act_begin && b < (const int8_t *)gap8_l3_act_end);
 }
+static int from_l3(const void *src, int32_t dir) { return dir == GAP8_DIR_L2_TO_L1 && in_l3(src); }
+static int to_l3(const void *dst, int32_t dir) { return dir == GAP8_DIR_L1_TO_L2 && in_l3(dst); }
 
 /* HyperRAM -> L2, from the cluster: one request per contiguous run, each waited for */
 static void l3_read(int8_t *l2, const int8_t *l3, uint32_t bytes) {
   pi_cl_ram_req_t req;
   pi_cl_ram_read(&gap8_hyperram, (uint32_t)(uintptr_t)l3, l2, bytes, &req);
   pi_cl_ram_read_wait(&req);
+}
+
+/* L2 -> HyperRAM, from the cluster: one request per contiguous run, each waited for */
+static void l3_write(int8_t *l3, int8_t *l2, uint32_t bytes) {
+  pi_cl_ram_req_t req;
+  pi_cl_ram_write(&gap8_hyperram, (uint32_t)(uintptr_t)l3, l2, bytes, &req);
+  pi_cl_ram_write_wait(&req);
 }
 
 static void copy_2d(int8_t *dst, const int8_t *src, int32_t rows, int32_t row_bytes,
@@ -128,6 +152,20 @@ int32_t gap8_dma_copy_3d(void *dst, const void *src, int32_t n2, int32_t n1, int
     return gap8_dma_copy_3d(dst, gap8_l3_stage, n2, n1, row_bytes, dst_s2, n1 * row_bytes,
                             dst_s1, row_bytes, GAP8_DIR_L2_TO_L1);
   }
+  if (to_l3(dst, dir)) { /* L1 -> the L2 stage (packed), then the stage -> L3 */
+    gap8_dma_copy_3d(gap8_l3_stage, src, n2, n1, row_bytes, n1 * row_bytes, src_s2, row_bytes,
+                     src_s1, GAP8_DIR_L1_TO_L2);
+    for (int32_t i = 0; i < n2; ++i) {
+      int8_t *block = (int8_t *)dst + i * dst_s2;
+      int8_t *stage = gap8_l3_stage + i * n1 * row_bytes;
+      if (dst_s1 == row_bytes)
+        l3_write(block, stage, (uint32_t)(n1 * row_bytes));
+      else
+        for (int32_t j = 0; j < n1; ++j)
+          l3_write(block + j * dst_s1, stage + j * row_bytes, (uint32_t)row_bytes);
+    }
+    return 0;
+  }
   if (dir < 0) { /* L2 -> L2 (an output that is another tensor's alias): the core copies */
     for (int32_t i = 0; i < n2; ++i)
       for (int32_t j = 0; j < n1; ++j)
@@ -155,6 +193,16 @@ int32_t gap8_dma_copy_strided(void *dst, const void *src, int32_t n2, int32_t n1
                   (const int8_t *)src + i * src_s2 + j * src_s1 + k * src_s0, (uint32_t)elem);
     return gap8_dma_copy_strided(dst, gap8_l3_stage, n2, n1, n0, elem, dst_s2, n1 * n0 * elem,
                                  dst_s1, n0 * elem, dst_s0, elem, GAP8_DIR_L2_TO_L1);
+  }
+  if (to_l3(dst, dir)) { /* L1 -> the L2 stage (packed), then -> L3 element by element */
+    gap8_dma_copy_strided(gap8_l3_stage, src, n2, n1, n0, elem, n1 * n0 * elem, src_s2,
+                          n0 * elem, src_s1, elem, src_s0, GAP8_DIR_L1_TO_L2);
+    for (int32_t i = 0; i < n2; ++i)
+      for (int32_t j = 0; j < n1; ++j)
+        for (int32_t k = 0; k < n0; ++k)
+          l3_write((int8_t *)dst + i * dst_s2 + j * dst_s1 + k * dst_s0,
+                   gap8_l3_stage + ((i * n1 + j) * n0 + k) * elem, (uint32_t)elem);
+    return 0;
   }
   for (int32_t i = 0; i < n2; ++i)
     for (int32_t j = 0; j < n1; ++j) {

@@ -91,18 +91,40 @@ void *memset(void *dst, int c, size_t n) {
 
 extern int8_t gap8_l3_stage[];
 extern const int8_t *gap8_l3_begin, *gap8_l3_end;
+extern int8_t *gap8_l3_act_begin, *gap8_l3_act_end;
+
+/* whether p is in L3: the L3 weights or the L3 activation arena */
+static int32_t in_l3(const void *p) {
+  const int8_t *b = (const int8_t *)p;
+  return (b >= gap8_l3_begin && b < gap8_l3_end) ||
+         (b >= (const int8_t *)gap8_l3_act_begin && b < (const int8_t *)gap8_l3_act_end);
+}
+/* a copy into L1 from L3 (an L3 tile goes L3 -> L2 stage -> L1) */
+static int32_t l3_source(const void *src, int32_t dir) {
+  return dir == GAP8_DIR_L2_TO_L1 && in_l3(src);
+}
+/* a copy out of L1 into L3 (an L3 tile goes L1 -> L2 stage -> L3) */
+static int32_t l3_destination(const void *dst, int32_t dir) {
+  return dir == GAP8_DIR_L1_TO_L2 && in_l3(dst);
+}
 
 static int32_t copy_3d(void *dst, const void *src, int32_t n2, int32_t n1, int32_t row_bytes,
                        int32_t dst_s2, int32_t src_s2, int32_t dst_s1, int32_t src_s1,
                        int32_t dir) {
   int32_t i, j;
-  if (dir == GAP8_DIR_L2_TO_L1 && (const int8_t *)src >= gap8_l3_begin &&
-      (const int8_t *)src < gap8_l3_end) {
-    /* weights in L3: the tile comes L3 -> L2 (packed into the stage), then L2 -> L1 */
+  if (l3_source(src, dir)) {
+    /* the tile comes L3 -> L2 (packed into the stage), then L2 -> L1 */
     copy_3d(gap8_l3_stage, src, n2, n1, row_bytes, n1 * row_bytes, src_s2, row_bytes, src_s1,
             GAP8_DIR_L3_TO_L2);
     return copy_3d(dst, gap8_l3_stage, n2, n1, row_bytes, dst_s2, n1 * row_bytes, dst_s1,
                    row_bytes, GAP8_DIR_L2_TO_L1);
+  }
+  if (l3_destination(dst, dir)) {
+    /* the tile goes L1 -> L2 (packed into the stage), then L2 -> L3 */
+    copy_3d(gap8_l3_stage, src, n2, n1, row_bytes, n1 * row_bytes, src_s2, row_bytes, src_s1,
+            GAP8_DIR_L1_TO_L2);
+    return copy_3d(dst, gap8_l3_stage, n2, n1, row_bytes, dst_s2, n1 * row_bytes, dst_s1,
+                   row_bytes, GAP8_DIR_L2_TO_L3);
   }
   for (i = 0; i < n2; ++i)
     for (j = 0; j < n1; ++j)
@@ -123,12 +145,17 @@ static int32_t copy_strided(void *dst, const void *src, int32_t n2, int32_t n1, 
                             int32_t elem, int32_t dst_s2, int32_t src_s2, int32_t dst_s1,
                             int32_t src_s1, int32_t dst_s0, int32_t src_s0, int32_t dir) {
   int32_t i, j, k;
-  if (dir == GAP8_DIR_L2_TO_L1 && (const int8_t *)src >= gap8_l3_begin &&
-      (const int8_t *)src < gap8_l3_end) { /* via the L2 stage, packed */
+  if (l3_source(src, dir)) { /* via the L2 stage, packed */
     copy_strided(gap8_l3_stage, src, n2, n1, n0, elem, n1 * n0 * elem, src_s2, n0 * elem,
                  src_s1, elem, src_s0, GAP8_DIR_L3_TO_L2);
     return copy_strided(dst, gap8_l3_stage, n2, n1, n0, elem, dst_s2, n1 * n0 * elem, dst_s1,
                         n0 * elem, dst_s0, elem, GAP8_DIR_L2_TO_L1);
+  }
+  if (l3_destination(dst, dir)) { /* via the L2 stage, packed */
+    copy_strided(gap8_l3_stage, src, n2, n1, n0, elem, n1 * n0 * elem, src_s2, n0 * elem,
+                 src_s1, elem, src_s0, GAP8_DIR_L1_TO_L2);
+    return copy_strided(dst, gap8_l3_stage, n2, n1, n0, elem, dst_s2, n1 * n0 * elem, dst_s1,
+                        n0 * elem, dst_s0, elem, GAP8_DIR_L2_TO_L3);
   }
   for (i = 0; i < n2; ++i)
     for (j = 0; j < n1; ++j)
@@ -150,6 +177,14 @@ int32_t gap8_dma_copy_strided(void *dst, const void *src, int32_t n2, int32_t n1
 static int32_t copy_transpose(void *dst, const void *src, int32_t a, int32_t b,
                               int32_t elem_bytes, int32_t dir) {
   int32_t i, j;
+  if (l3_source(src, dir)) { /* L3 -> L2 stage as it is, transposed on its way to L1 */
+    copy_3d(gap8_l3_stage, src, 1, 1, a * b * elem_bytes, 0, 0, 0, 0, GAP8_DIR_L3_TO_L2);
+    return copy_transpose(dst, gap8_l3_stage, a, b, elem_bytes, GAP8_DIR_L2_TO_L1);
+  }
+  if (l3_destination(dst, dir)) { /* transposed into the L2 stage, then L2 -> L3 as it is */
+    copy_transpose(gap8_l3_stage, src, a, b, elem_bytes, GAP8_DIR_L1_TO_L2);
+    return copy_3d(dst, gap8_l3_stage, 1, 1, a * b * elem_bytes, 0, 0, 0, 0, GAP8_DIR_L2_TO_L3);
+  }
   for (i = 0; i < a; ++i)
     for (j = 0; j < b; ++j)
       copy_bytes((int8_t *)dst + (j * a + i) * elem_bytes,

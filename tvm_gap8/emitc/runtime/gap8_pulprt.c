@@ -177,14 +177,20 @@ static void copy_2d(int8_t *dst, const int8_t *src, int32_t rows, int32_t row_by
   }
 }
 
-/* the L3 stand-in is L2 memory: its tiles go to L1 in one DMA, counted on both edges */
+/* the L3 stand-in is L2 memory: its tiles go to and from L1 in one DMA, counted on both edges
+ * (L3 weights and the L3 activation arena both live there) */
 /* the stand-in's bounds: symbols of the link script (tvm_gap8/emitc/gvsoc.py), addresses the
  * code holds as constants (weak: a build without the stand-in has no L3 copy) */
 extern const int8_t __gap8_l3_start[] __attribute__((weak));
 extern const int8_t __gap8_l3_stop[] __attribute__((weak));
-static int32_t from_l3(const void *src, int32_t dir) {
-  return dir == GAP8_DIR_L2_TO_L1 && (const int8_t *)src >= __gap8_l3_start &&
-         (const int8_t *)src < __gap8_l3_stop;
+static int32_t in_l3(const void *p) {
+  return (const int8_t *)p >= __gap8_l3_start && (const int8_t *)p < __gap8_l3_stop;
+}
+/* the L3 edge a copy crosses besides its own (L3 -> L2 into L1, L2 -> L3 out of L1), or -1 */
+static int32_t l3_edge(const void *dst, const void *src, int32_t dir) {
+  if (dir == GAP8_DIR_L2_TO_L1 && in_l3(src)) return GAP8_DIR_L3_TO_L2;
+  if (dir == GAP8_DIR_L1_TO_L2 && in_l3(dst)) return GAP8_DIR_L2_TO_L3;
+  return -1;
 }
 
 int32_t gap8_dma_copy_3d(void *dst, const void *src, int32_t n2, int32_t n1, int32_t row_bytes,
@@ -198,7 +204,7 @@ int32_t gap8_dma_copy_3d(void *dst, const void *src, int32_t n2, int32_t n1, int
                (const int8_t *)src + i * src_s2 + j * src_s1, (size_t)row_bytes);
     return 0;
   }
-  if (from_l3(src, dir)) count(GAP8_DIR_L3_TO_L2, bytes);
+  count(l3_edge(dst, src, dir), bytes);
   dma_begin();
   for (int32_t i = 0; i < n2; ++i)
     copy_2d((int8_t *)dst + i * dst_s2, (const int8_t *)src + i * src_s2, n1, row_bytes,
@@ -212,7 +218,7 @@ int32_t gap8_dma_copy_3d(void *dst, const void *src, int32_t n2, int32_t n1, int
  * most copies one by one; the general path's loops and checks, ~200 instructions a copy, kept
  * the seven other cores waiting) */
 int32_t gap8_dma_copy_1d(void *dst, const void *src, int32_t bytes, int32_t dir) {
-  if (dir < 0 || bytes > GAP8_DMA_MAX_BYTES || from_l3(src, dir))
+  if (dir < 0 || bytes > GAP8_DMA_MAX_BYTES || l3_edge(dst, src, dir) >= 0)
     return gap8_dma_copy_3d(dst, src, 1, 1, bytes, 0, 0, 0, 0, dir);
   if (bytes == 0) return 0;
   int32_t ext2loc = dir == GAP8_DIR_L2_TO_L1;
@@ -240,7 +246,7 @@ int32_t gap8_dma_copy_strided(void *dst, const void *src, int32_t n2, int32_t n1
     if ((loc_s[d] == elem || n[d] == 1) && ext_s[d] <= GAP8_DMA_MAX_STRIDE &&
         n[d] * elem <= GAP8_DMA_MAX_BYTES && n[d] > 1)
       in = d;
-  if (from_l3(src, dir)) count(GAP8_DIR_L3_TO_L2, bytes);
+  count(l3_edge(dst, src, dir), bytes);
   if (in < 0) { /* core copy */
     for (int32_t i = 0; i < n2; ++i)
       for (int32_t j = 0; j < n1; ++j)
@@ -294,7 +300,7 @@ int32_t gap8_dma_copy_3d_part(int32_t core, void *dst, const void *src, int32_t 
                               int32_t src_s1, int32_t dir) {
   int32_t first, last, run = n1 * row_bytes;
   int32_t contiguous = n1 == 1 || (dst_s1 == row_bytes && src_s1 == row_bytes);
-  if (dir < 0 || from_l3(src, dir) || (n2 < 2 && n1 < GAP8_NB_CORES && !contiguous))
+  if (dir < 0 || l3_edge(dst, src, dir) >= 0 || (n2 < 2 && n1 < GAP8_NB_CORES && !contiguous))
     return core == 0 ? gap8_dma_copy_3d(dst, src, n2, n1, row_bytes, dst_s2, src_s2, dst_s1,
                                         src_s1, dir) : 0;
   int32_t blocks = n2 >= 2, lines = !blocks && !contiguous;
@@ -332,7 +338,7 @@ int32_t gap8_dma_copy_1d_team(int32_t core, int32_t slot, int32_t slots, void *d
   if (dir < 0) return core == 0 ? gap8_dma_copy_1d(dst, src, bytes, dir) : 0; /* L2 -> L2 */
   int32_t first = 0, last = bytes;
   if (core == 0) { /* core 0 counts every copy of the run (the counts are core 0's) */
-    if (from_l3(src, dir)) count(GAP8_DIR_L3_TO_L2, (uint32_t)bytes);
+    count(l3_edge(dst, src, dir), (uint32_t)bytes);
     count(dir, (uint32_t)bytes);
   }
   if (slots == 1) { /* this core's words of the run */
@@ -375,7 +381,7 @@ int32_t gap8_copy_strided_part(int32_t core, void *dst, const void *src, int32_t
   int32_t loc_s0 = dir == GAP8_DIR_L2_TO_L1 ? dst_s0 : src_s0;
   int32_t loc_s1 = dir == GAP8_DIR_L2_TO_L1 ? dst_s1 : src_s1;
   int32_t line = loc_s0 == elem ? n0 * elem : loc_s1 == elem ? n1 * elem : 0;
-  if (line >= GAP8_MIN_DMA_LINE || from_l3(src, dir))
+  if (line >= GAP8_MIN_DMA_LINE || l3_edge(dst, src, dir) >= 0)
     return core == 0 ? gap8_dma_copy_strided(dst, src, n2, n1, n0, elem, dst_s2, src_s2, dst_s1,
                                              src_s1, dst_s0, src_s0, dir) : 0;
   int32_t outer = n2 * n1, chunk = (outer + GAP8_NB_CORES - 1) / GAP8_NB_CORES;
@@ -438,10 +444,11 @@ static void print_results(int32_t status, uint32_t cycles) {
 #ifdef GAP8_INSTRUMENT
   for (int32_t l = 0; l < GAP8_NB_LAYERS; ++l) {
     gap8_counters_t *c = &gap8_counters[l];
-    printf("gap8-layer %d %u %u %u %u %u %u %u %u %u %u\n", (int)l, (unsigned)c->bytes[0],
+    printf("gap8-layer %d %u %u %u %u %u %u %u %u %u %u %u %u\n", (int)l, (unsigned)c->bytes[0],
            (unsigned)c->bytes[1], (unsigned)c->bytes[2], (unsigned)c->transfers[0],
            (unsigned)c->transfers[1], (unsigned)c->transfers[2], (unsigned)c->macs,
-           (unsigned)c->tiles, (unsigned)c->instret, (unsigned)dma_wait_cycles[l]);
+           (unsigned)c->tiles, (unsigned)c->instret, (unsigned)dma_wait_cycles[l],
+           (unsigned)c->bytes[3], (unsigned)c->transfers[3]);
     printf("gap8-core %d", (int)l);
     for (int32_t k = 0; k < GAP8_NB_CORES; ++k)
       printf(" %u %u", (unsigned)core_counts[l][k].cycles, (unsigned)core_counts[l][k].instr);

@@ -57,11 +57,13 @@ int main(void) {
   if (!f) return 6;
   for (int i = 0; i < GAP8_NB_LAYERS; ++i) {
     gap8_counters_t *c = &gap8_counters[i];
-    fprintf(f, "%d %lu %lu %lu %lu %lu %lu %lu %lu %lu %lu\n", i,
+    fprintf(f, "%d %lu %lu %lu %lu %lu %lu %lu %lu %lu %lu %lu %lu\n", i,
             (unsigned long)c->bytes[0], (unsigned long)c->bytes[1], (unsigned long)c->bytes[2],
             (unsigned long)c->transfers[0], (unsigned long)c->transfers[1],
             (unsigned long)c->transfers[2], (unsigned long)c->macs, (unsigned long)c->tiles,
-            (unsigned long)c->instret, (unsigned long)c->dma_instret);
+            (unsigned long)c->instret, (unsigned long)c->dma_instret,
+            (unsigned long)c->bytes[GAP8_DIR_L2_TO_L3],
+            (unsigned long)c->transfers[GAP8_DIR_L2_TO_L3]);
   }
   fclose(f);
 #endif
