@@ -34,6 +34,8 @@ def int8_model(tmp_path_factory):
         "mobilenet_v1_025_96": lambda: M.mobilenet_v1(alpha=0.25, resolution=96),
         "mobilenet_v2_035_96": lambda: M.mobilenet_v2(alpha=0.35, resolution=96),
         "mobilenet_v1_100_128": lambda: M.mobilenet_v1(alpha=1.0, resolution=128),
+        "mobilenet_v1_100_224_1000": lambda: M.mobilenet_v1(alpha=1.0, resolution=224,
+                                                            num_classes=1000),
     }
 
     def get(name):

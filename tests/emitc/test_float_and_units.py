@@ -182,7 +182,8 @@ def test_sdk_back_end_reads_l3_weights_from_hyperram(tmp_path):
     model = tmp_path / "block.onnx"
     onnx.save(quantized(M.dw_pw_block(cin=16, cout=32, h=16, w=16)), str(model))
     hw = tmp_path / "hw.json"
-    hw.write_text(json.dumps({"l2_bytes": 256, "l2_reserved_bytes": 0}))
+    io = 16 * 16 * 16 + 16 * 16 * 32  # the caller's input and output, in L2
+    hw.write_text(json.dumps({"l2_bytes": io + 768, "l2_reserved_bytes": 0}))
     assert main(["compile", str(model), "--emit-c", "--hw", str(hw), "-o", str(tmp_path / "o"),
                  "-q"]) == 0
     project = tmp_path / "o" / "gap8"
@@ -204,6 +205,32 @@ def test_sdk_back_end_reads_l3_weights_from_hyperram(tmp_path):
     values = [int(v) for v in body[body.index("{") + 1 : body.index("}")].replace("\n", " ")
               .split(",")]
     assert bytes(v & 0xFF for v in values) == blob
+
+
+def test_sdk_back_end_reads_and_writes_l3_activations(tmp_path):
+    """Activations placed in L3: under -DGAP8_PMSIS the L3 activation arena is a HyperRAM
+    allocation (gap8_l3_load), tiles are read with pi_cl_ram_read and written back with
+    pi_cl_ram_write through the L2 stage; every file type-checks against the PMSIS
+    declarations; the emulator builds hold the arena as an array in the L3 section."""
+    import subprocess
+
+    model = tmp_path / "v1.onnx"
+    onnx.save(quantized(M.mobilenet_v1(alpha=0.25, resolution=32)), str(model))
+    hw = tmp_path / "hw.json"
+    hw.write_text(json.dumps({"l2_bytes": 9000, "l2_reserved_bytes": 0, "l1_bytes": 16384}))
+    assert main(["compile", str(model), "--emit-c", "--hw", str(hw), "-o", str(tmp_path / "o"),
+                 "-q"]) == 0
+    project = tmp_path / "o" / "gap8"
+    report = json.loads((tmp_path / "o" / "report.json").read_text())
+    acts = report["emit_c"]["l3_activation_bytes"]
+    assert acts > 0 and report["placement"]["l3_activation_bytes"] == acts
+    _type_check_pmsis(project, tmp_path)
+    runtime = (project / "gap8_pmsis.c").read_text()
+    assert "pi_cl_ram_write(" in runtime and "pi_ram_alloc(&gap8_hyperram, &act_addr" in runtime
+    pre = subprocess.run(["cc", "-E", "-DGAP8_PMSIS", f"-I{tmp_path}", "network.c"], cwd=project,
+                         capture_output=True, text=True, check=True).stdout
+    assert "gap8_l3_acts[" not in pre and "int8_t *gap8_l3_acts;" in pre
+    assert f"#define GAP8_L3_ACT_BYTES {acts}" in (project / "network.h").read_text()
 
 
 def test_float_emit_c_warns_no_fpu_and_int8_has_no_float_layer(tmp_path, capsys):

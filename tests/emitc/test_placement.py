@@ -18,10 +18,10 @@ def _l2_sizes(arena: int, weights: int, io: int) -> list:
     return [GAP8.l2_bytes, base + weights - 1, base]
 
 
-def _compile(model, out, hw_fields):
+def _compile(model, out, hw_fields, platform="host"):
     hw = out.parent / f"{out.name}_hw.json"
     hw.write_text(json.dumps(hw_fields))
-    rc = main(["compile", model, "--emit-c", "--run", "host", "--instrument", "--hw", str(hw),
+    rc = main(["compile", model, "--emit-c", "--run", platform, "--instrument", "--hw", str(hw),
                "-o", str(out), "-q"])
     assert rc == 0
     return json.loads((out / "report.json").read_text())
@@ -76,14 +76,18 @@ def test_report_placement_equals_the_c_under_three_l2_sizes(name, int8_model, tm
     assert in_l3[0] == 0 < in_l3[1] < in_l3[2]  # none, some, all streamable layers in L3
 
 
-def test_activations_beyond_l2_live_in_l3(int8_model, tmp_path):
+@pytest.mark.parametrize("platform", ["host", "rv32"])
+def test_activations_beyond_l2_live_in_l3(platform, int8_model, tmp_path, request):
     """An L2 budget smaller than the activation arena: the largest activations move to an L3
     arena, tiled L3 <-> L2 stage <-> L1; the report's placement is the C's, every layer's L3
-    bytes counted at run time equal the report's (read off the IR), the L2 peak fits the
-    budget and the run stays bit-exact."""
+    bytes counted at run time (host, rv32 emulator) equal the report's (read off the IR), the
+    L2 peak fits the budget and the run stays bit-exact."""
+    if platform == "rv32":
+        request.getfixturevalue("rv32")
     model = int8_model("mobilenet_v1_025_96")
     budget = 80000
-    report = _compile(model, tmp_path / "o", {"l2_bytes": GAP8.l2_reserved_bytes + budget})
+    report = _compile(model, tmp_path / "o", {"l2_bytes": GAP8.l2_reserved_bytes + budget},
+                      platform)
     _assert_placement_is_the_c(report)
     placement = report["placement"]
     assert placement["l3_activation_bytes"] > 0 and placement["l2_peak_bytes"] <= budget
@@ -118,3 +122,19 @@ def test_l2_too_small_even_with_l3_is_refused_naming_the_overflow(int8_model, tm
     placement = json.loads((tmp_path / "r" / "report.json").read_text())["placement"]
     assert rc == 0 and placement["fits_l2"] is False
     assert placement["activation_arena_bytes"] == arena
+
+
+@pytest.mark.slow
+def test_mobilenet_v1_224_runs_with_activations_in_l3_on_rv32(int8_model, rv32, tmp_path):
+    """int8 MobileNetV1 x1.0 @224, 1000 classes (569 M MACs; its first PW writes 802,816 B):
+    on GAP8's 512 kB its activations cannot all stay in L2. The placement puts the largest in
+    L3; the rv32 build links in 512 kB of L2 code included, runs bit-exact, and every layer's
+    L3 bytes counted at run time equal the report's."""
+    report = _compile(int8_model("mobilenet_v1_100_224_1000"), tmp_path / "o", {}, "rv32")
+    _assert_placement_is_the_c(report)
+    placement, linked = report["placement"], report["run"]["l2_linked"]
+    assert placement["l3_activation_bytes"] >= 802816
+    assert linked["network_data_bytes"] + linked["code_bytes"] + \
+        linked["runtime_data_bytes"] <= GAP8.l2_bytes
+    totals = report["measured"]["totals"]
+    assert totals["l2_to_l3_bytes"] > 802816 and totals["l3_to_l2_bytes"] > 802816
