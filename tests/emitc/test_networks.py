@@ -114,7 +114,7 @@ def test_int8_mobilenet_v1_x1_streams_weights_from_l3(int8_model, rv32, tmp_path
     _assert_counters_equal_report(rep)
 
 
-def test_network_too_big_for_l2_fails_to_link(rv32, tmp_path, capsys):
+def test_network_too_big_for_l2_is_refused_naming_the_overflow(rv32, tmp_path, capsys):
     import onnx
 
     from tvm_gap8.testing import onnx_models as M
@@ -127,9 +127,9 @@ def test_network_too_big_for_l2_fails_to_link(rv32, tmp_path, capsys):
     rc = main(["compile", str(model), "--emit-c", "--run", "rv32", "--hw", str(hw),
                "-o", str(tmp_path / "o"), "-q"])
     err = capsys.readouterr().err.strip().splitlines()
-    assert rc == 1
-    assert len(err) == 1 and err[0].startswith("error: the network does not fit GAP8's L2")
-    assert "region `L2' overflowed" in err[0]
+    assert rc == 1  # refused by the placement, before any C is built: one error
+    assert len(err) == 1 and err[0].startswith("error: --emit-c: the L2 data (")
+    assert "exceeds the L2 budget of 256 B" in err[0]
     assert not (tmp_path / "o").exists()  # nothing written
 
 
@@ -147,18 +147,20 @@ def test_code_counts_in_l2_at_link(rv32, tmp_path, capsys):
     linked = fits["run"]["l2_linked"]
     assert linked["code_bytes"] > 1000 and linked["network_data_bytes"] > 0
     assert linked["l2_bytes"] == fits["target"]["l2_bytes"]
-    tight = linked["network_data_bytes"] + 64  # the data alone fits; code and stack do not
+    io = fits["placement"]["io_bytes"]  # the caller's buffers: the runner's data, in L2
+    # the data and the caller's buffers alone fit; code and stack do not
+    tight = linked["network_data_bytes"] + io + 64
     hw = tmp_path / "tight_l2.json"
     hw.write_text(json.dumps({"l2_bytes": tight, "l2_reserved_bytes": 0}))
     rc = main(["compile", str(model), "--emit-c", "--run", "rv32", "--hw", str(hw),
                "-o", str(tmp_path / "o"), "-q"])
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 1
-    over = linked["code_bytes"] + linked["runtime_data_bytes"] - 64
+    over = linked["code_bytes"] + linked["runtime_data_bytes"] - io - 64
     assert err == [f"error: the network does not fit GAP8's L2: "
                    f"{linked['network_data_bytes']:,} B of network data (.gap8_l2) + "
                    f"{linked['code_bytes']:,} B of code + {linked['runtime_data_bytes']:,} B "
-                   f"of runtime data and stack = {linked['network_data_bytes'] + over + 64:,} B,"
+                   f"of runtime data and stack = {linked['network_data_bytes'] + over + io + 64:,} B,"
                    f" over {tight:,} B by {over:,} bytes (rv32 link, section sizes)"]
 
 
