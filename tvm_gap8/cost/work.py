@@ -7,7 +7,9 @@ apart), since the emitted kernels run at different speeds in each. One term more
 MAC of a kernel that keeps an intermediate in L1 (a pair, a chain), counted once more, so that
 the fit measures what a fused kernel costs per MAC beyond its convs' own terms (on GVSOC its
 tiles are smaller, its stages more, its PW no faster: measured, not assumed; the fit's
-coefficients are non-negative, so fusing is never priced cheaper than its parts)."""
+coefficients are non-negative, so fusing is never priced cheaper than its parts); and
+``fill_elements``: the elements a chain sets to the zero point around its expanded tile,
+every row tile (the whole padded tile: it grows with the tile's width, not with its MACs)."""
 
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ from ..ir.vocab import CHW, HWC
 #: the work terms, each a count over the whole layer
 TERMS = (*(f"{k}_macs_{lay.lower()}" for k in ("conv", "dw", "pw") for lay in (CHW, HWC)),
          "dense_macs", "conv_outputs", "add_elements", "pool_elements", "lut_elements",
-         "mul_elements", "fused_macs")
+         "mul_elements", "fused_macs", "fill_elements")
 
 
 def _part_tiles(spec, plan=None) -> list:
@@ -49,6 +51,8 @@ def work_of(spec, plan=None) -> dict[str, int]:
             work["conv_outputs"] += math.prod(part.out_shape)
         elif f"{kind}_elements" in work:  # add, pool, lut, mul: over their input elements
             work[f"{kind}_elements"] += math.prod(part.in_shape)
+    if hasattr(spec, "fill_elements"):  # a chain's padded intermediate, set per row tile
+        work["fill_elements"] = spec.fill_elements(plan)
     if hasattr(spec, "split") or hasattr(spec, "work_parts"):  # a fused kernel
         work["fused_macs"] = sum(work[f"{k}_macs_{lay.lower()}"]
                                  for k in ("conv", "dw", "pw") for lay in (CHW, HWC))

@@ -27,7 +27,7 @@ from tvm import relax, s_tir, te, tirx
 
 from ..cost import cycles
 from ..errors import TilingError, UnsupportedError
-from ..ir.vocab import CHW, HWC, INPUT, INTERMEDIATE, OUTPUT, WEIGHT
+from ..ir.vocab import CHW, HWC, INPUT, INTERMEDIATE, OUTPUT, ROLE_ANN, WEIGHT
 from . import layout, patterns
 from .composite import (DEQUANTIZE, QUANTIZE, CompositeReader, QuantAct, activation_range,
                         clip_bounds, output_dtype)
@@ -156,6 +156,17 @@ class ChainKernelSpec(TypedOperands):
                  (proj, DEPTHWISE_OUT, 0)]
         return parts + ([(self.residual, self.layouts.out, 0)] if self.residual else [])
 
+    def fill_elements(self, plan=None) -> int:
+        """Elements of the expanded tile the cores set to its zero point per layer under
+        ``plan`` (the whole padded tile, each row tile, before its interior is computed:
+        ``schedule_chain``), for ``cost/work.py``."""
+        if plan is None:
+            return 0
+        h, w = self.in_shape[2:]
+        hp, wp = padded((h, w), self.dw.padding, self.out_shape[3], self.dw.sw, self.dw.kernel)
+        return plan.row_tiles * self.hidden * halo_rows(plan.rows, self.dw.sh, self.dw.kernel,
+                                                        hp) * wp
+
     def alternatives(self) -> dict:
         """{name: kernel specs} of every way to run the block without the chain."""
         add = (self.residual,) if self.residual else ()
@@ -245,8 +256,8 @@ def chain_compute(spec: ChainKernelSpec):
 
 
 def schedule_chain(spec: ChainKernelSpec, plan):
-    """Loop nest: row tile { input rows+halo L2->L1; expansion PW -> CHW intermediate (L1, halo
-    rows recomputed); DW -> HWC intermediate (L1); channel tile { [projection weight slice
+    """Loop nest: row tile { input rows+halo L2->L1; the expanded tile set to its zero point,
+    expansion PW over its interior -> CHW intermediate (L1, halo rows recomputed); DW -> HWC intermediate (L1); channel tile { [projection weight slice
     L2->L1]; projection [+ residual] -> output tile (L1); output tile L1->L2 } }."""
     sch = s_tir.Schedule(te.create_prim_func(chain_compute(spec)))
     loops, j = tile_pixels(sch, sch.get_sblock("chain_out"), plan, spec.layouts.out,
@@ -259,9 +270,21 @@ def schedule_chain(spec: ChainKernelSpec, plan):
     scalar_accumulator(sch, sch.get_sblock("dw_acc"), sch.get_loops(dw_out)[-1])
     pw_out = sch.get_sblock("pw_out")
     stage_intermediate(sch, pw_out, loops["rows"])
+    _interior_only(sch, pw_out)
     acc = sch.get_sblock("pw_acc")
     scalar_accumulator(sch, acc, _channel_blocks(sch, pw_out, spec.hidden))
     return finish_staged(sch, plan, loops, (INPUT, WEIGHT))
+
+
+def _interior_only(sch, pw_out):
+    """The expansion over the image's columns only: its padded tile set to the zero point
+    first (a block of its own, split over the cores), then the interior computed with no test
+    per pixel (TVM's ``decompose_padding``; measured on GVSOC: MobileNetV2 x0.35 @96's chains
+    6-12% faster each, except one whose wide tiles the fill costs more than it saves, which
+    the ``fill_elements`` term prices)."""
+    fill = sch.decompose_padding(pw_out, sch.get_loops(pw_out)[-3])
+    for block in (fill, pw_out):
+        sch.annotate(block, ROLE_ANN, INTERMEDIATE)
 
 
 def _channel_blocks(sch, pw_out, hidden: int):
@@ -303,7 +326,9 @@ def chain_tiling(spec: ChainKernelSpec, hw, rows: int, channels: int):
                  "channels" if ct > 1 else "rows", moved=output_bytes(spec)),
         L1Buffer("dw_out", INTERMEDIATE, hid * rows * ow, spec.mid_dtype(1), 1, "rows"),
         L1Buffer("pw_out", INTERMEDIATE, hid * in_rows * wp, spec.mid_dtype(0), 1, "rows"),
-        L1Buffer("x_pad", INPUT, c * in_rows * wp, spec.dtype, db, "rows", moved=moved,
+        # the input tile: the image's rows and columns only (the expansion computes the
+        # interior of its tile: no padding row or column is read)
+        L1Buffer("x_pad", INPUT, c * min(in_rows, h) * w, spec.dtype, db, "rows", moved=moved,
                  transposing=spec.layouts.transposing, planes=c),
         L1Buffer("w_pw", WEIGHT, hid * c, spec.weight_dtype),
         L1Buffer("w_dw", WEIGHT, hid * dw.kernel ** 2, spec.weight_dtype),

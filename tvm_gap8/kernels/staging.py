@@ -178,8 +178,12 @@ def double_buffer(sch, loop):
                       2 if directions == {L1_TO_L2} else 1)
     if 1 not in stages or len(set(stages)) < 2:
         return False
+    # the copies in first (a compute child before them, e.g. a fill of an intermediate, reads
+    # nothing they write): each child's place in the loop body's order
+    sequence = [i for i, st in enumerate(stages) if st == 0] + \
+        [i for i, st in enumerate(stages) if st != 0]
     sch.annotate(loop, "software_pipeline_stage", stages)
-    sch.annotate(loop, "software_pipeline_order", list(range(len(stages))))
+    sch.annotate(loop, "software_pipeline_order", [sequence.index(i) for i in range(len(stages))])
     return True
 
 
