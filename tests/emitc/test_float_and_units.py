@@ -172,6 +172,23 @@ def test_sdk_back_end_type_checks_against_the_pmsis_api(tmp_path):
     assert "READFS_FILES" not in (project / "Makefile").read_text()  # no weight in L3
 
 
+def test_mobilenet_v2_example_type_checks_for_the_sdk(int8_model, tmp_path):
+    """The int8 MobileNetV2-style example (x0.35 @96), CLI defaults: every emitted file,
+    weights.c included, type-checks with -DGAP8_PMSIS against the PMSIS declarations, and its
+    L1 arena leaves the configured cluster stacks free (a GAP8_CLUSTER_STACK_BYTES stack per
+    core)."""
+    from tvm_gap8.target import GAP8
+
+    assert main(["compile", int8_model("mobilenet_v2_035_96"), "--emit-c",
+                 "-o", str(tmp_path / "o"), "-q"]) == 0
+    project = tmp_path / "o" / "gap8"
+    _type_check_pmsis(project, tmp_path)
+    report = json.loads((tmp_path / "o" / "report.json").read_text())
+    header = (project / "network.h").read_text()
+    assert f"#define GAP8_CLUSTER_STACK_BYTES {GAP8.cluster_stack_bytes}" in header
+    assert 0 < report["emit_c"]["l1_arena_bytes"] <= GAP8.l1_bytes - GAP8.stack_bytes
+
+
 def test_sdk_back_end_reads_l3_weights_from_hyperram(tmp_path):
     """Weights placed in L3: under -DGAP8_PMSIS they are not in the image (no L3 array in
     weights.c) but in gap8_l3_weights.bin (the same bytes as the emulator's L3 array, listed in
