@@ -13,7 +13,7 @@ from tvm import s_tir, tirx
 
 from ..errors import UnsupportedError
 from ..ir.tirwalk import walk
-from ..ir.vocab import COPY_ANN
+from ..ir.vocab import COPY_ANN, SPLIT_ANN
 
 PAR_ANN = "gap8.parallel"  # on the loop split over the cores
 PAR_OUTER_ANN = "gap8.parallel_outer"  # on data-parallel loops above it: run by every core
@@ -68,10 +68,12 @@ def _parallel_nest(loop) -> list:
 
 
 def _best_split(loop):
-    """In the perfect nest of data-parallel loops from ``loop`` down, the loop whose split keeps
-    the cores busiest (the outermost of equals): [loops above it], that loop."""
+    """In the perfect nest of data-parallel loops from ``loop`` down, the loop the kernel's
+    schedule marked (``gap8.split``), else the one whose split keeps the cores busiest (the
+    outermost of equals): [loops above it], that loop."""
     nest = [lp for lp in _parallel_nest(loop) if int(lp.extent) > 1]
-    best = max(range(len(nest)), key=lambda k: (_balance(int(nest[k].extent)), -k))
+    best = max(range(len(nest)), key=lambda k: (SPLIT_ANN in nest[k].annotations,
+                                                _balance(int(nest[k].extent)), -k))
     return nest[:best], nest[best]
 
 

@@ -19,6 +19,7 @@ COPY_ANN = "gap8.copy"  # on a copy block: its direction
 ROLE_ANN = "gap8.role"  # on a copy block or the intermediate's producer: the buffer's role
 TRANSPOSE_ANN = "gap8.transpose"  # on a copy block that transposes the layout (HWC <-> CHW)
 TILE_ANN = "gap8.tile"  # on a tile loop: the plan's axis it walks ("rows", "channels", ...)
+SPLIT_ANN = "gap8.split"  # on a compute loop: the one its nest splits over the cores
 
 # copy directions
 L2_TO_L1 = "l2_to_l1"
