@@ -134,11 +134,12 @@ def test_fpn_decoder_96_checks_and_runs_equal_to_llvm(int8, rv32, tmp_path):
 
 @pytest.mark.slow
 def test_float_fpn_decoder_96_does_not_fit_gap8_l2(rv32, tmp_path, capsys):
-    """Without the larger L2: one error naming the activations' size and the L2 budget,
-    nothing written."""
+    """Without the larger L2: one error naming the L2 data (activations a kernel reads
+    directly stay in L2), the budget and by how much, nothing written."""
     path = _model_file("fpn_decoder_96", False, tmp_path)
     rc = main(["compile", path, "--emit-c", "--run", "rv32", "-o", str(tmp_path / "o"), "-q"])
     err = capsys.readouterr().err
     assert rc == 1
-    assert err.startswith("error: --emit-c: activations of ") and "exceed the L2 budget" in err
+    assert err.startswith("error: --emit-c: the L2 data (") and "exceeds the L2 budget" in err
+    assert err.count("\n") == 1
     assert not (tmp_path / "o").exists()

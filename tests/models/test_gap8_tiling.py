@@ -93,7 +93,7 @@ def test_report_json_carries_the_tile_and_traffic(tmp_path):
     layer = [lay for lay in report["layers"] if lay["kind"] == "dw_pw"][0]
     assert set(layer["tile"]) >= {"rows", "channels", "row_tiles", "channel_tiles"}
     assert set(layer["traffic"]) == {"l2_to_l1_act", "l1_to_l2_act", "l2_to_l1_wgt",
-                                     "l3_to_l2", "dma_transfers",
+                                     "l3_to_l2", "l2_to_l3", "dma_transfers",
                                      "l2_to_l1_transposed"}
     assert layer["l1_peak_bytes"] > 0
     assert report["target"]["l1_bytes"] == 64000
