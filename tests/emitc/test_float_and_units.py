@@ -172,6 +172,24 @@ def test_sdk_back_end_type_checks_against_the_pmsis_api(tmp_path):
     assert "READFS_FILES" not in (project / "Makefile").read_text()  # no weight in L3
 
 
+def _emit_under(model, hw_fields: dict, tmp_path):
+    """(project dir, report) of ``--emit-c`` of the ONNX ``model`` under ``--hw hw_fields``."""
+    path, hw = tmp_path / "model.onnx", tmp_path / "hw.json"
+    onnx.save(model, str(path))
+    hw.write_text(json.dumps(hw_fields))
+    assert main(["compile", str(path), "--emit-c", "--hw", str(hw), "-o", str(tmp_path / "o"),
+                 "-q"]) == 0
+    return tmp_path / "o" / "gap8", json.loads((tmp_path / "o" / "report.json").read_text())
+
+
+def _preprocessed_pmsis(project, source: str, include) -> str:
+    """``source`` of the project after the preprocessor, built with -DGAP8_PMSIS."""
+    import subprocess
+
+    return subprocess.run(["cc", "-E", "-DGAP8_PMSIS", f"-I{include}", source], cwd=project,
+                          capture_output=True, text=True, check=True).stdout
+
+
 def test_mobilenet_v2_example_type_checks_for_the_sdk(int8_model, tmp_path):
     """The int8 MobileNetV2-style example (x0.35 @96), CLI defaults: every emitted file,
     weights.c included, type-checks with -DGAP8_PMSIS against the PMSIS declarations, and its
@@ -194,17 +212,9 @@ def test_sdk_back_end_reads_l3_weights_from_hyperram(tmp_path):
     weights.c) but in gap8_l3_weights.bin (the same bytes as the emulator's L3 array, listed in
     the Makefile's READFS_FILES), loaded to HyperRAM at start and read from the cluster with
     pi_cl_ram_read; every file type-checks against the PMSIS declarations."""
-    import subprocess
-
-    model = tmp_path / "block.onnx"
-    onnx.save(quantized(M.dw_pw_block(cin=16, cout=32, h=16, w=16)), str(model))
-    hw = tmp_path / "hw.json"
     io = 16 * 16 * 16 + 16 * 16 * 32  # the caller's input and output, in L2
-    hw.write_text(json.dumps({"l2_bytes": io + 768, "l2_reserved_bytes": 0}))
-    assert main(["compile", str(model), "--emit-c", "--hw", str(hw), "-o", str(tmp_path / "o"),
-                 "-q"]) == 0
-    project = tmp_path / "o" / "gap8"
-    report = json.loads((tmp_path / "o" / "report.json").read_text())
+    project, report = _emit_under(quantized(M.dw_pw_block(cin=16, cout=32, h=16, w=16)),
+                                  {"l2_bytes": io + 768, "l2_reserved_bytes": 0}, tmp_path)
     l3 = report["emit_c"]["l3_weight_bytes"]
     assert l3 > 0 and report["placement"]["l3_weight_bytes"] == l3
     _type_check_pmsis(project, tmp_path)
@@ -214,8 +224,7 @@ def test_sdk_back_end_reads_l3_weights_from_hyperram(tmp_path):
     assert make.index("READFS_FILES += gap8_l3_weights.bin") < make.index("include $(RULES_DIR)")
     assert "pi_cl_ram_read(" in (project / "gap8_pmsis.c").read_text()
     # the PMSIS preprocessed weights.c holds no L3 array; the emulator's holds the same bytes
-    pre = subprocess.run(["cc", "-E", "-DGAP8_PMSIS", f"-I{tmp_path}", "weights.c"], cwd=project,
-                         capture_output=True, text=True, check=True).stdout
+    pre = _preprocessed_pmsis(project, "weights.c", tmp_path)
     assert "gap8_l3_weights[" not in pre and "const int8_t *gap8_l3_weights;" in pre
     text = (project / "weights.c").read_text()
     body = text[text.index("gap8_l3_weights[") :]
@@ -229,23 +238,15 @@ def test_sdk_back_end_reads_and_writes_l3_activations(tmp_path):
     allocation (gap8_l3_load), tiles are read with pi_cl_ram_read and written back with
     pi_cl_ram_write through the L2 stage; every file type-checks against the PMSIS
     declarations; the emulator builds hold the arena as an array in the L3 section."""
-    import subprocess
-
-    model = tmp_path / "v1.onnx"
-    onnx.save(quantized(M.mobilenet_v1(alpha=0.25, resolution=32)), str(model))
-    hw = tmp_path / "hw.json"
-    hw.write_text(json.dumps({"l2_bytes": 9000, "l2_reserved_bytes": 0, "l1_bytes": 16384}))
-    assert main(["compile", str(model), "--emit-c", "--hw", str(hw), "-o", str(tmp_path / "o"),
-                 "-q"]) == 0
-    project = tmp_path / "o" / "gap8"
-    report = json.loads((tmp_path / "o" / "report.json").read_text())
+    project, report = _emit_under(quantized(M.mobilenet_v1(alpha=0.25, resolution=32)),
+                                  {"l2_bytes": 9000, "l2_reserved_bytes": 0, "l1_bytes": 16384},
+                                  tmp_path)
     acts = report["emit_c"]["l3_activation_bytes"]
     assert acts > 0 and report["placement"]["l3_activation_bytes"] == acts
     _type_check_pmsis(project, tmp_path)
     runtime = (project / "gap8_pmsis.c").read_text()
     assert "pi_cl_ram_write(" in runtime and "pi_ram_alloc(&gap8_hyperram, &act_addr" in runtime
-    pre = subprocess.run(["cc", "-E", "-DGAP8_PMSIS", f"-I{tmp_path}", "network.c"], cwd=project,
-                         capture_output=True, text=True, check=True).stdout
+    pre = _preprocessed_pmsis(project, "network.c", tmp_path)
     assert "gap8_l3_acts[" not in pre and "int8_t *gap8_l3_acts;" in pre
     assert f"#define GAP8_L3_ACT_BYTES {acts}" in (project / "network.h").read_text()
 

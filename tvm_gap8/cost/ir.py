@@ -129,11 +129,11 @@ def copy_traffic(func) -> dict:
     return out
 
 
-def largest_copy(func, direction: str, role: str) -> int:
-    """Bytes of the largest single transfer of the kernel's ``role`` copies in ``direction``
-    (what one staged copy through an L2 buffer must hold)."""
-    return max((v["largest"] for k, v in copy_traffic(func).items()
-                if k[:2] == (direction, role)), default=0)
+def largest_copy(traffic: dict, direction: str, role: str) -> int:
+    """Bytes of the largest single transfer of a kernel's ``role`` copies in ``direction``
+    (what one staged copy through an L2 buffer must hold), from its ``copy_traffic``."""
+    return max((v["largest"] for k, v in traffic.items() if k[:2] == (direction, role)),
+               default=0)
 
 
 def kernel_counts(func) -> dict:

@@ -288,7 +288,8 @@ class _Reader:
         return gap8_index + int(is_gap8)
 
 
-def _root(tensors, name):
+def root_of(tensors: dict, name: str) -> str:
+    """The tensor ``name`` aliases (itself when it is no alias)."""
     while tensors[name].alias_of is not None:
         name = tensors[name].alias_of
     return name
@@ -300,12 +301,12 @@ def _lifetimes(net_tensors, layers, outputs):
             t.first = -1
     for layer in layers:
         *ins, out = layer.args
-        net_tensors[_root(net_tensors, out)].first = layer.index
+        net_tensors[root_of(net_tensors, out)].first = layer.index
         for a in ins:
-            r = net_tensors[_root(net_tensors, a)]
+            r = net_tensors[root_of(net_tensors, a)]
             r.last = max(r.last, layer.index)
     for o in outputs:
-        root = net_tensors[_root(net_tensors, o)]
+        root = net_tensors[root_of(net_tensors, o)]
         root.last = len(layers)
         if root.kind == "act":
             root.kind = "output"
@@ -340,7 +341,7 @@ def _plan_memory(net, placement):
     for name, off in l3_offsets.items():
         net.tensors[name].offset, net.tensors[name].memory = off, "L3"
     for layer in net.layers:
-        memory = [net.tensors[_root(net.tensors, a)].memory for a in layer.args
+        memory = [net.tensors[root_of(net.tensors, a)].memory for a in layer.args
                   if net.tensors[a].kind != "const"]
         layer.inputs_in = "L3" if "L3" in memory[:-1] else "L2"
         layer.output_in = memory[-1]
@@ -418,11 +419,6 @@ def activation_arenas(tensors: dict, in_l3=frozenset()) -> tuple[dict, int, dict
         return first_fit([(t.name, t.nbytes, t.first, t.last) for t in tensors.values()
                           if t.kind == "act" and (t.name in in_l3) == memory_is_l3])
     return (*arena(False), *arena(True))
-
-
-def root_of(tensors: dict, name: str) -> str:
-    """The tensor ``name`` aliases (itself when it is no alias)."""
-    return _root(tensors, name)
 
 
 def read_network(lowered: tvm.IRModule, hw, instrument: bool = True,

@@ -8,7 +8,7 @@ import shutil
 
 import numpy as np
 
-from .network import Network, c_type
+from .network import Network, c_type, root_of
 
 RUNTIME = os.path.join(os.path.dirname(__file__), "runtime")
 #: copied verbatim into the project
@@ -236,27 +236,19 @@ def kernels_h(net: Network) -> str:
 
 
 def _pointer(net: Network, name: str, ctype: str) -> str:
-    t = net.tensors[name]
-    while t.alias_of is not None:
-        t = net.tensors[t.alias_of]
+    t = net.tensors[root_of(net.tensors, name)]
     if t.kind == "const":
         if t.memory == "L3":
             return f"({ctype}*)(gap8_l3_weights + {t.offset})"
         return f"({ctype}*){t.name}"
     if t.kind == "input":
         return f"({ctype}*)gap8_io_in[{net.inputs.index(t.name)}]"
-    if t.kind == "output" and t.name in [_root_name(net, o) for o in net.outputs]:
-        idx = [_root_name(net, o) for o in net.outputs].index(t.name)
-        return f"({ctype}*)gap8_io_out[{idx}]"
+    outputs = [root_of(net.tensors, o) for o in net.outputs]
+    if t.kind == "output" and t.name in outputs:
+        return f"({ctype}*)gap8_io_out[{outputs.index(t.name)}]"
     if t.memory == "L3":
         return f"({ctype}*)(gap8_l3_acts + {t.offset})"
     return f"({ctype}*)(gap8_l2_arena + {t.offset})"
-
-
-def _root_name(net, name):
-    while net.tensors[name].alias_of is not None:
-        name = net.tensors[name].alias_of
-    return name
 
 
 def _l3_activation_arena(net: Network) -> list[str]:
@@ -322,7 +314,7 @@ def network_c(net: Network) -> str:
     out += [f"  gap8_io_out[{i}] = (void *){n};" for i, n in enumerate(outs_n)]
     out += [f"  GAP8_RUN_LAYER({layer.index}, gap8_layer_{layer.index});"
             for layer in net.layers]
-    roots = [_root_name(net, o) for o in net.outputs]
+    roots = [root_of(net.tensors, o) for o in net.outputs]
     for i, root_name in enumerate(roots):  # an output no layer writes in place: copied
         root = net.tensors[root_name]
         if root.kind != "output" or roots.index(root_name) != i:

@@ -34,7 +34,7 @@ from ..ir.placement import (ACTIVATION_ROLE, WEIGHT_ROLE, WEIGHT_TILE_BYTES, Lay
                          Placement, TensorPlace)
 from ..target import GAP8, Gap8Target, gap8_enabled
 from ..ir.tirwalk import sblocks
-from ..cost.ir import largest_copy
+from ..cost.ir import copy_traffic, largest_copy
 from ..ir.vocab import (COPY_ANN, INPUT, KIND_ATTR, L1_TO_L2, L2_TO_L1, L2_TO_L1_WGT, OUTPUT,
                          PLACEMENT_ATTR, PLAN_FIGURES_ATTR)
 from .compilation import Compilation
@@ -136,12 +136,19 @@ def _l3_candidates(read) -> list:
                   key=lambda n: (-read.tensors[n].nbytes, n))
 
 
-def _activations_in_l3(read, room: int) -> set:
-    """The fewest largest activations to move to L3 (``_l3_candidates``) for the L2 activation
-    arena to fit ``room``; all of them when it cannot (the caller reports the overflow)."""
+def _activations_in_l3(read, hw: Gap8Target, budget: int, direct_bytes: int,
+                       weight_stage: int) -> set:
+    """The activations that go to L3: none while the L2 arena fits the ``budget`` beside the
+    weights the cores read directly and the L3 weight stage (``weight_stage``: 0 when no
+    weight goes to L3); else the fewest largest ``_l3_candidates`` for the arena to fit beside
+    them and one stage (bound: the L1 budget), all of them when it cannot (the C emitter
+    reports the overflow)."""
     l3: set = set()
+    if activation_arenas(read.tensors)[1] + direct_bytes + weight_stage <= budget:
+        return l3
     candidates = _l3_candidates(read)
-    while activation_arenas(read.tensors, l3)[1] > room and candidates:
+    while activation_arenas(read.tensors, l3)[1] > budget - direct_bytes - hw.l1_budget \
+            and candidates:
         l3.add(candidates.pop(0))
     return l3
 
@@ -153,22 +160,27 @@ def decide_placement(lowered: tvm.IRModule, hw: Gap8Target) -> Placement:
     weight_bytes = {n: _aligned(t.nbytes) for n, t in read.tensors.items() if t.kind == "const"}
     io = sum(_aligned(t.nbytes) for t in read.tensors.values() if t.kind in ("input", "output"))
     budget = hw.l2_budget - io  # the caller's inputs and outputs are in L2 too
-    direct_bytes = sum(weight_bytes[n] for n in direct)
-    all_in_l2 = activation_arenas(read.tensors)[1]
-    weight_stage = 0 if all_in_l2 + sum(weight_bytes.values()) <= budget or not streamable \
-        else _stage_bytes(hw, {n for names in streamable.values() for n in names}, weight_bytes)
-    l3_acts: set = set()
-    if all_in_l2 + direct_bytes + weight_stage > budget:
-        l3_acts = _activations_in_l3(read, budget - direct_bytes - hw.l1_budget)
+    direct_bytes, all_weights = sum(weight_bytes[n] for n in direct), sum(weight_bytes.values())
+    # the stage an L3 weight copy needs, when the weights do not all fit beside the activations
+    weights_fit = activation_arenas(read.tensors)[1] + all_weights <= budget
+    weight_stage = 0 if weights_fit or not streamable else _stage_bytes(
+        hw, {n for names in streamable.values() for n in names}, weight_bytes)
+    l3_acts = _activations_in_l3(read, hw, budget, direct_bytes, weight_stage)
     _, arena, _, l3_arena = activation_arenas(read.tensors, l3_acts)
-    room = budget - arena
+    act_stage = hw.l1_budget if l3_acts else 0  # bound: one activation copy lands in L1
+    room = budget - arena - direct_bytes  # for the streamable weights and the stage
     l3: set = set()
-    stage = hw.l1_budget if l3_acts else 0  # bound: one copy lands in L1
-    if sum(weight_bytes.values()) > room - stage and streamable:
-        stage = stage or _stage_bytes(
-            hw, {n for names in streamable.values() for n in names}, weight_bytes)
-        l3 = _in_l3(read, streamable, room - stage - direct_bytes)
-        stage = max(_stage_bytes(hw, l3, weight_bytes), hw.l1_budget if l3_acts else 0)
+    if all_weights - direct_bytes > room - act_stage and streamable:
+        l3 = _in_l3(read, streamable, room - max(act_stage, weight_stage))
+    stage = max(act_stage, _stage_bytes(hw, l3, weight_bytes))
+    l3_bytes = sum(weight_bytes[n] for n in l3)
+    return Placement(_layer_placements(read, l3, l3_acts, weight_bytes), hw.l2_budget, arena,
+                     stage, all_weights - l3_bytes, l3_bytes, l3_arena, io)
+
+
+def _layer_placements(read, l3: set, l3_acts: set, weight_bytes: dict) -> tuple:
+    """Every layer's LayerPlacement: its weights in L3 when in ``l3``, its activations when
+    (their alias roots) in ``l3_acts``."""
     layers = []
     for layer in read.layers:
         consts = [n for n in dict.fromkeys(layer.args[:-1]) if read.tensors[n].kind == "const"]
@@ -182,9 +194,7 @@ def decide_placement(lowered: tvm.IRModule, hw: Gap8Target) -> Placement:
                   for n in acts),
             inputs_in="L3" if any(memory[n] == "L3" for n in acts[:-1]) else "L2",
             output_in=memory[acts[-1]] if acts else "L2"))
-    l3_bytes = sum(weight_bytes[n] for n in l3)
-    return Placement(tuple(layers), hw.l2_budget, arena, stage,
-                     sum(weight_bytes.values()) - l3_bytes, l3_bytes, l3_arena, io)
+    return tuple(layers)
 
 
 def _lower(mod, hw, compilation):
@@ -245,10 +255,11 @@ def _final_stage(lowered, placement: Placement) -> int:
         where = f.attrs[PLACEMENT_ATTR]
         if str(where["weights_in"]) == "L3":
             copies.append(int(where[WEIGHT_TILE_BYTES]))
-        if str(where["inputs_in"]) == "L3":
-            copies.append(largest_copy(f, L2_TO_L1, INPUT))
-        if str(where["output_in"]) == "L3":
-            copies.append(largest_copy(f, L1_TO_L2, OUTPUT))
+        acts = [(d, role) for d, role, key in ((L2_TO_L1, INPUT, "inputs_in"),
+                                               (L1_TO_L2, OUTPUT, "output_in"))
+                if str(where[key]) == "L3"]
+        traffic = copy_traffic(f) if acts else {}
+        copies += [largest_copy(traffic, d, role) for d, role in acts]
     return min(placement.stage_bytes, _aligned(max(copies, default=placement.stage_bytes)))
 
 

@@ -14,7 +14,8 @@
  * to L1; activations the placement put in L3 live in a second HyperRAM allocation (gap8_l3_acts,
  * made by gap8_l3_load), read the same way and written back with pi_cl_ram_write /
  * pi_cl_ram_write_wait from the stage. Each such read waits before the tile is used (like every
- * copy of this back end: the overlap with compute the plan models for double-buffered loops is not exploited yet). */
+ * copy of this back end: the overlap with compute the plan models for double-buffered loops is
+ * not exploited yet). */
 #ifdef GAP8_PMSIS
 #include "pmsis.h"
 #include "bsp/ram.h"
@@ -111,6 +112,23 @@ static void l3_write(int8_t *l3, int8_t *l2, uint32_t bytes) {
   pi_cl_ram_write_wait(&req);
 }
 
+/* n2 blocks of n1 rows of row_bytes at l3 (strides l3_s2, l3_s1) <-> gap8_l3_stage, packed:
+ * read into the stage (write = 0) or written from it (write = 1), one request per contiguous
+ * run (a whole block when its rows are contiguous) */
+static void l3_stage_runs(int8_t *l3, int32_t n2, int32_t n1, int32_t row_bytes, int32_t l3_s2,
+                          int32_t l3_s1, int32_t write) {
+  int32_t packed = l3_s1 == row_bytes;
+  int32_t rows = packed ? 1 : n1, run = packed ? n1 * row_bytes : row_bytes;
+  for (int32_t i = 0; i < n2; ++i)
+    for (int32_t j = 0; j < rows; ++j) {
+      int8_t *far = l3 + i * l3_s2 + j * l3_s1, *near = gap8_l3_stage + (i * n1 + j) * row_bytes;
+      if (write)
+        l3_write(far, near, (uint32_t)run);
+      else
+        l3_read(near, far, (uint32_t)run);
+    }
+}
+
 static void copy_2d(int8_t *dst, const int8_t *src, int32_t rows, int32_t row_bytes,
                     int32_t dst_stride, int32_t src_stride, int32_t dir) {
   pi_cl_dma_cmd_t cmd;
@@ -140,30 +158,14 @@ int32_t gap8_dma_copy_3d(void *dst, const void *src, int32_t n2, int32_t n1, int
                          int32_t dst_s2, int32_t src_s2, int32_t dst_s1, int32_t src_s1,
                          int32_t dir) {
   if (from_l3(src, dir)) { /* L3 -> the L2 stage (packed), then the stage -> L1 */
-    for (int32_t i = 0; i < n2; ++i) {
-      const int8_t *block = (const int8_t *)src + i * src_s2;
-      int8_t *stage = gap8_l3_stage + i * n1 * row_bytes;
-      if (src_s1 == row_bytes)
-        l3_read(stage, block, (uint32_t)(n1 * row_bytes));
-      else
-        for (int32_t j = 0; j < n1; ++j)
-          l3_read(stage + j * row_bytes, block + j * src_s1, (uint32_t)row_bytes);
-    }
+    l3_stage_runs((int8_t *)src, n2, n1, row_bytes, src_s2, src_s1, 0);
     return gap8_dma_copy_3d(dst, gap8_l3_stage, n2, n1, row_bytes, dst_s2, n1 * row_bytes,
                             dst_s1, row_bytes, GAP8_DIR_L2_TO_L1);
   }
   if (to_l3(dst, dir)) { /* L1 -> the L2 stage (packed), then the stage -> L3 */
     gap8_dma_copy_3d(gap8_l3_stage, src, n2, n1, row_bytes, n1 * row_bytes, src_s2, row_bytes,
                      src_s1, GAP8_DIR_L1_TO_L2);
-    for (int32_t i = 0; i < n2; ++i) {
-      int8_t *block = (int8_t *)dst + i * dst_s2;
-      int8_t *stage = gap8_l3_stage + i * n1 * row_bytes;
-      if (dst_s1 == row_bytes)
-        l3_write(block, stage, (uint32_t)(n1 * row_bytes));
-      else
-        for (int32_t j = 0; j < n1; ++j)
-          l3_write(block + j * dst_s1, stage + j * row_bytes, (uint32_t)row_bytes);
-    }
+    l3_stage_runs((int8_t *)dst, n2, n1, row_bytes, dst_s2, dst_s1, 1);
     return 0;
   }
   if (dir < 0) { /* L2 -> L2 (an output that is another tensor's alias): the core copies */
