@@ -1,6 +1,7 @@
-"""A padded input copy fills only the ring the copy leaves (``plainc._ring_fill``): every layer
-run from an L1 arena of garbage (``-DGAP8_POISON_L1``) gives the same bytes as from a clean one,
-so no kernel reads an L1 byte it did not write, the pad ring included."""
+"""A padded input copy fills only the ring the copy leaves (``plainc._ring_fill``), and so does a
+chain's expanded tile around the interior its expansion computes (``plainc._ring_fills``):
+every layer run from an L1 arena of garbage (``-DGAP8_POISON_L1``) gives the same bytes as from
+a clean one, so no kernel reads an L1 byte it did not write, the pad ring included."""
 
 import numpy as np
 import pytest
@@ -22,6 +23,23 @@ def model():
 @pytest.mark.parametrize("fusion,layout", [("none", "chw"), ("auto", "auto"), ("all", "hwc")])
 def test_poisoned_l1_gives_the_same_output(model, fusion, layout, tmp_path):
     hw = GAP8.replace(l1_bytes=8192 + 3000)  # stacks + 3 kB: several row tiles: top, inner and bottom rings
+    _same_output_poisoned(model, hw, fusion, layout, tmp_path)
+
+
+def test_chain_fills_its_expanded_ring_only(tmp_path):
+    """Chains (stride 1 and 2, with several row tiles): each expanded tile's fill becomes the
+    ring around its interior, never the whole tile, and reads no unwritten L1 byte."""
+    model = quantized(M.mobilenet_v2(alpha=0.35, resolution=32, blocks=[
+        (1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 1, 2)]), samples=2)
+    net = _same_output_poisoned(model, GAP8.replace(l1_bytes=8192 + 9000), "all-chains",
+                                "auto", tmp_path)
+    chains = [k for name, k in net.kernels.items() if "pw_dw_pw" in name]
+    assert len(chains) == 3
+    assert all(k.ring_fills > 0 and k.whole_fills == 0 for k in chains), \
+        [(k.name, k.ring_fills, k.whole_fills) for k in chains]
+
+
+def _same_output_poisoned(model, hw, fusion, layout, tmp_path):
     result = compile_model(model, hw=hw, fuse=fusion != "none", fusion=fusion, layout=layout)
     net = read_network(result.lowered, hw, instrument=False, placement=result.placement)
     project = str(tmp_path / "p")
@@ -35,6 +53,7 @@ def test_poisoned_l1_gives_the_same_output(model, fusion, layout, tmp_path):
     assert any(t > 1 for t in _tiles(result.report)), "no layer has several tiles"
     np.testing.assert_array_equal(outs[1], outs[0])
     np.testing.assert_array_equal(outs[2], outs[0])
+    return net
 
 
 def _tiles(report):

@@ -27,7 +27,7 @@ from .hoist import hoist_invariant_loads
 from .intrinsics import dot_products
 from .kernel_comment import kernel_comment, name_tile_loops
 from .requant_calls import requant_calls
-from ..ir.vocab import COPY_ANN, L1_SCOPE, L1_TO_L2, L2_TO_L1, MACS_ATTR, ROLE_ANN
+from ..ir.vocab import COPY_ANN, L1_SCOPE, L1_TO_L2, L2_TO_L1, MACS_ATTR, RING_ANN, ROLE_ANN
 
 DMA_ANN = "gap8.dma"  # on every loop of a copy nest: "<direction>:<role>"
 TEAM_ANN = "gap8.team_copy"  # a copy every core enters (gap8_copy_strided_part)
@@ -48,6 +48,8 @@ class PlainKernel:
     parallel_loops: int
     staged: frozenset = frozenset()  # parameters read only by DMA calls (may live in L3)
     dot_calls: int = 0  # reduction loops replaced by gap8_dot_i8 (intrinsics.py)
+    ring_fills: int = 0  # padded intermediate tiles filled around their interior only
+    whole_fills: int = 0  # ... filled whole (their interior was not a box of the fill's loops)
 
 
 # -- before lowering: mark copy nests and parallel loops ---------------------------------------
@@ -78,6 +80,40 @@ def _mark_copy_loops(func):
 
     body = tvm_ffi.structural_map(func.body, (s_tir.SBlockRealize, single))
     return func.with_body(tvm_ffi.structural_map(body, (tirx.For, visit)))
+
+
+RING_NEST_ANN = "gap8.ring_nest"  # on every loop right around a ring fill (``_ring_blocks``)
+
+
+def _ring_blocks(func):
+    """Each fill block annotated ``RING_ANN``: its store keeps the interior's points as they
+    are (``if_then_else(inside, itself, pad)``: the block after it computes them) and the ``ax*``
+    loops right around it are marked, for ``_ring_fills`` to store the ring only."""
+
+    def realize(r):
+        block = r.block
+        if RING_ANN not in block.annotations:
+            return r
+        row, col, t, l, h, w = (int(v) for v in block.annotations[RING_ANN])
+        store = block.body
+        idx = store.indices
+        y, x = idx[row], idx[col]
+        interior = tirx.all(y >= t, y < t + h, x >= l, x < l + w)
+        keep = tirx.if_then_else(interior, tirx.BufferLoad(store.buffer, idx), store.value)
+        block = s_tir.SBlock(block.iter_vars, block.reads, block.writes, block.name_hint,
+                             tirx.BufferStore(store.buffer, keep, idx), block.init,
+                             block.alloc_buffers, block.match_buffers, block.annotations)
+        return s_tir.SBlockRealize(r.iter_values, r.predicate, block)
+
+    def loop(lp):
+        b = lp.body
+        ring = (isinstance(b, s_tir.SBlockRealize) and RING_ANN in b.block.annotations) or \
+            (isinstance(b, tirx.For) and RING_NEST_ANN in b.annotations)
+        return with_annotation(lp, RING_NEST_ANN, 1) if ring and \
+            lp.loop_var.name.startswith("ax") else lp
+
+    body = tvm_ffi.structural_map(func.body, (s_tir.SBlockRealize, realize))
+    return func.with_body(tvm_ffi.structural_map(body, (tirx.For, loop)))
 
 
 # -- lowering ------------------------------------------------------------------------------
@@ -338,6 +374,44 @@ def _ring_fill(loops, store, interior):
     if int(loops[0].extent) > 1:  # every core fills its share of the tile
         fill = with_annotation(fill, PAR_ANN, 1)
     return fill
+
+
+def _ring_nest(loop, stats):
+    """A marked fill nest (``_ring_blocks``) after lowering -> the stores of its ring only
+    (``_ring_fill``; nothing when the tile is all interior), or the whole tile filled when its
+    interior is not a box of its loops."""
+    loops = [loop]
+    while isinstance(loops[-1].body, tirx.For) and RING_NEST_ANN in loops[-1].body.annotations:
+        loops.append(loops[-1].body)
+    store = loops[-1].body
+    if not isinstance(store, tirx.BufferStore):
+        return None
+    value = store.value
+    if isinstance(value, tvm.ir.TensorLoad):  # the interior everywhere (simplified)
+        return tirx.Evaluate(0)
+    if not _is_if_then_else(value):
+        return None
+    cond, _, pad = value.args
+    fill = tirx.BufferStore(store.buffer, pad, store.indices)
+    interior = None
+    if all(isinstance(lp.extent, tirx.IntImm) and int(lp.min) == 0 for lp in loops):
+        interior = _interior(loops, cond)
+    if interior is None:  # fill it all
+        stats["whole_fills"] += 1
+        return tvm_ffi.structural_map(loop, (tirx.BufferStore, lambda st: fill))
+    stats["ring_fills"] += 1
+    ring = _ring_fill(loops, fill, interior)
+    return tirx.Evaluate(0) if ring is None else ring
+
+
+def _ring_fills(func, stats):
+    def visit(loop):
+        if RING_NEST_ANN not in loop.annotations:
+            return loop
+        out = _ring_nest(loop, stats)
+        return loop if out is None else out
+
+    return func.with_body(tvm_ffi.structural_map(func.body, (tirx.For, visit), order="pre"))
 
 
 def _counted_store(store, direction):
@@ -684,10 +758,11 @@ def _clean(source: str) -> str:
 
 
 def plain_kernel(name: str, prim, instrument_macs: bool = True) -> PlainKernel:
-    stats = {"dma_calls": 0, "core_copies": 0, "parallel_loops": 0, "dot_calls": 0}
-    func = mark_parallel_loops(_mark_copy_loops(fuse_for_balance(prim)))
+    stats = {"dma_calls": 0, "core_copies": 0, "parallel_loops": 0, "dot_calls": 0,
+             "ring_fills": 0, "whole_fills": 0}
+    func = mark_parallel_loops(_mark_copy_loops(_ring_blocks(fuse_for_balance(prim))))
     func = _lower(func)
-    func = _replace_copies(func, stats)
+    func = _ring_fills(_replace_copies(func, stats), stats)
     func = dot_products(func, stats)
     declared = prim.attrs.get(MACS_ATTR) if prim.attrs else None
     if instrument_macs and (declared is None or int(declared) > 0):
@@ -702,7 +777,8 @@ def plain_kernel(name: str, prim, instrument_macs: bool = True) -> PlainKernel:
     proto = proto.rstrip(" {") + ";"
     return PlainKernel(name, source, proto, params, l1, stats["dma_calls"],
                        stats["core_copies"], stats["parallel_loops"],
-                       _staged_params(func, [p for p, _ in params]), stats["dot_calls"])
+                       _staged_params(func, [p for p, _ in params]), stats["dot_calls"],
+                       stats["ring_fills"], stats["whole_fills"])
 
 
 #: the DMA calls of gap8_dma.h a copy stage becomes (``_copy_call``)

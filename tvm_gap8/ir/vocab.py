@@ -20,6 +20,10 @@ ROLE_ANN = "gap8.role"  # on a copy block or the intermediate's producer: the bu
 TRANSPOSE_ANN = "gap8.transpose"  # on a copy block that transposes the layout (HWC <-> CHW)
 TILE_ANN = "gap8.tile"  # on a tile loop: the plan's axis it walks ("rows", "channels", ...)
 SPLIT_ANN = "gap8.split"  # on a compute loop: the one its nest splits over the cores
+#: on a block that sets a padded tile to its pad value before another block computes the
+#: tile's interior: (row axis, column axis, top, left, rows, columns) of that interior, in the
+#: stored tile's indices (the C stores the ring around it only: emitc/plainc.py)
+RING_ANN = "gap8.ring"
 
 # copy directions
 L2_TO_L1 = "l2_to_l1"

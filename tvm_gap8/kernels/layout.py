@@ -52,6 +52,11 @@ def _perm(rank: int, layout: str) -> tuple:
     return (0, 2, 3, 1) if rank == 4 else (1, 2, 0)
 
 
+def storage_axis(rank: int, layout: str, axis: int) -> int:
+    """Where logical ``axis`` of a rank-``rank`` tensor stored in ``layout`` is indexed."""
+    return _perm(rank, layout).index(axis)
+
+
 def physical(shape, layout: str) -> tuple:
     """The stored shape of a logical (N, C, H, W) or (C, H, W) tensor."""
     return tuple(shape[a] for a in _perm(len(shape), layout))
