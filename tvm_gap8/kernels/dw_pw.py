@@ -195,10 +195,10 @@ def _dw_channel_tiles(sch, mid, row_loop, dw_channels, mid_layout):
     rest = loops[[sch.get(lp).same_as(sch.get(row_loop)) for lp in loops].index(True) + 1:]
     c, pixels = (rest[-1], rest[:-1]) if mid_layout == layout.HWC else (rest[0], rest[1:])
     ct, ci = sch.split(c, [None, dw_channels])
-    if mid_layout == layout.HWC:
-        sch.reorder(ct, *pixels, ci)
-    else:
-        sch.reorder(ct, ci, *pixels)
+    # channel by channel inside the tile whatever the intermediate's layout, as
+    # ``dw_channel_by_channel`` runs the unstaged DW (taps and requantization values loaded
+    # once per channel)
+    sch.reorder(ct, ci, *pixels)
     return ct
 
 
