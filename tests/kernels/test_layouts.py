@@ -220,9 +220,19 @@ def test_staged_dw_pw_in_every_intermediate_layout(tile, mid):
     args = make_args(spec)
     expected = run(spec, plan_kernel(spec, GAP8), args)
     variant = _variant(spec, KernelLayouts(HWC, tile, CHW, mid))
-    plan = dw_pw_staged_tiling(variant, GAP8, 1, 8, 4)
+    plan = dw_pw_staged_tiling(variant, GAP8, 1, 8, 2)  # 2 channels a tile, 4 columns
     np.testing.assert_array_equal(run(variant, plan, args), expected)
-    assert_ir_is_plan(build_kernel(variant, plan), plan)
+    func = build_kernel(variant, plan)
+    assert_ir_is_plan(func, plan)
+    # inside its channel tile the DW runs channel by channel (its taps and requantization
+    # values loaded once per channel: emitc/hoist.py), the intermediate HWC or CHW
+    from tvm import s_tir
+    from tvm_gap8.ir.tirwalk import walk
+    from tvm_gap8.ir.vocab import TILE_ANN
+    loops = next(lps for st, lps in walk(func.body) if isinstance(st, s_tir.SBlockRealize)
+                 and st.block.name_hint == "dw_out")
+    k = next(i for i, lp in enumerate(loops) if lp.annotations.get(TILE_ANN) == "dw_channels")
+    assert int(loops[k + 1].extent) == plan.dw_channels, [int(lp.extent) for lp in loops]
 
 
 @pytest.mark.parametrize("lay", [CHW, HWC])
