@@ -40,6 +40,7 @@ static inline int32_t gap8_team_size(void) { return 1; }
 static inline int32_t gap8_core_of(int32_t c) { return c; }
 #define GAP8_SHARE_BEGIN(n, core) ((n) * (core))
 static inline void gap8_barrier(void) {}
+#define GAP8_STAGE_END(stage) ((void)0)
 #define CSR(name, var) __asm__ volatile(".option push\\n.option arch, +zicsr\\n" \\
     "csrr %0, " name "\\n.option pop" : "=r"(var))
 static uint64_t instret(void) {

@@ -168,3 +168,38 @@ def test_activations_in_l3_on_gvsoc(int8_model, rv32, gvsoc, tmp_path):
         assert (m["l3_to_l2_bytes"], m["l2_to_l3_bytes"]) == \
             (traffic["l3_to_l2"], traffic["l2_to_l3"]), m["name"]
     assert report["measured"]["totals"]["l2_to_l3_bytes"] > 0
+
+
+def test_stage_times_add_up_to_each_layer(rv32, gvsoc, tmp_path):
+    """Built with GAP8_STAGE_TIMES, the master core times every stage of every kernel (one
+    GAP8_STAGE_END to the next, plainc's marks): each layer's stages are marks of its own C and
+    add up to its measured cycles but the fork and join around them; the same C built without
+    it runs no timer (the marks are no-ops: the other GVSOC tests)."""
+    import re
+    from tvm_gap8.compiler import compile_model
+    from tvm_gap8.emitc.network import read_network
+    from tvm_gap8.emitc.project import write_project
+    from tvm_gap8.testing import onnx_models as M
+    from tvm_gap8.testing.quant import quantized
+    model = quantized(M.mobilenet_v2(alpha=0.35, resolution=32, blocks=[
+        (1, 16, 1, 1), (6, 24, 2, 2)]), samples=2)
+    result = compile_model(model, hw=GAP8, fusion="all-chains")
+    net = read_network(result.lowered, GAP8, placement=result.placement)
+    project = str(tmp_path / "p")
+    write_project(net, GAP8, project)
+    x_t, out_t = net.tensors[net.inputs[0]], net.tensors[net.outputs[0]]
+    x = np.random.default_rng(0).integers(-128, 128, x_t.shape).astype(x_t.dtype)
+    sim = G.run(project, G.build(project, x, net.cluster_stack_bytes, stage_times=True),
+                out_t.shape, out_t.dtype)
+    source = (tmp_path / "p" / "kernels.c").read_text()
+    timed = 0
+    for layer, counts in zip(net.layers, sim.layers):
+        if layer.kernel not in net.kernels:
+            continue  # a reshape: no kernel of ours
+        marks = len(re.findall(r"GAP8_STAGE_END\(\d+\)", net.kernels[layer.kernel].source))
+        stages = counts.get("stages", {})
+        assert set(stages) <= set(range(1, marks)) and stages, (layer.name, stages, marks)
+        untimed = counts["cycles"] - sum(stages.values())  # the fork and the join: ~600 cycles
+        assert 0 <= untimed <= max(0.1 * counts["cycles"], 1000), (layer.name, untimed)
+        timed += "pw_dw_pw" in layer.kernel
+    assert timed == 2 and "GAP8_STAGE_END(0);" in source

@@ -67,7 +67,7 @@ class GvsocRun:
     output: object  # np.ndarray, or a list of them (one per output)
     seconds: float
     cycles: int                      # cluster timer, the whole network
-    layers: list[dict] = field(default_factory=list)   # per layer: COUNTER_FIELDS + cores
+    layers: list[dict] = field(default_factory=list)   # per layer: COUNTER_FIELDS + cores (+ stages)
 
 
 def _input_c(data) -> str:
@@ -114,8 +114,10 @@ def libm_flags() -> str | None:
 
 
 def build(project: str, data: np.ndarray, stack_bytes: int, instrument: bool = True,
-          timeout: int = 600) -> str:
-    """Builds ``project`` for pulp-open with ``data`` as its input; returns the ELF path."""
+          timeout: int = 600, stage_times: bool = False) -> str:
+    """Builds ``project`` for pulp-open with ``data`` as its input; returns the ELF path.
+    ``stage_times``: the master core also times every stage of every kernel (from one
+    ``GAP8_STAGE_END`` to the next; with the counters)."""
     missing = gvsoc_available()
     if missing:
         raise BuildError(f"--run gvsoc: {missing}")
@@ -128,7 +130,8 @@ def build(project: str, data: np.ndarray, stack_bytes: int, instrument: bool = T
     libgcc = subprocess.run([RV32_GCC, "-march=rv32imc", "-mabi=ilp32",
                              "-print-libgcc-file-name"], capture_output=True, text=True).stdout
     t = "riscv64-unknown-elf"
-    flags = "-DGAP8_INSTRUMENT -DGAP8_INSTRET_ONLY" if instrument else ""
+    flags = "-DGAP8_INSTRUMENT -DGAP8_INSTRET_ONLY" if instrument or stage_times else ""
+    flags += " -DGAP8_STAGE_TIMES" if stage_times else ""
     cmd = ["make", "-s", "-f", "Makefile.pulprt", "build", "platform=gvsoc",
            f"PULP_CC={t}-gcc", f"PULP_LD={t}-gcc", f"PULP_AR={t}-ar",
            f"PULP_OBJDUMP={t}-objdump", f"GAP8_CFLAGS={flags}",
@@ -231,4 +234,6 @@ def parse(stdout: str, returncode: int, out_shapes, out_dtypes, seconds: float) 
         layers[int(m.group(1))]["cores"] = [
             {"active_cycles": vals[i], "instructions": vals[i + 1]}
             for i in range(0, len(vals), 2)]
+    for m in re.finditer(r"^gap8-stage (\d+) (\d+) (\d+)$", stdout, re.M):
+        layers[int(m.group(1))].setdefault("stages", {})[int(m.group(2))] = int(m.group(3))
     return GvsocRun(out, seconds, int(status.group(2)), [layers[i] for i in sorted(layers)])

@@ -757,6 +757,20 @@ def _clean(source: str) -> str:
     return "\n".join(lines).strip() + "\n"
 
 
+def _stage_marks(source: str, name: str) -> str:
+    """``GAP8_STAGE_END(n)`` where the kernel starts (0) and after its n-th barrier: the end
+    of each stage, timed when the runtime is built to (``GAP8_STAGE_TIMES``), else nothing."""
+    lines, stage = [], 0
+    for line in source.splitlines():
+        lines.append(line)
+        if line.startswith("void ") and f" {name}(" in line:
+            lines.append("  GAP8_STAGE_END(0);")
+        elif line.strip() == "gap8_barrier();":
+            stage += 1
+            lines.append(line.replace("gap8_barrier();", f"GAP8_STAGE_END({stage});"))
+    return "\n".join(lines) + "\n"
+
+
 def plain_kernel(name: str, prim, instrument_macs: bool = True) -> PlainKernel:
     stats = {"dma_calls": 0, "core_copies": 0, "parallel_loops": 0, "dot_calls": 0,
              "ring_fills": 0, "whole_fills": 0}
@@ -771,7 +785,7 @@ def plain_kernel(name: str, prim, instrument_macs: bool = True) -> PlainKernel:
     func = func.with_body(_team(func.body, stats))
     func, params, l1, slots = _plain_signature(func, name)
     func = name_tile_loops(requant_calls(_exact_floats(_finish(func))))
-    source = _clean(_codegen(func))
+    source = _stage_marks(_clean(_codegen(func)), name)
     proto = next(line for line in source.splitlines() if f" {name}(" in line)
     source = kernel_comment(name, prim, func, slots, l1) + source
     proto = proto.rstrip(" {") + ";"

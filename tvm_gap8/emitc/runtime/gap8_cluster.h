@@ -42,4 +42,14 @@ static inline int32_t gap8_is_master(void) { return 1; }
 static inline int32_t gap8_barrier(void) { return 0; }
 static inline void gap8_cluster_fork(gap8_team_fn fn, void *arg) { fn(arg); }
 #endif
+
+/* a kernel's stage ends (its barrier passed; stage 0: the kernel starts). Timed per layer on
+ * GVSOC when built with GAP8_STAGE_TIMES (gap8_pulprt.c; benchmarks/stage_cycles.py), else
+ * nothing. */
+#if defined(GAP8_PULPRT) && defined(GAP8_STAGE_TIMES)
+void gap8_stage_end(int32_t stage);
+#define GAP8_STAGE_END(stage) gap8_stage_end(stage)
+#else
+#define GAP8_STAGE_END(stage) ((void)0)
+#endif
 #endif

@@ -64,6 +64,20 @@ void gap8_counters_layer(int32_t layer) {
 /* the wall clock of a layer: the cluster timer, in the counters' instret field */
 uint64_t gap8_instret(void) { return gap8_now(); }
 
+#ifdef GAP8_STAGE_TIMES
+/* per layer and stage: the master core's cluster-timer cycles from the previous stage end */
+#define GAP8_MAX_STAGES 64
+static uint32_t stage_cycles[GAP8_NB_LAYERS + 1][GAP8_MAX_STAGES];
+static uint32_t stage_t;
+
+void gap8_stage_end(int32_t stage) {
+  if (hal_core_id() != 0) return;
+  uint32_t t = gap8_now();
+  if (stage > 0 && stage < GAP8_MAX_STAGES) stage_cycles[current_layer][stage] += t - stage_t;
+  stage_t = t;
+}
+#endif
+
 static void count(int32_t dir, uint32_t bytes) {
   if (dir < 0 || bytes == 0) return;
   tally.bytes[dir] += bytes; /* core 0's: it counts the team's copies too */
@@ -453,6 +467,10 @@ static void print_results(int32_t status, uint32_t cycles) {
     for (int32_t k = 0; k < GAP8_NB_CORES; ++k)
       printf(" %u %u", (unsigned)core_counts[l][k].cycles, (unsigned)core_counts[l][k].instr);
     printf("\n");
+#ifdef GAP8_STAGE_TIMES
+    for (int32_t k = 1; k < GAP8_MAX_STAGES; ++k)
+      if (stage_cycles[l][k]) printf("gap8-stage %d %d %u\n", (int)l, (int)k, (unsigned)stage_cycles[l][k]);
+#endif
   }
 #endif
 }
