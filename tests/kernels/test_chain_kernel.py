@@ -83,14 +83,36 @@ def test_chain_intermediates_live_only_in_l1():
     assert set(scopes.values()) <= {L1_SCOPE, "local"}
 
 
-def test_expansion_splits_channel_blocks_and_rows_as_one_loop():
-    """The expansion's channel blocks and padded rows are one loop, the one the cores share:
-    over the padded rows alone (9 image rows + the ring at a 3-row tile: 5 rows) two of them
-    are the zero point's ring, and the cores they fall to idle."""
+def test_expansion_keeps_the_halo_rows_of_the_tile_before():
+    """Three row tiles of 3 rows over a 9-row image, k 3, stride 1: each tile's expanded tile
+    holds 5 rows, 2 of them the previous tile's last. The expansion's split loop (rows x 12
+    channel blocks, rows outermost) computes 3 rows on every tile; the first tile alone
+    computes the image row before them (the other is padding); the others move the 2 rows up
+    from rows 3-4 (``ir/halo.py``).
+    No expanded row is computed twice: the plan's MACs are the layer's."""
     from tvm_gap8.ir.tirwalk import walk
+    from tvm_gap8.kernels.pw_dw_pw import kept_halo_rows
     spec = _spec(8, 6, 3, 1, 8, KernelLayouts())
     plan = chain_tiling(spec, GAP8, 3, 8)
+    assert (plan.row_tiles, kept_halo_rows(spec, plan.row_tiles)) == (3, 2)
+    assert plan.macs == spec.macs()
     lowered = lower_for_inspection(build_kernel(spec, plan))
-    blocks, padded_rows = spec.hidden // 4, plan.rows + 2
-    extents = [int(s.extent) for s, _ in walk(lowered.body) if isinstance(s, tvm.tirx.For)]
-    assert blocks * padded_rows in extents, extents
+    blocks = spec.hidden // 4
+    branches = [s for s, _ in walk(lowered.body) if isinstance(s, tvm.tirx.IfThenElse)
+                and any(isinstance(t, tvm.tirx.For) and "gap8.parallel" in t.annotations
+                        for t, _ in walk(s.else_case or s.then_case))]
+    assert branches  # once per copy of the tile loop's body software pipelining makes
+    split = {int(s.extent) for s, _ in walk(lowered.body) if isinstance(s, tvm.tirx.For)
+             and "gap8.split" in s.annotations}
+    assert split == {blocks, blocks * 3}, split  # first tile's 1 image row; every tile's 3
+    for branch in branches:
+        first, move = branch.then_case, branch.else_case
+        assert [int(s.extent) for s, _ in walk(first) if isinstance(s, tvm.tirx.For)
+                and "gap8.split" in s.annotations] == [blocks]
+        stores = [s for s, _ in walk(move) if isinstance(s, tvm.tirx.BufferStore)]
+        assert len(stores) == 1 and stores[0].buffer.name.startswith("pw_out")
+        rows = [int(s.extent) for s, _ in walk(move) if isinstance(s, tvm.tirx.For)]
+        assert rows == [spec.hidden, 2, 9]  # channels x the 2 kept rows x the padded columns
+        # the moved rows are read 3 rows (a tile's advance) below where they go
+        src = stores[0].value.indices[1] - stores[0].indices[1]
+        assert tvm.sym.Analyzer().simplify(src).value == 3

@@ -7,6 +7,7 @@ import numpy as np
 import tvm
 from tvm import s_tir, tirx
 
+from ..ir.halo import keep_halo_rows
 from ..ir.tirwalk import allocations, buffer_bytes, walk
 from ..ir.vocab import (COPY_ANN, DMA_TRANSFERS, INPUT, L1_SCOPE, L1_TO_L2, L1_TO_L2_ACT, L2_TO_L1,
                         L2_TO_L1_ACT, L2_TO_L1_TRANSPOSED, L2_TO_L1_WGT, OUTPUT, ROLE_ANN,
@@ -15,14 +16,15 @@ from ..ir.vocab import (COPY_ANN, DMA_TRANSFERS, INPUT, L1_SCOPE, L1_TO_L2, L1_T
 # -- what the tests and the report read off a kernel ---------------------------------------
 
 def inspection_passes() -> list:
-    """TVM's s_tir lowering up to software pipelining, the stage whose IR we measure (and the
-    C emission continues from)."""
+    """TVM's s_tir lowering up to software pipelining (and our halo rows), the stage whose IR
+    we measure (and the C emission continues from)."""
     return [
         s_tir.transform.CanonicalizeLoop(),
         s_tir.transform.LowerInitBlock(),
         s_tir.transform.PlanAndUpdateBufferAllocationLocation(),
         s_tir.transform.ConvertBlocksToOpaque(),
         s_tir.transform.CompactBufferAllocation(),
+        keep_halo_rows,  # a chain's rows kept from one row tile to the next (ir/halo.py)
         s_tir.transform.LowerMatchBuffer(),
         s_tir.transform.StmtSimplify(),
         s_tir.transform.InjectSoftwarePipeline(),

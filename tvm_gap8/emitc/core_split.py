@@ -13,9 +13,8 @@ from tvm import s_tir, tirx
 
 from ..errors import UnsupportedError
 from ..ir.tirwalk import walk
-from ..ir.vocab import COPY_ANN, SPLIT_ANN
+from ..ir.vocab import COPY_ANN, PAR_ANN, SPLIT_ANN
 
-PAR_ANN = "gap8.parallel"  # on the loop split over the cores
 PAR_OUTER_ANN = "gap8.parallel_outer"  # on data-parallel loops above it: run by every core
 CLUSTER_CORES = 8  # GAP8_NB_CORES of runtime/gap8_cluster.h: the team the loops are split over
 
@@ -109,8 +108,11 @@ def _fusion_for_balance(loop) -> list:
     """The loops of the compute nest from ``loop`` to fuse ([] for none): the shortest run
     (up to FUSE_MAX_LOOPS) of directly nested data-parallel loops, the innermost holding loops,
     whose fused extent splits over the cores at least FUSE_MIN_GAIN better than any single loop
-    of the nest (of those, the best balanced, the outermost of equals)."""
+    of the nest (of those, the best balanced, the outermost of equals); none in a nest whose
+    split loop the schedule marked (``gap8.split``)."""
     nest = _parallel_nest(loop)
+    if any(SPLIT_ANN in lp.annotations for lp in nest):
+        return []  # the kernel's schedule chose the split loop
     single = max(_balance(int(lp.extent)) for lp in nest)
 
     def fused(run):

@@ -24,6 +24,13 @@ SPLIT_ANN = "gap8.split"  # on a compute loop: the one its nest splits over the 
 #: tile's interior: (row axis, column axis, top, left, rows, columns) of that interior, in the
 #: stored tile's indices (the C stores the ring around it only: emitc/plainc.py)
 RING_ANN = "gap8.ring"
+#: on the split loop of a chain's expansion whose first iterations compute the rows of its
+#: expanded tile that the row tile before also needed: (rows kept, rows a tile advances,
+#: iterations per row, row axis of the stored tile, image rows among the first tile's kept
+#: rows). ``ir/halo.py`` computes them on the
+#: first row tile only and moves them up from the previous tile's last rows on the others.
+HALO_ANN = "gap8.halo"
+PAR_ANN = "gap8.parallel"  # on the loop the C splits over the cores (emitc/core_split.py)
 
 # copy directions
 L2_TO_L1 = "l2_to_l1"

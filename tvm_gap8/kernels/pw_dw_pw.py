@@ -28,8 +28,8 @@ from tvm import relax, s_tir, te, tirx
 from ..cost import cycles
 from ..errors import TilingError, UnsupportedError
 from ..target import GAP8
-from ..ir.vocab import (CHW, HWC, INPUT, INTERMEDIATE, OUTPUT, RING_ANN, ROLE_ANN, SPLIT_ANN,
-                        WEIGHT)
+from ..ir.vocab import (CHW, HALO_ANN, HWC, INPUT, INTERMEDIATE, OUTPUT, RING_ANN, ROLE_ANN,
+                        SPLIT_ANN, WEIGHT)
 from . import layout, patterns
 from .composite import (DEQUANTIZE, QUANTIZE, CompositeReader, QuantAct, activation_range,
                         clip_bounds, output_dtype)
@@ -159,9 +159,10 @@ class ChainKernelSpec(TypedOperands):
         return parts + ([(self.residual, self.layouts.out, 0)] if self.residual else [])
 
     def fill_elements(self, plan=None) -> int:
-        """Elements of the expanded tile's padding ring the cores set to its zero point per
-        layer under ``plan`` (each row tile's rows, before its interior is computed:
-        ``schedule_chain``; the C stores the ring only), for ``cost/work.py``."""
+        """Elements of the expanded tile the cores store besides its expansion per layer
+        under ``plan``, for ``cost/work.py``: each row tile's padding ring, set to the zero
+        point before its interior is computed (``schedule_chain``; the C stores the ring only),
+        and the kept halo rows moved up (``kept_halo_rows``; a load and a store: two)."""
         if plan is None:
             return 0
         h, w = self.in_shape[2:]
@@ -173,7 +174,22 @@ class ChainKernelSpec(TypedOperands):
         ring = sum(wp if y < t or y >= t + h else wp - image_cols
                    for first in range(0, plan.row_tiles * plan.rows * sh, plan.rows * sh)
                    for y in range(first, min(first + tile_rows, hp)))
-        return self.hidden * ring
+        moved = 2 * kept_halo_rows(self, plan.row_tiles) * wp * (plan.row_tiles - 1)
+        return self.hidden * (ring + moved)
+
+    def expanded_image_rows(self, rows: int, row_tiles: int) -> list:
+        """Image rows the expansion computes in each row tile of ``rows`` output rows: the
+        rows the tile reads, but those kept from the tile before (``kept_halo_rows``)."""
+        h = self.in_shape[2]
+        t, sh, k = self.dw.padding[0], self.dw.sh, self.dw.kernel
+        hp = padded((h, 1), self.dw.padding)[0]
+        kept, step, tile_rows = kept_halo_rows(self, row_tiles), rows * sh, \
+            halo_rows(rows, sh, k, hp)
+        out = []
+        for r in range(row_tiles):
+            first, end = r * step + (kept if r else 0), min(r * step + tile_rows, hp)
+            out.append(max(0, min(end, t + h) - max(first, t)))
+        return out
 
     def alternatives(self) -> dict:
         """{name: kernel specs} of every way to run the block without the chain."""
@@ -280,7 +296,7 @@ def schedule_chain(spec: ChainKernelSpec, plan):
     stage_intermediate(sch, pw_out, loops["rows"])
     _interior_only(sch, pw_out, spec)
     acc = sch.get_sblock("pw_acc")
-    scalar_accumulator(sch, acc, _channel_blocks(sch, pw_out, spec.hidden))
+    scalar_accumulator(sch, acc, _channel_blocks(sch, pw_out, spec, plan))
     return finish_staged(sch, plan, loops, (INPUT, WEIGHT))
 
 
@@ -299,31 +315,54 @@ def _interior_only(sch, pw_out, spec):
     sch.annotate(fill, RING_ANN, [row, col, t, l, h, w])
 
 
-def _channel_blocks(sch, pw_out, hidden: int):
+def kept_halo_rows(spec: ChainKernelSpec, row_tiles: int) -> int:
+    """Expanded rows each row tile after the first takes from the tile before it (moved up
+    in L1, not recomputed): the DW's overlap ``k - stride`` when there are several row tiles
+    and the expansion is computed in channel blocks (``_channel_blocks``), else 0 (every
+    tile computes all its rows). One decision, read by the schedule and the tiling's cost."""
+    if row_tiles < 2 or spec.hidden % CHANNEL_BLOCK:
+        return 0
+    return max(0, spec.dw.kernel - spec.dw.sh)
+
+
+def _channel_blocks(sch, pw_out, spec, plan):
     """The expansion's (CHW) loops as (channel block, row x column chunk, columns, 4
     channels), as the standalone PW blocks its output channels: one pixel's 4 accumulators
     share each input word (``gap8_dot4_i8``). Every core runs the blocks; rows and column
     chunks are one loop, the one split over the cores (``gap8.split``), with as many chunks as
-    make it divide among them (13 rows x 8 chunks of 6 columns: 13 a core). The block index is
-    then an outer loop's, so a block's requantization values sit at fixed offsets of one
-    pointer (measured on GVSOC, MobileNetV2 x0.35 @96 all-chains: 2,663,872 -> 2,609,303 cycles;
-    before, blocks x rows was the split loop, its block index a division per row). Where no
-    chunking divides the columns, blocks x rows stays the split loop (rows alone put the ring
-    rows on two cores; columns alone give each core ~6 of a row). Returns the loop to compute
-    a block's accumulators at."""
+    make the rows a tile computes divide among them (13 rows x 8 chunks of 6 columns: 13 a
+    core). The block index is then an outer loop's, so a block's requantization values sit at
+    fixed offsets of one pointer (measured on GVSOC, MobileNetV2 x0.35 @96 all-chains:
+    2,663,872 -> 2,609,303 cycles; before, the block index was a division per row). Where no
+    chunking divides the columns, rows x blocks is the split loop (rows alone put the ring rows
+    on two cores; columns alone give each core ~6 of a row). Either way the split loop walks
+    rows outermost, so the rows a tile keeps from the one before (``kept_halo_rows``) are its
+    first iterations: ``HALO_ANN`` tells ``ir/halo.py`` to compute them on the first tile
+    only and move them up on the others. Returns the loop to compute a block's accumulators
+    at."""
     hc, i, j = sch.get_loops(pw_out)[-3:]
-    if hidden % CHANNEL_BLOCK:
+    if spec.hidden % CHANNEL_BLOCK:
         return j
+    kept = kept_halo_rows(spec, plan.row_tiles)
+    image_rows = max(0, kept - spec.dw.padding[0])  # of the first tile's kept rows
     ho, hb = sch.split(hc, [None, CHANNEL_BLOCK])
-    chunks = GAP8.cores // math.gcd(int(sch.get(i).extent), GAP8.cores)  # the C's team
+    rows = int(sch.get(i).extent) - kept  # the rows every tile computes
+    # chunks that share the rows every tile computes, and the first tile's kept image rows,
+    # evenly among the C's team
+    chunks = GAP8.cores // math.gcd(rows, image_rows, GAP8.cores)
     if int(sch.get(j).extent) % chunks:
-        sch.reorder(ho, i, j, hb)
-        sch.annotate(sch.fuse(ho, i), SPLIT_ANN, 1)
-        return j
-    jo, ji = sch.split(j, [chunks, None])
-    sch.reorder(ho, i, jo, ji, hb)
-    sch.annotate(sch.fuse(i, jo), SPLIT_ANN, 1)
-    return ji
+        sch.reorder(i, ho, j, hb)
+        split, per_row, inner = sch.fuse(i, ho), spec.hidden // CHANNEL_BLOCK, j
+    else:
+        jo, ji = sch.split(j, [chunks, None])
+        sch.reorder(ho, i, jo, ji, hb)
+        split, per_row, inner = sch.fuse(i, jo), chunks, ji
+    sch.annotate(split, SPLIT_ANN, 1)
+    if kept:
+        step = plan.rows * spec.dw.sh
+        sch.annotate(split, HALO_ANN, [kept, step, per_row,
+                                       layout.storage_axis(3, EXPANDED, 1), image_rows])
+    return inner
 
 
 # -- tiling -------------------------------------------------------------------------------
@@ -358,18 +397,20 @@ def chain_tiling(spec: ChainKernelSpec, hw, rows: int, channels: int):
         *param_buffers(spec, channels, o, tile_at,
                        spec.conv_epilogues[2].channels() if ct > 1 else set()))
     lay = spec.layouts
-    # the standalone kernels' formulas on the same tiles (``cycles.pointwise`` over the padded
-    # rows x columns the DW reads, ``cycles.depthwise``), the residual as the add kernel's
-    compute = rt * (cycles.pointwise(c, hid, min(in_rows, h), w, lay.tile, EXPANDED,
-                                     costs=hw.compute)
-                    + cycles.depthwise(hid, rows, ow, dw.kernel, EXPANDED, DEPTHWISE_OUT,
-                                       dw.sh, hw.compute)
-                    + ct * cycles.pointwise(hid, channels, rows, ow, DEPTHWISE_OUT, lay.out,
-                                            costs=hw.compute)
-                    + (cycles.eltwise(hw, o * rows * ow) if spec.residual else 0))
-    # the expansion runs over the image rows each tile reads: halo rows recomputed (the
-    # padding ring is the zero point, no MAC)
-    macs = spec.macs() + (in_rows_moved - h) * w * c * hid
+    # the standalone kernels' formulas on the same tiles (``cycles.pointwise`` over the image
+    # rows each tile's expansion computes, ``cycles.depthwise``), the residual as the add
+    # kernel's
+    expanded = spec.expanded_image_rows(rows, rt)
+    per_tile = cycles.depthwise(hid, rows, ow, dw.kernel, EXPANDED, DEPTHWISE_OUT, dw.sh,
+                                hw.compute) \
+        + ct * cycles.pointwise(hid, channels, rows, ow, DEPTHWISE_OUT, lay.out,
+                                costs=hw.compute) \
+        + (cycles.eltwise(hw, o * rows * ow) if spec.residual else 0)
+    compute = rt * per_tile + sum(cycles.pointwise(c, hid, n, w, lay.tile, EXPANDED,
+                                                   costs=hw.compute) for n in expanded if n)
+    # the expansion runs over the image rows each tile reads but those it keeps (the padding
+    # ring is the zero point, no MAC): recomputed halo rows where it keeps none
+    macs = spec.macs() + (sum(expanded) - h) * w * c * hid
     return plan_from(KIND, rows, channels, (("rows", rt), ("channels", ct)), bufs, macs,
                      LayerCost(hw, compute), "rows" if db == 2 else "")
 
