@@ -98,21 +98,25 @@ def test_expansion_keeps_the_halo_rows_of_the_tile_before():
     assert plan.macs == spec.macs()
     lowered = lower_for_inspection(build_kernel(spec, plan))
     blocks = spec.hidden // 4
-    branches = [s for s, _ in walk(lowered.body) if isinstance(s, tvm.tirx.IfThenElse)
-                and any(isinstance(t, tvm.tirx.For) and "gap8.parallel" in t.annotations
-                        for t, _ in walk(s.else_case or s.then_case))]
-    assert branches  # once per copy of the tile loop's body software pipelining makes
-    split = {int(s.extent) for s, _ in walk(lowered.body) if isinstance(s, tvm.tirx.For)
-             and "gap8.split" in s.annotations}
+    def branches(ann):  # the tile-index tests holding a loop annotated ``ann``
+        return [s.then_case for s, _ in walk(lowered.body) if isinstance(s, tvm.tirx.IfThenElse)
+                and any(isinstance(t, tvm.tirx.For) and ann in t.annotations
+                        for t, _ in walk(s.then_case))]
+
+    def loops(stmt, ann=None):
+        return [int(s.extent) for s, _ in walk(stmt) if isinstance(s, tvm.tirx.For)
+                and (ann is None or ann in s.annotations)]
+
+    # software pipelining makes a copy of the tile loop's body per stage it runs
+    split = set(loops(lowered.body, "gap8.split"))
     assert split == {blocks, blocks * 3}, split  # first tile's 1 image row; every tile's 3
-    for branch in branches:
-        first, move = branch.then_case, branch.else_case
-        assert [int(s.extent) for s, _ in walk(first) if isinstance(s, tvm.tirx.For)
-                and "gap8.split" in s.annotations] == [blocks]
+    firsts, moves = branches("gap8.split"), branches("gap8.parallel")
+    assert firsts and moves
+    assert all(loops(first, "gap8.split") == [blocks] for first in firsts)
+    for move in moves:
         stores = [s for s, _ in walk(move) if isinstance(s, tvm.tirx.BufferStore)]
         assert len(stores) == 1 and stores[0].buffer.name.startswith("pw_out")
-        rows = [int(s.extent) for s, _ in walk(move) if isinstance(s, tvm.tirx.For)]
-        assert rows == [spec.hidden, 2, 9]  # channels x the 2 kept rows x the padded columns
+        assert loops(move) == [spec.hidden, 2, 9]  # channels x the 2 kept rows x the columns
         # the moved rows are read 3 rows (a tile's advance) below where they go
         src = stores[0].value.indices[1] - stores[0].indices[1]
         assert tvm.sym.Analyzer().simplify(src).value == 3

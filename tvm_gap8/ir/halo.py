@@ -7,9 +7,10 @@ expanded tile to its rows (``CompactBufferAllocation``), this pass, on each row 
 
 - splits the marked nest in two: its first rows (the halo) and the rest, which every tile
   computes;
-- computes the halo rows on the first tile only; on the others it moves the previous tile's
-  last rows up to them (an L1 -> L1 move split over the cores by channel), before anything
-  else writes the tile (the ring fill would overwrite rows it reads).
+- computes the halo's image rows on the first tile only, right before the rest (its input
+  tile is in by then); on the others it moves the previous tile's last rows up to them (an
+  L1 -> L1 move split over the cores by channel), before anything else writes the tile (the
+  ring fill would overwrite rows it reads).
 
 Every lowering of a kernel runs it (``cost/ir.inspection_passes``), so what the report counts
 and what the C computes are the same IR. TVM's ``rolling_buffer`` keeps rows too, but
@@ -83,45 +84,46 @@ def _move_up(tile, kept: int, step: int, row_axis: int):
     return body
 
 
-def _keep_halo(tile_loop, seq):
-    """The row tile loop's statements with the marked nest split (see the module doc)."""
-    children = list(seq.seq)
+def _writes(stmt, buffer) -> bool:
+    return any(isinstance(s, tirx.BufferStore) and s.buffer.same_as(buffer) for s, _ in walk(stmt))
+
+
+def _keep_halo(tile_loop, children: list):
+    """[(index, statement)] to insert in the row tile loop's ``children`` (the marked nest
+    among them replaced by the rows every tile computes), see the module doc; None when no
+    child is marked."""
     at = next((n for n, c in enumerate(children) if _marked(c) is not None), None)
     if at is None:
         return None
     nest = children[at]
     loop = _marked(nest)
     kept, step, per_row, row_axis, image_rows = (int(v) for v in loop.annotations[HALO_ANN])
-    first, total = kept * per_row, int(loop.extent)
+    first = kept * per_row
     tile = _expanded_tile(loop)
-    move = _move_up(tile, kept, step, row_axis)
-    if image_rows:  # the first tile computes the image rows among them (the last ones)
+    children[at] = _replace_loop(nest, loop, _unmarked(loop, first, int(loop.extent) - first))
+    inserts = []
+    if image_rows:  # the first tile computes the image rows among them (the last ones), once
         image = _unmarked(loop, (kept - image_rows) * per_row, image_rows * per_row)
-        halo = tirx.IfThenElse(tile_loop.loop_var == 0,
-                               _fresh_loop_vars(_replace_loop(nest, loop, image)), move)
-    else:  # all padding on the first tile: its ring fill sets them
-        halo = tirx.IfThenElse(tile_loop.loop_var > 0, move, None)
-    children[at] = _replace_loop(nest, loop, _unmarked(loop, first, total - first))
-    # before the first statement that writes the tile (the ring fill)
-    where = next(n for n, c in enumerate(children)
-                 if any(isinstance(s, tirx.BufferStore) and s.buffer.same_as(tile)
-                        for s, _ in walk(c)))
-    children.insert(where, halo)
-    return tirx.SeqStmt(children), where
+        inserts.append((at, tirx.IfThenElse(
+            tile_loop.loop_var == 0, _fresh_loop_vars(_replace_loop(nest, loop, image)), None)))
+    # the others move them up before anything writes the tile (the ring fill)
+    fill = next(n for n, c in enumerate(children) if _writes(c, tile))
+    inserts.append((fill, tirx.IfThenElse(tile_loop.loop_var > 0,
+                                          _move_up(tile, kept, step, row_axis), None)))
+    return inserts
 
 
-def _with_pipeline(loop, body, where: int):
-    """``loop`` with ``body``, its software-pipeline annotations given the statement inserted
-    at ``where``: the stage and place in the order of the statement it precedes."""
-    ann = dict(loop.annotations)
-    if _PIPELINE[0] in ann:
-        stages = [int(v) for v in ann[_PIPELINE[0]]]
-        order = [int(v) for v in ann[_PIPELINE[1]]]
-        slot = order[where]
-        ann[_PIPELINE[0]] = stages[:where] + [stages[where]] + stages[where:]
-        order = [o + (o >= slot) for o in order]
-        ann[_PIPELINE[1]] = order[:where] + [slot] + order[where:]
-    return tirx.For(loop.loop_var, loop.min, loop.extent, loop.kind, body, None, ann)
+def _pipeline_insert(ann: dict, where: int) -> None:
+    """The software-pipeline annotations given a statement inserted at ``where``: the stage
+    and place in the order of the statement it precedes."""
+    if _PIPELINE[0] not in ann:
+        return
+    stages = [int(v) for v in ann[_PIPELINE[0]]]
+    order = [int(v) for v in ann[_PIPELINE[1]]]
+    slot = order[where]
+    ann[_PIPELINE[0]] = stages[:where] + [stages[where]] + stages[where:]
+    order = [o + (o >= slot) for o in order]
+    ann[_PIPELINE[1]] = order[:where] + [slot] + order[where:]
 
 
 def _rows_loop(loop):
@@ -132,14 +134,19 @@ def _rows_loop(loop):
             not isinstance(realize.block.body, tirx.SeqStmt):
         raise ValueError("a halo row tile loop must hold a block of statements")
     block = realize.block
-    kept = _keep_halo(loop, block.body)
-    if kept is None:
+    children = list(block.body.seq)
+    inserts = _keep_halo(loop, children)
+    if inserts is None:
         return loop
-    seq, where = kept
-    block = s_tir.SBlock(block.iter_vars, block.reads, block.writes, block.name_hint, seq,
-                         block.init, block.alloc_buffers, block.match_buffers, block.annotations)
-    return _with_pipeline(loop, s_tir.SBlockRealize(realize.iter_values, realize.predicate,
-                                                    block), where)
+    ann = dict(loop.annotations)
+    for where, stmt in sorted(inserts, key=lambda x: -x[0]):  # the later first
+        children.insert(where, stmt)
+        _pipeline_insert(ann, where)
+    block = s_tir.SBlock(block.iter_vars, block.reads, block.writes, block.name_hint,
+                         tirx.SeqStmt(children), block.init, block.alloc_buffers,
+                         block.match_buffers, block.annotations)
+    return tirx.For(loop.loop_var, loop.min, loop.extent, loop.kind,
+                    s_tir.SBlockRealize(realize.iter_values, realize.predicate, block), None, ann)
 
 
 @tvm.tirx.transform.prim_func_pass(opt_level=0, name="gap8.KeepHaloRows")
