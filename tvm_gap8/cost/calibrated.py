@@ -28,10 +28,14 @@ class Calibration:
     source: str              # what was measured, on what (GVSOC revision), by which command
     fitted_on: tuple         # the networks of the fit
     cores: int = 8
+    #: median |fitted - measured| / measured of the chain layers the fit saw: within it the
+    #: model cannot tell a chain from the block's other kernels (``kernels/pw_dw_pw``)
+    chain_error: float = 0.0
 
     def to_json(self) -> dict:
         return {"coefficients": self.coefficients, "source": self.source,
-                "fitted_on": list(self.fitted_on), "cores": self.cores}
+                "fitted_on": list(self.fitted_on), "cores": self.cores,
+                "chain_error": self.chain_error}
 
     @classmethod
     def from_json(cls, data: dict) -> "Calibration":
@@ -39,7 +43,7 @@ class Calibration:
         if unknown:
             raise ValueError(f"{CALIBRATION_FILE}: unknown features {sorted(unknown)}")
         return cls(dict(data["coefficients"]), data["source"], tuple(data["fitted_on"]),
-                   int(data.get("cores", 8)))
+                   int(data.get("cores", 8)), float(data.get("chain_error", 0.0)))
 
 
 def load(path: str = CALIBRATION_FILE) -> Calibration | None:
