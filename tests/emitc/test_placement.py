@@ -1,5 +1,5 @@
 """One memory placement, read by everyone: for every layer of the example int8 networks under
-three L2 sizes (all weights in L2; some in L3; all streamable ones in L3), the report's
+three L2 sizes (all weights in L2; some in L3; all streamable ones in L3: the last under `slow`), the report's
 placement and bytes equal what the emitted C does, counted at run time (``--instrument``, host
 build), and the run stays bit-exact."""
 
@@ -61,19 +61,23 @@ def _assert_placement_is_the_c(report):
     assert run["vs_llvm"]["integers_equal"] and run["check"]["passed"], run
 
 
-@pytest.mark.parametrize("name", ["mobilenet_v1_025_96", pytest.param("mobilenet_v2_035_96", marks=pytest.mark.slow)])
-def test_report_placement_equals_the_c_under_three_l2_sizes(name, int8_model, tmp_path):
+@pytest.mark.parametrize("name,count", [
+    ("mobilenet_v1_025_96", 2),  # in CI: GAP8's L2 and some weights in L3
+    pytest.param("mobilenet_v1_025_96", 3, marks=pytest.mark.slow),
+    pytest.param("mobilenet_v2_035_96", 3, marks=pytest.mark.slow)])
+def test_report_placement_equals_the_c_under_three_l2_sizes(name, count, int8_model, tmp_path):
     model = int8_model(name)
     first = _compile(model, tmp_path / "l2_0", {})
     p = first["placement"]
     sizes = _l2_sizes(p["activation_arena_bytes"], p["l2_weight_bytes"], p["io_bytes"])
     in_l3 = []
-    for i, l2 in enumerate(sizes):
+    for i, l2 in enumerate(sizes[:count]):
         report = first if i == 0 else _compile(model, tmp_path / f"l2_{i}", {"l2_bytes": l2})
         _assert_placement_is_the_c(report)
         in_l3.append(sum(layer.get("weights_in") == "L3" for layer in report["layers"]))
         assert report["placement"]["l2_peak_bytes"] <= report["placement"]["l2_budget_bytes"]
-    assert in_l3[0] == 0 < in_l3[1] < in_l3[2]  # none, some, all streamable layers in L3
+    assert in_l3[0] == 0 < in_l3[1]  # none, some streamable layers in L3
+    assert count < 3 or in_l3[1] < in_l3[2]  # ... all of them
 
 
 def test_activations_beyond_l2_live_in_l3(int8_model, tmp_path):
