@@ -20,6 +20,7 @@ from tvm import s_tir, tirx
 
 from ..cost.ir import inspection_passes
 from ..errors import UnsupportedError
+from ..ir.box import inside
 from ..ir.float_exp import exp_in_double
 from .core_split import (CLUSTER_CORES, PAR_ANN, PAR_OUTER_ANN, fuse_for_balance,
                          mark_parallel_loops, split_nest, split_over_cores, with_annotation)
@@ -97,8 +98,7 @@ def _ring_blocks(func):
         row, col, t, l, h, w = (int(v) for v in block.annotations[RING_ANN])
         store = block.body
         idx = store.indices
-        y, x = idx[row], idx[col]
-        interior = tirx.all(y >= t, y < t + h, x >= l, x < l + w)
+        interior = inside(idx[row], idx[col], t, l, h, w)
         keep = tirx.if_then_else(interior, tirx.BufferLoad(store.buffer, idx), store.value)
         block = s_tir.SBlock(block.iter_vars, block.reads, block.writes, block.name_hint,
                              tirx.BufferStore(store.buffer, keep, idx), block.init,

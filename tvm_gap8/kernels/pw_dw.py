@@ -17,8 +17,8 @@ from .conv import tile_pixels
 from .fused import (FusedKernelSpec, channel_placeholders, first_out, fused_family, pixel_tiles,
                     stage_first_out, steps_cycles, table_buffers, table_placeholders)
 from .lut import apply_steps
-from .staging import (Operand, finish_staged, inside, padded_input, scalar_accumulator,
-                      stage_buffers)
+from ..ir.box import inside
+from .staging import (Operand, finish_staged, padded_input, scalar_accumulator, stage_buffers)
 from .tiling import (ROOT, L1Buffer, LayerCost, choose_plan, dtype_bytes, halo_rows, input_copies,
                      output_bytes, padded, param_buffers, plan_from)
 

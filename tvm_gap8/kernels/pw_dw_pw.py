@@ -42,8 +42,9 @@ from .layout import KernelLayouts
 from .requant import DEFAULT_REQUANT, activation_bounds
 from .spec import TypedOperands
 from .stages import Kernel, read_kernel, spec_fields
-from .staging import (Operand, finish_staged, inside, padded_input, scalar_accumulator,
-                      stage_buffers, stage_intermediate)
+from ..ir.box import inside
+from .staging import (Operand, finish_staged, padded_input, scalar_accumulator, stage_buffers,
+                      stage_intermediate)
 from .tiling import (ROOT, L1Buffer, LayerCost, choose_plan, dtype_bytes, halo_rows, input_copies,
                      output_bytes, padded, param_buffers, plan_from, span)
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from tvm import s_tir, tirx
 
+from ..ir.box import inside
 from ..ir.tirwalk import sblocks, walk
 from ..ir.vocab import (CHW, COPY_ANN, INPUT, INTERMEDIATE, L1_SCOPE, L1_TO_L2, L2_TO_L1, OUTPUT,
                         ROLE_ANN, TILE_ANN, TRANSPOSE_ANN, WEIGHT)
@@ -80,10 +81,6 @@ def stage_padded_input(sch, loop, transposing: bool = False):
     if transposing:
         sch.annotate(block, TRANSPOSE_ANN, 1)
     return block
-
-
-def inside(y, x, t, l, h, w):
-    return tirx.all(y >= t, y < h + t, x >= l, x < w + l)
 
 
 def stage_in(sch, block, name, role, loop=None):
