@@ -2,6 +2,7 @@
 onnxruntime, int8 blocks bit for bit against the integer reference; the model's choice between
 the chain and the block without it; refusals that fall back with their reason."""
 
+import re
 from dataclasses import replace
 from types import SimpleNamespace
 
@@ -135,3 +136,17 @@ def test_intermediate_read_elsewhere_is_refused():
     assert "pw_dw_pw" not in _kinds(result)
     (r,) = result.report["fusion"]["chains_refused"]
     assert "another consumer" in r["reason"]
+
+
+def test_planner_keeps_the_dw_pw_pair_a_mobilenet_v1_chain_would_break():
+    """In a MobileNetV1 a chain is one block's PW with the next block's DW and PW: it would
+    leave the first block's DW alone. The planner (``--fusion chains``) keeps that block's
+    DW -> PW pair and says so, naming both convs; ``all-chains`` still forms every chain."""
+    model = quantized(M.mobilenet_v1(alpha=0.25, resolution=32), samples=2)
+    planned = compile_checked(model, fusion="chains", layout="auto")
+    assert "pw_dw_pw" not in _kinds(planned) and "dw_pw" in _kinds(planned)
+    broken = [r["reason"] for r in planned.report["fusion"]["chains_refused"]
+              if "would break the DW -> PW pair" in r["reason"]]
+    assert broken and all(re.search(r"pair of b\d+_dw_0 and b\d+_pw_0", r) for r in broken)
+    every = compile_checked(model, fusion="all-chains", layout="auto")
+    assert "pw_dw_pw" in _kinds(every)

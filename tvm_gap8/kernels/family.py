@@ -39,8 +39,9 @@ class KernelFamily:
     # the tensor's), "fused" (input tile and intermediate in either; the pair may be split)
     layout_rule: str = "fixed"
     kernel_kinds: tuple = ()  # the spec kinds it lowers to (default: its own kind)
-    # (spec, hw, layout policy) -> why the model prefers the layers without this kernel, or
-    # None; asked at formation for every match the rules and L1 allow (the chain family)
+    # (spec, hw, layout policy, plans, the match's check context) -> why the planner prefers
+    # the layers without this kernel, or None; asked at formation for every match the rules
+    # and L1 allow (the chain family)
     compare: Callable | None = None
 
     @property

@@ -37,7 +37,7 @@ def policy_problem(family, ctx, hw, policy: str, plans, layout: str = "chw") -> 
         return None  # the lowering will say what it cannot read
     problem = _unfit(spec, hw, plans)
     if problem is None and policy == "profitable":
-        problem = family.compare(spec, hw, layout, plans) if family.compare is not None \
+        problem = family.compare(spec, hw, layout, plans, ctx) if family.compare is not None \
             else _unprofitable(spec, hw, plans)
     return problem
 
