@@ -22,6 +22,7 @@ from ..cost.ir import inspection_passes
 from ..errors import UnsupportedError
 from ..ir.box import inside
 from ..ir.float_exp import exp_in_double
+from ..ir.tirwalk import walk
 from .core_split import (CLUSTER_CORES, PAR_ANN, PAR_OUTER_ANN, fuse_for_balance,
                          mark_parallel_loops, split_nest, split_over_cores, with_annotation)
 from .hoist import hoist_invariant_loads
@@ -757,18 +758,26 @@ def _clean(source: str) -> str:
     return "\n".join(lines).strip() + "\n"
 
 
-def _stage_marks(source: str, name: str) -> str:
-    """``GAP8_STAGE_END(n)`` where the kernel starts (0) and after its n-th barrier: the end
-    of each stage, timed when the runtime is built to (``GAP8_STAGE_TIMES``), else nothing."""
-    lines, stage = [], 0
-    for line in source.splitlines():
-        lines.append(line)
-        if line.startswith("void ") and f" {name}(" in line:
-            lines.append("  GAP8_STAGE_END(0);")
-        elif line.strip() == "gap8_barrier();":
-            stage += 1
-            lines.append(line.replace("gap8_barrier();", f"GAP8_STAGE_END({stage});"))
-    return "\n".join(lines) + "\n"
+def _stage_mark(stage: int):
+    return tirx.Evaluate(tirx.call_extern("int32", "GAP8_STAGE_END", stage))
+
+
+def _stage_marks(body):
+    """``GAP8_STAGE_END(n)`` where the kernel starts (0) and after its n-th barrier (program
+    order, as ``_team`` and ``split_over_cores`` place them): the end of each stage, timed when
+    the runtime is built to (``GAP8_STAGE_TIMES``), else nothing."""
+    barriers = [s for s, _ in walk(body) if _call_name(s) == "gap8_barrier"]
+
+    def seq(stmt):
+        out = []
+        for child in stmt.seq:
+            out.append(child)
+            stage = next((n for n, b in enumerate(barriers, 1) if b.same_as(child)), 0)
+            if stage:
+                out.append(_stage_mark(stage))
+        return tirx.SeqStmt(out)
+
+    return tirx.SeqStmt([_stage_mark(0), tvm_ffi.structural_map(body, (tirx.SeqStmt, seq))])
 
 
 def plain_kernel(name: str, prim, instrument_macs: bool = True) -> PlainKernel:
@@ -782,10 +791,10 @@ def plain_kernel(name: str, prim, instrument_macs: bool = True) -> PlainKernel:
     if instrument_macs and (declared is None or int(declared) > 0):
         func = _count_macs(func)  # a kernel the report gives 0 MACs (pooling) counts none
     func = hoist_invariant_loads(func)
-    func = func.with_body(_team(func.body, stats))
+    func = func.with_body(_stage_marks(_team(func.body, stats)))
     func, params, l1, slots = _plain_signature(func, name)
     func = name_tile_loops(requant_calls(_exact_floats(_finish(func))))
-    source = _stage_marks(_clean(_codegen(func)), name)
+    source = _clean(_codegen(func))
     proto = next(line for line in source.splitlines() if f" {name}(" in line)
     source = kernel_comment(name, prim, func, slots, l1) + source
     proto = proto.rstrip(" {") + ";"
