@@ -767,14 +767,14 @@ def _stage_marks(body):
     order, as ``_team`` and ``split_over_cores`` place them): the end of each stage, timed when
     the runtime is built to (``GAP8_STAGE_TIMES``), else nothing."""
     barriers = [s for s, _ in walk(body) if _call_name(s) == "gap8_barrier"]
+    stage_of = {barrier: n for n, barrier in enumerate(barriers, 1)}  # TIR nodes: by identity
 
     def seq(stmt):
         out = []
         for child in stmt.seq:
             out.append(child)
-            stage = next((n for n, b in enumerate(barriers, 1) if b.same_as(child)), 0)
-            if stage:
-                out.append(_stage_mark(stage))
+            if child in stage_of:
+                out.append(_stage_mark(stage_of[child]))
         return tirx.SeqStmt(out)
 
     return tirx.SeqStmt([_stage_mark(0), tvm_ffi.structural_map(body, (tirx.SeqStmt, seq))])

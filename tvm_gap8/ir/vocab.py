@@ -27,8 +27,8 @@ RING_ANN = "gap8.ring"
 #: on the split loop of a chain's expansion whose first iterations compute the rows of its
 #: expanded tile that the row tile before also needed: (rows kept, rows a tile advances,
 #: iterations per row, row axis of the stored tile, image rows among the first tile's kept
-#: rows). ``ir/halo.py`` computes them on the
-#: first row tile only and moves them up from the previous tile's last rows on the others.
+#: rows). ``ir/halo.py`` computes them on the first row tile only and moves them up from the
+#: previous tile's last rows on the others.
 HALO_ANN = "gap8.halo"
 PAR_ANN = "gap8.parallel"  # on the loop the C splits over the cores (emitc/core_split.py)
 

@@ -11,14 +11,14 @@ import math
 from tvm import s_tir, te, tirx
 
 from ..cost import cycles
+from ..ir.box import inside
 from ..ir.vocab import INPUT, INTERMEDIATE, OUTPUT, WEIGHT
 from . import layout, patterns
 from .conv import tile_pixels
 from .fused import (FusedKernelSpec, channel_placeholders, first_out, fused_family, pixel_tiles,
                     stage_first_out, steps_cycles, table_buffers, table_placeholders)
 from .lut import apply_steps
-from ..ir.box import inside
-from .staging import (Operand, finish_staged, padded_input, scalar_accumulator, stage_buffers)
+from .staging import Operand, finish_staged, padded_input, scalar_accumulator, stage_buffers
 from .tiling import (ROOT, L1Buffer, LayerCost, choose_plan, dtype_bytes, halo_rows, input_copies,
                      output_bytes, padded, param_buffers, plan_from)
 

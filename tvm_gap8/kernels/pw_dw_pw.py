@@ -27,9 +27,10 @@ from tvm import relax, s_tir, te, tirx
 
 from ..cost import calibrated, cycles
 from ..errors import TilingError, UnsupportedError
-from ..target import GAP8
+from ..ir.box import inside
 from ..ir.vocab import (CHW, HALO_ANN, HWC, INPUT, INTERMEDIATE, OUTPUT, RING_ANN, ROLE_ANN,
                         SPLIT_ANN, WEIGHT)
+from ..target import GAP8
 from . import layout, patterns
 from .composite import (DEQUANTIZE, QUANTIZE, CompositeReader, QuantAct, activation_range,
                         clip_bounds, output_dtype)
@@ -42,7 +43,6 @@ from .layout import KernelLayouts
 from .requant import DEFAULT_REQUANT, activation_bounds
 from .spec import TypedOperands
 from .stages import Kernel, read_kernel, spec_fields
-from ..ir.box import inside
 from .staging import (Operand, finish_staged, padded_input, scalar_accumulator, stage_buffers,
                       stage_intermediate)
 from .tiling import (ROOT, L1Buffer, LayerCost, choose_plan, dtype_bytes, halo_rows, input_copies,
